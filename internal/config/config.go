@@ -51,6 +51,10 @@ type Config struct {
 	// OutboxDir receives mail as files when no SendGrid key is set (dev).
 	OutboxDir string `env:"LETHE_OUTBOX_DIR" envDefault:".lethe/outbox"`
 
+	// DataMap is the YAML file that says where a person's data lives (see
+	// internal/datamap). Empty in dev means the demo application's map.
+	DataMap string `env:"LETHE_DATA_MAP"`
+
 	APIListen string `env:"LETHE_API_LISTEN" envDefault:":8080"`
 	// MaxBodyBytes bounds every API request body.
 	MaxBodyBytes int64 `env:"LETHE_API_MAX_BODY_BYTES" envDefault:"65536"`

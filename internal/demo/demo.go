@@ -1,0 +1,162 @@
+// Package demo creates the demo application database and its S3 files: a
+// small SaaS company's accounts, profiles, projects with files, purchases kept
+// for tax, support tickets, ID documents, marketing consents and activity.
+// `starter dev` seeds it so every workflow can be tried at once; tests and
+// benchmarks use it as the application Lethe works on.
+package demo
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lethe-privacy/lethe/internal/datamap"
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+//go:embed datamap.yaml
+var dataMapYAML []byte
+
+// DataMap is the demo application's data map.
+func DataMap() (*datamap.Map, error) { return datamap.Parse(dataMapYAML) }
+
+// DataMapYAML is the demo data map's text, for people to read and copy.
+func DataMapYAML() []byte { return append([]byte(nil), dataMapYAML...) }
+
+// Bucket holds the demo application's files.
+const Bucket = "lethe-app-data"
+
+// CreateSchema creates the demo tables (safe to run again).
+func CreateSchema(ctx context.Context, db *pgxpool.Pool) error {
+	if _, err := db.Exec(ctx, schemaSQL); err != nil {
+		return fmt.Errorf("demo schema: %w", err)
+	}
+	return nil
+}
+
+// Account is one seeded demo account.
+type Account struct {
+	ID    string
+	Email string
+	Name  string
+}
+
+// Accounts returns the first n demo accounts' identities (stable across runs).
+func Accounts(n int) []Account {
+	first := []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Ken"}
+	out := make([]Account, n)
+	for i := range out {
+		name := first[i%len(first)]
+		out[i] = Account{
+			ID:    fmt.Sprintf("u-%04d", 1001+i),
+			Email: fmt.Sprintf("%s.%d@example.com", lower(name), 1001+i),
+			Name:  fmt.Sprintf("%s Demo%d", name, 1001+i),
+		}
+	}
+	return out
+}
+
+func lower(s string) string { return string(bytes.ToLower([]byte(s))) }
+
+// SeedOptions say how much to seed.
+type SeedOptions struct {
+	Accounts         int // default 20
+	FilesPerProject  int // default 3
+	ProjectsPerUser  int // default 2
+	FileBytes        int // default 64
+	SkipObjectUpload bool
+}
+
+// Seed fills the demo database and bucket. Accounts already present are left
+// as they are, so seeding again after an erasure does not bring anyone back.
+func Seed(ctx context.Context, db *pgxpool.Pool, objects *s3.Client, o SeedOptions) error {
+	if o.Accounts == 0 {
+		o.Accounts = 20
+	}
+	if o.FilesPerProject == 0 {
+		o.FilesPerProject = 3
+	}
+	if o.ProjectsPerUser == 0 {
+		o.ProjectsPerUser = 2
+	}
+	if o.FileBytes == 0 {
+		o.FileBytes = 64
+	}
+	now := time.Now().UTC()
+	for i, a := range Accounts(o.Accounts) {
+		var created bool
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `INSERT INTO demo.accounts (id, email, last_active_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+				a.ID, a.Email, now.Add(-time.Duration(i)*24*time.Hour))
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+			created = true
+			batch := &pgx.Batch{}
+			batch.Queue(`INSERT INTO demo.profiles (account_id, display_name, bio, country) VALUES ($1, $2, $3, 'DE')`, a.ID, a.Name, "Hello, I am "+a.Name)
+			batch.Queue(`INSERT INTO demo.purchases (account_id, amount_cents, currency, purchased_at) VALUES ($1, 1900, 'EUR', $2)`, a.ID, now.AddDate(-1, 0, 0))
+			batch.Queue(`INSERT INTO demo.marketing_consents (account_id, purpose, granted, source) VALUES ($1, 'marketing_email', true, 'signup'), ($1, 'ai_training', true, 'signup')`, a.ID)
+			batch.Queue(`INSERT INTO demo.activity_events (account_id, kind, at) VALUES ($1, 'login', $2), ($1, 'export', $2)`, a.ID, now)
+			if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+				return err
+			}
+			var ticket int64
+			if err := tx.QueryRow(ctx, `INSERT INTO demo.support_tickets (account_id, subject, body) VALUES ($1, 'Age appeal', 'Please review my age verification') RETURNING id`, a.ID).Scan(&ticket); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO demo.id_documents (account_id, ticket_id, s3_key) VALUES ($1, $2, $3)`, a.ID, ticket, "id-documents/"+a.ID+"/passport.jpg"); err != nil {
+				return err
+			}
+			for p := 0; p < o.ProjectsPerUser; p++ {
+				var project int64
+				if err := tx.QueryRow(ctx, `INSERT INTO demo.projects (account_id, name) VALUES ($1, $2) RETURNING id`, a.ID, fmt.Sprintf("project %d", p+1)).Scan(&project); err != nil {
+					return err
+				}
+				for f := 0; f < o.FilesPerProject; f++ {
+					key := fmt.Sprintf("projects/%s/%d/file-%d.txt", a.ID, project, f+1)
+					if _, err := tx.Exec(ctx, `INSERT INTO demo.project_files (project_id, account_id, s3_key, size_bytes) VALUES ($1, $2, $3, $4)`, project, a.ID, key, o.FileBytes); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("seed account %d: %w", i+1, err)
+		}
+		if !created || o.SkipObjectUpload {
+			continue
+		}
+		if err := uploadFiles(ctx, db, objects, a.ID, o.FileBytes); err != nil {
+			return fmt.Errorf("seed files of account %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func uploadFiles(ctx context.Context, db *pgxpool.Pool, objects *s3.Client, accountID string, size int) error {
+	rows, err := db.Query(ctx, `SELECT s3_key FROM demo.project_files WHERE account_id = $1 UNION ALL SELECT s3_key FROM demo.id_documents WHERE account_id = $1`, accountID)
+	if err != nil {
+		return err
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	body := bytes.Repeat([]byte("lethe demo file\n"), size/16+1)[:size]
+	for _, k := range keys {
+		if _, err := objects.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String(k), Body: bytes.NewReader(body)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

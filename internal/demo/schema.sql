@@ -1,0 +1,76 @@
+-- The demo application database: what a small SaaS company modelled on the
+-- policies in shared/seeds keeps about its users. Lethe works on it in dev and tests.
+CREATE SCHEMA IF NOT EXISTS demo;
+
+CREATE TABLE IF NOT EXISTS demo.accounts (
+    id             text PRIMARY KEY,
+    email          text NOT NULL UNIQUE,
+    status         text NOT NULL DEFAULT 'active',
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    last_active_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS demo.profiles (
+    account_id   text PRIMARY KEY REFERENCES demo.accounts (id),
+    display_name text NOT NULL,
+    bio          text,
+    country      text
+);
+
+CREATE TABLE IF NOT EXISTS demo.projects (
+    id         bigserial PRIMARY KEY,
+    account_id text NOT NULL REFERENCES demo.accounts (id),
+    name       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS demo.project_files (
+    id         bigserial PRIMARY KEY,
+    project_id bigint NOT NULL REFERENCES demo.projects (id),
+    account_id text NOT NULL REFERENCES demo.accounts (id),
+    s3_key     text NOT NULL,
+    size_bytes bigint NOT NULL
+);
+
+-- Tax law keeps purchase records for 10 years: a legal hold in the data map.
+CREATE TABLE IF NOT EXISTS demo.purchases (
+    id           bigserial PRIMARY KEY,
+    account_id   text NOT NULL REFERENCES demo.accounts (id),
+    amount_cents bigint NOT NULL,
+    currency     text NOT NULL,
+    purchased_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS demo.support_tickets (
+    id         bigserial PRIMARY KEY,
+    account_id text NOT NULL REFERENCES demo.accounts (id),
+    subject    text NOT NULL,
+    body       text NOT NULL,
+    status     text NOT NULL DEFAULT 'open',
+    closed_at  timestamptz
+);
+
+-- ID documents sent for age-verification appeals (deleted 60 days after the ticket closes).
+CREATE TABLE IF NOT EXISTS demo.id_documents (
+    id          bigserial PRIMARY KEY,
+    account_id  text NOT NULL REFERENCES demo.accounts (id),
+    ticket_id   bigint REFERENCES demo.support_tickets (id),
+    s3_key      text NOT NULL,
+    uploaded_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS demo.marketing_consents (
+    account_id text NOT NULL REFERENCES demo.accounts (id),
+    purpose    text NOT NULL,
+    granted    boolean NOT NULL,
+    source     text NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, purpose)
+);
+
+CREATE TABLE IF NOT EXISTS demo.activity_events (
+    id         bigserial PRIMARY KEY,
+    account_id text NOT NULL REFERENCES demo.accounts (id),
+    kind       text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now()
+);

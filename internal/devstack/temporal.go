@@ -1,0 +1,187 @@
+// Package devstack runs the infrastructure of `starter dev` in one process: a
+// real Temporal server that keeps its state in a SQLite file, the Temporal Web
+// UI, and an S3-protocol server that keeps objects in a file. Everything lives
+// under one directory (.lethe/ by default), so a restart keeps every workflow
+// and object.
+//
+// Only the dev stack (and tests) import the Temporal server: the worker and the
+// production API binary never link it.
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	serverlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// TemporalOptions configure the embedded Temporal server.
+type TemporalOptions struct {
+	DatabaseFile     string // SQLite file; created with its schema when missing
+	IP               string // default 127.0.0.1
+	FrontendPort     int    // default 7233
+	Namespace        string // default "default"
+	SearchAttributes map[string]enumspb.IndexedValueType
+	LogFile          string // the server's own log; default next to the database
+}
+
+// TemporalServer is a running embedded Temporal server.
+type TemporalServer struct {
+	Address string
+	server  temporal.Server
+}
+
+// StartTemporal starts a Temporal server (frontend, history, matching and
+// worker services) on loopback ports, persisting to a SQLite file.
+func StartTemporal(o TemporalOptions) (*TemporalServer, error) {
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
+	if o.FrontendPort == 0 {
+		o.FrontendPort = 7233
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.LogFile == "" {
+		o.LogFile = o.DatabaseFile + ".log"
+	}
+	frontend := net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))
+	if err := portFree(frontend); err != nil {
+		return nil, fmt.Errorf("temporal frontend: %w", err)
+	}
+	ports, err := freePorts(o.IP, 4)
+	if err != nil {
+		return nil, err
+	}
+	sqlCfg, err := sqliteStore(o)
+	if err != nil {
+		return nil, err
+	}
+	const clusterName = "active"
+	httpAddr := net.JoinHostPort(o.IP, strconv.Itoa(ports[0]))
+	cfg := &config.Config{}
+	cfg.Global.Membership.MaxJoinDuration = 30e9
+	cfg.Global.Membership.BroadcastAddress = o.IP
+	cfg.Persistence.DefaultStore = "sqlite"
+	cfg.Persistence.VisibilityStore = "sqlite"
+	cfg.Persistence.NumHistoryShards = 1
+	cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlCfg}}
+	cfg.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{clusterName: {
+			Enabled: true, InitialFailoverVersion: 1, RPCAddress: frontend, HTTPAddress: httpAddr, ClusterID: "lethe-dev",
+		}},
+	}
+	cfg.DCRedirectionPolicy.Policy = "noop"
+	service := func(port, httpPort int) config.Service {
+		var s config.Service
+		s.RPC.GRPCPort, s.RPC.BindOnIP, s.RPC.HTTPPort = port, o.IP, httpPort
+		return s
+	}
+	cfg.Services = map[string]config.Service{
+		"frontend": service(o.FrontendPort, ports[0]),
+		"history":  service(ports[1], 0),
+		"matching": service(ports[2], 0),
+		"worker":   service(ports[3], 0),
+	}
+	cfg.Archival.History.State = "disabled"
+	cfg.Archival.Visibility.State = "disabled"
+	cfg.NamespaceDefaults.Archival.History.State = "disabled"
+	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	cfg.PublicClient.HostPort = frontend
+
+	host := func(port int) static.Hosts { return static.SingleLocalHost(net.JoinHostPort(o.IP, strconv.Itoa(port))) }
+	logger := serverlog.NewZapLogger(serverlog.BuildZapLogger(serverlog.Config{Level: "warn", OutputFile: o.LogFile, Format: "json"}))
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(map[primitives.ServiceName]static.Hosts{
+			primitives.FrontendService: host(o.FrontendPort),
+			primitives.HistoryService:  host(ports[1]),
+			primitives.MatchingService: host(ports[2]),
+			primitives.WorkerService:   host(ports[3]),
+		}),
+		temporal.WithLogger(logger),
+		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("temporal server: %w", err)
+	}
+	return &TemporalServer{Address: frontend, server: srv}, nil
+}
+
+// Stop stops the server; the SQLite file keeps its state.
+func (t *TemporalServer) Stop() { _ = t.server.Stop() }
+
+func sqliteStore(o TemporalOptions) (*config.SQL, error) {
+	if err := os.MkdirAll(filepath.Dir(o.DatabaseFile), 0o700); err != nil {
+		return nil, fmt.Errorf("temporal database directory: %w", err)
+	}
+	cfg := &config.SQL{
+		PluginName:        sqliteplugin.PluginName,
+		DatabaseName:      o.DatabaseFile,
+		ConnectAttributes: map[string]string{"mode": "rwc"},
+	}
+	if _, err := os.Stat(o.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+		if err := sqliteschema.SetupSchema(cfg); err != nil {
+			return nil, fmt.Errorf("temporal database schema: %w", err)
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig("active", o.Namespace, false, o.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("temporal namespace: %w", err)
+	}
+	if err := sqliteschema.CreateNamespaces(cfg, ns); err != nil {
+		return nil, fmt.Errorf("temporal namespace: %w", err)
+	}
+	return cfg, nil
+}
+
+// portFree fails with a clear message when another process holds addr.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is taken (is another `starter dev` or Temporal running?): %w", addr, err)
+	}
+	return ln.Close()
+}
+
+func freePorts(ip string, n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

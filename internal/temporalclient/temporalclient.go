@@ -1,0 +1,85 @@
+// Package temporalclient dials Temporal the same way for every Lethe process:
+// the worker, the API and the dev stack, with TLS or an API key when configured
+// and Lethe's data converter (which encrypts payloads).
+package temporalclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
+)
+
+// Options are what a Temporal connection needs beyond the address.
+type Options struct {
+	Address   string
+	Namespace string
+	TLS       bool
+	TLSCert   string // client certificate file (mTLS)
+	TLSKey    string
+	TLSCA     string // CA bundle file; empty: the system's
+	APIKey    string
+
+	DataConverter    converter.DataConverter
+	FailureConverter converter.FailureConverter
+	Logger           *slog.Logger
+}
+
+// ClientOptions turns Options into the SDK's client options.
+func ClientOptions(o Options) (client.Options, error) {
+	co := client.Options{
+		HostPort:         o.Address,
+		Namespace:        o.Namespace,
+		DataConverter:    o.DataConverter,
+		FailureConverter: o.FailureConverter,
+	}
+	if o.Logger != nil {
+		co.Logger = sdklog.NewStructuredLogger(o.Logger)
+	}
+	if o.TLS || o.TLSCert != "" || o.APIKey != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+			if err != nil {
+				return co, fmt.Errorf("LETHE_TEMPORAL_TLS_CERT/KEY: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if o.TLSCA != "" {
+			pem, err := os.ReadFile(o.TLSCA)
+			if err != nil {
+				return co, fmt.Errorf("LETHE_TEMPORAL_TLS_CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return co, errors.New("LETHE_TEMPORAL_TLS_CA: no certificate found")
+			}
+			tc.RootCAs = pool
+		}
+		co.ConnectionOptions.TLS = tc
+	}
+	if o.APIKey != "" {
+		co.Credentials = client.NewAPIKeyStaticCredentials(o.APIKey)
+	}
+	return co, nil
+}
+
+// Dial connects to Temporal and checks that it answers.
+func Dial(ctx context.Context, o Options) (client.Client, error) {
+	co, err := ClientOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, co)
+	if err != nil {
+		return nil, fmt.Errorf("Temporal at %s (LETHE_TEMPORAL_ADDRESS) does not answer: %w", o.Address, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,38 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Workflow names, as the worker registers them and the API starts them.
+const (
+	WorkflowEraseSubject = "EraseSubject"
+)
+
+// Activity names: the contract between these workflows and package activities.
+// The worker registers each activity under exactly this name (a test checks).
+const (
+	ActivityRecordRequest = "RecordRequest"
+	ActivityEraseTables   = "EraseTables"
+	ActivityEraseObjects  = "EraseObjects"
+)
+
+// TaskQueue is where Lethe's workflows and activities run unless configured otherwise.
+const TaskQueue = "lethe"
+
+// defaultActivityOptions retries with backoff for as long as a person's
+// deadline allows; an activity classifies permanent failures as non-retryable.
+func withActivityDefaults(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+		},
+	})
+}

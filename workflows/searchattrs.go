@@ -1,0 +1,29 @@
+package workflows
+
+import (
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Search attributes let an operator find requests in the Temporal UI, e.g.
+// `LetheRequestType = "erasure" AND LetheStatus = "in_progress"`.
+// They never carry personal data: the person is a keyed-hash subject reference.
+var (
+	RequestTypeKey  = temporal.NewSearchAttributeKeyKeyword("LetheRequestType")
+	StatusKey       = temporal.NewSearchAttributeKeyKeyword("LetheStatus")
+	SubjectRefKey   = temporal.NewSearchAttributeKeyKeyword("LetheSubjectRef")
+	JurisdictionKey = temporal.NewSearchAttributeKeyKeyword("LetheJurisdiction")
+	DueAtKey        = temporal.NewSearchAttributeKeyTime("LetheDueAt")
+)
+
+// SearchAttributes lists Lethe's search attributes with their types, for
+// registering them on a namespace.
+func SearchAttributes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		RequestTypeKey.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		StatusKey.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SubjectRefKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		JurisdictionKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		DueAtKey.GetName():        enumspb.INDEXED_VALUE_TYPE_DATETIME,
+	}
+}

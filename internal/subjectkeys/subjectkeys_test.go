@@ -1,0 +1,339 @@
+package subjectkeys_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
+)
+
+const (
+	alice = "sr_alice0000000000000000000000000"
+	bob   = "sr_bob00000000000000000000000000"
+)
+
+var identity = []byte(`{"email":"alice@example.com","name":"Alice Example"}`)
+
+func newDB(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, _ := pgtest.NewPool(t)
+	if err := store.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+func masterKey(t *testing.T, id string) config.Key {
+	t.Helper()
+	m := make([]byte, 32)
+	if _, err := rand.Read(m); err != nil {
+		t.Fatal(err)
+	}
+	return config.Key{ID: id, Material: m}
+}
+
+func newKeyring(t *testing.T, pool *pgxpool.Pool, keys ...config.Key) *subjectkeys.Keyring {
+	t.Helper()
+	k, err := subjectkeys.New(pool, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSealOpen(t *testing.T) {
+	ctx := context.Background()
+	pool := newDB(t)
+	m1 := masterKey(t, "m1")
+	kr := newKeyring(t, pool, m1)
+
+	sealed, err := kr.Seal(ctx, alice, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed[0] != 1 {
+		t.Fatalf("version byte = %d, want 1", sealed[0])
+	}
+	if bytes.Contains(sealed, []byte("alice@example.com")) {
+		t.Fatal("sealed data contains the plaintext")
+	}
+	again, err := kr.Seal(ctx, alice, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(sealed, again) {
+		t.Fatal("sealing twice gives the same bytes: nonce reused")
+	}
+	// A fresh keyring (another process, empty cache) opens both.
+	other := newKeyring(t, pool, m1)
+	for _, s := range [][]byte{sealed, again} {
+		got, err := other.Open(ctx, alice, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, identity) {
+			t.Fatalf("opened %q", got)
+		}
+	}
+
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref = $1 AND master_key_id = 'm1' AND wrapped IS NOT NULL`, alice).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d key rows for alice, want 1", n)
+	}
+
+	// Sealed data is bound to its subject, and tampering shows.
+	if _, err := kr.Seal(ctx, bob, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Open(ctx, bob, sealed); !errors.Is(err, subjectkeys.ErrCorrupt) {
+		t.Fatalf("alice's data opened as bob's: %v", err)
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := kr.Open(ctx, alice, tampered); !errors.Is(err, subjectkeys.ErrCorrupt) {
+		t.Fatalf("tampered: %v", err)
+	}
+	if _, err := kr.Open(ctx, alice, sealed[:10]); !errors.Is(err, subjectkeys.ErrCorrupt) {
+		t.Fatalf("truncated: %v", err)
+	}
+	if _, err := kr.Open(ctx, "sr_nobody", sealed); !errors.Is(err, subjectkeys.ErrNoKey) {
+		t.Fatalf("no key: %v", err)
+	}
+	if d, _, err := kr.Destroyed(ctx, alice); err != nil || d {
+		t.Fatalf("Destroyed(alice) = %v, %v before any Destroy", d, err)
+	}
+}
+
+func TestDestroyShredsEveryCopy(t *testing.T) {
+	ctx := context.Background()
+	pool := newDB(t)
+	m1 := masterKey(t, "m1")
+	kr := newKeyring(t, pool, m1) // default cache: the key is in memory
+	sealed, err := kr.Seal(ctx, alice, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := bytes.Clone(sealed) // as if copied into a backup or an export
+	bobSealed, err := kr.Seal(ctx, bob, []byte("bob's notice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Open(ctx, alice, backup); err != nil {
+		t.Fatal(err)
+	}
+
+	before := time.Now()
+	if err := kr.Destroy(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*subjectkeys.Keyring{"same keyring": kr, "fresh keyring": newKeyring(t, pool, m1)} {
+		if _, err := k.Open(ctx, alice, backup); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+			t.Fatalf("%s: open after destroy: %v", name, err)
+		}
+		if _, err := k.Seal(ctx, alice, identity); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+			t.Fatalf("%s: seal after destroy: %v", name, err)
+		}
+	}
+	destroyed, at, err := kr.Destroyed(ctx, alice)
+	if err != nil || !destroyed || at.Before(before.Add(-time.Minute)) {
+		t.Fatalf("Destroyed = %v, %v, %v", destroyed, at, err)
+	}
+
+	// The row is a tombstone: reference and time, no key.
+	var wrappedNull, masterNull bool
+	if err := pool.QueryRow(ctx, `SELECT wrapped IS NULL, master_key_id IS NULL FROM lethe.subject_keys WHERE subject_ref = $1`, alice).Scan(&wrappedNull, &masterNull); err != nil {
+		t.Fatal(err)
+	}
+	if !wrappedNull || !masterNull {
+		t.Fatal("destroyed row still holds its wrapped key")
+	}
+
+	// Idempotent, keeping the first time.
+	time.Sleep(10 * time.Millisecond)
+	if err := kr.Destroy(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, at2, _ := kr.Destroyed(ctx, alice); !at2.Equal(at) {
+		t.Fatalf("second Destroy moved destroyed_at from %v to %v", at, at2)
+	}
+
+	// Others are untouched.
+	if got, err := kr.Open(ctx, bob, bobSealed); err != nil || string(got) != "bob's notice" {
+		t.Fatalf("bob after alice's destroy: %q, %v", got, err)
+	}
+}
+
+func TestDestroyBeforeFirstSeal(t *testing.T) {
+	ctx := context.Background()
+	kr := newKeyring(t, newDB(t), masterKey(t, "m1"))
+	if err := kr.Destroy(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Seal(ctx, alice, identity); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+		t.Fatalf("seal for an erased person: %v", err)
+	}
+	if d, at, err := kr.Destroyed(ctx, alice); err != nil || !d || at.IsZero() {
+		t.Fatalf("Destroyed = %v, %v, %v", d, at, err)
+	}
+}
+
+func TestConcurrentFirstSeal(t *testing.T) {
+	ctx := context.Background()
+	pool := newDB(t)
+	m1 := masterKey(t, "m1")
+	const workers = 12
+	start := make(chan struct{})
+	sealed := make([][]byte, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		// One keyring each, as if in separate worker processes.
+		kr := newKeyring(t, pool, m1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			sealed[i], errs[i] = kr.Seal(ctx, alice, identity)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref = $1`, alice).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d key rows, want 1", n)
+	}
+	reader := newKeyring(t, pool, m1)
+	for i := range workers {
+		if errs[i] != nil {
+			t.Fatalf("seal %d: %v", i, errs[i])
+		}
+		if got, err := reader.Open(ctx, alice, sealed[i]); err != nil || !bytes.Equal(got, identity) {
+			t.Fatalf("seal %d was made with a key that did not win: %v", i, err)
+		}
+	}
+}
+
+func TestMasterKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	pool := newDB(t)
+	m1, m2 := masterKey(t, "m1"), masterKey(t, "m2")
+
+	old := newKeyring(t, pool, m1)
+	aliceSealed, err := old.Seal(ctx, alice, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rotated := newKeyring(t, pool, m2, m1)
+	if got, err := rotated.Open(ctx, alice, aliceSealed); err != nil || !bytes.Equal(got, identity) {
+		t.Fatalf("open under the old master key after rotation: %v", err)
+	}
+	if _, err := rotated.Seal(ctx, bob, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	masterOf := func(ref string) string {
+		var id string
+		if err := pool.QueryRow(ctx, `SELECT master_key_id FROM lethe.subject_keys WHERE subject_ref = $1`, ref).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	if masterOf(bob) != "m2" || masterOf(alice) != "m1" {
+		t.Fatalf("master keys: alice %s, bob %s", masterOf(alice), masterOf(bob))
+	}
+
+	// Without m1, alice's key cannot be unwrapped yet: the error names m1.
+	_, err = newKeyring(t, pool, m2).Open(ctx, alice, aliceSealed)
+	if !errors.Is(err, subjectkeys.ErrUnknownMasterKey) || !strings.Contains(err.Error(), `"m1"`) {
+		t.Fatalf("open without m1: %v", err)
+	}
+
+	// Rewrap moves it to m2; then m1 can be retired.
+	if n, err := rotated.Rewrap(ctx); err != nil || n != 1 {
+		t.Fatalf("Rewrap = %d, %v; want 1", n, err)
+	}
+	if n, err := rotated.Rewrap(ctx); err != nil || n != 0 {
+		t.Fatalf("second Rewrap = %d, %v; want 0", n, err)
+	}
+	if masterOf(alice) != "m2" {
+		t.Fatal("alice's key is still wrapped with m1")
+	}
+	if got, err := newKeyring(t, pool, m2).Open(ctx, alice, aliceSealed); err != nil || !bytes.Equal(got, identity) {
+		t.Fatalf("open after rewrap without m1: %v", err)
+	}
+}
+
+func TestWrappedKeyIsBoundToItsRow(t *testing.T) {
+	ctx := context.Background()
+	pool := newDB(t)
+	m1 := masterKey(t, "m1")
+	kr := newKeyring(t, pool, m1)
+	aliceSealed, err := kr.Seal(ctx, alice, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Seal(ctx, bob, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// Someone with database access copies alice's wrapped key onto bob's
+	// row, hoping to open alice's data as bob's.
+	if _, err := pool.Exec(ctx, `UPDATE lethe.subject_keys SET wrapped = (SELECT wrapped FROM lethe.subject_keys WHERE subject_ref = $1) WHERE subject_ref = $2`, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newKeyring(t, pool, m1).Open(ctx, bob, aliceSealed); !errors.Is(err, subjectkeys.ErrCorrupt) {
+		t.Fatalf("moved wrapped key: %v", err)
+	}
+	// The wrong master key material under the right id does not unwrap either.
+	if _, err := newKeyring(t, pool, masterKey(t, "m1")).Open(ctx, alice, aliceSealed); !errors.Is(err, subjectkeys.ErrCorrupt) {
+		t.Fatalf("wrong master key material: %v", err)
+	}
+}
+
+func TestNewRejectsBadMasterKeys(t *testing.T) {
+	pool := newDB(t)
+	for name, keys := range map[string][]config.Key{
+		"none":      nil,
+		"short":     {{ID: "m1", Material: make([]byte, 16)}},
+		"no id":     {{Material: make([]byte, 32)}},
+		"duplicate": {{ID: "m1", Material: make([]byte, 32)}, {ID: "m1", Material: make([]byte, 32)}},
+	} {
+		if _, err := subjectkeys.New(pool, keys); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestRefusesWhatIsNotAReference(t *testing.T) {
+	ctx := context.Background()
+	kr := newKeyring(t, newDB(t), masterKey(t, "m1"))
+	for _, ref := range []string{"alice@example.com", "", "Alice Example", strings.Repeat("a", 200)} {
+		_, err := kr.Seal(ctx, ref, identity)
+		if !errors.Is(err, subjectkeys.ErrInvalidRef) {
+			t.Fatalf("Seal(%q): %v", ref, err)
+		}
+		if ref != "" && strings.Contains(err.Error(), ref) {
+			t.Fatalf("error echoes the value: %v", err)
+		}
+		if err := kr.Destroy(ctx, ref); !errors.Is(err, subjectkeys.ErrInvalidRef) {
+			t.Fatalf("Destroy(%q): %v", ref, err)
+		}
+	}
+}

@@ -62,6 +62,9 @@ type Config struct {
 	// PayloadKeys are the AES-256 keys that encrypt Temporal payloads, as
 	// "id:base64key" pairs separated by commas; the first one encrypts, all decrypt.
 	PayloadKeys string `env:"LETHE_PAYLOAD_KEYS"`
+	// MasterKeys wrap the per-person data keys (crypto-shredding), in the same
+	// "id:base64key" form; keep them apart from the payload keys.
+	MasterKeys string `env:"LETHE_MASTER_KEYS"`
 	// SubjectHashKey keys the HMAC that turns a person's identifiers into a
 	// subject reference (workflow ids, search attributes, audit entries), base64.
 	SubjectHashKey string `env:"LETHE_SUBJECT_HASH_KEY"`
@@ -169,6 +172,11 @@ func (c Config) Validate() error {
 	if c.PayloadKeys != "" {
 		if _, err := ParseKeys(c.PayloadKeys); err != nil {
 			bad("LETHE_PAYLOAD_KEYS", err.Error())
+		}
+	}
+	if c.MasterKeys != "" {
+		if _, err := ParseKeys(c.MasterKeys); err != nil {
+			bad("LETHE_MASTER_KEYS", err.Error())
 		}
 	}
 	if c.SubjectHashKey != "" {

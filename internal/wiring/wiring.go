@@ -1,0 +1,114 @@
+// Package wiring builds the real parts a Lethe process needs from its
+// configuration: database pools, the S3 client, the data map, the subject
+// hasher, the Temporal client and the logger. The worker, `starter serve` and
+// `starter dev` all build them here, the same way.
+package wiring
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lethe-privacy/lethe/internal/codec"
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/temporalclient"
+)
+
+// Logger is the process's structured logger (JSON on stderr).
+func Logger(c config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Databases opens Lethe's own database (creating it when missing, migrating
+// it) and the application database of the data map.
+func Databases(ctx context.Context, c config.Config) (lethe, app *pgxpool.Pool, err error) {
+	lethe, err = store.Open(ctx, c.DatabaseURL, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.AppDatabase() == c.DatabaseURL {
+		return lethe, lethe, nil
+	}
+	app, err = store.Connect(ctx, c.AppDatabase())
+	if err != nil {
+		lethe.Close()
+		return nil, nil, fmt.Errorf("application database (LETHE_APP_DATABASE_URL): %w", err)
+	}
+	return lethe, app, nil
+}
+
+// Objects builds the S3 client.
+func Objects(ctx context.Context, c config.Config) (*s3.Client, error) {
+	return objectstore.New(ctx, objectstore.Options{
+		Endpoint: c.S3Endpoint, Region: c.S3Region, AccessKeyID: c.S3AccessKeyID,
+		SecretAccessKey: c.S3SecretAccessKey, UsePathStyle: c.S3UsePathStyle,
+	})
+}
+
+// DataMap loads the data map named by LETHE_DATA_MAP and checks it against
+// the application database.
+func DataMap(ctx context.Context, c config.Config, app *pgxpool.Pool) (*datamap.Map, error) {
+	if c.DataMap == "" {
+		return nil, errors.New("LETHE_DATA_MAP: set it to the data map file (see README, \"The data map\")")
+	}
+	m, err := datamap.Load(c.DataMap)
+	if err != nil {
+		return nil, fmt.Errorf("LETHE_DATA_MAP: %w", err)
+	}
+	if err := m.Validate(ctx, app); err != nil {
+		return nil, fmt.Errorf("LETHE_DATA_MAP %s: %w", c.DataMap, err)
+	}
+	return m, nil
+}
+
+// Subjects builds the subject hasher from LETHE_SUBJECT_HASH_KEY.
+func Subjects(c config.Config) (*subject.Hasher, error) {
+	if c.SubjectHashKey == "" {
+		return nil, errors.New("LETHE_SUBJECT_HASH_KEY: required (32+ random bytes, base64; e.g. `openssl rand -base64 32`)")
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.SubjectHashKey))
+	if err != nil {
+		return nil, errors.New("LETHE_SUBJECT_HASH_KEY: not base64")
+	}
+	return subject.NewHasher(k)
+}
+
+// TemporalOptions are the connection options every Lethe client uses: its
+// payloads and failure messages are encrypted with LETHE_PAYLOAD_KEYS.
+func TemporalOptions(c config.Config, log *slog.Logger) (temporalclient.Options, error) {
+	keys, err := PayloadKeys(c)
+	if err != nil {
+		return temporalclient.Options{}, err
+	}
+	dc, err := codec.NewDataConverter(keys)
+	if err != nil {
+		return temporalclient.Options{}, fmt.Errorf("LETHE_PAYLOAD_KEYS: %w", err)
+	}
+	return temporalclient.Options{
+		Address: c.TemporalAddress, Namespace: c.TemporalNamespace,
+		TLS: c.TemporalTLS, TLSCert: c.TemporalTLSCert, TLSKey: c.TemporalTLSKey, TLSCA: c.TemporalTLSCA,
+		APIKey: c.TemporalAPIKey, Logger: log,
+		DataConverter: dc, FailureConverter: codec.NewFailureConverter(dc),
+	}, nil
+}
+
+// PayloadKeys are the keys that encrypt Temporal payloads; they are required.
+func PayloadKeys(c config.Config) ([]config.Key, error) {
+	if c.PayloadKeys == "" {
+		return nil, errors.New("LETHE_PAYLOAD_KEYS: required (id:base64-32-byte-key, e.g. k1:$(openssl rand -base64 32))")
+	}
+	return config.ParseKeys(c.PayloadKeys)
+}

@@ -1,0 +1,77 @@
+// Command worker runs Lethe's workflows and activities against a Temporal
+// cluster: the production shape. Scale out by running more of them.
+//
+//	go run ./worker
+//
+// Configuration comes from the environment (README.md, "Configuration").
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/temporalclient"
+	"github.com/lethe-privacy/lethe/internal/wiring"
+	"github.com/lethe-privacy/lethe/worker/registry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "lethe worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	log := wiring.Logger(cfg)
+	lethe, app, err := wiring.Databases(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer lethe.Close()
+	defer app.Close()
+	objects, err := wiring.Objects(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	dataMap, err := wiring.DataMap(ctx, cfg, app)
+	if err != nil {
+		return err
+	}
+	tc, err := wiring.TemporalOptions(cfg, log)
+	if err != nil {
+		return err
+	}
+	c, err := temporalclient.Dial(ctx, tc)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	w := worker.New(c, cfg.TemporalTaskQueue, worker.Options{})
+	registry.Register(w, registry.Deps{Lethe: lethe, App: app, Objects: objects, Map: dataMap, Log: log})
+	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
+	if err := w.Run(interrupt(ctx)); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	return nil
+}
+
+// interrupt turns a context's end into the channel worker.Run waits on.
+func interrupt(ctx context.Context) <-chan interface{} {
+	ch := make(chan interface{})
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch
+}

@@ -1,0 +1,235 @@
+// Package processors calls the third-party processors that received a
+// person's data (Stripe, Mailchimp, SendGrid Marketing, a signed webhook, an
+// OpenDSR 2.0 processor, or a manual operator task) to erase, export,
+// rectify it, or change a consent.
+//
+// Every connector implements some of four small interfaces: Eraser,
+// Exporter, Rectifier and ConsentSetter. Each call is safe to repeat: a
+// second erasure reports StatusAlreadyGone, asynchronous processors are asked
+// again with the same deterministic ids, and POSTs carry idempotency keys
+// derived from Subject.RequestID.
+//
+// Results and errors are meant to be stored in Temporal histories and audit
+// trails, so neither carries personal data: an Outcome holds statuses and
+// processor ids only, and an *Error's message never contains the email or
+// other values sent to the processor. Exported records (which are personal
+// data by nature) go only to the caller's ExportWriter.
+package processors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+)
+
+// Action names what Lethe asked of a processor.
+type Action string
+
+// The actions a connector can perform.
+const (
+	ActionErase   Action = "erase"
+	ActionExport  Action = "export"
+	ActionUpdate  Action = "update"
+	ActionConsent Action = "consent"
+)
+
+// Well-known keys of Subject.IDs.
+const (
+	// IDStripeCustomer is a Stripe customer id (cus_…); when set, the Stripe
+	// connector uses it instead of looking the customer up by email.
+	IDStripeCustomer = "stripe_customer_id"
+	// IDSendGridContact is a SendGrid Marketing contact id; when set, the
+	// SendGrid connector uses it instead of searching by email.
+	IDSendGridContact = "sendgrid_contact_id"
+)
+
+// Subject identifies the person a call is about, plus the privacy request it
+// serves. Its String, GoString and LogValue methods hide the personal values,
+// so a Subject printed by mistake does not leak them.
+type Subject struct {
+	// RequestID is Lethe's id for the privacy request. Connectors derive
+	// idempotency keys and processor-side request ids from it, so a retried
+	// call does not create a second request at the processor.
+	RequestID string `json:"request_id,omitempty"`
+	// Email is the person's email address as the processor knows it.
+	Email string `json:"email,omitempty"`
+	// UserID is the company's own id for the person.
+	UserID string `json:"user_id,omitempty"`
+	// IDs holds per-processor ids such as IDStripeCustomer.
+	IDs map[string]string `json:"ids,omitempty"`
+}
+
+// ID returns the per-processor id stored under key, or "".
+func (s Subject) ID(key string) string { return s.IDs[key] }
+
+// String describes which identifiers are present without showing them.
+func (s Subject) String() string {
+	var parts []string
+	if s.RequestID != "" {
+		parts = append(parts, "request_id="+s.RequestID)
+	}
+	if s.Email != "" {
+		parts = append(parts, "email=[redacted]")
+	}
+	if s.UserID != "" {
+		parts = append(parts, "user_id=[redacted]")
+	}
+	if len(s.IDs) > 0 {
+		keys := make([]string, 0, len(s.IDs))
+		for k := range s.IDs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		parts = append(parts, "ids=["+strings.Join(keys, ",")+"]")
+	}
+	return "Subject{" + strings.Join(parts, " ") + "}"
+}
+
+// GoString is String, so %#v does not print personal values either.
+func (s Subject) GoString() string { return s.String() }
+
+// LogValue makes slog print the redacted form.
+func (s Subject) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Status is what a call achieved.
+type Status string
+
+// Outcome statuses.
+const (
+	// StatusDone: the processor did what was asked.
+	StatusDone Status = "done"
+	// StatusAlreadyGone: an erasure found nothing left to erase (erased
+	// before, or never there).
+	StatusAlreadyGone Status = "already_gone"
+	// StatusNotFound: an export, update or consent change found no data
+	// about the subject at the processor.
+	StatusNotFound Status = "not_found"
+	// StatusPending: the processor accepted the request and completes it
+	// asynchronously; Outcome.JobID identifies it. Repeating the call is
+	// safe and, for OpenDSR and webhooks, reports the progress.
+	StatusPending Status = "pending_async"
+	// StatusNeedsOperator: the processor has no API for this; Outcome.Steps
+	// says what an operator must do.
+	StatusNeedsOperator Status = "needs_operator"
+	// StatusNotApplicable: the connector is not configured for this purpose
+	// (consent changes), so nothing was sent.
+	StatusNotApplicable Status = "not_applicable"
+)
+
+// Ref is a processor-side reference kept as evidence, such as
+// {"customer", "cus_123"} or {"request_id", "req_abc"}. Refs never hold
+// personal data.
+type Ref struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+}
+
+// Outcome records what a connector did, as evidence. It never contains
+// personal data (no emails, names or hashes of them); processor ids are fine.
+type Outcome struct {
+	Processor string `json:"processor"`
+	Action    Action `json:"action"`
+	Status    Status `json:"status"`
+	// HTTPStatus is the status of the call that decided the outcome
+	// (0 when no call was made).
+	HTTPStatus int `json:"http_status,omitempty"`
+	// JobID is the processor's handle for asynchronous work: a SendGrid
+	// job id, an OpenDSR subject_request_id, a webhook job id.
+	JobID string `json:"job_id,omitempty"`
+	// Refs lists the processor objects acted on and the processor's own
+	// request ids.
+	Refs []Ref `json:"refs,omitempty"`
+	// Records is how many records an export wrote.
+	Records int `json:"records,omitempty"`
+	// Steps are the manual steps for StatusNeedsOperator.
+	Steps []string `json:"steps,omitempty"`
+	// Note is a short, non-personal remark (e.g. an expected completion time).
+	Note string `json:"note,omitempty"`
+}
+
+func (o *Outcome) addRef(kind, id string) {
+	if id == "" {
+		return
+	}
+	r := Ref{Kind: kind, ID: id}
+	if !slices.Contains(o.Refs, r) {
+		o.Refs = append(o.Refs, r)
+	}
+}
+
+// Record is one exported item. Data is the processor's JSON as received and
+// is personal data: it goes to the export bundle, never into an Outcome.
+type Record struct {
+	// Kind names the processor object, e.g. "stripe.customer", "stripe.charge".
+	Kind string `json:"kind"`
+	// ID is the processor's id for the object, when it has one.
+	ID   string          `json:"id,omitempty"`
+	Data json.RawMessage `json:"data"`
+}
+
+// ExportWriter receives exported records one at a time, so that large
+// sources never sit whole in memory.
+type ExportWriter interface {
+	WriteRecord(ctx context.Context, r Record) error
+}
+
+// ExportFunc adapts a function to ExportWriter.
+type ExportFunc func(ctx context.Context, r Record) error
+
+// WriteRecord calls f.
+func (f ExportFunc) WriteRecord(ctx context.Context, r Record) error { return f(ctx, r) }
+
+// Connector is any processor connector. It implements one or more of
+// Eraser, Exporter, Rectifier and ConsentSetter.
+type Connector interface {
+	// Name is the connector's configured name, used in Outcomes and errors.
+	Name() string
+}
+
+// Eraser deletes everything a processor holds about a subject.
+type Eraser interface {
+	Erase(ctx context.Context, s Subject) (Outcome, error)
+}
+
+// Exporter streams what a processor holds about a subject to w.
+// An error from w is returned wrapped, unclassified.
+type Exporter interface {
+	Export(ctx context.Context, s Subject, w ExportWriter) (Outcome, error)
+}
+
+// Rectifier corrects a subject's data at a processor. Field names are
+// Lethe's canonical ones (email, name, first_name, last_name, phone,
+// address_line1, address_line2, city, state, postal_code, country) plus
+// connector-specific ones documented on each connector; an unsupported name
+// fails with KindNeedsOperator before anything is sent.
+type Rectifier interface {
+	Update(ctx context.Context, s Subject, fields map[string]string) (Outcome, error)
+}
+
+// ConsentSetter subscribes or unsubscribes a subject for a purpose
+// (e.g. "marketing"). A connector not configured for the purpose returns
+// StatusNotApplicable.
+type ConsentSetter interface {
+	SetSubscribed(ctx context.Context, s Subject, purpose string, subscribed bool) (Outcome, error)
+}
+
+// writeRecord calls w and wraps its error with the connector name.
+func writeRecord(ctx context.Context, w ExportWriter, name string, r Record) error {
+	if err := w.WriteRecord(ctx, r); err != nil {
+		return fmt.Errorf("%s export: write record %s: %w", name, r.Kind, err)
+	}
+	return nil
+}
+
+// sortedKeys returns m's keys in order (deterministic requests and hashes).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -93,6 +93,9 @@ func envOr(name, def string) string {
 // devStack is everything `starter dev` runs.
 type devStack struct {
 	cfg      config.Config
+	app      *pgxpool.Pool
+	lethe    *pgxpool.Pool
+	topts    temporalclient.Options
 	temporal *devstack.TemporalServer
 	ui       *devstack.UI
 	s3       *s3local.Server
@@ -140,6 +143,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 	st.stops = append(st.stops, app.Close)
+	st.app, st.lethe = app, lethe
 	if err := demo.CreateSchema(ctx, app); err != nil {
 		return nil, err
 	}
@@ -156,7 +160,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []string{cfg.S3AppBucket, cfg.S3ExportBucket, demo.Bucket} {
+	for _, b := range []string{cfg.S3ExportBucket, demo.Bucket} {
 		if err := objectstore.EnsureBucket(ctx, objects, b); err != nil {
 			return nil, err
 		}
@@ -185,6 +189,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
+	st.topts = topts
 	tc, err := temporalclient.Dial(ctx, topts)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,11 @@ const (
 	ActivityEraseObjects  = "EraseObjects"
 )
 
+// ActivityNames lists every activity the workflows call.
+func ActivityNames() []string {
+	return []string{ActivityRecordRequest, ActivityEraseTables, ActivityEraseObjects}
+}
+
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.
 const TaskQueue = "lethe"
 

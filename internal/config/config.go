@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -39,8 +38,6 @@ type Config struct {
 	S3AccessKeyID     string `env:"LETHE_S3_ACCESS_KEY_ID"`
 	S3SecretAccessKey string `env:"LETHE_S3_SECRET_ACCESS_KEY"`
 	S3UsePathStyle    bool   `env:"LETHE_S3_PATH_STYLE" envDefault:"false"`
-	// S3AppBucket holds the company's user files (the data map's S3 locations).
-	S3AppBucket string `env:"LETHE_S3_APP_BUCKET" envDefault:"lethe-app-data"`
 	// S3ExportBucket receives access/portability bundles and reports.
 	S3ExportBucket string `env:"LETHE_S3_EXPORT_BUCKET" envDefault:"lethe-exports"`
 
@@ -69,9 +66,7 @@ type Config struct {
 	// subject reference (workflow ids, search attributes, audit entries), base64.
 	SubjectHashKey string `env:"LETHE_SUBJECT_HASH_KEY"`
 
-	// ActivityTimeout bounds one attempt of an activity.
-	ActivityTimeout time.Duration `env:"LETHE_ACTIVITY_TIMEOUT" envDefault:"2m"`
-	LogLevel        string        `env:"LETHE_LOG_LEVEL" envDefault:"info"`
+	LogLevel string `env:"LETHE_LOG_LEVEL" envDefault:"info"`
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -152,10 +147,8 @@ func (c Config) Validate() error {
 	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
 		bad("LETHE_S3_ACCESS_KEY_ID", "set together with LETHE_S3_SECRET_ACCESS_KEY")
 	}
-	for name, b := range map[string]string{"LETHE_S3_APP_BUCKET": c.S3AppBucket, "LETHE_S3_EXPORT_BUCKET": c.S3ExportBucket} {
-		if len(b) < 3 || len(b) > 63 || strings.ToLower(b) != b {
-			bad(name, "want a bucket name of 3 to 63 lower-case characters")
-		}
+	if b := c.S3ExportBucket; len(b) < 3 || len(b) > 63 || strings.ToLower(b) != b {
+		bad("LETHE_S3_EXPORT_BUCKET", "want a bucket name of 3 to 63 lower-case characters")
 	}
 	if u, err := url.Parse(c.SendGridBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
 		bad("LETHE_SENDGRID_BASE_URL", "want an http(s):// URL")
@@ -183,9 +176,6 @@ func (c Config) Validate() error {
 		if k, err := base64.StdEncoding.DecodeString(c.SubjectHashKey); err != nil || len(k) < 32 {
 			bad("LETHE_SUBJECT_HASH_KEY", "want at least 32 bytes, base64")
 		}
-	}
-	if c.ActivityTimeout <= 0 {
-		bad("LETHE_ACTIVITY_TIMEOUT", "must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

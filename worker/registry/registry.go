@@ -30,13 +30,18 @@ type Deps struct {
 func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
 
+	for name, fn := range Activities(d) {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+// Activities maps each activity name of the workflows' contract to its implementation.
+func Activities(d Deps) map[string]any {
 	requests := &activities.Requests{DB: d.Lethe}
 	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Log: d.Log}
-	for name, fn := range map[string]any{
+	return map[string]any{
 		workflows.ActivityRecordRequest: requests.RecordRequest,
 		workflows.ActivityEraseTables:   erasure.EraseTables,
 		workflows.ActivityEraseObjects:  erasure.EraseObjects,
-	} {
-		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
 }

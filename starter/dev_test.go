@@ -1,0 +1,197 @@
+//go:build !nodev
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/lethe-privacy/lethe/internal/temporalclient"
+
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/testenv"
+	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// devFixture is what one `starter dev` run needs, on free ports and fresh
+// databases so tests and benchmarks never touch a developer's stack.
+type devFixture struct {
+	cfg config.Config
+	opt devOptions
+}
+
+func newDevFixture(tb testing.TB) devFixture {
+	tb.Helper()
+	cfg, err := config.FromMap(map[string]string{
+		"LETHE_DATABASE_URL":     pgtest.NewDatabase(tb),
+		"LETHE_APP_DATABASE_URL": pgtest.NewDatabase(tb),
+		"LETHE_API_LISTEN":       fmt.Sprintf("127.0.0.1:%d", freePort(tb)),
+		"LETHE_LOG_LEVEL":        "error",
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return devFixture{cfg: cfg, opt: devOptions{
+		Dir: tb.TempDir(), TemporalPort: freePort(tb), UIPort: freePort(tb),
+		S3Addr: "127.0.0.1:0", SeedAccounts: 3, Out: io.Discard,
+	}}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (f devFixture) start(tb testing.TB) *devStack {
+	tb.Helper()
+	st, err := startDev(context.Background(), f.cfg, f.opt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+func httpGet(tb testing.TB, url string) (int, string) {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// submitErasure posts an erasure for a demo account and waits until it completes.
+func submitErasure(tb testing.TB, apiURL, userID string) string {
+	tb.Helper()
+	resp, err := http.Post(apiURL+"/v1/requests", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"type":"erasure","subject":{"user_id":%q}}`, userID)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		tb.Fatalf("submit: %d", resp.StatusCode)
+	}
+	testenv.Eventually(tb, 20*time.Second, "erasure to complete", func() bool {
+		_, body := httpGet(tb, apiURL+"/v1/requests/"+out.ID)
+		return strings.Contains(body, `"status":"completed"`)
+	})
+	return out.ID
+}
+
+func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
+	f := newDevFixture(t)
+	st := f.start(t)
+	if code, body := httpGet(t, st.apiURL+"/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	if code, _ := httpGet(t, st.ui.URL+"/"); code != 200 {
+		t.Fatalf("Temporal UI: %d", code)
+	}
+	id := submitErasure(t, st.apiURL, demo.Accounts(1)[0].ID)
+	// The UI lists the workflow.
+	if code, body := httpGet(t, st.ui.URL+"/api/v1/namespaces/default/workflows"); code != 200 || !strings.Contains(body, id) {
+		t.Fatalf("UI workflow list: %d, want it to contain %s", code, id)
+	}
+	// The codec endpoint decodes what the UI shows.
+	if code, _ := httpGet(t, st.apiURL+"/codec/decode"); code == http.StatusNotFound {
+		t.Fatal("codec endpoint not mounted")
+	}
+	st.Stop()
+
+	st = f.start(t)
+	defer st.Stop()
+	ctx := context.Background()
+	c := mustTemporal(t, st)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatalf("after a restart the workflow is gone from Temporal: %v", err)
+	}
+	if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != workflows.WorkflowEraseSubject {
+		t.Fatalf("workflow type %q", got)
+	}
+	if _, body := httpGet(t, st.apiURL+"/v1/requests/"+id); !strings.Contains(body, `"status":"completed"`) || !strings.Contains(body, `"systems"`) {
+		t.Fatalf("after restart GET says %s", body)
+	}
+	// Seeding again on restart brings nobody back.
+	var n int
+	if err := st.app.QueryRow(ctx, "SELECT count(*) FROM demo.projects WHERE account_id = $1", demo.Accounts(1)[0].ID).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after restart the erased account has %d projects (%v)", n, err)
+	}
+}
+
+// BenchmarkDevStackStart measures `starter dev` from call to ready, without
+// compilation: the Temporal server, UI, S3, seeding, worker and API.
+func BenchmarkDevStackStart(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		f := newDevFixture(b)
+		began := time.Now()
+		st := f.start(b)
+		b.ReportMetric(time.Since(began).Seconds(), "s/start")
+		b.StopTimer()
+		st.Stop()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkDevErasureLatency measures the thin erasure path end to end on the
+// dev stack: POST /v1/requests until GET reports it completed.
+func BenchmarkDevErasureLatency(b *testing.B) {
+	f := newDevFixture(b)
+	f.opt.SeedAccounts = b.N + 1
+	st := f.start(b)
+	defer st.Stop()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		began := time.Now()
+		submitErasure(b, st.apiURL, demo.Accounts(b.N)[i].ID)
+		lat = append(lat, time.Since(began))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+func mustTemporal(tb testing.TB, st *devStack) client.Client {
+	tb.Helper()
+	c, err := temporalclient.Dial(context.Background(), st.topts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// reportPercentiles reports p50 and p99 of lat in milliseconds.
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	at := func(q float64) float64 {
+		return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(at(0.50), "p50-ms")
+	b.ReportMetric(at(0.99), "p99-ms")
+}

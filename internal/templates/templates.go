@@ -1,0 +1,432 @@
+// Package templates renders the emails Lethe sends at each step of a privacy
+// request: to the person who made it (receipt, verification, extension,
+// outcome) and to the company's privacy team (reminders and escalations).
+//
+// Every event has three templates, embedded in the binary under defaults/:
+//
+//	<event>.subject.tmpl  the subject line (text/template, one line)
+//	<event>.text.tmpl     the plain-text body (text/template)
+//	<event>.html.tmpl     the HTML body (html/template, contextually escaped)
+//
+// A company may replace any of them by putting a file with the same name in
+// an override directory (see New). All templates are parsed, and test-rendered
+// with sample data, when the Renderer is built, so a broken template stops
+// the process at start-up rather than when the email is due.
+//
+// Templates see a Data value and these functions:
+//
+//	date         a time.Time as "2 January 2027" in UTC; a zero time is an error
+//	duration     a time.Duration as "15 minutes", "24 hours", "2 days"
+//	requestType  a request type as a noun phrase, e.g. "erasure" -> "data erasure"
+//	jurisdiction a jurisdiction as a name, e.g. "gdpr" -> "GDPR"
+//
+// Like the rest of Lethe, no error from this package contains personal data:
+// errors name events, files and fields, never their values.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	texttemplate "text/template"
+	"time"
+	"unicode"
+)
+
+// The events Lethe sends email for. Each is also the base name of the
+// event's template files, e.g. "receipt.subject.tmpl".
+const (
+	// Receipt tells the person their request was received: its type, its
+	// reference and its due date (and, under CCPA, that this email is the
+	// confirmation of receipt the law requires).
+	Receipt = "receipt"
+	// VerificationCode sends the one-time code (Data.Code) and how long it
+	// is valid (Data.CodeValidFor).
+	VerificationCode = "verification_code"
+	// VerificationReminder tells the person they have not verified yet, where
+	// to get a new code (Data.LinkURL) and when the request lapses
+	// (Data.LapseDate).
+	VerificationReminder = "verification_reminder"
+	// VerificationExpired tells the person the request lapsed unverified and
+	// where to submit it again (Data.LinkURL).
+	VerificationExpired = "verification_expired"
+	// Extension tells the person the deadline is extended: why (Data.Reason),
+	// the new due date (Data.DueDate) and the original one
+	// (Data.OriginalDueDate).
+	Extension = "extension"
+	// Completed tells the person what was done (Data.Lines) and, for access
+	// and portability, where to download the data (Data.LinkURL, until
+	// Data.LinkExpires).
+	Completed = "completed"
+	// Denied tells the person the request was refused, why (Data.Reason),
+	// and that they may complain to a supervisory authority.
+	Denied = "denied"
+	// Cancelled tells the person the request was cancelled, with an optional
+	// Data.Reason.
+	Cancelled = "cancelled"
+	// OperatorReminder tells the privacy team a request is due on
+	// Data.DueDate and not done; Data.Lines optionally lists what is open.
+	OperatorReminder = "operator_reminder"
+	// OperatorEscalation tells the privacy team a request is overdue since
+	// Data.DueDate; Data.Lines optionally lists what is open.
+	OperatorEscalation = "operator_escalation"
+)
+
+var names = []string{
+	Receipt, VerificationCode, VerificationReminder, VerificationExpired,
+	Extension, Completed, Denied, Cancelled,
+	OperatorReminder, OperatorEscalation,
+}
+
+// Names lists every event, people's first and the privacy team's last.
+func Names() []string { return slices.Clone(names) }
+
+// The suffixes of an event's three template files.
+const (
+	subjectSuffix = ".subject.tmpl"
+	textSuffix    = ".text.tmpl"
+	htmlSuffix    = ".html.tmpl"
+)
+
+//go:embed defaults/*.tmpl
+var defaults embed.FS
+
+// Data is what a template can show. CompanyName, RequestID and RequestType
+// are needed by every event; Render reports any other field an event needs
+// that is missing (see the event constants).
+type Data struct {
+	// CompanyName is the company the request was made to.
+	CompanyName string
+	// RequestID is the request's reference, e.g. "req_…".
+	RequestID string
+	// RequestType is access, portability, erasure, rectification, consent or
+	// deactivation; another value is shown as it is.
+	RequestType string
+	// Jurisdiction is gdpr, ccpa or default; it selects the legal wording.
+	Jurisdiction string
+	// DueDate is when the request must be answered (after any extension).
+	DueDate time.Time
+	// OriginalDueDate is the due date before an extension.
+	OriginalDueDate time.Time
+	// Code is the one-time verification code and CodeValidFor how long it
+	// is valid.
+	Code         string
+	CodeValidFor time.Duration
+	// Reason explains an extension, a denial or a cancellation.
+	Reason string
+	// Lines are what was done (Completed), or what is still open (operator
+	// events), one statement each, e.g. "Deleted 6 rows from projects".
+	Lines []string
+	// LinkURL is the link the email offers: a new code, a new request, a
+	// download, or the request in the operators' console.
+	LinkURL string
+	// LinkExpires is when a download link stops working, if it does.
+	LinkExpires time.Time
+	// LapseDate is when an unverified request lapses.
+	LapseDate time.Time
+}
+
+// Message is a rendered email: a one-line subject, a plain-text body and an
+// HTML body. The HTML body may be empty if a company's override makes it so.
+type Message struct {
+	Subject, Text, HTML string
+}
+
+// Renderer renders the emails for every event. It is immutable once built
+// and safe for concurrent use.
+type Renderer struct {
+	events map[string]*event
+}
+
+// event is one event's parsed templates and the files they came from.
+type event struct {
+	subject, text *texttemplate.Template
+	html          *htmltemplate.Template
+	// subjectFile, textFile and htmlFile name where each template came from,
+	// for errors.
+	subjectFile, textFile, htmlFile string
+}
+
+// source is one template file's text and where it came from.
+type source struct {
+	path, text string
+}
+
+// New builds a Renderer from the embedded defaults. If overrideDir is not
+// empty, every file in it named like a default (e.g. "denied.html.tmpl")
+// replaces that default, and the others stay. A *.tmpl file there that is no
+// default's name is an error, so that a misspelt override is not silently
+// ignored; other files and subdirectories are ignored.
+//
+// Every template is parsed with missingkey=error and rendered once with
+// sample data; the first failure is returned with the file's path.
+func New(overrideDir string) (*Renderer, error) {
+	sources := make(map[string]source, 3*len(names))
+	for _, n := range names {
+		for _, suffix := range []string{subjectSuffix, textSuffix, htmlSuffix} {
+			file := n + suffix
+			b, err := defaults.ReadFile("defaults/" + file)
+			if err != nil {
+				return nil, fmt.Errorf("templates: default %s: %w", file, err)
+			}
+			sources[file] = source{path: "defaults/" + file, text: string(b)}
+		}
+	}
+	if overrideDir != "" {
+		if err := readOverrides(overrideDir, sources); err != nil {
+			return nil, err
+		}
+	}
+
+	r := &Renderer{events: make(map[string]*event, len(names))}
+	for _, n := range names {
+		e, err := parse(n, sources)
+		if err != nil {
+			return nil, err
+		}
+		r.events[n] = e
+	}
+	for _, j := range []string{"gdpr", "ccpa", "default"} {
+		d := sample
+		d.Jurisdiction = j
+		for _, n := range names {
+			if _, err := r.Render(n, d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// readOverrides replaces sources by the files of the same name in dir.
+func readOverrides(dir string, sources map[string]source) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("templates: override directory: %w", err)
+	}
+	for _, entry := range entries {
+		file := entry.Name()
+		if entry.IsDir() || !strings.HasSuffix(file, ".tmpl") {
+			continue
+		}
+		path := filepath.Join(dir, file)
+		if _, ok := sources[file]; !ok {
+			return fmt.Errorf("templates: %s: not the name of a template (want <event>%s, %s or %s, with an event from templates.Names)",
+				path, subjectSuffix, textSuffix, htmlSuffix)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("templates: %w", err)
+		}
+		sources[file] = source{path: path, text: string(b)}
+	}
+	return nil
+}
+
+// parse parses the three templates of the event name.
+func parse(name string, sources map[string]source) (*event, error) {
+	s, t, h := sources[name+subjectSuffix], sources[name+textSuffix], sources[name+htmlSuffix]
+	e := &event{subjectFile: s.path, textFile: t.path, htmlFile: h.path}
+	var err error
+	if e.subject, err = parseText(name+subjectSuffix, s.text); err != nil {
+		return nil, fmt.Errorf("templates: %s: %w", s.path, err)
+	}
+	if e.text, err = parseText(name+textSuffix, t.text); err != nil {
+		return nil, fmt.Errorf("templates: %s: %w", t.path, err)
+	}
+	e.html, err = htmltemplate.New(name + htmlSuffix).
+		Option("missingkey=error").
+		Funcs(htmltemplate.FuncMap(funcs)).
+		Parse(h.text)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %s: %w", h.path, err)
+	}
+	return e, nil
+}
+
+func parseText(name, text string) (*texttemplate.Template, error) {
+	return texttemplate.New(name).
+		Option("missingkey=error").
+		Funcs(texttemplate.FuncMap(funcs)).
+		Parse(text)
+}
+
+// Render renders the email for the event name (one of Names) with d.
+// It fails if the event is unknown, if d lacks a field the event needs, if
+// a template fails, or if the subject is empty or not a single line.
+func (r *Renderer) Render(name string, d Data) (Message, error) {
+	e, ok := r.events[name]
+	if !ok {
+		return Message{}, fmt.Errorf("templates: unknown event %q", name)
+	}
+	if missing := missingFields(name, d); len(missing) > 0 {
+		return Message{}, fmt.Errorf("templates: %s: missing %s", name, strings.Join(missing, ", "))
+	}
+
+	var b bytes.Buffer
+	if err := e.subject.Execute(&b, d); err != nil {
+		return Message{}, fmt.Errorf("templates: %s: %w", e.subjectFile, err)
+	}
+	var m Message
+	m.Subject = strings.TrimSpace(b.String())
+	switch {
+	case m.Subject == "":
+		return Message{}, fmt.Errorf("templates: %s: subject is empty", e.subjectFile)
+	case strings.ContainsFunc(m.Subject, unicode.IsControl):
+		return Message{}, fmt.Errorf("templates: %s: subject is not a single line", e.subjectFile)
+	}
+
+	b.Reset()
+	if err := e.text.Execute(&b, d); err != nil {
+		return Message{}, fmt.Errorf("templates: %s: %w", e.textFile, err)
+	}
+	if m.Text = strings.TrimSpace(b.String()); m.Text == "" {
+		return Message{}, fmt.Errorf("templates: %s: body is empty", e.textFile)
+	}
+	m.Text += "\n"
+
+	b.Reset()
+	if err := e.html.Execute(&b, d); err != nil {
+		return Message{}, fmt.Errorf("templates: %s: %w", e.htmlFile, err)
+	}
+	if m.HTML = strings.TrimSpace(b.String()); m.HTML != "" {
+		m.HTML += "\n"
+	}
+	return m, nil
+}
+
+// missingFields lists the fields of d that the event name needs and lacks.
+func missingFields(name string, d Data) []string {
+	var missing []string
+	need := func(ok bool, field string) {
+		if !ok {
+			missing = append(missing, field)
+		}
+	}
+	need(d.CompanyName != "", "CompanyName")
+	need(d.RequestID != "", "RequestID")
+	need(d.RequestType != "", "RequestType")
+	switch name {
+	case Receipt, OperatorReminder, OperatorEscalation:
+		need(!d.DueDate.IsZero(), "DueDate")
+	case VerificationCode:
+		need(d.Code != "", "Code")
+		need(d.CodeValidFor > 0, "CodeValidFor")
+	case VerificationReminder:
+		need(d.LinkURL != "", "LinkURL")
+		need(!d.LapseDate.IsZero(), "LapseDate")
+	case VerificationExpired:
+		need(d.LinkURL != "", "LinkURL")
+	case Extension:
+		need(d.Reason != "", "Reason")
+		need(!d.DueDate.IsZero(), "DueDate")
+		need(!d.OriginalDueDate.IsZero(), "OriginalDueDate")
+	case Completed:
+		need(len(d.Lines) > 0, "Lines")
+	case Denied:
+		need(d.Reason != "", "Reason")
+	}
+	return missing
+}
+
+// sample is the data every template is test-rendered with by New: every
+// field is set, so a template that fails on it is broken.
+var sample = Data{
+	CompanyName:     "Example Ltd",
+	RequestID:       "req_aaaaaaaaaaaaaaaaaaaaaaaaaa",
+	RequestType:     "erasure",
+	Jurisdiction:    "gdpr",
+	DueDate:         time.Date(2027, 3, 2, 0, 0, 0, 0, time.UTC),
+	OriginalDueDate: time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC),
+	Code:            "482913",
+	CodeValidFor:    15 * time.Minute,
+	Reason:          "sample reason",
+	Lines:           []string{"sample line one", "sample line two"},
+	LinkURL:         "https://example.com/privacy/requests/new",
+	LinkExpires:     time.Date(2027, 1, 9, 0, 0, 0, 0, time.UTC),
+	LapseDate:       time.Date(2027, 1, 5, 0, 0, 0, 0, time.UTC),
+}
+
+// funcs are the functions every template may call.
+var funcs = map[string]any{
+	"date":         formatDate,
+	"duration":     formatDuration,
+	"requestType":  describeRequestType,
+	"jurisdiction": describeJurisdiction,
+}
+
+// formatDate renders t as "2 January 2027" in UTC. A zero time is an error,
+// so that an unset date never reaches a person as "1 January 0001".
+func formatDate(t time.Time) (string, error) {
+	if t.IsZero() {
+		return "", errors.New("date is not set")
+	}
+	return t.UTC().Format("2 January 2006"), nil
+}
+
+// formatDuration renders d in the largest whole unit among days, hours and
+// minutes that it is a multiple of, e.g. "15 minutes", "36 hours", "2 days";
+// anything shorter than a minute is rendered in seconds.
+func formatDuration(d time.Duration) (string, error) {
+	if d <= 0 {
+		return "", errors.New("duration is not positive")
+	}
+	const day = 24 * time.Hour
+	switch {
+	case d%day == 0:
+		return plural(int64(d/day), "day"), nil
+	case d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour"), nil
+	case d >= time.Minute:
+		return plural(int64(d.Round(time.Minute)/time.Minute), "minute"), nil
+	default:
+		return plural(int64(d.Round(time.Second)/time.Second), "second"), nil
+	}
+}
+
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+var requestTypes = map[string]string{
+	"access":        "data access",
+	"portability":   "data portability",
+	"erasure":       "data erasure",
+	"rectification": "data correction",
+	"consent":       "consent change",
+	"deactivation":  "account deactivation",
+}
+
+// describeRequestType names a request type as a noun phrase that reads
+// before "request", e.g. "your data erasure request". An unknown type is
+// shown as it is; an empty one is an error.
+func describeRequestType(t string) (string, error) {
+	if t == "" {
+		return "", errors.New("request type is not set")
+	}
+	if s, ok := requestTypes[t]; ok {
+		return s, nil
+	}
+	return t, nil
+}
+
+// describeJurisdiction names a jurisdiction: "GDPR", "CCPA" or "default
+// policy"; another value is shown as it is.
+func describeJurisdiction(j string) string {
+	switch j {
+	case "gdpr", "ccpa":
+		return strings.ToUpper(j)
+	case "default", "":
+		return "default policy"
+	}
+	return j
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -21,18 +22,39 @@ type Erasure struct {
 	App     *pgxpool.Pool // the application database
 	Objects *s3.Client
 	Map     *datamap.Map
+	Keys    *subjectkeys.Keyring
 	Log     *slog.Logger
+}
+
+// userID opens the request's identity and finds the person's user id.
+func (e *Erasure) userID(ctx context.Context, ref string, sealed []byte) (string, error) {
+	id, err := openIdentity(ctx, e.Keys, ref, sealed)
+	if err != nil {
+		return "", err
+	}
+	userID, err := resolveUserID(ctx, e.App, e.Map, id)
+	if err != nil {
+		return "", err
+	}
+	if userID == "" {
+		return "", temporal.NewNonRetryableApplicationError("the application does not know this person", "UnknownSubject", nil)
+	}
+	return userID, nil
 }
 
 // EraseTables deletes the person's rows from every table of the data map in
 // one transaction, in the order the map lists them (children first). Running
 // it again deletes nothing more and succeeds.
 func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return workflows.EraseTablesResult{}, err
+	}
 	res := workflows.EraseTablesResult{Deleted: map[string]int{}}
-	err := pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
 		for _, t := range e.Map.Tables {
 			sql := fmt.Sprintf("DELETE FROM %s WHERE %s = $1", t.Identifier().Sanitize(), pgx.Identifier{t.Key}.Sanitize())
-			tag, err := tx.Exec(ctx, sql, in.UserID)
+			tag, err := tx.Exec(ctx, sql, userID)
 			if err != nil {
 				return fmt.Errorf("erase %s: %w", t.Name, err)
 			}
@@ -58,6 +80,10 @@ type objectsHeartbeat struct {
 // data map, in batches of 1000, heartbeating the last key deleted so that a
 // retried attempt resumes where the last one stopped.
 func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
+	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return workflows.EraseObjectsResult{}, err
+	}
 	hb := objectsHeartbeat{Deleted: map[string]int{}}
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &hb)
@@ -67,7 +93,7 @@ func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInp
 	}
 	for i := hb.Location; i < len(e.Map.S3); i++ {
 		loc := e.Map.S3[i]
-		prefix, err := loc.PrefixFor(in.UserID)
+		prefix, err := loc.PrefixFor(userID)
 		if err != nil {
 			return workflows.EraseObjectsResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
 		}

@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
@@ -100,7 +100,9 @@ type devStack struct {
 	ui       *devstack.UI
 	s3       *s3local.Server
 	apiURL   string
-	stops    []func()
+	// API keys the dev stack made for the person trying it (kept in .lethe/apikeys.json).
+	backendKey, operatorKey string
+	stops                   []func()
 }
 
 // startDev brings the stack up; on error, whatever started is stopped again.
@@ -200,25 +202,37 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	}
 
 	// The worker: the very registration the production worker uses.
+	deps, err := registry.NewDeps(ctx, cfg, lethe, app, objects, dataMap, log)
+	if err != nil {
+		return nil, err
+	}
 	w := worker.New(tc, cfg.TemporalTaskQueue, worker.Options{})
-	registry.Register(w, registry.Deps{Lethe: lethe, App: app, Objects: objects, Map: dataMap, Log: log})
+	registry.Register(w, deps)
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	st.stops = append(st.stops, w.Stop)
 
 	// The API, with the codec server the UI uses to show decrypted payloads.
-	subjects, err := wiring.Subjects(cfg)
-	if err != nil {
-		return nil, err
-	}
+	// It listens on loopback and the dev UI sends no credential, so in dev it
+	// takes none; production's codec route requires LETHE_CODEC_TOKEN.
 	uiOrigin := fmt.Sprintf("http://localhost:%d", o.UIPort)
-	codecHandler, err := devCodecHandler(cfg, uiOrigin)
+	codecHandler, err := codecServer(cfg, codec.HandlerOptions{
+		AllowUnauthenticated: true,
+		AllowedOrigins:       []string{uiOrigin, strings.Replace(uiOrigin, "localhost", "127.0.0.1", 1)},
+		Namespace:            cfg.TemporalNamespace,
+	})
 	if err != nil {
 		return nil, err
 	}
-	srv := &api.Server{Temporal: tc, DB: lethe, Subjects: subjects, TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
-		Extra: func(mux *http.ServeMux) { mux.Handle("/codec/", http.StripPrefix("/codec", codecHandler)) }}
+	srv, err := newAPIServer(cfg, tc, lethe, log)
+	if err != nil {
+		return nil, err
+	}
+	srv.Extra = func(mux *http.ServeMux) { mux.Handle("/codec/", http.StripPrefix("/codec", codecHandler)) }
+	if st.backendKey, st.operatorKey, err = devAPIKeys(ctx, filepath.Join(o.Dir, "apikeys.json"), lethe); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {
 		return nil, fmt.Errorf("API on %s (LETHE_API_LISTEN): %w", cfg.APIListen, err)
@@ -261,14 +275,23 @@ Lethe dev stack is up.
   S3           %[5]s   (buckets %[6]s, %[7]s)
   Outbox       go run ./starter outbox
 
-Erase the demo account %[8]s (its projects, files, tickets, ID documents…):
+API keys (dev): backend  %[9]s
+                operator %[10]s
 
-  curl -s -X POST %[1]s/v1/requests -H 'Content-Type: application/json' \
-    -d '{"type":"erasure","subject":{"user_id":"%[8]s"},"jurisdiction":"gdpr"}'
+Erase the demo account %[8]s (its projects, files, tickets, ID documents…) as the
+company's backend, which vouches for the person's identity:
 
-then follow it with: curl -s %[1]s/v1/requests/<id>   (or in the UI's workflow list)
+  curl -s -X POST %[1]s/v1/requests -H 'Authorization: Bearer %[9]s' \
+    -H 'Content-Type: application/json' \
+    -d '{"type":"erasure","subject":{"user_id":"%[8]s","email":"%[11]s"},"jurisdiction":"gdpr","verified":true}'
+
+then follow it with:
+  curl -s %[1]s/v1/requests/<id> -H 'Authorization: Bearer %[9]s'
+or in the UI's workflow list. A person asking for themselves submits without a key,
+gets a code by mail (go run ./starter outbox) and posts it to /v1/requests/<id>/verify.
 Ctrl-C stops everything; state is kept in .lethe/.
-`, st.apiURL, st.ui.URL, st.temporal.Address, st.cfg.TemporalNamespace, st.s3.URL, demo.Bucket, st.cfg.S3ExportBucket, first.ID)
+`, st.apiURL, st.ui.URL, st.temporal.Address, st.cfg.TemporalNamespace, st.s3.URL, demo.Bucket, st.cfg.S3ExportBucket,
+		first.ID, st.backendKey, st.operatorKey, first.Email)
 }
 
 func portOf(a net.Addr) string {
@@ -347,21 +370,31 @@ func devSecrets(path string, cfg *config.Config) error {
 	return nil
 }
 
-// devCodecHandler decodes payloads for the UI. It listens on loopback only
-// and the dev UI sends no credential, so it takes none; production's codec
-// server requires the operator token.
-func devCodecHandler(cfg config.Config, uiOrigin string) (http.Handler, error) {
-	keys, err := wiring.PayloadKeys(cfg)
-	if err != nil {
-		return nil, err
+// devAPIKeys are a backend and an operator key for trying the API, made once
+// and kept in path; keys that no longer authenticate are made again.
+func devAPIKeys(ctx context.Context, path string, db *pgxpool.Pool) (backend, operator string, err error) {
+	var saved struct{ Backend, Operator string }
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &saved)
 	}
-	c, err := codec.NewCodec(keys)
-	if err != nil {
-		return nil, err
+	ensure := func(token, role string) (string, error) {
+		if token != "" {
+			if _, err := apikeys.Authenticate(ctx, db, token); err == nil {
+				return token, nil
+			}
+		}
+		token, _, err := apikeys.Create(ctx, db, "dev "+role, role)
+		return token, err
 	}
-	return codec.NewHTTPHandler(c, codec.HandlerOptions{
-		AllowUnauthenticated: true,
-		AllowedOrigins:       []string{uiOrigin, strings.Replace(uiOrigin, "localhost", "127.0.0.1", 1)},
-		Namespace:            cfg.TemporalNamespace,
-	})
+	if saved.Backend, err = ensure(saved.Backend, apikeys.RoleBackend); err != nil {
+		return "", "", fmt.Errorf("dev API key: %w", err)
+	}
+	if saved.Operator, err = ensure(saved.Operator, apikeys.RoleOperator); err != nil {
+		return "", "", fmt.Errorf("dev API key: %w", err)
+	}
+	b, _ := json.MarshalIndent(saved, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", "", fmt.Errorf("dev API keys %s: %w", path, err)
+	}
+	return saved.Backend, saved.Operator, nil
 }

@@ -79,11 +79,15 @@ func httpGet(tb testing.TB, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// submitErasure posts an erasure for a demo account and waits until it completes.
-func submitErasure(tb testing.TB, apiURL, userID string) string {
+// submitErasure posts an erasure for a demo account, as the printed command
+// does, and waits until it completes.
+func submitErasure(tb testing.TB, st *devStack, a demo.Account) string {
 	tb.Helper()
-	resp, err := http.Post(apiURL+"/v1/requests", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"type":"erasure","subject":{"user_id":%q}}`, userID)))
+	req, _ := http.NewRequest("POST", st.apiURL+"/v1/requests",
+		strings.NewReader(fmt.Sprintf(`{"type":"erasure","subject":{"user_id":%q,"email":%q},"verified":true}`, a.ID, a.Email)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+st.backendKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -94,10 +98,23 @@ func submitErasure(tb testing.TB, apiURL, userID string) string {
 		tb.Fatalf("submit: %d", resp.StatusCode)
 	}
 	testenv.Eventually(tb, 20*time.Second, "erasure to complete", func() bool {
-		_, body := httpGet(tb, apiURL+"/v1/requests/"+out.ID)
+		_, body := authGet(tb, st, "/v1/requests/"+out.ID)
 		return strings.Contains(body, `"status":"completed"`)
 	})
 	return out.ID
+}
+
+func authGet(tb testing.TB, st *devStack, path string) (int, string) {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", st.apiURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+st.operatorKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
@@ -109,7 +126,7 @@ func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
 	if code, _ := httpGet(t, st.ui.URL+"/"); code != 200 {
 		t.Fatalf("Temporal UI: %d", code)
 	}
-	id := submitErasure(t, st.apiURL, demo.Accounts(1)[0].ID)
+	id := submitErasure(t, st, demo.Accounts(1)[0])
 	// The UI lists the workflow.
 	if code, body := httpGet(t, st.ui.URL+"/api/v1/namespaces/default/workflows"); code != 200 || !strings.Contains(body, id) {
 		t.Fatalf("UI workflow list: %d, want it to contain %s", code, id)
@@ -128,10 +145,10 @@ func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after a restart the workflow is gone from Temporal: %v", err)
 	}
-	if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != workflows.WorkflowEraseSubject {
+	if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != workflows.WorkflowPrivacyRequest {
 		t.Fatalf("workflow type %q", got)
 	}
-	if _, body := httpGet(t, st.apiURL+"/v1/requests/"+id); !strings.Contains(body, `"status":"completed"`) || !strings.Contains(body, `"systems"`) {
+	if _, body := authGet(t, st, "/v1/requests/"+id); !strings.Contains(body, `"status":"completed"`) || !strings.Contains(body, `"systems"`) {
 		t.Fatalf("after restart GET says %s", body)
 	}
 	// Seeding again on restart brings nobody back.
@@ -166,7 +183,7 @@ func BenchmarkDevErasureLatency(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		began := time.Now()
-		submitErasure(b, st.apiURL, demo.Accounts(b.N)[i].ID)
+		submitErasure(b, st, demo.Accounts(b.N)[i])
 		lat = append(lat, time.Since(began))
 	}
 	b.StopTimer()

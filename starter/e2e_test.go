@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/wiring"
@@ -25,16 +27,31 @@ import (
 )
 
 // e2e is the whole product on the real embedded components: Temporal,
-// PostgreSQL, S3; the worker as registered in production; the API over HTTP.
+// PostgreSQL, S3, the SendGrid fake; the worker as registered in production;
+// the API over HTTP.
 type e2e struct {
 	*testenv.Stack
-	API *httptest.Server
+	API               *httptest.Server
+	Deps              registry.Deps
+	Backend, Operator string // API keys
 }
 
-func newE2E(t *testing.T, seedAccounts int) *e2e {
+func newE2E(t *testing.T, seedAccounts int, env map[string]string) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	st := testenv.New(t)
+	t.Cleanup(func() {
+		if t.Failed() { // what went wrong, from the logs (which carry no personal data)
+			for _, line := range strings.Split(st.LogOutput.String(), "\n") {
+				if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
+					t.Log(line)
+				}
+			}
+		}
+	})
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	if err := demo.Seed(ctx, st.App, st.S3, demo.SeedOptions{Accounts: seedAccounts}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,27 +62,48 @@ func newE2E(t *testing.T, seedAccounts int) *e2e {
 	if err := m.Validate(ctx, st.App); err != nil {
 		t.Fatal(err)
 	}
-	w := worker.New(st.Temporal, st.Config.TemporalTaskQueue, worker.Options{})
-	registry.Register(w, registry.Deps{Lethe: st.Lethe, App: st.App, Objects: st.S3, Map: m, Log: st.Log})
+	cfg := st.Config
+	cfg.RatePerIP, cfg.BurstPerIP = 1000, 1000 // every test client is 127.0.0.1
+	if v, ok := env["LETHE_APPROVAL_TYPES"]; ok {
+		cfg.ApprovalTypes = strings.Split(v, ",")
+	}
+	deps, err := registry.NewDeps(ctx, cfg, st.Lethe, st.App, st.S3, m, st.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := worker.New(st.Temporal, cfg.TemporalTaskQueue, worker.Options{})
+	registry.Register(w, deps)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	subjects, err := wiring.Subjects(st.Config)
+	srv, err := newAPIServer(cfg, st.Temporal, st.Lethe, st.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &api.Server{Temporal: st.Temporal, DB: st.Lethe, Subjects: subjects, TaskQueue: st.Config.TemporalTaskQueue, MaxBody: st.Config.MaxBodyBytes, Log: st.Log}
-	e := &e2e{Stack: st, API: httptest.NewServer(srv.Handler())}
+	e := &e2e{Stack: st, API: httptest.NewServer(srv.Handler()), Deps: deps}
 	t.Cleanup(e.API.Close)
+	if e.Backend, _, err = apikeys.Create(ctx, st.Lethe, "backend", apikeys.RoleBackend); err != nil {
+		t.Fatal(err)
+	}
+	if e.Operator, _, err = apikeys.Create(ctx, st.Lethe, "operator", apikeys.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
-func (e *e2e) call(t *testing.T, method, path, body string) (int, map[string]any) {
+// call makes an API call; auth is an API key, "rt_…" a request token, or "".
+func (e *e2e) call(t testing.TB, method, path, auth, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.API.URL+path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	switch {
+	case strings.HasPrefix(auth, "rt_"):
+		req.Header.Set("X-Request-Token", auth)
+	case auth != "":
+		req.Header.Set("Authorization", "Bearer "+auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -83,8 +121,8 @@ func (e *e2e) call(t *testing.T, method, path, body string) (int, map[string]any
 func (e *e2e) waitStatus(t *testing.T, id, want string) map[string]any {
 	t.Helper()
 	var last map[string]any
-	testenv.Eventually(t, 20*time.Second, "request "+id+" to be "+want, func() bool {
-		_, last = e.call(t, "GET", "/v1/requests/"+id, "")
+	testenv.Eventually(t, 30*time.Second, "request "+id+" to be "+want, func() bool {
+		_, last = e.call(t, "GET", "/v1/requests/"+id, e.Operator, "")
 		return last["status"] == want
 	})
 	return last
@@ -99,15 +137,16 @@ func (e *e2e) count(t *testing.T, sql string, args ...any) int {
 	return n
 }
 
-func TestErasureThroughTheAPIRemovesRowsAndObjects(t *testing.T) {
-	e := newE2E(t, 3)
+func TestErasureThroughTheAPIRemovesRowsAndObjectsThenShredsTheIdentity(t *testing.T) {
+	e := newE2E(t, 3, nil)
 	ctx := context.Background()
 	target, other := demo.Accounts(2)[0], demo.Accounts(2)[1]
 	if n, _ := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, "projects/"+target.ID+"/"); n != 6 {
 		t.Fatalf("seed: want 6 project files in S3, got %d", n)
 	}
 
-	code, body := e.call(t, "POST", "/v1/requests", fmt.Sprintf(`{"type":"erasure","subject":{"user_id":%q},"jurisdiction":"gdpr"}`, target.ID))
+	code, body := e.call(t, "POST", "/v1/requests", e.Backend,
+		fmt.Sprintf(`{"type":"erasure","subject":{"user_id":%q,"email":%q},"jurisdiction":"gdpr","verified":true}`, target.ID, target.Email))
 	if code != http.StatusAccepted {
 		t.Fatalf("submit: %d %v", code, body)
 	}
@@ -127,7 +166,6 @@ func TestErasureThroughTheAPIRemovesRowsAndObjects(t *testing.T) {
 	if n := e.count(t, "SELECT count(*) FROM demo.purchases WHERE account_id = $1", target.ID); n != 1 {
 		t.Errorf("purchases are not in the erasure's data map and must stay, got %d", n)
 	}
-	// Objects gone, for this person only.
 	for _, prefix := range []string{"projects/", "id-documents/"} {
 		if n, err := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+target.ID+"/"); err != nil || n != 0 {
 			t.Errorf("%s: %d objects left (%v)", prefix, n, err)
@@ -137,25 +175,61 @@ func TestErasureThroughTheAPIRemovesRowsAndObjects(t *testing.T) {
 		}
 	}
 	// The API says what was done.
-	systems, _ := json.Marshal(done["systems"])
-	for _, want := range []string{`"demo.project_files":6`, `"lethe-app-data/projects/{user_id}/":6`} {
-		if !strings.Contains(string(systems), want) {
-			t.Errorf("GET /v1/requests/%s systems = %s, want %s", id, systems, want)
+	outcome, _ := json.Marshal(done["outcome"])
+	for _, want := range []string{"Deleted 6 rows from demo.project_files", "Deleted 6 files from lethe-app-data/projects/{user_id}/"} {
+		if !strings.Contains(string(outcome), want) {
+			t.Errorf("outcome %s lacks %q", outcome, want)
 		}
 	}
-	// Lethe's record of it, without the person's id.
-	var status, ref string
-	if err := e.Lethe.QueryRow(ctx, "SELECT status, subject_ref FROM lethe.requests WHERE id = $1", id).Scan(&status, &ref); err != nil {
+	// The person got the receipt and the completion mail, once each.
+	mails, err := e.SendGrid.WaitFor(target.Email, 2, 10*time.Second)
+	if err != nil {
+		t.Fatalf("mail: %v (got %d)", err, len(mails))
+	}
+	if len(e.SendGrid.To(target.Email)) != 2 || !strings.Contains(mails[1].Text, "Deleted 6 rows") {
+		t.Errorf("mails to the person: %d, last %q", len(e.SendGrid.To(target.Email)), mails[len(mails)-1].Subject)
+	}
+	// Nothing personal in the stored history, the logs or the audit trail.
+	for _, wf := range []string{id, id + "-erasure"} {
+		assertHistoryClean(t, e.Stack, wf, target.ID, target.Email, target.Name)
+	}
+	for _, secret := range []string{target.ID, target.Email} {
+		if strings.Contains(e.LogOutput.String(), secret) {
+			t.Errorf("logs contain %q", secret)
+		}
+		if n := e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE detail::text LIKE '%' || $1 || '%' OR subject_ref LIKE '%' || $1 || '%'", secret); n != 0 {
+			t.Errorf("audit trail contains %q", secret)
+		}
+	}
+	// The person's key is destroyed: the identity sealed in the history is unreadable.
+	var ref string
+	if err := e.Lethe.QueryRow(ctx, "SELECT subject_ref FROM lethe.requests WHERE id = $1", id).Scan(&ref); err != nil {
 		t.Fatal(err)
 	}
-	if status != workflows.StatusCompleted || strings.Contains(ref, target.ID) {
-		t.Errorf("lethe.requests: status %q subject_ref %q", status, ref)
+	sealed := sealedIdentityOf(t, e, id)
+	if _, err := identity.Open(ctx, e.Deps.Keys, ref, sealed); err == nil {
+		t.Error("the erased person's identity can still be opened")
 	}
-	// The history Temporal stores has no personal data in plaintext.
-	assertHistoryClean(t, e.Stack, id, target.ID, target.Email)
-	if strings.Contains(e.LogOutput.String(), target.ID) {
-		t.Errorf("logs contain the person's user id")
+}
+
+// sealedIdentityOf reads the sealed identity from the workflow's stored input.
+func sealedIdentityOf(t *testing.T, e *e2e, id string) []byte {
+	t.Helper()
+	it := e.Temporal.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	ev, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
 	}
+	var in workflows.RequestInput
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	topts, err := wiring.TemporalOptions(e.Config, e.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topts.DataConverter.FromPayloads(attrs.GetInput(), &in); err != nil {
+		t.Fatal(err)
+	}
+	return in.Identity
 }
 
 // assertHistoryClean reads a workflow's history without the codec, as anyone
@@ -188,28 +262,130 @@ func assertHistoryClean(t *testing.T, st *testenv.Stack, workflowID string, secr
 	}
 }
 
+var codeRe = regexp.MustCompile(`\b[0-9]{6}\b`)
+
+func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
+	e := newE2E(t, 2, nil)
+	person := demo.Accounts(1)[0]
+	submit := func(auth, body string) (int, map[string]any) { return e.call(t, "POST", "/v1/requests", auth, body) }
+
+	// The person asks for their data; a code arrives by mail.
+	code, body := submit("", fmt.Sprintf(`{"type":"access","subject":{"email":%q},"jurisdiction":"gdpr"}`, person.Email))
+	if code != http.StatusAccepted || body["request_token"] == nil {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	id, token := body["id"].(string), body["request_token"].(string)
+	mails, err := e.SendGrid.WaitFor(person.Email, 2, 15*time.Second) // receipt and code
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mailed string
+	for _, m := range mails {
+		if m.Subject != "" && codeRe.MatchString(m.Text) && strings.Contains(strings.ToLower(m.Subject+m.Text), "code") {
+			mailed = codeRe.FindString(m.Text)
+		}
+	}
+	if mailed == "" {
+		t.Fatalf("no code in the mails: %+v", mails)
+	}
+	wrong := "000000"
+	if mailed == wrong {
+		wrong = "111111"
+	}
+	// Someone without the request's token gets nowhere.
+	if code, _ := e.call(t, "POST", "/v1/requests/"+id+"/verify", "rt_forged", `{"code":"`+mailed+`"}`); code != http.StatusForbidden {
+		t.Fatalf("forged token: %d", code)
+	}
+	code, body = e.call(t, "POST", "/v1/requests/"+id+"/verify", token, `{"code":"`+wrong+`"}`)
+	if code != http.StatusUnprocessableEntity || body["accepted"] != false || body["tries_left"] != float64(4) {
+		t.Fatalf("wrong code: %d %v", code, body)
+	}
+	code, body = e.call(t, "POST", "/v1/requests/"+id+"/verify", token, `{"code":"`+mailed+`"}`)
+	if code != http.StatusOK || body["accepted"] != true {
+		t.Fatalf("right code: %d %v", code, body)
+	}
+	e.waitStatus(t, id, workflows.StatusInProgress)
+
+	// The same request again joins the running one.
+	code, body = submit("", fmt.Sprintf(`{"type":"access","subject":{"email":%q},"jurisdiction":"gdpr"}`, person.Email))
+	if code != http.StatusOK || body["id"] != id || body["joined"] != true {
+		t.Fatalf("duplicate: %d %v", code, body)
+	}
+	// Operators act with an operator key only.
+	if code, _ := e.call(t, "POST", "/v1/requests/"+id+"/complete", e.Backend, `{"lines":["x"]}`); code != http.StatusForbidden {
+		t.Fatalf("backend key completing: %d", code)
+	}
+	if code, _ := e.call(t, "POST", "/v1/requests/"+id+"/complete", token, `{"lines":["x"]}`); code != http.StatusForbidden {
+		t.Fatalf("the person completing: %d", code)
+	}
+	if code, body := e.call(t, "POST", "/v1/requests/"+id+"/complete", e.Operator, `{"lines":["Sent the account export by hand"]}`); code != http.StatusOK {
+		t.Fatalf("complete: %d %v", code, body)
+	}
+	e.waitStatus(t, id, workflows.StatusCompleted)
+	if code, body := e.call(t, "GET", "/v1/requests/"+id+"/audit", e.Operator, ""); code != http.StatusOK || len(body["entries"].([]any)) < 6 {
+		t.Fatalf("audit: %d %v", code, body)
+	}
+
+	// CCPA: two access requests in 12 months; the third is refused with the date.
+	ccpa := fmt.Sprintf(`{"type":"access","subject":{"user_id":%q},"jurisdiction":"ccpa","verified":true}`, person.ID)
+	for i := 0; i < 2; i++ {
+		code, body := submit(e.Backend, ccpa)
+		if code != http.StatusAccepted {
+			t.Fatalf("ccpa access %d: %d %v", i+1, code, body)
+		}
+		e.waitStatus(t, body["id"].(string), workflows.StatusInProgress)
+		e.call(t, "POST", "/v1/requests/"+body["id"].(string)+"/complete", e.Operator, `{"lines":["done"]}`)
+		e.waitStatus(t, body["id"].(string), workflows.StatusCompleted)
+	}
+	code, body = submit(e.Backend, ccpa)
+	retryAt, _ := time.Parse(time.RFC3339, fmt.Sprint(body["retry_at"]))
+	if code != http.StatusTooManyRequests || retryAt.Before(time.Now().AddDate(0, 11, 27)) || !strings.Contains(fmt.Sprint(body["error"]), retryAt.Format("2006")) {
+		t.Fatalf("third CCPA access: %d %v", code, body)
+	}
+
+	// Personal data stays out of histories and logs.
+	assertHistoryClean(t, e.Stack, id, person.Email, mailed)
+	for _, secret := range []string{person.Email, mailed} {
+		if strings.Contains(e.LogOutput.String(), secret) {
+			t.Errorf("logs contain %q", secret)
+		}
+	}
+	resp, err := e.Raw.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(resp)
+	if bytes.Contains(b, []byte(person.Email)) || bytes.Contains(b, []byte(person.ID)) {
+		t.Error("workflow ids or search attributes contain the person's email or id")
+	}
+}
+
 func TestBadRequestsGetAReasonAndCreateNothing(t *testing.T) {
-	e := newE2E(t, 1)
-	big := `{"type":"erasure","subject":{"user_id":"` + strings.Repeat("a", 70000) + `"}}`
+	e := newE2E(t, 1, nil)
+	big := `{"type":"erasure","subject":{"email":"` + strings.Repeat("a", 70000) + `@example.com"}}`
 	for _, c := range []struct {
-		name, method, path, body string
-		status                   int
-		reason                   string
+		name, method, path, auth, body string
+		status                         int
+		reason                         string
 	}{
-		{"unknown field", "POST", "/v1/requests", `{"type":"erasure","subject":{"user_id":"u-1001"},"admin":true}`, 400, "unknown field"},
-		{"two objects", "POST", "/v1/requests", `{"type":"erasure","subject":{"user_id":"u-1001"}} {}`, 400, "one object"},
-		{"broken JSON", "POST", "/v1/requests", `{"type":`, 400, "malformed"},
-		{"empty", "POST", "/v1/requests", ``, 400, "empty body"},
-		{"unknown type", "POST", "/v1/requests", `{"type":"forget-me","subject":{"user_id":"u-1001"}}`, 422, "type"},
-		{"bad email", "POST", "/v1/requests", `{"type":"erasure","subject":{"user_id":"u-1001","email":"not-an-email"}}`, 422, "subject.email"},
-		{"bad jurisdiction", "POST", "/v1/requests", `{"type":"erasure","subject":{"user_id":"u-1001"},"jurisdiction":"mars"}`, 422, "jurisdiction"},
-		{"no user id", "POST", "/v1/requests", `{"type":"erasure","subject":{}}`, 422, "user_id"},
-		{"path in user id", "POST", "/v1/requests", `{"type":"erasure","subject":{"user_id":"../u-1002"}}`, 422, "user_id"},
-		{"oversized", "POST", "/v1/requests", big, 413, "larger than"},
-		{"bad id", "GET", "/v1/requests/nope", "", 400, "id"},
-		{"unknown id", "GET", "/v1/requests/req_aaaaaaaaaaaaaaaaaaaaaaaaaa", "", 404, "no request"},
+		{"unknown field", "POST", "/v1/requests", "", `{"type":"erasure","subject":{"email":"a@example.com"},"admin":true}`, 400, "unknown field"},
+		{"two objects", "POST", "/v1/requests", "", `{"type":"erasure","subject":{"email":"a@example.com"}} {}`, 400, "one object"},
+		{"broken JSON", "POST", "/v1/requests", "", `{"type":`, 400, "malformed"},
+		{"empty", "POST", "/v1/requests", "", ``, 400, "empty body"},
+		{"unknown type", "POST", "/v1/requests", "", `{"type":"forget-me","subject":{"email":"a@example.com"}}`, 422, "type"},
+		{"bad email", "POST", "/v1/requests", "", `{"type":"erasure","subject":{"email":"not-an-email"}}`, 422, "subject.email"},
+		{"bad jurisdiction", "POST", "/v1/requests", "", `{"type":"erasure","subject":{"email":"a@example.com"},"jurisdiction":"mars"}`, 422, "jurisdiction"},
+		{"no email to verify", "POST", "/v1/requests", "", `{"type":"erasure","subject":{"user_id":"u-1001"}}`, 422, "subject.email"},
+		{"path in user id", "POST", "/v1/requests", e.Backend, `{"type":"erasure","subject":{"user_id":"../u-1002"},"verified":true}`, 422, "user_id"},
+		{"vouching without a key", "POST", "/v1/requests", "", `{"type":"erasure","subject":{"email":"a@example.com"},"verified":true}`, 403, "backend"},
+		{"vouching as operator", "POST", "/v1/requests", e.Operator, `{"type":"erasure","subject":{"email":"a@example.com"},"verified":true}`, 403, "backend"},
+		{"bad key", "POST", "/v1/requests", "lethe_key_nope", `{"type":"erasure","subject":{"email":"a@example.com"}}`, 401, "API key"},
+		{"oversized", "POST", "/v1/requests", "", big, 413, "larger than"},
+		{"bad id", "GET", "/v1/requests/nope", e.Operator, "", 400, "id"},
+		{"no token", "GET", "/v1/requests/req_aaaaaaaaaaaaaaaaaaaaaaaaaa", "", "", 401, "token"},
+		{"unknown id", "GET", "/v1/requests/req_aaaaaaaaaaaaaaaaaaaaaaaaaa", e.Operator, "", 404, "no request"},
 	} {
-		code, body := e.call(t, c.method, c.path, c.body)
+		code, body := e.call(t, c.method, c.path, c.auth, c.body)
 		if code != c.status || !strings.Contains(fmt.Sprint(body["error"]), c.reason) {
 			t.Errorf("%s: got %d %v, want %d with %q", c.name, code, body, c.status, c.reason)
 		}
@@ -223,5 +399,8 @@ func TestBadRequestsGetAReasonAndCreateNothing(t *testing.T) {
 	}
 	if n := e.count(t, "SELECT count(*) FROM demo.projects WHERE account_id = 'u-1001'"); n == 0 {
 		t.Error("a refused request erased data")
+	}
+	if strings.Contains(e.LogOutput.String(), "a@example.com") {
+		t.Error("logs contain a submitted email")
 	}
 }

@@ -11,8 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+
 	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
 	"github.com/lethe-privacy/lethe/internal/wiring"
@@ -40,10 +47,6 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer db.Close()
-	subjects, err := wiring.Subjects(cfg)
-	if err != nil {
-		return err
-	}
 	opts, err := wiring.TemporalOptions(cfg, log)
 	if err != nil {
 		return err
@@ -53,13 +56,60 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer tc.Close()
-	srv := &api.Server{Temporal: tc, DB: db, Subjects: subjects, TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log}
+	srv, err := newAPIServer(cfg, tc, db, log)
+	if err != nil {
+		return err
+	}
+	if cfg.CodecToken != "" {
+		codecHandler, err := codecServer(cfg, codec.HandlerOptions{Token: cfg.CodecToken, AllowedOrigins: cfg.CodecOrigins, Namespace: cfg.TemporalNamespace})
+		if err != nil {
+			return err
+		}
+		srv.Extra = func(mux *http.ServeMux) { mux.Handle("/codec/", http.StripPrefix("/codec", codecHandler)) }
+	}
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {
 		return fmt.Errorf("LETHE_API_LISTEN %s: %w", cfg.APIListen, err)
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
 	return serveHTTP(ctx, ln, srv.Handler(), log)
+}
+
+// newAPIServer builds the API from the configuration, the same way for
+// `serve`, `dev` and the end-to-end tests.
+func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, log *slog.Logger) (*api.Server, error) {
+	subjects, err := wiring.Subjects(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := wiring.Keyring(cfg, db)
+	if err != nil {
+		return nil, err
+	}
+	policies, err := policy.FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Server{
+		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies,
+		APIKeys:   apikeys.NewAuthenticator(db, apikeys.DefaultCacheTTL),
+		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
+		PerIP:      ratelimit.New(cfg.RatePerIP, cfg.BurstPerIP),
+		PerSubject: ratelimit.New(cfg.RatePerSubject, cfg.BurstPerSubj),
+	}, nil
+}
+
+// codecServer decodes Temporal payloads for the Web UI and the CLI.
+func codecServer(cfg config.Config, o codec.HandlerOptions) (http.Handler, error) {
+	keys, err := wiring.PayloadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := codec.NewCodec(keys)
+	if err != nil {
+		return nil, err
+	}
+	return codec.NewHTTPHandler(c, o)
 }
 
 // serveHTTP serves until ctx ends, then shuts down gracefully.

@@ -60,8 +60,12 @@ func run(ctx context.Context) error {
 	}
 	defer c.Close()
 
+	deps, err := registry.NewDeps(ctx, cfg, lethe, app, objects, dataMap, log)
+	if err != nil {
+		return err
+	}
 	w := worker.New(c, cfg.TemporalTaskQueue, worker.Options{})
-	registry.Register(w, registry.Deps{Lethe: lethe, App: app, Objects: objects, Map: dataMap, Log: log})
+	registry.Register(w, deps)
 	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
 	if err := w.Run(interrupt(ctx)); err != nil {
 		return fmt.Errorf("worker: %w", err)

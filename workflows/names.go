@@ -9,20 +9,26 @@ import (
 
 // Workflow names, as the worker registers them and the API starts them.
 const (
-	WorkflowEraseSubject = "EraseSubject"
+	WorkflowPrivacyRequest = "PrivacyRequest"
+	WorkflowEraseSubject   = "EraseSubject"
 )
 
 // Activity names: the contract between these workflows and package activities.
 // The worker registers each activity under exactly this name (a test checks).
 const (
-	ActivityRecordRequest = "RecordRequest"
-	ActivityEraseTables   = "EraseTables"
-	ActivityEraseObjects  = "EraseObjects"
+	ActivityRecordTransition = "RecordTransition"
+	ActivityIssueCode        = "IssueVerificationCode"
+	ActivitySendMail         = "SendRequestMail"
+	ActivityResolveUser      = "ResolveUser"
+	ActivityShredSubject     = "ShredSubject"
+	ActivityEraseTables      = "EraseTables"
+	ActivityEraseObjects     = "EraseObjects"
 )
 
 // ActivityNames lists every activity the workflows call.
 func ActivityNames() []string {
-	return []string{ActivityRecordRequest, ActivityEraseTables, ActivityEraseObjects}
+	return []string{ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
+		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects}
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

@@ -12,17 +12,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/mail"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/workflows"
 )
@@ -32,19 +31,46 @@ type Server struct {
 	Temporal  client.Client
 	DB        *pgxpool.Pool // Lethe's own database
 	Subjects  *subject.Hasher
+	Keys      identity.Keyring // seals each request's identity with the person's key
+	Policies  *policy.Book
+	APIKeys   Authenticator
 	TaskQueue string
 	MaxBody   int64
 	Log       *slog.Logger
-	// Extra routes mounted by the process (e.g. the dev outbox); may be nil.
+	// PerIP and PerSubject limit the public routes; nil means no limit.
+	PerIP, PerSubject *ratelimit.Limiter
+	// Extra routes mounted by the process (e.g. the codec server); may be nil.
 	Extra func(mux *http.ServeMux)
+}
+
+// Authenticator checks an API key.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (apikeys.Key, error)
 }
 
 // Handler returns the API's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
-	mux.HandleFunc("POST /v1/requests", s.submit)
-	mux.HandleFunc("GET /v1/requests/{id}", s.get)
+	public := func(h http.HandlerFunc) http.Handler {
+		if s.PerIP == nil {
+			return h
+		}
+		return ratelimit.Middleware(s.PerIP, func(r *http.Request) string {
+			if r.Header.Get("Authorization") != "" {
+				return "" // keys are the company's own systems
+			}
+			return ratelimit.ClientIP(r)
+		}, h)
+	}
+	mux.Handle("POST /v1/requests", public(s.submit))
+	mux.Handle("GET /v1/requests/{id}", public(s.get))
+	mux.Handle("POST /v1/requests/{id}/verify", public(s.verify))
+	mux.Handle("POST /v1/requests/{id}/resend", public(s.resend))
+	for _, action := range []string{workflows.UpdateApprove, workflows.UpdateDeny, workflows.UpdateExtend, workflows.UpdateCancel, workflows.UpdateComplete} {
+		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))
+	}
+	mux.HandleFunc("GET /v1/requests/{id}/audit", s.auditTrail)
 	if s.Extra != nil {
 		s.Extra(mux)
 	}
@@ -107,38 +133,18 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// SubmitRequest is the body of POST /v1/requests.
-type SubmitRequest struct {
-	Type         string  `json:"type"`
-	Subject      Subject `json:"subject"`
-	Jurisdiction string  `json:"jurisdiction,omitempty"`
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func newRequestID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "req_" + strings.ToLower(idEncoding.EncodeToString(b)), nil
 }
 
-// Subject identifies the person a request is about.
-type Subject struct {
-	Email  string `json:"email,omitempty"`
-	UserID string `json:"user_id,omitempty"`
-}
-
-// RequestView is what the API answers about a request. It carries no
-// personal data: the person is a subject reference.
-type RequestView struct {
-	ID           string                     `json:"id"`
-	Type         string                     `json:"type"`
-	Status       string                     `json:"status"`
-	SubjectRef   string                     `json:"subject_ref,omitempty"`
-	Jurisdiction string                     `json:"jurisdiction,omitempty"`
-	Systems      []workflows.SystemProgress `json:"systems,omitempty"`
-	Links        map[string]string          `json:"links,omitempty"`
-}
-
-var (
-	userIDRe    = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
-	requestIDRe = regexp.MustCompile(`^req_[a-z2-7]{26}$`)
-)
-
-var jurisdictions = map[string]bool{"gdpr": true, "ccpa": true, "default": true}
-
+// decode reads one JSON object strictly: unknown fields, trailing data and
+// bodies over MaxBody are refused with a reason.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, "send application/json")
@@ -178,130 +184,4 @@ func jsonProblem(err error) string {
 		return strings.TrimPrefix(err.Error(), "json: ")
 	}
 	return "cannot decode"
-}
-
-func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	var in SubmitRequest
-	if !s.decode(w, r, &in) {
-		return
-	}
-	if in.Jurisdiction == "" {
-		in.Jurisdiction = "default"
-	}
-	if !jurisdictions[in.Jurisdiction] {
-		writeError(w, http.StatusUnprocessableEntity, "jurisdiction: want gdpr, ccpa or default")
-		return
-	}
-	if in.Subject.Email != "" {
-		if a, err := mail.ParseAddress(in.Subject.Email); err != nil || a.Address != in.Subject.Email {
-			writeError(w, http.StatusUnprocessableEntity, "subject.email: not a valid email address")
-			return
-		}
-	}
-	if in.Subject.UserID != "" && !userIDRe.MatchString(in.Subject.UserID) {
-		writeError(w, http.StatusUnprocessableEntity, "subject.user_id: want 1 to 128 letters, digits or ._:@-")
-		return
-	}
-	switch in.Type {
-	case "erasure":
-		if in.Subject.UserID == "" {
-			writeError(w, http.StatusUnprocessableEntity, "subject.user_id: required for erasure")
-			return
-		}
-	case "":
-		writeError(w, http.StatusUnprocessableEntity, "type: required")
-		return
-	default:
-		writeError(w, http.StatusUnprocessableEntity, "type: %q is not a request type this Lethe handles; want erasure", in.Type)
-		return
-	}
-
-	id, err := newRequestID()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	ref := s.Subjects.UserID(in.Subject.UserID)
-	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: s.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.RequestTypeKey.ValueSet(in.Type),
-			workflows.StatusKey.ValueSet(workflows.StatusReceived),
-			workflows.SubjectRefKey.ValueSet(string(ref)),
-			workflows.JurisdictionKey.ValueSet(in.Jurisdiction),
-		),
-	}, workflows.WorkflowEraseSubject, workflows.ErasureInput{
-		RequestID: id, SubjectRef: string(ref), UserID: in.Subject.UserID, Jurisdiction: in.Jurisdiction,
-	})
-	if err != nil {
-		s.Log.ErrorContext(r.Context(), "start workflow", "request_id", id, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "could not accept the request now; nothing was created, try again")
-		return
-	}
-	s.Log.InfoContext(r.Context(), "request accepted", "request_id", id, "type", in.Type, "subject_ref", ref)
-	writeJSON(w, http.StatusAccepted, RequestView{
-		ID: id, Type: in.Type, Status: workflows.StatusReceived, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
-		Links: map[string]string{"self": "/v1/requests/" + id},
-	})
-}
-
-func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !requestIDRe.MatchString(id) {
-		writeError(w, http.StatusBadRequest, "id: not a request id")
-		return
-	}
-	view, err := s.lookup(r.Context(), id)
-	if errors.Is(err, errNotFound) {
-		writeError(w, http.StatusNotFound, "no request with this id")
-		return
-	}
-	if err != nil {
-		s.Log.ErrorContext(r.Context(), "look up request", "request_id", id, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "could not read the request now, try again")
-		return
-	}
-	writeJSON(w, http.StatusOK, view)
-}
-
-var errNotFound = errors.New("not found")
-
-// lookup asks the workflow first (live progress) and falls back to Lethe's
-// record once the workflow's history is gone.
-func (s *Server) lookup(ctx context.Context, id string) (RequestView, error) {
-	view := RequestView{ID: id, Links: map[string]string{"self": "/v1/requests/" + id}}
-	resp, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
-	if err == nil {
-		var p workflows.ErasureProgress
-		if err := resp.Get(&p); err != nil {
-			return view, err
-		}
-		view.Status, view.Systems, view.Type = p.Status, p.Systems, "erasure"
-		if err := s.DB.QueryRow(ctx, `SELECT subject_ref, jurisdiction FROM lethe.requests WHERE id = $1`, id).
-			Scan(&view.SubjectRef, &view.Jurisdiction); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return view, err
-		}
-		return view, nil
-	}
-	var nf *serviceerror.NotFound
-	if !errors.As(err, &nf) {
-		return view, err
-	}
-	err = s.DB.QueryRow(ctx, `SELECT type, status, subject_ref, jurisdiction FROM lethe.requests WHERE id = $1`, id).
-		Scan(&view.Type, &view.Status, &view.SubjectRef, &view.Jurisdiction)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return view, errNotFound
-	}
-	return view, err
-}
-
-var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-func newRequestID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "req_" + strings.ToLower(idEncoding.EncodeToString(b)), nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -67,6 +68,47 @@ type Config struct {
 	SubjectHashKey string `env:"LETHE_SUBJECT_HASH_KEY"`
 
 	LogLevel string `env:"LETHE_LOG_LEVEL" envDefault:"info"`
+
+	// The company, as people see it in mail.
+	CompanyName      string `env:"LETHE_COMPANY_NAME" envDefault:"Example Company"`
+	PublicURL        string `env:"LETHE_PUBLIC_URL" envDefault:"http://localhost:8080"`
+	PrivacyTeamEmail string `env:"LETHE_PRIVACY_TEAM_EMAIL" envDefault:"privacy-team@example.com"`
+	TemplatesDir     string `env:"LETHE_TEMPLATES_DIR"`
+
+	// Deadlines per jurisdiction, as periods: "1mo" (calendar month), "45d", "10bd" (business days).
+	DueGDPR       string `env:"LETHE_DUE_GDPR" envDefault:"1mo"`
+	DueCCPA       string `env:"LETHE_DUE_CCPA" envDefault:"45d"`
+	DueCompany    string `env:"LETHE_DUE_COMPANY" envDefault:"30d"`
+	ExtendGDPR    string `env:"LETHE_EXTENSION_GDPR" envDefault:"2mo"`
+	ExtendCCPA    string `env:"LETHE_EXTENSION_CCPA" envDefault:"45d"`
+	ExtendCompany string `env:"LETHE_EXTENSION_COMPANY" envDefault:"0d"`
+	ReceiptCCPA   string `env:"LETHE_RECEIPT_CCPA" envDefault:"10bd"`
+
+	// Identity verification by a one-time code.
+	CodeTTL             time.Duration `env:"LETHE_CODE_TTL" envDefault:"15m"`
+	CodeMaxAttempts     int           `env:"LETHE_CODE_MAX_ATTEMPTS" envDefault:"5"`
+	CodeResendInterval  time.Duration `env:"LETHE_CODE_RESEND_INTERVAL" envDefault:"1m"`
+	CodeMaxSends        int           `env:"LETHE_CODE_MAX_SENDS" envDefault:"5"`
+	VerifyWithin        time.Duration `env:"LETHE_VERIFY_WITHIN" envDefault:"168h"`
+	VerifyReminderAfter time.Duration `env:"LETHE_VERIFY_REMINDER_AFTER" envDefault:"72h"`
+
+	// ApprovalTypes lists the request types an operator approves before the work starts.
+	ApprovalTypes []string `env:"LETHE_APPROVAL_TYPES" envSeparator:","`
+	// OperatorReminders: remind the privacy team this long before a due date.
+	OperatorReminders []time.Duration `env:"LETHE_OPERATOR_REMINDERS" envSeparator:"," envDefault:"72h,24h"`
+	// RequestLimits: "type@jurisdiction=N/period", comma-separated (jurisdiction * for all).
+	RequestLimits string `env:"LETHE_REQUEST_LIMITS" envDefault:"access@ccpa=2/12mo,portability@ccpa=2/12mo"`
+
+	// Rate limits of the public routes, per client IP and per person.
+	RatePerIP      float64 `env:"LETHE_RATE_PER_IP" envDefault:"1"`
+	BurstPerIP     int     `env:"LETHE_BURST_PER_IP" envDefault:"20"`
+	RatePerSubject float64 `env:"LETHE_RATE_PER_SUBJECT" envDefault:"0.1"`
+	BurstPerSubj   int     `env:"LETHE_BURST_PER_SUBJECT" envDefault:"5"`
+
+	// CodecToken is the operator credential of the codec server at /codec
+	// (empty: no codec route outside dev); CodecOrigins are the UI origins it serves.
+	CodecToken   string   `env:"LETHE_CODEC_TOKEN"`
+	CodecOrigins []string `env:"LETHE_CODEC_ORIGINS" envSeparator:"," envDefault:"http://localhost:8233"`
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -176,6 +218,28 @@ func (c Config) Validate() error {
 		if k, err := base64.StdEncoding.DecodeString(c.SubjectHashKey); err != nil || len(k) < 32 {
 			bad("LETHE_SUBJECT_HASH_KEY", "want at least 32 bytes, base64")
 		}
+	}
+	for name, v := range map[string]int{"LETHE_CODE_MAX_ATTEMPTS": c.CodeMaxAttempts, "LETHE_CODE_MAX_SENDS": c.CodeMaxSends, "LETHE_BURST_PER_IP": c.BurstPerIP, "LETHE_BURST_PER_SUBJECT": c.BurstPerSubj} {
+		if v < 1 {
+			bad(name, "must be at least 1")
+		}
+	}
+	for name, d := range map[string]time.Duration{"LETHE_CODE_TTL": c.CodeTTL, "LETHE_VERIFY_WITHIN": c.VerifyWithin} {
+		if d <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	if c.RatePerIP <= 0 || c.RatePerSubject <= 0 {
+		bad("LETHE_RATE_PER_IP", "rates must be positive (LETHE_RATE_PER_IP, LETHE_RATE_PER_SUBJECT)")
+	}
+	if !strings.Contains(c.PrivacyTeamEmail, "@") {
+		bad("LETHE_PRIVACY_TEAM_EMAIL", "want an email address")
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme == "" || u.Host == "" {
+		bad("LETHE_PUBLIC_URL", "want an http(s):// URL")
+	}
+	if c.CodecToken != "" && len(c.CodecToken) < 16 {
+		bad("LETHE_CODEC_TOKEN", "want at least 16 characters")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

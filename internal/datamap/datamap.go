@@ -18,9 +18,25 @@ import (
 
 // Map is a parsed data map.
 type Map struct {
-	Version int        `yaml:"version"`
-	Tables  []Table    `yaml:"tables"`
-	S3      []Location `yaml:"s3"`
+	Version  int        `yaml:"version"`
+	Identity *Identity  `yaml:"identity"`
+	Tables   []Table    `yaml:"tables"`
+	S3       []Location `yaml:"s3"`
+}
+
+// Identity says where the application keeps its users: a request that names
+// a person by email only is matched to their user id here (after the person
+// proved they own the address).
+type Identity struct {
+	Table string `yaml:"table"` // schema.table
+	Key   string `yaml:"key"`   // the user id column
+	Email string `yaml:"email"` // the email column (compared case-insensitively)
+}
+
+// Identifier is the identity table's name, ready for safe quoting.
+func (i Identity) Identifier() pgx.Identifier {
+	schema, table, _ := strings.Cut(i.Table, ".")
+	return pgx.Identifier{schema, table}
 }
 
 // Actions a table can take on a person's rows.
@@ -72,6 +88,15 @@ func Parse(b []byte) (*Map, error) {
 	var errs []error
 	if m.Version != 1 {
 		errs = append(errs, fmt.Errorf("version: want 1, got %d", m.Version))
+	}
+	if id := m.Identity; id != nil {
+		schema, table, ok := strings.Cut(id.Table, ".")
+		if !ok || !identRe.MatchString(schema) || !identRe.MatchString(table) {
+			errs = append(errs, fmt.Errorf("identity: table %q: want schema.table in lower case", id.Table))
+		}
+		if !identRe.MatchString(id.Key) || !identRe.MatchString(id.Email) {
+			errs = append(errs, fmt.Errorf("identity (%s): key and email must be column names", id.Table))
+		}
 	}
 	seen := map[string]bool{}
 	for i, t := range m.Tables {
@@ -152,6 +177,17 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 		return fmt.Errorf("data map: read schema: %w", err)
 	}
 	var errs []error
+	if id := m.Identity; id != nil {
+		cols, ok := columns[id.Table]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("data map: identity table %s does not exist in the application database", id.Table))
+		case !cols[id.Key]:
+			errs = append(errs, fmt.Errorf("data map: identity table %s has no column %s", id.Table, id.Key))
+		case !cols[id.Email]:
+			errs = append(errs, fmt.Errorf("data map: identity table %s has no column %s", id.Table, id.Email))
+		}
+	}
 	for _, t := range m.Tables {
 		cols, ok := columns[t.Name]
 		if !ok {

@@ -46,3 +46,15 @@ func (h *Hasher) ref(kind, v string) Ref {
 	m.Write([]byte(v))
 	return Ref("sr_" + strings.ToLower(b32.EncodeToString(m.Sum(nil)[:20])))
 }
+
+// CodeHash is the keyed hash of a verification code typed for one request:
+// what the workflow keeps and compares, never the code.
+func (h *Hasher) CodeHash(requestID, code string) string {
+	return h.Value("verification-code", requestID+":"+code)
+}
+
+// RequestToken is the secret that lets the person who submitted a request
+// follow and verify it, and nothing else. It is derived, not stored.
+func (h *Hasher) RequestToken(requestID string) string {
+	return "rt_" + strings.TrimPrefix(h.Value("request-token", requestID), "sr_")
+}

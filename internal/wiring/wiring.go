@@ -19,9 +19,12 @@ import (
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
 )
 
@@ -111,4 +114,45 @@ func PayloadKeys(c config.Config) ([]config.Key, error) {
 		return nil, errors.New("LETHE_PAYLOAD_KEYS: required (id:base64-32-byte-key, e.g. k1:$(openssl rand -base64 32))")
 	}
 	return config.ParseKeys(c.PayloadKeys)
+}
+
+// Keyring holds the per-person data keys, wrapped by LETHE_MASTER_KEYS.
+func Keyring(c config.Config, db *pgxpool.Pool) (*subjectkeys.Keyring, error) {
+	if c.MasterKeys == "" {
+		return nil, errors.New("LETHE_MASTER_KEYS: required (id:base64-32-byte-key, e.g. m1:$(openssl rand -base64 32)); keep it apart from LETHE_PAYLOAD_KEYS")
+	}
+	keys, err := config.ParseKeys(c.MasterKeys)
+	if err != nil {
+		return nil, fmt.Errorf("LETHE_MASTER_KEYS: %w", err)
+	}
+	return subjectkeys.New(db, keys)
+}
+
+// Mailer sends through SendGrid when LETHE_SENDGRID_API_KEY is set, else into
+// the outbox directory; either way each idempotency key sends once.
+func Mailer(c config.Config, db *pgxpool.Pool) (mail.Sender, error) {
+	var next mail.Sender
+	if c.SendGridAPIKey != "" {
+		sg, err := mail.NewSendGrid(mail.SendGridConfig{APIKey: c.SendGridAPIKey, BaseURL: c.SendGridBaseURL, FromEmail: c.MailFrom, FromName: c.MailFromName})
+		if err != nil {
+			return nil, fmt.Errorf("LETHE_SENDGRID_API_KEY: %w", err)
+		}
+		next = sg
+	} else {
+		ob, err := mail.NewOutbox(c.OutboxDir)
+		if err != nil {
+			return nil, fmt.Errorf("LETHE_OUTBOX_DIR: %w", err)
+		}
+		next = ob
+	}
+	return mail.NewOnce(db, next), nil
+}
+
+// Templates loads the mail templates, with the company's overrides.
+func Templates(c config.Config) (*templates.Renderer, error) {
+	r, err := templates.New(c.TemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("LETHE_TEMPLATES_DIR: %w", err)
+	}
+	return r, nil
 }

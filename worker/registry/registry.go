@@ -4,6 +4,7 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -13,23 +14,53 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/lethe-privacy/lethe/activities"
+	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/templates"
+	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
 // Deps are the real parts the activities work with.
 type Deps struct {
-	Lethe   *pgxpool.Pool // Lethe's own database
-	App     *pgxpool.Pool // the application database of the data map
-	Objects *s3.Client
-	Map     *datamap.Map
-	Log     *slog.Logger
+	Config    config.Config
+	Lethe     *pgxpool.Pool // Lethe's own database
+	App       *pgxpool.Pool // the application database of the data map
+	Objects   *s3.Client
+	Map       *datamap.Map
+	Keys      *subjectkeys.Keyring
+	Subjects  *subject.Hasher
+	Mail      mail.Sender
+	Templates *templates.Renderer
+	Log       *slog.Logger
+}
+
+// NewDeps builds the parts not given from the configuration: keys, mail, templates.
+func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, objects *s3.Client, m *datamap.Map, log *slog.Logger) (Deps, error) {
+	d := Deps{Config: c, Lethe: lethe, App: app, Objects: objects, Map: m, Log: log}
+	var err error
+	if d.Keys, err = wiring.Keyring(c, lethe); err != nil {
+		return d, err
+	}
+	if d.Subjects, err = wiring.Subjects(c); err != nil {
+		return d, err
+	}
+	if d.Mail, err = wiring.Mailer(c, lethe); err != nil {
+		return d, err
+	}
+	if d.Templates, err = wiring.Templates(c); err != nil {
+		return d, err
+	}
+	return d, nil
 }
 
 // Register puts every workflow and activity on r under its contract name.
 func Register(r worker.Registry, d Deps) {
+	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: workflows.WorkflowPrivacyRequest})
 	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
-
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -37,11 +68,18 @@ func Register(r worker.Registry, d Deps) {
 
 // Activities maps each activity name of the workflows' contract to its implementation.
 func Activities(d Deps) map[string]any {
-	requests := &activities.Requests{DB: d.Lethe}
-	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Log: d.Log}
+	lifecycle := &activities.Lifecycle{
+		DB: d.Lethe, App: d.App, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Mail: d.Mail, Templates: d.Templates,
+		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
+	}
+	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Log: d.Log}
 	return map[string]any{
-		workflows.ActivityRecordRequest: requests.RecordRequest,
-		workflows.ActivityEraseTables:   erasure.EraseTables,
-		workflows.ActivityEraseObjects:  erasure.EraseObjects,
+		workflows.ActivityRecordTransition: lifecycle.RecordTransition,
+		workflows.ActivityIssueCode:        lifecycle.IssueVerificationCode,
+		workflows.ActivitySendMail:         lifecycle.SendRequestMail,
+		workflows.ActivityResolveUser:      lifecycle.ResolveUser,
+		workflows.ActivityShredSubject:     lifecycle.ShredSubject,
+		workflows.ActivityEraseTables:      erasure.EraseTables,
+		workflows.ActivityEraseObjects:     erasure.EraseObjects,
 	}
 }

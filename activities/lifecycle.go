@@ -1,0 +1,252 @@
+package activities
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/templates"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// Lifecycle records, verifies and writes to people for every request.
+type Lifecycle struct {
+	DB          *pgxpool.Pool // Lethe's own database
+	App         *pgxpool.Pool // the application database (identity lookups)
+	Map         *datamap.Map
+	Keys        *subjectkeys.Keyring
+	Subjects    *subject.Hasher
+	Mail        mail.Sender // wrapped so each idempotency key sends once
+	Templates   *templates.Renderer
+	CompanyName string
+	PublicURL   string // where people submit requests and type codes
+	PrivacyTeam string // the privacy team's address for reminders and escalations
+	Log         *slog.Logger
+}
+
+// RecordTransition projects the request's state into lethe.requests and
+// appends the step to the hash-chained audit trail; running it twice appends
+// nothing more (the audit entry's idempotency key is request and step).
+func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.TransitionInput) error {
+	var closedAt *time.Time
+	if workflows.Closed(in.Status) {
+		now := time.Now().UTC()
+		closedAt = &now
+	}
+	_, err := l.DB.Exec(ctx, `
+		INSERT INTO lethe.requests (id, type, subject_ref, jurisdiction, status, workflow_id, received_at, due_at, closed_at)
+		VALUES ($1, $2, $3, $4, $5, $1, $6, $7, $8)
+		ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, due_at = EXCLUDED.due_at,
+			closed_at = COALESCE(lethe.requests.closed_at, EXCLUDED.closed_at), updated_at = now()`,
+		in.RequestID, in.Type, in.SubjectRef, in.Jurisdiction, in.Status, in.ReceivedAt, in.DueAt, closedAt)
+	if err != nil {
+		return classifyDB(fmt.Errorf("record request: %w", err))
+	}
+	detail := map[string]any{"status": in.Status}
+	for k, v := range in.Detail {
+		if v != "" {
+			detail[k] = v
+		}
+	}
+	_, err = audit.Append(ctx, l.DB, audit.Entry{
+		RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action,
+		Detail: detail, IdempotencyKey: fmt.Sprintf("%s:%d", in.RequestID, in.Seq),
+	})
+	if err != nil {
+		return classifyDB(fmt.Errorf("audit %s: %w", in.Action, err))
+	}
+	return nil
+}
+
+// IssueVerificationCode mails a fresh 6-digit code drawn from a CSPRNG and
+// returns only its keyed hash. Retried after the mail went out, it returns
+// the hash of the code that was mailed instead of making another.
+func (l *Lifecycle) IssueVerificationCode(ctx context.Context, in workflows.IssueCodeInput) (workflows.IssueCodeResult, error) {
+	key := fmt.Sprintf("%s:code:%d", in.RequestID, in.Seq)
+	if once, ok := l.Mail.(*mail.Once); ok {
+		sent, err := once.Sent(ctx, key)
+		if err != nil {
+			return workflows.IssueCodeResult{}, classifyDB(err)
+		}
+		if sent {
+			var hash string
+			err := l.DB.QueryRow(ctx, `SELECT code_hash FROM lethe.verification_codes WHERE request_id = $1 AND seq = $2`, in.RequestID, in.Seq).Scan(&hash)
+			if err == nil {
+				return workflows.IssueCodeResult{CodeHash: hash}, nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return workflows.IssueCodeResult{}, classifyDB(err)
+			}
+		}
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return workflows.IssueCodeResult{}, fmt.Errorf("draw code: %w", err)
+	}
+	code := fmt.Sprintf("%06d", n.Int64())
+	hash := l.Subjects.CodeHash(in.RequestID, code)
+	if _, err := l.DB.Exec(ctx, `INSERT INTO lethe.verification_codes (request_id, seq, code_hash) VALUES ($1, $2, $3)
+		ON CONFLICT (request_id, seq) DO UPDATE SET code_hash = EXCLUDED.code_hash, created_at = now()`, in.RequestID, in.Seq, hash); err != nil {
+		return workflows.IssueCodeResult{}, classifyDB(fmt.Errorf("store code hash: %w", err))
+	}
+	id, err := l.openIdentity(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return workflows.IssueCodeResult{}, err
+	}
+	if id.Email == "" {
+		return workflows.IssueCodeResult{}, temporal.NewNonRetryableApplicationError("no email to send a code to", "NoEmail", nil)
+	}
+	msg, err := l.render(templates.VerificationCode, templates.Data{RequestID: in.RequestID, RequestType: in.RequestType, Code: code, CodeValidFor: in.ValidFor})
+	if err != nil {
+		return workflows.IssueCodeResult{}, err
+	}
+	if err := l.send(ctx, id.Email, msg, key, in.RequestID, templates.VerificationCode); err != nil {
+		return workflows.IssueCodeResult{}, err
+	}
+	l.Log.InfoContext(ctx, "verification code sent", "request_id", in.RequestID, "subject_ref", in.SubjectRef, "seq", in.Seq)
+	return workflows.IssueCodeResult{CodeHash: hash}, nil
+}
+
+// mailTemplates maps the workflows' mail events to the templates' names.
+var mailTemplates = map[string]string{
+	workflows.MailReceipt:              templates.Receipt,
+	workflows.MailVerificationReminder: templates.VerificationReminder,
+	workflows.MailVerificationExpired:  templates.VerificationExpired,
+	workflows.MailExtension:            templates.Extension,
+	workflows.MailCompleted:            templates.Completed,
+	workflows.MailDenied:               templates.Denied,
+	workflows.MailCancelled:            templates.Cancelled,
+	workflows.MailOperatorReminder:     templates.OperatorReminder,
+	workflows.MailOperatorEscalation:   templates.OperatorEscalation,
+}
+
+// SendRequestMail sends one templated mail about a request, at most once
+// per idempotency key: to the person (their sealed identity opened here) or
+// to the privacy team.
+func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailInput) error {
+	name, ok := mailTemplates[in.Template]
+	if !ok {
+		return temporal.NewNonRetryableApplicationError("unknown mail template "+in.Template, "BadTemplate", nil)
+	}
+	to := l.PrivacyTeam
+	if !in.ToPrivacyTeam {
+		id, err := l.openIdentity(ctx, in.SubjectRef, in.Identity)
+		if err != nil {
+			return err
+		}
+		to = id.Email
+	}
+	if to == "" {
+		return temporal.NewNonRetryableApplicationError("no address to write to", "NoEmail", nil)
+	}
+	msg, err := l.render(name, templates.Data{
+		RequestID: in.RequestID, RequestType: in.Data.RequestType, Jurisdiction: in.Data.Jurisdiction,
+		DueDate: in.Data.DueDate, OriginalDueDate: in.Data.OriginalDueDate, LapseDate: in.Data.LapseDate,
+		Reason: in.Data.Reason, Lines: in.Data.Lines,
+	})
+	if err != nil {
+		return err
+	}
+	return l.send(ctx, to, msg, in.Key, in.RequestID, name)
+}
+
+// ResolveUser finds the person's user id in the application's identity table
+// when they wrote with an email only.
+func (l *Lifecycle) ResolveUser(ctx context.Context, in workflows.ResolveUserInput) (workflows.ResolveUserResult, error) {
+	id, err := l.openIdentity(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return workflows.ResolveUserResult{}, err
+	}
+	userID, err := resolveUserID(ctx, l.App, l.Map, id)
+	if err != nil {
+		return workflows.ResolveUserResult{}, err
+	}
+	return workflows.ResolveUserResult{Found: userID != ""}, nil
+}
+
+// ShredSubject destroys the person's data key: every sealed copy of their
+// identity, wherever it was copied, becomes unreadable. Safe to repeat.
+func (l *Lifecycle) ShredSubject(ctx context.Context, subjectRef string) error {
+	if err := l.Keys.Destroy(ctx, subjectRef); err != nil {
+		return classifyDB(fmt.Errorf("shred subject key: %w", err))
+	}
+	l.Log.InfoContext(ctx, "subject key destroyed", "subject_ref", subjectRef)
+	return nil
+}
+
+func (l *Lifecycle) openIdentity(ctx context.Context, ref string, sealed []byte) (identity.Identity, error) {
+	return openIdentity(ctx, l.Keys, ref, sealed)
+}
+
+// openIdentity opens a sealed identity; a destroyed key is final.
+func openIdentity(ctx context.Context, keys *subjectkeys.Keyring, ref string, sealed []byte) (identity.Identity, error) {
+	id, err := identity.Open(ctx, keys, ref, sealed)
+	if errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+		return id, temporal.NewNonRetryableApplicationError("the person's identity was shredded", "IdentityShredded", nil)
+	}
+	return id, err
+}
+
+// resolveUserID is the identity's user id, or the one the identity table
+// holds for its email; "" when the application does not know the person.
+func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id identity.Identity) (string, error) {
+	if id.UserID != "" {
+		return id.UserID, nil
+	}
+	if id.Email == "" || m.Identity == nil {
+		return "", nil
+	}
+	var userID string
+	sql := fmt.Sprintf("SELECT %s::text FROM %s WHERE lower(%s) = lower($1) LIMIT 1",
+		pgx.Identifier{m.Identity.Key}.Sanitize(), m.Identity.Identifier().Sanitize(), pgx.Identifier{m.Identity.Email}.Sanitize())
+	err := app.QueryRow(ctx, sql, id.Email).Scan(&userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", classifyDB(fmt.Errorf("resolve user in %s: %w", m.Identity.Table, err))
+	}
+	return userID, nil
+}
+
+func (l *Lifecycle) render(name string, d templates.Data) (templates.Message, error) {
+	d.CompanyName = l.CompanyName
+	if d.LinkURL == "" {
+		d.LinkURL = l.PublicURL
+	}
+	msg, err := l.Templates.Render(name, d)
+	if err != nil {
+		return msg, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render %s: %v", name, err), "BadTemplate", nil)
+	}
+	return msg, nil
+}
+
+func (l *Lifecycle) send(ctx context.Context, to string, msg templates.Message, key, requestID, template string) error {
+	err := l.Mail.Send(ctx, mail.Message{To: to, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: template, IdempotencyKey: key, RequestID: requestID})
+	switch {
+	case err == nil, errors.Is(err, mail.ErrSentNotRecorded):
+		// Sent: a retry must not send it again, so the activity succeeds.
+		return nil
+	case mail.IsPermanent(err):
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("mail %s: %v", template, err), "MailRefused", nil)
+	default:
+		if after := mail.RetryAfterOf(err); after > 0 {
+			return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("mail %s: %v", template, err), "MailRetry", temporal.ApplicationErrorOptions{NextRetryDelay: after})
+		}
+		return fmt.Errorf("mail %s: %w", template, err)
+	}
+}

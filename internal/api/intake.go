@@ -1,0 +1,294 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// SubmitRequest is the body of POST /v1/requests.
+type SubmitRequest struct {
+	Type         string  `json:"type"`
+	Subject      Subject `json:"subject"`
+	Jurisdiction string  `json:"jurisdiction,omitempty"`
+	// Verified: the company's backend (an API key with the backend role)
+	// vouches for the person's identity; verification is skipped.
+	Verified bool `json:"verified,omitempty"`
+}
+
+// Subject identifies the person a request is about.
+type Subject struct {
+	Email  string `json:"email,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+}
+
+// Submitted answers a submission. RequestToken lets the person follow and
+// verify this request (send it as X-Request-Token); keep it secret.
+type Submitted struct {
+	ID           string            `json:"id"`
+	Status       string            `json:"status"`
+	Joined       bool              `json:"joined,omitempty"` // a request like it was running: this is it
+	DueAt        time.Time         `json:"due_at"`
+	RequestToken string            `json:"request_token,omitempty"`
+	Links        map[string]string `json:"links"`
+}
+
+// Refusal answers a request over a limit: when the person may ask again.
+type Refusal struct {
+	Error   string    `json:"error"`
+	RetryAt time.Time `json:"retry_at"`
+}
+
+var (
+	userIDRe    = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+	requestIDRe = regexp.MustCompile(`^req_[a-z2-7]{26}$`)
+)
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	var in SubmitRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if in.Jurisdiction == "" {
+		in.Jurisdiction = policy.Company
+	}
+	if msg := validateSubmission(in, caller); msg != "" {
+		status := http.StatusUnprocessableEntity
+		if in.Verified && caller.role != apikeys.RoleBackend {
+			status = http.StatusForbidden
+		}
+		writeError(w, status, "%s", msg)
+		return
+	}
+	ref := s.Subjects.Email(in.Subject.Email)
+	if in.Subject.UserID != "" {
+		ref = s.Subjects.UserID(in.Subject.UserID)
+	}
+	if caller.role == "" && s.PerSubject != nil {
+		if ok, after := s.PerSubject.Allow(string(ref)); !ok {
+			w.Header().Set("Retry-After", fmt.Sprint(int(after.Seconds())+1))
+			writeError(w, http.StatusTooManyRequests, "too many requests for this person; try again later")
+			return
+		}
+	}
+	ctx := r.Context()
+	now := time.Now().UTC()
+
+	// A request like it still running: this submission joins it.
+	if existing, err := s.openRequest(ctx, string(ref), in.Type); err != nil {
+		s.unavailable(w, r, "find open request", err)
+		return
+	} else if existing != nil {
+		s.writeJoined(w, existing, caller)
+		return
+	}
+	// Limits per person and type (P14).
+	if retryAt, err := s.overLimit(ctx, string(ref), in.Type, in.Jurisdiction, now); err != nil {
+		s.unavailable(w, r, "check limits", err)
+		return
+	} else if !retryAt.IsZero() {
+		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(retryAt).Seconds())+1))
+		writeJSON(w, http.StatusTooManyRequests, Refusal{
+			Error:   fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format("2 January 2006")),
+			RetryAt: retryAt,
+		})
+		return
+	}
+
+	id, err := newRequestID()
+	if err != nil {
+		s.unavailable(w, r, "request id", err)
+		return
+	}
+	pol := s.Policies.For(in.Jurisdiction, in.Type)
+	due := pol.DueAt(now)
+	// Claim the one open slot for this person and type; a concurrent twin loses and joins.
+	claimed, err := s.claim(ctx, id, string(ref), in, now, due)
+	if err != nil {
+		s.unavailable(w, r, "record request", err)
+		return
+	}
+	if !claimed {
+		existing, err := s.openRequest(ctx, string(ref), in.Type)
+		if err != nil || existing == nil {
+			s.unavailable(w, r, "join request", err)
+			return
+		}
+		s.writeJoined(w, existing, caller)
+		return
+	}
+	sealed, err := identity.Seal(ctx, s.Keys, string(ref), identity.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID})
+	if err == nil {
+		_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:        id,
+			TaskQueue: s.TaskQueue,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.RequestTypeKey.ValueSet(in.Type),
+				workflows.StatusKey.ValueSet(workflows.StatusReceived),
+				workflows.SubjectRefKey.ValueSet(string(ref)),
+				workflows.JurisdictionKey.ValueSet(in.Jurisdiction),
+				workflows.DueAtKey.ValueSet(due),
+			),
+		}, workflows.WorkflowPrivacyRequest, workflows.RequestInput{
+			RequestID: id, Type: in.Type, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
+			Identity: sealed, HasEmail: in.Subject.Email != "", HasUserID: in.Subject.UserID != "",
+			PreVerified: in.Verified, SubmittedBy: caller.actor(), Policy: pol,
+		})
+	}
+	if err != nil {
+		// Nothing half-created: the claim goes with the failed start.
+		if _, derr := s.DB.Exec(context.WithoutCancel(ctx), `DELETE FROM lethe.requests WHERE id = $1`, id); derr != nil {
+			s.Log.ErrorContext(ctx, "release claim", "request_id", id, "error", derr)
+		}
+		s.unavailable(w, r, "start request", err)
+		return
+	}
+	s.Log.InfoContext(ctx, "request accepted", "request_id", id, "type", in.Type, "subject_ref", ref, "by", caller.actor())
+	out := Submitted{ID: id, Status: workflows.StatusReceived, DueAt: due, Links: links(id)}
+	if caller.role == "" {
+		out.RequestToken = s.Subjects.RequestToken(id)
+	}
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+func validateSubmission(in SubmitRequest, c caller) string {
+	switch {
+	case in.Type == "":
+		return "type: required; want one of access, portability, erasure, rectification, consent, deactivation"
+	case !slices.Contains(workflows.RequestTypes(), in.Type):
+		return fmt.Sprintf("type: %q is not a request type; want one of access, portability, erasure, rectification, consent, deactivation", in.Type)
+	case !slices.Contains(policy.Jurisdictions(), in.Jurisdiction):
+		return "jurisdiction: want gdpr, ccpa or default"
+	case in.Subject.Email != "" && !validEmail(in.Subject.Email):
+		return "subject.email: not a valid email address"
+	case in.Subject.UserID != "" && !userIDRe.MatchString(in.Subject.UserID):
+		return "subject.user_id: want 1 to 128 letters, digits or ._:@-"
+	case in.Verified && c.role != apikeys.RoleBackend:
+		return "verified: only the company's backend (an API key with the backend role) may vouch for an identity"
+	case !in.Verified && in.Subject.Email == "":
+		return "subject.email: required, to verify the person's identity"
+	case in.Subject.Email == "" && in.Subject.UserID == "":
+		return "subject: give an email or a user_id"
+	}
+	return ""
+}
+
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && len(s) <= 254
+}
+
+// openRequest is the person's running request of this type, if any.
+func (s *Server) openRequest(ctx context.Context, ref, typ string) (*Submitted, error) {
+	var out Submitted
+	err := s.DB.QueryRow(ctx, `SELECT id, status, due_at FROM lethe.requests WHERE subject_ref = $1 AND type = $2 AND closed_at IS NULL`, ref, typ).
+		Scan(&out.ID, &out.Status, &out.DueAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A claim whose workflow never started (the API died in between) is released.
+	if _, err := s.Temporal.DescribeWorkflowExecution(ctx, out.ID, ""); err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			_, err = s.DB.Exec(ctx, `UPDATE lethe.requests SET status = 'abandoned', closed_at = now() WHERE id = $1 AND closed_at IS NULL AND received_at < now() - interval '1 minute'`, out.ID)
+			if err == nil {
+				return s.openRequestAfterRelease(ctx, ref, typ, out)
+			}
+		}
+		return nil, err
+	}
+	out.Links = links(out.ID)
+	return &out, nil
+}
+
+func (s *Server) openRequestAfterRelease(ctx context.Context, ref, typ string, was Submitted) (*Submitted, error) {
+	var closed bool
+	if err := s.DB.QueryRow(ctx, `SELECT closed_at IS NOT NULL FROM lethe.requests WHERE id = $1`, was.ID).Scan(&closed); err != nil {
+		return nil, err
+	}
+	if closed {
+		return nil, nil
+	}
+	was.Links = links(was.ID) // still being started: join it
+	return &was, nil
+}
+
+func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c caller) {
+	existing.Joined = true
+	if c.role == "" {
+		existing.RequestToken = s.Subjects.RequestToken(existing.ID)
+	}
+	writeJSON(w, http.StatusOK, existing)
+}
+
+// claim records the request as the person's one open request of its type.
+func (s *Server) claim(ctx context.Context, id, ref string, in SubmitRequest, now, due time.Time) (bool, error) {
+	_, err := s.DB.Exec(ctx, `INSERT INTO lethe.requests (id, type, subject_ref, jurisdiction, status, workflow_id, received_at, due_at)
+		VALUES ($1, $2, $3, $4, $5, $1, $6, $7)`, id, in.Type, ref, in.Jurisdiction, workflows.StatusReceived, now, due)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// overLimit is zero when the person may make this request, else when they may again.
+func (s *Server) overLimit(ctx context.Context, ref, typ, jurisdiction string, now time.Time) (time.Time, error) {
+	var retryAt time.Time
+	for _, l := range s.Policies.Limits(typ, jurisdiction) {
+		since := windowStart(l.Per, now)
+		rows, err := s.DB.Query(ctx, `SELECT received_at FROM lethe.requests
+			WHERE subject_ref = $1 AND type = $2 AND ($3 = '*' OR jurisdiction = $3) AND received_at > $4
+			  AND status NOT IN ('denied', 'expired', 'cancelled', 'abandoned')
+			ORDER BY received_at`, ref, typ, l.Jurisdiction, since)
+		if err != nil {
+			return time.Time{}, err
+		}
+		times, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return time.Time{}, err
+		}
+		if len(times) >= l.Max {
+			// The oldest of the last Max requests leaves the window first.
+			at := l.Per.After(times[len(times)-l.Max])
+			if at.After(retryAt) {
+				retryAt = at
+			}
+		}
+	}
+	return retryAt, nil
+}
+
+// windowStart is now minus the period.
+func windowStart(p workflows.Period, now time.Time) time.Time {
+	// Business days are counted as calendar days here: the window is never shorter.
+	return workflows.AddCalendarMonths(now, -p.Months).AddDate(0, 0, -p.Days-p.BusinessDays)
+}
+
+func links(id string) map[string]string {
+	base := "/v1/requests/" + id
+	return map[string]string{"self": base, "verify": base + "/verify", "resend": base + "/resend"}
+}

@@ -1,0 +1,285 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// caller is who is calling: a key's role, or the person (role "").
+type caller struct {
+	role, keyID string
+}
+
+func (c caller) actor() string {
+	if c.role == "" {
+		return "subject"
+	}
+	return c.role + ":" + c.keyID
+}
+
+// caller identifies an API key from "Authorization: Bearer <key>"; no
+// header is the person. A header that does not authenticate is 401.
+func (s *Server) caller(w http.ResponseWriter, r *http.Request) (caller, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return caller{}, true
+	}
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || s.APIKeys == nil {
+		writeError(w, http.StatusUnauthorized, "send an API key as Authorization: Bearer <key>")
+		return caller{}, false
+	}
+	key, err := s.APIKeys.Authenticate(r.Context(), token)
+	if err != nil {
+		if !errors.Is(err, apikeys.ErrUnauthenticated) {
+			s.Log.ErrorContext(r.Context(), "authenticate", "error", err)
+		}
+		writeError(w, http.StatusUnauthorized, "API key not valid")
+		return caller{}, false
+	}
+	return caller{role: key.Role, keyID: key.ID}, true
+}
+
+// request reads the {id} of the path and checks the caller may see it: a
+// key of either role, or the person with the request's token.
+func (s *Server) request(w http.ResponseWriter, r *http.Request) (string, caller, bool) {
+	id := r.PathValue("id")
+	if !requestIDRe.MatchString(id) {
+		writeError(w, http.StatusBadRequest, "id: not a request id")
+		return "", caller{}, false
+	}
+	c, ok := s.caller(w, r)
+	if !ok {
+		return "", c, false
+	}
+	if c.role == "" {
+		token := r.Header.Get("X-Request-Token")
+		if token == "" {
+			writeError(w, http.StatusUnauthorized, "send the request's token as X-Request-Token, or an API key")
+			return "", c, false
+		}
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.Subjects.RequestToken(id))) != 1 {
+			writeError(w, http.StatusForbidden, "this token is not for this request")
+			return "", c, false
+		}
+	}
+	return id, c, true
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	view, err := s.lookup(r.Context(), id)
+	if errors.Is(err, errNotFound) {
+		writeError(w, http.StatusNotFound, "no request with this id")
+		return
+	}
+	if err != nil {
+		s.unavailable(w, r, "look up request", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+var errNotFound = errors.New("not found")
+
+// lookup asks the workflow (live state) and falls back to Lethe's record once
+// the workflow's history is gone.
+func (s *Server) lookup(ctx context.Context, id string) (workflows.RequestView, error) {
+	resp, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	if err == nil {
+		var v workflows.RequestView
+		return v, resp.Get(&v)
+	}
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) {
+		return workflows.RequestView{}, err
+	}
+	v := workflows.RequestView{RequestID: id}
+	var due *time.Time
+	err = s.DB.QueryRow(ctx, `SELECT type, status, subject_ref, jurisdiction, received_at, due_at FROM lethe.requests WHERE id = $1`, id).
+		Scan(&v.Type, &v.Status, &v.SubjectRef, &v.Jurisdiction, &v.ReceivedAt, &due)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, errNotFound
+	}
+	if due != nil {
+		v.DueAt = *due
+	}
+	return v, err
+}
+
+// VerifyBody is the body of POST /v1/requests/{id}/verify.
+type VerifyBody struct {
+	Code string `json:"code"`
+}
+
+var codeRe = regexp.MustCompile(`^[0-9]{6}$`)
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	var in VerifyBody
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if !codeRe.MatchString(in.Code) {
+		writeError(w, http.StatusUnprocessableEntity, "code: want the 6 digits from the email")
+		return
+	}
+	var res workflows.VerifyResult
+	if !s.update(w, r, id, workflows.UpdateVerify, workflows.VerifyInput{CodeHash: s.Subjects.CodeHash(id, in.Code)}, &res) {
+		return
+	}
+	status := http.StatusOK
+	if !res.Accepted {
+		status = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, status, res)
+}
+
+func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	var v workflows.VerificationView
+	if s.update(w, r, id, workflows.UpdateResendCode, nil, &v) {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// ActionBody is the body of an operator's action.
+type ActionBody struct {
+	Reason string   `json:"reason,omitempty"`
+	By     string   `json:"by,omitempty"`    // extend: e.g. "2mo", "45d"
+	Lines  []string `json:"lines,omitempty"` // complete: what was done, without personal data
+}
+
+func (s *Server) operatorAction(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, c, ok := s.request(w, r)
+		if !ok {
+			return
+		}
+		if c.role != apikeys.RoleOperator {
+			writeError(w, http.StatusForbidden, "%s needs an operator key", action)
+			return
+		}
+		var in ActionBody
+		if !s.decode(w, r, &in) {
+			return
+		}
+		a := workflows.OperatorAction{Actor: c.actor(), Reason: strings.TrimSpace(in.Reason), Lines: in.Lines}
+		if len(a.Reason) > 500 {
+			writeError(w, http.StatusUnprocessableEntity, "reason: at most 500 characters")
+			return
+		}
+		if action == workflows.UpdateExtend {
+			by, err := workflows.ParsePeriod(in.By)
+			if err != nil {
+				writeError(w, http.StatusUnprocessableEntity, "by: %v", err)
+				return
+			}
+			a.By = by
+		}
+		var view workflows.RequestView
+		if s.update(w, r, id, action, a, &view) {
+			writeJSON(w, http.StatusOK, view)
+		}
+	}
+}
+
+func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request) {
+	id, c, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	if c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "the audit trail needs an operator key")
+		return
+	}
+	entries, err := audit.ForRequest(r.Context(), s.DB, id)
+	if err != nil {
+		s.unavailable(w, r, "read audit trail", err)
+		return
+	}
+	type entry struct {
+		Seq    int64          `json:"seq"`
+		At     time.Time      `json:"at"`
+		Actor  string         `json:"actor"`
+		Action string         `json:"action"`
+		Detail map[string]any `json:"detail,omitempty"`
+	}
+	out := make([]entry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, entry{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Detail: e.Detail})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"request_id": id, "entries": out})
+}
+
+// update runs a workflow update and answers its refusal; true when res holds the result.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string, arg, res any) bool {
+	opts := client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted}
+	if arg != nil {
+		opts.Args = []any{arg}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, opts)
+	if err == nil {
+		err = h.Get(ctx, res)
+	}
+	if err == nil {
+		return true
+	}
+	var app *temporal.ApplicationError
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &app):
+		status := map[string]int{
+			workflows.RefusedState: http.StatusConflict, workflows.RefusedExpired: http.StatusGone,
+			workflows.RefusedLocked: http.StatusLocked, workflows.RefusedRateLimited: http.StatusTooManyRequests,
+			workflows.RefusedInput: http.StatusUnprocessableEntity,
+		}[app.Type()]
+		if status == 0 {
+			s.unavailable(w, r, name, err)
+			return false
+		}
+		var wait time.Duration
+		if app.Type() == workflows.RefusedRateLimited && app.HasDetails() && app.Details(&wait) == nil {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		}
+		writeError(w, status, "%s", app.Message())
+	case errors.As(err, &nf):
+		writeError(w, http.StatusConflict, "the request has ended and takes no more actions")
+	default:
+		s.unavailable(w, r, name, err)
+	}
+	return false
+}
+
+// unavailable answers 503 and logs the cause (which carries no personal data).
+func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.Log.ErrorContext(r.Context(), what, "error", err, "route", r.Pattern)
+	writeError(w, http.StatusServiceUnavailable, "could not do that now; nothing was lost, try again")
+}

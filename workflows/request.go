@@ -1,0 +1,767 @@
+package workflows
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Request types: every privacy request enters through PrivacyRequest.
+const (
+	TypeAccess        = "access"
+	TypePortability   = "portability"
+	TypeErasure       = "erasure"
+	TypeRectification = "rectification"
+	TypeConsent       = "consent"
+	TypeDeactivation  = "deactivation"
+)
+
+// RequestTypes lists every request type.
+func RequestTypes() []string {
+	return []string{TypeAccess, TypePortability, TypeErasure, TypeRectification, TypeConsent, TypeDeactivation}
+}
+
+// The lifecycle of a request: received → awaiting verification → verified →
+// (awaiting approval) → in progress → completed | denied | expired | cancelled.
+const (
+	StatusAwaitingVerification = "awaiting_verification"
+	StatusVerified             = "verified"
+	StatusAwaitingApproval     = "awaiting_approval"
+	StatusDenied               = "denied"
+	StatusExpired              = "expired"
+	StatusCancelled            = "cancelled"
+)
+
+// Closed says whether a status is final.
+func Closed(status string) bool {
+	switch status {
+	case StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Policy is what a request's jurisdiction and the company's configuration
+// promise. It is fixed when the request arrives, so a configuration change
+// never moves the deadlines of requests already running.
+type Policy struct {
+	Due           Period // the law's: GDPR 1 calendar month; CCPA 45 days
+	CompanyDue    Period // the company's own promise; the earlier of the two applies
+	MaxExtension  Period // GDPR: 2 more months; CCPA: 45 more days
+	ConfirmWithin Period // CCPA: receipt confirmed within 10 business days
+
+	CodeTTL             time.Duration // a verification code is valid this long (15 minutes)
+	MaxCodeAttempts     int           // wrong tries before the code locks (5)
+	ResendInterval      time.Duration // at least this long between two codes (1 minute)
+	MaxCodes            int           // codes per request (5)
+	VerifyWithin        time.Duration // unverified requests lapse after this (7 days)
+	VerifyReminderAfter time.Duration // the person is reminded after this (3 days)
+
+	RequireApproval   bool            // an operator approves before the work starts
+	OperatorReminders []time.Duration // remind the privacy team this long before the due date
+}
+
+// DueAt is the due date of a request received at t: the law's deadline, or
+// the company's own promise when that is earlier.
+func (p Policy) DueAt(t time.Time) time.Time {
+	due := p.Due.After(t)
+	if p.Due.IsZero() {
+		due = p.CompanyDue.After(t)
+	}
+	if !p.CompanyDue.IsZero() {
+		if c := p.CompanyDue.After(t); c.Before(due) {
+			due = c
+		}
+	}
+	return due
+}
+
+// RequestInput starts a request. Identity is the person's email and user id,
+// sealed with their own data key (see internal/subjectkeys): destroying that
+// key makes every copy unreadable, this history included.
+type RequestInput struct {
+	RequestID    string
+	Type         string
+	SubjectRef   string
+	Jurisdiction string
+	Identity     []byte
+	HasEmail     bool   // Lethe can write to the person
+	HasUserID    bool   // the company's user id is known
+	PreVerified  bool   // submitted by the company's authenticated backend
+	SubmittedBy  string // "subject" or "backend:<key id>"
+	Policy       Policy
+}
+
+// Transition is one step of a request's life, as the query shows it.
+type Transition struct {
+	At     time.Time `json:"at"`
+	Status string    `json:"status"`
+	Actor  string    `json:"actor"`
+}
+
+// Extension records one extension of the deadline.
+type Extension struct {
+	At     time.Time `json:"at"`
+	By     Period    `json:"by"`
+	Reason string    `json:"reason"`
+	Actor  string    `json:"actor"`
+}
+
+// VerificationView is the state of identity verification (never the code).
+type VerificationView struct {
+	CodesSent     int       `json:"codes_sent"`
+	CodeExpiresAt time.Time `json:"code_expires_at,omitzero"`
+	TriesLeft     int       `json:"tries_left"`
+	Locked        bool      `json:"locked"`
+	LapsesAt      time.Time `json:"lapses_at"`
+	RemindedAt    time.Time `json:"reminded_at,omitzero"`
+}
+
+// RequestView is a request's state, readable at any moment with QueryProgress.
+// It carries no personal data.
+type RequestView struct {
+	RequestID     string            `json:"id"`
+	Type          string            `json:"type"`
+	Jurisdiction  string            `json:"jurisdiction"`
+	SubjectRef    string            `json:"subject_ref"`
+	Status        string            `json:"status"`
+	ReceivedAt    time.Time         `json:"received_at"`
+	DueAt         time.Time         `json:"due_at"`
+	OriginalDueAt time.Time         `json:"original_due_at"`
+	ConfirmBy     time.Time         `json:"receipt_confirm_by,omitzero"`
+	ConfirmedAt   time.Time         `json:"receipt_confirmed_at,omitzero"`
+	Verification  *VerificationView `json:"verification,omitempty"`
+	Extensions    []Extension       `json:"extensions,omitempty"`
+	Reminded      []time.Time       `json:"operator_reminders_sent,omitempty"`
+	EscalatedAt   time.Time         `json:"escalated_at,omitzero"`
+	Reason        string            `json:"reason,omitempty"` // why denied or cancelled
+	Outcome       []string          `json:"outcome,omitempty"`
+	Systems       []SystemProgress  `json:"systems,omitempty"`
+	History       []Transition      `json:"history"`
+}
+
+// Updates a request answers synchronously; each has a validator, so an
+// impossible action is refused without touching the history.
+const (
+	UpdateVerify     = "verify"
+	UpdateResendCode = "resend_code"
+	UpdateApprove    = "approve"
+	UpdateDeny       = "deny"
+	UpdateExtend     = "extend"
+	UpdateCancel     = "cancel"
+	UpdateComplete   = "complete"
+)
+
+// Reasons an update is refused (the application error's type).
+const (
+	RefusedState       = "InvalidState"
+	RefusedExpired     = "CodeExpired"
+	RefusedLocked      = "CodeLocked"
+	RefusedRateLimited = "RateLimited"
+	RefusedInput       = "BadInput"
+)
+
+// VerifyInput carries the keyed hash of the code the person typed (the API
+// hashes it; the plain code never reaches Temporal).
+type VerifyInput struct {
+	CodeHash string
+}
+
+// VerifyResult answers a verification attempt.
+type VerifyResult struct {
+	Accepted  bool `json:"accepted"`
+	TriesLeft int  `json:"tries_left"`
+	Locked    bool `json:"locked"`
+}
+
+// OperatorAction is an operator's approve, deny, extend, cancel or complete.
+type OperatorAction struct {
+	Actor  string   // "operator:<key id>"
+	Reason string   // required to deny, extend and cancel
+	By     Period   // extend: how much longer
+	Lines  []string // complete: what was done (no personal data)
+}
+
+// IssueCodeInput asks for a fresh verification code to be mailed.
+type IssueCodeInput struct {
+	RequestID   string
+	RequestType string
+	SubjectRef  string
+	Identity    []byte
+	Seq         int
+	ValidFor    time.Duration
+}
+
+// IssueCodeResult is the keyed hash of the code that was mailed.
+type IssueCodeResult struct {
+	CodeHash string
+}
+
+// MailData fills a mail template; it holds no personal data (the activity
+// opens the identity to address the mail).
+type MailData struct {
+	RequestType     string
+	Jurisdiction    string
+	DueDate         time.Time
+	OriginalDueDate time.Time
+	LapseDate       time.Time
+	Reason          string
+	Lines           []string
+}
+
+// SendMailInput asks for one templated mail, sent at most once per Key.
+type SendMailInput struct {
+	RequestID     string
+	SubjectRef    string
+	Identity      []byte
+	Template      string
+	Key           string // idempotency key: one mail per event
+	ToPrivacyTeam bool
+	Data          MailData
+}
+
+// TransitionInput records a step in Lethe's database: the request's row and
+// an entry in the hash-chained audit trail (at most once per Seq).
+type TransitionInput struct {
+	RequestID    string
+	Type         string
+	SubjectRef   string
+	Jurisdiction string
+	Status       string
+	ReceivedAt   time.Time
+	DueAt        time.Time
+	Actor        string
+	Action       string
+	Detail       map[string]string
+	Seq          int
+}
+
+// ResolveUserInput asks the application database for the person's user id
+// (when they wrote with an email only).
+type ResolveUserInput struct {
+	SubjectRef string
+	Identity   []byte
+}
+
+// ResolveUserResult is the user id, if the application knows the person.
+type ResolveUserResult struct {
+	Found bool
+}
+
+// Mail templates (see internal/templates).
+const (
+	MailReceipt              = "receipt"
+	MailVerificationReminder = "verification_reminder"
+	MailVerificationExpired  = "verification_expired"
+	MailExtension            = "extension"
+	MailCompleted            = "completed"
+	MailDenied               = "denied"
+	MailCancelled            = "cancelled"
+	MailOperatorReminder     = "operator_reminder"
+	MailOperatorEscalation   = "operator_escalation"
+)
+
+// request is the state of one PrivacyRequest run.
+type request struct {
+	in       RequestInput
+	view     RequestView
+	seq      int // audit sequence: one entry per step, idempotent across retries
+	codeHash string
+	codeSeq  int
+	lastCode time.Time
+	attempts int
+	verified bool
+	approved bool
+	decided  string // denied or cancelled while waiting
+	done     []string
+	extended workflow.Channel // the deadline moved: re-arm reminders
+}
+
+// PrivacyRequest carries one privacy request from receipt to its end: it
+// confirms receipt, verifies the person's identity unless the company's
+// backend vouches for it, waits for an operator's approval when the policy
+// asks, runs the work of the request's type, and keeps the deadline —
+// reminding the privacy team before it and escalating when it passes.
+func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) {
+	now := workflow.Now(ctx)
+	r := &request{in: in, extended: workflow.NewChannel(ctx)}
+	r.view = RequestView{
+		RequestID: in.RequestID, Type: in.Type, Jurisdiction: in.Jurisdiction, SubjectRef: in.SubjectRef,
+		ReceivedAt: now, DueAt: in.Policy.DueAt(now), Status: StatusReceived,
+	}
+	r.view.OriginalDueAt = r.view.DueAt
+	if !in.Policy.ConfirmWithin.IsZero() {
+		r.view.ConfirmBy = in.Policy.ConfirmWithin.After(now)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RequestView, error) { return r.view, nil }); err != nil {
+		return r.view, err
+	}
+	if err := r.handleUpdates(ctx); err != nil {
+		return r.view, err
+	}
+	ctx = withActivityDefaults(ctx)
+
+	if err := r.step(ctx, StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
+		return r.view, err
+	}
+	if err := r.mail(ctx, MailReceipt, MailData{}); err != nil {
+		return r.view, err
+	}
+	r.view.ConfirmedAt = workflow.Now(ctx)
+
+	// The deadline is kept whatever happens next, until the request closes.
+	workflow.Go(ctx, r.keepDeadline)
+
+	if !in.PreVerified {
+		ok, err := r.verifyIdentity(ctx)
+		if err != nil || !ok {
+			return r.view, err
+		}
+	}
+	if err := r.step(ctx, StatusVerified, r.verifiedBy(), "request.verified", nil); err != nil {
+		return r.view, err
+	}
+	if in.Policy.RequireApproval {
+		if err := r.step(ctx, StatusAwaitingApproval, "system", "request.awaiting_approval", nil); err != nil {
+			return r.view, err
+		}
+		if err := workflow.Await(ctx, func() bool { return r.approved || r.decided != "" }); err != nil {
+			return r.view, err
+		}
+		if r.decided != "" {
+			return r.view, r.close(ctx, r.decided)
+		}
+	}
+	if err := r.step(ctx, StatusInProgress, "system", "request.in_progress", nil); err != nil {
+		return r.view, err
+	}
+	if err := r.doWork(ctx); err != nil {
+		r.view.Reason = "the work failed; the privacy team has been told"
+		_ = r.step(ctx, StatusFailed, "system", "request.failed", nil)
+		return r.view, err
+	}
+	return r.view, r.close(ctx, StatusCompleted)
+}
+
+func (r *request) verifiedBy() string {
+	if r.in.PreVerified {
+		return r.in.SubmittedBy
+	}
+	return "subject"
+}
+
+// verifyIdentity mails a one-time code and waits for the person to type it,
+// for at most VerifyWithin, reminding them once. It reports false when the
+// request ended unverified (lapsed or cancelled).
+func (r *request) verifyIdentity(ctx workflow.Context) (bool, error) {
+	p := r.in.Policy
+	lapses := r.view.ReceivedAt.Add(p.VerifyWithin)
+	r.view.Verification = &VerificationView{LapsesAt: lapses, TriesLeft: p.MaxCodeAttempts}
+	if err := r.step(ctx, StatusAwaitingVerification, "system", "verification.started", nil); err != nil {
+		return false, err
+	}
+	if err := r.issueCode(ctx); err != nil {
+		return false, err
+	}
+	timerCtx, stopTimers := workflow.WithCancel(ctx)
+	defer stopTimers()
+	lapsed := false
+	lapse := workflow.NewTimer(timerCtx, p.VerifyWithin)
+	var reminder workflow.Future
+	if p.VerifyReminderAfter > 0 && p.VerifyReminderAfter < p.VerifyWithin {
+		reminder = workflow.NewTimer(timerCtx, p.VerifyReminderAfter)
+	}
+	settled := awaitFuture(timerCtx, func() bool { return r.verified || r.decided != "" })
+	for !r.verified && !lapsed && r.decided == "" {
+		remind := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(lapse, func(workflow.Future) { lapsed = true })
+		sel.AddFuture(settled, func(workflow.Future) {})
+		if reminder != nil {
+			sel.AddFuture(reminder, func(workflow.Future) { remind, reminder = true, nil })
+		}
+		sel.Select(ctx)
+		if remind && !r.verified && r.decided == "" {
+			r.view.Verification.RemindedAt = workflow.Now(ctx)
+			if err := r.mail(ctx, MailVerificationReminder, MailData{LapseDate: lapses}); err != nil {
+				return false, err
+			}
+		}
+	}
+	switch {
+	case r.verified:
+		return true, nil
+	case r.decided != "":
+		return false, r.close(ctx, r.decided)
+	default:
+		return false, r.close(ctx, StatusExpired)
+	}
+}
+
+// awaitFuture is a future that becomes ready when cond holds.
+func awaitFuture(ctx workflow.Context, cond func() bool) workflow.Future {
+	f, set := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		if err := workflow.Await(ctx, cond); err == nil {
+			set.Set(nil, nil)
+		}
+	})
+	return f
+}
+
+// issueCode mails a fresh code; only the newest code is valid, and it
+// resets the tries and the lock.
+func (r *request) issueCode(ctx workflow.Context) error {
+	r.codeSeq++
+	var res IssueCodeResult
+	err := workflow.ExecuteActivity(ctx, ActivityIssueCode, IssueCodeInput{
+		RequestID: r.in.RequestID, RequestType: r.in.Type, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity,
+		Seq: r.codeSeq, ValidFor: r.in.Policy.CodeTTL,
+	}).Get(ctx, &res)
+	if err != nil {
+		return fmt.Errorf("issue verification code: %w", err)
+	}
+	now := workflow.Now(ctx)
+	r.codeHash, r.lastCode, r.attempts = res.CodeHash, now, 0
+	v := r.view.Verification
+	v.CodesSent, v.CodeExpiresAt, v.TriesLeft, v.Locked = r.codeSeq, now.Add(r.in.Policy.CodeTTL), r.in.Policy.MaxCodeAttempts, false
+	return r.audit(ctx, "system", "verification.code_sent", map[string]string{"code": fmt.Sprint(r.codeSeq)})
+}
+
+// handleUpdates registers the person's and the operators' actions.
+func (r *request) handleUpdates(ctx workflow.Context) error {
+	refuse := func(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
+	awaiting := func() error {
+		if r.view.Status != StatusAwaitingVerification {
+			return refuse(RefusedState, "the request is not waiting for verification")
+		}
+		return nil
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateVerify,
+		func(ctx workflow.Context, in VerifyInput) (VerifyResult, error) {
+			ctx = withActivityDefaults(ctx)
+			if subtle.ConstantTimeCompare([]byte(in.CodeHash), []byte(r.codeHash)) == 1 {
+				r.verified = true
+				return VerifyResult{Accepted: true, TriesLeft: r.in.Policy.MaxCodeAttempts - r.attempts}, nil
+			}
+			r.attempts++
+			v := r.view.Verification
+			v.TriesLeft = max(0, r.in.Policy.MaxCodeAttempts-r.attempts)
+			v.Locked = v.TriesLeft == 0
+			action := "verification.failed"
+			if v.Locked {
+				action = "verification.locked"
+			}
+			if err := r.audit(ctx, "subject", action, map[string]string{"tries_left": fmt.Sprint(v.TriesLeft)}); err != nil {
+				return VerifyResult{}, err
+			}
+			return VerifyResult{TriesLeft: v.TriesLeft, Locked: v.Locked}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in VerifyInput) error {
+			if err := awaiting(); err != nil {
+				return err
+			}
+			if in.CodeHash == "" {
+				return refuse(RefusedInput, "no code")
+			}
+			if r.view.Verification.Locked {
+				return refuse(RefusedLocked, "too many wrong codes: ask for a new code")
+			}
+			if !workflow.Now(ctx).Before(r.view.Verification.CodeExpiresAt) {
+				return refuse(RefusedExpired, "the code has expired: ask for a new code")
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateResendCode,
+		func(ctx workflow.Context) (VerificationView, error) {
+			if err := r.issueCode(withActivityDefaults(ctx)); err != nil {
+				return VerificationView{}, err
+			}
+			return *r.view.Verification, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
+			if err := awaiting(); err != nil {
+				return err
+			}
+			if r.codeSeq >= r.in.Policy.MaxCodes {
+				return refuse(RefusedRateLimited, "no more codes for this request: submit a new request")
+			}
+			if wait := r.lastCode.Add(r.in.Policy.ResendInterval).Sub(workflow.Now(ctx)); wait > 0 {
+				return temporal.NewApplicationError("a new code can be sent later", RefusedRateLimited, wait)
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+
+	operator := func(name string, validate func(OperatorAction) error, apply func(workflow.Context, OperatorAction) error) error {
+		return workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, a OperatorAction) (RequestView, error) {
+				if err := apply(withActivityDefaults(ctx), a); err != nil {
+					return RequestView{}, err
+				}
+				return r.view, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a OperatorAction) error {
+				if Closed(r.view.Status) {
+					return refuse(RefusedState, "the request is already "+r.view.Status)
+				}
+				return validate(a)
+			}})
+	}
+	needReason := func(a OperatorAction) error {
+		if a.Reason == "" {
+			return refuse(RefusedInput, "a reason is required")
+		}
+		return nil
+	}
+	beforeWork := func(a OperatorAction) error {
+		if r.view.Status == StatusInProgress || r.view.Status == StatusReceived || r.decided != "" {
+			return refuse(RefusedState, "the request is "+r.view.Status)
+		}
+		return needReason(a)
+	}
+	if err := operator(UpdateApprove, func(OperatorAction) error {
+		if r.view.Status != StatusAwaitingApproval || r.approved {
+			return refuse(RefusedState, "the request is not waiting for approval")
+		}
+		return nil
+	}, func(ctx workflow.Context, a OperatorAction) error {
+		r.approved = true
+		return r.audit(ctx, a.Actor, "request.approved", nil)
+	}); err != nil {
+		return err
+	}
+	if err := operator(UpdateDeny, beforeWork, func(ctx workflow.Context, a OperatorAction) error {
+		r.view.Reason, r.decided = a.Reason, StatusDenied
+		return r.audit(ctx, a.Actor, "request.denied", map[string]string{"reason": a.Reason})
+	}); err != nil {
+		return err
+	}
+	if err := operator(UpdateCancel, beforeWork, func(ctx workflow.Context, a OperatorAction) error {
+		r.view.Reason, r.decided = a.Reason, StatusCancelled
+		return r.audit(ctx, a.Actor, "request.cancelled", map[string]string{"reason": a.Reason})
+	}); err != nil {
+		return err
+	}
+	if err := operator(UpdateExtend, func(a OperatorAction) error {
+		if err := needReason(a); err != nil {
+			return err
+		}
+		if a.By.IsZero() {
+			return refuse(RefusedInput, "say by how much (e.g. 2mo, 45d)")
+		}
+		// The person must hear of it before the original date passes.
+		if !workflow.Now(ctx).Before(r.view.OriginalDueAt) {
+			return refuse(RefusedState, "the original due date has passed: an extension must be told before it")
+		}
+		total := a.By
+		for _, e := range r.view.Extensions {
+			total = total.Plus(e.By)
+		}
+		if !total.Within(r.in.Policy.MaxExtension, r.view.OriginalDueAt) || r.in.Policy.MaxExtension.IsZero() {
+			return refuse(RefusedInput, "beyond the longest extension this jurisdiction allows ("+r.in.Policy.MaxExtension.String()+")")
+		}
+		return nil
+	}, func(ctx workflow.Context, a OperatorAction) error {
+		total := a.By
+		for _, e := range r.view.Extensions {
+			total = total.Plus(e.By)
+		}
+		r.view.Extensions = append(r.view.Extensions, Extension{At: workflow.Now(ctx), By: a.By, Reason: a.Reason, Actor: a.Actor})
+		r.view.DueAt = total.After(r.view.OriginalDueAt)
+		r.extended.SendAsync(true)
+		if err := workflow.UpsertTypedSearchAttributes(ctx, DueAtKey.ValueSet(r.view.DueAt)); err != nil {
+			return err
+		}
+		if err := r.audit(ctx, a.Actor, "request.extended", map[string]string{"reason": a.Reason, "by": a.By.String(), "due_at": r.view.DueAt.Format(time.RFC3339)}); err != nil {
+			return err
+		}
+		return r.mail(ctx, MailExtension, MailData{Reason: a.Reason, DueDate: r.view.DueAt, OriginalDueDate: r.view.OriginalDueAt})
+	}); err != nil {
+		return err
+	}
+	return operator(UpdateComplete, func(a OperatorAction) error {
+		if r.view.Status != StatusInProgress || r.automated() {
+			return refuse(RefusedState, "only a request in progress that is fulfilled by hand can be completed by an operator")
+		}
+		if len(a.Lines) == 0 {
+			return refuse(RefusedInput, "say what was done")
+		}
+		return nil
+	}, func(ctx workflow.Context, a OperatorAction) error {
+		r.done = append(r.done, a.Lines...)
+		return r.audit(ctx, a.Actor, "request.fulfilled_by_hand", nil)
+	})
+}
+
+// automated says whether Lethe does the request type's work itself.
+func (r *request) automated() bool { return r.in.Type == TypeErasure }
+
+// doWork runs the request type's work. Types Lethe does not automate yet are
+// fulfilled by an operator, who completes the request through the API.
+func (r *request) doWork(ctx workflow.Context) error {
+	if !r.automated() {
+		return workflow.Await(ctx, func() bool { return len(r.done) > 0 })
+	}
+	if !r.in.HasUserID {
+		var res ResolveUserResult
+		if err := workflow.ExecuteActivity(ctx, ActivityResolveUser, ResolveUserInput{SubjectRef: r.in.SubjectRef, Identity: r.in.Identity}).Get(ctx, &res); err != nil {
+			return err
+		}
+		if !res.Found {
+			r.view.Outcome = []string{"We hold no account for this identity; nothing to erase."}
+			return nil
+		}
+	}
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
+	var progress ErasureProgress
+	err := workflow.ExecuteChildWorkflow(child, WorkflowEraseSubject, ErasureInput{
+		RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Jurisdiction: r.in.Jurisdiction,
+	}).Get(ctx, &progress)
+	if err != nil {
+		return err
+	}
+	r.view.Systems = progress.Systems
+	r.view.Outcome = progress.Summary()
+	return nil
+}
+
+// close ends the request: the final step, and the mail that says so.
+func (r *request) close(ctx workflow.Context, status string) error {
+	if status == StatusCompleted && len(r.done) > 0 {
+		r.view.Outcome = append(r.view.Outcome, r.done...)
+	}
+	if err := r.step(ctx, status, "system", "request."+status, map[string]string{"reason": r.view.Reason}); err != nil {
+		return err
+	}
+	template := map[string]string{
+		StatusCompleted: MailCompleted, StatusDenied: MailDenied, StatusCancelled: MailCancelled, StatusExpired: MailVerificationExpired,
+	}[status]
+	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome}); err != nil {
+		return err
+	}
+	if status == StatusCompleted && r.in.Type == TypeErasure {
+		// The person is gone: so is the key to every copy of their identity
+		// that Lethe kept, in its database, its backups and this history.
+		return workflow.ExecuteActivity(ctx, ActivityShredSubject, r.in.SubjectRef).Get(ctx, nil)
+	}
+	return nil
+}
+
+// keepDeadline reminds the privacy team before the due date and escalates
+// when it passes, for as long as the request is open; an extension re-arms it.
+func (r *request) keepDeadline(ctx workflow.Context) {
+	for !Closed(r.view.Status) {
+		now := workflow.Now(ctx)
+		next, escalate := r.view.DueAt, true
+		for _, before := range r.in.Policy.OperatorReminders {
+			at := r.view.DueAt.Add(-before)
+			if at.After(now) && at.Before(next) && !r.remindedFor(at) {
+				next, escalate = at, false
+			}
+		}
+		if escalate && !r.view.EscalatedAt.IsZero() {
+			_ = workflow.Await(ctx, func() bool { return Closed(r.view.Status) })
+			return
+		}
+		timerCtx, cancel := workflow.WithCancel(ctx)
+		fired, moved := false, false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(workflow.NewTimer(timerCtx, next.Sub(now)), func(workflow.Future) { fired = true })
+		sel.AddReceive(r.extended, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); moved = true })
+		sel.AddFuture(awaitFuture(timerCtx, func() bool { return Closed(r.view.Status) }), func(workflow.Future) {})
+		sel.Select(ctx)
+		cancel()
+		if !fired || moved || Closed(r.view.Status) {
+			continue
+		}
+		if escalate {
+			r.view.EscalatedAt = workflow.Now(ctx)
+			_ = r.audit(ctx, "system", "deadline.passed", map[string]string{"due_at": r.view.DueAt.Format(time.RFC3339)})
+			_ = r.mailTeam(ctx, MailOperatorEscalation, "escalation")
+		} else {
+			r.view.Reminded = append(r.view.Reminded, next)
+			_ = r.mailTeam(ctx, MailOperatorReminder, "reminder-"+next.Format(time.RFC3339))
+		}
+	}
+}
+
+func (r *request) remindedFor(at time.Time) bool {
+	for _, t := range r.view.Reminded {
+		if t.Equal(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// step moves the request to status: query, search attributes, Lethe's record
+// and the audit trail.
+func (r *request) step(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
+	now := workflow.Now(ctx)
+	r.view.Status = status
+	r.view.History = append(r.view.History, Transition{At: now, Status: status, Actor: actor})
+	if err := workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(status), DueAtKey.ValueSet(r.view.DueAt)); err != nil {
+		return err
+	}
+	return r.record(ctx, status, actor, action, detail)
+}
+
+// audit appends an entry to the audit trail without changing the status.
+func (r *request) audit(ctx workflow.Context, actor, action string, detail map[string]string) error {
+	return r.record(ctx, r.view.Status, actor, action, detail)
+}
+
+func (r *request) record(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
+	r.seq++
+	err := workflow.ExecuteActivity(ctx, ActivityRecordTransition, TransitionInput{
+		RequestID: r.in.RequestID, Type: r.in.Type, SubjectRef: r.in.SubjectRef, Jurisdiction: r.in.Jurisdiction,
+		Status: status, ReceivedAt: r.view.ReceivedAt, DueAt: r.view.DueAt,
+		Actor: actor, Action: action, Detail: detail, Seq: r.seq,
+	}).Get(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", action, err)
+	}
+	return nil
+}
+
+// mail sends the person one templated mail for this event, at most once.
+func (r *request) mail(ctx workflow.Context, template string, d MailData) error {
+	if !r.in.HasEmail || template == "" {
+		return nil
+	}
+	d.RequestType, d.Jurisdiction = r.in.Type, r.in.Jurisdiction
+	if d.DueDate.IsZero() {
+		d.DueDate = r.view.DueAt
+	}
+	key := fmt.Sprintf("%s:%s:%d", r.in.RequestID, template, len(r.view.Extensions))
+	return r.send(ctx, SendMailInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Template: template, Key: key, Data: d})
+}
+
+// mailTeam tells the privacy team, once per key.
+func (r *request) mailTeam(ctx workflow.Context, template, key string) error {
+	return r.send(ctx, SendMailInput{RequestID: r.in.RequestID, Template: template, Key: r.in.RequestID + ":" + key, ToPrivacyTeam: true,
+		Data: MailData{RequestType: r.in.Type, Jurisdiction: r.in.Jurisdiction, DueDate: r.view.DueAt}})
+}
+
+func (r *request) send(ctx workflow.Context, in SendMailInput) error {
+	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.NonRetryable() {
+			// A mail that can never go (e.g. the identity was shredded) must not
+			// stop the request; the audit trail says it was not sent.
+			return r.audit(ctx, "system", "mail.not_sent", map[string]string{"template": in.Template, "why": app.Type()})
+		}
+		return fmt.Errorf("mail %s: %w", in.Template, err)
+	}
+	return nil
+}

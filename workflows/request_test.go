@@ -1,0 +1,394 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// lifecycle runs PrivacyRequest in the SDK's test environment, where timers
+// skip ahead: a 7-day verification window or a month's deadline takes
+// milliseconds. Its activities are fakes that record what happened when.
+type lifecycle struct {
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	start   time.Time
+	mails   []sent
+	actions []string
+	erased  int
+	shred   int
+	updates int
+}
+
+type sent struct {
+	template string
+	at       time.Duration // after the start
+	team     bool
+	data     workflows.MailData
+}
+
+func policyGDPR() workflows.Policy {
+	return workflows.Policy{
+		Due: workflows.Period{Months: 1}, MaxExtension: workflows.Period{Months: 2},
+		CodeTTL: 15 * time.Minute, MaxCodeAttempts: 5, ResendInterval: time.Minute, MaxCodes: 5,
+		VerifyWithin: 7 * 24 * time.Hour, VerifyReminderAfter: 3 * 24 * time.Hour,
+		OperatorReminders: []time.Duration{72 * time.Hour, 24 * time.Hour},
+	}
+}
+
+func newLifecycle(t *testing.T, start time.Time) *lifecycle {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	l := &lifecycle{t: t, env: s.NewTestWorkflowEnvironment(), start: start}
+	l.env.SetStartTime(start)
+	l.env.SetTestTimeout(10 * time.Second)
+	l.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflowName(workflows.WorkflowEraseSubject))
+	reg := func(name string, fn any) { l.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	reg(workflows.ActivityRecordTransition, func(_ context.Context, in workflows.TransitionInput) error {
+		l.actions = append(l.actions, in.Action)
+		return nil
+	})
+	reg(workflows.ActivityIssueCode, func(_ context.Context, in workflows.IssueCodeInput) (workflows.IssueCodeResult, error) {
+		l.mails = append(l.mails, sent{template: "code", at: l.since()})
+		return workflows.IssueCodeResult{CodeHash: hashOf(code(in.Seq))}, nil
+	})
+	reg(workflows.ActivitySendMail, func(_ context.Context, in workflows.SendMailInput) error {
+		l.mails = append(l.mails, sent{template: in.Template, at: l.since(), team: in.ToPrivacyTeam, data: in.Data})
+		return nil
+	})
+	reg(workflows.ActivityResolveUser, func(context.Context, workflows.ResolveUserInput) (workflows.ResolveUserResult, error) {
+		return workflows.ResolveUserResult{Found: true}, nil
+	})
+	reg(workflows.ActivityShredSubject, func(context.Context, string) error { l.shred++; return nil })
+	reg(workflows.ActivityEraseTables, func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+		l.erased++
+		return workflows.EraseTablesResult{Deleted: map[string]int{"demo.projects": 2}}, nil
+	})
+	reg(workflows.ActivityEraseObjects, func(context.Context, workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
+		return workflows.EraseObjectsResult{Deleted: map[string]int{"b/p/": 6}}, nil
+	})
+	return l
+}
+
+func (l *lifecycle) since() time.Duration { return l.env.Now().Sub(l.start) }
+
+// code is the code the fake mails as the seq-th code; hashOf what the API would send.
+func code(seq int) string       { return fmt.Sprintf("%06d", 100000+seq) }
+func hashOf(code string) string { return "hash:" + code }
+
+// outcome of an update sent at some moment.
+type outcome struct {
+	rejected error
+	result   any
+	err      error
+	done     bool
+}
+
+type callbacks struct{ o *outcome }
+
+func (c callbacks) Accept()                 {}
+func (c callbacks) Reject(err error)        { c.o.rejected, c.o.done = err, true }
+func (c callbacks) Complete(r any, e error) { c.o.result, c.o.err, c.o.done = r, e, true }
+
+// update sends an update after d of test time.
+func (l *lifecycle) update(d time.Duration, name string, arg any) *outcome {
+	o := &outcome{}
+	l.updates++
+	id := fmt.Sprintf("u%d", l.updates)
+	l.env.RegisterDelayedCallback(func() {
+		if arg == nil {
+			l.env.UpdateWorkflow(name, id, callbacks{o})
+		} else {
+			l.env.UpdateWorkflow(name, id, callbacks{o}, arg)
+		}
+	}, d)
+	return o
+}
+
+func (l *lifecycle) verify(d time.Duration, c string) *outcome {
+	return l.update(d, workflows.UpdateVerify, workflows.VerifyInput{CodeHash: hashOf(c)})
+}
+
+func (l *lifecycle) run(in workflows.RequestInput) workflows.RequestView {
+	l.t.Helper()
+	if in.RequestID == "" {
+		in.RequestID = "req_test"
+	}
+	if in.SubjectRef == "" {
+		in.SubjectRef = "sr_test"
+	}
+	in.HasEmail = true
+	l.env.ExecuteWorkflow(workflows.PrivacyRequest, in)
+	if !l.env.IsWorkflowCompleted() {
+		l.t.Fatal("workflow did not complete")
+	}
+	var v workflows.RequestView
+	if err := l.env.GetWorkflowError(); err != nil {
+		l.t.Fatalf("workflow failed: %v", err)
+	}
+	if err := l.env.GetWorkflowResult(&v); err != nil {
+		l.t.Fatal(err)
+	}
+	return v
+}
+
+func (l *lifecycle) mailed(template string) []sent {
+	var out []sent
+	for _, m := range l.mails {
+		if m.template == template {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func refusedAs(t *testing.T, o *outcome, kind string) {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !o.done || o.rejected == nil || !errors.As(o.rejected, &app) || app.Type() != kind {
+		t.Fatalf("want the update refused as %s, got %+v", kind, o)
+	}
+}
+
+func verifyResult(t *testing.T, o *outcome) workflows.VerifyResult {
+	t.Helper()
+	if !o.done || o.rejected != nil || o.err != nil {
+		t.Fatalf("update: %+v", o)
+	}
+	return o.result.(workflows.VerifyResult)
+}
+
+var jan15 = time.Date(2027, 1, 15, 9, 0, 0, 0, time.UTC)
+
+func TestCodeExpiresAfter15Minutes(t *testing.T) {
+	l := newLifecycle(t, jan15)
+	late := l.verify(16*time.Minute, code(1))
+	resend := l.update(17*time.Minute, workflows.UpdateResendCode, nil)
+	onTime := l.verify(20*time.Minute, code(2))
+	l.update(time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
+	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	refusedAs(t, late, workflows.RefusedExpired)
+	if resend.rejected != nil || resend.err != nil {
+		t.Fatalf("resend: %+v", resend)
+	}
+	if !verifyResult(t, onTime).Accepted {
+		t.Fatal("the new code was refused")
+	}
+	if v.Status != workflows.StatusCompleted || v.Verification.CodesSent != 2 {
+		t.Fatalf("view %+v", v)
+	}
+}
+
+func TestFiveWrongCodesLockUntilAFreshCode(t *testing.T) {
+	l := newLifecycle(t, jan15)
+	var wrong []*outcome
+	for i := 1; i <= 5; i++ {
+		wrong = append(wrong, l.verify(time.Duration(i)*time.Minute, "999999"))
+	}
+	lockedOut := l.verify(6*time.Minute, code(1)) // right code, but locked
+	resend := l.update(6*time.Minute+10*time.Second, workflows.UpdateResendCode, nil)
+	tooSoon := l.update(6*time.Minute+20*time.Second, workflows.UpdateResendCode, nil) // 1 minute between codes
+	oldCode := l.verify(8*time.Minute, code(1))                                        // only the newest code is valid
+	fresh := l.verify(9*time.Minute, code(2))
+	cancel := l.update(10*time.Minute, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
+	l.update(11*time.Minute, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
+	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+
+	for i, o := range wrong {
+		r := verifyResult(t, o)
+		if r.Accepted || r.TriesLeft != 4-i || r.Locked != (i == 4) {
+			t.Fatalf("wrong try %d: %+v", i+1, r)
+		}
+	}
+	refusedAs(t, lockedOut, workflows.RefusedLocked)
+	if resend.rejected != nil || resend.err != nil {
+		t.Fatalf("resend after the lock: %+v", resend)
+	}
+	refusedAs(t, tooSoon, workflows.RefusedRateLimited)
+	if r := verifyResult(t, oldCode); r.Accepted || r.TriesLeft != 4 {
+		t.Fatalf("the old code after a resend: %+v", r)
+	}
+	if !verifyResult(t, fresh).Accepted {
+		t.Fatal("the fresh code was refused")
+	}
+	refusedAs(t, cancel, workflows.RefusedState) // verified and in progress: too late to cancel
+	if v.Status != workflows.StatusCompleted {
+		t.Fatalf("status %s", v.Status)
+	}
+}
+
+func TestUnverifiedRequestExpiresAfter7DaysWithAReminder(t *testing.T) {
+	l := newLifecycle(t, jan15)
+	v := l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	if v.Status != workflows.StatusExpired {
+		t.Fatalf("status %s, want expired", v.Status)
+	}
+	if got := v.History[len(v.History)-1].At.Sub(jan15); got != 7*24*time.Hour {
+		t.Fatalf("expired after %s, want exactly 7 days", got)
+	}
+	rem := l.mailed(workflows.MailVerificationReminder)
+	if len(rem) != 1 || rem[0].at != 3*24*time.Hour {
+		t.Fatalf("reminders %+v, want one after 3 days", rem)
+	}
+	if exp := l.mailed(workflows.MailVerificationExpired); len(exp) != 1 || exp[0].at != 7*24*time.Hour {
+		t.Fatalf("expiry mail %+v", exp)
+	}
+	if l.erased != 0 || l.shred != 0 {
+		t.Fatal("an unverified request erased data")
+	}
+}
+
+func TestGDPRDueDateIsOneCalendarMonth(t *testing.T) {
+	for start, want := range map[time.Time]time.Time{
+		time.Date(2027, 1, 31, 10, 0, 0, 0, time.UTC): time.Date(2027, 2, 28, 10, 0, 0, 0, time.UTC),
+		time.Date(2028, 1, 31, 10, 0, 0, 0, time.UTC): time.Date(2028, 2, 29, 10, 0, 0, 0, time.UTC),
+	} {
+		l := newLifecycle(t, start)
+		l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
+		v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+		if !v.DueAt.Equal(want) {
+			t.Errorf("received %s: due %s, want %s", start.Format("2 Jan 2006"), v.DueAt.Format("2 Jan 2006"), want.Format("2 Jan 2006"))
+		}
+	}
+	// A stricter company promise wins.
+	l := newLifecycle(t, jan15)
+	l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
+	p := policyGDPR()
+	p.CompanyDue = workflows.Period{Days: 7}
+	if v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: p}); !v.DueAt.Equal(jan15.AddDate(0, 0, 7)) {
+		t.Errorf("due %s, want the company's 7 days", v.DueAt)
+	}
+}
+
+func TestCCPAReceiptIsConfirmedWithin10BusinessDays(t *testing.T) {
+	friday := time.Date(2027, 1, 1, 17, 0, 0, 0, time.UTC)
+	l := newLifecycle(t, friday)
+	l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
+	p := policyGDPR()
+	p.Due, p.MaxExtension, p.ConfirmWithin = workflows.Period{Days: 45}, workflows.Period{Days: 45}, workflows.Period{BusinessDays: 10}
+	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "ccpa", Policy: p})
+	if want := time.Date(2027, 1, 15, 17, 0, 0, 0, time.UTC); !v.ConfirmBy.Equal(want) {
+		t.Fatalf("confirm by %s, want %s (10 business days)", v.ConfirmBy, want)
+	}
+	receipts := l.mailed(workflows.MailReceipt)
+	if len(receipts) != 1 || v.ConfirmedAt.IsZero() || v.ConfirmedAt.After(v.ConfirmBy) {
+		t.Fatalf("receipt %+v confirmed at %s", receipts, v.ConfirmedAt)
+	}
+	if !v.DueAt.Equal(friday.AddDate(0, 0, 45)) {
+		t.Fatalf("CCPA due %s, want 45 days", v.DueAt)
+	}
+}
+
+// A request fulfilled by hand that nobody finishes: the privacy team is
+// reminded 3 days and 1 day before the due date, then told it is overdue.
+func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
+	l := newLifecycle(t, jan15)
+	due := jan15.AddDate(0, 1, 0)
+	l.update(due.Sub(jan15)+48*time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"Sent the export by hand"}})
+	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
+	var team []sent
+	for _, m := range l.mails {
+		if m.team {
+			team = append(team, m)
+		}
+	}
+	want := []struct {
+		template string
+		at       time.Duration
+	}{
+		{workflows.MailOperatorReminder, due.Sub(jan15) - 72*time.Hour},
+		{workflows.MailOperatorReminder, due.Sub(jan15) - 24*time.Hour},
+		{workflows.MailOperatorEscalation, due.Sub(jan15)},
+	}
+	if len(team) != len(want) {
+		t.Fatalf("team mails %+v", team)
+	}
+	for i, w := range want {
+		if team[i].template != w.template || team[i].at != w.at {
+			t.Errorf("team mail %d: %s at %s, want %s at %s", i, team[i].template, team[i].at, w.template, w.at)
+		}
+	}
+	if v.Status != workflows.StatusCompleted || v.EscalatedAt.IsZero() || !strings.Contains(strings.Join(v.Outcome, "\n"), "by hand") {
+		t.Fatalf("view %+v", v)
+	}
+	if c := l.mailed(workflows.MailCompleted); len(c) != 1 {
+		t.Fatalf("completion mails %+v", c)
+	}
+}
+
+func TestExtensionIsMailedBeforeTheOriginalDate(t *testing.T) {
+	l := newLifecycle(t, jan15)
+	original := jan15.AddDate(0, 1, 0)
+	tooLong := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "complex", By: workflows.Period{Months: 3}})
+	noReason := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", By: workflows.Period{Months: 1}})
+	ok := l.update(20*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "many systems", By: workflows.Period{Months: 2}})
+	late := l.update(original.Sub(jan15)+time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "more", By: workflows.Period{Days: 1}})
+	l.update(40*24*time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
+	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
+
+	refusedAs(t, tooLong, workflows.RefusedInput)
+	refusedAs(t, noReason, workflows.RefusedInput)
+	refusedAs(t, late, workflows.RefusedState)
+	if ok.rejected != nil || ok.err != nil {
+		t.Fatalf("extension: %+v", ok)
+	}
+	ext := l.mailed(workflows.MailExtension)
+	if len(ext) != 1 || ext[0].at != 20*24*time.Hour || !jan15.Add(ext[0].at).Before(original) {
+		t.Fatalf("extension mails %+v", ext)
+	}
+	if !ext[0].data.DueDate.Equal(original.AddDate(0, 2, 0)) || !ext[0].data.OriginalDueDate.Equal(original) || ext[0].data.Reason != "many systems" {
+		t.Fatalf("extension mail data %+v", ext[0].data)
+	}
+	if !v.DueAt.Equal(original.AddDate(0, 2, 0)) || len(v.Extensions) != 1 {
+		t.Fatalf("due %s extensions %+v", v.DueAt, v.Extensions)
+	}
+	// No reminder fired for the original date once it moved.
+	for _, m := range l.mails {
+		if m.team {
+			t.Errorf("unexpected team mail %+v", m)
+		}
+	}
+}
+
+func TestApprovalDenialAndErasure(t *testing.T) {
+	p := policyGDPR()
+	p.RequireApproval = true
+
+	l := newLifecycle(t, jan15)
+	deny := l.update(time.Hour, workflows.UpdateDeny, workflows.OperatorAction{Actor: "operator:k", Reason: "manifestly unfounded"})
+	v := l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	if deny.err != nil || v.Status != workflows.StatusDenied || v.Reason != "manifestly unfounded" || l.erased != 0 {
+		t.Fatalf("denied: %+v %+v", deny, v)
+	}
+	if d := l.mailed(workflows.MailDenied); len(d) != 1 || d[0].data.Reason != "manifestly unfounded" {
+		t.Fatalf("denial mail %+v", d)
+	}
+
+	l = newLifecycle(t, jan15)
+	approve := l.update(time.Hour, workflows.UpdateApprove, workflows.OperatorAction{Actor: "operator:k"})
+	v = l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
+	if approve.err != nil || v.Status != workflows.StatusCompleted || l.erased != 1 || l.shred != 1 {
+		t.Fatalf("approved erasure: %+v erased %d shredded %d", v, l.erased, l.shred)
+	}
+	done := l.mailed(workflows.MailCompleted)
+	if len(done) != 1 || !strings.Contains(strings.Join(done[0].data.Lines, "\n"), "Deleted 6 files from b/p/") {
+		t.Fatalf("completion mail %+v", done)
+	}
+	if l.actions[0] != "request.received" || l.actions[len(l.actions)-1] != "request.completed" {
+		t.Fatalf("audit actions %v", l.actions)
+	}
+}
+
+func workflowName(name string) workflow.RegisterOptions { return workflow.RegisterOptions{Name: name} }

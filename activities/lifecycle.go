@@ -225,8 +225,8 @@ func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id id
 
 func (l *Lifecycle) render(name string, d templates.Data) (templates.Message, error) {
 	d.CompanyName = l.CompanyName
-	if d.LinkURL == "" {
-		d.LinkURL = l.PublicURL
+	if d.LinkURL == "" && (name == templates.VerificationReminder || name == templates.VerificationExpired) {
+		d.LinkURL = l.PublicURL // where to ask for a new code, or submit again
 	}
 	msg, err := l.Templates.Render(name, d)
 	if err != nil {

@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
+	"github.com/lethe-privacy/lethe/internal/testenv/sendgridfake"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -211,4 +214,123 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	}
 	b.ReportMetric(at(0.50), "p50-ms")
 	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+// BenchmarkDevSubmitVerify100Clients: 100 concurrent clients each submit a
+// request as a person would and verify it with the code from the mail, on
+// the dev stack (mail through the SendGrid fake). It reports submit and verify
+// latency and checks that every accepted request reached in_progress.
+func BenchmarkDevSubmitVerify100Clients(b *testing.B) {
+	const clients = 100
+	sg, err := sendgridfake.Start("SG.bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sg.Close()
+	f := newDevFixture(b)
+	f.cfg.SendGridAPIKey, f.cfg.SendGridBaseURL = "SG.bench", sg.URL()
+	f.cfg.RatePerIP, f.cfg.BurstPerIP, f.cfg.RatePerSubject, f.cfg.BurstPerSubj = 1e6, 1e6, 1e6, 1e6
+	st := f.start(b)
+	defer st.Stop()
+
+	var mu sync.Mutex
+	var submitLat, verifyLat []time.Duration
+	var accepted []string
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	post := func(path, token, body string) (int, map[string]any, time.Duration) {
+		req, _ := http.NewRequest("POST", st.apiURL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("X-Request-Token", token)
+		}
+		began := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Error(err)
+			return 0, nil, 0
+		}
+		took := time.Since(began)
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out, took
+	}
+	b.ResetTimer()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				email := fmt.Sprintf("bench-%d-%d@example.com", b.N, i)
+				code, out, took := post("/v1/requests", "", fmt.Sprintf(`{"type":"access","subject":{"email":%q},"jurisdiction":"gdpr"}`, email))
+				if code != http.StatusAccepted {
+					b.Errorf("submit: %d %v", code, out)
+					continue
+				}
+				id, token := out["id"].(string), out["request_token"].(string)
+				mails, err := sg.WaitFor(email, 2, 60*time.Second)
+				if err != nil {
+					b.Errorf("code mail: %v", err)
+					continue
+				}
+				var mailed string
+				for _, m := range mails {
+					if strings.Contains(m.Subject, "code") || strings.Contains(m.Subject, "Code") {
+						mailed = benchCodeRe.FindString(m.Text)
+					}
+				}
+				vcode, vout, vtook := post("/v1/requests/"+id+"/verify", token, `{"code":"`+mailed+`"}`)
+				if vcode != http.StatusOK {
+					b.Errorf("verify: %d %v", vcode, vout)
+					continue
+				}
+				mu.Lock()
+				submitLat, verifyLat, accepted = append(submitLat, took), append(verifyLat, vtook), append(accepted, id)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < b.N; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	b.StopTimer()
+
+	// No accepted request is lost: each one's workflow reached in_progress.
+	lost := 0
+	for _, id := range accepted {
+		ok := false
+		for try := 0; try < 100 && !ok; try++ {
+			var status string
+			_ = st.lethe.QueryRow(context.Background(), "SELECT status FROM lethe.requests WHERE id = $1", id).Scan(&status)
+			ok = status == workflows.StatusInProgress
+			if !ok {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if !ok {
+			lost++
+		}
+	}
+	reportNamed(b, "submit", submitLat)
+	reportNamed(b, "verify", verifyLat)
+	b.ReportMetric(float64(len(accepted)), "accepted")
+	b.ReportMetric(float64(lost), "lost")
+	if lost > 0 {
+		b.Errorf("%d accepted requests did not reach in_progress", lost)
+	}
+}
+
+var benchCodeRe = regexp.MustCompile(`\b[0-9]{6}\b`)
+
+func reportNamed(b *testing.B, name string, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(at(0.50), name+"-p50-ms")
+	b.ReportMetric(at(0.99), name+"-p99-ms")
 }

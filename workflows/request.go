@@ -272,6 +272,7 @@ type request struct {
 	seq      int // audit sequence: one entry per step, idempotent across retries
 	codeHash string
 	codeSeq  int
+	issuing  bool // a code is being mailed: it may arrive before its hash is recorded
 	lastCode time.Time
 	attempts int
 	verified bool
@@ -417,6 +418,8 @@ func awaitFuture(ctx workflow.Context, cond func() bool) workflow.Future {
 // resets the tries and the lock.
 func (r *request) issueCode(ctx workflow.Context) error {
 	r.codeSeq++
+	r.issuing = true
+	defer func() { r.issuing = false }()
 	var res IssueCodeResult
 	err := workflow.ExecuteActivity(ctx, ActivityIssueCode, IssueCodeInput{
 		RequestID: r.in.RequestID, RequestType: r.in.Type, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity,
@@ -432,6 +435,20 @@ func (r *request) issueCode(ctx workflow.Context) error {
 	return r.audit(ctx, "system", "verification.code_sent", map[string]string{"code": fmt.Sprint(r.codeSeq)})
 }
 
+// codeUsable refuses a try at a locked or expired code.
+func (r *request) codeUsable(ctx workflow.Context) error {
+	if r.view.Status != StatusAwaitingVerification {
+		return temporal.NewApplicationError("the request is not waiting for verification", RefusedState)
+	}
+	if r.view.Verification.Locked {
+		return temporal.NewApplicationError("too many wrong codes: ask for a new code", RefusedLocked)
+	}
+	if !workflow.Now(ctx).Before(r.view.Verification.CodeExpiresAt) {
+		return temporal.NewApplicationError("the code has expired: ask for a new code", RefusedExpired)
+	}
+	return nil
+}
+
 // handleUpdates registers the person's and the operators' actions.
 func (r *request) handleUpdates(ctx workflow.Context) error {
 	refuse := func(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
@@ -444,6 +461,14 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateVerify,
 		func(ctx workflow.Context, in VerifyInput) (VerifyResult, error) {
 			ctx = withActivityDefaults(ctx)
+			// The mail can be faster than the activity's completion: wait for
+			// the hash of the code being sent, then check it as the validator would.
+			if err := workflow.Await(ctx, func() bool { return !r.issuing }); err != nil {
+				return VerifyResult{}, err
+			}
+			if err := r.codeUsable(ctx); err != nil {
+				return VerifyResult{}, err
+			}
 			if subtle.ConstantTimeCompare([]byte(in.CodeHash), []byte(r.codeHash)) == 1 {
 				r.verified = true
 				return VerifyResult{Accepted: true, TriesLeft: r.in.Policy.MaxCodeAttempts - r.attempts}, nil
@@ -468,13 +493,10 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 			if in.CodeHash == "" {
 				return refuse(RefusedInput, "no code")
 			}
-			if r.view.Verification.Locked {
-				return refuse(RefusedLocked, "too many wrong codes: ask for a new code")
+			if r.issuing {
+				return nil // the handler waits for the code being sent
 			}
-			if !workflow.Now(ctx).Before(r.view.Verification.CodeExpiresAt) {
-				return refuse(RefusedExpired, "the code has expired: ask for a new code")
-			}
-			return nil
+			return r.codeUsable(ctx)
 		}})
 	if err != nil {
 		return err
@@ -489,6 +511,9 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
 			if err := awaiting(); err != nil {
 				return err
+			}
+			if r.issuing {
+				return refuse(RefusedRateLimited, "a code is on its way")
 			}
 			if r.codeSeq >= r.in.Policy.MaxCodes {
 				return refuse(RefusedRateLimited, "no more codes for this request: submit a new request")

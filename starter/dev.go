@@ -208,6 +208,9 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	}
 	w := worker.New(tc, cfg.TemporalTaskQueue, worker.Options{})
 	registry.Register(w, deps)
+	if err := registry.ApplySchedules(ctx, tc, cfg); err != nil {
+		return nil, err
+	}
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}

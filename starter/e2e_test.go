@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
@@ -81,6 +85,12 @@ func newE2E(t *testing.T, seedAccounts int, env map[string]string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.APIKeys = apikeys.NewAuthenticator(st.Lethe, 0) // no cache: a revoked key stops at once
+	codecHandler, err := codecServer(cfg, codec.HandlerOptions{Token: codecToken, AllowedOrigins: []string{"http://localhost:8233"}, Namespace: cfg.TemporalNamespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Extra = func(mux *http.ServeMux) { mux.Handle("/codec/", http.StripPrefix("/codec", codecHandler)) }
 	e := &e2e{Stack: st, API: httptest.NewServer(srv.Handler()), Deps: deps}
 	t.Cleanup(e.API.Close)
 	if e.Backend, _, err = apikeys.Create(ctx, st.Lethe, "backend", apikeys.RoleBackend); err != nil {
@@ -262,6 +272,8 @@ func assertHistoryClean(t *testing.T, st *testenv.Stack, workflowID string, secr
 	}
 }
 
+const codecToken = "operator-codec-token-0123456789"
+
 var codeRe = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
@@ -403,4 +415,129 @@ func TestBadRequestsGetAReasonAndCreateNothing(t *testing.T) {
 	if strings.Contains(e.LogOutput.String(), "a@example.com") {
 		t.Error("logs contain a submitted email")
 	}
+}
+
+func TestLethesOwnSecurity(t *testing.T) {
+	e := newE2E(t, 1, nil)
+	ctx := context.Background()
+	person := demo.Accounts(1)[0]
+	code, body := e.call(t, "POST", "/v1/requests", e.Backend,
+		fmt.Sprintf(`{"type":"access","subject":{"user_id":%q,"email":%q},"verified":true}`, person.ID, person.Email))
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	e.waitStatus(t, id, workflows.StatusInProgress)
+
+	t.Run("the codec server decodes for operators only", func(t *testing.T) {
+		it := e.Raw.GetWorkflowHistory(ctx, id, "", false, 0)
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := protojson.Marshal(ev.GetWorkflowExecutionStartedEventAttributes().GetInput())
+		if err != nil {
+			t.Fatal(err)
+		}
+		post := func(token string) (int, []byte) {
+			req, _ := http.NewRequest("POST", e.API.URL+"/codec/decode", bytes.NewReader(raw))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Namespace", e.Config.TemporalNamespace)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		if code, _ := post(""); code != http.StatusUnauthorized {
+			t.Fatalf("no token: %d", code)
+		}
+		if code, _ := post("wrong-token-wrong-token"); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token: %d", code)
+		}
+		code, decoded := post(codecToken)
+		var payloads commonpb.Payloads
+		if code != http.StatusOK || protojson.Unmarshal(decoded, &payloads) != nil || len(payloads.GetPayloads()) != 1 {
+			t.Fatalf("decode: %d %s", code, decoded)
+		}
+		var in workflows.RequestInput
+		if err := json.Unmarshal(payloads.GetPayloads()[0].GetData(), &in); err != nil || in.RequestID != id || in.Type != "access" {
+			t.Fatalf("decoded input %+v (%v)", in, err)
+		}
+		// Decoded, the identity is still sealed with the person's own key.
+		if bytes.Contains(payloads.GetPayloads()[0].GetData(), []byte(person.Email)) {
+			t.Fatal("the identity is readable after decoding: it must stay sealed")
+		}
+	})
+
+	t.Run("a revoked key stops working", func(t *testing.T) {
+		token, key, err := apikeys.Create(ctx, e.Lethe, "to revoke", apikeys.RoleOperator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := e.call(t, "GET", "/v1/requests/"+id, token, ""); code != http.StatusOK {
+			t.Fatalf("fresh key: %d", code)
+		}
+		if err := apikeys.Revoke(ctx, e.Lethe, key.ID); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := e.call(t, "GET", "/v1/requests/"+id, token, ""); code != http.StatusUnauthorized {
+			t.Fatalf("revoked key: %d", code)
+		}
+	})
+
+	t.Run("public routes are rate limited with Retry-After", func(t *testing.T) {
+		cfg := e.Config
+		cfg.RatePerIP, cfg.BurstPerIP = 0.01, 2
+		srv, err := newAPIServer(cfg, e.Temporal, e.Lethe, e.Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := httptest.NewServer(srv.Handler())
+		defer api.Close()
+		var last *http.Response
+		for i := 0; i < 3; i++ {
+			resp, err := http.Post(api.URL+"/v1/requests", "application/json", strings.NewReader(`{"type":"nope"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			last = resp
+		}
+		if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+			t.Fatalf("third call: %d, Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+		}
+	})
+
+	t.Run("schedules are applied idempotently and follow the configuration", func(t *testing.T) {
+		cfg := e.Config
+		for i := 0; i < 2; i++ {
+			if err := registry.ApplySchedules(ctx, e.Temporal, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := e.Temporal.ScheduleClient().GetHandle(ctx, "lethe-records-retention")
+		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "operator paused it"}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.RecordsRetentionEvery = 6 * time.Hour
+		if err := registry.ApplySchedules(ctx, e.Temporal, cfg); err != nil {
+			t.Fatal(err)
+		}
+		d, err := h.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if every := d.Schedule.Spec.Intervals[0].Every; every != 6*time.Hour {
+			t.Fatalf("interval %s after a configuration change", every)
+		}
+		if !d.Schedule.State.Paused {
+			t.Fatal("applying the configuration unpaused an operator's pause")
+		}
+	})
 }

@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand())
+	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe:", err)
 		os.Exit(1)

@@ -66,6 +66,9 @@ func run(ctx context.Context) error {
 	}
 	w := worker.New(c, cfg.TemporalTaskQueue, worker.Options{})
 	registry.Register(w, deps)
+	if err := registry.ApplySchedules(ctx, c, cfg); err != nil {
+		return err
+	}
 	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
 	if err := w.Run(interrupt(ctx)); err != nil {
 		return fmt.Errorf("worker: %w", err)

@@ -11,6 +11,7 @@ import (
 const (
 	WorkflowPrivacyRequest = "PrivacyRequest"
 	WorkflowEraseSubject   = "EraseSubject"
+	WorkflowRetainRecords  = "RetainLetheRecords"
 )
 
 // Activity names: the contract between these workflows and package activities.
@@ -23,12 +24,13 @@ const (
 	ActivityShredSubject     = "ShredSubject"
 	ActivityEraseTables      = "EraseTables"
 	ActivityEraseObjects     = "EraseObjects"
+	ActivityPurgeRecords     = "PurgeClosedRequests"
 )
 
 // ActivityNames lists every activity the workflows call.
 func ActivityNames() []string {
 	return []string{ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
-		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects}
+		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords}
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

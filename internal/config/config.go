@@ -105,6 +105,11 @@ type Config struct {
 	RatePerSubject float64 `env:"LETHE_RATE_PER_SUBJECT" envDefault:"0.1"`
 	BurstPerSubj   int     `env:"LETHE_BURST_PER_SUBJECT" envDefault:"5"`
 
+	// Lethe's own records: a closed request's personal data goes after this
+	// ("24mo", the CCPA record-keeping period), checked every RecordsRetentionEvery.
+	RecordsRetention      string        `env:"LETHE_RECORDS_RETENTION" envDefault:"24mo"`
+	RecordsRetentionEvery time.Duration `env:"LETHE_RECORDS_RETENTION_EVERY" envDefault:"24h"`
+
 	// CodecToken is the operator credential of the codec server at /codec
 	// (empty: no codec route outside dev); CodecOrigins are the UI origins it serves.
 	CodecToken   string   `env:"LETHE_CODEC_TOKEN"`

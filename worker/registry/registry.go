@@ -5,11 +5,13 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/schedules"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
@@ -61,6 +64,7 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: workflows.WorkflowPrivacyRequest})
 	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
+	r.RegisterWorkflowWithOptions(workflows.RetainLetheRecords, workflow.RegisterOptions{Name: workflows.WorkflowRetainRecords})
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -81,5 +85,29 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityShredSubject:     lifecycle.ShredSubject,
 		workflows.ActivityEraseTables:      erasure.EraseTables,
 		workflows.ActivityEraseObjects:     erasure.EraseObjects,
+		workflows.ActivityPurgeRecords:     lifecycle.PurgeClosedRequests,
 	}
+}
+
+// Schedules are the Temporal Schedules the worker keeps in line with the
+// configuration at every start (see internal/schedules).
+func Schedules(c config.Config) ([]schedules.Spec, error) {
+	keep, err := workflows.ParsePeriod(c.RecordsRetention)
+	if err != nil {
+		return nil, fmt.Errorf("LETHE_RECORDS_RETENTION: %w", err)
+	}
+	return []schedules.Spec{{
+		ID: "lethe-records-retention", Every: c.RecordsRetentionEvery, TaskQueue: c.TemporalTaskQueue,
+		Workflow: workflows.WorkflowRetainRecords, Args: []any{workflows.RetentionInput{KeepFor: keep}},
+		Note: "Closed requests lose their personal data after LETHE_RECORDS_RETENTION (" + keep.String() + ")",
+	}}, nil
+}
+
+// ApplySchedules creates or updates every schedule of Schedules.
+func ApplySchedules(ctx context.Context, c client.Client, cfg config.Config) error {
+	specs, err := Schedules(cfg)
+	if err != nil {
+		return err
+	}
+	return schedules.Apply(ctx, c, specs)
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/temporalclient"
+	"github.com/lethe-privacy/lethe/internal/wiring"
+	"github.com/lethe-privacy/lethe/worker/registry"
+)
+
+func schedulesCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "schedules", Short: "Lethe's Temporal Schedules"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "apply",
+		Short: "Create or update every schedule from the configuration (the worker also does this at start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.FromEnv()
+			if err != nil {
+				return err
+			}
+			opts, err := wiring.TemporalOptions(cfg, wiring.Logger(cfg))
+			if err != nil {
+				return err
+			}
+			c, err := temporalclient.Dial(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := registry.ApplySchedules(cmd.Context(), c, cfg); err != nil {
+				return err
+			}
+			specs, _ := registry.Schedules(cfg)
+			for _, s := range specs {
+				fmt.Fprintf(cmd.OutOrStdout(), "schedule %s: every %s runs %s\n", s.ID, s.Every, s.Workflow)
+			}
+			return nil
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,38 @@
+package workflows_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+func TestRetentionPurgesRequestsClosed24MonthsAgo(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	now := time.Date(2027, 3, 31, 2, 0, 0, 0, time.UTC)
+	env.SetStartTime(now)
+	var got time.Time
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.PurgeRecordsInput) (workflows.PurgeRecordsResult, error) {
+		got = in.Cutoff
+		return workflows.PurgeRecordsResult{Requests: 3, SubjectKeys: 2}, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityPurgeRecords})
+	env.ExecuteWorkflow(workflows.RetainLetheRecords, workflows.RetentionInput{KeepFor: workflows.Period{Months: 24}})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2025, 3, 31, 2, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("cutoff %s, want %s", got, want)
+	}
+	var res workflows.PurgeRecordsResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Requests != 3 {
+		t.Fatalf("%+v %v", res, err)
+	}
+}

@@ -525,17 +525,21 @@ func TestLethesOwnSecurity(t *testing.T) {
 		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "operator paused it"}); err != nil {
 			t.Fatal(err)
 		}
+		// Schedules apply changes asynchronously: wait until the pause shows.
+		testenv.Eventually(t, 10*time.Second, "the pause to show", func() bool {
+			d, err := h.Describe(ctx)
+			return err == nil && d.Schedule.State.Paused
+		})
 		cfg.RecordsRetentionEvery = 6 * time.Hour
 		if err := registry.ApplySchedules(ctx, e.Temporal, cfg); err != nil {
 			t.Fatal(err)
 		}
-		d, err := h.Describe(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if every := d.Schedule.Spec.Intervals[0].Every; every != 6*time.Hour {
-			t.Fatalf("interval %s after a configuration change", every)
-		}
+		var d *client.ScheduleDescription
+		testenv.Eventually(t, 10*time.Second, "the new interval to show", func() bool {
+			var err error
+			d, err = h.Describe(ctx)
+			return err == nil && d.Schedule.Spec.Intervals[0].Every == 6*time.Hour
+		})
 		if !d.Schedule.State.Paused {
 			t.Fatal("applying the configuration unpaused an operator's pause")
 		}

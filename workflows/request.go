@@ -660,13 +660,11 @@ func (r *request) doWork(ctx workflow.Context) error {
 	return nil
 }
 
-// close ends the request: the final step, and the mail that says so.
+// close ends the request: the mail that says so, the shredding of an erased
+// person's key, and last the final step, so that "completed" means all is done.
 func (r *request) close(ctx workflow.Context, status string) error {
 	if status == StatusCompleted && len(r.done) > 0 {
 		r.view.Outcome = append(r.view.Outcome, r.done...)
-	}
-	if err := r.step(ctx, status, "system", "request."+status, map[string]string{"reason": r.view.Reason}); err != nil {
-		return err
 	}
 	template := map[string]string{
 		StatusCompleted: MailCompleted, StatusDenied: MailDenied, StatusCancelled: MailCancelled, StatusExpired: MailVerificationExpired,
@@ -677,9 +675,11 @@ func (r *request) close(ctx workflow.Context, status string) error {
 	if status == StatusCompleted && r.in.Type == TypeErasure {
 		// The person is gone: so is the key to every copy of their identity
 		// that Lethe kept, in its database, its backups and this history.
-		return workflow.ExecuteActivity(ctx, ActivityShredSubject, r.in.SubjectRef).Get(ctx, nil)
+		if err := workflow.ExecuteActivity(ctx, ActivityShredSubject, r.in.SubjectRef).Get(ctx, nil); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.step(ctx, status, "system", "request."+status, map[string]string{"reason": r.view.Reason})
 }
 
 // keepDeadline reminds the privacy team before the due date and escalates

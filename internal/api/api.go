@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -12,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +40,7 @@ type Server struct {
 	TaskQueue string
 	MaxBody   int64
 	Log       *slog.Logger
+	Accounts  AccountPolicy
 	// PerIP and PerSubject limit the public routes; nil means no limit.
 	PerIP, PerSubject *ratelimit.Limiter
 	// Extra routes mounted by the process (e.g. the codec server); may be nil.
@@ -71,6 +75,10 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))
 	}
 	mux.HandleFunc("GET /v1/requests/{id}/audit", s.auditTrail)
+	mux.HandleFunc("POST /v1/accounts/{user_id}/deactivate", s.deactivate)
+	mux.HandleFunc("POST /v1/accounts/{user_id}/restore", s.restore)
+	mux.HandleFunc("GET /v1/accounts/{user_id}/deactivation", s.deactivation)
+	mux.HandleFunc("POST /v1/appeals/{ticket}/closed", s.appealClosed)
 	if s.Extra != nil {
 		s.Extra(mux)
 	}
@@ -144,22 +152,29 @@ func newRequestID() (string, error) {
 }
 
 // decode reads one JSON object strictly: unknown fields, trailing data and
-// bodies over MaxBody are refused with a reason.
+// bodies over MaxBody are refused with a reason. The whole body is read
+// first, so a body over the limit is 413 whatever it holds.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, "send application/json")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "body larger than %d bytes", s.MaxBody)
+		return false
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "could not read the body")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "body larger than %d bytes", s.MaxBody)
-		case errors.Is(err, io.EOF):
+		if errors.Is(err, io.EOF) {
 			writeError(w, http.StatusBadRequest, "empty body: send a JSON object")
-		default:
+		} else {
 			writeError(w, http.StatusBadRequest, "malformed JSON: %s", jsonProblem(err))
 		}
 		return false
@@ -171,6 +186,18 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// plainName is a field or value the API may repeat in an error: nothing
+// that could be someone's email or name.
+var plainName = regexp.MustCompile(`^[a-z_][a-z0-9_.]{0,39}$`)
+
+// quoteIfPlain repeats s in an error only when it cannot carry personal data.
+func quoteIfPlain(s string) string {
+	if plainName.MatchString(s) {
+		return fmt.Sprintf("%q", s)
+	}
+	return "(not shown)"
+}
+
 // jsonProblem describes a decoding error without echoing the input's values.
 func jsonProblem(err error) string {
 	var syntax *json.SyntaxError
@@ -179,9 +206,10 @@ func jsonProblem(err error) string {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
 	case errors.As(err, &typ):
-		return fmt.Sprintf("field %q wants a %s", typ.Field, typ.Type)
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return strings.TrimPrefix(err.Error(), "json: ")
+		return fmt.Sprintf("field %s wants a %s", quoteIfPlain(typ.Field), typ.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return "unknown field " + quoteIfPlain(name)
 	}
 	return "cannot decode"
 }

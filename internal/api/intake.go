@@ -176,7 +176,7 @@ func validateSubmission(in SubmitRequest, c caller) string {
 	case in.Type == "":
 		return "type: required; want one of access, portability, erasure, rectification, consent, deactivation"
 	case !slices.Contains(workflows.RequestTypes(), in.Type):
-		return fmt.Sprintf("type: %q is not a request type; want one of access, portability, erasure, rectification, consent, deactivation", in.Type)
+		return fmt.Sprintf("type: %s is not a request type; want one of access, portability, erasure, rectification, consent, deactivation", quoteIfPlain(in.Type))
 	case !slices.Contains(policy.Jurisdictions(), in.Jurisdiction):
 		return "jurisdiction: want gdpr, ccpa or default"
 	case in.Subject.Email != "" && !validEmail(in.Subject.Email):

@@ -197,7 +197,7 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 		if action == workflows.UpdateExtend {
 			by, err := workflows.ParsePeriod(in.By)
 			if err != nil {
-				writeError(w, http.StatusUnprocessableEntity, "by: %v", err)
+				writeError(w, http.StatusUnprocessableEntity, "by: want a period such as 2mo, 45d or 10bd")
 				return
 			}
 			a.By = by

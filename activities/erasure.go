@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/accounts"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
@@ -43,30 +45,71 @@ func (e *Erasure) userID(ctx context.Context, ref string, sealed []byte) (string
 }
 
 // EraseTables deletes the person's rows from every table of the data map in
-// one transaction, in the order the map lists them (children first). Running
-// it again deletes nothing more and succeeds.
+// one transaction, in the order the map lists them (children first), then
+// anonymizes or deletes the account row as the map says. Running it again
+// deletes nothing more and succeeds.
 func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
 	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
-	res := workflows.EraseTablesResult{Deleted: map[string]int{}}
-	err = pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
+	deleted, err := e.eraseRows(ctx, userID, in.SubjectRef)
+	if err != nil {
+		return workflows.EraseTablesResult{}, err
+	}
+	e.Log.InfoContext(ctx, "erased rows", "request_id", in.RequestID, "tables", len(deleted))
+	return workflows.EraseTablesResult{Deleted: deleted}, nil
+}
+
+// eraseRows is EraseTables for a known user id.
+func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) (map[string]int, error) {
+	deleted := map[string]int{}
+	err := pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
 		for _, t := range e.Map.Tables {
 			sql := fmt.Sprintf("DELETE FROM %s WHERE %s = $1", t.Identifier().Sanitize(), pgx.Identifier{t.Key}.Sanitize())
 			tag, err := tx.Exec(ctx, sql, userID)
 			if err != nil {
 				return fmt.Errorf("erase %s: %w", t.Name, err)
 			}
-			res.Deleted[t.Name] = int(tag.RowsAffected())
+			deleted[t.Name] = int(tag.RowsAffected())
+		}
+		if a := e.Map.Accounts; a != nil {
+			n, err := accounts.EraseRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(subjectRef, "sr_")+"@invalid")
+			if err != nil {
+				return err
+			}
+			deleted[a.Table] = n
 		}
 		return nil
 	})
 	if err != nil {
-		return workflows.EraseTablesResult{}, classifyDB(err)
+		return nil, classifyDB(err)
 	}
-	e.Log.InfoContext(ctx, "erased rows", "request_id", in.RequestID, "tables", len(res.Deleted))
-	return res, nil
+	return deleted, nil
+}
+
+// eraseAccount erases one account's rows and objects (the inactivity sweep's erasure).
+func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (int, error) {
+	rows, err := e.eraseRows(ctx, userID, subjectRef)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range rows {
+		n += c
+	}
+	for _, loc := range e.Map.S3 {
+		prefix, err := loc.PrefixFor(userID)
+		if err != nil {
+			return n, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
+		}
+		res, err := objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, "", nil)
+		if err != nil {
+			return n, fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
+		}
+		n += res.Deleted
+	}
+	return n, nil
 }
 
 // objectsHeartbeat is where EraseObjects got to: a retry resumes there.

@@ -132,6 +132,10 @@ var mailTemplates = map[string]string{
 	workflows.MailCancelled:            templates.Cancelled,
 	workflows.MailOperatorReminder:     templates.OperatorReminder,
 	workflows.MailOperatorEscalation:   templates.OperatorEscalation,
+	workflows.MailDeactivationNotice:   templates.DeactivationNotice,
+	workflows.MailDeactivationReminder: templates.DeactivationReminder,
+	workflows.MailAccountRestored:      templates.AccountRestored,
+	workflows.MailAccountErased:        templates.AccountErased,
 }
 
 // SendRequestMail sends one templated mail about a request, at most once
@@ -157,6 +161,7 @@ func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailIn
 		RequestID: in.RequestID, RequestType: in.Data.RequestType, Jurisdiction: in.Data.Jurisdiction,
 		DueDate: in.Data.DueDate, OriginalDueDate: in.Data.OriginalDueDate, LapseDate: in.Data.LapseDate,
 		Reason: in.Data.Reason, Lines: in.Data.Lines,
+		FinalDate: in.Data.FinalDate, LastActive: in.Data.LastActive, Anonymize: in.Data.Anonymize,
 	})
 	if err != nil {
 		return err
@@ -225,7 +230,8 @@ func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id id
 
 func (l *Lifecycle) render(name string, d templates.Data) (templates.Message, error) {
 	d.CompanyName = l.CompanyName
-	if d.LinkURL == "" && (name == templates.VerificationReminder || name == templates.VerificationExpired) {
+	if d.LinkURL == "" && (name == templates.VerificationReminder || name == templates.VerificationExpired ||
+		name == templates.DeactivationNotice || name == templates.DeactivationReminder) {
 		d.LinkURL = l.PublicURL // where to ask for a new code, or submit again
 	}
 	msg, err := l.Templates.Render(name, d)

@@ -545,3 +545,130 @@ func TestLethesOwnSecurity(t *testing.T) {
 		}
 	})
 }
+
+func TestInactivitySweepWarnsErasesOnceAndASecondRunChangesNothing(t *testing.T) {
+	e := newE2E(t, 6, nil)
+	ctx := context.Background()
+	acc := demo.Accounts(6)
+	now := time.Now().UTC()
+	set := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := e.App.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(`UPDATE demo.accounts SET last_active_at = $1`, now)                                                           // everyone active...
+	set(`UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, acc[0].ID, now.AddDate(0, -25, 0))               // inactive 25 months, never warned
+	set(`UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, acc[1].ID, now.AddDate(0, -23, -15))             // inside the warning window
+	set(`UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, acc[3].ID, now.AddDate(0, -26, 0))               // warned earlier, due now
+	set(`UPDATE demo.accounts SET status = 'closed', closed_at = $2 WHERE id = $1`, acc[4].ID, now.AddDate(0, 0, -40)) // closed 40 days ago
+	var la time.Time
+	if err := e.App.QueryRow(ctx, `SELECT last_active_at FROM demo.accounts WHERE id = $1`, acc[3].ID).Scan(&la); err != nil {
+		t.Fatal(err)
+	}
+	ref3 := string(e.Deps.Subjects.UserID(acc[3].ID))
+	if _, err := e.Lethe.Exec(ctx, `INSERT INTO lethe.inactivity_notices (subject_ref, last_active, warned_at, due_at) VALUES ($1, $2, $3, $4)`,
+		ref3, la, now.AddDate(0, 0, -31), now.AddDate(0, 0, -1)); err != nil {
+		t.Fatal(err)
+	}
+	policy := workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: workflows.Period{Days: 30}}
+	sweep := func() workflows.SweepTotals {
+		t.Helper()
+		run, err := e.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: e.Config.TemporalTaskQueue}, workflows.WorkflowInactiveSweep, workflows.SweepInput{Policy: policy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var totals workflows.SweepTotals
+		if err := run.Get(ctx, &totals); err != nil {
+			t.Fatal(err)
+		}
+		return totals
+	}
+	first := sweep()
+	if first.Warned != 2 || first.Erased != 2 {
+		t.Fatalf("first sweep: %+v, want 2 warned (25 and 23.5 months) and 2 erased (due, closed)", first)
+	}
+	for _, a := range acc[:2] {
+		got, err := e.SendGrid.WaitFor(a.Email, 1, 10*time.Second)
+		if err != nil || !strings.Contains(strings.ToLower(got[0].Subject+got[0].Text), "inactiv") {
+			t.Fatalf("warning to %s: %v %+v", a.ID, err, got)
+		}
+	}
+	for _, a := range []demo.Account{acc[2], acc[3], acc[4], acc[5]} {
+		if n := len(e.SendGrid.To(a.Email)); n != 0 {
+			t.Errorf("%s got %d mails, want none", a.ID, n)
+		}
+	}
+	for _, a := range acc[3:5] {
+		if n := e.count(t, "SELECT count(*) FROM demo.projects WHERE account_id = $1", a.ID); n != 0 {
+			t.Errorf("%s: projects left after erasure", a.ID)
+		}
+		if n := e.count(t, "SELECT count(*) FROM demo.accounts WHERE id = $1 AND status = 'erased' AND email NOT LIKE '%example.com'", a.ID); n != 1 {
+			t.Errorf("%s: account row not anonymized", a.ID)
+		}
+		if n, _ := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, "projects/"+a.ID+"/"); n != 0 {
+			t.Errorf("%s: %d files left", a.ID, n)
+		}
+	}
+	for _, a := range []demo.Account{acc[0], acc[1], acc[2], acc[5]} {
+		if n := e.count(t, "SELECT count(*) FROM demo.projects WHERE account_id = $1", a.ID); n == 0 {
+			t.Errorf("%s was erased but should not be", a.ID)
+		}
+	}
+	mailsBefore := e.SendGrid.Calls()
+	second := sweep()
+	if second.Warned != 0 || second.Erased != 0 || e.SendGrid.Calls() != mailsBefore {
+		t.Fatalf("second sweep changed something: %+v, mails %d -> %d", second, mailsBefore, e.SendGrid.Calls())
+	}
+}
+
+func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
+	e := newE2E(t, 2, nil)
+	ctx := context.Background()
+	person := demo.Accounts(1)[0]
+	path := "/v1/accounts/" + person.ID
+	if code, _ := e.call(t, "POST", path+"/deactivate", e.Operator, `{}`); code != http.StatusForbidden {
+		t.Fatalf("operator deactivating: %d", code)
+	}
+	code, body := e.call(t, "POST", path+"/deactivate", e.Backend, fmt.Sprintf(`{"email":%q}`, person.Email))
+	if code != http.StatusAccepted || body["status"] != workflows.AccountDeactivated {
+		t.Fatalf("deactivate: %d %v", code, body)
+	}
+	final := body["final_at"]
+	testenv.Eventually(t, 10*time.Second, "the account to be disabled", func() bool {
+		return e.count(t, "SELECT count(*) FROM demo.accounts WHERE id = $1 AND status = 'deactivated'", person.ID) == 1
+	})
+	// Deactivating twice is the same deactivation.
+	if code, body := e.call(t, "POST", path+"/deactivate", e.Backend, `{}`); code != http.StatusAccepted || body["final_at"] != final {
+		t.Fatalf("second deactivate: %d %v (final %v)", code, body, final)
+	}
+	if _, err := e.SendGrid.WaitFor(person.Email, 1, 10*time.Second); err != nil {
+		t.Fatalf("deactivation notice: %v", err)
+	}
+	code, body = e.call(t, "POST", path+"/restore", e.Backend, "")
+	if code != http.StatusOK || body["status"] != workflows.AccountRestored {
+		t.Fatalf("restore: %d %v", code, body)
+	}
+	if n := e.count(t, "SELECT count(*) FROM demo.accounts WHERE id = $1 AND status = 'active'", person.ID); n != 1 {
+		t.Fatal("the restored account is not active")
+	}
+
+	// An appeal ticket closed 61 days ago: its ID document goes at once.
+	var ticket int64
+	if err := e.App.QueryRow(ctx, `UPDATE demo.support_tickets SET status = 'closed', closed_at = now() - interval '61 days' WHERE account_id = $1 RETURNING id`, person.ID).Scan(&ticket); err != nil {
+		t.Fatal(err)
+	}
+	code, body = e.call(t, "POST", fmt.Sprintf("/v1/appeals/%d/closed", ticket), e.Backend, fmt.Sprintf(`{"closed_at":%q}`, time.Now().AddDate(0, 0, -61).UTC().Format(time.RFC3339)))
+	if code != http.StatusAccepted {
+		t.Fatalf("appeal closed: %d %v", code, body)
+	}
+	testenv.Eventually(t, 10*time.Second, "the ID document to go", func() bool {
+		return e.count(t, "SELECT count(*) FROM demo.id_documents WHERE account_id = $1", person.ID) == 0
+	})
+	if n, _ := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, "id-documents/"+person.ID+"/"); n != 0 {
+		t.Fatalf("ID document object left: %d", n)
+	}
+	if n := e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE action = 'id_documents.deleted'"); n != 1 {
+		t.Fatalf("no proof of the ID document's deletion in the audit trail (%d)", n)
+	}
+}

@@ -94,6 +94,8 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, log *sl
 		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies,
 		APIKeys:   apikeys.NewAuthenticator(db, apikeys.DefaultCacheTTL),
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
+		Accounts: api.AccountPolicy{DeactivationGrace: cfg.DeactivationGrace, DeactivationReminder: cfg.DeactivationReminder,
+			IDDocumentDeleteAfter: cfg.IDDocumentDeleteAfter},
 		PerIP:      ratelimit.New(cfg.RatePerIP, cfg.BurstPerIP),
 		PerSubject: ratelimit.New(cfg.RatePerSubject, cfg.BurstPerSubj),
 	}, nil

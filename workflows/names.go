@@ -12,6 +12,10 @@ const (
 	WorkflowPrivacyRequest = "PrivacyRequest"
 	WorkflowEraseSubject   = "EraseSubject"
 	WorkflowRetainRecords  = "RetainLetheRecords"
+	WorkflowDeactivation   = "AccountDeactivation"
+	WorkflowInactiveSweep  = "InactiveAccountSweep"
+	WorkflowIDDocuments    = "IDDocumentDeletion"
+	WorkflowIDDocSweep     = "IDDocumentSweep"
 )
 
 // Activity names: the contract between these workflows and package activities.
@@ -25,12 +29,18 @@ const (
 	ActivityEraseTables      = "EraseTables"
 	ActivityEraseObjects     = "EraseObjects"
 	ActivityPurgeRecords     = "PurgeClosedRequests"
+	ActivitySetAccountStatus = "SetAccountStatus"
+	ActivityAudit            = "AppendAudit"
+	ActivitySweepPage        = "SweepInactivePage"
+	ActivityDeleteTicketDocs = "DeleteTicketDocuments"
+	ActivityDeleteOverdueIDs = "DeleteOverdueIDDocuments"
 )
 
 // ActivityNames lists every activity the workflows call.
 func ActivityNames() []string {
 	return []string{ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
-		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords}
+		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords,
+		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs}
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -60,6 +61,9 @@ type Policy struct {
 	MaxCodes            int           // codes per request (5)
 	VerifyWithin        time.Duration // unverified requests lapse after this (7 days)
 	VerifyReminderAfter time.Duration // the person is reminded after this (3 days)
+
+	DeactivationGrace    time.Duration // a deactivated account stays restorable this long (30 days)
+	DeactivationReminder time.Duration // the person is reminded this long before the end (7 days)
 
 	RequireApproval   bool            // an operator approves before the work starts
 	OperatorReminders []time.Duration // remind the privacy team this long before the due date
@@ -211,6 +215,9 @@ type MailData struct {
 	LapseDate       time.Time
 	Reason          string
 	Lines           []string
+	FinalDate       time.Time // account lifecycle: when the account goes
+	LastActive      time.Time // inactivity: the last activity seen
+	Anonymize       bool      // inactivity: anonymized rather than deleted
 }
 
 // SendMailInput asks for one templated mail, sent at most once per Key.
@@ -629,13 +636,16 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 }
 
 // automated says whether Lethe does the request type's work itself.
-func (r *request) automated() bool { return r.in.Type == TypeErasure }
+func (r *request) automated() bool { return r.in.Type == TypeErasure || r.in.Type == TypeDeactivation }
 
 // doWork runs the request type's work. Types Lethe does not automate yet are
 // fulfilled by an operator, who completes the request through the API.
 func (r *request) doWork(ctx workflow.Context) error {
 	if !r.automated() {
 		return workflow.Await(ctx, func() bool { return len(r.done) > 0 })
+	}
+	if r.in.Type == TypeDeactivation {
+		return r.deactivate(ctx)
 	}
 	if !r.in.HasUserID {
 		var res ResolveUserResult
@@ -657,6 +667,29 @@ func (r *request) doWork(ctx workflow.Context) error {
 	}
 	r.view.Systems = progress.Systems
 	r.view.Outcome = progress.Summary()
+	return nil
+}
+
+// deactivate starts the account's deactivation, which outlives the request:
+// the request is done when the account is disabled and the grace period runs.
+func (r *request) deactivate(ctx workflow.Context) error {
+	p := r.in.Policy
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        DeactivationWorkflowID(r.in.SubjectRef),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	f := workflow.ExecuteChildWorkflow(child, WorkflowDeactivation, DeactivationInput{
+		SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, HasEmail: r.in.HasEmail,
+		GracePeriod: p.DeactivationGrace, ReminderBefore: p.DeactivationReminder, RequestedBy: "request:" + r.in.RequestID,
+	})
+	var started workflow.Execution
+	err := f.GetChildWorkflowExecution().Get(ctx, &started)
+	var already *temporal.ChildWorkflowExecutionAlreadyStartedError
+	if err != nil && !errors.As(err, &already) {
+		return err
+	}
+	final := workflow.Now(ctx).Add(p.DeactivationGrace)
+	r.view.Outcome = []string{fmt.Sprintf("The account is deactivated; it can be restored until %s, then it is permanently deleted.", final.Format("2 January 2006"))}
 	return nil
 }
 

@@ -105,6 +105,16 @@ type Config struct {
 	RatePerSubject float64 `env:"LETHE_RATE_PER_SUBJECT" envDefault:"0.1"`
 	BurstPerSubj   int     `env:"LETHE_BURST_PER_SUBJECT" envDefault:"5"`
 
+	// Account lifecycle (P8, P9, P10).
+	DeactivationGrace     time.Duration `env:"LETHE_DEACTIVATION_GRACE" envDefault:"720h"`
+	DeactivationReminder  time.Duration `env:"LETHE_DEACTIVATION_REMINDER" envDefault:"168h"`
+	InactiveAfter         string        `env:"LETHE_INACTIVE_AFTER" envDefault:"24mo"`
+	InactiveWarnBefore    time.Duration `env:"LETHE_INACTIVE_WARN_BEFORE" envDefault:"720h"`
+	ClosedAccountKeep     string        `env:"LETHE_CLOSED_ACCOUNT_KEEP" envDefault:"30d"`
+	InactiveDryRun        bool          `env:"LETHE_INACTIVE_DRY_RUN" envDefault:"false"`
+	IDDocumentDeleteAfter time.Duration `env:"LETHE_ID_DOCUMENT_DELETE_AFTER" envDefault:"1440h"`
+	SweepEvery            time.Duration `env:"LETHE_SWEEP_EVERY" envDefault:"24h"`
+
 	// Lethe's own records: a closed request's personal data goes after this
 	// ("24mo", the CCPA record-keeping period), checked every RecordsRetentionEvery.
 	RecordsRetention      string        `env:"LETHE_RECORDS_RETENTION" envDefault:"24mo"`

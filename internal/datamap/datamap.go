@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -18,10 +19,55 @@ import (
 
 // Map is a parsed data map.
 type Map struct {
-	Version  int        `yaml:"version"`
-	Identity *Identity  `yaml:"identity"`
-	Tables   []Table    `yaml:"tables"`
-	S3       []Location `yaml:"s3"`
+	Version     int          `yaml:"version"`
+	Identity    *Identity    `yaml:"identity"`
+	Accounts    *Accounts    `yaml:"accounts"`
+	IDDocuments *IDDocuments `yaml:"id_documents"`
+	Tables      []Table      `yaml:"tables"`
+	S3          []Location   `yaml:"s3"`
+}
+
+// Accounts says how the application keeps its accounts' life: the status
+// column Lethe flips on deactivation and restore, the last-activity column
+// the inactivity sweep reads, and what erasure does to the account row itself.
+type Accounts struct {
+	Table       string `yaml:"table"`        // schema.table
+	Key         string `yaml:"key"`          // the user id column
+	Email       string `yaml:"email"`        // the email column
+	Status      string `yaml:"status"`       // the status column
+	Active      string `yaml:"active"`       // its value for an active account
+	Deactivated string `yaml:"deactivated"`  // its value while a deactivation's grace period runs
+	Erased      string `yaml:"erased"`       // its value once the account is anonymized
+	LastActive  string `yaml:"last_active"`  // timestamp of the last activity
+	ClosedAt    string `yaml:"closed_at"`    // optional: when the account was closed
+	EraseAction string `yaml:"erase_action"` // "anonymize" (keep the row, clear the email) or "delete"
+}
+
+// Identifier is the accounts table's name, ready for safe quoting.
+func (a Accounts) Identifier() pgx.Identifier { return ident(a.Table) }
+
+// IDDocuments says where ID documents sent for age-verification appeals live,
+// and which support ticket each belongs to.
+type IDDocuments struct {
+	Table        string `yaml:"table"`         // schema.table of the documents
+	Key          string `yaml:"key"`           // its primary key column
+	Ticket       string `yaml:"ticket"`        // the column naming the appeal ticket
+	Object       string `yaml:"object"`        // the column holding the S3 key of the document
+	Bucket       string `yaml:"bucket"`        // the bucket of those objects
+	Tickets      string `yaml:"tickets"`       // schema.table of the tickets
+	TicketKey    string `yaml:"ticket_key"`    // its primary key column
+	TicketClosed string `yaml:"ticket_closed"` // when the ticket was closed
+}
+
+// Identifier is the documents table's name, ready for safe quoting.
+func (d IDDocuments) Identifier() pgx.Identifier { return ident(d.Table) }
+
+// TicketsIdentifier is the tickets table's name, ready for safe quoting.
+func (d IDDocuments) TicketsIdentifier() pgx.Identifier { return ident(d.Tickets) }
+
+func ident(qualified string) pgx.Identifier {
+	schema, table, _ := strings.Cut(qualified, ".")
+	return pgx.Identifier{schema, table}
 }
 
 // Identity says where the application keeps its users: a request that names
@@ -85,6 +131,11 @@ func Parse(b []byte) (*Map, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
+	// One document only: tables after a "---" must not be silently ignored.
+	var rest yaml.Node
+	if err := dec.Decode(&rest); !errors.Is(err, io.EOF) {
+		return nil, errors.New("parse: the data map must be one YAML document")
+	}
 	var errs []error
 	if m.Version != 1 {
 		errs = append(errs, fmt.Errorf("version: want 1, got %d", m.Version))
@@ -96,6 +147,40 @@ func Parse(b []byte) (*Map, error) {
 		}
 		if !identRe.MatchString(id.Key) || !identRe.MatchString(id.Email) {
 			errs = append(errs, fmt.Errorf("identity (%s): key and email must be column names", id.Table))
+		}
+	}
+	tableName := func(where, name string) {
+		schema, table, ok := strings.Cut(name, ".")
+		if !ok || !identRe.MatchString(schema) || !identRe.MatchString(table) {
+			errs = append(errs, fmt.Errorf("%s: table %q: want schema.table in lower case", where, name))
+		}
+	}
+	column := func(where, name string, optional bool) {
+		if (name != "" || !optional) && !identRe.MatchString(name) {
+			errs = append(errs, fmt.Errorf("%s: %q: want a column name", where, name))
+		}
+	}
+	if a := m.Accounts; a != nil {
+		tableName("accounts", a.Table)
+		for _, c := range []string{a.Key, a.Email, a.Status, a.LastActive} {
+			column("accounts", c, false)
+		}
+		column("accounts", a.ClosedAt, true)
+		if a.Active == "" || a.Deactivated == "" || a.Erased == "" {
+			errs = append(errs, errors.New("accounts: active, deactivated and erased status values are required"))
+		}
+		if a.EraseAction != "anonymize" && a.EraseAction != "delete" {
+			errs = append(errs, fmt.Errorf("accounts: erase_action %q: want anonymize or delete", a.EraseAction))
+		}
+	}
+	if d := m.IDDocuments; d != nil {
+		tableName("id_documents", d.Table)
+		tableName("id_documents.tickets", d.Tickets)
+		for _, c := range []string{d.Key, d.Ticket, d.Object, d.TicketKey, d.TicketClosed} {
+			column("id_documents", c, false)
+		}
+		if !bucketRe.MatchString(d.Bucket) {
+			errs = append(errs, fmt.Errorf("id_documents: bucket %q is not a valid bucket name", d.Bucket))
 		}
 	}
 	seen := map[string]bool{}
@@ -121,8 +206,13 @@ func Parse(b []byte) (*Map, error) {
 		if !bucketRe.MatchString(l.Bucket) {
 			errs = append(errs, fmt.Errorf("%s: bucket %q is not a valid bucket name", where, l.Bucket))
 		}
-		if !strings.Contains(l.Prefix, "{user_id}") {
-			errs = append(errs, fmt.Errorf("%s: prefix %q must contain {user_id}", where, l.Prefix))
+		// "{user_id}/" exactly once, so one person's prefix is never the start
+		// of another's ("users/1" would also match "users/10/…").
+		if strings.Count(l.Prefix, "{user_id}") != 1 || !strings.Contains(l.Prefix, "{user_id}/") {
+			errs = append(errs, fmt.Errorf("%s: prefix %q must contain {user_id}/ once", where, l.Prefix))
+		}
+		if strings.HasPrefix(l.Prefix, "/") || strings.Contains(l.Prefix, "..") || strings.Contains(l.Prefix, "{user_id}.") || strings.Contains(l.Prefix, ".{user_id}") {
+			errs = append(errs, fmt.Errorf("%s: prefix %q must not start with / or put dots next to {user_id} or contain ..", where, l.Prefix))
 		}
 		if rest := strings.ReplaceAll(l.Prefix, "{user_id}", ""); strings.ContainsAny(rest, "{}") {
 			errs = append(errs, fmt.Errorf("%s: prefix %q: only {user_id} can be filled in", where, l.Prefix))
@@ -143,10 +233,14 @@ func (t Table) Identifier() pgx.Identifier {
 // PrefixFor fills in the location's template for one user id. An id that
 // could escape its prefix ("/", "..", empty) is refused.
 func (l Location) PrefixFor(userID string) (string, error) {
-	if userID == "" || strings.ContainsAny(userID, "/\\{}") || strings.Contains(userID, "..") {
+	if userID == "" || strings.ContainsAny(userID, "/\\{}") || strings.Contains(userID, "..") || strings.HasPrefix(userID, ".") || strings.HasSuffix(userID, ".") {
 		return "", errors.New("user id cannot be used in an object key")
 	}
-	return strings.ReplaceAll(l.Prefix, "{user_id}", userID), nil
+	prefix := strings.ReplaceAll(l.Prefix, "{user_id}", userID)
+	if strings.Contains(prefix, "..") || strings.HasPrefix(prefix, "/") {
+		return "", errors.New("user id cannot be used in an object key")
+	}
+	return prefix, nil
 }
 
 // Querier is what Validate needs of a database: a pool, a connection or a transaction.
@@ -187,6 +281,25 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 		case !cols[id.Email]:
 			errs = append(errs, fmt.Errorf("data map: identity table %s has no column %s", id.Table, id.Email))
 		}
+	}
+	need := func(table string, cols ...string) {
+		have, ok := columns[table]
+		if !ok {
+			errs = append(errs, fmt.Errorf("data map: table %s does not exist in the application database", table))
+			return
+		}
+		for _, c := range cols {
+			if c != "" && !have[c] {
+				errs = append(errs, fmt.Errorf("data map: table %s has no column %s", table, c))
+			}
+		}
+	}
+	if a := m.Accounts; a != nil {
+		need(a.Table, a.Key, a.Email, a.Status, a.LastActive, a.ClosedAt)
+	}
+	if d := m.IDDocuments; d != nil {
+		need(d.Table, d.Key, d.Ticket, d.Object)
+		need(d.Tickets, d.TicketKey, d.TicketClosed)
 	}
 	for _, t := range m.Tables {
 		cols, ok := columns[t.Name]

@@ -9,6 +9,8 @@ CREATE TABLE IF NOT EXISTS demo.accounts (
     created_at     timestamptz NOT NULL DEFAULT now(),
     last_active_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE demo.accounts ADD COLUMN IF NOT EXISTS closed_at timestamptz;
+CREATE INDEX IF NOT EXISTS accounts_last_active ON demo.accounts (last_active_at, id);
 
 CREATE TABLE IF NOT EXISTS demo.profiles (
     account_id   text PRIMARY KEY REFERENCES demo.accounts (id),

@@ -61,6 +61,7 @@ func FromConfig(c config.Config) (*Book, error) {
 		base: workflows.Policy{
 			CodeTTL: c.CodeTTL, MaxCodeAttempts: c.CodeMaxAttempts, ResendInterval: c.CodeResendInterval, MaxCodes: c.CodeMaxSends,
 			VerifyWithin: c.VerifyWithin, VerifyReminderAfter: c.VerifyReminderAfter, OperatorReminders: c.OperatorReminders,
+			DeactivationGrace: c.DeactivationGrace, DeactivationReminder: c.DeactivationReminder,
 		},
 	}
 	b.companyDue = b.due[Company]

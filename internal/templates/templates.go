@@ -1,6 +1,9 @@
 // Package templates renders the emails Lethe sends at each step of a privacy
 // request: to the person who made it (receipt, verification, extension,
-// outcome) and to the company's privacy team (reminders and escalations).
+// outcome) and to the company's privacy team (reminders and escalations); and
+// about a person's account: its deactivation and the grace period before it
+// is erased, its restoration, its erasure, and a warning before an inactive
+// account is deleted or anonymized.
 //
 // Every event has three templates, embedded in the binary under defaults/:
 //
@@ -70,6 +73,31 @@ const (
 	// Cancelled tells the person the request was cancelled, with an optional
 	// Data.Reason.
 	Cancelled = "cancelled"
+
+	// The account events below concern a person's account rather than a
+	// request: they need neither Data.RequestID nor Data.RequestType.
+
+	// DeactivationNotice tells the person their account was deactivated,
+	// that it can be restored (by logging in again, or at Data.LinkURL) until
+	// Data.FinalDate, and that after that date the account and its data are
+	// permanently deleted.
+	DeactivationNotice = "deactivation_notice"
+	// DeactivationReminder reminds the person that their deactivated account
+	// will be permanently deleted on Data.FinalDate unless they restore it
+	// (at Data.LinkURL).
+	DeactivationReminder = "deactivation_reminder"
+	// AccountRestored tells the person their deactivated account was
+	// restored and nothing will be deleted.
+	AccountRestored = "account_restored"
+	// AccountErased tells the person the grace period ended on
+	// Data.FinalDate and their account and its data were permanently
+	// deleted; Data.Lines optionally lists what was done.
+	AccountErased = "account_erased"
+	// InactivityWarning tells the person their account has been inactive
+	// since Data.LastActive and will be deleted (or, if Data.Anonymize,
+	// anonymized) on Data.FinalDate unless they log in before then
+	// (at Data.LinkURL).
+	InactivityWarning = "inactivity_warning"
 	// OperatorReminder tells the privacy team a request is due on
 	// Data.DueDate and not done; Data.Lines optionally lists what is open.
 	OperatorReminder = "operator_reminder"
@@ -81,7 +109,16 @@ const (
 var names = []string{
 	Receipt, VerificationCode, VerificationReminder, VerificationExpired,
 	Extension, Completed, Denied, Cancelled,
+	DeactivationNotice, DeactivationReminder, AccountRestored, AccountErased,
+	InactivityWarning,
 	OperatorReminder, OperatorEscalation,
+}
+
+// accountEvents are the events about an account rather than a request: they
+// do not need RequestID and RequestType.
+var accountEvents = []string{
+	DeactivationNotice, DeactivationReminder, AccountRestored, AccountErased,
+	InactivityWarning,
 }
 
 // Names lists every event, people's first and the privacy team's last.
@@ -97,11 +134,13 @@ const (
 //go:embed defaults/*.tmpl
 var defaults embed.FS
 
-// Data is what a template can show. CompanyName, RequestID and RequestType
-// are needed by every event; Render reports any other field an event needs
-// that is missing (see the event constants).
+// Data is what a template can show. CompanyName is needed by every event,
+// and RequestID and RequestType by every event but the account events (see
+// the event constants); Render reports any other field an event needs that
+// is missing.
 type Data struct {
-	// CompanyName is the company the request was made to.
+	// CompanyName is the company the request was made to, or that holds the
+	// account.
 	CompanyName string
 	// RequestID is the request's reference, e.g. "req_…".
 	RequestID string
@@ -120,16 +159,27 @@ type Data struct {
 	CodeValidFor time.Duration
 	// Reason explains an extension, a denial or a cancellation.
 	Reason string
-	// Lines are what was done (Completed), or what is still open (operator
-	// events), one statement each, e.g. "Deleted 6 rows from projects".
+	// Lines are what was done (Completed, AccountErased), or what is still
+	// open (operator events), one statement each, e.g. "Deleted 6 rows from
+	// projects".
 	Lines []string
 	// LinkURL is the link the email offers: a new code, a new request, a
-	// download, or the request in the operators' console.
+	// download, the request in the operators' console, or where to log in to
+	// restore or keep an account.
 	LinkURL string
 	// LinkExpires is when a download link stops working, if it does.
 	LinkExpires time.Time
 	// LapseDate is when an unverified request lapses.
 	LapseDate time.Time
+	// FinalDate is when a deactivated or inactive account is permanently
+	// deleted (or anonymized) unless it is restored or used before; for
+	// AccountErased, when the grace period ended.
+	FinalDate time.Time
+	// LastActive is when an inactive account was last used.
+	LastActive time.Time
+	// Anonymize says an inactive account will be anonymized rather than
+	// deleted (InactivityWarning).
+	Anonymize bool
 }
 
 // Message is a rendered email: a one-line subject, a plain-text body and an
@@ -164,8 +214,9 @@ type source struct {
 // default's name is an error, so that a misspelt override is not silently
 // ignored; other files and subdirectories are ignored.
 //
-// Every template is parsed with missingkey=error and rendered once with
-// sample data; the first failure is returned with the file's path.
+// Every template is parsed with missingkey=error and rendered with sample
+// data in every jurisdiction; the first failure is returned with the file's
+// path.
 func New(overrideDir string) (*Renderer, error) {
 	sources := make(map[string]source, 3*len(names))
 	for _, n := range names {
@@ -192,12 +243,16 @@ func New(overrideDir string) (*Renderer, error) {
 		}
 		r.events[n] = e
 	}
+	// Render every jurisdiction, and both wordings of Anonymize, so that no
+	// branch of a template goes untried.
 	for _, j := range []string{"gdpr", "ccpa", "default"} {
-		d := sample
-		d.Jurisdiction = j
-		for _, n := range names {
-			if _, err := r.Render(n, d); err != nil {
-				return nil, err
+		for _, anonymize := range []bool{false, true} {
+			d := sample
+			d.Jurisdiction, d.Anonymize = j, anonymize
+			for _, n := range names {
+				if _, err := r.Render(n, d); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -310,8 +365,10 @@ func missingFields(name string, d Data) []string {
 		}
 	}
 	need(d.CompanyName != "", "CompanyName")
-	need(d.RequestID != "", "RequestID")
-	need(d.RequestType != "", "RequestType")
+	if !slices.Contains(accountEvents, name) {
+		need(d.RequestID != "", "RequestID")
+		need(d.RequestType != "", "RequestType")
+	}
 	switch name {
 	case Receipt, OperatorReminder, OperatorEscalation:
 		need(!d.DueDate.IsZero(), "DueDate")
@@ -331,6 +388,15 @@ func missingFields(name string, d Data) []string {
 		need(len(d.Lines) > 0, "Lines")
 	case Denied:
 		need(d.Reason != "", "Reason")
+	case DeactivationNotice, DeactivationReminder:
+		need(d.LinkURL != "", "LinkURL")
+		need(!d.FinalDate.IsZero(), "FinalDate")
+	case AccountErased:
+		need(!d.FinalDate.IsZero(), "FinalDate")
+	case InactivityWarning:
+		need(d.LinkURL != "", "LinkURL")
+		need(!d.FinalDate.IsZero(), "FinalDate")
+		need(!d.LastActive.IsZero(), "LastActive")
 	}
 	return missing
 }
@@ -351,6 +417,9 @@ var sample = Data{
 	LinkURL:         "https://example.com/privacy/requests/new",
 	LinkExpires:     time.Date(2027, 1, 9, 0, 0, 0, 0, time.UTC),
 	LapseDate:       time.Date(2027, 1, 5, 0, 0, 0, 0, time.UTC),
+	FinalDate:       time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC),
+	LastActive:      time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+	Anonymize:       true,
 }
 
 // funcs are the functions every template may call.

@@ -11,6 +11,7 @@ import (
 )
 
 // data returns complete sample data for event name under jurisdiction j.
+// Account events get no RequestID or RequestType, which they do not need.
 func data(name, j string) Data {
 	d := Data{
 		CompanyName:  "Acme & Co",
@@ -37,6 +38,19 @@ func data(name, j string) Data {
 	case OperatorReminder, OperatorEscalation:
 		d.Lines = []string{"Stripe: manual deletion pending"}
 	}
+	if slices.Contains(accountEvents, name) {
+		d.RequestID, d.RequestType, d.DueDate = "", "", time.Time{}
+		d.FinalDate = time.Date(2027, 2, 28, 23, 30, 0, 0, time.FixedZone("UTC-5", -5*3600)) // 1 March 2027 UTC
+		switch name {
+		case DeactivationNotice, DeactivationReminder:
+			d.LinkURL = "https://acme.example/account/restore"
+		case AccountErased:
+			d.Lines = []string{"Deleted 6 rows from projects", "Deleted 2 files from uploads"}
+		case InactivityWarning:
+			d.LinkURL = "https://acme.example/login"
+			d.LastActive = time.Date(2025, 5, 14, 8, 0, 0, 0, time.UTC)
+		}
+	}
 	return d
 }
 
@@ -51,6 +65,11 @@ var facts = map[string][]string{
 	Completed:            {"Deleted 6 rows from projects", "Deleted 2 files from uploads"},
 	Denied:               {"could not confirm your identity", "complain"},
 	Cancelled:            {"cancelled", "You withdrew the request."},
+	DeactivationNotice:   {"deactivated", "restore it until", "1 March 2027", "log in again", "https://acme.example/account/restore", "permanently deleted"},
+	DeactivationReminder: {"permanently deleted", "1 March 2027", "unless you restore it", "https://acme.example/account/restore"},
+	AccountRestored:      {"has been restored", "nothing will be deleted"},
+	AccountErased:        {"ended on", "1 March 2027", "permanently deleted", "Deleted 6 rows from projects", "Deleted 2 files from uploads"},
+	InactivityWarning:    {"inactive since", "14 May 2025", "1 March 2027", "https://acme.example/login", "permanently delete"},
 	OperatorReminder:     {"req_abcdefghijklmnopqrstuvwxyz", "3 January 2027", "Stripe: manual deletion pending"},
 	OperatorEscalation:   {"req_abcdefghijklmnopqrstuvwxyz", "3 January 2027", "overdue", "Stripe: manual deletion pending"},
 }
@@ -135,6 +154,50 @@ func TestJurisdictionWording(t *testing.T) {
 	}
 }
 
+func TestInactivityWarningWording(t *testing.T) {
+	r := newRenderer(t, "")
+	for _, anonymize := range []bool{false, true} {
+		d := data(InactivityWarning, "gdpr")
+		d.Anonymize = anonymize
+		m, err := r.Render(InactivityWarning, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, notWant := "delete", "anonymiz"
+		if anonymize {
+			want, notWant = "anonymize", "delete"
+		}
+		for _, body := range []string{m.Subject, m.Text, m.HTML} {
+			body = flat(body)
+			if !strings.Contains(body, want) || strings.Contains(body, notWant) {
+				t.Errorf("Anonymize=%v: want %q and not %q:\n%s", anonymize, want, notWant, body)
+			}
+			if !strings.Contains(body, "1 March 2027") {
+				t.Errorf("Anonymize=%v: lacks the final date:\n%s", anonymize, body)
+			}
+		}
+		if !strings.Contains(flat(m.Text), "before 1 March 2027") || !strings.Contains(flat(m.HTML), "log in") {
+			t.Errorf("Anonymize=%v: does not say to log in before the final date:\n%s\n%s", anonymize, m.Text, m.HTML)
+		}
+	}
+}
+
+func TestAccountErasedWithoutLines(t *testing.T) {
+	r := newRenderer(t, "")
+	d := data(AccountErased, "gdpr")
+	d.Lines = nil
+	m, err := r.Render(AccountErased, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(m.Text, "what we did") || strings.Contains(m.HTML, "<ul>") {
+		t.Errorf("empty Lines still announced:\n%s\n%s", m.Text, m.HTML)
+	}
+	if !strings.Contains(flat(m.Text), "ended on 1 March 2027") {
+		t.Errorf("text lacks the final date:\n%s", m.Text)
+	}
+}
+
 func TestCompletedDownloadLink(t *testing.T) {
 	r := newRenderer(t, "")
 	d := data(Completed, "gdpr")
@@ -172,14 +235,16 @@ func TestHTMLEscaping(t *testing.T) {
 		t.Errorf("plain text should show the reason as it is:\n%s", m.Text)
 	}
 
-	d = data(Cancelled, "gdpr")
-	d.LinkURL = "javascript:alert(1)"
-	m, err = r.Render(Cancelled, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(m.HTML, "javascript:") {
-		t.Errorf("HTML contains an unsafe URL:\n%s", m.HTML)
+	for _, name := range []string{Cancelled, DeactivationNotice, DeactivationReminder, InactivityWarning} {
+		d = data(name, "gdpr")
+		d.LinkURL = "javascript:alert(1)"
+		m, err = r.Render(name, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(m.HTML, "javascript:") {
+			t.Errorf("%s: HTML contains an unsafe URL:\n%s", name, m.HTML)
+		}
 	}
 }
 
@@ -211,11 +276,40 @@ func TestRenderErrors(t *testing.T) {
 	if _, err := r.Render(Completed, d); err != nil {
 		t.Errorf("optional LinkExpires: %v", err)
 	}
+
+	// Request events still need RequestID and RequestType.
+	d = data(Receipt, "gdpr")
+	d.RequestID, d.RequestType = "", ""
+	if _, err := r.Render(Receipt, d); err == nil || !strings.Contains(err.Error(), "missing RequestID, RequestType") {
+		t.Errorf("receipt without request: %v", err)
+	}
+
+	// Account events need no request, only their own fields.
+	if _, err := r.Render(AccountRestored, Data{CompanyName: "Acme"}); err != nil {
+		t.Errorf("account restored with only CompanyName: %v", err)
+	}
+	missing := map[string]string{
+		DeactivationNotice:   "missing LinkURL, FinalDate",
+		DeactivationReminder: "missing LinkURL, FinalDate",
+		AccountRestored:      "missing CompanyName",
+		AccountErased:        "missing FinalDate",
+		InactivityWarning:    "missing LinkURL, FinalDate, LastActive",
+	}
+	for _, name := range accountEvents {
+		d := Data{CompanyName: "Acme"}
+		if name == AccountRestored {
+			d.CompanyName = ""
+		}
+		_, err := r.Render(name, d)
+		if err == nil || !strings.HasSuffix(err.Error(), missing[name]) {
+			t.Errorf("%s with no fields: %v, want %q", name, err, missing[name])
+		}
+	}
 }
 
 func TestNames(t *testing.T) {
 	got := Names()
-	if len(got) != 10 {
+	if len(got) != 15 {
 		t.Fatalf("Names() = %v", got)
 	}
 	got[0] = "changed"

@@ -65,6 +65,10 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: workflows.WorkflowPrivacyRequest})
 	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
 	r.RegisterWorkflowWithOptions(workflows.RetainLetheRecords, workflow.RegisterOptions{Name: workflows.WorkflowRetainRecords})
+	r.RegisterWorkflowWithOptions(workflows.AccountDeactivation, workflow.RegisterOptions{Name: workflows.WorkflowDeactivation})
+	r.RegisterWorkflowWithOptions(workflows.InactiveAccountSweep, workflow.RegisterOptions{Name: workflows.WorkflowInactiveSweep})
+	r.RegisterWorkflowWithOptions(workflows.IDDocumentDeletion, workflow.RegisterOptions{Name: workflows.WorkflowIDDocuments})
+	r.RegisterWorkflowWithOptions(workflows.IDDocumentSweep, workflow.RegisterOptions{Name: workflows.WorkflowIDDocSweep})
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -77,6 +81,7 @@ func Activities(d Deps) map[string]any {
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
 	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Log: d.Log}
+	life := &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket}
 	return map[string]any{
 		workflows.ActivityRecordTransition: lifecycle.RecordTransition,
 		workflows.ActivityIssueCode:        lifecycle.IssueVerificationCode,
@@ -86,6 +91,11 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityEraseTables:      erasure.EraseTables,
 		workflows.ActivityEraseObjects:     erasure.EraseObjects,
 		workflows.ActivityPurgeRecords:     lifecycle.PurgeClosedRequests,
+		workflows.ActivitySetAccountStatus: life.SetAccountStatus,
+		workflows.ActivityAudit:            life.AppendAudit,
+		workflows.ActivitySweepPage:        life.SweepInactivePage,
+		workflows.ActivityDeleteTicketDocs: life.DeleteTicketDocuments,
+		workflows.ActivityDeleteOverdueIDs: life.DeleteOverdueIDDocuments,
 	}
 }
 
@@ -96,11 +106,36 @@ func Schedules(c config.Config) ([]schedules.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LETHE_RECORDS_RETENTION: %w", err)
 	}
+	policy, err := InactivityPolicy(c)
+	if err != nil {
+		return nil, err
+	}
 	return []schedules.Spec{{
 		ID: "lethe-records-retention", Every: c.RecordsRetentionEvery, TaskQueue: c.TemporalTaskQueue,
 		Workflow: workflows.WorkflowRetainRecords, Args: []any{workflows.RetentionInput{KeepFor: keep}},
 		Note: "Closed requests lose their personal data after LETHE_RECORDS_RETENTION (" + keep.String() + ")",
+	}, {
+		ID: "lethe-inactive-accounts", Every: c.SweepEvery, TaskQueue: c.TemporalTaskQueue,
+		Workflow: workflows.WorkflowInactiveSweep, Args: []any{workflows.SweepInput{Policy: policy, DryRun: c.InactiveDryRun}},
+		Note: "Warns accounts inactive for LETHE_INACTIVE_AFTER (" + policy.InactiveAfter.String() + "), then erases them",
+	}, {
+		ID: "lethe-id-documents", Every: c.SweepEvery, TaskQueue: c.TemporalTaskQueue,
+		Workflow: workflows.WorkflowIDDocSweep, Args: []any{c.IDDocumentDeleteAfter},
+		Note: "Deletes ID documents of appeal tickets closed longer than LETHE_ID_DOCUMENT_DELETE_AFTER ago",
 	}}, nil
+}
+
+// InactivityPolicy is the inactivity sweep's policy from the configuration.
+func InactivityPolicy(c config.Config) (workflows.InactivityPolicy, error) {
+	after, err := workflows.ParsePeriod(c.InactiveAfter)
+	if err != nil {
+		return workflows.InactivityPolicy{}, fmt.Errorf("LETHE_INACTIVE_AFTER: %w", err)
+	}
+	keep, err := workflows.ParsePeriod(c.ClosedAccountKeep)
+	if err != nil {
+		return workflows.InactivityPolicy{}, fmt.Errorf("LETHE_CLOSED_ACCOUNT_KEEP: %w", err)
+	}
+	return workflows.InactivityPolicy{InactiveAfter: after, WarnBefore: c.InactiveWarnBefore, ClosedKeep: keep}, nil
 }
 
 // ApplySchedules creates or updates every schedule of Schedules.

@@ -1,0 +1,255 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/accounts"
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/templates"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// AccountLife works on accounts over time: deactivation and restore, the
+// inactivity sweep, and the deletion of ID documents.
+type AccountLife struct {
+	*Lifecycle
+	Erasure      *Erasure
+	ExportBucket string // dry-run reports go here
+}
+
+// SetAccountStatus deactivates or restores the person's account in the
+// application database. Safe to repeat.
+func (a *AccountLife) SetAccountStatus(ctx context.Context, in workflows.AccountStatusInput) error {
+	userID, err := a.Erasure.userID(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return err
+	}
+	acc := a.Map.Accounts
+	if acc == nil {
+		return temporal.NewNonRetryableApplicationError("the data map has no accounts section", "NotConfigured", nil)
+	}
+	to, from := acc.Deactivated, acc.Active
+	if in.Status != workflows.AccountDeactivated {
+		to, from = acc.Active, acc.Deactivated
+	}
+	_, err = accounts.SetStatus(ctx, a.App, a.Map, userID, to, from)
+	if errors.Is(err, accounts.ErrNoAccount) {
+		return temporal.NewNonRetryableApplicationError("the application has no such account", "UnknownAccount", nil)
+	}
+	return classifyDB(err)
+}
+
+// AppendAudit appends an account event to the audit trail, once per key.
+func (a *AccountLife) AppendAudit(ctx context.Context, in workflows.AuditInput) error {
+	detail := map[string]any{}
+	for k, v := range in.Detail {
+		detail[k] = v
+	}
+	_, err := audit.Append(ctx, a.DB, audit.Entry{SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action, Detail: detail, IdempotencyKey: in.Key})
+	return classifyDB(err)
+}
+
+// sweepPageSize is how many accounts one page of the sweep looks at.
+const sweepPageSize = 500
+
+// SweepInactivePage does one page of the inactivity sweep: it warns the
+// inactive accounts not warned yet, erases those warned whose date has come
+// and that stayed inactive, and erases closed accounts past their keep. The
+// ledger lethe.inactivity_notices makes every step happen once per person.
+func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepPageInput) (workflows.SweepPageResult, error) {
+	res := workflows.SweepPageResult{Next: in.Cursor}
+	var report bytes.Buffer
+	var list []accounts.Account
+	var err error
+	p := in.Policy
+	// The last day before which someone must have been active not to be warned.
+	deadline := workflows.AddCalendarMonths(in.Now, -p.InactiveAfter.Months).AddDate(0, 0, -p.InactiveAfter.Days)
+	if in.Phase == workflows.PhaseClosed {
+		cutoff := workflows.AddCalendarMonths(in.Now, -p.ClosedKeep.Months).AddDate(0, 0, -p.ClosedKeep.Days)
+		list, err = accounts.ClosedBefore(ctx, a.App, a.Map, cutoff, in.Cursor.ID, sweepPageSize)
+	} else {
+		threshold := deadline.Add(p.WarnBefore)
+		list, err = accounts.InactiveSince(ctx, a.App, a.Map, threshold, accounts.Cursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, sweepPageSize)
+	}
+	if err != nil {
+		return res, classifyDB(err)
+	}
+	for i, acc := range list {
+		res.Scanned++
+		res.Next = workflows.SweepCursor{LastActive: acc.LastActive, ID: acc.ID}
+		ref := string(a.Subjects.UserID(acc.ID))
+		if in.Phase == workflows.PhaseClosed {
+			if err := a.sweepErase(ctx, in, acc, ref, &report, "closed"); err != nil {
+				return res, err
+			}
+			res.Erased++
+			continue
+		}
+		var notice struct {
+			LastActive, Due time.Time
+			Erased          *time.Time
+		}
+		err := a.DB.QueryRow(ctx, `SELECT last_active, due_at, erased_at FROM lethe.inactivity_notices WHERE subject_ref = $1`, ref).
+			Scan(&notice.LastActive, &notice.Due, &notice.Erased)
+		warned := err == nil && notice.LastActive.Equal(acc.LastActive)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return res, classifyDB(err)
+		}
+		switch {
+		case warned && notice.Erased != nil:
+			// Done in an earlier run.
+		case warned && !in.Now.Before(notice.Due):
+			if err := a.sweepErase(ctx, in, acc, ref, &report, "inactive"); err != nil {
+				return res, err
+			}
+			res.Erased++
+		case warned:
+			res.Waiting++
+		default:
+			// Warn once for this last activity; the date is never sooner than WarnBefore.
+			due := workflows.AddCalendarMonths(acc.LastActive, p.InactiveAfter.Months).AddDate(0, 0, p.InactiveAfter.Days)
+			if min := in.Now.Add(p.WarnBefore); due.Before(min) {
+				due = min
+			}
+			if err := a.sweepWarn(ctx, in, acc, ref, due, &report); err != nil {
+				return res, err
+			}
+			res.Warned++
+		}
+		if i%50 == 0 {
+			activity.RecordHeartbeat(ctx, res.Next)
+		}
+	}
+	res.Done = len(list) < sweepPageSize
+	if in.DryRun && report.Len() > 0 {
+		key := fmt.Sprintf("reports/inactivity-dry-run/%s/page-%05d.csv", in.RunKey, in.Page)
+		if _, err := a.Erasure.Objects.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.ExportBucket), Key: aws.String(key),
+			Body: bytes.NewReader(report.Bytes()), ServerSideEncryption: "AES256"}); err != nil {
+			return res, fmt.Errorf("write dry-run report: %w", err)
+		}
+		res.ReportKey = fmt.Sprintf("s3://%s/reports/inactivity-dry-run/%s/", a.ExportBucket, in.RunKey)
+	}
+	return res, nil
+}
+
+func (a *AccountLife) sweepWarn(ctx context.Context, in workflows.SweepPageInput, acc accounts.Account, ref string, due time.Time, report *bytes.Buffer) error {
+	if in.DryRun {
+		fmt.Fprintf(report, "%s,warn,%s,%s\n", acc.ID, acc.LastActive.Format(time.RFC3339), due.Format(time.RFC3339))
+		return nil
+	}
+	if _, err := a.DB.Exec(ctx, `INSERT INTO lethe.inactivity_notices (subject_ref, last_active, warned_at, due_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (subject_ref) DO UPDATE SET last_active = EXCLUDED.last_active, warned_at = EXCLUDED.warned_at, due_at = EXCLUDED.due_at, erased_at = NULL`,
+		ref, acc.LastActive, in.Now, due); err != nil {
+		return classifyDB(fmt.Errorf("record warning: %w", err))
+	}
+	if acc.Email != "" {
+		msg, err := a.render(templates.InactivityWarning, templates.Data{FinalDate: due, LastActive: acc.LastActive, LinkURL: a.PublicURL,
+			Anonymize: a.Map.Accounts.EraseAction == "anonymize"})
+		if err != nil {
+			return err
+		}
+		key := fmt.Sprintf("inactive:%s:%d", ref, acc.LastActive.Unix())
+		if err := a.send(ctx, acc.Email, msg, key, "", templates.InactivityWarning); err != nil {
+			return err
+		}
+	}
+	return a.AppendAudit(ctx, workflows.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
+		Detail: map[string]string{"due_at": due.Format(time.RFC3339)}, Key: fmt.Sprintf("inactive-warned:%s:%d", ref, acc.LastActive.Unix())})
+}
+
+func (a *AccountLife) sweepErase(ctx context.Context, in workflows.SweepPageInput, acc accounts.Account, ref string, report *bytes.Buffer, why string) error {
+	if in.DryRun {
+		fmt.Fprintf(report, "%s,erase-%s,%s,\n", acc.ID, why, acc.LastActive.Format(time.RFC3339))
+		return nil
+	}
+	n, err := a.Erasure.eraseAccount(ctx, acc.ID, ref)
+	if err != nil {
+		return err
+	}
+	if why == "inactive" {
+		if _, err := a.DB.Exec(ctx, `UPDATE lethe.inactivity_notices SET erased_at = $2 WHERE subject_ref = $1`, ref, in.Now); err != nil {
+			return classifyDB(err)
+		}
+	}
+	return a.AppendAudit(ctx, workflows.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + why,
+		Detail: map[string]string{"items": fmt.Sprint(n)}, Key: fmt.Sprintf("account-erased:%s:%s", ref, why)})
+}
+
+// DeleteTicketDocuments deletes the ID documents of one appeal ticket: their
+// S3 objects, then their rows, and records the proof. Safe to repeat.
+func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in workflows.TicketDocumentsInput) (workflows.IDDocumentResult, error) {
+	docs, err := accounts.DocumentsOfTicket(ctx, a.App, a.Map, in.Ticket)
+	if err != nil {
+		return workflows.IDDocumentResult{}, classifyDB(err)
+	}
+	res, err := a.deleteDocuments(ctx, docs)
+	if err != nil {
+		return res, err
+	}
+	return res, a.AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: "id_documents.deleted",
+		Detail: map[string]string{"ticket": in.Ticket, "objects": fmt.Sprint(res.Objects), "rows": fmt.Sprint(res.Rows)},
+		Key:    "id-documents:" + in.Ticket})
+}
+
+// DeleteOverdueIDDocuments deletes every ID document whose ticket closed
+// before the cutoff, in batches: the sweep behind the per-ticket timers.
+func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in workflows.OverdueDocumentsInput) (workflows.IDDocumentResult, error) {
+	var total workflows.IDDocumentResult
+	for {
+		docs, err := accounts.OverdueDocuments(ctx, a.App, a.Map, in.Cutoff, 500)
+		if err != nil {
+			return total, classifyDB(err)
+		}
+		if len(docs) == 0 {
+			break
+		}
+		res, err := a.deleteDocuments(ctx, docs)
+		if err != nil {
+			return total, err
+		}
+		total.Objects += res.Objects
+		total.Rows += res.Rows
+		activity.RecordHeartbeat(ctx, total)
+	}
+	if total.Rows > 0 {
+		err := a.AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: "id_documents.swept",
+			Detail: map[string]string{"objects": fmt.Sprint(total.Objects), "rows": fmt.Sprint(total.Rows), "cutoff": in.Cutoff.Format(time.RFC3339)},
+			Key:    "id-documents-sweep:" + in.Cutoff.Format(time.RFC3339)})
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Document) (workflows.IDDocumentResult, error) {
+	var res workflows.IDDocumentResult
+	if len(docs) == 0 {
+		return res, nil
+	}
+	bucket := a.Map.IDDocuments.Bucket
+	ids := make([]string, 0, len(docs))
+	for _, d := range docs {
+		if _, err := a.Erasure.Objects.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(d.Object)}); err != nil {
+			return res, fmt.Errorf("delete ID document object: %w", err)
+		}
+		res.Objects++
+		ids = append(ids, d.ID)
+	}
+	n, err := accounts.DeleteDocuments(ctx, a.App, a.Map, ids)
+	if err != nil {
+		return res, classifyDB(err)
+	}
+	res.Rows = n
+	return res, nil
+}

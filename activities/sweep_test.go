@@ -1,0 +1,105 @@
+package activities_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/lethe-privacy/lethe/activities"
+	"github.com/lethe-privacy/lethe/internal/codec"
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/s3local"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/templates"
+	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// A warning at 23 months, then activity at 23.5 months: nobody is erased.
+func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := pgtest.NewPool(t)
+	if err := store.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.CreateSchema(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s3local.StartMemory("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	objects, _ := objectstore.New(ctx, objectstore.Options{Endpoint: srv.URL, Region: s3local.Region, AccessKeyID: s3local.AccessKeyID, SecretAccessKey: s3local.SecretAccessKey, UsePathStyle: true})
+	if err := objectstore.EnsureBucket(ctx, objects, demo.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Seed(ctx, pool, objects, demo.SeedOptions{Accounts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := demo.DataMap()
+	master, _ := codec.GenerateKey()
+	keys, _ := subjectkeys.New(pool, []config.Key{master})
+	hasher, _ := subject.NewHasher(master.Material)
+	outbox, _ := mail.NewOutbox(t.TempDir())
+	tpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	l := &activities.Lifecycle{DB: pool, App: pool, Map: m, Keys: keys, Subjects: hasher, Mail: mail.NewOnce(pool, outbox), Templates: tpl,
+		CompanyName: "Example", PublicURL: "http://localhost", PrivacyTeam: "team@example.com", Log: log}
+	life := &activities.AccountLife{Lifecycle: l, Erasure: &activities.Erasure{App: pool, Objects: objects, Map: m, Keys: keys, Log: log}, ExportBucket: demo.Bucket}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(life.SweepInactivePage)
+	policy := workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	page := func(now time.Time) workflows.SweepPageResult {
+		t.Helper()
+		v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Policy: policy, Now: now, Phase: workflows.PhaseInactive, RunKey: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.SweepPageResult
+		_ = v.Get(&res)
+		return res
+	}
+	user := demo.Accounts(1)[0].ID
+	t0 := time.Now().UTC().Truncate(time.Second)
+	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, workflows.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
+		t.Fatal(err)
+	}
+	if r := page(t0); r.Warned != 1 || r.Erased != 0 {
+		t.Fatalf("at 23 months: %+v, want one warning", r)
+	}
+	if r := page(t0.AddDate(0, 0, 1)); r.Warned != 0 || r.Waiting != 1 {
+		t.Fatalf("a day later: %+v, want no second warning", r)
+	}
+	// The person logs in at 23.5 months.
+	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, t0.AddDate(0, 0, 15)); err != nil {
+		t.Fatal(err)
+	}
+	if r := page(t0.AddDate(0, 2, 0)); r.Erased != 0 {
+		t.Fatalf("after the due date: %+v, want no erasure", r)
+	}
+	var projects int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM demo.projects WHERE account_id = $1`, user).Scan(&projects)
+	if projects == 0 {
+		t.Fatal("an account active again was erased")
+	}
+	// Without the login it would have gone: same history, no activity.
+	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, workflows.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
+		t.Fatal(err)
+	}
+	if r := page(t0.AddDate(0, 2, 0)); r.Erased != 1 {
+		t.Fatalf("still inactive after the due date: %+v, want the erasure", r)
+	}
+}

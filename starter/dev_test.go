@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
@@ -25,6 +28,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/internal/testenv/sendgridfake"
+	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -333,4 +337,90 @@ func reportNamed(b *testing.B, name string, lat []time.Duration) {
 	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(at(0.50), name+"-p50-ms")
 	b.ReportMetric(at(0.99), name+"-p99-ms")
+}
+
+// BenchmarkSweepMillionAccounts: the inactivity sweep over 1,000,000 accounts
+// of which 10,000 were warned earlier and are now due, on the dev stack. It
+// reports the sweep's time, the process's peak heap (the whole dev stack:
+// Temporal server, worker and API in one process, so an upper bound for the
+// worker) and the longest history of the sweep's runs.
+func BenchmarkSweepMillionAccounts(b *testing.B) {
+	const total, due = 1_000_000, 10_000
+	ctx := context.Background()
+	f := newDevFixture(b)
+	f.opt.SeedAccounts = 1
+	st := f.start(b)
+	defer st.Stop()
+	now := time.Now().UTC()
+	old := now.AddDate(0, -26, 0)
+	began := time.Now()
+	if _, err := st.app.Exec(ctx, `INSERT INTO demo.accounts (id, email, status, last_active_at)
+		SELECT 'b-' || lpad(g::text, 7, '0'), 'b' || g || '@example.com', 'active',
+		       CASE WHEN g % ($1::int / $2::int) = 0 THEN $3::timestamptz ELSE $4::timestamptz - (g % 500) * interval '1 day' END
+		FROM generate_series(1, $1::int) g`, total, due, old, now); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.app.Exec(ctx, `ANALYZE demo.accounts`); err != nil {
+		b.Fatal(err)
+	}
+	subjects, _ := wiring.Subjects(st.cfg)
+	rows := make([][]any, 0, due)
+	for g := total / due; g <= total; g += total / due {
+		ref := string(subjects.UserID(fmt.Sprintf("b-%07d", g)))
+		rows = append(rows, []any{ref, old, now.AddDate(0, 0, -31), now.AddDate(0, 0, -1)})
+	}
+	if _, err := st.lethe.CopyFrom(ctx, pgx.Identifier{"lethe", "inactivity_notices"}, []string{"subject_ref", "last_active", "warned_at", "due_at"}, pgx.CopyFromRows(rows)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("seeded %d accounts (%d due) in %s", total, due, time.Since(began).Round(time.Second))
+
+	var peak uint64
+	stop := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak {
+					peak = ms.HeapInuse
+				}
+			}
+		}
+	}()
+	c := mustTemporal(b, st)
+	b.ResetTimer()
+	began = time.Now()
+	policy := workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-sweep", TaskQueue: st.cfg.TemporalTaskQueue}, workflows.WorkflowInactiveSweep, workflows.SweepInput{Policy: policy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var totals workflows.SweepTotals
+	if err := run.Get(ctx, &totals); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(began)
+	b.StopTimer()
+	close(stop)
+	if totals.Erased != due {
+		b.Fatalf("erased %d, want %d (%+v)", totals.Erased, due, totals)
+	}
+	// The longest history among the sweep's runs (continue-as-new keeps each short).
+	longest := int64(0)
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: `WorkflowId = "bench-sweep"`})
+	if err == nil {
+		for _, e := range resp.GetExecutions() {
+			if e.GetHistoryLength() > longest {
+				longest = e.GetHistoryLength()
+			}
+		}
+	}
+	b.ReportMetric(took.Seconds(), "s/sweep")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(longest), "max-history-events")
+	b.ReportMetric(float64(totals.Runs+1), "runs")
+	b.ReportMetric(float64(totals.Scanned), "scanned")
 }

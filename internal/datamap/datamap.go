@@ -9,12 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
+
+	"github.com/lethe-privacy/lethe/internal/processors"
 )
 
 // Map is a parsed data map.
@@ -25,6 +32,16 @@ type Map struct {
 	IDDocuments *IDDocuments `yaml:"id_documents"`
 	Tables      []Table      `yaml:"tables"`
 	S3          []Location   `yaml:"s3"`
+
+	// Processors are the third parties that hold the data, as
+	// processors.NewRegistry builds them. Parse checks their names only
+	// (so fields and purposes can refer to them); the registry checks the
+	// rest when the worker builds it.
+	Processors []processors.Config `yaml:"processors"`
+	// Fields are what a person may correct (rectification).
+	Fields []Field `yaml:"fields"`
+	// Consent is where the application keeps consents (withdrawal and grant).
+	Consent *Consent `yaml:"consent"`
 }
 
 // Accounts says how the application keeps its accounts' life: the status
@@ -104,6 +121,92 @@ type Location struct {
 	Prefix string `yaml:"prefix"`
 }
 
+// Check kinds: what a corrected value of a field must look like.
+const (
+	CheckText    = "text"    // any single- or multi-line text
+	CheckName    = "name"    // a person's name: letters, spaces, ' - .
+	CheckEmail   = "email"   // an email address (addr-spec, no display name)
+	CheckCountry = "country" // an ISO 3166-1 alpha-2 code in upper case, such as DE
+	CheckPhone   = "phone"   // an E.164 number such as +4930901820
+)
+
+// Field is one thing a person may correct: Column of Table, in the rows where
+// Key holds their user id. Processors maps a processor's name to the name that
+// processor gives the field (for its connector's Update).
+type Field struct {
+	Name       string            `yaml:"name"`
+	Table      string            `yaml:"table"`  // schema.table
+	Key        string            `yaml:"key"`    // column holding the user id
+	Column     string            `yaml:"column"` // column corrected
+	Check      Check             `yaml:"check"`
+	Processors map[string]string `yaml:"processors"`
+}
+
+// Identifier is the field's table name, ready for safe quoting.
+func (f Field) Identifier() pgx.Identifier { return ident(f.Table) }
+
+// Check says what a corrected value must look like: its Kind (one of the
+// Check* constants), at most MaxLength characters (0: no limit) and, if
+// Pattern is set, matching that RE2 expression as a whole.
+type Check struct {
+	Kind      string `yaml:"kind"`
+	MaxLength int    `yaml:"max_length"`
+	Pattern   string `yaml:"pattern"`
+
+	re *regexp.Regexp // Pattern anchored, compiled by Parse
+}
+
+// Consent says where the application keeps consents: one row per user id
+// (Key) and purpose (Purpose), with whether it is granted, the source of the
+// last change and when it was made. (Key, Purpose) must be unique, which
+// Validate checks.
+type Consent struct {
+	Table     string    `yaml:"table"` // schema.table
+	Key       string    `yaml:"key"`
+	Purpose   string    `yaml:"purpose"`
+	Granted   string    `yaml:"granted"`
+	Source    string    `yaml:"source"`
+	ChangedAt string    `yaml:"changed_at"`
+	Purposes  []Purpose `yaml:"purposes"`
+}
+
+// Identifier is the consent table's name, ready for safe quoting.
+func (c Consent) Identifier() pgx.Identifier { return ident(c.Table) }
+
+// Purpose is one purpose a person can withdraw or give consent for, and the
+// processors told when they do. NoVerification marks an opt-out that needs no
+// identity verification (CCPA "do not sell or share"); Deadline, if set, is
+// the period to act in, as workflows.ParsePeriod reads it (1mo, 45d, 15bd).
+type Purpose struct {
+	Name           string   `yaml:"name"`
+	Processors     []string `yaml:"processors"`
+	NoVerification bool     `yaml:"no_verification"`
+	Deadline       string   `yaml:"deadline"`
+}
+
+// Field returns the correctable field called name.
+func (m *Map) Field(name string) (Field, bool) {
+	for _, f := range m.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Purpose returns the consent purpose called name.
+func (m *Map) Purpose(name string) (Purpose, bool) {
+	if m.Consent == nil {
+		return Purpose{}, false
+	}
+	for _, p := range m.Consent.Purposes {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Purpose{}, false
+}
+
 // Load reads and parses the data map at path.
 func Load(path string) (*Map, error) {
 	b, err := os.ReadFile(path)
@@ -120,6 +223,12 @@ func Load(path string) (*Map, error) {
 var (
 	identRe  = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	// processorRe is processors.Config's name rule.
+	processorRe = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+	envRe       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	// remoteFieldRe is a processor's own field name: "name", "FNAME",
+	// "metadata.plan", "shipping[name]".
+	remoteFieldRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\[\]-]{0,127}$`)
 )
 
 // Parse decodes a data map strictly (an unknown field is an error) and checks
@@ -218,11 +327,324 @@ func Parse(b []byte) (*Map, error) {
 			errs = append(errs, fmt.Errorf("%s: prefix %q: only {user_id} can be filled in", where, l.Prefix))
 		}
 	}
+	errs = append(errs, m.parseProcessing()...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
+
+// parseProcessing checks the processors, fields and consent sections, and
+// compiles the fields' patterns.
+func (m *Map) parseProcessing() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	tableOK := func(name string) bool {
+		schema, table, ok := strings.Cut(name, ".")
+		return ok && identRe.MatchString(schema) && identRe.MatchString(table)
+	}
+
+	procs := map[string]bool{}
+	for i, p := range m.Processors {
+		where := fmt.Sprintf("processors[%d]", i)
+		switch {
+		case !processorRe.MatchString(p.Name):
+			bad("%s: name %q: want 1-64 characters of a-z, 0-9, '-', '_', '.'", where, p.Name)
+		case procs[p.Name]:
+			bad("%s: processor %q appears twice", where, p.Name)
+		}
+		procs[p.Name] = true
+		if p.Kind == "" {
+			bad("%s (%s): kind is required", where, p.Name)
+		}
+		if p.CredentialEnv != "" && !envRe.MatchString(p.CredentialEnv) {
+			bad("%s (%s): credential_env %q: want an environment variable name (A-Z, 0-9, _)", where, p.Name, p.CredentialEnv)
+		}
+	}
+
+	// Columns Lethe itself manages are not for people to correct.
+	managed := map[string]string{}
+	if a := m.Accounts; a != nil {
+		for _, c := range []string{a.Key, a.Status, a.LastActive, a.ClosedAt} {
+			if c != "" {
+				managed[a.Table+"."+c] = "accounts"
+			}
+		}
+	}
+	if id := m.Identity; id != nil {
+		managed[id.Table+"."+id.Key] = "identity"
+	}
+	names := map[string]bool{}
+	columns := map[string]string{}
+	remote := map[string]string{} // processor + "\x00" + its field -> our field
+	for i, f := range m.Fields {
+		where := fmt.Sprintf("fields[%d]", i)
+		if !identRe.MatchString(f.Name) {
+			bad("%s: name %q: want a lower-case identifier such as display_name", where, f.Name)
+		} else if names[f.Name] {
+			bad("%s: field %q appears twice", where, f.Name)
+		}
+		names[f.Name] = true
+		where = fmt.Sprintf("%s (%s)", where, f.Name)
+		if !tableOK(f.Table) {
+			bad("%s: table %q: want schema.table in lower case", where, f.Table)
+		}
+		if !identRe.MatchString(f.Key) {
+			bad("%s: key %q: want a column name", where, f.Key)
+		}
+		switch {
+		case !identRe.MatchString(f.Column):
+			bad("%s: column %q: want a column name", where, f.Column)
+		case f.Column == f.Key:
+			bad("%s: column %s is the key: a user id cannot be corrected", where, f.Column)
+		case managed[f.Table+"."+f.Column] != "":
+			bad("%s: column %s of %s is managed by Lethe (%s)", where, f.Column, f.Table, managed[f.Table+"."+f.Column])
+		case m.Consent != nil && f.Table == m.Consent.Table:
+			bad("%s: table %s is the consent table: consents change through consent requests", where, f.Table)
+		case columns[f.Table+"."+f.Column] != "":
+			bad("%s: column %s of %s is already field %s", where, f.Column, f.Table, columns[f.Table+"."+f.Column])
+		default:
+			columns[f.Table+"."+f.Column] = f.Name
+		}
+		c := &m.Fields[i].Check
+		switch c.Kind {
+		case CheckText, CheckName, CheckEmail, CheckCountry, CheckPhone:
+		default:
+			bad("%s: check kind %q: want text, name, email, country or phone", where, c.Kind)
+		}
+		if c.MaxLength < 0 {
+			bad("%s: check max_length %d: want 0 (no limit) or more", where, c.MaxLength)
+		}
+		if c.Pattern != "" {
+			re, err := regexp.Compile(anchor(c.Pattern))
+			if err != nil {
+				bad("%s: check pattern is not a valid RE2 expression: %v", where, err)
+			}
+			c.re = re
+		}
+		for _, p := range sortedKeys(f.Processors) {
+			name := f.Processors[p]
+			switch {
+			case !procs[p]:
+				bad("%s: processor %q is not in processors", where, p)
+			case !remoteFieldRe.MatchString(name):
+				bad("%s: processor %s field %q: want 1-128 characters of letters, digits, _ . - [ ]", where, p, name)
+			case remote[p+"\x00"+name] != "":
+				bad("%s: processor %s field %s is already field %s", where, p, name, remote[p+"\x00"+name])
+			default:
+				remote[p+"\x00"+name] = f.Name
+			}
+		}
+	}
+
+	if c := m.Consent; c != nil {
+		if !tableOK(c.Table) {
+			bad("consent: table %q: want schema.table in lower case", c.Table)
+		}
+		cols := map[string]bool{}
+		for _, col := range []struct{ what, name string }{
+			{"key", c.Key}, {"purpose", c.Purpose}, {"granted", c.Granted}, {"source", c.Source}, {"changed_at", c.ChangedAt},
+		} {
+			switch {
+			case !identRe.MatchString(col.name):
+				bad("consent (%s): %s %q: want a column name", c.Table, col.what, col.name)
+			case cols[col.name]:
+				bad("consent (%s): %s: column %s is used twice", c.Table, col.what, col.name)
+			}
+			cols[col.name] = true
+		}
+		if len(c.Purposes) == 0 {
+			bad("consent (%s): purposes: want at least one", c.Table)
+		}
+		seen := map[string]bool{}
+		for i, p := range c.Purposes {
+			where := fmt.Sprintf("consent.purposes[%d]", i)
+			if !identRe.MatchString(p.Name) {
+				bad("%s: name %q: want a lower-case identifier such as marketing_email", where, p.Name)
+			} else if seen[p.Name] {
+				bad("%s: purpose %q appears twice", where, p.Name)
+			}
+			seen[p.Name] = true
+			where = fmt.Sprintf("%s (%s)", where, p.Name)
+			for j, proc := range p.Processors {
+				switch {
+				case !procs[proc]:
+					bad("%s: processor %q is not in processors", where, proc)
+				case slices.Contains(p.Processors[:j], proc):
+					bad("%s: processor %q is listed twice", where, proc)
+				}
+			}
+			if p.Deadline != "" {
+				if n, ok := parsePeriod(p.Deadline); !ok || n == 0 {
+					bad("%s: deadline %q: want a period such as 1mo, 45d or 15bd, longer than zero", where, p.Deadline)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// parsePeriod reads a period as workflows.ParsePeriod does ("1mo", "45d",
+// "15bd"), returning its number. (datamap does not import workflows, which
+// brings in the Temporal SDK.)
+func parsePeriod(s string) (int, bool) {
+	s = strings.TrimSpace(s)
+	for _, suffix := range []string{"mo", "bd", "d"} {
+		if num, ok := strings.CutSuffix(s, suffix); ok {
+			n, err := strconv.Atoi(num)
+			if err != nil || n < 0 || n > 10000 {
+				return 0, false
+			}
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+func anchor(pattern string) string { return `^(?:` + pattern + `)$` }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// CheckValue checks one corrected value of f. Its error is the reason the
+// value is refused, for the person to read; it never repeats the value.
+func CheckValue(f Field, value string) error {
+	c := f.Check
+	if !utf8.ValidString(value) {
+		return errors.New("not valid text (invalid UTF-8)")
+	}
+	multiline := c.Kind == CheckText
+	for _, r := range value {
+		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t')) {
+			return errors.New("contains a control character")
+		}
+	}
+	if n := utf8.RuneCountInString(value); c.MaxLength > 0 && n > c.MaxLength {
+		return fmt.Errorf("too long: at most %d characters", c.MaxLength)
+	}
+	switch c.Kind {
+	case CheckText:
+	case CheckName:
+		if err := checkName(value); err != nil {
+			return err
+		}
+	case CheckEmail:
+		if !validEmail(value) {
+			return errors.New("not a valid email address")
+		}
+	case CheckCountry:
+		if len(value) != 2 || !strings.Contains(countryCodes, " "+value+" ") {
+			return errors.New("want a country code such as DE (ISO 3166-1 alpha-2, upper case)")
+		}
+	case CheckPhone:
+		if !phoneRe.MatchString(value) {
+			return errors.New("want a phone number in international form such as +4930901820 (E.164)")
+		}
+	default:
+		return errors.New("this field cannot be corrected (no known check)")
+	}
+	if c.Pattern != "" {
+		re := c.re
+		if re == nil { // a Field not made by Parse
+			var err error
+			if re, err = regexp.Compile(anchor(c.Pattern)); err != nil {
+				return errors.New("this field cannot be corrected (its pattern is invalid)")
+			}
+		}
+		if !re.MatchString(value) {
+			return errors.New("not in the form this field needs")
+		}
+	}
+	return nil
+}
+
+var phoneRe = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+func checkName(v string) error {
+	switch {
+	case strings.TrimSpace(v) == "":
+		return errors.New("must not be empty")
+	case strings.TrimSpace(v) != v:
+		return errors.New("must not start or end with a space")
+	case !strings.ContainsFunc(v, unicode.IsLetter):
+		return errors.New("want at least one letter")
+	}
+	for _, r := range v {
+		if !(unicode.IsLetter(r) || unicode.IsMark(r) || r == ' ' || r == '\'' || r == '’' || r == '-' || r == '.') {
+			return errors.New("want letters, spaces, hyphens, apostrophes and full stops only")
+		}
+	}
+	return nil
+}
+
+// validEmail accepts a plain address (no display name, no comments) whose
+// domain is a host name with at least two labels.
+func validEmail(v string) bool {
+	if len(v) > 254 || strings.ContainsFunc(v, unicode.IsSpace) {
+		return false
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Name != "" || a.Address != v {
+		return false
+	}
+	local, domain, ok := cutLast(v, "@")
+	if !ok || local == "" || len(local) > 64 {
+		return false
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") ||
+			strings.ContainsFunc(l, func(r rune) bool { return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-') }) {
+			return false
+		}
+	}
+	tld := labels[len(labels)-1]
+	return strings.ContainsFunc(tld, unicode.IsLetter)
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
+}
+
+// countryCodes are the officially assigned ISO 3166-1 alpha-2 codes.
+const countryCodes = " " +
+	"AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ " +
+	"BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ " +
+	"CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ " +
+	"DE DJ DK DM DO DZ " +
+	"EC EE EG EH ER ES ET " +
+	"FI FJ FK FM FO FR " +
+	"GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY " +
+	"HK HM HN HR HT HU " +
+	"ID IE IL IM IN IO IQ IR IS IT " +
+	"JE JM JO JP " +
+	"KE KG KH KI KM KN KP KR KW KY KZ " +
+	"LA LB LC LI LK LR LS LT LU LV LY " +
+	"MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ " +
+	"NA NC NE NF NG NI NL NO NP NR NU NZ " +
+	"OM " +
+	"PA PE PF PG PH PK PL PM PN PR PS PT PW PY " +
+	"QA " +
+	"RE RO RS RU RW " +
+	"SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ " +
+	"TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ " +
+	"UA UG UM US UY UZ " +
+	"VA VC VE VG VI VN VU " +
+	"WF WS " +
+	"YE YT " +
+	"ZA ZM ZW "
 
 // Identifier is the table's name, ready for safe quoting with Sanitize.
 func (t Table) Identifier() pgx.Identifier {
@@ -311,5 +733,49 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 			errs = append(errs, fmt.Errorf("data map: table %s has no column %s", t.Name, t.Key))
 		}
 	}
+	for _, f := range m.Fields {
+		need(f.Table, f.Key, f.Column)
+	}
+	if c := m.Consent; c != nil {
+		before := len(errs)
+		need(c.Table, c.Key, c.Purpose, c.Granted, c.Source, c.ChangedAt)
+		if len(errs) == before {
+			ok, err := uniqueOn(ctx, db, c.Table, c.Key, c.Purpose)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("data map: consent table %s: read its indexes: %w", c.Table, err))
+			case !ok:
+				errs = append(errs, fmt.Errorf("data map: consent table %s has no primary key or unique index on exactly (%s, %s)", c.Table, c.Key, c.Purpose))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// uniqueOn tells whether table has a unique index (or primary key) on exactly
+// the given columns, in any order, with no predicate or expression: what
+// INSERT … ON CONFLICT (columns) needs.
+func uniqueOn(ctx context.Context, db Querier, table string, columns ...string) (bool, error) {
+	schema, name, _ := strings.Cut(table, ".")
+	want := slices.Clone(columns)
+	slices.Sort(want)
+	rows, err := db.Query(ctx, `SELECT (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+			WHERE a.attrelid = i.indrelid AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts-1]))
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL`, schema, name)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		var cols []string
+		if err := rows.Scan(&cols); err != nil {
+			return false, err
+		}
+		if slices.Equal(cols, want) {
+			found = true
+		}
+	}
+	return found, rows.Err()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
+	"github.com/lethe-privacy/lethe/workflows"
 )
 
 func TestParseRefusesWhatCannotWork(t *testing.T) {
@@ -60,5 +61,240 @@ func TestValidateNamesTheMissingTableOrColumn(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}
+	}
+}
+
+const processingYAML = `version: 1
+processors:
+  - {name: stripe, kind: stripe, credential_env: LETHE_STRIPE_KEY}
+  - {name: mailchimp, kind: mailchimp, credential_env: LETHE_MAILCHIMP_KEY, options: {list_id: l1}}
+fields:
+  - name: display_name
+    table: app.profiles
+    key: user_id
+    column: display_name
+    check: {kind: text, max_length: 100}
+    processors: {stripe: name, mailchimp: FNAME}
+  - name: handle
+    table: app.profiles
+    key: user_id
+    column: handle
+    check: {kind: text, max_length: 20, pattern: '[a-z][a-z0-9_]*'}
+consent:
+  table: app.consents
+  key: user_id
+  purpose: purpose
+  granted: granted
+  source: source
+  changed_at: changed_at
+  purposes:
+    - {name: marketing_email, processors: [mailchimp]}
+    - {name: ai_training}
+    - {name: sale_sharing, no_verification: true, deadline: 15bd}
+`
+
+func TestParseReadsFieldsConsentAndProcessors(t *testing.T) {
+	m, err := datamap.Parse([]byte(processingYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Processors) != 2 || m.Processors[1].Options["list_id"] != "l1" {
+		t.Errorf("processors %+v", m.Processors)
+	}
+	f, ok := m.Field("display_name")
+	if !ok || f.Table != "app.profiles" || f.Column != "display_name" || f.Check.MaxLength != 100 || f.Processors["mailchimp"] != "FNAME" {
+		t.Errorf("display_name = %+v, %v", f, ok)
+	}
+	if f.Identifier().Sanitize() != `"app"."profiles"` {
+		t.Errorf("identifier %s", f.Identifier().Sanitize())
+	}
+	if _, ok := m.Field("email"); ok {
+		t.Error("field email should not exist")
+	}
+	p, ok := m.Purpose("sale_sharing")
+	if !ok || !p.NoVerification || p.Deadline != "15bd" || len(p.Processors) != 0 {
+		t.Errorf("sale_sharing = %+v, %v", p, ok)
+	}
+	if p, _ := m.Purpose("marketing_email"); len(p.Processors) != 1 || p.Processors[0] != "mailchimp" {
+		t.Errorf("marketing_email = %+v", p)
+	}
+	if _, ok := m.Purpose("telemarketing"); ok {
+		t.Error("purpose telemarketing should not exist")
+	}
+	if _, ok := (&datamap.Map{}).Purpose("ai_training"); ok {
+		t.Error("no consent section, yet a purpose")
+	}
+	// The pattern is anchored: a value must match as a whole.
+	h, _ := m.Field("handle")
+	for v, want := range map[string]bool{"ada_1": true, "Ada": false, "ada-1": false, "1ada": false, "x ada": false} {
+		if err := datamap.CheckValue(h, v); (err == nil) != want {
+			t.Errorf("handle %q: %v", v, err)
+		}
+	}
+}
+
+func TestParseRefusesBadFieldsConsentAndProcessors(t *testing.T) {
+	field := func(s string) string { return "version: 1\nfields:\n  - " + s + "\n" }
+	consent := func(s string) string {
+		return "version: 1\nprocessors: [{name: crm, kind: webhook}]\nconsent: {table: app.consents, key: user_id, purpose: purpose, granted: granted, source: source, changed_at: changed_at, " + s + "}\n"
+	}
+	okCheck := "check: {kind: text}"
+	for name, c := range map[string]struct{ yaml, want string }{
+		"unknown field key":      {field("{name: a, table: app.p, key: id, column: c, " + okCheck + ", secret: x}"), "field secret not found"},
+		"unknown check key":      {field("{name: a, table: app.p, key: id, column: c, check: {kind: text, min: 1}}"), "field min not found"},
+		"field name":             {field("{name: Display-Name, table: app.p, key: id, column: c, " + okCheck + "}"), `fields[0]: name "Display-Name"`},
+		"field table":            {field("{name: a, table: profiles, key: id, column: c, " + okCheck + "}"), "fields[0] (a): table \"profiles\""},
+		"field key":              {field("{name: a, table: app.p, key: 'id or 1=1', column: c, " + okCheck + "}"), "fields[0] (a): key"},
+		"field column":           {field("{name: a, table: app.p, key: id, column: 'c; drop', " + okCheck + "}"), "fields[0] (a): column"},
+		"column is the key":      {field("{name: a, table: app.p, key: id, column: id, " + okCheck + "}"), "user id cannot be corrected"},
+		"no check":               {field("{name: a, table: app.p, key: id, column: c}"), "check kind \"\""},
+		"check kind":             {field("{name: a, table: app.p, key: id, column: c, check: {kind: url}}"), "check kind \"url\""},
+		"negative max_length":    {field("{name: a, table: app.p, key: id, column: c, check: {kind: text, max_length: -1}}"), "max_length -1"},
+		"bad pattern":            {field("{name: a, table: app.p, key: id, column: c, check: {kind: text, pattern: '(a'}}"), "not a valid RE2"},
+		"field twice":            {"version: 1\nfields: [{name: a, table: app.p, key: id, column: c, " + okCheck + "}, {name: a, table: app.p, key: id, column: d, " + okCheck + "}]\n", `field "a" appears twice`},
+		"column twice":           {"version: 1\nfields: [{name: a, table: app.p, key: id, column: c, " + okCheck + "}, {name: b, table: app.p, key: id, column: c, " + okCheck + "}]\n", "already field a"},
+		"unknown processor":      {field("{name: a, table: app.p, key: id, column: c, " + okCheck + ", processors: {stripe: name}}"), `processor "stripe" is not in processors`},
+		"bad processor field":    {"version: 1\nprocessors: [{name: s, kind: stripe}]\n" + field("{name: a, table: app.p, key: id, column: c, " + okCheck + ", processors: {s: 'na me'}}")[len("version: 1\n"):], "processor s field"},
+		"processor field twice":  {"version: 1\nprocessors: [{name: s, kind: stripe}]\nfields: [{name: a, table: app.p, key: id, column: c, " + okCheck + ", processors: {s: name}}, {name: b, table: app.p, key: id, column: d, " + okCheck + ", processors: {s: name}}]\n", "processor s field name is already field a"},
+		"accounts status":        {"version: 1\naccounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: delete}\n" + field("{name: a, table: app.accounts, key: id, column: status, " + okCheck + "}")[len("version: 1\n"):], "managed by Lethe"},
+		"consent table as field": {consent("purposes: [{name: p}]") + "fields: [{name: a, table: app.consents, key: user_id, column: granted, " + okCheck + "}]\n", "is the consent table"},
+		"processor name":         {"version: 1\nprocessors: [{name: Stripe!, kind: stripe}]\n", `name "Stripe!"`},
+		"processor twice":        {"version: 1\nprocessors: [{name: s, kind: stripe}, {name: s, kind: stripe}]\n", `processor "s" appears twice`},
+		"processor kind":         {"version: 1\nprocessors: [{name: s}]\n", "kind is required"},
+		"processor env":          {"version: 1\nprocessors: [{name: s, kind: stripe, credential_env: 'my key'}]\n", "credential_env"},
+		"processor unknown key":  {"version: 1\nprocessors: [{name: s, kind: stripe, secret: x}]\n", "field secret not found"},
+		"consent table":          {"version: 1\nconsent: {table: consents, key: k, purpose: p, granted: g, source: s, changed_at: c, purposes: [{name: x}]}\n", `consent: table "consents"`},
+		"consent column":         {"version: 1\nconsent: {table: a.c, key: k, purpose: p, granted: 'g g', source: s, changed_at: c, purposes: [{name: x}]}\n", `granted "g g"`},
+		"consent missing column": {"version: 1\nconsent: {table: a.c, key: k, purpose: p, granted: g, changed_at: c, purposes: [{name: x}]}\n", `source ""`},
+		"consent column twice":   {"version: 1\nconsent: {table: a.c, key: k, purpose: k, granted: g, source: s, changed_at: c, purposes: [{name: x}]}\n", "column k is used twice"},
+		"no purposes":            {consent("purposes: []"), "want at least one"},
+		"purpose name":           {consent("purposes: [{name: Marketing Email}]"), `name "Marketing Email"`},
+		"purpose twice":          {consent("purposes: [{name: p}, {name: p}]"), `purpose "p" appears twice`},
+		"purpose processor":      {consent("purposes: [{name: p, processors: [mailchimp]}]"), `processor "mailchimp" is not in processors`},
+		"processor listed twice": {consent("purposes: [{name: p, processors: [crm, crm]}]"), `processor "crm" is listed twice`},
+		"deadline":               {consent("purposes: [{name: p, deadline: 2w}]"), `deadline "2w"`},
+		"zero deadline":          {consent("purposes: [{name: p, deadline: 0d}]"), `deadline "0d"`},
+		"purpose unknown key":    {consent("purposes: [{name: p, verify: false}]"), "field verify not found"},
+	} {
+		m, err := datamap.Parse([]byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", name, err, c.want)
+		}
+		if m != nil {
+			t.Errorf("%s: a map with an error", name)
+		}
+	}
+}
+
+func TestDeadlineReadsLikeParsePeriod(t *testing.T) {
+	for _, d := range []string{"15bd", "45d", "1mo", " 10d ", "+3d", "10000d", "10001d", "-1d", "d", "bd", "3w", "1.5d", "12", "1MO", "0bd", "0mo"} {
+		_, err := datamap.Parse([]byte("version: 1\nconsent: {table: a.c, key: k, purpose: p, granted: g, source: s, changed_at: c, purposes: [{name: x, deadline: '" + d + "'}]}\n"))
+		p, perr := workflows.ParsePeriod(d)
+		if want := perr == nil && !p.IsZero(); (err == nil) != want {
+			t.Errorf("deadline %q: Parse says %v, ParsePeriod says %v, %v", d, err, p, perr)
+		}
+	}
+}
+
+func TestCheckValue(t *testing.T) {
+	field := func(kind string, max int) datamap.Field {
+		return datamap.Field{Name: "f", Check: datamap.Check{Kind: kind, MaxLength: max}}
+	}
+	for _, c := range []struct {
+		f      datamap.Field
+		value  string
+		reason string // "" for accepted
+	}{
+		{field("text", 5), "héllo", ""},
+		{field("text", 5), "héllo!", "too long: at most 5 characters"},
+		{field("text", 0), "two\nlines\tand a tab", ""},
+		{field("text", 0), "", ""},
+		{field("text", 0), "nul\x00byte", "control character"},
+		{field("text", 0), "bad \xff utf-8", "UTF-8"},
+		{field("name", 0), "Zoë O'Brien-Smith Jr.", ""},
+		{field("name", 0), "José María", ""},
+		{field("name", 0), "", "must not be empty"},
+		{field("name", 0), " Ada", "start or end with a space"},
+		{field("name", 0), "Ada\nLovelace", "control character"},
+		{field("name", 0), "Ada <script>", "letters, spaces"},
+		{field("name", 0), "---", "at least one letter"},
+		{field("email", 0), "ada@example.com", ""},
+		{field("email", 0), "ada.lovelace+lethe@mail.example.co.uk", ""},
+		{field("email", 0), "ada@example", "not a valid email address"},
+		{field("email", 0), "Ada <ada@example.com>", "not a valid email address"},
+		{field("email", 0), "ada@@example.com", "not a valid email address"},
+		{field("email", 0), "ada @example.com", "not a valid email address"},
+		{field("email", 0), "ada@-example.com", "not a valid email address"},
+		{field("email", 0), "ada@1.2.3.4", "not a valid email address"},
+		{field("email", 0), strings.Repeat("a", 65) + "@example.com", "not a valid email address"},
+		{field("email", 10), "ada@example.com", "too long: at most 10 characters"},
+		{field("country", 0), "DE", ""},
+		{field("country", 0), "AX", ""},
+		{field("country", 0), "SS", ""},
+		{field("country", 0), "de", "want a country code such as DE"},
+		{field("country", 0), "XK", "want a country code such as DE"},
+		{field("country", 0), "UK", "want a country code such as DE"},
+		{field("country", 0), "DEU", "want a country code such as DE"},
+		{field("country", 0), "Germany", "want a country code such as DE"},
+		{field("phone", 0), "+4930901820", ""},
+		{field("phone", 0), "+14155552671", ""},
+		{field("phone", 0), "030 901820", "E.164"},
+		{field("phone", 0), "+49 30 901820", "E.164"},
+		{field("phone", 0), "+0123456789", "E.164"},
+		{field("phone", 0), "+1234567890123456", "E.164"},
+		{datamap.Field{Check: datamap.Check{Kind: "text", Pattern: "[A-Z]{3}"}}, "ABC", ""},
+		{datamap.Field{Check: datamap.Check{Kind: "text", Pattern: "[A-Z]{3}"}}, "ABCD", "not in the form"},
+		{datamap.Field{Check: datamap.Check{Kind: "text", Pattern: "("}}, "ABC", "cannot be corrected"},
+		{datamap.Field{Check: datamap.Check{Kind: "url"}}, "https://example.com", "cannot be corrected"},
+	} {
+		err := datamap.CheckValue(c.f, c.value)
+		switch {
+		case c.reason == "" && err != nil:
+			t.Errorf("%s %q: refused: %v", c.f.Check.Kind, c.value, err)
+		case c.reason != "" && (err == nil || !strings.Contains(err.Error(), c.reason)):
+			t.Errorf("%s %q: got %v, want %q", c.f.Check.Kind, c.value, err, c.reason)
+		case err != nil && len(c.value) > 2 && strings.Contains(err.Error(), c.value):
+			t.Errorf("%s %q: the reason repeats the value: %v", c.f.Check.Kind, c.value, err)
+		}
+	}
+}
+
+func TestValidateNamesMissingFieldAndConsentColumns(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA app;
+		CREATE TABLE app.profiles (user_id text PRIMARY KEY, display_name text);
+		CREATE TABLE app.consents (user_id text, purpose text, granted boolean, source text, changed_at timestamptz, PRIMARY KEY (purpose, user_id));
+		CREATE TABLE app.consents_no_key (user_id text, purpose text, granted boolean, source text, changed_at timestamptz);
+		CREATE UNIQUE INDEX ON app.consents_no_key (user_id, purpose) WHERE granted;
+		CREATE UNIQUE INDEX ON app.consents_no_key (user_id);`); err != nil {
+		t.Fatal(err)
+	}
+	m, err := datamap.Parse([]byte(processingYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Validate(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "table app.profiles has no column handle") {
+		t.Errorf("want the missing column handle named, got %v", err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE app.profiles ADD COLUMN handle text`); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(ctx, pool); err != nil {
+		t.Errorf("valid map refused: %v", err)
+	}
+
+	m.Consent.Table = "app.consents_no_key"
+	if err := m.Validate(ctx, pool); err == nil || !strings.Contains(err.Error(), "app.consents_no_key has no primary key or unique index on exactly (user_id, purpose)") {
+		t.Errorf("want the missing unique index named, got %v", err)
+	}
+	m.Consent.Table, m.Consent.Source = "app.consents", "origin"
+	if err := m.Validate(ctx, pool); err == nil || !strings.Contains(err.Error(), "table app.consents has no column origin") {
+		t.Errorf("want the missing consent column named, got %v", err)
+	}
+	m.Consent.Table = "app.gone"
+	if err := m.Validate(ctx, pool); err == nil || !strings.Contains(err.Error(), "table app.gone does not exist") {
+		t.Errorf("want the missing consent table named, got %v", err)
 	}
 }

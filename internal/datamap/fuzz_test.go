@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -45,6 +46,7 @@ const parseBudget = 2 * time.Second
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\ntables: [{name: app.users, key: id, action: delete}]\ns3: [{bucket: my-bucket, prefix: 'projects/{user_id}/'}]\n"), "u-1")
 	f.Add([]byte("version: 1\n"), "")
+	f.Add([]byte("version: 1\nprocessors: [{name: crm, kind: webhook}]\nfields: [{name: bio, table: app.profiles, key: id, column: bio, check: {kind: text, max_length: 5, pattern: '[a-z]+'}, processors: {crm: bio}}]\nconsent: {table: app.consents, key: id, purpose: purpose, granted: granted, source: source, changed_at: at, purposes: [{name: ads, processors: [crm], deadline: 15bd}]}\n"), "hello")
 	f.Fuzz(func(t *testing.T, data []byte, userID string) {
 		start := time.Now()
 		m, err := Parse(data)
@@ -119,6 +121,52 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("accepted table %q twice", tb.Name)
 			}
 			seen[tb.Name] = true
+		}
+
+		// Fields and purposes name plain identifiers and only processors
+		// the map declares; checking a value never panics.
+		procs := map[string]bool{}
+		for _, p := range m.Processors {
+			if procs[p.Name] || p.Name == "" || p.Kind == "" {
+				t.Errorf("accepted processor %q (kind %q)", p.Name, p.Kind)
+			}
+			procs[p.Name] = true
+		}
+		for _, fl := range m.Fields {
+			if !fuzzColumnRe.MatchString(fl.Name) || !fuzzTableRe.MatchString(fl.Table) || !fuzzColumnRe.MatchString(fl.Key) || !fuzzColumnRe.MatchString(fl.Column) || fl.Key == fl.Column {
+				t.Errorf("accepted field %+v", fl)
+			}
+			for p := range fl.Processors {
+				if !procs[p] {
+					t.Errorf("accepted field %s naming undeclared processor %q", fl.Name, p)
+				}
+			}
+			if got, ok := m.Field(fl.Name); !ok || got.Column != fl.Column {
+				t.Errorf("Field(%q) = %+v, %v", fl.Name, got, ok)
+			}
+			if err := CheckValue(fl, userID); err == nil && fl.Check.MaxLength > 0 && utf8.RuneCountInString(userID) > fl.Check.MaxLength {
+				t.Errorf("CheckValue accepted %d characters for max_length %d", utf8.RuneCountInString(userID), fl.Check.MaxLength)
+			}
+		}
+		if c := m.Consent; c != nil {
+			if !fuzzTableRe.MatchString(c.Table) || len(c.Purposes) == 0 {
+				t.Errorf("accepted consent %+v", c)
+			}
+			for _, col := range []string{c.Key, c.Purpose, c.Granted, c.Source, c.ChangedAt} {
+				if !fuzzColumnRe.MatchString(col) {
+					t.Errorf("accepted consent column %q", col)
+				}
+			}
+			for _, p := range c.Purposes {
+				if !fuzzColumnRe.MatchString(p.Name) {
+					t.Errorf("accepted purpose %q", p.Name)
+				}
+				for _, proc := range p.Processors {
+					if !procs[proc] {
+						t.Errorf("accepted purpose %s naming undeclared processor %q", p.Name, proc)
+					}
+				}
+			}
 		}
 
 		// Its S3 prefixes have {user_id} as their only template.

@@ -29,6 +29,26 @@ var dataMapYAML []byte
 // DataMap is the demo application's data map.
 func DataMap() (*datamap.Map, error) { return datamap.Parse(dataMapYAML) }
 
+// DataMapWithoutProcessors is the demo data map with its third-party
+// processors left out (and the fields and purposes that name them cleared):
+// what the dev stack runs, where no Stripe or Mailchimp account exists.
+func DataMapWithoutProcessors() (*datamap.Map, error) {
+	m, err := DataMap()
+	if err != nil {
+		return nil, err
+	}
+	m.Processors = nil
+	for i := range m.Fields {
+		m.Fields[i].Processors = nil
+	}
+	if m.Consent != nil {
+		for i := range m.Consent.Purposes {
+			m.Consent.Purposes[i].Processors = nil
+		}
+	}
+	return m, nil
+}
+
 // DataMapYAML is the demo data map's text, for people to read and copy.
 func DataMapYAML() []byte { return append([]byte(nil), dataMapYAML...) }
 

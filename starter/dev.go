@@ -228,7 +228,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
-	srv, err := newAPIServer(cfg, tc, lethe, log)
+	srv, err := newAPIServer(cfg, tc, lethe, dataMap, log)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +317,7 @@ func devDataMap(ctx context.Context, cfg config.Config, app *pgxpool.Pool) (*dat
 	if cfg.DataMap != "" {
 		return wiring.DataMap(ctx, cfg, app)
 	}
-	m, err := demo.DataMap()
+	m, err := demo.DataMapWithoutProcessors() // no Stripe or Mailchimp account in dev
 	if err != nil {
 		return nil, err
 	}

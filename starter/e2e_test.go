@@ -21,10 +21,13 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/codec"
+	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/testenv"
+	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/worker/registry"
 	"github.com/lethe-privacy/lethe/workflows"
@@ -41,6 +44,13 @@ type e2e struct {
 }
 
 func newE2E(t *testing.T, seedAccounts int, env map[string]string) *e2e {
+	t.Helper()
+	return newE2EWith(t, seedAccounts, env, nil)
+}
+
+// newE2EWith lets a test adjust the demo data map (e.g. point its processors
+// at fakes) before the worker and the API load it.
+func newE2EWith(t *testing.T, seedAccounts int, env map[string]string, tweak func(*datamap.Map)) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	st := testenv.New(t)
@@ -63,6 +73,10 @@ func newE2E(t *testing.T, seedAccounts int, env map[string]string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Processors = nil // the demo's processors point nowhere; tests that need them set fakes
+	if tweak != nil {
+		tweak(m)
+	}
 	if err := m.Validate(ctx, st.App); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +95,7 @@ func newE2E(t *testing.T, seedAccounts int, env map[string]string) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	srv, err := newAPIServer(cfg, st.Temporal, st.Lethe, st.Log)
+	srv, err := newAPIServer(cfg, st.Temporal, st.Lethe, m, st.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +508,7 @@ func TestLethesOwnSecurity(t *testing.T) {
 	t.Run("public routes are rate limited with Retry-After", func(t *testing.T) {
 		cfg := e.Config
 		cfg.RatePerIP, cfg.BurstPerIP = 0.01, 2
-		srv, err := newAPIServer(cfg, e.Temporal, e.Lethe, e.Log)
+		srv, err := newAPIServer(cfg, e.Temporal, e.Lethe, nil, e.Log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -668,7 +682,104 @@ func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
 	if n, _ := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, "id-documents/"+person.ID+"/"); n != 0 {
 		t.Fatalf("ID document object left: %d", n)
 	}
-	if n := e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE action = 'id_documents.deleted'"); n != 1 {
-		t.Fatalf("no proof of the ID document's deletion in the audit trail (%d)", n)
+	testenv.Eventually(t, 10*time.Second, "the proof of deletion in the audit trail", func() bool {
+		return e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE action = 'id_documents.deleted'") == 1
+	})
+}
+
+func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {
+	person := demo.Accounts(1)[0]
+	stripe, mailchimp, marketing, crm := processorfake.NewStripe(t), processorfake.NewMailchimp(t), processorfake.NewSendGrid(t), processorfake.NewWebhook(t)
+	customer := stripe.AddCustomer(processorfake.StripeCustomer{Email: person.Email, Name: person.Name})
+	mailchimp.AddList("news")
+	mailchimp.AddMember("news", processorfake.MailchimpMember{Email: person.Email, Status: "subscribed", MergeFields: map[string]string{"FNAME": "Ada"}})
+	marketing.AddGroup(42)
+	marketing.AddContact(processorfake.SendGridContact{Email: person.Email})
+	crm.AddSubject(processorfake.WebhookSubject{UserID: person.ID, Email: person.Email})
+	t.Setenv("LETHE_STRIPE_KEY", stripe.APIKey)
+	t.Setenv("LETHE_MAILCHIMP_KEY", mailchimp.APIKey)
+	t.Setenv("LETHE_SENDGRID_MARKETING_KEY", marketing.APIKey)
+	t.Setenv("LETHE_CRM_SECRET", string(crm.Secret))
+	e := newE2EWith(t, 2, nil, func(m *datamap.Map) {
+		m.Processors = []processors.Config{
+			{Name: "stripe", Kind: "stripe", BaseURL: stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY"},
+			{Name: "mailchimp", Kind: "mailchimp", BaseURL: mailchimp.URL(), CredentialEnv: "LETHE_MAILCHIMP_KEY", Options: map[string]string{"list_id": "news", "purposes": "marketing_email"}},
+			{Name: "sendgrid-marketing", Kind: "sendgrid", BaseURL: marketing.URL(), CredentialEnv: "LETHE_SENDGRID_MARKETING_KEY", Options: map[string]string{"groups": "marketing_email=42"}},
+			{Name: "crm", Kind: "webhook", BaseURL: crm.URL(), CredentialEnv: "LETHE_CRM_SECRET"},
+		}
+	})
+	ctx := context.Background()
+	submit := func(auth, body string) string {
+		t.Helper()
+		code, out := e.call(t, "POST", "/v1/requests", auth, body)
+		if code != http.StatusAccepted {
+			t.Fatalf("submit %s: %d %v", body, code, out)
+		}
+		done := e.waitStatus(t, out["id"].(string), workflows.StatusCompleted)
+		return fmt.Sprint(done["outcome"])
+	}
+	who := fmt.Sprintf(`"subject":{"user_id":%q,"email":%q},"verified":true`, person.ID, person.Email)
+
+	// A correction reaches the database and the processors that hold the field.
+	outcome := submit(e.Backend, `{"type":"rectification",`+who+`,"details":{"corrections":{"display_name":"Ada Lovelace"}}}`)
+	var name string
+	if err := e.App.QueryRow(ctx, "SELECT display_name FROM demo.profiles WHERE account_id = $1", person.ID).Scan(&name); err != nil || name != "Ada Lovelace" {
+		t.Fatalf("database: %q %v", name, err)
+	}
+	if c, _ := stripe.Customer(customer); c.Name != "Ada Lovelace" {
+		t.Fatalf("stripe customer name %q (outcome %s)", c.Name, outcome)
+	}
+	if m, _ := mailchimp.Member("news", person.Email); m.MergeFields["FNAME"] != "Ada Lovelace" {
+		t.Fatalf("mailchimp FNAME %q (outcome %s)", m.MergeFields["FNAME"], outcome)
+	}
+	if len(crm.Deliveries()) == 0 {
+		t.Fatalf("the CRM webhook was not called (outcome %s)", outcome)
+	}
+	// A correction of a field that cannot be corrected, or a bad value, is refused per field.
+	code, body := e.call(t, "POST", "/v1/requests", e.Backend, `{"type":"rectification",`+who+`,"details":{"corrections":{"email":"new@example.com","country":"Germany"}}}`)
+	fields, _ := body["fields"].(map[string]any)
+	if code != http.StatusUnprocessableEntity || fields["email"] == nil || fields["country"] == nil || strings.Contains(fmt.Sprint(body), "new@example.com") {
+		t.Fatalf("bad corrections: %d %v", code, body)
+	}
+
+	// An opt-out reaches the database, Mailchimp and SendGrid Marketing; a re-subscribe reverses it.
+	consent := func(granted bool) string {
+		return submit(e.Backend, fmt.Sprintf(`{"type":"consent",%s,"details":{"consent":{"purpose":"marketing_email","granted":%t}}}`, who, granted))
+	}
+	consent(false)
+	var granted bool
+	var source string
+	if err := e.App.QueryRow(ctx, "SELECT granted, source FROM demo.marketing_consents WHERE account_id = $1 AND purpose = 'marketing_email'", person.ID).Scan(&granted, &source); err != nil || granted || source != "request" {
+		t.Fatalf("database consent: %v %q %v", granted, source, err)
+	}
+	if m, _ := mailchimp.Member("news", person.Email); m.Status != "unsubscribed" {
+		t.Fatalf("mailchimp status %q after the opt-out", m.Status)
+	}
+	if !marketing.Suppressed(42, person.Email) {
+		t.Fatal("SendGrid Marketing group 42 does not suppress the address after the opt-out")
+	}
+	consent(true)
+	if m, _ := mailchimp.Member("news", person.Email); m.Status != "subscribed" {
+		t.Fatalf("mailchimp status %q after the re-subscribe", m.Status)
+	}
+	if marketing.Suppressed(42, person.Email) {
+		t.Fatal("SendGrid Marketing still suppresses the address after the re-subscribe")
+	}
+
+	// An opt-out of sale or sharing needs no verification, and is due in 15 business days.
+	code, body = e.call(t, "POST", "/v1/requests", "", fmt.Sprintf(`{"type":"consent","subject":{"email":%q},"jurisdiction":"ccpa","details":{"consent":{"purpose":"sale_sharing","granted":false}}}`, person.Email))
+	if code != http.StatusAccepted {
+		t.Fatalf("sale opt-out: %d %v", code, body)
+	}
+	due, _ := time.Parse(time.RFC3339, fmt.Sprint(body["due_at"]))
+	if want := workflows.AddBusinessDays(time.Now().UTC(), 15); due.Sub(want).Abs() > time.Hour {
+		t.Fatalf("sale opt-out due %s, want 15 business days (%s)", due, want)
+	}
+	e.waitStatus(t, body["id"].(string), workflows.StatusCompleted)
+	if err := e.App.QueryRow(ctx, "SELECT granted FROM demo.marketing_consents WHERE account_id = $1 AND purpose = 'sale_sharing'", person.ID).Scan(&granted); err != nil || granted {
+		t.Fatalf("sale_sharing consent after the opt-out: %v %v", granted, err)
+	}
+	if strings.Contains(e.LogOutput.String(), "Ada Lovelace") {
+		t.Error("logs contain a corrected value")
 	}
 }

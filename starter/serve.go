@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -56,7 +57,13 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer tc.Close()
-	srv, err := newAPIServer(cfg, tc, db, log)
+	var m *datamap.Map
+	if cfg.DataMap != "" { // the API checks corrections and consent purposes against it
+		if m, err = datamap.Load(cfg.DataMap); err != nil {
+			return fmt.Errorf("LETHE_DATA_MAP: %w", err)
+		}
+	}
+	srv, err := newAPIServer(cfg, tc, db, m, log)
 	if err != nil {
 		return err
 	}
@@ -77,7 +84,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 
 // newAPIServer builds the API from the configuration, the same way for
 // `serve`, `dev` and the end-to-end tests.
-func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, log *slog.Logger) (*api.Server, error) {
+func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *datamap.Map, log *slog.Logger) (*api.Server, error) {
 	subjects, err := wiring.Subjects(cfg)
 	if err != nil {
 		return nil, err
@@ -91,7 +98,7 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, log *sl
 		return nil, err
 	}
 	return &api.Server{
-		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies,
+		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies, Map: m,
 		APIKeys:   apikeys.NewAuthenticator(db, apikeys.DefaultCacheTTL),
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
 		Accounts: api.AccountPolicy{DeactivationGrace: cfg.DeactivationGrace, DeactivationReminder: cfg.DeactivationReminder,

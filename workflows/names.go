@@ -34,13 +34,18 @@ const (
 	ActivitySweepPage        = "SweepInactivePage"
 	ActivityDeleteTicketDocs = "DeleteTicketDocuments"
 	ActivityDeleteOverdueIDs = "DeleteOverdueIDDocuments"
+	ActivityApplyCorrections = "ApplyCorrections"
+	ActivityUpdateProcessor  = "UpdateProcessor"
+	ActivityRecordConsent    = "RecordConsent"
+	ActivityProcessorConsent = "SetProcessorConsent"
 )
 
 // ActivityNames lists every activity the workflows call.
 func ActivityNames() []string {
 	return []string{ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
 		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords,
-		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs}
+		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs,
+		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent}
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

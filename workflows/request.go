@@ -247,6 +247,24 @@ type TransitionInput struct {
 	Seq          int
 }
 
+// ChangeInput asks for a rectification or consent change to be applied, in
+// the application database or (Processor set) at one processor.
+type ChangeInput struct {
+	RequestID  string
+	SubjectRef string
+	Identity   []byte // sealed: who, and the change itself
+	Processor  string
+}
+
+// ChangeResult says what changed (no values) and which processors must follow.
+type ChangeResult struct {
+	Lines      []string
+	Processors []string
+}
+
+// RefusedNeedsOperator: a processor refused for good; a person must act.
+const RefusedNeedsOperator = "NeedsOperator"
+
 // ResolveUserInput asks the application database for the person's user id
 // (when they wrote with an email only).
 type ResolveUserInput struct {
@@ -636,7 +654,13 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 }
 
 // automated says whether Lethe does the request type's work itself.
-func (r *request) automated() bool { return r.in.Type == TypeErasure || r.in.Type == TypeDeactivation }
+func (r *request) automated() bool {
+	switch r.in.Type {
+	case TypeErasure, TypeDeactivation, TypeRectification, TypeConsent:
+		return true
+	}
+	return false
+}
 
 // doWork runs the request type's work. Types Lethe does not automate yet are
 // fulfilled by an operator, who completes the request through the API.
@@ -644,8 +668,13 @@ func (r *request) doWork(ctx workflow.Context) error {
 	if !r.automated() {
 		return workflow.Await(ctx, func() bool { return len(r.done) > 0 })
 	}
-	if r.in.Type == TypeDeactivation {
+	switch r.in.Type {
+	case TypeDeactivation:
 		return r.deactivate(ctx)
+	case TypeRectification:
+		return r.propagate(ctx, ActivityApplyCorrections, ActivityUpdateProcessor)
+	case TypeConsent:
+		return r.propagate(ctx, ActivityRecordConsent, ActivityProcessorConsent)
 	}
 	if !r.in.HasUserID {
 		var res ResolveUserResult
@@ -690,6 +719,42 @@ func (r *request) deactivate(ctx workflow.Context) error {
 	}
 	final := workflow.Now(ctx).Add(p.DeactivationGrace)
 	r.view.Outcome = []string{fmt.Sprintf("The account is deactivated; it can be restored until %s, then it is permanently deleted.", final.Format("2 January 2006"))}
+	return nil
+}
+
+// propagate makes a change in the application database (one activity, one
+// transaction), then at every processor that holds the data, in parallel. A
+// processor that refuses for good (a 4xx) is listed for the privacy team and
+// does not undo the rest.
+func (r *request) propagate(ctx workflow.Context, apply, perProcessor string) error {
+	var applied ChangeResult
+	in := ChangeInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity}
+	if err := workflow.ExecuteActivity(ctx, apply, in).Get(ctx, &applied); err != nil {
+		return err
+	}
+	r.view.Outcome = append(r.view.Outcome, applied.Lines...)
+	futures := make([]workflow.Future, len(applied.Processors))
+	for i, p := range applied.Processors {
+		pin := in
+		pin.Processor = p
+		futures[i] = workflow.ExecuteActivity(ctx, perProcessor, pin)
+	}
+	for i, f := range futures {
+		var line string
+		err := f.Get(ctx, &line)
+		var app *temporal.ApplicationError
+		switch {
+		case err == nil:
+		case errors.As(err, &app) && app.Type() == RefusedNeedsOperator:
+			line = fmt.Sprintf("%s: refused the change; the privacy team will handle it by hand", applied.Processors[i])
+			if aerr := r.audit(ctx, "system", "processor.needs_operator", map[string]string{"processor": applied.Processors[i]}); aerr != nil {
+				return aerr
+			}
+		default:
+			return err
+		}
+		r.view.Outcome = append(r.view.Outcome, line)
+	}
 	return nil
 }
 

@@ -72,6 +72,16 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 		return workflows.ResolveUserResult{Found: true}, nil
 	})
 	reg(workflows.ActivityShredSubject, func(context.Context, string) error { l.shred++; return nil })
+	reg(workflows.ActivityRecordConsent, func(context.Context, workflows.ChangeInput) (workflows.ChangeResult, error) {
+		l.actions = append(l.actions, "fake.consent_recorded")
+		return workflows.ChangeResult{Lines: []string{"Consent to sale_sharing withdrawn (recorded)"}, Processors: []string{"crm", "broken"}}, nil
+	})
+	reg(workflows.ActivityProcessorConsent, func(_ context.Context, in workflows.ChangeInput) (string, error) {
+		if in.Processor == "broken" {
+			return "", temporal.NewNonRetryableApplicationError("400", workflows.RefusedNeedsOperator, nil)
+		}
+		return in.Processor + ": applied", nil
+	})
 	reg(workflows.ActivityEraseTables, func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
 		l.erased++
 		return workflows.EraseTablesResult{Deleted: map[string]int{"demo.projects": 2}}, nil
@@ -392,3 +402,28 @@ func TestApprovalDenialAndErasure(t *testing.T) {
 }
 
 func workflowName(name string) workflow.RegisterOptions { return workflow.RegisterOptions{Name: name} }
+
+func TestSaleOptOutNeedsNoVerificationAndMeetsItsDeadline(t *testing.T) {
+	l := newLifecycle(t, jan15)
+	p := policyGDPR()
+	p.Due, p.MaxExtension = workflows.Period{BusinessDays: 15}, workflows.Period{}
+	// The API submits an opt-out of sale or sharing as already verified: CCPA asks for no verification.
+	v := l.run(workflows.RequestInput{Type: workflows.TypeConsent, Jurisdiction: "ccpa", PreVerified: true, SubmittedBy: "subject", Policy: p})
+	if v.Status != workflows.StatusCompleted {
+		t.Fatalf("status %s", v.Status)
+	}
+	if len(l.mailed("code")) != 0 || v.Verification != nil {
+		t.Fatal("an opt-out of sale asked for verification")
+	}
+	if want := workflows.AddBusinessDays(jan15, 15); !v.DueAt.Equal(want) {
+		t.Fatalf("due %s, want 15 business days (%s)", v.DueAt, want)
+	}
+	done := v.History[len(v.History)-1].At
+	if done.After(v.DueAt) {
+		t.Fatalf("completed %s, after the deadline %s", done, v.DueAt)
+	}
+	joined := strings.Join(v.Outcome, "\n")
+	if !strings.Contains(joined, "crm: applied") || !strings.Contains(joined, "broken: refused the change") {
+		t.Fatalf("outcome %q: want every processor, and the refusing one handed to the team", joined)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
@@ -41,6 +42,7 @@ type Server struct {
 	MaxBody   int64
 	Log       *slog.Logger
 	Accounts  AccountPolicy
+	Map       *datamap.Map // what may be corrected and consented to; nil: no such requests
 	// PerIP and PerSubject limit the public routes; nil means no limit.
 	PerIP, PerSubject *ratelimit.Limiter
 	// Extra routes mounted by the process (e.g. the codec server); may be nil.

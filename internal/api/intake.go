@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/workflows"
@@ -30,6 +31,27 @@ type SubmitRequest struct {
 	// Verified: the company's backend (an API key with the backend role)
 	// vouches for the person's identity; verification is skipped.
 	Verified bool `json:"verified,omitempty"`
+	// Details of a rectification or consent request.
+	Details *Details `json:"details,omitempty"`
+}
+
+// Details says what a rectification corrects or a consent request changes.
+type Details struct {
+	Corrections map[string]string `json:"corrections,omitempty"` // field -> corrected value
+	Consent     *ConsentDetails   `json:"consent,omitempty"`
+}
+
+// ConsentDetails withdraws (granted false) or gives consent to one purpose.
+type ConsentDetails struct {
+	Purpose string `json:"purpose"`
+	Granted *bool  `json:"granted"`
+	Source  string `json:"source,omitempty"` // "gpc": a Global Privacy Control signal the backend forwards
+}
+
+// FieldsRefused answers a correction that fails validation: a reason per field.
+type FieldsRefused struct {
+	Error  string            `json:"error"`
+	Fields map[string]string `json:"fields"`
 }
 
 // Subject identifies the person a request is about.
@@ -80,6 +102,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "%s", msg)
 		return
 	}
+	change, noVerification, pol, refused := s.checkDetails(in, caller)
+	if refused != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, refused)
+		return
+	}
 	ref := s.Subjects.Email(in.Subject.Email)
 	if in.Subject.UserID != "" {
 		ref = s.Subjects.UserID(in.Subject.UserID)
@@ -120,7 +147,6 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "request id", err)
 		return
 	}
-	pol := s.Policies.For(in.Jurisdiction, in.Type)
 	due := pol.DueAt(now)
 	// Claim the one open slot for this person and type; a concurrent twin loses and joins.
 	claimed, err := s.claim(ctx, id, string(ref), in, now, due)
@@ -137,7 +163,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.writeJoined(w, existing, caller)
 		return
 	}
-	sealed, err := identity.Seal(ctx, s.Keys, string(ref), identity.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID})
+	who := identity.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID, Corrections: change.Corrections, Consent: change.Consent}
+	sealed, err := identity.Seal(ctx, s.Keys, string(ref), who)
 	if err == nil {
 		_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:        id,
@@ -152,7 +179,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		}, workflows.WorkflowPrivacyRequest, workflows.RequestInput{
 			RequestID: id, Type: in.Type, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
 			Identity: sealed, HasEmail: in.Subject.Email != "", HasUserID: in.Subject.UserID != "",
-			PreVerified: in.Verified, SubmittedBy: caller.actor(), Policy: pol,
+			PreVerified: in.Verified || noVerification, SubmittedBy: caller.actor(), Policy: pol,
 		})
 	}
 	if err != nil {
@@ -185,7 +212,7 @@ func validateSubmission(in SubmitRequest, c caller) string {
 		return "subject.user_id: want 1 to 128 letters, digits or ._:@-"
 	case in.Verified && c.role != apikeys.RoleBackend:
 		return "verified: only the company's backend (an API key with the backend role) may vouch for an identity"
-	case !in.Verified && in.Subject.Email == "":
+	case !in.Verified && in.Subject.Email == "" && !optOutWithoutVerification(in):
 		return "subject.email: required, to verify the person's identity"
 	case in.Subject.Email == "" && in.Subject.UserID == "":
 		return "subject: give an email or a user_id"
@@ -291,4 +318,94 @@ func windowStart(p workflows.Period, now time.Time) time.Time {
 func links(id string) map[string]string {
 	base := "/v1/requests/" + id
 	return map[string]string{"self": base, "verify": base + "/verify", "resend": base + "/resend"}
+}
+
+// optOutWithoutVerification: a consent withdrawal, which some purposes take
+// without identity verification (CCPA's opt-out of sale or sharing).
+func optOutWithoutVerification(in SubmitRequest) bool {
+	return in.Type == workflows.TypeConsent && in.Details != nil && in.Details.Consent != nil &&
+		in.Details.Consent.Granted != nil && !*in.Details.Consent.Granted
+}
+
+// checkDetails validates what a rectification or consent request carries
+// against the data map, and picks the request's policy. A correction that
+// fails gets a reason per field; values are never repeated.
+func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Identity, noVerification bool, pol workflows.Policy, refused *FieldsRefused) {
+	pol = s.Policies.For(in.Jurisdiction, in.Type)
+	refuse := func(msg string, fields map[string]string) (identity.Identity, bool, workflows.Policy, *FieldsRefused) {
+		return change, false, pol, &FieldsRefused{Error: msg, Fields: fields}
+	}
+	d := in.Details
+	switch in.Type {
+	case workflows.TypeRectification:
+		if d == nil || len(d.Corrections) == 0 {
+			return refuse("details.corrections: say which fields to correct", nil)
+		}
+		if len(d.Corrections) > 20 {
+			return refuse("details.corrections: at most 20 fields at once", nil)
+		}
+		fields := map[string]string{}
+		for name, value := range d.Corrections {
+			shown := "(a field name)"
+			if plainName.MatchString(name) {
+				shown = name
+			}
+			f, ok := s.field(name)
+			if !ok {
+				fields[shown] = "this field cannot be corrected through a request"
+				continue
+			}
+			if err := datamap.CheckValue(f, value); err != nil {
+				fields[shown] = err.Error()
+			}
+		}
+		if len(fields) > 0 {
+			return refuse("corrections refused", fields)
+		}
+		change.Corrections = d.Corrections
+	case workflows.TypeConsent:
+		if d == nil || d.Consent == nil || d.Consent.Granted == nil || d.Consent.Purpose == "" {
+			return refuse(`details.consent: want {"purpose": …, "granted": true|false}`, nil)
+		}
+		p, ok := s.purpose(d.Consent.Purpose)
+		if !ok {
+			return refuse("details.consent.purpose: not a purpose this company asks consent for", nil)
+		}
+		source := d.Consent.Source
+		switch {
+		case source == "":
+			source = "request"
+		case source == "gpc" && c.role == apikeys.RoleBackend:
+		default:
+			return refuse(`details.consent.source: only the company's backend may forward "gpc"`, nil)
+		}
+		change.Consent = &identity.ConsentChange{Purpose: p.Name, Granted: *d.Consent.Granted, Source: source}
+		if !*d.Consent.Granted && p.NoVerification {
+			noVerification = true
+			if p.Deadline != "" {
+				if due, err := workflows.ParsePeriod(p.Deadline); err == nil {
+					pol.Due = due
+				}
+			}
+		}
+	default:
+		if d != nil {
+			return refuse("details: only rectification and consent requests carry details", nil)
+		}
+	}
+	return change, noVerification, pol, nil
+}
+
+func (s *Server) field(name string) (datamap.Field, bool) {
+	if s.Map == nil {
+		return datamap.Field{}, false
+	}
+	return s.Map.Field(name)
+}
+
+func (s *Server) purpose(name string) (datamap.Purpose, bool) {
+	if s.Map == nil {
+		return datamap.Purpose{}, false
+	}
+	return s.Map.Purpose(name)
 }

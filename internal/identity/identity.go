@@ -15,6 +15,16 @@ import (
 type Identity struct {
 	Email  string `json:"email,omitempty"`
 	UserID string `json:"user_id,omitempty"`
+	// What the request asks to change, personal too: sealed with the rest.
+	Corrections map[string]string `json:"corrections,omitempty"`
+	Consent     *ConsentChange    `json:"consent,omitempty"`
+}
+
+// ConsentChange withdraws or gives consent to one purpose.
+type ConsentChange struct {
+	Purpose string `json:"purpose"`
+	Granted bool   `json:"granted"`
+	Source  string `json:"source"` // "request", "gpc" (Global Privacy Control), …
 }
 
 // Keyring seals and opens data with a person's key.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/schedules"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
@@ -29,16 +31,17 @@ import (
 
 // Deps are the real parts the activities work with.
 type Deps struct {
-	Config    config.Config
-	Lethe     *pgxpool.Pool // Lethe's own database
-	App       *pgxpool.Pool // the application database of the data map
-	Objects   *s3.Client
-	Map       *datamap.Map
-	Keys      *subjectkeys.Keyring
-	Subjects  *subject.Hasher
-	Mail      mail.Sender
-	Templates *templates.Renderer
-	Log       *slog.Logger
+	Config     config.Config
+	Lethe      *pgxpool.Pool // Lethe's own database
+	App        *pgxpool.Pool // the application database of the data map
+	Objects    *s3.Client
+	Map        *datamap.Map
+	Keys       *subjectkeys.Keyring
+	Subjects   *subject.Hasher
+	Mail       mail.Sender
+	Templates  *templates.Renderer
+	Processors *processors.Registry // the data map's processors; nil when it names none
+	Log        *slog.Logger
 }
 
 // NewDeps builds the parts not given from the configuration: keys, mail, templates.
@@ -56,6 +59,11 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 	}
 	if d.Templates, err = wiring.Templates(c); err != nil {
 		return d, err
+	}
+	if m != nil && len(m.Processors) > 0 {
+		if d.Processors, err = processors.NewRegistry(m.Processors, processors.BuildOptions{LookupEnv: os.LookupEnv}); err != nil {
+			return d, fmt.Errorf("data map processors: %w", err)
+		}
 	}
 	return d, nil
 }
@@ -81,6 +89,7 @@ func Activities(d Deps) map[string]any {
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
 	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Log: d.Log}
+	changes := &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors}
 	life := &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket}
 	return map[string]any{
 		workflows.ActivityRecordTransition: lifecycle.RecordTransition,
@@ -96,6 +105,10 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivitySweepPage:        life.SweepInactivePage,
 		workflows.ActivityDeleteTicketDocs: life.DeleteTicketDocuments,
 		workflows.ActivityDeleteOverdueIDs: life.DeleteOverdueIDDocuments,
+		workflows.ActivityApplyCorrections: changes.ApplyCorrections,
+		workflows.ActivityUpdateProcessor:  changes.UpdateProcessor,
+		workflows.ActivityRecordConsent:    changes.RecordConsent,
+		workflows.ActivityProcessorConsent: changes.SetProcessorConsent,
 	}
 }
 

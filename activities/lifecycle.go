@@ -66,6 +66,10 @@ func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.Transitio
 		RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action,
 		Detail: detail, IdempotencyKey: fmt.Sprintf("%s:%d", in.RequestID, in.Seq),
 	})
+	if errors.Is(err, audit.ErrRefused) {
+		// Something personal slipped into the entry: retrying cannot help.
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("audit %s refused", in.Action), "AuditRefused", nil)
+	}
 	if err != nil {
 		return classifyDB(fmt.Errorf("audit %s: %w", in.Action, err))
 	}

@@ -77,6 +77,21 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, workflows.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
 		t.Fatal(err)
 	}
+	// A dry run lists who would be warned, in S3, and changes nothing.
+	v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Policy: policy, Now: t0, Phase: workflows.PhaseInactive, RunKey: "dry", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dry workflows.SweepPageResult
+	_ = v.Get(&dry)
+	var notices int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM lethe.inactivity_notices`).Scan(&notices)
+	if dry.Warned != 1 || notices != 0 || dry.ReportKey == "" {
+		t.Fatalf("dry run: %+v, %d notices recorded", dry, notices)
+	}
+	if n, err := objectstore.CountPrefix(ctx, objects, demo.Bucket, "reports/inactivity-dry-run/dry/"); err != nil || n != 1 {
+		t.Fatalf("dry-run report: %d objects (%v)", n, err)
+	}
 	if r := page(t0); r.Warned != 1 || r.Erased != 0 {
 		t.Fatalf("at 23 months: %+v, want one warning", r)
 	}

@@ -194,6 +194,12 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 			writeError(w, http.StatusUnprocessableEntity, "reason: at most 500 characters")
 			return
 		}
+		for _, text := range append([]string{a.Reason}, a.Lines...) {
+			if strings.Contains(text, "@") {
+				writeError(w, http.StatusUnprocessableEntity, "reason and lines go into the audit trail and must not name anyone: no email addresses")
+				return
+			}
+		}
 		if action == workflows.UpdateExtend {
 			by, err := workflows.ParsePeriod(in.By)
 			if err != nil {

@@ -140,6 +140,7 @@ var mailTemplates = map[string]string{
 	workflows.MailDeactivationReminder: templates.DeactivationReminder,
 	workflows.MailAccountRestored:      templates.AccountRestored,
 	workflows.MailAccountErased:        templates.AccountErased,
+	workflows.MailIncidentEscalation:   templates.OperatorReminder,
 }
 
 // SendRequestMail sends one templated mail about a request, at most once

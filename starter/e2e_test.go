@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -781,5 +783,94 @@ func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {
 	}
 	if strings.Contains(e.LogOutput.String(), "Ada Lovelace") {
 		t.Error("logs contain a corrected value")
+	}
+}
+
+func TestBreachNoticeReachesEveryAffectedPersonOnceAndTheReportIsInS3(t *testing.T) {
+	e := newE2E(t, 6, nil)
+	ctx := context.Background()
+	people := demo.Accounts(6)
+	// Account 6 is not among those affected at first; it is added later from a list in S3.
+	if _, err := e.App.Exec(ctx, `UPDATE demo.accounts SET created_at = now() - interval '400 days' WHERE id = $1`, people[5].ID); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"aware_at":%q,"what_happened":"A backup of the support database was readable without a password for three hours.",
+		"data_categories":["email address","support ticket text"],"consequences":"Phishing mails are possible.",
+		"measures":"We closed the access and rotated every credential.","what_you_can_do":"Be wary of mails asking for your password.",
+		"contact":"privacy@example.com","records":20,
+		"affected":{"selector":"accounts_created_between","params":{"from":%q,"to":%q}}}`,
+		time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -30).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if code, _ := e.call(t, "POST", "/v1/incidents", e.Backend, body); code != http.StatusForbidden {
+		t.Fatalf("a backend key declaring an incident: %d", code)
+	}
+	code, out := e.call(t, "POST", "/v1/incidents", e.Operator, body)
+	if code != http.StatusAccepted {
+		t.Fatalf("declare: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	waitIncident := func(sent float64) map[string]any {
+		var v map[string]any
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%v notices sent", sent), func() bool {
+			_, v = e.call(t, "GET", "/v1/incidents/"+id, e.Operator, "")
+			counts, _ := v["counts"].(map[string]any)
+			return counts != nil && counts["Sent"] == sent && v["status"] == workflows.IncidentNotified
+		})
+		return v
+	}
+	v := waitIncident(5)
+	for _, p := range people[:5] {
+		got := e.SendGrid.To(p.Email)
+		if len(got) != 1 || !strings.Contains(got[0].Text, "What happened") || !strings.Contains(got[0].Text, "rotated every credential") {
+			t.Fatalf("%s received %d notices: %+v", p.ID, len(got), got)
+		}
+	}
+	if n := len(e.SendGrid.To(people[5].Email)); n != 0 {
+		t.Fatalf("an unaffected person got %d notices", n)
+	}
+	for _, ext := range []string{".html", ".json"} {
+		if n, err := objectstore.CountPrefix(ctx, e.S3, e.Config.S3ExportBucket, "reports/incidents/"+id+"/phase-1"+ext); err != nil || n != 1 {
+			t.Fatalf("authority report %s in S3: %d (%v)", ext, n, err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "a later phase of the report, with the counts", func() bool {
+		_, v = e.call(t, "GET", "/v1/incidents/"+id, e.Operator, "")
+		reports, _ := v["reports"].([]any)
+		return len(reports) >= 2
+	})
+
+	// A person found later is told too, and nobody twice.
+	if _, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.Config.S3ExportBucket), Key: aws.String("incidents/" + id + "/more.txt"),
+		Body: strings.NewReader(people[5].ID + "\n" + people[0].ID + "\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := e.call(t, "POST", "/v1/incidents/"+id+"/people", e.Operator, `{"object_key":"incidents/`+id+`/more.txt"}`); code != http.StatusOK {
+		t.Fatalf("add people: %d %v", code, out)
+	}
+	waitIncident(6)
+	for _, p := range people {
+		if n := len(e.SendGrid.To(p.Email)); n != 1 {
+			t.Errorf("%s received %d notices, want exactly one", p.ID, n)
+		}
+	}
+	if code, _ := e.call(t, "POST", "/v1/incidents/"+id+"/close", e.Operator, ""); code != http.StatusOK {
+		t.Fatalf("close: %d", code)
+	}
+
+	// A policy change goes to every active account, once.
+	code, out = e.call(t, "POST", "/v1/policy-notices", e.Operator, `{"title":"New privacy policy","summary":"We now keep support tickets for two years.","url":"https://example.com/privacy","audience":{"selector":"active_accounts"}}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("policy notice: %d %v", code, out)
+	}
+	testenv.Eventually(t, 30*time.Second, "the policy notice to go out", func() bool {
+		for _, p := range people {
+			if len(e.SendGrid.To(p.Email)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	last := e.SendGrid.To(people[0].Email)[1]
+	if !strings.Contains(last.Text, "take effect on") {
+		t.Fatalf("policy notice text %q", last.Text)
 	}
 }

@@ -103,6 +103,8 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
 		Accounts: api.AccountPolicy{DeactivationGrace: cfg.DeactivationGrace, DeactivationReminder: cfg.DeactivationReminder,
 			IDDocumentDeleteAfter: cfg.IDDocumentDeleteAfter},
+		Notices: api.NoticePolicy{NotifyWithin: cfg.BreachNotifyWithin, ReportWithin: cfg.BreachReportWithin, EscalateAt: cfg.BreachEscalateAt,
+			KeepOpen: cfg.IncidentKeepOpen, PolicyNotice: cfg.PolicyNoticePeriod, ExportBucket: cfg.S3ExportBucket},
 		PerIP:      ratelimit.New(cfg.RatePerIP, cfg.BurstPerIP),
 		PerSubject: ratelimit.New(cfg.RatePerSubject, cfg.BurstPerSubj),
 	}, nil

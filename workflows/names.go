@@ -16,6 +16,9 @@ const (
 	WorkflowInactiveSweep  = "InactiveAccountSweep"
 	WorkflowIDDocuments    = "IDDocumentDeletion"
 	WorkflowIDDocSweep     = "IDDocumentSweep"
+	WorkflowBreach         = "BreachNotification"
+	WorkflowSendNotices    = "SendNotices"
+	WorkflowPolicyNotice   = "PolicyChangeNotice"
 )
 
 // Activity names: the contract between these workflows and package activities.
@@ -38,6 +41,13 @@ const (
 	ActivityUpdateProcessor  = "UpdateProcessor"
 	ActivityRecordConsent    = "RecordConsent"
 	ActivityProcessorConsent = "SetProcessorConsent"
+	ActivityCollectAffected  = "CollectAffected"
+	ActivityNoticeCounts     = "NoticeCounts"
+	ActivitySendBatch        = "SendNoticeBatch"
+	ActivityRenderNotice     = "RenderBreachNotice"
+	ActivityWriteReport      = "WriteAuthorityReport"
+	ActivityPublicNotice     = "WritePublicNotice"
+	ActivityRenderPolicy     = "RenderPolicyNotice"
 )
 
 // ActivityNames lists every activity the workflows call.
@@ -45,7 +55,9 @@ func ActivityNames() []string {
 	return []string{ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
 		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords,
 		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs,
-		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent}
+		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent,
+		ActivityCollectAffected, ActivityNoticeCounts, ActivitySendBatch, ActivityRenderNotice, ActivityWriteReport,
+		ActivityPublicNotice, ActivityRenderPolicy}
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

@@ -288,6 +288,7 @@ const (
 	MailCancelled            = "cancelled"
 	MailOperatorReminder     = "operator_reminder"
 	MailOperatorEscalation   = "operator_escalation"
+	MailIncidentEscalation   = "incident_escalation"
 )
 
 // request is the state of one PrivacyRequest run.

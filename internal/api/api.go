@@ -42,6 +42,7 @@ type Server struct {
 	MaxBody   int64
 	Log       *slog.Logger
 	Accounts  AccountPolicy
+	Notices   NoticePolicy
 	Map       *datamap.Map // what may be corrected and consented to; nil: no such requests
 	// PerIP and PerSubject limit the public routes; nil means no limit.
 	PerIP, PerSubject *ratelimit.Limiter
@@ -81,6 +82,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/accounts/{user_id}/restore", s.restore)
 	mux.HandleFunc("GET /v1/accounts/{user_id}/deactivation", s.deactivation)
 	mux.HandleFunc("POST /v1/appeals/{ticket}/closed", s.appealClosed)
+	mux.HandleFunc("POST /v1/incidents", s.declareIncident)
+	mux.HandleFunc("GET /v1/incidents/{id}", s.getIncident)
+	mux.HandleFunc("POST /v1/incidents/{id}/people", s.addPeople)
+	mux.HandleFunc("POST /v1/incidents/{id}/close", s.closeIncident)
+	mux.HandleFunc("POST /v1/policy-notices", s.policyNotice)
+	mux.HandleFunc("GET /v1/policy-notices/{id}", s.getIncident)
 	if s.Extra != nil {
 		s.Extra(mux)
 	}

@@ -115,6 +115,14 @@ type Config struct {
 	IDDocumentDeleteAfter time.Duration `env:"LETHE_ID_DOCUMENT_DELETE_AFTER" envDefault:"1440h"`
 	SweepEvery            time.Duration `env:"LETHE_SWEEP_EVERY" envDefault:"24h"`
 
+	// Breach notification (P11) and policy-change notices (P16).
+	BreachNotifyWithin time.Duration `env:"LETHE_BREACH_NOTIFY_WITHIN" envDefault:"48h"`
+	BreachReportWithin time.Duration `env:"LETHE_BREACH_REPORT_WITHIN" envDefault:"72h"`
+	BreachEscalateAt   []float64     `env:"LETHE_BREACH_ESCALATE_AT" envSeparator:"," envDefault:"0.5,0.8"`
+	IncidentKeepOpen   time.Duration `env:"LETHE_INCIDENT_KEEP_OPEN" envDefault:"720h"`
+	PolicyNoticePeriod time.Duration `env:"LETHE_POLICY_NOTICE_PERIOD" envDefault:"168h"`
+	AuthorityEmail     string        `env:"LETHE_AUTHORITY_EMAIL" envDefault:"dpa@example.org"`
+
 	// Lethe's own records: a closed request's personal data goes after this
 	// ("24mo", the CCPA record-keeping period), checked every RecordsRetentionEvery.
 	RecordsRetention      string        `env:"LETHE_RECORDS_RETENTION" envDefault:"24mo"`

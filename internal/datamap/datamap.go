@@ -42,7 +42,31 @@ type Map struct {
 	Fields []Field `yaml:"fields"`
 	// Consent is where the application keeps consents (withdrawal and grant).
 	Consent *Consent `yaml:"consent"`
+	// Selectors are named queries that find people: those affected by a
+	// breach, the audience of a policy-change notice.
+	Selectors []Selector `yaml:"selectors"`
 }
+
+// Selector is a company-written SELECT over the application database that
+// returns one column of user ids; its parameters ($1, $2, …) are named, and
+// values are always bound as parameters, never pasted into the SQL.
+type Selector struct {
+	Name   string   `yaml:"name"`
+	SQL    string   `yaml:"sql"`
+	Params []string `yaml:"params"`
+}
+
+// Selector finds a selector by name.
+func (m *Map) Selector(name string) (Selector, bool) {
+	for _, s := range m.Selectors {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Selector{}, false
+}
+
+var placeholderRe = regexp.MustCompile(`\$([0-9]+)`)
 
 // Accounts says how the application keeps its accounts' life: the status
 // column Lethe flips on deactivation and restore, the last-activity column
@@ -328,6 +352,27 @@ func Parse(b []byte) (*Map, error) {
 		}
 	}
 	errs = append(errs, m.parseProcessing()...)
+	selectorNames := map[string]bool{}
+	for i, sel := range m.Selectors {
+		where := fmt.Sprintf("selectors[%d]", i)
+		if !identRe.MatchString(sel.Name) || selectorNames[sel.Name] {
+			errs = append(errs, fmt.Errorf("%s: name %q: want a unique lower-case name", where, sel.Name))
+		}
+		selectorNames[sel.Name] = true
+		q := strings.ToLower(strings.TrimSpace(sel.SQL))
+		if !strings.HasPrefix(q, "select") || strings.Contains(q, ";") {
+			errs = append(errs, fmt.Errorf("%s (%s): sql: want one SELECT statement", where, sel.Name))
+		}
+		highest := 0
+		for _, mm := range placeholderRe.FindAllStringSubmatch(sel.SQL, -1) {
+			var n int
+			fmt.Sscan(mm[1], &n)
+			highest = max(highest, n)
+		}
+		if highest != len(sel.Params) {
+			errs = append(errs, fmt.Errorf("%s (%s): the SQL uses %d parameters, params names %d", where, sel.Name, highest, len(sel.Params)))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -747,6 +792,19 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 			case !ok:
 				errs = append(errs, fmt.Errorf("data map: consent table %s has no primary key or unique index on exactly (%s, %s)", c.Table, c.Key, c.Purpose))
 			}
+		}
+	}
+	for _, sel := range m.Selectors {
+		// EXPLAIN plans the query without running it: unknown tables or
+		// columns and syntax errors show here, at start.
+		args := make([]any, len(sel.Params))
+		rows, err := db.Query(ctx, "EXPLAIN "+sel.SQL, args...)
+		if err == nil {
+			rows.Close()
+			err = rows.Err()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("data map: selector %s does not plan: %w", sel.Name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -148,6 +148,16 @@ func Mailer(c config.Config, db *pgxpool.Pool) (mail.Sender, error) {
 	return mail.NewOnce(db, next), nil
 }
 
+// BulkMailer sends one message to up to 1000 people per call: SendGrid when
+// LETHE_SENDGRID_API_KEY is set, else the outbox directory. Callers keep their
+// own ledger of who was sent what (internal/bulk).
+func BulkMailer(c config.Config) (mail.BulkSender, error) {
+	if c.SendGridAPIKey != "" {
+		return mail.NewSendGrid(mail.SendGridConfig{APIKey: c.SendGridAPIKey, BaseURL: c.SendGridBaseURL, FromEmail: c.MailFrom, FromName: c.MailFromName})
+	}
+	return mail.NewOutbox(c.OutboxDir)
+}
+
 // Templates loads the mail templates, with the company's overrides.
 func Templates(c config.Config) (*templates.Renderer, error) {
 	r, err := templates.New(c.TemplatesDir)

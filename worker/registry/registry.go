@@ -39,6 +39,7 @@ type Deps struct {
 	Keys       *subjectkeys.Keyring
 	Subjects   *subject.Hasher
 	Mail       mail.Sender
+	BulkMail   mail.BulkSender
 	Templates  *templates.Renderer
 	Processors *processors.Registry // the data map's processors; nil when it names none
 	Log        *slog.Logger
@@ -60,6 +61,9 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 	if d.Templates, err = wiring.Templates(c); err != nil {
 		return d, err
 	}
+	if d.BulkMail, err = wiring.BulkMailer(c); err != nil {
+		return d, err
+	}
 	if m != nil && len(m.Processors) > 0 {
 		if d.Processors, err = processors.NewRegistry(m.Processors, processors.BuildOptions{LookupEnv: os.LookupEnv}); err != nil {
 			return d, fmt.Errorf("data map processors: %w", err)
@@ -77,6 +81,9 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.InactiveAccountSweep, workflow.RegisterOptions{Name: workflows.WorkflowInactiveSweep})
 	r.RegisterWorkflowWithOptions(workflows.IDDocumentDeletion, workflow.RegisterOptions{Name: workflows.WorkflowIDDocuments})
 	r.RegisterWorkflowWithOptions(workflows.IDDocumentSweep, workflow.RegisterOptions{Name: workflows.WorkflowIDDocSweep})
+	r.RegisterWorkflowWithOptions(workflows.BreachNotification, workflow.RegisterOptions{Name: workflows.WorkflowBreach})
+	r.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: workflows.WorkflowSendNotices})
+	r.RegisterWorkflowWithOptions(workflows.PolicyChangeNotice, workflow.RegisterOptions{Name: workflows.WorkflowPolicyNotice})
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -89,6 +96,7 @@ func Activities(d Deps) map[string]any {
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
 	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Log: d.Log}
+	notices := &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail}
 	changes := &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors}
 	life := &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket}
 	return map[string]any{
@@ -109,6 +117,13 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityUpdateProcessor:  changes.UpdateProcessor,
 		workflows.ActivityRecordConsent:    changes.RecordConsent,
 		workflows.ActivityProcessorConsent: changes.SetProcessorConsent,
+		workflows.ActivityCollectAffected:  notices.CollectAffected,
+		workflows.ActivityNoticeCounts:     notices.NoticeCounts,
+		workflows.ActivitySendBatch:        notices.SendNoticeBatch,
+		workflows.ActivityRenderNotice:     notices.RenderBreachNotice,
+		workflows.ActivityWriteReport:      notices.WriteAuthorityReport,
+		workflows.ActivityPublicNotice:     notices.WritePublicNotice,
+		workflows.ActivityRenderPolicy:     notices.RenderPolicyNotice,
 	}
 }
 

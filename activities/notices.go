@@ -1,0 +1,166 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/bulk"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/notify"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// Notices finds the people a breach or a policy change concerns and mails
+// each of them once, in batches of 1000 per SendGrid call (P11, P16).
+type Notices struct {
+	*Lifecycle
+	Bulk           mail.BulkSender
+	Objects        *s3.Client
+	ExportBucket   string // affected-people lists are read from here; reports are written here
+	AuthorityEmail string // where the authority report goes
+}
+
+// CollectAffected adds the people of a source to the campaign: a selector of
+// the data map (parameters bound) or a list of user ids in S3. Adding the
+// same people again adds nobody twice.
+func (n *Notices) CollectAffected(ctx context.Context, in workflows.CollectInput) error {
+	switch {
+	case in.Source.Selector != "":
+		sel, ok := n.Map.Selector(in.Source.Selector)
+		if !ok {
+			return temporal.NewNonRetryableApplicationError("unknown selector", "BadInput", nil)
+		}
+		args := make([]any, len(in.Source.Params))
+		for i, p := range in.Source.Params {
+			args[i] = p
+		}
+		added, err := bulk.AddFromQuery(ctx, n.DB, n.App, in.Campaign, sel.SQL, args)
+		if err != nil {
+			return classifyDB(err)
+		}
+		n.Log.InfoContext(ctx, "affected people added", "campaign", in.Campaign, "added", added)
+	default:
+		obj, err := n.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(n.ExportBucket), Key: aws.String(in.Source.ObjectKey)})
+		if err != nil {
+			return fmt.Errorf("read the list of affected people: %w", err)
+		}
+		defer obj.Body.Close()
+		added, err := bulk.AddFromLines(ctx, n.DB, in.Campaign, obj.Body)
+		if err != nil {
+			return err
+		}
+		n.Log.InfoContext(ctx, "affected people added", "campaign", in.Campaign, "added", added)
+	}
+	return nil
+}
+
+// NoticeCounts says how far a campaign got.
+func (n *Notices) NoticeCounts(ctx context.Context, campaign string) (workflows.NoticeCounts, error) {
+	c, err := bulk.Counts(ctx, n.DB, campaign)
+	if err != nil {
+		return workflows.NoticeCounts{}, classifyDB(err)
+	}
+	return workflows.NoticeCounts{Found: c.Found, Sent: c.Sent, NoEmail: c.NoEmail, Failed: c.Failed, Pending: c.Pending}, nil
+}
+
+// SendNoticeBatch sends one batch of up to 1000 notices in one SendGrid call.
+// A retry of the same batch number sends exactly the people that batch claimed.
+func (n *Notices) SendNoticeBatch(ctx context.Context, in workflows.SendBatchInput) (workflows.SendBatchResult, error) {
+	res, err := bulk.SendBatch(ctx, n.DB, n.App, n.Map, n.Bulk, in.Campaign,
+		bulk.Message{Subject: in.Message.Subject, Text: in.Message.Text, HTML: in.Message.HTML, Template: in.Message.Template}, in.Batch)
+	if err != nil {
+		if mail.IsPermanent(err) {
+			return workflows.SendBatchResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("send notices: %v", err), "MailRefused", nil)
+		}
+		if after := mail.RetryAfterOf(err); after > 0 {
+			return workflows.SendBatchResult{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf("send notices: %v", err), "MailRetry", temporal.ApplicationErrorOptions{NextRetryDelay: after})
+		}
+		return workflows.SendBatchResult{}, classifyDB(err)
+	}
+	return workflows.SendBatchResult{Claimed: res.Claimed, Sent: res.Sent, NoEmail: res.NoEmail, Done: res.Done}, nil
+}
+
+func toNotify(in workflows.Incident, company string, phase int, c workflows.NoticeCounts) notify.Incident {
+	return notify.Incident{
+		ID: in.ID, AwareAt: in.AwareAt, WhatHappened: in.WhatHappened, DataCategories: in.DataCategories,
+		Consequences: in.Consequences, Measures: in.Measures, WhatYouCanDo: in.WhatYouCanDo, Contact: in.Contact,
+		CompanyName: company, Phase: phase, Found: c.Found, Notified: c.Sent, WithoutContact: c.NoEmail, Records: in.Records,
+		ReportedAt: time.Now().UTC(), NotificationRequired: in.NotificationRequired, NoNotificationReason: in.NoNotificationReason,
+		AuthorityDeadline: in.ReportWithin,
+	}
+}
+
+// RenderBreachNotice renders the notice every affected person receives.
+func (n *Notices) RenderBreachNotice(ctx context.Context, in workflows.Incident) (workflows.NoticeMessage, error) {
+	msg, err := notify.BreachNotice(toNotify(in, n.CompanyName, 0, workflows.NoticeCounts{}))
+	if err != nil {
+		return workflows.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
+	}
+	return workflows.NoticeMessage{Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: "breach_notice"}, nil
+}
+
+// RenderPolicyNotice renders a policy-change notice.
+func (n *Notices) RenderPolicyNotice(ctx context.Context, in workflows.PolicyNotice) (workflows.NoticeMessage, error) {
+	msg, err := notify.PolicyChangeNotice(notify.PolicyChange{CompanyName: n.CompanyName, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt})
+	if err != nil {
+		return workflows.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadNotice", nil)
+	}
+	return workflows.NoticeMessage{Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: "policy_change"}, nil
+}
+
+// WriteAuthorityReport writes the GDPR Art. 33(3) report of one phase to S3
+// (HTML and JSON) and mails it to the data-protection contact, once per phase.
+func (n *Notices) WriteAuthorityReport(ctx context.Context, in workflows.ReportInput) (string, error) {
+	html, doc, err := notify.AuthorityReport(toNotify(in.Incident, n.CompanyName, in.Phase, in.Counts))
+	if err != nil {
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
+	}
+	base := fmt.Sprintf("reports/incidents/%s/phase-%d", in.Incident.ID, in.Phase)
+	for ext, body := range map[string][]byte{".html": html, ".json": doc} {
+		if err := n.put(ctx, base+ext, body); err != nil {
+			return "", err
+		}
+	}
+	if n.AuthorityEmail != "" {
+		err := n.Mail.Send(ctx, mail.Message{To: n.AuthorityEmail, Subject: fmt.Sprintf("Personal data breach report %s, phase %d", in.Incident.ID, in.Phase),
+			Text: "The report is attached as HTML below and stored at s3://" + n.ExportBucket + "/" + base + ".html", HTML: string(html),
+			Template: "authority_report", IdempotencyKey: base, RequestID: in.Incident.ID})
+		if err != nil && !errors.Is(err, mail.ErrSentNotRecorded) {
+			return "", fmt.Errorf("mail the authority report: %w", err)
+		}
+	}
+	return "s3://" + n.ExportBucket + "/" + base + ".html", nil
+}
+
+// WritePublicNotice writes the public notice for when people cannot be told one by one.
+func (n *Notices) WritePublicNotice(ctx context.Context, in workflows.ReportInput) (string, error) {
+	ni := toNotify(in.Incident, n.CompanyName, 0, in.Counts)
+	if in.Incident.PublicNotice {
+		ni.PublicNoticeReason = "Telling each person individually would take disproportionate effort."
+	}
+	page, err := notify.PublicNotice(ni)
+	if err != nil {
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
+	}
+	key := fmt.Sprintf("reports/incidents/%s/public-notice.html", in.Incident.ID)
+	if err := n.put(ctx, key, page); err != nil {
+		return "", err
+	}
+	return "s3://" + n.ExportBucket + "/" + key, nil
+}
+
+func (n *Notices) put(ctx context.Context, key string, body []byte) error {
+	_, err := n.Objects.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(n.ExportBucket), Key: aws.String(key),
+		Body: bytes.NewReader(body), ServerSideEncryption: "AES256"})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Incident is a personal-data breach an operator declared (P11). Its texts
+// are the company's, the same for everyone affected: no personal data.
+type Incident struct {
+	ID             string
+	AwareAt        time.Time // when the team became aware: the deadlines run from here
+	WhatHappened   string
+	DataCategories []string
+	Consequences   string
+	Measures       string
+	WhatYouCanDo   string
+	Contact        string
+	Records        int // approximate number of records, 0 when unknown
+
+	NotificationRequired bool
+	NoNotificationReason string // why not, when not: every breach is recorded
+	PublicNotice         bool   // the operator judged individual notice impossible or disproportionate
+
+	Affected     AffectedSource
+	NotifyWithin time.Duration // 48 hours from awareness
+	ReportWithin time.Duration // 72 hours (GDPR Art. 33)
+	EscalateAt   []float64     // fractions of NotifyWithin at which the privacy team is told while notices remain (0.5, 0.8)
+	KeepOpen     time.Duration // people found later can be added this long (30 days)
+	DeclaredBy   string
+}
+
+// AffectedSource says how to find the people: a data-map selector with its
+// parameters, or a list of user ids in an S3 object.
+type AffectedSource struct {
+	Selector  string   `json:"selector,omitempty"`
+	Params    []string `json:"params,omitempty"`
+	ObjectKey string   `json:"object_key,omitempty"`
+}
+
+// NoticeCounts is how far a campaign got.
+type NoticeCounts struct {
+	Found, Sent, NoEmail, Failed, Pending int
+}
+
+// IncidentView is the incident's state (QueryProgress).
+type IncidentView struct {
+	ID          string       `json:"id"`
+	Status      string       `json:"status"`
+	AwareAt     time.Time    `json:"aware_at"`
+	NotifyBy    time.Time    `json:"notify_by"`
+	ReportBy    time.Time    `json:"report_by"`
+	Counts      NoticeCounts `json:"counts"`
+	Reports     []string     `json:"reports,omitempty"` // S3 locations of the authority report, per phase
+	PublicURL   string       `json:"public_notice,omitempty"`
+	Escalations []time.Time  `json:"escalations,omitempty"`
+	NotifiedAt  time.Time    `json:"notified_at,omitzero"`
+}
+
+// Incident statuses.
+const (
+	IncidentRecorded  = "recorded" // no notification needed; the reason is on record
+	IncidentNotifying = "notifying"
+	IncidentNotified  = "notified"
+	IncidentClosed    = "closed"
+)
+
+// Updates of a running incident.
+const (
+	UpdateAddPeople     = "add_people"
+	UpdateCloseIncident = "close"
+)
+
+// CollectInput adds people to a campaign from a source.
+type CollectInput struct {
+	Campaign string
+	Source   AffectedSource
+}
+
+// NoticeMessage is the rendered notice, identical for everyone.
+type NoticeMessage struct {
+	Subject, Text, HTML, Template string
+}
+
+// SendNoticesInput sends a campaign's pending notices, at most Batches calls.
+type SendNoticesInput struct {
+	Campaign string
+	Message  NoticeMessage
+	Batches  int
+	First    int // the first batch number of this range: a retry reuses the numbers
+}
+
+// SendBatchInput sends one batch of up to 1000 notices.
+type SendBatchInput struct {
+	Campaign string
+	Message  NoticeMessage
+	Batch    int
+}
+
+// SendBatchResult is one batch's outcome.
+type SendBatchResult struct {
+	Claimed, Sent, NoEmail int
+	Done                   bool
+}
+
+// ReportInput writes the authority report (or the record of a breach that
+// needs no notification) for one phase.
+type ReportInput struct {
+	Incident Incident
+	Phase    int
+	Counts   NoticeCounts
+}
+
+// batchesPerRange bounds each sending child's history: 100 batches of 1000.
+const batchesPerRange = 100
+
+// BreachNotification keeps "we will alert our customers via email no later
+// than 48 hours of becoming aware of the event, and report to the data
+// protection authority": it finds the affected people, writes the authority
+// report, mails each person once (1000 per SendGrid call, in child workflows
+// of 100 calls so every history stays short), tells the privacy team at the
+// configured points while notices remain, publishes a public notice when
+// individual notice is impossible, and takes people found later until closed.
+func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error) {
+	v := IncidentView{ID: in.ID, Status: IncidentNotifying, AwareAt: in.AwareAt,
+		NotifyBy: in.AwareAt.Add(in.NotifyWithin), ReportBy: in.AwareAt.Add(in.ReportWithin)}
+	var pending []AffectedSource
+	closed := false
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (IncidentView, error) { return v, nil }); err != nil {
+		return v, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAddPeople,
+		func(ctx workflow.Context, src AffectedSource) (IncidentView, error) {
+			pending = append(pending, src)
+			return v, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, src AffectedSource) error {
+			if v.Status == IncidentClosed || v.Status == IncidentRecorded || closed {
+				return temporal.NewApplicationError("the incident is "+v.Status, RefusedState)
+			}
+			if (src.Selector == "") == (src.ObjectKey == "") {
+				return temporal.NewApplicationError("give a selector or an object key", RefusedInput)
+			}
+			return nil
+		}}); err != nil {
+		return v, err
+	}
+	if err := workflow.SetUpdateHandler(ctx, UpdateCloseIncident, func(ctx workflow.Context) (IncidentView, error) {
+		closed = true
+		return v, nil
+	}); err != nil {
+		return v, err
+	}
+	ctx = withActivityDefaults(ctx)
+	audit := func(action string, detail map[string]string) error {
+		return workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
+			Key: fmt.Sprintf("incident:%s:%s:%d", in.ID, action, len(v.Reports))}).Get(ctx, nil)
+	}
+	report := func() error {
+		var key string
+		if err := workflow.ExecuteActivity(ctx, ActivityWriteReport, ReportInput{Incident: in, Phase: len(v.Reports) + 1, Counts: v.Counts}).Get(ctx, &key); err != nil {
+			return fmt.Errorf("authority report: %w", err)
+		}
+		v.Reports = append(v.Reports, key)
+		return nil
+	}
+	if err := audit("incident.declared", map[string]string{"notification_required": fmt.Sprint(in.NotificationRequired)}); err != nil {
+		return v, err
+	}
+	if !in.NotificationRequired {
+		v.Status = IncidentRecorded
+		if err := report(); err != nil {
+			return v, err
+		}
+		return v, audit("incident.recorded_without_notification", map[string]string{"reason": in.NoNotificationReason})
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(IncidentNotifying), DueAtKey.ValueSet(v.NotifyBy))
+
+	var msg NoticeMessage
+	if err := workflow.ExecuteActivity(ctx, ActivityRenderNotice, in).Get(ctx, &msg); err != nil {
+		return v, fmt.Errorf("render notice: %w", err)
+	}
+	refresh := func() error {
+		return workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &v.Counts)
+	}
+	// The privacy team hears of it while notices remain at the configured points.
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ctx = withActivityDefaults(ctx)
+		for _, frac := range in.EscalateAt {
+			at := in.AwareAt.Add(time.Duration(frac * float64(in.NotifyWithin)))
+			if wait := at.Sub(workflow.Now(ctx)); wait > 0 {
+				if workflow.Sleep(ctx, wait) != nil {
+					return
+				}
+			}
+			if !v.NotifiedAt.IsZero() {
+				return
+			}
+			var counts NoticeCounts
+			if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &counts); err != nil || counts.Pending == 0 && counts.Found > 0 {
+				continue
+			}
+			v.Escalations = append(v.Escalations, workflow.Now(ctx))
+			_ = workflow.ExecuteActivity(ctx, ActivitySendMail, SendMailInput{RequestID: in.ID, Template: MailIncidentEscalation, ToPrivacyTeam: true,
+				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: MailData{RequestType: "breach notification", Jurisdiction: "gdpr", DueDate: v.NotifyBy, Lines: []string{
+					fmt.Sprintf("%d of %d notices not sent yet", counts.Pending, counts.Found)}}}).Get(ctx, nil)
+		}
+	})
+
+	sources := []AffectedSource{in.Affected}
+	batch := 1
+	for {
+		for _, src := range sources {
+			if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, CollectInput{Campaign: in.ID, Source: src}).Get(ctx, nil); err != nil {
+				return v, fmt.Errorf("find affected people: %w", err)
+			}
+		}
+		sources = nil
+		if err := refresh(); err != nil {
+			return v, err
+		}
+		if len(v.Reports) == 0 { // phase 1: what is known, long before 72 hours
+			if err := report(); err != nil {
+				return v, err
+			}
+		}
+		for v.Counts.Pending > 0 {
+			child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: fmt.Sprintf("%s-notices-%d", in.ID, batch)})
+			var done int
+			if err := workflow.ExecuteChildWorkflow(child, WorkflowSendNotices, SendNoticesInput{Campaign: in.ID, Message: msg, Batches: batchesPerRange, First: batch}).Get(ctx, &done); err != nil {
+				return v, fmt.Errorf("send notices: %w", err)
+			}
+			batch += done
+			if err := refresh(); err != nil {
+				return v, err
+			}
+			_ = workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(IncidentNotifying))
+		}
+		if v.NotifiedAt.IsZero() {
+			v.NotifiedAt = workflow.Now(ctx)
+		}
+		v.Status = IncidentNotified
+		_ = workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(IncidentNotified))
+		if (in.PublicNotice || v.Counts.NoEmail > 0) && v.PublicURL == "" {
+			if err := workflow.ExecuteActivity(ctx, ActivityPublicNotice, ReportInput{Incident: in, Counts: v.Counts}).Get(ctx, &v.PublicURL); err != nil {
+				return v, fmt.Errorf("public notice: %w", err)
+			}
+		}
+		if err := report(); err != nil { // a later phase, with the counts
+			return v, err
+		}
+		// People found later are told too, until the incident is closed.
+		timer, stop := workflow.WithCancel(ctx)
+		keepOpen := workflow.NewTimer(timer, in.KeepOpen)
+		expired := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(keepOpen, func(workflow.Future) { expired = true })
+		sel.AddFuture(awaitFuture(timer, func() bool { return len(pending) > 0 || closed }), func(workflow.Future) {})
+		sel.Select(ctx)
+		stop()
+		if len(pending) == 0 || expired || closed {
+			v.Status = IncidentClosed
+			return v, audit("incident.closed", map[string]string{"sent": fmt.Sprint(v.Counts.Sent), "found": fmt.Sprint(v.Counts.Found)})
+		}
+		sources, pending = pending, nil
+		v.Status = IncidentNotifying
+	}
+}
+
+// SendNotices sends up to Batches batches of a campaign's pending notices
+// and reports how many batch numbers it used. It runs as a child so that a
+// million notices never make one long history.
+func SendNotices(ctx workflow.Context, in SendNoticesInput) (int, error) {
+	ctx = withActivityDefaults(ctx)
+	for i := 0; i < in.Batches; i++ {
+		var res SendBatchResult
+		if err := workflow.ExecuteActivity(ctx, ActivitySendBatch, SendBatchInput{Campaign: in.Campaign, Message: in.Message, Batch: in.First + i}).Get(ctx, &res); err != nil {
+			return i, err
+		}
+		if res.Done || res.Claimed == 0 {
+			return i + 1, nil
+		}
+	}
+	return in.Batches, nil
+}
+
+// PolicyNotice announces a significant change of the privacy policy (P16).
+type PolicyNotice struct {
+	ID           string
+	Title        string
+	Summary      string
+	URL          string
+	EffectiveAt  time.Time // zero: notice + NoticePeriod
+	NoticePeriod time.Duration
+	Audience     AffectedSource // e.g. the data map's selector of active accounts
+	DeclaredBy   string
+}
+
+// PolicyNoticeView is the notice campaign's state (QueryProgress).
+type PolicyNoticeView struct {
+	ID          string       `json:"id"`
+	Status      string       `json:"status"`
+	EffectiveAt time.Time    `json:"effective_at"`
+	Counts      NoticeCounts `json:"counts"`
+}
+
+// PolicyChangeNotice mails every person of the audience once about a policy
+// change and its effective date, resumably, with delivery counts: the same
+// engine as breach notices.
+func PolicyChangeNotice(ctx workflow.Context, in PolicyNotice) (PolicyNoticeView, error) {
+	if in.EffectiveAt.IsZero() {
+		in.EffectiveAt = workflow.Now(ctx).Add(in.NoticePeriod)
+	}
+	v := PolicyNoticeView{ID: in.ID, Status: IncidentNotifying, EffectiveAt: in.EffectiveAt}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (PolicyNoticeView, error) { return v, nil }); err != nil {
+		return v, err
+	}
+	ctx = withActivityDefaults(ctx)
+	var msg NoticeMessage
+	if err := workflow.ExecuteActivity(ctx, ActivityRenderPolicy, in).Get(ctx, &msg); err != nil {
+		return v, fmt.Errorf("render notice: %w", err)
+	}
+	if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, CollectInput{Campaign: in.ID, Source: in.Audience}).Get(ctx, nil); err != nil {
+		return v, fmt.Errorf("find the audience: %w", err)
+	}
+	batch := 1
+	for {
+		if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &v.Counts); err != nil {
+			return v, err
+		}
+		if v.Counts.Pending == 0 {
+			break
+		}
+		child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: fmt.Sprintf("%s-notices-%d", in.ID, batch)})
+		var done int
+		if err := workflow.ExecuteChildWorkflow(child, WorkflowSendNotices, SendNoticesInput{Campaign: in.ID, Message: msg, Batches: batchesPerRange, First: batch}).Get(ctx, &done); err != nil {
+			return v, fmt.Errorf("send notices: %w", err)
+		}
+		batch += done
+	}
+	v.Status = IncidentNotified
+	return v, workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
+		Detail: map[string]string{"sent": fmt.Sprint(v.Counts.Sent), "found": fmt.Sprint(v.Counts.Found), "effective_at": in.EffectiveAt.Format(time.RFC3339)},
+		Key:    "policy-notice:" + in.ID}).Get(ctx, nil)
+}

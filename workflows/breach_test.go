@@ -1,0 +1,163 @@
+package workflows_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// breachFake stands in for the notice activities: a ledger of people, sent or not.
+type breachFake struct {
+	env         *testsuite.TestWorkflowEnvironment
+	aware       time.Time
+	people      map[string]bool // id -> sent
+	slowUntil   time.Time       // sending fails (retryably) until then
+	escalations []time.Duration
+	reports     []time.Duration
+	sentTwice   int
+}
+
+func newBreach(t *testing.T, aware time.Time) *breachFake {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	b := &breachFake{env: s.NewTestWorkflowEnvironment(), aware: aware, people: map[string]bool{}}
+	b.env.SetStartTime(aware.Add(time.Hour)) // declared an hour after the team became aware
+	b.env.SetTestTimeout(30 * time.Second)
+	b.env.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: workflows.WorkflowSendNotices})
+	reg := func(name string, fn any) { b.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	since := func() time.Duration { return b.env.Now().Sub(aware) }
+	reg(workflows.ActivityAudit, func(context.Context, workflows.AuditInput) error { return nil })
+	reg(workflows.ActivityRenderNotice, func(context.Context, workflows.Incident) (workflows.NoticeMessage, error) {
+		return workflows.NoticeMessage{Subject: "s", Text: "t"}, nil
+	})
+	reg(workflows.ActivityCollectAffected, func(_ context.Context, in workflows.CollectInput) error {
+		if in.Source.Selector == "first" {
+			for _, id := range []string{"u1", "u2", "u3"} {
+				if _, ok := b.people[id]; !ok {
+					b.people[id] = false
+				}
+			}
+		} else if _, ok := b.people["late"]; !ok {
+			b.people["late"] = false
+		}
+		return nil
+	})
+	reg(workflows.ActivityNoticeCounts, func(context.Context, string) (workflows.NoticeCounts, error) {
+		var c workflows.NoticeCounts
+		for _, sent := range b.people {
+			c.Found++
+			if sent {
+				c.Sent++
+			} else {
+				c.Pending++
+			}
+		}
+		return c, nil
+	})
+	reg(workflows.ActivitySendBatch, func(_ context.Context, in workflows.SendBatchInput) (workflows.SendBatchResult, error) {
+		if b.env.Now().Before(b.slowUntil) {
+			// SendGrid answers 503 with a long Retry-After (the test env allows 10 attempts).
+			return workflows.SendBatchResult{}, temporal.NewApplicationErrorWithOptions("503 from SendGrid", "Retry", temporal.ApplicationErrorOptions{NextRetryDelay: 5 * time.Hour})
+		}
+		res := workflows.SendBatchResult{}
+		for id, sent := range b.people {
+			if !sent {
+				b.people[id] = true
+				res.Claimed++
+				res.Sent++
+			}
+		}
+		res.Done = true
+		return res, nil
+	})
+	reg(workflows.ActivitySendMail, func(_ context.Context, in workflows.SendMailInput) error {
+		if in.Template == workflows.MailIncidentEscalation && in.ToPrivacyTeam {
+			b.escalations = append(b.escalations, since())
+		}
+		return nil
+	})
+	reg(workflows.ActivityWriteReport, func(_ context.Context, in workflows.ReportInput) (string, error) {
+		b.reports = append(b.reports, since())
+		return "s3://reports/x", nil
+	})
+	reg(workflows.ActivityPublicNotice, func(context.Context, workflows.ReportInput) (string, error) { return "s3://public", nil })
+	return b
+}
+
+func incident(aware time.Time) workflows.Incident {
+	return workflows.Incident{ID: "inc_1", AwareAt: aware, WhatHappened: "x", DataCategories: []string{"email"}, Measures: "m", Contact: "c",
+		NotificationRequired: true, Affected: workflows.AffectedSource{Selector: "first"},
+		NotifyWithin: 48 * time.Hour, ReportWithin: 72 * time.Hour, EscalateAt: []float64{0.5, 0.8}, KeepOpen: 30 * 24 * time.Hour, DeclaredBy: "operator:k"}
+}
+
+func TestBreachEscalatesWhileSendingIsSlowAndReportsBefore72Hours(t *testing.T) {
+	aware := time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC)
+	b := newBreach(t, aware)
+	b.slowUntil = aware.Add(40 * time.Hour) // SendGrid keeps failing for 40 hours
+	b.env.RegisterDelayedCallback(func() {
+		b.env.UpdateWorkflow(workflows.UpdateCloseIncident, "close", callbacks{&outcome{}})
+	}, 50*time.Hour)
+	b.env.ExecuteWorkflow(workflows.BreachNotification, incident(aware))
+	if err := b.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.escalations) != 2 || b.escalations[0] != 24*time.Hour || b.escalations[1] != time.Duration(0.8*48*float64(time.Hour)) {
+		t.Fatalf("escalations at %v, want 24h and 38h24m", b.escalations)
+	}
+	if len(b.reports) == 0 || b.reports[0] >= 72*time.Hour {
+		t.Fatalf("reports at %v, want the first before 72 hours", b.reports)
+	}
+	for id, sent := range b.people {
+		if !sent {
+			t.Errorf("%s never notified", id)
+		}
+	}
+}
+
+func TestAPersonAddedLaterIsNotifiedAndNobodyTwice(t *testing.T) {
+	aware := time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC)
+	b := newBreach(t, aware)
+	added := &outcome{}
+	b.env.RegisterDelayedCallback(func() {
+		b.env.UpdateWorkflow(workflows.UpdateAddPeople, "add", callbacks{added}, workflows.AffectedSource{ObjectKey: "incidents/inc_1/more.txt"})
+	}, 5*time.Hour)
+	b.env.RegisterDelayedCallback(func() {
+		b.env.UpdateWorkflow(workflows.UpdateCloseIncident, "close", callbacks{&outcome{}})
+	}, 10*time.Hour)
+	b.env.ExecuteWorkflow(workflows.BreachNotification, incident(aware))
+	if err := b.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var v workflows.IncidentView
+	_ = b.env.GetWorkflowResult(&v)
+	if added.rejected != nil || !b.people["late"] || v.Counts.Sent != 4 || v.Status != workflows.IncidentClosed {
+		t.Fatalf("late person: %+v, people %v, view %+v", added, b.people, v)
+	}
+	if len(b.escalations) != 0 {
+		t.Fatalf("escalated although everything went in time: %v", b.escalations)
+	}
+}
+
+func TestABreachWithoutNotificationIsStillRecorded(t *testing.T) {
+	aware := time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC)
+	b := newBreach(t, aware)
+	in := incident(aware)
+	in.NotificationRequired, in.NoNotificationReason = false, "encrypted laptop, key not exposed"
+	b.env.ExecuteWorkflow(workflows.BreachNotification, in)
+	var v workflows.IncidentView
+	if err := b.env.GetWorkflowResult(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != workflows.IncidentRecorded || len(b.reports) != 1 || len(b.people) != 0 {
+		t.Fatalf("view %+v reports %v people %v", v, b.reports, b.people)
+	}
+}

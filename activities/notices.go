@@ -73,6 +73,11 @@ func (n *Notices) NoticeCounts(ctx context.Context, campaign string) (workflows.
 // SendNoticeBatch sends one batch of up to 1000 notices in one SendGrid call.
 // A retry of the same batch number sends exactly the people that batch claimed.
 func (n *Notices) SendNoticeBatch(ctx context.Context, in workflows.SendBatchInput) (workflows.SendBatchResult, error) {
+	// Once a batch is on its way it is finished, even if the worker is told to
+	// stop meanwhile: a send cut off after SendGrid accepted it, but before the
+	// ledger recorded it, is the one way a person could be mailed twice.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
 	res, err := bulk.SendBatch(ctx, n.DB, n.App, n.Map, n.Bulk, in.Campaign,
 		bulk.Message{Subject: in.Message.Subject, Text: in.Message.Text, HTML: in.Message.HTML, Template: in.Message.Template}, in.Batch)
 	if err != nil {

@@ -206,7 +206,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
-	w := worker.New(tc, cfg.TemporalTaskQueue, worker.Options{})
+	w := worker.New(tc, cfg.TemporalTaskQueue, registry.WorkerOptions())
 	registry.Register(w, deps)
 	if err := registry.ApplySchedules(ctx, tc, cfg); err != nil {
 		return nil, err

@@ -40,6 +40,7 @@ import (
 // the API over HTTP.
 type e2e struct {
 	*testenv.Stack
+	Worker            worker.Worker
 	API               *httptest.Server
 	Deps              registry.Deps
 	Backend, Operator string // API keys
@@ -91,7 +92,7 @@ func newE2EWith(t *testing.T, seedAccounts int, env map[string]string, tweak fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := worker.New(st.Temporal, cfg.TemporalTaskQueue, worker.Options{})
+	w := worker.New(st.Temporal, cfg.TemporalTaskQueue, registry.WorkerOptions())
 	registry.Register(w, deps)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func newE2EWith(t *testing.T, seedAccounts int, env map[string]string, tweak fun
 		t.Fatal(err)
 	}
 	srv.Extra = func(mux *http.ServeMux) { mux.Handle("/codec/", http.StripPrefix("/codec", codecHandler)) }
-	e := &e2e{Stack: st, API: httptest.NewServer(srv.Handler()), Deps: deps}
+	e := &e2e{Stack: st, API: httptest.NewServer(srv.Handler()), Deps: deps, Worker: w}
 	t.Cleanup(e.API.Close)
 	if e.Backend, _, err = apikeys.Create(ctx, st.Lethe, "backend", apikeys.RoleBackend); err != nil {
 		t.Fatal(err)
@@ -872,5 +873,47 @@ func TestBreachNoticeReachesEveryAffectedPersonOnceAndTheReportIsInS3(t *testing
 	last := e.SendGrid.To(people[0].Email)[1]
 	if !strings.Contains(last.Text, "take effect on") {
 		t.Fatalf("policy notice text %q", last.Text)
+	}
+}
+
+// restartWorker stops the worker, as a deploy would, and starts a new one.
+func (e *e2e) restartWorker(t *testing.T) {
+	t.Helper()
+	e.Worker.Stop()
+	w := worker.New(e.Temporal, e.Config.TemporalTaskQueue, registry.WorkerOptions())
+	registry.Register(w, e.Deps)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.Worker = w
+	t.Cleanup(w.Stop)
+}
+
+func TestAWorkerRestartInTheMiddleOfANoticeRunSendsNobodyTwice(t *testing.T) {
+	e := newE2E(t, 1, nil)
+	ctx := context.Background()
+	const n = 5000
+	if _, err := e.App.Exec(ctx, `INSERT INTO demo.accounts (id, email) SELECT 'r-' || lpad(g::text, 5, '0'), 'r' || g || '@example.com' FROM generate_series(1, $1::int) g`, n); err != nil {
+		t.Fatal(err)
+	}
+	e.SendGrid.KeepBodies(false)
+	code, out := e.call(t, "POST", "/v1/policy-notices", e.Operator, `{"title":"New policy","summary":"Shorter retention.","url":"https://example.com/p","audience":{"selector":"active_accounts"}}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("policy notice: %d %v", code, out)
+	}
+	testenv.Eventually(t, 30*time.Second, "the first batches to go", func() bool { return e.SendGrid.Calls() >= 1 })
+	e.restartWorker(t)
+	testenv.Eventually(t, 60*time.Second, "every notice to go", func() bool { return e.SendGrid.Recipients() >= n+1 })
+	time.Sleep(500 * time.Millisecond) // anything sent twice would arrive now
+	if got := e.SendGrid.Recipients(); got != n+1 {
+		t.Fatalf("%d recipients for %d people", got, n+1)
+	}
+	for i := 1; i <= n; i += 97 {
+		if c := e.SendGrid.Count(fmt.Sprintf("r%d@example.com", i)); c != 1 {
+			t.Fatalf("r%d got %d notices", i, c)
+		}
+	}
+	if calls := e.SendGrid.Calls(); calls > n/1000+2 {
+		t.Fatalf("%d SendGrid calls for %d people", calls, n+1)
 	}
 }

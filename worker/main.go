@@ -64,7 +64,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w := worker.New(c, cfg.TemporalTaskQueue, worker.Options{})
+	w := worker.New(c, cfg.TemporalTaskQueue, registry.WorkerOptions())
 	registry.Register(w, deps)
 	if err := registry.ApplySchedules(ctx, c, cfg); err != nil {
 		return err

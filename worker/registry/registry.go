@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,6 +71,12 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 		}
 	}
 	return d, nil
+}
+
+// WorkerOptions are the options of every Lethe worker: on stop (a deploy, a
+// Ctrl-C) running activities get time to finish instead of being cut off.
+func WorkerOptions() worker.Options {
+	return worker.Options{WorkerStopTimeout: 30 * time.Second}
 }
 
 // Register puts every workflow and activity on r under its contract name.

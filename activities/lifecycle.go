@@ -167,6 +167,7 @@ func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailIn
 		DueDate: in.Data.DueDate, OriginalDueDate: in.Data.OriginalDueDate, LapseDate: in.Data.LapseDate,
 		Reason: in.Data.Reason, Lines: in.Data.Lines,
 		FinalDate: in.Data.FinalDate, LastActive: in.Data.LastActive, Anonymize: in.Data.Anonymize,
+		LinkURL: in.Data.Link, LinkExpires: in.Data.LinkExpires,
 	})
 	if err != nil {
 		return err

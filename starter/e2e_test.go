@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -87,6 +88,9 @@ func newE2EWith(t *testing.T, seedAccounts int, env map[string]string, tweak fun
 	cfg.RatePerIP, cfg.BurstPerIP = 1000, 1000 // every test client is 127.0.0.1
 	if v, ok := env["LETHE_APPROVAL_TYPES"]; ok {
 		cfg.ApprovalTypes = strings.Split(v, ",")
+	}
+	if v, ok := env["LETHE_MANUAL_TYPES"]; ok {
+		cfg.ManualTypes = strings.Split(v, ",")
 	}
 	deps, err := registry.NewDeps(ctx, cfg, st.Lethe, st.App, st.S3, m, st.Log)
 	if err != nil {
@@ -294,7 +298,7 @@ const codecToken = "operator-codec-token-0123456789"
 var codeRe = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
-	e := newE2E(t, 2, nil)
+	e := newE2E(t, 2, map[string]string{"LETHE_MANUAL_TYPES": "access"}) // the team answers access requests by hand here
 	person := demo.Accounts(1)[0]
 	submit := func(auth, body string) (int, map[string]any) { return e.call(t, "POST", "/v1/requests", auth, body) }
 
@@ -435,7 +439,7 @@ func TestBadRequestsGetAReasonAndCreateNothing(t *testing.T) {
 }
 
 func TestLethesOwnSecurity(t *testing.T) {
-	e := newE2E(t, 1, nil)
+	e := newE2E(t, 1, map[string]string{"LETHE_MANUAL_TYPES": "access"})
 	ctx := context.Background()
 	person := demo.Accounts(1)[0]
 	code, body := e.call(t, "POST", "/v1/requests", e.Backend,
@@ -916,4 +920,112 @@ func TestAWorkerRestartInTheMiddleOfANoticeRunSendsNobodyTwice(t *testing.T) {
 	if calls := e.SendGrid.Calls(); calls > n/1000+2 {
 		t.Fatalf("%d SendGrid calls for %d people", calls, n+1)
 	}
+}
+
+func TestAccessExportBundlesEverySystemAndTheLinkWorks(t *testing.T) {
+	person := demo.Accounts(1)[0]
+	stripe, mailchimp := processorfake.NewStripe(t), processorfake.NewMailchimp(t)
+	stripe.AddCustomer(processorfake.StripeCustomer{Email: person.Email, Name: person.Name})
+	mailchimp.AddList("news")
+	mailchimp.AddMember("news", processorfake.MailchimpMember{Email: person.Email, Status: "subscribed", MergeFields: map[string]string{"FNAME": "Ada"}})
+	t.Setenv("LETHE_STRIPE_KEY", stripe.APIKey)
+	t.Setenv("LETHE_MAILCHIMP_KEY", mailchimp.APIKey)
+	e := newE2EWith(t, 2, nil, func(m *datamap.Map) {
+		m.Processors = []processors.Config{
+			{Name: "stripe", Kind: "stripe", BaseURL: stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY"},
+			{Name: "mailchimp", Kind: "mailchimp", BaseURL: mailchimp.URL(), CredentialEnv: "LETHE_MAILCHIMP_KEY", Options: map[string]string{"list_id": "news", "purposes": "marketing_email"}},
+		}
+	})
+	ctx := context.Background()
+	code, out := e.call(t, "POST", "/v1/requests", e.Backend, fmt.Sprintf(`{"type":"access","subject":{"user_id":%q,"email":%q},"verified":true}`, person.ID, person.Email))
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	e.waitStatus(t, id, workflows.StatusCompleted)
+	mails, err := e.SendGrid.WaitFor(person.Email, 2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`https?://[^\s"<>]+`).FindString(mails[len(mails)-1].Text)
+	if !strings.Contains(link, "X-Amz-Signature") {
+		t.Fatalf("no presigned link in the completion mail: %q", mails[len(mails)-1].Text)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the link answered %d", resp.StatusCode)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zipBytes), int64(len(zipBytes)))
+	if err != nil {
+		t.Fatalf("not a ZIP: %v", err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	// Every row of the person, from every table.
+	m, _ := demo.DataMap()
+	for _, tbl := range m.Tables {
+		var rows []map[string]any
+		if err := json.Unmarshal(files["data/postgres/"+tbl.Name+".json"], &rows); err != nil {
+			t.Fatalf("%s: %v", tbl.Name, err)
+		}
+		if want := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), person.ID); len(rows) != want {
+			t.Errorf("%s: %d rows in the bundle, %d in the database", tbl.Name, len(rows), want)
+		}
+	}
+	// Every file, byte for byte.
+	for _, prefix := range []string{"projects/" + person.ID + "/", "id-documents/" + person.ID + "/"} {
+		p := s3.NewListObjectsV2Paginator(e.S3, &s3.ListObjectsV2Input{Bucket: aws.String(demo.Bucket), Prefix: aws.String(prefix)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range page.Contents {
+				obj, err := e.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(demo.Bucket), Key: o.Key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := io.ReadAll(obj.Body)
+				obj.Body.Close()
+				if got, ok := files["files/"+demo.Bucket+"/"+aws.ToString(o.Key)]; !ok || !bytes.Equal(got, want) {
+					t.Errorf("file %s missing or changed in the bundle", aws.ToString(o.Key))
+				}
+			}
+		}
+	}
+	// The processors' data, the Art. 15 sections, and no excluded field anywhere.
+	for _, name := range []string{"data/processors/stripe.json", "data/processors/mailchimp.json", "index.html", "manifest.json"} {
+		if len(files[name]) == 0 {
+			t.Errorf("%s missing from the bundle", name)
+		}
+	}
+	index := strings.ToLower(string(files["index.html"]))
+	for _, section := range []string{"purpose", "recipient", "retention", "right", "password_hash"} {
+		if !strings.Contains(index, section) {
+			t.Errorf("index.html lacks %q", section)
+		}
+	}
+	for name, b := range files {
+		if name != "index.html" && name != "manifest.json" && bytes.Contains(b, []byte("argon2id")) {
+			t.Errorf("%s contains the excluded password hash", name)
+		}
+	}
+	// A fresh link while the bundle is kept.
+	code, out = e.call(t, "POST", "/v1/requests/"+id+"/link", e.Backend, "")
+	if code != http.StatusOK || !strings.Contains(fmt.Sprint(out["url"]), "X-Amz-Signature") {
+		t.Fatalf("new link: %d %v", code, out)
+	}
+	assertHistoryClean(t, e.Stack, id+"-export", person.Email, person.ID)
 }

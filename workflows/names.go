@@ -19,6 +19,8 @@ const (
 	WorkflowBreach         = "BreachNotification"
 	WorkflowSendNotices    = "SendNotices"
 	WorkflowPolicyNotice   = "PolicyChangeNotice"
+	WorkflowBuildExport    = "BuildExport"
+	WorkflowKeepExport     = "KeepExport"
 )
 
 // Activity names: the contract between these workflows and package activities.
@@ -48,6 +50,12 @@ const (
 	ActivityWriteReport      = "WriteAuthorityReport"
 	ActivityPublicNotice     = "WritePublicNotice"
 	ActivityRenderPolicy     = "RenderPolicyNotice"
+	ActivityExportSources    = "ExportSources"
+	ActivityFetchProcessor   = "FetchProcessorExport"
+	ActivityBuildBundle      = "BuildBundle"
+	ActivityPresignLink      = "PresignLink"
+	ActivityDeleteBundle     = "DeleteBundle"
+	ActivityPushBundle       = "PushBundle"
 )
 
 // ActivityNames lists every activity the workflows call.
@@ -57,7 +65,8 @@ func ActivityNames() []string {
 		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs,
 		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent,
 		ActivityCollectAffected, ActivityNoticeCounts, ActivitySendBatch, ActivityRenderNotice, ActivityWriteReport,
-		ActivityPublicNotice, ActivityRenderPolicy}
+		ActivityPublicNotice, ActivityRenderPolicy,
+		ActivityExportSources, ActivityFetchProcessor, ActivityBuildBundle, ActivityPresignLink, ActivityDeleteBundle, ActivityPushBundle}
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

@@ -62,10 +62,12 @@ type Policy struct {
 	VerifyWithin        time.Duration // unverified requests lapse after this (7 days)
 	VerifyReminderAfter time.Duration // the person is reminded after this (3 days)
 
+	LinkValidFor         time.Duration // an export's download link (and the bundle) lasts this long (7 days)
 	DeactivationGrace    time.Duration // a deactivated account stays restorable this long (30 days)
 	DeactivationReminder time.Duration // the person is reminded this long before the end (7 days)
 
 	RequireApproval   bool            // an operator approves before the work starts
+	FulfilByHand      bool            // the privacy team does the work and completes the request
 	OperatorReminders []time.Duration // remind the privacy team this long before the due date
 }
 
@@ -97,6 +99,7 @@ type RequestInput struct {
 	HasUserID    bool   // the company's user id is known
 	PreVerified  bool   // submitted by the company's authenticated backend
 	SubmittedBy  string // "subject" or "backend:<key id>"
+	PushTo       string // portability: the third party's HTTPS endpoint the person named
 	Policy       Policy
 }
 
@@ -215,6 +218,8 @@ type MailData struct {
 	LapseDate       time.Time
 	Reason          string
 	Lines           []string
+	Link            string    // an export's download link
+	LinkExpires     time.Time // and when it stops working
 	FinalDate       time.Time // account lifecycle: when the account goes
 	LastActive      time.Time // inactivity: the last activity seen
 	Anonymize       bool      // inactivity: anonymized rather than deleted
@@ -306,6 +311,7 @@ type request struct {
 	decided  string // denied or cancelled while waiting
 	done     []string
 	extended workflow.Channel // the deadline moved: re-arm reminders
+	link     LinkResult       // an export's download link, for the completion mail
 }
 
 // PrivacyRequest carries one privacy request from receipt to its end: it
@@ -656,8 +662,11 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 
 // automated says whether Lethe does the request type's work itself.
 func (r *request) automated() bool {
+	if r.in.Policy.FulfilByHand {
+		return false
+	}
 	switch r.in.Type {
-	case TypeErasure, TypeDeactivation, TypeRectification, TypeConsent:
+	case TypeErasure, TypeDeactivation, TypeRectification, TypeConsent, TypeAccess, TypePortability:
 		return true
 	}
 	return false
@@ -670,6 +679,8 @@ func (r *request) doWork(ctx workflow.Context) error {
 		return workflow.Await(ctx, func() bool { return len(r.done) > 0 })
 	}
 	switch r.in.Type {
+	case TypeAccess, TypePortability:
+		return r.export(ctx)
 	case TypeDeactivation:
 		return r.deactivate(ctx)
 	case TypeRectification:
@@ -768,7 +779,7 @@ func (r *request) close(ctx workflow.Context, status string) error {
 	template := map[string]string{
 		StatusCompleted: MailCompleted, StatusDenied: MailDenied, StatusCancelled: MailCancelled, StatusExpired: MailVerificationExpired,
 	}[status]
-	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome}); err != nil {
+	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome, Link: r.link.URL, LinkExpires: r.link.ExpiresAt}); err != nil {
 		return err
 	}
 	if status == StatusCompleted && r.in.Type == TypeErasure {

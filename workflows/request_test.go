@@ -45,6 +45,7 @@ func policyGDPR() workflows.Policy {
 		CodeTTL: 15 * time.Minute, MaxCodeAttempts: 5, ResendInterval: time.Minute, MaxCodes: 5,
 		VerifyWithin: 7 * 24 * time.Hour, VerifyReminderAfter: 3 * 24 * time.Hour,
 		OperatorReminders: []time.Duration{72 * time.Hour, 24 * time.Hour},
+		FulfilByHand:      true, // most tests complete by hand; automated work has its own tests
 	}
 }
 
@@ -374,7 +375,7 @@ func TestExtensionIsMailedBeforeTheOriginalDate(t *testing.T) {
 
 func TestApprovalDenialAndErasure(t *testing.T) {
 	p := policyGDPR()
-	p.RequireApproval = true
+	p.RequireApproval, p.FulfilByHand = true, false
 
 	l := newLifecycle(t, jan15)
 	deny := l.update(time.Hour, workflows.UpdateDeny, workflows.OperatorAction{Actor: "operator:k", Reason: "manifestly unfounded"})
@@ -406,7 +407,7 @@ func workflowName(name string) workflow.RegisterOptions { return workflow.Regist
 func TestSaleOptOutNeedsNoVerificationAndMeetsItsDeadline(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	p := policyGDPR()
-	p.Due, p.MaxExtension = workflows.Period{BusinessDays: 15}, workflows.Period{}
+	p.Due, p.MaxExtension, p.FulfilByHand = workflows.Period{BusinessDays: 15}, workflows.Period{}, false
 	// The API submits an opt-out of sale or sharing as already verified: CCPA asks for no verification.
 	v := l.run(workflows.RequestInput{Type: workflows.TypeConsent, Jurisdiction: "ccpa", PreVerified: true, SubmittedBy: "subject", Policy: p})
 	if v.Status != workflows.StatusCompleted {

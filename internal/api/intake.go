@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"slices"
 	"time"
@@ -39,6 +40,8 @@ type SubmitRequest struct {
 type Details struct {
 	Corrections map[string]string `json:"corrections,omitempty"` // field -> corrected value
 	Consent     *ConsentDetails   `json:"consent,omitempty"`
+	// PushTo: a portability bundle is also sent to this HTTPS endpoint the person names (GDPR Art. 20(2)).
+	PushTo string `json:"push_to,omitempty"`
 }
 
 // ConsentDetails withdraws (granted false) or gives consent to one purpose.
@@ -179,7 +182,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		}, workflows.WorkflowPrivacyRequest, workflows.RequestInput{
 			RequestID: id, Type: in.Type, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
 			Identity: sealed, HasEmail: in.Subject.Email != "", HasUserID: in.Subject.UserID != "",
-			PreVerified: in.Verified || noVerification, SubmittedBy: caller.actor(), Policy: pol,
+			PreVerified: in.Verified || noVerification, SubmittedBy: caller.actor(), Policy: pol, PushTo: pushTo(in),
 		})
 	}
 	if err != nil {
@@ -388,9 +391,19 @@ func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Ident
 				}
 			}
 		}
+	case workflows.TypePortability:
+		if d != nil && (d.Corrections != nil || d.Consent != nil) {
+			return refuse("details: a portability request carries only push_to", nil)
+		}
+		if d != nil && d.PushTo != "" {
+			u, err := url.Parse(d.PushTo)
+			if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+				return refuse("details.push_to: want an https:// address", nil)
+			}
+		}
 	default:
 		if d != nil {
-			return refuse("details: only rectification and consent requests carry details", nil)
+			return refuse("details: only rectification, consent and portability requests carry details", nil)
 		}
 	}
 	return change, noVerification, pol, nil
@@ -408,4 +421,11 @@ func (s *Server) purpose(name string) (datamap.Purpose, bool) {
 		return datamap.Purpose{}, false
 	}
 	return s.Map.Purpose(name)
+}
+
+func pushTo(in SubmitRequest) string {
+	if in.Type == workflows.TypePortability && in.Details != nil {
+		return in.Details.PushTo
+	}
+	return ""
 }

@@ -289,3 +289,15 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, what string
 	s.Log.ErrorContext(r.Context(), what, "error", err, "route", r.Pattern)
 	writeError(w, http.StatusServiceUnavailable, "could not do that now; nothing was lost, try again")
 }
+
+// newLink answers a fresh download link for an access request's bundle, while it is kept.
+func (s *Server) newLink(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	var link workflows.LinkResult
+	if s.update(w, r, workflows.ExpiryWorkflowID(id), workflows.UpdateNewLink, nil, &link) {
+		writeJSON(w, http.StatusOK, link)
+	}
+}

@@ -94,6 +94,10 @@ type Config struct {
 
 	// ApprovalTypes lists the request types an operator approves before the work starts.
 	ApprovalTypes []string `env:"LETHE_APPROVAL_TYPES" envSeparator:","`
+	// ManualTypes lists the request types the privacy team fulfils by hand.
+	ManualTypes []string `env:"LETHE_MANUAL_TYPES" envSeparator:","`
+	// ExportLinkValidFor is how long an export's link (and the bundle) lasts.
+	ExportLinkValidFor time.Duration `env:"LETHE_EXPORT_LINK_VALID_FOR" envDefault:"168h"`
 	// OperatorReminders: remind the privacy team this long before a due date.
 	OperatorReminders []time.Duration `env:"LETHE_OPERATOR_REMINDERS" envSeparator:"," envDefault:"72h,24h"`
 	// RequestLimits: "type@jurisdiction=N/period", comma-separated (jurisdiction * for all).

@@ -45,6 +45,68 @@ type Map struct {
 	// Selectors are named queries that find people: those affected by a
 	// breach, the audience of a policy-change notice.
 	Selectors []Selector `yaml:"selectors"`
+	// Disclosure is what an access request answers beside the data itself
+	// (GDPR Art. 15(1), CCPA §1798.110): why the data is processed, who
+	// receives it, how long it is kept, where it came from, and which
+	// tables hold what the person provided (GDPR Art. 20 portability).
+	Disclosure *Disclosure `yaml:"disclosure"`
+}
+
+// DefaultRights is the rights statement an access bundle carries when the
+// data map's disclosure section sets none.
+const DefaultRights = "You have the right to have inaccurate data about you rectified, to have your data erased, " +
+	"to restrict or object to its processing, to receive the data you provided in a machine-readable format " +
+	"and have it transmitted to another company (data portability), to withdraw a consent at any time, " +
+	"and to lodge a complaint with a data protection supervisory authority."
+
+// Disclosure is the information GDPR Art. 15(1) and the CCPA require a
+// company to give with a copy of a person's data. Recipients lists third
+// parties by name or category; Statement adds the map's processors to them.
+type Disclosure struct {
+	Purposes   []string `yaml:"purposes"`   // why the data is processed
+	Categories []string `yaml:"categories"` // categories of personal data held
+	Recipients []string `yaml:"recipients"` // who receives it, beside the processors
+	Retention  string   `yaml:"retention"`  // how long it is kept, or the criteria
+	Sources    string   `yaml:"sources"`    // where data not collected from the person came from
+	Rights     string   `yaml:"rights"`     // the person's rights; empty: DefaultRights
+	// ProvidedByPerson lists what the person provided themselves, the only
+	// data a portability export (GDPR Art. 20) carries: tables of the map
+	// (schema.table, from tables or the accounts table) and S3 locations,
+	// written s3://bucket/prefix exactly as in the s3 section.
+	ProvidedByPerson []string `yaml:"provided_by_person"`
+}
+
+// LocationRef is how provided_by_person names an S3 location:
+// s3://bucket/prefix with the prefix template as written in the map.
+func (l Location) LocationRef() string { return "s3://" + l.Bucket + "/" + l.Prefix }
+
+// Statement is the map's disclosure ready to show a person: Rights
+// defaults to DefaultRights, and every processor's name is added to
+// Recipients (once). A map without a disclosure section yields just those.
+func (m *Map) Statement() Disclosure {
+	var d Disclosure
+	if m.Disclosure != nil {
+		d = *m.Disclosure
+		d.Purposes = slices.Clone(d.Purposes)
+		d.Categories = slices.Clone(d.Categories)
+		d.Recipients = slices.Clone(d.Recipients)
+		d.ProvidedByPerson = slices.Clone(d.ProvidedByPerson)
+	}
+	if strings.TrimSpace(d.Rights) == "" {
+		d.Rights = DefaultRights
+	}
+	for _, p := range m.Processors {
+		if !slices.Contains(d.Recipients, p.Name) {
+			d.Recipients = append(d.Recipients, p.Name)
+		}
+	}
+	return d
+}
+
+// ProvidedByPerson tells whether ref (a schema.table, or an S3 location's
+// LocationRef) holds data the person provided themselves.
+func (m *Map) ProvidedByPerson(ref string) bool {
+	return m.Disclosure != nil && slices.Contains(m.Disclosure.ProvidedByPerson, ref)
 }
 
 // Selector is a company-written SELECT over the application database that
@@ -82,6 +144,9 @@ type Accounts struct {
 	LastActive  string `yaml:"last_active"`  // timestamp of the last activity
 	ClosedAt    string `yaml:"closed_at"`    // optional: when the account was closed
 	EraseAction string `yaml:"erase_action"` // "anonymize" (keep the row, clear the email) or "delete"
+	// Exclude lists columns of the account row never disclosed to the
+	// person, not even in an access bundle (a password hash).
+	Exclude []string `yaml:"exclude"`
 }
 
 // Identifier is the accounts table's name, ready for safe quoting.
@@ -136,6 +201,9 @@ type Table struct {
 	Name   string `yaml:"name"`   // schema.table
 	Key    string `yaml:"key"`    // column holding the company's user id
 	Action string `yaml:"action"` // delete
+	// Exclude lists columns never disclosed to the person, not even in an
+	// access bundle: government ID numbers, full account numbers, secrets.
+	Exclude []string `yaml:"exclude"`
 }
 
 // Location is an S3 prefix holding a person's objects; Prefix is a template
@@ -305,6 +373,7 @@ func Parse(b []byte) (*Map, error) {
 		if a.EraseAction != "anonymize" && a.EraseAction != "delete" {
 			errs = append(errs, fmt.Errorf("accounts: erase_action %q: want anonymize or delete", a.EraseAction))
 		}
+		errs = append(errs, checkExclude("accounts ("+a.Table+")", a.Exclude)...)
 	}
 	if d := m.IDDocuments; d != nil {
 		tableName("id_documents", d.Table)
@@ -333,6 +402,7 @@ func Parse(b []byte) (*Map, error) {
 		if t.Action != ActionDelete {
 			errs = append(errs, fmt.Errorf("%s (%s): action %q: want %q", where, t.Name, t.Action, ActionDelete))
 		}
+		errs = append(errs, checkExclude(where+" ("+t.Name+")", t.Exclude)...)
 	}
 	for i, l := range m.S3 {
 		where := fmt.Sprintf("s3[%d]", i)
@@ -352,6 +422,7 @@ func Parse(b []byte) (*Map, error) {
 		}
 	}
 	errs = append(errs, m.parseProcessing()...)
+	errs = append(errs, m.parseDisclosure()...)
 	selectorNames := map[string]bool{}
 	for i, sel := range m.Selectors {
 		where := fmt.Sprintf("selectors[%d]", i)
@@ -377,6 +448,86 @@ func Parse(b []byte) (*Map, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// checkExclude checks a table's exclude list: column names, each once.
+func checkExclude(where string, cols []string) []error {
+	var errs []error
+	for i, c := range cols {
+		switch {
+		case !identRe.MatchString(c):
+			errs = append(errs, fmt.Errorf("%s: exclude[%d] %q: want a column name", where, i, c))
+		case slices.Contains(cols[:i], c):
+			errs = append(errs, fmt.Errorf("%s: exclude: column %s is listed twice", where, c))
+		}
+	}
+	return errs
+}
+
+// parseDisclosure checks the disclosure section: lists of non-empty
+// entries, each once; texts without control characters other than line
+// breaks and tabs; provided_by_person naming only tables and S3 locations
+// of the map.
+func (m *Map) parseDisclosure() []error {
+	d := m.Disclosure
+	if d == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, list := range []struct {
+		name    string
+		entries []string
+	}{{"purposes", d.Purposes}, {"categories", d.Categories}, {"recipients", d.Recipients}} {
+		for i, e := range list.entries {
+			switch {
+			case strings.TrimSpace(e) == "":
+				bad("disclosure.%s[%d]: empty", list.name, i)
+			case !plainText(e, false):
+				bad("disclosure.%s[%d]: want one line of text without control characters", list.name, i)
+			case slices.Contains(list.entries[:i], e):
+				bad("disclosure.%s[%d]: %q is listed twice", list.name, i, e)
+			}
+		}
+	}
+	for _, text := range []struct{ name, value string }{{"retention", d.Retention}, {"sources", d.Sources}, {"rights", d.Rights}} {
+		if !plainText(text.value, true) {
+			bad("disclosure.%s: want text without control characters other than line breaks and tabs", text.name)
+		}
+	}
+	known := map[string]bool{}
+	for _, t := range m.Tables {
+		known[t.Name] = true
+	}
+	if m.Accounts != nil {
+		known[m.Accounts.Table] = true
+	}
+	for _, l := range m.S3 {
+		known[l.LocationRef()] = true
+	}
+	for i, ref := range d.ProvidedByPerson {
+		switch {
+		case !known[ref]:
+			bad("disclosure.provided_by_person[%d]: %q is neither a table of the map (schema.table) nor an S3 location (s3://bucket/prefix)", i, ref)
+		case slices.Contains(d.ProvidedByPerson[:i], ref):
+			bad("disclosure.provided_by_person[%d]: %q is listed twice", i, ref)
+		}
+	}
+	return errs
+}
+
+// plainText tells whether s is valid UTF-8 without control characters
+// (line breaks and tabs allowed if multiline).
+func plainText(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t')) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseProcessing checks the processors, fields and consent sections, and
@@ -763,6 +914,13 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 	}
 	if a := m.Accounts; a != nil {
 		need(a.Table, a.Key, a.Email, a.Status, a.LastActive, a.ClosedAt)
+		if _, ok := columns[a.Table]; ok {
+			for _, c := range a.Exclude {
+				if !columns[a.Table][c] {
+					errs = append(errs, fmt.Errorf("data map: accounts: table %s has no column %s (exclude)", a.Table, c))
+				}
+			}
+		}
 	}
 	if d := m.IDDocuments; d != nil {
 		need(d.Table, d.Key, d.Ticket, d.Object)
@@ -776,6 +934,11 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 		}
 		if !cols[t.Key] {
 			errs = append(errs, fmt.Errorf("data map: table %s has no column %s", t.Name, t.Key))
+		}
+		for _, c := range t.Exclude {
+			if !cols[c] {
+				errs = append(errs, fmt.Errorf("data map: table %s has no column %s (exclude)", t.Name, c))
+			}
 		}
 	}
 	for _, f := range m.Fields {

@@ -298,3 +298,121 @@ func TestValidateNamesMissingFieldAndConsentColumns(t *testing.T) {
 		t.Errorf("want the missing consent table named, got %v", err)
 	}
 }
+
+const disclosureYAML = `version: 1
+accounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: delete, exclude: [password_hash]}
+tables:
+  - {name: app.ids, key: user_id, action: delete, exclude: [passport_no, iban]}
+  - {name: app.events, key: user_id, action: delete}
+s3: [{bucket: my-bucket, prefix: 'uploads/{user_id}/'}, {bucket: my-bucket, prefix: 'logs/{user_id}/'}]
+processors: [{name: stripe, kind: stripe}, {name: crm, kind: webhook}]
+disclosure:
+  purposes: [to provide the service, security]
+  categories: [identifiers, content you upload]
+  recipients: [Amazon Web Services, crm]
+  retention: While the account is active and 30 days after.
+  sources: Payment status comes from Stripe.
+  provided_by_person: [app.ids, app.accounts, 's3://my-bucket/uploads/{user_id}/']
+`
+
+func TestParseReadsExcludeAndDisclosure(t *testing.T) {
+	m, err := datamap.Parse([]byte(disclosureYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Accounts.Exclude; len(got) != 1 || got[0] != "password_hash" {
+		t.Errorf("accounts.exclude = %q", got)
+	}
+	if got := m.Tables[0].Exclude; len(got) != 2 || got[1] != "iban" {
+		t.Errorf("tables[0].exclude = %q", got)
+	}
+	st := m.Statement()
+	if st.Rights != datamap.DefaultRights {
+		t.Errorf("rights default not applied: %q", st.Rights)
+	}
+	for _, right := range []string{"rectified", "erased", "restrict", "object", "portability", "supervisory authority"} {
+		if !strings.Contains(datamap.DefaultRights, right) {
+			t.Errorf("DefaultRights does not mention %q", right)
+		}
+	}
+	if want := []string{"Amazon Web Services", "crm", "stripe"}; strings.Join(st.Recipients, "|") != strings.Join(want, "|") {
+		t.Errorf("recipients %q, want %q (processors added once)", st.Recipients, want)
+	}
+	if len(m.Disclosure.Recipients) != 2 {
+		t.Errorf("Statement changed the map: %q", m.Disclosure.Recipients)
+	}
+	for ref, want := range map[string]bool{"app.ids": true, "app.accounts": true, "app.events": false,
+		m.S3[0].LocationRef(): true, m.S3[1].LocationRef(): false} {
+		if m.ProvidedByPerson(ref) != want {
+			t.Errorf("ProvidedByPerson(%q) = %v", ref, !want)
+		}
+	}
+	if m.S3[0].LocationRef() != "s3://my-bucket/uploads/{user_id}/" {
+		t.Errorf("LocationRef %q", m.S3[0].LocationRef())
+	}
+	// Without a disclosure section: the default rights and the processors.
+	bare := &datamap.Map{Processors: m.Processors}
+	if st := bare.Statement(); st.Rights != datamap.DefaultRights || len(st.Recipients) != 2 || bare.ProvidedByPerson("app.ids") {
+		t.Errorf("bare statement %+v", st)
+	}
+}
+
+func TestParseRefusesBadExcludeAndDisclosure(t *testing.T) {
+	disclosure := func(s string) string {
+		return "version: 1\ntables: [{name: app.ids, key: user_id, action: delete}]\ns3: [{bucket: my-bucket, prefix: 'u/{user_id}/'}]\ndisclosure: {" + s + "}\n"
+	}
+	for name, c := range map[string]struct{ yaml, want string }{
+		"exclude column":        {"version: 1\ntables: [{name: app.ids, key: user_id, action: delete, exclude: ['iban; drop']}]\n", `tables[0] (app.ids): exclude[0] "iban; drop": want a column name`},
+		"exclude twice":         {"version: 1\ntables: [{name: app.ids, key: user_id, action: delete, exclude: [iban, iban]}]\n", "column iban is listed twice"},
+		"accounts exclude":      {"version: 1\naccounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: delete, exclude: ['Hash']}\n", `accounts (app.accounts): exclude[0] "Hash"`},
+		"unknown key":           {disclosure("purposes: [x], lawful_basis: y"), "field lawful_basis not found"},
+		"empty purpose":         {disclosure("purposes: [' ']"), "disclosure.purposes[0]: empty"},
+		"category twice":        {disclosure("categories: [a, a]"), `disclosure.categories[1]: "a" is listed twice`},
+		"recipient newline":     {disclosure(`recipients: ["a\nb"]`), "disclosure.recipients[0]: want one line"},
+		"retention control":     {disclosure(`retention: "a\u0000b"`), "disclosure.retention: want text"},
+		"provided unknown":      {disclosure("provided_by_person: [app.gone]"), `disclosure.provided_by_person[0]: "app.gone" is neither`},
+		"provided bad location": {disclosure("provided_by_person: ['s3://my-bucket/v/{user_id}/']"), "is neither a table"},
+		"provided twice":        {disclosure("provided_by_person: [app.ids, app.ids]"), `"app.ids" is listed twice`},
+		"disclosure not a map":  {"version: 1\ndisclosure: [a]\n", "cannot unmarshal !!seq into datamap.Disclosure"},
+	} {
+		m, err := datamap.Parse([]byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", name, err, c.want)
+		}
+		if m != nil {
+			t.Errorf("%s: a map with an error", name)
+		}
+	}
+}
+
+func TestValidateNamesMissingExcludeColumn(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA app;
+		CREATE TABLE app.accounts (id text, email text, status text, seen timestamptz, password_hash text);
+		CREATE TABLE app.ids (user_id text, passport_no text);
+		CREATE TABLE app.events (user_id text)`); err != nil {
+		t.Fatal(err)
+	}
+	m, err := datamap.Parse([]byte(disclosureYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Validate(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "table app.ids has no column iban (exclude)") {
+		t.Errorf("want the missing exclude column named, got %v", err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE app.ids ADD COLUMN iban text; ALTER TABLE app.accounts DROP COLUMN password_hash`); err != nil {
+		t.Fatal(err)
+	}
+	err = m.Validate(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "accounts: table app.accounts has no column password_hash (exclude)") {
+		t.Errorf("want the missing accounts exclude column named, got %v", err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE app.accounts ADD COLUMN password_hash text`); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(ctx, pool); err != nil {
+		t.Errorf("valid map refused: %v", err)
+	}
+}

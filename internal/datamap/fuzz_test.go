@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ const parseBudget = 2 * time.Second
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\ntables: [{name: app.users, key: id, action: delete}]\ns3: [{bucket: my-bucket, prefix: 'projects/{user_id}/'}]\n"), "u-1")
 	f.Add([]byte("version: 1\n"), "")
+	f.Add([]byte("version: 1\ntables: [{name: app.users, key: id, action: delete, exclude: [password_hash]}]\ns3: [{bucket: my-bucket, prefix: 'p/{user_id}/'}]\ndisclosure: {purposes: [service], rights: '', provided_by_person: [app.users, 's3://my-bucket/p/{user_id}/']}\n"), "u-1")
 	f.Add([]byte("version: 1\nprocessors: [{name: crm, kind: webhook}]\nfields: [{name: bio, table: app.profiles, key: id, column: bio, check: {kind: text, max_length: 5, pattern: '[a-z]+'}, processors: {crm: bio}}]\nconsent: {table: app.consents, key: id, purpose: purpose, granted: granted, source: source, changed_at: at, purposes: [{name: ads, processors: [crm], deadline: 15bd}]}\n"), "hello")
 	f.Fuzz(func(t *testing.T, data []byte, userID string) {
 		start := time.Now()
@@ -121,6 +123,29 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("accepted table %q twice", tb.Name)
 			}
 			seen[tb.Name] = true
+			checkExcludeAccepted(t, tb.Name, tb.Exclude)
+		}
+		if a := m.Accounts; a != nil {
+			checkExcludeAccepted(t, a.Table, a.Exclude)
+		}
+
+		// What a portability export carries is a table or an S3 location
+		// of the map; the statement always has rights and every processor.
+		if d := m.Disclosure; d != nil {
+			for _, ref := range d.ProvidedByPerson {
+				if !seen[ref] && (m.Accounts == nil || m.Accounts.Table != ref) && !slices.ContainsFunc(m.S3, func(l Location) bool { return l.LocationRef() == ref }) {
+					t.Errorf("accepted provided_by_person %q, not in the map", ref)
+				}
+			}
+		}
+		st := m.Statement()
+		if strings.TrimSpace(st.Rights) == "" {
+			t.Error("Statement without rights")
+		}
+		for _, p := range m.Processors {
+			if !slices.Contains(st.Recipients, p.Name) {
+				t.Errorf("Statement recipients %q lack processor %q", st.Recipients, p.Name)
+			}
 		}
 
 		// Fields and purposes name plain identifiers and only processors
@@ -182,6 +207,16 @@ func FuzzParse(f *testing.F) {
 			checkPrefixFor(t, l, userID)
 		}
 	})
+}
+
+// checkExcludeAccepted checks an accepted exclude list names columns, each once.
+func checkExcludeAccepted(t *testing.T, table string, cols []string) {
+	t.Helper()
+	for i, c := range cols {
+		if !fuzzColumnRe.MatchString(c) || slices.Contains(cols[:i], c) {
+			t.Errorf("accepted exclude %q of %q", cols, table)
+		}
+	}
 }
 
 // checkPrefixFor checks PrefixFor either refuses id or fills the template in

@@ -10,6 +10,8 @@ CREATE TABLE IF NOT EXISTS demo.accounts (
     last_active_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE demo.accounts ADD COLUMN IF NOT EXISTS closed_at timestamptz;
+-- Never disclosed, not even to the person (accounts.exclude in the data map).
+ALTER TABLE demo.accounts ADD COLUMN IF NOT EXISTS password_hash text;
 CREATE INDEX IF NOT EXISTS accounts_last_active ON demo.accounts (last_active_at, id);
 
 CREATE TABLE IF NOT EXISTS demo.profiles (

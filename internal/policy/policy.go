@@ -37,6 +37,7 @@ type Book struct {
 	receipt       map[string]workflows.Period
 	base          workflows.Policy
 	approvalTypes []string
+	manualTypes   []string
 	limits        []Limit
 }
 
@@ -61,7 +62,7 @@ func FromConfig(c config.Config) (*Book, error) {
 		base: workflows.Policy{
 			CodeTTL: c.CodeTTL, MaxCodeAttempts: c.CodeMaxAttempts, ResendInterval: c.CodeResendInterval, MaxCodes: c.CodeMaxSends,
 			VerifyWithin: c.VerifyWithin, VerifyReminderAfter: c.VerifyReminderAfter, OperatorReminders: c.OperatorReminders,
-			DeactivationGrace: c.DeactivationGrace, DeactivationReminder: c.DeactivationReminder,
+			DeactivationGrace: c.DeactivationGrace, DeactivationReminder: c.DeactivationReminder, LinkValidFor: c.ExportLinkValidFor,
 		},
 	}
 	b.companyDue = b.due[Company]
@@ -74,6 +75,16 @@ func FromConfig(c config.Config) (*Book, error) {
 			errs = append(errs, fmt.Errorf("LETHE_APPROVAL_TYPES: %q is not a request type", t))
 		}
 		b.approvalTypes = append(b.approvalTypes, t)
+	}
+	for _, t := range c.ManualTypes {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if !slices.Contains(workflows.RequestTypes(), t) {
+			errs = append(errs, fmt.Errorf("LETHE_MANUAL_TYPES: %q is not a request type", t))
+		}
+		b.manualTypes = append(b.manualTypes, t)
 	}
 	limits, err := ParseLimits(c.RequestLimits)
 	if err != nil {
@@ -95,6 +106,7 @@ func (b *Book) For(jurisdiction, requestType string) workflows.Policy {
 	p.MaxExtension = b.extend[jurisdiction]
 	p.ConfirmWithin = b.receipt[jurisdiction]
 	p.RequireApproval = slices.Contains(b.approvalTypes, requestType)
+	p.FulfilByHand = slices.Contains(b.manualTypes, requestType)
 	return p
 }
 

@@ -91,6 +91,8 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.BreachNotification, workflow.RegisterOptions{Name: workflows.WorkflowBreach})
 	r.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: workflows.WorkflowSendNotices})
 	r.RegisterWorkflowWithOptions(workflows.PolicyChangeNotice, workflow.RegisterOptions{Name: workflows.WorkflowPolicyNotice})
+	r.RegisterWorkflowWithOptions(workflows.BuildExport, workflow.RegisterOptions{Name: workflows.WorkflowBuildExport})
+	r.RegisterWorkflowWithOptions(workflows.KeepExport, workflow.RegisterOptions{Name: workflows.WorkflowKeepExport})
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -104,6 +106,7 @@ func Activities(d Deps) map[string]any {
 	}
 	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Log: d.Log}
 	notices := &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail}
+	exports := &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors}
 	changes := &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors}
 	life := &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket}
 	return map[string]any{
@@ -131,6 +134,12 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityWriteReport:      notices.WriteAuthorityReport,
 		workflows.ActivityPublicNotice:     notices.WritePublicNotice,
 		workflows.ActivityRenderPolicy:     notices.RenderPolicyNotice,
+		workflows.ActivityExportSources:    exports.ExportSources,
+		workflows.ActivityFetchProcessor:   exports.FetchProcessorExport,
+		workflows.ActivityBuildBundle:      exports.BuildBundle,
+		workflows.ActivityPresignLink:      exports.PresignLink,
+		workflows.ActivityDeleteBundle:     exports.DeleteBundle,
+		workflows.ActivityPushBundle:       exports.PushBundle,
 	}
 }
 

@@ -80,24 +80,72 @@ func BuildExport(ctx workflow.Context, in ExportInput) (ExportResult, error) {
 	if err := workflow.ExecuteActivity(ctx, ActivityExportSources).Get(ctx, &names); err != nil {
 		return ExportResult{}, err
 	}
+	// An operator decides about a processor that keeps failing: retry it, or
+	// leave it out with a reason the index states.
+	decisions := map[string]ProcessorDecision{}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateProcessorDecision,
+		func(ctx workflow.Context, d ProcessorDecision) error { decisions[d.Processor] = d; return nil },
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ProcessorDecision) error {
+			if d.Action != "retry" && d.Action != "skip" {
+				return temporal.NewApplicationError("action: retry or skip", RefusedInput)
+			}
+			if d.Action == "skip" && d.Reason == "" {
+				return temporal.NewApplicationError("a reason is required to skip a source", RefusedInput)
+			}
+			return nil
+		}}); err != nil {
+		return ExportResult{}, err
+	}
+	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 8},
+	})
 	gaps := map[string]string{}
 	var fetched []string
-	futures := make([]workflow.Future, len(names))
-	for i, name := range names {
-		futures[i] = workflow.ExecuteActivity(ctx, ActivityFetchProcessor, ProcessorExportInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: name})
+	wg := workflow.NewWaitGroup(ctx)
+	for _, name := range names {
+		name := name
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			for {
+				err := workflow.ExecuteActivity(fetchCtx, ActivityFetchProcessor, ProcessorExportInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: name}).Get(ctx, nil)
+				if err == nil {
+					fetched = append(fetched, name)
+					return
+				}
+				// It keeps failing: the privacy team decides, through the API or the UI.
+				delete(decisions, name)
+				_ = workflow.ExecuteActivity(ctx, ActivitySendMail, SendMailInput{RequestID: in.RequestID, Template: MailOperatorReminder, ToPrivacyTeam: true,
+					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: MailData{RequestType: "access", Jurisdiction: "gdpr", DueDate: workflow.Now(ctx),
+						Lines: []string{"processor " + name + " does not answer: retry or skip it (POST /v1/requests/" + in.RequestID + "/sources)"}}}).Get(ctx, nil)
+				if err := workflow.Await(ctx, func() bool { _, ok := decisions[name]; return ok }); err != nil {
+					return
+				}
+				if d := decisions[name]; d.Action == "skip" {
+					gaps[name] = d.Reason
+					return
+				}
+			}
+		})
 	}
-	for i, f := range futures {
-		if err := f.Get(ctx, nil); err != nil {
-			gaps[names[i]] = "the processor did not answer with the data; the privacy team follows it up"
-			continue
-		}
-		fetched = append(fetched, names[i])
-	}
+	wg.Wait(ctx)
 	var res ExportResult
 	err := workflow.ExecuteActivity(withLongActivity(ctx), ActivityBuildBundle, BundleInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity,
 		Portability: in.Portability, Processors: fetched, Gaps: gaps}).Get(ctx, &res)
 	return res, err
 }
+
+// ProcessorDecision is an operator's decision about a processor that keeps failing.
+type ProcessorDecision struct {
+	Processor string
+	Action    string // "retry" or "skip"
+	Reason    string // why it is left out (skip); stated in the bundle's index
+	Actor     string
+}
+
+// UpdateProcessorDecision carries a ProcessorDecision to a running export.
+const UpdateProcessorDecision = "processor_decision"
 
 // withLongActivity lets an activity run long (a big bundle) while it heartbeats.
 func withLongActivity(ctx workflow.Context) workflow.Context {

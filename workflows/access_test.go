@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/workflows"
@@ -39,4 +40,43 @@ func TestTheBundleIsDeletedWhenItsLinkExpiresAndANewLinkWorksUntilThen(t *testin
 		t.Fatalf("a new link on day 6: %+v", fresh)
 	}
 	_ = late
+}
+
+func TestAFailingProcessorWaitsForTheOperatorWhoSkipsItWithAReason(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivityWithOptions(func(context.Context) ([]string, error) { return []string{"mailchimp", "stripe"}, nil },
+		activity.RegisterOptions{Name: workflows.ActivityExportSources})
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ProcessorExportInput) error {
+		if in.Processor == "mailchimp" {
+			return temporal.NewNonRetryableApplicationError("400", workflows.RefusedNeedsOperator, nil)
+		}
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivityFetchProcessor})
+	teamMails := 0
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error {
+		if in.ToPrivacyTeam {
+			teamMails++
+		}
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
+	var built workflows.BundleInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.BundleInput) (workflows.ExportResult, error) {
+		built = in
+		return workflows.ExportResult{Key: "k"}, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityBuildBundle})
+	bad, skip := &outcome{}, &outcome{}
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.UpdateProcessorDecision, "d0", callbacks{bad}, workflows.ProcessorDecision{Processor: "mailchimp", Action: "skip"})
+		env.UpdateWorkflow(workflows.UpdateProcessorDecision, "d1", callbacks{skip}, workflows.ProcessorDecision{Processor: "mailchimp", Action: "skip", Reason: "account closed at Mailchimp"})
+	}, time.Hour)
+	env.ExecuteWorkflow(workflows.BuildExport, workflows.ExportInput{RequestID: "req_x", SubjectRef: "sr_x"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	refusedAs(t, bad, workflows.RefusedInput) // skipping needs a reason
+	if teamMails != 1 || len(built.Processors) != 1 || built.Processors[0] != "stripe" || built.Gaps["mailchimp"] != "account closed at Mailchimp" {
+		t.Fatalf("team mails %d, bundle %+v", teamMails, built)
+	}
 }

@@ -75,6 +75,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/requests/{id}/verify", public(s.verify))
 	mux.Handle("POST /v1/requests/{id}/resend", public(s.resend))
 	mux.Handle("POST /v1/requests/{id}/link", public(s.newLink))
+	mux.HandleFunc("POST /v1/requests/{id}/sources", s.sourceDecision)
 	for _, action := range []string{workflows.UpdateApprove, workflows.UpdateDeny, workflows.UpdateExtend, workflows.UpdateCancel, workflows.UpdateComplete} {
 		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))
 	}

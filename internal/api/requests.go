@@ -301,3 +301,33 @@ func (s *Server) newLink(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, link)
 	}
 }
+
+// SourceDecisionBody decides about an export source that keeps failing.
+type SourceDecisionBody struct {
+	Processor string `json:"processor"`
+	Action    string `json:"action"` // retry or skip
+	Reason    string `json:"reason,omitempty"`
+}
+
+// sourceDecision lets an operator retry or skip a processor an export waits on.
+func (s *Server) sourceDecision(w http.ResponseWriter, r *http.Request) {
+	id, c, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	if c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "deciding about a source needs an operator key")
+		return
+	}
+	var in SourceDecisionBody
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if strings.Contains(in.Reason, "@") || len(in.Reason) > 500 {
+		writeError(w, http.StatusUnprocessableEntity, "reason: at most 500 characters, naming nobody")
+		return
+	}
+	if s.update(w, r, id+"-export", workflows.UpdateProcessorDecision, workflows.ProcessorDecision{Processor: in.Processor, Action: in.Action, Reason: in.Reason, Actor: c.actor()}, nil) {
+		writeJSON(w, http.StatusOK, map[string]string{"processor": in.Processor, "action": in.Action})
+	}
+}

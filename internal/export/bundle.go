@@ -546,9 +546,10 @@ func (rw *recordWriter) WriteRecord(ctx context.Context, r processors.Record) er
 	return nil
 }
 
-// AddGap records a source that could not be exported and why; the index
-// and the manifest list it. The reason is shown to the person and returned
-// in the Manifest, so it must carry no personal data.
+// AddGap records a source that could not be exported and why, for the
+// index and the manifest to list (call it before Close). The reason is
+// shown to the person and returned in the Manifest, so it must carry no
+// personal data.
 func (b *Bundle) AddGap(source, reason string) {
 	b.gaps = append(b.gaps, Gap{Source: source, Reason: reason})
 }

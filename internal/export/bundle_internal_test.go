@@ -52,3 +52,18 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestPartSizeGrowsToFitTenThousandParts(t *testing.T) {
+	for n, want := range map[int]int{1: PartSize, 2000: PartSize, 2001: 2 * PartSize, 4001: 4 * PartSize, 8001: 16 * PartSize, 10000: 16 * PartSize} {
+		if got := partSize(n); got != want {
+			t.Errorf("partSize(%d) = %d MiB, want %d MiB", n, got>>20, want>>20)
+		}
+	}
+	var total int64
+	for n := 1; n <= maxParts; n++ {
+		total += int64(partSize(n))
+	}
+	if total < 300<<30 {
+		t.Errorf("10,000 parts hold %d GiB", total>>30)
+	}
+}

@@ -12,8 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// PartSize is the size of the S3Writer's parts: S3's minimum for every part
-// but the last. The writer holds one part in memory at a time.
+// PartSize is the size of the S3Writer's parts, S3's minimum for every part
+// but the last, up to a 9.8 GiB object (larger ones use larger parts, see
+// S3Writer). The writer holds one part in memory at a time.
 const PartSize = 5 << 20
 
 // maxParts is S3's limit on the parts of one multipart upload.

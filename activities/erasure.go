@@ -57,8 +57,31 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
+	kept, err := e.keptRows(ctx, userID)
+	if err != nil {
+		return workflows.EraseTablesResult{}, err
+	}
 	e.Log.InfoContext(ctx, "erased rows", "request_id", in.RequestID, "tables", len(deleted))
-	return workflows.EraseTablesResult{Deleted: deleted}, nil
+	return workflows.EraseTablesResult{Deleted: deleted, Kept: kept}, nil
+}
+
+// keptRows says what an erasure keeps under legal holds, for its outcome.
+func (e *Erasure) keptRows(ctx context.Context, userID string) ([]string, error) {
+	var kept []string
+	for _, t := range e.Map.Tables {
+		if t.Action != datamap.ActionRetain {
+			continue
+		}
+		var n int
+		sql := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s = $1", t.Identifier().Sanitize(), pgx.Identifier{t.Key}.Sanitize())
+		if err := e.App.QueryRow(ctx, sql, userID).Scan(&n); err != nil {
+			return nil, classifyDB(fmt.Errorf("count %s: %w", t.Name, err))
+		}
+		if n > 0 {
+			kept = append(kept, fmt.Sprintf("Kept %d rows in %s: %s (for %s)", n, t.Name, t.Hold.Reason, t.Hold.Period))
+		}
+	}
+	return kept, nil
 }
 
 // eraseRows is EraseTables for a known user id.
@@ -66,6 +89,9 @@ func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) (map
 	deleted := map[string]int{}
 	err := pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
 		for _, t := range e.Map.Tables {
+			if t.Action == datamap.ActionRetain {
+				continue // kept under its legal hold: see keptRows
+			}
 			sql := fmt.Sprintf("DELETE FROM %s WHERE %s = $1", t.Identifier().Sanitize(), pgx.Identifier{t.Key}.Sanitize())
 			tag, err := tx.Exec(ctx, sql, userID)
 			if err != nil {

@@ -208,7 +208,7 @@ func (x *Exports) BuildBundle(ctx context.Context, in workflows.BundleInput) (wo
 	stop := heartbeatEvery(ctx, 10*time.Second)
 	defer stop()
 	m, err := export.ExportSubject(ctx, export.Options{DB: x.App, S3: x.Objects, Map: x.Map, UserID: userID,
-		Bucket: x.Bucket, Key: BundleKey(in.RequestID), Portability: in.Portability, Processors: parts, Title: x.CompanyName + ": your personal data"})
+		Bucket: x.Bucket, Key: BundleKey(in.RequestID), Portability: in.Portability, Processors: parts, Gaps: in.Gaps, Title: x.CompanyName + ": your personal data"})
 	if err != nil {
 		return workflows.ExportResult{}, err
 	}
@@ -218,9 +218,6 @@ func (x *Exports) BuildBundle(ctx context.Context, in workflows.BundleInput) (wo
 	}
 	for _, g := range m.Gaps {
 		res.Gaps = append(res.Gaps, g.Source+": "+g.Reason)
-	}
-	for name, why := range in.Gaps {
-		res.Gaps = append(res.Gaps, name+": "+why)
 	}
 	slices.Sort(res.Gaps)
 	return res, nil

@@ -36,6 +36,7 @@ type SystemProgress struct {
 	Status string `json:"status"`
 	// Counts per table or location: names of tables and buckets, never personal data.
 	Deleted map[string]int `json:"deleted,omitempty"`
+	Kept    []string       `json:"kept,omitempty"` // under legal holds, with their reason
 }
 
 // ErasureProgress is the erasure's state, readable at any moment with the
@@ -62,6 +63,7 @@ func (p ErasureProgress) Summary() []string {
 			}
 			lines = append(lines, fmt.Sprintf("Deleted %d %s from %s", s.Deleted[n], unit, n))
 		}
+		lines = append(lines, s.Kept...)
 	}
 	return lines
 }
@@ -76,9 +78,10 @@ type EraseTablesInput struct {
 	Identity   []byte
 }
 
-// EraseTablesResult counts deleted rows per table.
+// EraseTablesResult counts deleted rows per table, and says what legal holds keep.
 type EraseTablesResult struct {
 	Deleted map[string]int
+	Kept    []string // e.g. "Kept 1 rows in demo.purchases: tax law (for 120mo)"
 }
 
 // EraseObjectsInput asks for one person's objects to go from every S3 location of the data map.
@@ -116,7 +119,7 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 		progress.Status = StatusFailed
 		return progress, fmt.Errorf("erase tables: %w", err)
 	}
-	progress.Systems[0] = SystemProgress{System: "postgres", Status: StepDone, Deleted: tables.Deleted}
+	progress.Systems[0] = SystemProgress{System: "postgres", Status: StepDone, Deleted: tables.Deleted, Kept: tables.Kept}
 
 	var objects EraseObjectsResult
 	if err := workflow.ExecuteActivity(ctx, ActivityEraseObjects, EraseObjectsInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity}).Get(ctx, &objects); err != nil {

@@ -83,8 +83,14 @@ func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder st
 	if a.EraseAction == "delete" {
 		sql = fmt.Sprintf("DELETE FROM %s WHERE %s = $1", a.Identifier().Sanitize(), col(a.Key))
 	} else {
-		sql = fmt.Sprintf("UPDATE %s SET %s = $2, %s = $3 WHERE %s = $1 AND %s IS DISTINCT FROM $3",
-			a.Identifier().Sanitize(), col(a.Email), col(a.Status), col(a.Key), col(a.Status))
+		// The row stays (others point at it); what identifies the person, and
+		// the secrets never disclosed (e.g. a password hash), go.
+		clear := ""
+		for _, c := range a.Exclude {
+			clear += ", " + col(c) + " = NULL"
+		}
+		sql = fmt.Sprintf("UPDATE %s SET %s = $2, %s = $3%s WHERE %s = $1 AND %s IS DISTINCT FROM $3",
+			a.Identifier().Sanitize(), col(a.Email), col(a.Status), clear, col(a.Key), col(a.Status))
 		args = append(args, placeholder, a.Erased)
 	}
 	tag, err := db.Exec(ctx, sql, args...)

@@ -194,16 +194,27 @@ func (i Identity) Identifier() pgx.Identifier {
 // Actions a table can take on a person's rows.
 const (
 	ActionDelete = "delete"
+	ActionRetain = "retain"
 )
 
 // Table is one table holding a person's rows, found by Key = the user id.
 type Table struct {
 	Name   string `yaml:"name"`   // schema.table
 	Key    string `yaml:"key"`    // column holding the company's user id
-	Action string `yaml:"action"` // delete
+	Action string `yaml:"action"` // delete, or retain under a legal hold
+	// Hold says why and how long rows are retained (action retain): they are
+	// kept through an erasure, listed in its outcome, and exported on access.
+	Hold *Hold `yaml:"hold"`
 	// Exclude lists columns never disclosed to the person, not even in an
 	// access bundle: government ID numbers, full account numbers, secrets.
 	Exclude []string `yaml:"exclude"`
+}
+
+// Hold is a legal reason to keep rows through an erasure, and for how long
+// (a period such as "120mo" for ten years of tax records).
+type Hold struct {
+	Reason string `yaml:"reason"`
+	Period string `yaml:"period"`
 }
 
 // Location is an S3 prefix holding a person's objects; Prefix is a template
@@ -399,8 +410,13 @@ func Parse(b []byte) (*Map, error) {
 		if !identRe.MatchString(t.Key) {
 			errs = append(errs, fmt.Errorf("%s (%s): key %q: want a column name", where, t.Name, t.Key))
 		}
-		if t.Action != ActionDelete {
-			errs = append(errs, fmt.Errorf("%s (%s): action %q: want %q", where, t.Name, t.Action, ActionDelete))
+		switch {
+		case t.Action == ActionRetain && (t.Hold == nil || t.Hold.Reason == "" || t.Hold.Period == ""):
+			errs = append(errs, fmt.Errorf("%s (%s): action retain needs hold: {reason, period}", where, t.Name))
+		case t.Action == ActionDelete && t.Hold != nil:
+			errs = append(errs, fmt.Errorf("%s (%s): a hold goes with action retain", where, t.Name))
+		case t.Action != ActionDelete && t.Action != ActionRetain:
+			errs = append(errs, fmt.Errorf("%s (%s): action %q: want %q or %q", where, t.Name, t.Action, ActionDelete, ActionRetain))
 		}
 		errs = append(errs, checkExclude(where+" ("+t.Name+")", t.Exclude)...)
 	}

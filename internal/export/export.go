@@ -155,6 +155,9 @@ type Options struct {
 	// it is given. A processor of the data map without a function here is
 	// listed as a gap.
 	Processors map[string]func(processors.ExportWriter) error
+	// Gaps give the reason a processor of the data map is missing (e.g. the
+	// privacy team skipped it); the index states it.
+	Gaps map[string]string
 	// GeneratedAt is the bundle's date; zero: now.
 	GeneratedAt time.Time
 	// Title heads index.html; empty: "Your personal data".
@@ -245,7 +248,11 @@ func export(ctx context.Context, o Options, b *Bundle) (Manifest, error) {
 		}
 		for _, p := range dm.Processors {
 			if _, ok := o.Processors[p.Name]; !ok {
-				b.AddGap(p.Name, "this processor has no automatic export: what it holds is not in this bundle")
+				reason, decided := o.Gaps[p.Name]
+				if !decided {
+					reason = "this processor has no automatic export: what it holds is not in this bundle"
+				}
+				b.AddGap(p.Name, reason)
 			}
 		}
 	}

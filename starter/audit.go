@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lethe-privacy/lethe/internal/audit"
-	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/store"
 )
 
 // auditCommand groups the commands about Lethe's audit trail.
@@ -33,11 +31,7 @@ func auditVerifyCommand() *cobra.Command {
 			"its end: compare the last entry printed here with one you noted before.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.FromEnv()
-			if err != nil {
-				return err
-			}
-			db, err := store.Open(cmd.Context(), cfg.DatabaseURL, true)
+			db, err := openLetheDB(cmd.Context())
 			if err != nil {
 				return err
 			}

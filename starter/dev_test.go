@@ -374,22 +374,7 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 	}
 	b.Logf("seeded %d accounts (%d due) in %s", total, due, time.Since(began).Round(time.Second))
 
-	var peak uint64
-	stop := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak {
-					peak = ms.HeapInuse
-				}
-			}
-		}
-	}()
+	peakHeap := samplePeakHeap()
 	c := mustTemporal(b, st)
 	b.ResetTimer()
 	began = time.Now()
@@ -404,7 +389,7 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 	}
 	took := time.Since(began)
 	b.StopTimer()
-	close(stop)
+	peak := peakHeap()
 	if totals.Erased != due {
 		b.Fatalf("erased %d, want %d (%+v)", totals.Erased, due, totals)
 	}
@@ -450,20 +435,7 @@ func BenchmarkBreachMillion(b *testing.B) {
 	if _, err := st.app.Exec(ctx, `UPDATE demo.accounts SET status = 'closed' WHERE id LIKE 'u-%'; ANALYZE demo.accounts`); err != nil {
 		b.Fatal(err)
 	}
-	var peak uint64
-	stop := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				peak = max(peak, ms.HeapInuse)
-			}
-		}
-	}()
+	peakHeap := samplePeakHeap()
 	c := mustTemporal(b, st)
 	b.ResetTimer()
 	began := time.Now()
@@ -482,7 +454,7 @@ func BenchmarkBreachMillion(b *testing.B) {
 	}
 	took := time.Since(began)
 	b.StopTimer()
-	close(stop)
+	peak := peakHeap()
 	_ = c.CancelWorkflow(ctx, run.GetID(), "")
 	misses, dups := 0, 0
 	for i := 1; i <= total; i++ {
@@ -506,4 +478,25 @@ func BenchmarkBreachMillion(b *testing.B) {
 	b.ReportMetric(float64(misses), "misses")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(longest), "max-history-events")
+}
+
+// samplePeakHeap samples the heap in use until the returned function is
+// called, which gives the peak in bytes.
+func samplePeakHeap() func() uint64 {
+	var peak uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+			}
+		}
+	}()
+	return func() uint64 { close(stop); <-done; return peak }
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spf13/cobra"
 
@@ -15,11 +18,7 @@ func migrateCommand() *cobra.Command {
 		Short: "Create Lethe's database if missing and apply its migrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.FromEnv()
-			if err != nil {
-				return err
-			}
-			db, err := store.Open(cmd.Context(), cfg.DatabaseURL, true)
+			db, err := openLetheDB(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -28,4 +27,14 @@ func migrateCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// openLetheDB reads the configuration and opens Lethe's own database,
+// creating and migrating it when needed: what every maintenance command needs.
+func openLetheDB(ctx context.Context) (*pgxpool.Pool, error) {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, cfg.DatabaseURL, true)
 }

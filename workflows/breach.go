@@ -184,7 +184,11 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 		return v, fmt.Errorf("render notice: %w", err)
 	}
 	refresh := func() error {
-		return workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &v.Counts)
+		if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &v.Counts); err != nil {
+			return err
+		}
+		// Progress an operator can search and sort on in the UI.
+		return workflow.UpsertTypedSearchAttributes(ctx, NoticesFoundKey.ValueSet(int64(v.Counts.Found)), NoticesSentKey.ValueSet(int64(v.Counts.Sent)))
 	}
 	// The privacy team hears of it while notices remain at the configured points.
 	workflow.Go(ctx, func(ctx workflow.Context) {

@@ -14,6 +14,9 @@ var (
 	SubjectRefKey   = temporal.NewSearchAttributeKeyKeyword("LetheSubjectRef")
 	JurisdictionKey = temporal.NewSearchAttributeKeyKeyword("LetheJurisdiction")
 	DueAtKey        = temporal.NewSearchAttributeKeyTime("LetheDueAt")
+	// A notice campaign's progress (breach, policy change).
+	NoticesFoundKey = temporal.NewSearchAttributeKeyInt64("LetheNoticesFound")
+	NoticesSentKey  = temporal.NewSearchAttributeKeyInt64("LetheNoticesSent")
 )
 
 // SearchAttributes lists Lethe's search attributes with their types, for
@@ -25,5 +28,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SubjectRefKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		JurisdictionKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		DueAtKey.GetName():        enumspb.INDEXED_VALUE_TYPE_DATETIME,
+		NoticesFoundKey.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+		NoticesSentKey.GetName():  enumspb.INDEXED_VALUE_TYPE_INT,
 	}
 }

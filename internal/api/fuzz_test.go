@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,31 +24,12 @@ import (
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
-// The fuzz targets below check properties of the API's request decoding and
-// validation: every refusal is a 4xx with a JSON {"error": ...} body that
-// echoes no email-like text of the input, bodies over MaxBody are 413, and
-// what is accepted is well formed. Seeds are in testdata/fuzz/<FuzzName>/;
-// run one with e.g.
-//
-//	go test ./internal/api -run '^$' -fuzz FuzzSubmitDecoding -fuzztime 30s
-//
-// knownBugs lists property violations that are real bugs, found by these
-// targets and not fixed yet. An input that trips one of them is skipped (with
-// the reason; see `go test -v`) so that fuzzing goes on looking for new
-// problems; the seeds that reproduce them are committed. Delete an entry when
-// its bug is fixed: from then on those seeds guard against its return.
-var knownBugs = map[string]string{}
-
 const fuzzMaxBody = 4096
 
-// violated reports a broken property, or skips the input when the violation is
-// a known bug (see knownBugs).
+// violated reports a broken property, named by the kind of bug it would be.
 func violated(t *testing.T, bug string, format string, args ...any) {
 	t.Helper()
-	if why, ok := knownBugs[bug]; ok {
-		t.Skipf("known bug %s (%s): %s", bug, why, fmt.Sprintf(format, args...))
-	}
-	t.Errorf(format, args...)
+	t.Errorf("%s: "+format, append([]any{bug}, args...)...)
 }
 
 // emailLike returns the tokens of body, raw and as JSON strings decode them,

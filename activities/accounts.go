@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/accounts"
-	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows"
 )
@@ -46,16 +45,6 @@ func (a *AccountLife) SetAccountStatus(ctx context.Context, in workflows.Account
 	if errors.Is(err, accounts.ErrNoAccount) {
 		return temporal.NewNonRetryableApplicationError("the application has no such account", "UnknownAccount", nil)
 	}
-	return classifyDB(err)
-}
-
-// AppendAudit appends an account event to the audit trail, once per key.
-func (a *AccountLife) AppendAudit(ctx context.Context, in workflows.AuditInput) error {
-	detail := map[string]any{}
-	for k, v := range in.Detail {
-		detail[k] = v
-	}
-	_, err := audit.Append(ctx, a.DB, audit.Entry{SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action, Detail: detail, IdempotencyKey: in.Key})
 	return classifyDB(err)
 }
 

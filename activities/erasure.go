@@ -124,16 +124,12 @@ func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (
 	for _, c := range rows {
 		n += c
 	}
-	for _, loc := range e.Map.S3 {
-		prefix, err := loc.PrefixFor(userID)
-		if err != nil {
-			return n, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
-		}
-		res, err := objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, "", nil)
-		if err != nil {
-			return n, fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
-		}
-		n += res.Deleted
+	hb := objectsHeartbeat{Deleted: map[string]int{}}
+	if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx) }); err != nil {
+		return n, err
+	}
+	for _, c := range hb.Deleted {
+		n += c
 	}
 	return n, nil
 }
@@ -143,6 +139,38 @@ type objectsHeartbeat struct {
 	Location int
 	LastKey  string
 	Deleted  map[string]int
+}
+
+// deleteObjects deletes the user's objects under every S3 location of the
+// data map from where hb says the last attempt stopped, keeping hb up to
+// date and calling onBatch after each batch and each location.
+func (e *Erasure) deleteObjects(ctx context.Context, userID string, hb *objectsHeartbeat, onBatch func()) error {
+	for i := hb.Location; i < len(e.Map.S3); i++ {
+		loc := e.Map.S3[i]
+		prefix, err := loc.PrefixFor(userID)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
+		}
+		name := loc.Bucket + "/" + loc.Prefix
+		startAfter := ""
+		if i == hb.Location {
+			startAfter = hb.LastKey
+		}
+		base := hb.Deleted[name]
+		_, err = objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, startAfter, func(last string, n int) {
+			hb.Location, hb.LastKey, hb.Deleted[name] = i, last, base+n
+			onBatch()
+		})
+		if err != nil {
+			return fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
+		}
+		if _, ok := hb.Deleted[name]; !ok {
+			hb.Deleted[name] = 0
+		}
+		hb.Location, hb.LastKey = i+1, ""
+		onBatch()
+	}
+	return nil
 }
 
 // EraseObjects deletes the person's objects under every S3 location of the
@@ -160,30 +188,8 @@ func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInp
 			hb.Deleted = map[string]int{}
 		}
 	}
-	for i := hb.Location; i < len(e.Map.S3); i++ {
-		loc := e.Map.S3[i]
-		prefix, err := loc.PrefixFor(userID)
-		if err != nil {
-			return workflows.EraseObjectsResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
-		}
-		name := loc.Bucket + "/" + loc.Prefix
-		startAfter := ""
-		if i == hb.Location {
-			startAfter = hb.LastKey
-		}
-		base := hb.Deleted[name]
-		_, err = objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, startAfter, func(last string, n int) {
-			hb.Location, hb.LastKey, hb.Deleted[name] = i, last, base+n
-			activity.RecordHeartbeat(ctx, hb)
-		})
-		if err != nil {
-			return workflows.EraseObjectsResult{}, fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
-		}
-		if _, ok := hb.Deleted[name]; !ok {
-			hb.Deleted[name] = 0
-		}
-		hb.Location, hb.LastKey = i+1, ""
-		activity.RecordHeartbeat(ctx, hb)
+	if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx, hb) }); err != nil {
+		return workflows.EraseObjectsResult{}, err
 	}
 	e.Log.InfoContext(ctx, "erased objects", "request_id", in.RequestID, "locations", len(hb.Deleted))
 	return workflows.EraseObjectsResult{Deleted: hb.Deleted}, nil

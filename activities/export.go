@@ -117,7 +117,7 @@ func (x *Exports) PushBundle(ctx context.Context, in workflows.PushInput) error 
 }
 
 func (x *Exports) audit(ctx context.Context, requestID, action string, n int) error {
-	return (&AccountLife{Lifecycle: x.Lifecycle}).AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: action,
+	return x.AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: action,
 		Detail: map[string]string{"request": requestID, "count": fmt.Sprint(n)}, Key: requestID + ":" + action})
 }
 

@@ -76,6 +76,17 @@ func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.Transitio
 	return nil
 }
 
+// AppendAudit appends an entry about an account, an incident or an export
+// (not a request) to the audit trail, once per key.
+func (l *Lifecycle) AppendAudit(ctx context.Context, in workflows.AuditInput) error {
+	detail := map[string]any{}
+	for k, v := range in.Detail {
+		detail[k] = v
+	}
+	_, err := audit.Append(ctx, l.DB, audit.Entry{SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action, Detail: detail, IdempotencyKey: in.Key})
+	return classifyDB(err)
+}
+
 // IssueVerificationCode mails a fresh 6-digit code drawn from a CSPRNG and
 // returns only its keyed hash. Retried after the mail went out, it returns
 // the hash of the code that was mailed instead of making another.

@@ -11,7 +11,6 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/workflows"
@@ -19,10 +18,7 @@ import (
 
 func TestPurgeClosedRequestsShredsOnlyPeopleWithNothingRecent(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := pgtest.NewPool(t)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := pgtest.NewLethePool(t)
 	master, _ := codec.GenerateKey()
 	keys, err := subjectkeys.New(pool, []config.Key{master})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/s3local"
-	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
@@ -26,10 +25,7 @@ import (
 // A warning at 23 months, then activity at 23.5 months: nobody is erased.
 func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := pgtest.NewPool(t)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := pgtest.NewLethePool(t)
 	if err := demo.CreateSchema(ctx, pool); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe/internal/audit"
-	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
 
@@ -27,10 +26,7 @@ const (
 
 func newDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, _ := pgtest.NewPool(t)
-	if err := store.Migrate(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := pgtest.NewLethePool(t)
 	return pool
 }
 

@@ -9,17 +9,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/internal/testenv/sendgridfake"
 )
 
 func migratedPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, _ := pgtest.NewPool(t)
-	if err := store.Migrate(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := pgtest.NewLethePool(t)
 	return pool
 }
 

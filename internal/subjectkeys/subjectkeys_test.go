@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
@@ -27,10 +26,7 @@ var identity = []byte(`{"email":"alice@example.com","name":"Alice Example"}`)
 
 func newDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, _ := pgtest.NewPool(t)
-	if err := store.Migrate(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := pgtest.NewLethePool(t)
 	return pool
 }
 

@@ -119,7 +119,7 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityEraseObjects:     erasure.EraseObjects,
 		workflows.ActivityPurgeRecords:     lifecycle.PurgeClosedRequests,
 		workflows.ActivitySetAccountStatus: life.SetAccountStatus,
-		workflows.ActivityAudit:            life.AppendAudit,
+		workflows.ActivityAudit:            lifecycle.AppendAudit,
 		workflows.ActivitySweepPage:        life.SweepInactivePage,
 		workflows.ActivityDeleteTicketDocs: life.DeleteTicketDocuments,
 		workflows.ActivityDeleteOverdueIDs: life.DeleteOverdueIDDocuments,

@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lethe-privacy/lethe/internal/store"
 )
 
 // DefaultServerURL is used when LETHE_TEST_DATABASE_URL is not set.
@@ -117,4 +119,15 @@ func randomSuffix() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// NewLethePool is NewPool with Lethe's own migrations applied: the database
+// the tests of Lethe's stores and activities work on.
+func NewLethePool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, _ := NewPool(t)
+	if err := store.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }

@@ -50,6 +50,12 @@ type Map struct {
 	// receives it, how long it is kept, where it came from, and which
 	// tables hold what the person provided (GDPR Art. 20 portability).
 	Disclosure *Disclosure `yaml:"disclosure"`
+	// Backups says where backups of the application database live and how
+	// long their rotation keeps them: backups cannot be edited, so an
+	// erasure waits until every backup older than it has rotated out.
+	Backups *Backups `yaml:"backups"`
+
+	digest string // of the bytes Parse read: see Digest
 }
 
 // DefaultRights is the rights statement an access bundle carries when the
@@ -193,28 +199,42 @@ func (i Identity) Identifier() pgx.Identifier {
 
 // Actions a table can take on a person's rows.
 const (
-	ActionDelete = "delete"
-	ActionRetain = "retain"
+	ActionDelete    = "delete"
+	ActionRetain    = "retain"
+	ActionAnonymize = "anonymize"
 )
 
-// Table is one table holding a person's rows, found by Key = the user id.
+// Table is one table holding a person's rows: those whose Key column holds
+// the user id or, for a table declaring Via instead, those reached through
+// a foreign-key chain (account → project → comment rows). Path says how.
 type Table struct {
-	Name   string `yaml:"name"`   // schema.table
-	Key    string `yaml:"key"`    // column holding the company's user id
-	Action string `yaml:"action"` // delete, or retain under a legal hold
+	Name string `yaml:"name"` // schema.table
+	Key  string `yaml:"key"`  // column holding the company's user id
+	// Via, instead of Key, reaches the rows through a parent table.
+	Via *Via `yaml:"via"`
+	// Action is what erasure does: delete the rows, anonymize the columns
+	// listed in Anonymize, or retain the rows under a legal hold.
+	Action string `yaml:"action"`
+	// Anonymize lists the columns an anonymize action overwrites, and with what.
+	Anonymize []Anonymization `yaml:"anonymize"`
 	// Hold says why and how long rows are retained (action retain): they are
 	// kept through an erasure, listed in its outcome, and exported on access.
 	Hold *Hold `yaml:"hold"`
 	// Exclude lists columns never disclosed to the person, not even in an
 	// access bundle: government ID numbers, full account numbers, secrets.
 	Exclude []string `yaml:"exclude"`
+
+	path []Step // a via table's way to the person, resolved by Parse
 }
 
-// Hold is a legal reason to keep rows through an erasure, and for how long
-// (a period such as "120mo" for ten years of tax records).
+// Hold is a legal reason to keep rows through an erasure, and for how long:
+// a period of months or days such as "120mo" for ten years of tax records.
+// A row's hold ends Period after its Since column (a timestamp or date,
+// such as the purchase date) or, without Since, Period after the erasure.
 type Hold struct {
 	Reason string `yaml:"reason"`
 	Period string `yaml:"period"`
+	Since  string `yaml:"since"`
 }
 
 // Location is an S3 prefix holding a person's objects; Prefix is a template
@@ -407,19 +427,11 @@ func Parse(b []byte) (*Map, error) {
 			errs = append(errs, fmt.Errorf("%s: table %q appears twice", where, t.Name))
 		}
 		seen[t.Name] = true
-		if !identRe.MatchString(t.Key) {
-			errs = append(errs, fmt.Errorf("%s (%s): key %q: want a column name", where, t.Name, t.Key))
-		}
-		switch {
-		case t.Action == ActionRetain && (t.Hold == nil || t.Hold.Reason == "" || t.Hold.Period == ""):
-			errs = append(errs, fmt.Errorf("%s (%s): action retain needs hold: {reason, period}", where, t.Name))
-		case t.Action == ActionDelete && t.Hold != nil:
-			errs = append(errs, fmt.Errorf("%s (%s): a hold goes with action retain", where, t.Name))
-		case t.Action != ActionDelete && t.Action != ActionRetain:
-			errs = append(errs, fmt.Errorf("%s (%s): action %q: want %q or %q", where, t.Name, t.Action, ActionDelete, ActionRetain))
-		}
 		errs = append(errs, checkExclude(where+" ("+t.Name+")", t.Exclude)...)
 	}
+	// Keys and via chains, actions, anonymization, holds: see erasure.go.
+	errs = append(errs, m.parseTables()...)
+	errs = append(errs, m.parseBackups()...)
 	for i, l := range m.S3 {
 		where := fmt.Sprintf("s3[%d]", i)
 		if !bucketRe.MatchString(l.Bucket) {
@@ -463,6 +475,7 @@ func Parse(b []byte) (*Map, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	m.digest = digest(b)
 	return &m, nil
 }
 
@@ -571,6 +584,11 @@ func (m *Map) parseProcessing() []error {
 		}
 		if p.CredentialEnv != "" && !envRe.MatchString(p.CredentialEnv) {
 			bad("%s (%s): credential_env %q: want an environment variable name (A-Z, 0-9, _)", where, p.Name, p.CredentialEnv)
+		}
+		if p.FollowUp != "" {
+			if n, ok := parsePeriod(p.FollowUp); !ok || n == 0 {
+				bad("%s (%s): follow_up %q: want a period such as 30d, 1mo or 20bd, longer than zero", where, p.Name, p.FollowUp)
+			}
 		}
 	}
 
@@ -885,21 +903,24 @@ type Querier interface {
 // Validate checks every table and column of the map exists in the live
 // database; each problem names the table or column.
 func (m *Map) Validate(ctx context.Context, db Querier) error {
-	rows, err := db.Query(ctx, `SELECT table_schema || '.' || table_name, column_name
+	rows, err := db.Query(ctx, `SELECT table_schema || '.' || table_name, column_name, is_nullable = 'YES', data_type
 		FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`)
 	if err != nil {
 		return fmt.Errorf("data map: read schema: %w", err)
 	}
 	columns := map[string]map[string]bool{}
+	schema := schemaColumns{}
 	for rows.Next() {
-		var table, column string
-		if err := rows.Scan(&table, &column); err != nil {
+		var table, column, dataType string
+		var nullable bool
+		if err := rows.Scan(&table, &column, &nullable, &dataType); err != nil {
 			return fmt.Errorf("data map: read schema: %w", err)
 		}
 		if columns[table] == nil {
 			columns[table] = map[string]bool{}
 		}
 		columns[table][column] = true
+		schema[table+"."+column] = columnInfo{nullable: nullable, dataType: dataType}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("data map: read schema: %w", err)
@@ -948,9 +969,7 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 			errs = append(errs, fmt.Errorf("data map: table %s does not exist in the application database", t.Name))
 			continue
 		}
-		if !cols[t.Key] {
-			errs = append(errs, fmt.Errorf("data map: table %s has no column %s", t.Name, t.Key))
-		}
+		errs = append(errs, m.validateTable(t, columns, schema)...)
 		for _, c := range t.Exclude {
 			if !cols[c] {
 				errs = append(errs, fmt.Errorf("data map: table %s has no column %s (exclude)", t.Name, c))

@@ -2,8 +2,12 @@ package datamap_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
@@ -414,5 +418,222 @@ func TestValidateNamesMissingExcludeColumn(t *testing.T) {
 	}
 	if err := m.Validate(ctx, pool); err != nil {
 		t.Errorf("valid map refused: %v", err)
+	}
+}
+
+const erasureYAML = `version: 1
+accounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: anonymize}
+tables:
+  - {name: app.files, via: {column: project_id, parent: app.projects, parent_key: id}, action: delete}
+  - {name: app.projects, via: {column: owner, parent: app.accounts, parent_key: id}, action: delete}
+  - name: app.reviews
+    key: user_id
+    action: anonymize
+    anonymize:
+      - {column: name, set: fixed, value: "Former customer"}
+      - {column: email, set: "null"}
+      - {column: ref, set: hash}
+  - {name: app.orders, key: user_id, action: retain, hold: {reason: tax law, period: 120mo, since: ordered_at}}
+  - {name: app.order_lines, via: {column: order_id, parent: app.orders, parent_key: id}, action: retain, hold: {reason: tax law, period: 30d}}
+backups:
+  promise: 40d
+  locations:
+    - {name: postgres-nightly, bucket: lethe-backups, prefix: "postgres/", rotation: 35d}
+    - {name: whole, bucket: other-backups, prefix: "", rotation: 1mo}
+processors:
+  - {name: crm, kind: webhook, follow_up: 45d}
+  - {name: stripe, kind: stripe}
+`
+
+func TestParseReadsViaAnonymizeHoldsAndBackups(t *testing.T) {
+	m, err := datamap.Parse([]byte(erasureYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := m.Table("app.files")
+	want := []datamap.Step{{Table: "app.files", Column: "project_id", Refers: "id"}, {Table: "app.projects", Column: "owner"}}
+	if got := files.Path(); !slices.Equal(got, want) {
+		t.Errorf("app.files path %+v, want %+v", got, want)
+	}
+	projects, _ := m.Table("app.projects")
+	if got := projects.Path(); !slices.Equal(got, []datamap.Step{{Table: "app.projects", Column: "owner"}}) {
+		t.Errorf("app.projects (via the accounts table) path %+v: want the owner column to hold the user id", got)
+	}
+	lines, _ := m.Table("app.order_lines")
+	if got := lines.Path(); len(got) != 2 || got[1] != (datamap.Step{Table: "app.orders", Column: "user_id"}) {
+		t.Errorf("app.order_lines path %+v", got)
+	}
+	if _, ok := m.Table("app.gone"); ok {
+		t.Error("Table found a table the map lacks")
+	}
+	// A via table made by hand has no resolved way to the person.
+	if p := (datamap.Table{Name: "a.b", Via: &datamap.Via{Column: "c", Parent: "a.p", ParentKey: "id"}}).Path(); p != nil {
+		t.Errorf("an unparsed via table has path %+v", p)
+	}
+	reviews, _ := m.Table("app.reviews")
+	if a := reviews.Anonymize; len(a) != 3 || a[0].Set != datamap.SetFixed || a[0].Value == nil || *a[0].Value != "Former customer" ||
+		a[1].Set != datamap.SetNull || a[1].Value != nil || a[2].Set != datamap.SetHash {
+		t.Errorf("anonymize %+v", a)
+	}
+	orders, _ := m.Table("app.orders")
+	if h := orders.Hold; h == nil || h.Since != "ordered_at" || h.Period != "120mo" {
+		t.Errorf("hold %+v", h)
+	}
+	if b := m.Backups; b == nil || b.Promise != "40d" || len(b.Locations) != 2 ||
+		b.Locations[0] != (datamap.BackupLocation{Name: "postgres-nightly", Bucket: "lethe-backups", Prefix: "postgres/", Rotation: "35d"}) || b.Locations[1].Prefix != "" {
+		t.Errorf("backups %+v", b)
+	}
+	if got := m.Processors[0].FollowUpPeriod(); got != "45d" {
+		t.Errorf("crm follow-up %q", got)
+	}
+	if got := m.Processors[1].FollowUpPeriod(); got != "30d" {
+		t.Errorf("stripe follow-up %q, want the default 30d", got)
+	}
+
+	// The digest is that of the bytes: the same text, the same digest.
+	again, _ := datamap.Parse([]byte(erasureYAML))
+	other, _ := datamap.Parse([]byte(erasureYAML + "# a comment\n"))
+	sum := sha256.Sum256([]byte(erasureYAML))
+	if d := m.Digest(); d != hex.EncodeToString(sum[:8]) || again.Digest() != d || other.Digest() == d {
+		t.Errorf("digests %s, %s, %s", d, again.Digest(), other.Digest())
+	}
+	if d := (&datamap.Map{Version: 1}).Digest(); len(d) != 16 || d != (&datamap.Map{Version: 1}).Digest() || d == (&datamap.Map{Version: 2}).Digest() {
+		t.Errorf("digest of a map not parsed: %q", d)
+	}
+}
+
+func TestHoldEndsInCalendarMonthsOrDays(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct{ period, start, want string }{
+		{"1mo", "2024-01-31T10:00:00Z", "2024-02-29T10:00:00Z"}, // the last day of a shorter month
+		{"120mo", "2015-03-15T00:00:00Z", "2025-03-15T00:00:00Z"},
+		{"30d", "2024-02-15T12:00:00Z", "2024-03-16T12:00:00Z"},
+		{"1mo", "2024-01-31T23:30:00-02:00", "2024-03-01T01:30:00Z"}, // counted in UTC: 1 Feb 01:30 + 1mo
+	} {
+		got, err := datamap.Hold{Period: c.period}.Ends(at(c.start))
+		if err != nil || !got.Equal(at(c.want)) {
+			t.Errorf("%s from %s: %v %v, want %s", c.period, c.start, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"10bd", "0d", "0mo", "d", "1w", "-1mo", ""} {
+		if _, _, err := datamap.HoldLength(bad); err == nil {
+			t.Errorf("hold period %q accepted", bad)
+		}
+	}
+}
+
+func TestParseRefusesBadViaAnonymizeHoldsAndBackups(t *testing.T) {
+	accounts := "accounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: delete}\n"
+	tables := func(s string) string { return "version: 1\n" + accounts + "tables:\n" + s }
+	backups := func(s string) string { return "version: 1\nbackups: " + s + "\n" }
+	for name, c := range map[string]struct{ yaml, want string }{
+		"key and via":        {tables("  - {name: app.f, key: owner, via: {column: p, parent: app.accounts, parent_key: id}, action: delete}\n"), "key and via"},
+		"neither":            {tables("  - {name: app.f, action: delete}\n"), "want key"},
+		"via unknown field":  {tables("  - {name: app.f, via: {column: p, parent: app.accounts, parent_key: id, on: x}, action: delete}\n"), "field on not found"},
+		"via column":         {tables("  - {name: app.f, via: {column: 'p; drop', parent: app.accounts, parent_key: id}, action: delete}\n"), "via column"},
+		"via parent_key":     {tables("  - {name: app.f, via: {column: p, parent: app.accounts, parent_key: ''}, action: delete}\n"), "via parent_key"},
+		"unknown parent":     {tables("  - {name: app.f, via: {column: p, parent: app.projects, parent_key: id}, action: delete}\n"), `parent "app.projects" is neither`},
+		"accounts other key": {tables("  - {name: app.f, via: {column: p, parent: app.accounts, parent_key: email}, action: delete}\n"), "want its user id column id"},
+		"own parent":         {tables("  - {name: app.f, via: {column: p, parent: app.f, parent_key: id}, action: delete}\n"), "the table itself"},
+		"cycle": {tables("  - {name: app.a, via: {column: b_id, parent: app.b, parent_key: id}, action: delete}\n" +
+			"  - {name: app.b, via: {column: c_id, parent: app.c, parent_key: id}, action: delete}\n" +
+			"  - {name: app.c, via: {column: a_id, parent: app.a, parent_key: id}, action: delete}\n"), "a cycle: app.a → app.b → app.c → app.a"},
+		"anonymize nothing":   {tables("  - {name: app.r, key: u, action: anonymize}\n"), "needs anonymize"},
+		"anonymize on delete": {tables("  - {name: app.r, key: u, action: delete, anonymize: [{column: n, set: hash}]}\n"), "anonymize goes with action anonymize"},
+		"column twice":        {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: hash}, {column: n, set: 'null'}]}\n"), "column n is listed twice"},
+		"bad column":          {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: N, set: hash}]}\n"), `column "N"`},
+		"fixed no value":      {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: fixed}]}\n"), "set fixed needs value"},
+		"fixed email":         {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: fixed, value: gone@example.com}]}\n"), "contains @"},
+		"value with null":     {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: 'null', value: x}]}\n"), "a value goes with set: fixed"},
+		"unquoted null":       {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: null}]}\n"), `want "null" (quoted`},
+		"unknown set":         {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: scramble}]}\n"), `set "scramble"`},
+		"hold on anonymize":   {tables("  - {name: app.r, key: u, action: anonymize, anonymize: [{column: n, set: hash}], hold: {reason: r, period: 1mo}}\n"), "a hold goes with action retain"},
+		"hold business days":  {tables("  - {name: app.o, key: u, action: retain, hold: {reason: tax, period: 10bd}}\n"), `hold period "10bd"`},
+		"hold zero":           {tables("  - {name: app.o, key: u, action: retain, hold: {reason: tax, period: 0d}}\n"), `hold period "0d"`},
+		"hold no reason":      {tables("  - {name: app.o, key: u, action: retain, hold: {period: 1mo}}\n"), "needs hold"},
+		"hold since":          {tables("  - {name: app.o, key: u, action: retain, hold: {reason: tax, period: 1mo, since: 'at or 1=1'}}\n"), "hold since"},
+		"retain via deleted": {tables("  - {name: app.l, via: {column: o, parent: app.o, parent_key: id}, action: retain, hold: {reason: tax, period: 1mo}}\n" +
+			"  - {name: app.o, key: u, action: delete}\n"), "whose rows erasure deletes"},
+		"retain via anonymized link": {tables("  - {name: app.l, via: {column: o, parent: app.o, parent_key: id}, action: retain, hold: {reason: tax, period: 1mo}}\n" +
+			"  - {name: app.o, key: u, action: anonymize, anonymize: [{column: id, set: 'null'}]}\n"), "anonymizes a column of the way"},
+		"retain via anonymized key": {tables("  - {name: app.l, via: {column: o, parent: app.o, parent_key: id}, action: retain, hold: {reason: tax, period: 1mo}}\n" +
+			"  - {name: app.o, key: u, action: anonymize, anonymize: [{column: u, set: 'null'}]}\n"), "anonymizes a column of the way"},
+		"no promise":          {backups("{locations: [{name: n, bucket: b-1, prefix: p/, rotation: 35d}]}"), `promise ""`},
+		"no locations":        {backups("{promise: 40d}"), "locations: want at least one"},
+		"backup name":         {backups("{promise: 40d, locations: [{name: 'Nightly Dump', bucket: b-1, rotation: 35d}]}"), `name "Nightly Dump"`},
+		"backup name twice":   {backups("{promise: 40d, locations: [{name: n, bucket: b-1, rotation: 35d}, {name: n, bucket: b-2, rotation: 35d}]}"), `name "n" appears twice`},
+		"backup bucket":       {backups("{promise: 40d, locations: [{name: n, bucket: B_1, rotation: 35d}]}"), `bucket "B_1"`},
+		"rotation":            {backups("{promise: 40d, locations: [{name: n, bucket: b-1, rotation: 5w}]}"), `rotation "5w"`},
+		"backups unknown key": {backups("{promise: 40d, locations: [{name: n, bucket: b-1, rotation: 5d, keep: 3}]}"), "field keep not found"},
+		"follow_up":           {"version: 1\nprocessors: [{name: crm, kind: webhook, follow_up: 2w}]\n", `follow_up "2w"`},
+		"zero follow_up":      {"version: 1\nprocessors: [{name: crm, kind: webhook, follow_up: 0d}]\n", `follow_up "0d"`},
+	} {
+		m, err := datamap.Parse([]byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", name, err, c.want)
+		}
+		if m != nil {
+			t.Errorf("%s: a map with an error", name)
+		}
+	}
+}
+
+func TestValidateChecksViaAnonymizeAndHoldColumns(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA app;
+		CREATE TABLE app.accounts (id text PRIMARY KEY, email text, status text, seen timestamptz);
+		CREATE TABLE app.projects (id bigint PRIMARY KEY, owner text);
+		CREATE TABLE app.files (id bigint, project_id bigint);
+		CREATE TABLE app.reviews (user_id text, name text NOT NULL, email text, ref text);
+		CREATE TABLE app.orders (id bigint PRIMARY KEY, user_id text, ordered_at timestamptz NOT NULL);
+		CREATE TABLE app.order_lines (order_id bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	m, err := datamap.Parse([]byte(erasureYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(ctx, pool); err != nil {
+		t.Fatalf("valid map refused: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE app.files RENAME COLUMN project_id TO project;
+		ALTER TABLE app.projects RENAME COLUMN id TO project_id;
+		ALTER TABLE app.reviews ALTER COLUMN email SET NOT NULL;
+		ALTER TABLE app.reviews ALTER COLUMN ref TYPE bigint USING NULL;
+		ALTER TABLE app.reviews DROP COLUMN name;
+		ALTER TABLE app.orders ALTER COLUMN ordered_at DROP NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	err = m.Validate(ctx, pool)
+	for _, want := range []string{
+		"table app.files has no column project_id (via)",
+		"table app.files: via parent app.projects has no column id",
+		"table app.reviews has no column name (anonymize)",
+		"table app.reviews: column email is NOT NULL, so anonymize cannot set it null",
+		"table app.reviews: column ref is bigint, so anonymize cannot write a pseudonym",
+		"table app.orders: hold since column ordered_at may be NULL",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE app.orders DROP COLUMN ordered_at; ALTER TABLE app.orders ADD COLUMN ordered_at text NOT NULL DEFAULT ''`); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(ctx, pool); err == nil || !strings.Contains(err.Error(), "hold since column ordered_at is text: want a timestamp or date") {
+		t.Errorf("want the since column's type refused, got %v", err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE app.orders DROP COLUMN ordered_at`); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(ctx, pool); err == nil || !strings.Contains(err.Error(), "table app.orders has no column ordered_at (hold since)") {
+		t.Errorf("want the missing since column named, got %v", err)
 	}
 }

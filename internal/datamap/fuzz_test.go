@@ -38,6 +38,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\ntables: [{name: app.users, key: id, action: delete}]\ns3: [{bucket: my-bucket, prefix: 'projects/{user_id}/'}]\n"), "u-1")
 	f.Add([]byte("version: 1\n"), "")
 	f.Add([]byte("version: 1\ntables: [{name: app.users, key: id, action: delete, exclude: [password_hash]}]\ns3: [{bucket: my-bucket, prefix: 'p/{user_id}/'}]\ndisclosure: {purposes: [service], rights: '', provided_by_person: [app.users, 's3://my-bucket/p/{user_id}/']}\n"), "u-1")
+	f.Add([]byte("version: 1\naccounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: delete}\ntables: [{name: app.files, via: {column: project_id, parent: app.projects, parent_key: id}, action: delete}, {name: app.projects, via: {column: owner, parent: app.accounts, parent_key: id}, action: delete}, {name: app.reviews, key: user_id, action: anonymize, anonymize: [{column: name, set: fixed, value: x}, {column: email, set: 'null'}, {column: ref, set: hash}]}, {name: app.orders, key: user_id, action: retain, hold: {reason: tax, period: 120mo, since: at}}]\nbackups: {promise: 40d, locations: [{name: pg-nightly, bucket: my-backups, prefix: 'pg/', rotation: 35d}]}\nprocessors: [{name: crm, kind: webhook, follow_up: 45d}]\n"), "u-1")
 	f.Add([]byte("version: 1\nprocessors: [{name: crm, kind: webhook}]\nfields: [{name: bio, table: app.profiles, key: id, column: bio, check: {kind: text, max_length: 5, pattern: '[a-z]+'}, processors: {crm: bio}}]\nconsent: {table: app.consents, key: id, purpose: purpose, granted: granted, source: source, changed_at: at, purposes: [{name: ads, processors: [crm], deadline: 15bd}]}\n"), "hello")
 	f.Fuzz(func(t *testing.T, data []byte, userID string) {
 		start := time.Now()
@@ -103,17 +104,52 @@ func FuzzParse(f *testing.F) {
 			if !fuzzTableRe.MatchString(tb.Name) {
 				t.Errorf("accepted table name %q", tb.Name)
 			}
-			if !fuzzColumnRe.MatchString(tb.Key) {
+			if (tb.Key == "") == (tb.Via == nil) {
+				t.Errorf("accepted table %q with key %q and via %+v: want exactly one", tb.Name, tb.Key, tb.Via)
+			}
+			if tb.Via == nil && !fuzzColumnRe.MatchString(tb.Key) {
 				t.Errorf("accepted key column %q of %q", tb.Key, tb.Name)
 			}
-			if tb.Action != ActionDelete {
+			switch tb.Action {
+			case ActionDelete, ActionAnonymize:
+				if tb.Hold != nil {
+					t.Errorf("accepted a hold on %q with action %q", tb.Name, tb.Action)
+				}
+			case ActionRetain:
+				if tb.Hold == nil || strings.TrimSpace(tb.Hold.Reason) == "" {
+					t.Errorf("accepted retain table %q without a hold reason", tb.Name)
+				} else if _, err := tb.Hold.Ends(time.Now()); err != nil {
+					t.Errorf("accepted hold period %q of %q: %v", tb.Hold.Period, tb.Name, err)
+				} else if tb.Hold.Since != "" && !fuzzColumnRe.MatchString(tb.Hold.Since) {
+					t.Errorf("accepted hold since %q of %q", tb.Hold.Since, tb.Name)
+				}
+			default:
 				t.Errorf("accepted action %q", tb.Action)
 			}
+			checkAnonymizeAccepted(t, tb)
 			if seen[tb.Name] {
 				t.Errorf("accepted table %q twice", tb.Name)
 			}
 			seen[tb.Name] = true
 			checkExcludeAccepted(t, tb.Name, tb.Exclude)
+		}
+		for _, tb := range m.Tables {
+			checkPathAccepted(t, m, tb)
+		}
+		if b := m.Backups; b != nil {
+			names := map[string]bool{}
+			for _, l := range b.Locations {
+				if names[l.Name] || l.Name == "" || !fuzzBucketRe.MatchString(l.Bucket) {
+					t.Errorf("accepted backup location %+v", l)
+				}
+				names[l.Name] = true
+			}
+			if len(b.Locations) == 0 {
+				t.Error("accepted backups without locations")
+			}
+		}
+		if again, err := Parse(data); err != nil || again.Digest() != m.Digest() || len(m.Digest()) != 16 {
+			t.Errorf("the digest of the same bytes changed: %q, then %v (%v)", m.Digest(), again, err)
 		}
 		if a := m.Accounts; a != nil {
 			checkExcludeAccepted(t, a.Table, a.Exclude)
@@ -197,6 +233,60 @@ func FuzzParse(f *testing.F) {
 			checkPrefixFor(t, l, userID)
 		}
 	})
+}
+
+// checkAnonymizeAccepted checks an accepted table anonymizes only with
+// action anonymize, named columns each once, and fixed values that hold no
+// email address.
+func checkAnonymizeAccepted(t *testing.T, tb Table) {
+	t.Helper()
+	if (tb.Action == ActionAnonymize) != (len(tb.Anonymize) > 0) {
+		t.Errorf("accepted table %q with action %q and anonymize %+v", tb.Name, tb.Action, tb.Anonymize)
+	}
+	for i, a := range tb.Anonymize {
+		if !fuzzColumnRe.MatchString(a.Column) || slices.ContainsFunc(tb.Anonymize[:i], func(b Anonymization) bool { return b.Column == a.Column }) {
+			t.Errorf("accepted anonymize column %q of %q", a.Column, tb.Name)
+		}
+		switch a.Set {
+		case SetFixed:
+			if a.Value == nil || strings.Contains(*a.Value, "@") {
+				t.Errorf("accepted fixed value %v of %q", a.Value, tb.Name)
+			}
+		case SetNull, SetHash:
+			if a.Value != nil {
+				t.Errorf("accepted a value with set %q", a.Set)
+			}
+		default:
+			t.Errorf("accepted set %q", a.Set)
+		}
+	}
+}
+
+// checkPathAccepted checks an accepted table's way to the person: it starts
+// at the table, every step names a column, every step after the first is a
+// table of the map, each table once (no cycle), and only the last step
+// compares with the user id.
+func checkPathAccepted(t *testing.T, m *Map, tb Table) {
+	t.Helper()
+	path := tb.Path()
+	if len(path) == 0 || path[0].Table != tb.Name {
+		t.Errorf("accepted table %q with path %+v", tb.Name, path)
+		return
+	}
+	seen := map[string]bool{}
+	for k, st := range path {
+		if seen[st.Table] {
+			t.Errorf("path of %q passes %q twice: %+v", tb.Name, st.Table, path)
+		}
+		seen[st.Table] = true
+		if _, ok := m.Table(st.Table); !ok {
+			t.Errorf("path of %q passes %q, not a table of the map", tb.Name, st.Table)
+		}
+		last := k == len(path)-1
+		if !fuzzColumnRe.MatchString(st.Column) || (st.Refers == "") != last || (!last && !fuzzColumnRe.MatchString(st.Refers)) {
+			t.Errorf("path of %q has step %+v", tb.Name, st)
+		}
+	}
 }
 
 // checkExcludeAccepted checks an accepted exclude list names columns, each once.

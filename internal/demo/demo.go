@@ -1,6 +1,7 @@
 // Package demo creates the demo application database and its S3 files: a
-// small SaaS company's accounts, profiles, projects with files, purchases kept
-// for tax, support tickets, ID documents, marketing consents and activity.
+// small SaaS company's accounts, profiles, projects with files and comments,
+// purchases kept for tax, public reviews, support tickets, ID documents,
+// marketing consents and activity.
 // `starter dev` seeds it so every workflow can be tried at once; tests and
 // benchmarks use it as the application Lethe works on.
 package demo
@@ -54,6 +55,10 @@ func DataMapYAML() []byte { return append([]byte(nil), dataMapYAML...) }
 
 // Bucket holds the demo application's files.
 const Bucket = "lethe-app-data"
+
+// BackupBucket is where the demo's database backups rotate (the data map's
+// backups section): the erasure's backups watch lists it.
+const BackupBucket = "lethe-backups"
 
 // CreateSchema creates the demo tables (safe to run again).
 func CreateSchema(ctx context.Context, db *pgxpool.Pool) error {
@@ -133,6 +138,7 @@ func Seed(ctx context.Context, db *pgxpool.Pool, objects *s3.Client, o SeedOptio
 			batch.Queue(`INSERT INTO demo.purchases (account_id, amount_cents, currency, purchased_at) VALUES ($1, 1900, 'EUR', $2)`, a.ID, now.AddDate(-1, 0, 0))
 			batch.Queue(`INSERT INTO demo.marketing_consents (account_id, purpose, granted, source) VALUES ($1, 'marketing_email', true, 'signup'), ($1, 'ai_training', true, 'signup')`, a.ID)
 			batch.Queue(`INSERT INTO demo.activity_events (account_id, kind, at) VALUES ($1, 'login', $2), ($1, 'export', $2)`, a.ID, now)
+			batch.Queue(`INSERT INTO demo.reviews (account_id, author_name, author_email, rating, body) VALUES ($1, $2, $3, 5, 'Does what it says.')`, a.ID, a.Name, a.Email)
 			if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 				return err
 			}
@@ -146,6 +152,10 @@ func Seed(ctx context.Context, db *pgxpool.Pool, objects *s3.Client, o SeedOptio
 			for p := 0; p < o.ProjectsPerUser; p++ {
 				var project int64
 				if err := tx.QueryRow(ctx, `INSERT INTO demo.projects (account_id, name) VALUES ($1, $2) RETURNING id`, a.ID, fmt.Sprintf("project %d", p+1)).Scan(&project); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO demo.project_comments (project_id, body) VALUES ($1, $2), ($1, $3)`,
+					project, "First draft of "+fmt.Sprintf("project %d", p+1), "Reviewed by "+a.Name); err != nil {
 					return err
 				}
 				for f := 0; f < o.FilesPerProject; f++ {

@@ -78,3 +78,22 @@ CREATE TABLE IF NOT EXISTS demo.activity_events (
     kind       text NOT NULL,
     at         timestamptz NOT NULL DEFAULT now()
 );
+
+-- Comments on a project: no account column, reached through the project
+-- (via in the data map).
+CREATE TABLE IF NOT EXISTS demo.project_comments (
+    id         bigserial PRIMARY KEY,
+    project_id bigint NOT NULL REFERENCES demo.projects (id),
+    body       text NOT NULL
+);
+
+-- Public reviews: erasure keeps the review but anonymizes its author and
+-- unlinks it from the account (anonymize in the data map).
+CREATE TABLE IF NOT EXISTS demo.reviews (
+    id           bigserial PRIMARY KEY,
+    account_id   text REFERENCES demo.accounts (id),
+    author_name  text NOT NULL,
+    author_email text,
+    rating       int NOT NULL,
+    body         text NOT NULL
+);

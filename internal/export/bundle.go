@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/processors"
 )
@@ -135,10 +136,11 @@ func (b *Bundle) create(name string, method uint16, modified time.Time) (io.Writ
 // data/postgres/<a.Table>.json, leaving out the columns in a.Exclude and in
 // exclude: they are never selected.
 func (b *Bundle) AddAccount(ctx context.Context, db datamap.Querier, a datamap.Accounts, userID string, exclude ...string) error {
-	return b.addRows(ctx, db, KindAccount, a.Table, a.Key, userID, union(a.Exclude, exclude))
+	return b.addRows(ctx, db, KindAccount, datamap.Table{Name: a.Table, Key: a.Key}, userID, union(a.Exclude, exclude))
 }
 
-// AddTable writes the rows of t whose key column holds userID to
+// AddTable writes the person's rows of t (those whose key column holds
+// userID or, for a via table, those reached through its chain) to
 // data/postgres/<t.Name>.json: a JSON array with one object per row, keys
 // in column order, values as PostgreSQL's row_to_json gives them (numbers,
 // strings, booleans, ISO 8601 timestamps, nested JSON for json columns).
@@ -147,7 +149,7 @@ func (b *Bundle) AddAccount(ctx context.Context, db datamap.Querier, a datamap.A
 // an excluded column that is gone was most likely renamed, and would
 // otherwise be disclosed under its new name.
 func (b *Bundle) AddTable(ctx context.Context, db datamap.Querier, t datamap.Table, userID string, exclude ...string) error {
-	return b.addRows(ctx, db, KindTable, t.Name, t.Key, userID, union(t.Exclude, exclude))
+	return b.addRows(ctx, db, KindTable, t, userID, union(t.Exclude, exclude))
 }
 
 func union(a, b []string) []string {
@@ -169,12 +171,18 @@ type column struct {
 	pkPos int
 }
 
-func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind, table, key, userID string, exclude []string) error {
+func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t datamap.Table, userID string, exclude []string) error {
 	if err := b.usable(); err != nil {
 		return err
 	}
-	if !tableRe.MatchString(table) || key == "" {
-		return fmt.Errorf("export: table %q: want schema.table and a key column", table)
+	table, path := t.Name, t.Path()
+	if !tableRe.MatchString(table) || len(path) == 0 {
+		return fmt.Errorf("export: table %q: want schema.table and a key column or a via chain", table)
+	}
+	key := path[0].Column // the key, or the column a via chain starts from
+	from, match, err := appdb.Match(t, 1)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
 	}
 	if userID == "" {
 		return errors.New("export: an empty user id")
@@ -210,7 +218,7 @@ func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind, table, k
 	for _, c := range pk {
 		order = append(order, pgx.Identifier{c.name}.Sanitize())
 	}
-	sql := fmt.Sprintf("SELECT row_to_json(r) FROM (SELECT %s FROM %s WHERE %s = $1", strings.Join(selected, ", "), ident.Sanitize(), pgx.Identifier{key}.Sanitize())
+	sql := fmt.Sprintf("SELECT row_to_json(r) FROM (SELECT %s FROM %s WHERE %s", strings.Join(selected, ", "), from, match)
 	if len(order) > 0 {
 		sql += " ORDER BY " + strings.Join(order, ", ")
 	}

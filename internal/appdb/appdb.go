@@ -1,0 +1,107 @@
+// Package appdb is the application database as erasure sees it: how a
+// person's rows are found (by a key column or through a chain of foreign
+// keys), erased (deleted, anonymized, or retained under a legal hold),
+// verified, and released when a legal hold ends.
+//
+// Every statement is built from the data map's names quoted with
+// pgx.Identifier, and binds the user id, the pseudonym and fixed values as
+// parameters. Errors name the table and the PostgreSQL error code, never
+// a value: a PostgreSQL message can quote the user id.
+package appdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lethe-privacy/lethe/internal/datamap"
+)
+
+// Querier reads the application database: a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// TxStarter begins a transaction: a pool, a connection, or a transaction
+// (which begins a savepoint).
+type TxStarter interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Match is the SQL that finds the person's rows of t. from names t's table
+// with the alias "p0" ("schema"."table" AS "p0"); where is a condition on
+// p0 that holds for the rows whose way to the person (t.Path()) ends at the
+// user id bound as $param. For a keyed table:
+//
+//	"p0"."account_id" = $1
+//
+// for a table reached via projects, keyed by account_id:
+//
+//	"p0"."project_id" IN (SELECT "p1"."id" FROM "demo"."projects" AS "p1" WHERE "p1"."account_id" = $1)
+func Match(t datamap.Table, param int) (from, where string, err error) {
+	path := t.Path()
+	if len(path) == 0 {
+		return "", "", fmt.Errorf("appdb: table %s: no way to the person (a via table must come from datamap.Parse)", t.Name)
+	}
+	n := len(path)
+	where = fmt.Sprintf("%s = $%d", column(n-1, path[n-1].Column), param)
+	for i := n - 2; i >= 0; i-- {
+		where = fmt.Sprintf("%s IN (SELECT %s FROM %s AS %s WHERE %s)",
+			column(i, path[i].Column), column(i+1, path[i].Refers), table(path[i+1].Table), alias(i+1), where)
+	}
+	return table(path[0].Table) + " AS " + alias(0), where, nil
+}
+
+// alias is the alias of the i-th table on a way to the person.
+func alias(i int) string { return pgx.Identifier{fmt.Sprintf("p%d", i)}.Sanitize() }
+
+// column is a column of the i-th table on a way to the person, qualified by its alias.
+func column(i int, name string) string { return alias(i) + "." + pgx.Identifier{name}.Sanitize() }
+
+// table quotes a schema.table name.
+func table(name string) string { return pgx.Identifier(strings.SplitN(name, ".", 2)).Sanitize() }
+
+// Error is a failed statement on the application database. Its text says
+// what was being done to which table and the PostgreSQL error code (and
+// constraint) only; Unwrap gives the driver's error, for classifying it.
+type Error struct {
+	Op    string // what was being done: "delete", "anonymize", …
+	Table string // schema.table
+	Err   error
+}
+
+func (e *Error) Error() string { return "appdb: " + e.Op + " " + e.Table + ": " + describe(e.Err) }
+
+// Unwrap gives the driver's error.
+func (e *Error) Unwrap() error { return e.Err }
+
+func dbError(op, table string, err error) error { return &Error{Op: op, Table: table, Err: err} }
+
+// describe names err's kind without its text, which may quote a value.
+func describe(err error) string {
+	var pg *pgconn.PgError
+	var nerr net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline exceeded"
+	case errors.As(err, &pg):
+		s := "PostgreSQL error " + pg.Code
+		if pg.ConstraintName != "" {
+			s += " (constraint " + pg.ConstraintName + ")"
+		}
+		return s
+	case pgconn.Timeout(err):
+		return "database timeout"
+	case errors.As(err, &nerr):
+		return "network error"
+	}
+	return "failed (details withheld: they may name the person)"
+}

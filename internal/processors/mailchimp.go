@@ -39,8 +39,11 @@ type MailchimpConfig struct {
 //
 // Erasure is POST …/members/{hash}/actions/delete-permanent (not DELETE,
 // which only archives); a 404 counts as already gone once the list itself
-// is confirmed to exist. Unsubscribing PATCHes status=unsubscribed (keeping
-// the suppression); subscribing upserts with PUT. A permanently deleted
+// is confirmed to exist. Before deleting, it reads the member's contact_id
+// and records it as a "member" ref ("<list>/<contact id>"), so that Confirm
+// can check the erasure later without the email (the subscriber hash, being
+// derived from the email, is never recorded). Unsubscribing PATCHes
+// status=unsubscribed (keeping the suppression); subscribing upserts with PUT. A permanently deleted
 // address cannot be re-subscribed through the API (400 "Forgotten Email Not
 // Subscribed", KindNeedsOperator).
 //
@@ -174,6 +177,10 @@ func (m *Mailchimp) Erase(ctx context.Context, subj Subject) (Outcome, error) {
 	}
 	out := Outcome{Processor: m.name, Action: ActionErase, Status: StatusAlreadyGone}
 	for _, list := range m.lists {
+		contact, err := m.contactID(ctx, list, subj.Email)
+		if err != nil {
+			return Outcome{}, err
+		}
 		r, err := m.c.do(ctx, ActionErase, call{method: http.MethodPost,
 			path: m.memberPath(list, subj.Email) + "/actions/delete-permanent"})
 		if err != nil {
@@ -182,6 +189,10 @@ func (m *Mailchimp) Erase(ctx context.Context, subj Subject) (Outcome, error) {
 		switch r.Status {
 		case http.StatusNoContent, http.StatusOK:
 			out.Status = StatusDone
+			if contact != "" {
+				// Evidence a later Confirm can check without the email.
+				out.addRef("member", list+"/"+contact)
+			}
 		case http.StatusNotFound:
 			if err := m.listGone(ctx, ActionErase, list); err != nil {
 				return Outcome{}, err
@@ -194,6 +205,34 @@ func (m *Mailchimp) Erase(ctx context.Context, subj Subject) (Outcome, error) {
 		out.addRef("request_id", m.c.requestID(r))
 	}
 	return out, nil
+}
+
+// contactID reads the member's contact_id (Mailchimp's opaque id for the
+// contact, unlike the subscriber hash, which is derived from the email), or
+// "" when the audience has no such member.
+func (m *Mailchimp) contactID(ctx context.Context, list, email string) (string, error) {
+	r, err := m.c.do(ctx, ActionErase, call{method: http.MethodGet, path: m.memberPath(list, email),
+		query: url.Values{"fields": {"contact_id"}}})
+	if err != nil {
+		return "", err
+	}
+	switch r.Status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return "", nil // the delete that follows decides what the 404 means
+	default:
+		return "", m.c.fail(ActionErase, r)
+	}
+	var mem struct {
+		ContactID string `json:"contact_id"`
+	}
+	if json.Unmarshal(r.Body, &mem) != nil {
+		return "", m.c.badBody(ActionErase, r)
+	}
+	if strings.ContainsAny(mem.ContactID, "/?#@") {
+		return "", nil // not an id Lethe can use in a path later; keep no evidence
+	}
+	return mem.ContactID, nil
 }
 
 // Export implements Exporter: the member record from every audience.

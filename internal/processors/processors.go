@@ -3,11 +3,12 @@
 // OpenDSR 2.0 processor, or a manual operator task) to erase, export,
 // rectify it, or change a consent.
 //
-// Every connector implements some of four small interfaces: Eraser,
-// Exporter, Rectifier and ConsentSetter. Each call is safe to repeat: a
-// second erasure reports StatusAlreadyGone, asynchronous processors are asked
-// again with the same deterministic ids, and POSTs carry idempotency keys
-// derived from Subject.RequestID.
+// Every connector implements some of five small interfaces: Eraser,
+// Exporter, Rectifier, ConsentSetter and Confirmer (a later check that an
+// erasure holds, from what its Outcome recorded). Each call is safe to
+// repeat: a second erasure reports StatusAlreadyGone, asynchronous
+// processors are asked again with the same deterministic ids, and POSTs
+// carry idempotency keys derived from Subject.RequestID.
 //
 // Results and errors are meant to be stored in Temporal histories and audit
 // trails, so neither carries personal data: an Outcome holds statuses and

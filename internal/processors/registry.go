@@ -43,6 +43,21 @@ type Config struct {
 	BaseURL       string            `yaml:"base_url,omitempty" json:"base_url,omitempty"`
 	CredentialEnv string            `yaml:"credential_env,omitempty" json:"credential_env,omitempty"`
 	Options       map[string]string `yaml:"options,omitempty" json:"options,omitempty"`
+	// FollowUp is the processor's own retention window (a period such as
+	// "30d", "1mo" or "20bd"): that long after an erasure, Lethe checks or
+	// asks again. Empty means DefaultFollowUp.
+	FollowUp string `yaml:"follow_up,omitempty" json:"follow_up,omitempty"`
+}
+
+// DefaultFollowUp is the follow-up period of a processor that sets none.
+const DefaultFollowUp = "30d"
+
+// FollowUpPeriod is c.FollowUp, or DefaultFollowUp when it is empty.
+func (c Config) FollowUpPeriod() string {
+	if strings.TrimSpace(c.FollowUp) == "" {
+		return DefaultFollowUp
+	}
+	return strings.TrimSpace(c.FollowUp)
 }
 
 // BuildOptions carries what connectors take from their surroundings.
@@ -344,6 +359,9 @@ func (r *Registry) Rectifier(name string) (Rectifier, bool) { return capability[
 func (r *Registry) ConsentSetter(name string) (ConsentSetter, bool) {
 	return capability[ConsentSetter](r, name)
 }
+
+// Confirmer returns the named connector if it can re-check an erasure.
+func (r *Registry) Confirmer(name string) (Confirmer, bool) { return capability[Confirmer](r, name) }
 
 func capability[T any](r *Registry, name string) (T, bool) {
 	c, ok := r.byName[name].(T)

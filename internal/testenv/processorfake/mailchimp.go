@@ -22,6 +22,9 @@ type MailchimpMember struct {
 	// or archived.
 	Status      string
 	MergeFields map[string]string
+	// ContactID is Mailchimp's opaque id for the contact, assigned when
+	// empty; the member paths accept it in place of the subscriber hash.
+	ContactID string
 }
 
 type mcList struct {
@@ -41,8 +44,9 @@ type Mailchimp struct {
 	// APIKey is the key accepted as Basic password.
 	APIKey string
 
-	lists  map[string]*mcList
-	reqSeq atomic.Int64
+	lists      map[string]*mcList
+	reqSeq     atomic.Int64
+	contactSeq int
 }
 
 // NewMailchimp starts a Mailchimp fake; connectors use URL() as base URL.
@@ -128,6 +132,9 @@ func (f *Mailchimp) AddMember(listID string, m MailchimpMember) string {
 	}
 	h := SubscriberHash(m.Email)
 	l := f.list(listID, true)
+	if m.ContactID == "" {
+		m.ContactID = f.nextContactID()
+	}
 	l.members[h] = &m
 	delete(l.forgotten, h)
 	return h
@@ -160,7 +167,7 @@ func (f *Mailchimp) Forgotten(listID, email string) bool {
 
 func memberJSON(listID, hash string, m *MailchimpMember) map[string]any {
 	return map[string]any{
-		"id": hash, "email_address": m.Email, "unique_email_id": hash[:10], "contact_id": hash[10:],
+		"id": hash, "email_address": m.Email, "unique_email_id": hash[:10], "contact_id": m.ContactID,
 		"status": m.Status, "merge_fields": m.MergeFields, "list_id": listID,
 		"last_changed": time.Now().UTC().Format(time.RFC3339),
 	}
@@ -171,14 +178,27 @@ func mcNotFound(w http.ResponseWriter) {
 }
 
 // member resolves the path's list and hash; the hash slot also takes a raw
-// email, as the real API reportedly does.
+// email or a contact_id, as the real API does.
 func (f *Mailchimp) member(r *http.Request) (*mcList, string) {
 	l := f.list(r.PathValue("list"), false)
 	h := r.PathValue("hash")
 	if strings.Contains(h, "@") {
 		h = SubscriberHash(h)
 	}
+	if l != nil && l.members[h] == nil {
+		for mh, m := range l.members {
+			if m.ContactID == h {
+				return l, mh
+			}
+		}
+	}
 	return l, h
+}
+
+// nextContactID hands out an opaque contact id (not derived from the email).
+func (f *Mailchimp) nextContactID() string {
+	f.contactSeq++
+	return fmt.Sprintf("c%031x", f.contactSeq)
 }
 
 func (f *Mailchimp) getList(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +305,7 @@ func (f *Mailchimp) putMember(w http.ResponseWriter, r *http.Request) {
 			mcProblem(w, http.StatusBadRequest, "Invalid Resource", "The resource submitted could not be validated.")
 			return
 		}
-		m = &MailchimpMember{Email: *b.EmailAddress, MergeFields: map[string]string{}}
+		m = &MailchimpMember{Email: *b.EmailAddress, MergeFields: map[string]string{}, ContactID: f.nextContactID()}
 		if b.StatusIfNew != nil {
 			m.Status = *b.StatusIfNew
 		} else {

@@ -1,0 +1,150 @@
+package activities
+
+import (
+	"context"
+	"log/slog"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/processors"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// ProcessorErasure erases a person at the processors of the data map (P5,
+// P7), follows asynchronous erasures, and re-checks them weeks later.
+// Every call is safe to repeat: the connectors derive their idempotency
+// keys and processor-side request ids from the request id.
+type ProcessorErasure struct {
+	Keys       *subjectkeys.Keyring
+	Processors *processors.Registry // nil when the data map names none
+	Log        *slog.Logger
+}
+
+// EraseAtProcessor asks one processor to erase the person. A processor
+// without an API (a manual connector) answers needs_operator with its
+// steps: a result, not an error. 429 and 5xx come back retryable (after
+// the processor's Retry-After), anything an operator must look at as a
+// non-retryable NeedsOperator error.
+func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	eraser, err := p.eraser(in.Processor)
+	if err != nil {
+		return workflows.ProcessorCall{}, err
+	}
+	subj, err := p.subject(ctx, in)
+	if err != nil {
+		return workflows.ProcessorCall{}, err
+	}
+	out, err := eraser.Erase(ctx, subj)
+	if err != nil {
+		return workflows.ProcessorCall{}, classifyProcessor(err)
+	}
+	p.log(ctx, "processor erasure", in.RequestID, out)
+	return processorCall(ctx, out), nil
+}
+
+// ProcessorStatus asks how an asynchronous erasure is going: by the
+// connector's own check from what the erasure recorded (SendGrid contact,
+// OpenDSR request), else by repeating the erasure, which is safe and
+// reports progress (webhook jobs).
+func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	eraser, err := p.eraser(in.Processor)
+	if err != nil {
+		return workflows.ProcessorCall{}, err
+	}
+	if c, ok := p.Processors.Confirmer(in.Processor); ok && in.Earlier != nil {
+		out, err := c.Confirm(ctx, processorOutcome(in.Processor, *in.Earlier))
+		if err != nil {
+			return workflows.ProcessorCall{}, classifyProcessor(err)
+		}
+		switch out.Status {
+		case processors.StatusStillPresent:
+			out.Status = processors.StatusPending // the processor has not got to it yet
+			return processorCall(ctx, out), nil
+		case processors.StatusNeedsOperator:
+			// No check without the identity: ask again below.
+		default:
+			return processorCall(ctx, out), nil
+		}
+	}
+	subj, err := p.subject(ctx, in)
+	if err != nil {
+		return workflows.ProcessorCall{}, err
+	}
+	out, err := eraser.Erase(ctx, subj)
+	if err != nil {
+		return workflows.ProcessorCall{}, classifyProcessor(err)
+	}
+	return processorCall(ctx, out), nil
+}
+
+// ConfirmErasure re-checks an erasure after the processor's retention
+// window, from what the erasure recorded only: the identity is shredded by
+// then. A connector that cannot check answers needs_operator.
+func (p *ProcessorErasure) ConfirmErasure(ctx context.Context, in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+	if _, err := p.eraser(in.Processor); err != nil {
+		return workflows.ProcessorCall{}, err
+	}
+	c, ok := p.Processors.Confirmer(in.Processor)
+	if !ok {
+		return workflows.ProcessorCall{Processor: in.Processor, Status: workflows.ProcessorCallNeedsOperator,
+			Steps: []string{"Ask " + in.Processor + " to confirm that the subject's data is erased, and record its answer."}}, nil
+	}
+	out, err := c.Confirm(ctx, processorOutcome(in.Processor, in.Erasure))
+	if err != nil {
+		return workflows.ProcessorCall{}, classifyProcessor(err)
+	}
+	p.log(ctx, "processor erasure re-checked", in.RequestID, out)
+	return processorCall(ctx, out), nil
+}
+
+// eraser finds the named connector; a name the data map does not have is
+// final.
+func (p *ProcessorErasure) eraser(name string) (processors.Eraser, error) {
+	if p.Processors != nil {
+		if e, ok := p.Processors.Eraser(name); ok {
+			return e, nil
+		}
+	}
+	return nil, temporal.NewNonRetryableApplicationError("processor "+name+" is not in the data map or cannot erase", "UnknownProcessor", nil)
+}
+
+// subject opens the sealed identity into what a connector needs.
+func (p *ProcessorErasure) subject(ctx context.Context, in workflows.ProcessorCallInput) (processors.Subject, error) {
+	id, err := openIdentity(ctx, p.Keys, in.SubjectRef, in.Identity)
+	if err != nil {
+		return processors.Subject{}, err
+	}
+	return processors.Subject{RequestID: in.RequestID, Email: id.Email, UserID: id.UserID}, nil
+}
+
+func (p *ProcessorErasure) log(ctx context.Context, msg, requestID string, out processors.Outcome) {
+	if p.Log != nil {
+		p.Log.InfoContext(ctx, msg, "request_id", requestID, "processor", out.Processor, "status", out.Status,
+			"http_status", out.HTTPStatus, "job_id", out.JobID)
+	}
+}
+
+// processorCall turns a connector's Outcome into the workflows' terms.
+func processorCall(ctx context.Context, out processors.Outcome) workflows.ProcessorCall {
+	call := workflows.ProcessorCall{Processor: out.Processor, Status: string(out.Status), HTTPStatus: out.HTTPStatus,
+		JobID: out.JobID, Steps: out.Steps, Note: out.Note}
+	for _, r := range out.Refs {
+		call.Refs = append(call.Refs, workflows.ProcessorRef{Kind: r.Kind, ID: r.ID})
+	}
+	if activity.IsActivity(ctx) {
+		call.Attempt = activity.GetInfo(ctx).Attempt
+	}
+	return call
+}
+
+// processorOutcome is the reverse: what an earlier call recorded.
+func processorOutcome(processor string, c workflows.ProcessorCall) processors.Outcome {
+	out := processors.Outcome{Processor: processor, Action: processors.ActionErase, Status: processors.Status(c.Status),
+		HTTPStatus: c.HTTPStatus, JobID: c.JobID}
+	for _, r := range c.Refs {
+		out.Refs = append(out.Refs, processors.Ref{Kind: r.Kind, ID: r.ID})
+	}
+	return out
+}

@@ -1,0 +1,83 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// TaskBody resolves the open operator task of an erasure at a processor:
+// {"action": "retry"}, {"action": "skip", "reason": …} or
+// {"action": "done", "evidence": …}.
+type TaskBody struct {
+	Action   string `json:"action"`
+	Reason   string `json:"reason,omitempty"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// processorNameRe is a connector name as the data map allows it.
+var processorNameRe = regexp.MustCompile(`^[a-z0-9._-]{1,64}$`)
+
+// processorTask lets an operator retry, skip or mark done by hand the
+// erasure at one processor that waits on a person.
+func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
+	id, c, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	if c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "resolving a processor task needs an operator key")
+		return
+	}
+	name := r.PathValue("name")
+	if !processorNameRe.MatchString(name) {
+		writeError(w, http.StatusBadRequest, "name: not a processor name")
+		return
+	}
+	var in TaskBody
+	if !s.decode(w, r, &in) {
+		return
+	}
+	res := workflows.TaskResolution{Action: in.Action, Reason: in.Reason, Evidence: in.Evidence, Actor: c.actor()}
+	if err := res.Validate(); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
+		return
+	}
+	wid := workflows.ProcessorErasureWorkflowID(id, name)
+	if !s.erasureRunning(w, r, wid, name) {
+		return
+	}
+	if s.update(w, r, wid, workflows.UpdateResolveTask, res, nil) {
+		writeJSON(w, http.StatusOK, map[string]string{"processor": name, "action": in.Action})
+	}
+}
+
+// erasureRunning answers 404 when the request has no erasure at this
+// processor and 409 when it has ended, so that s.update's own answers only
+// concern a running erasure (409: no task open; 422: a bad resolution).
+func (s *Server) erasureRunning(w http.ResponseWriter, r *http.Request, workflowID, name string) bool {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		writeError(w, http.StatusNotFound, "this request has no erasure at processor %s", name)
+		return false
+	case err != nil:
+		s.unavailable(w, r, "describe processor erasure", err)
+		return false
+	case d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		writeError(w, http.StatusConflict, "the erasure at processor %s has ended: no task is open", name)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,457 @@
+package workflows_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// processorRun drives EraseAtProcessor with its activities mocked: erase,
+// status and confirm answer from the test's functions (n counts calls from
+// 1), mails and audit entries are recorded with the time they were made.
+type processorRun struct {
+	t        *testing.T
+	env      *testsuite.TestWorkflowEnvironment
+	erase    func(n int) (workflows.ProcessorCall, error)
+	status   func(n int, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error)
+	confirm  func(in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error)
+	erasedAt []time.Time
+	statusAt []time.Time
+	confirms []workflows.ConfirmErasureInput
+	confirmT []time.Time
+	mails    []workflows.SendMailInput
+	mailedAt []time.Time
+	audits   []workflows.AuditInput
+	followUp *workflows.ProcessorFollowUpResult
+	updates  int
+}
+
+func newProcessorRun(t *testing.T) *processorRun {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	p := &processorRun{t: t, env: s.NewTestWorkflowEnvironment()}
+	p.env.SetStartTime(jan15)
+	p.env.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: workflows.WorkflowProcessorFollowUp})
+	p.env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		if in.Earlier != nil || in.Processor != "stripe" || in.RequestID != "req_x" || string(in.Identity) != "sealed" {
+			t.Errorf("erase input %+v", in)
+		}
+		p.erasedAt = append(p.erasedAt, p.env.Now())
+		c, err := p.erase(len(p.erasedAt))
+		c.Attempt = activity.GetInfo(ctx).Attempt
+		return c, err
+	}, activity.RegisterOptions{Name: workflows.ActivityEraseAtProcessor})
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		p.statusAt = append(p.statusAt, p.env.Now())
+		return p.status(len(p.statusAt), in)
+	}, activity.RegisterOptions{Name: workflows.ActivityProcessorStatus})
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+		p.confirms = append(p.confirms, in)
+		p.confirmT = append(p.confirmT, p.env.Now())
+		return p.confirm(in)
+	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error {
+		if !in.ToPrivacyTeam || in.Data.DueDate.IsZero() || in.Data.RequestType != workflows.TypeErasure {
+			t.Errorf("mail %+v", in)
+		}
+		p.mails = append(p.mails, in)
+		p.mailedAt = append(p.mailedAt, p.env.Now())
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuditInput) error {
+		if in.SubjectRef != "sr_x" || in.Key == "" || in.Detail["request_id"] != "req_x" || in.Detail["processor"] != "stripe" {
+			t.Errorf("audit %+v", in)
+		}
+		p.audits = append(p.audits, in)
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	p.status = func(int, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		t.Error("status asked")
+		return workflows.ProcessorCall{}, nil
+	}
+	p.confirm = func(workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallGone, HTTPStatus: 200}, nil
+	}
+	return p
+}
+
+// resolve sends a task resolution after d of test time.
+func (p *processorRun) resolve(d time.Duration, r workflows.TaskResolution) *outcome {
+	o := &outcome{}
+	p.updates++
+	id := "u" + string(rune('0'+p.updates))
+	p.env.RegisterDelayedCallback(func() { p.env.UpdateWorkflow(workflows.UpdateResolveTask, id, callbacks{o}, r) }, d)
+	return o
+}
+
+// progress reads the progress query after d of test time.
+func (p *processorRun) progress(d time.Duration) *workflows.ProcessorErasureView {
+	v := &workflows.ProcessorErasureView{}
+	p.env.RegisterDelayedCallback(func() {
+		val, err := p.env.QueryWorkflow(workflows.QueryProgress)
+		if err != nil {
+			p.t.Errorf("query: %v", err)
+			return
+		}
+		if err := val.Get(v); err != nil {
+			p.t.Errorf("query result: %v", err)
+		}
+	}, d)
+	return v
+}
+
+func (p *processorRun) run(in workflows.ProcessorErasureInput) workflows.ProcessorErasureResult {
+	p.t.Helper()
+	in.RequestID, in.SubjectRef, in.Identity, in.Processor = "req_x", "sr_x", []byte("sealed"), "stripe"
+	p.env.ExecuteWorkflow(workflows.EraseAtProcessor, in)
+	if !p.env.IsWorkflowCompleted() {
+		p.t.Fatal("the erasure did not complete")
+	}
+	if err := p.env.GetWorkflowError(); err != nil {
+		p.t.Fatal(err)
+	}
+	var res workflows.ProcessorErasureResult
+	if err := p.env.GetWorkflowResult(&res); err != nil {
+		p.t.Fatal(err)
+	}
+	return res
+}
+
+func (p *processorRun) auditActions() []string {
+	var out []string
+	for _, a := range p.audits {
+		out = append(out, a.Action)
+	}
+	return out
+}
+
+func (p *processorRun) mailTemplates() []string {
+	var out []string
+	for _, m := range p.mails {
+		out = append(out, m.Template)
+	}
+	return out
+}
+
+var stripeDone = workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200, JobID: "",
+	Refs: []workflows.ProcessorRef{{Kind: "customer", ID: "cus_1"}, {Kind: "request_id", ID: "req_fake1"}}}
+
+func badRequest() error {
+	return temporal.NewNonRetryableApplicationError("stripe erase: HTTP 400 invalid_request_error (needs_operator)", workflows.RefusedNeedsOperator, nil)
+}
+
+func TestAProcessorThatErasesIsConfirmedAndCheckedAgainAfterItsRetentionWindow(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (workflows.ProcessorCall, error) { return stripeDone, nil }
+	res := p.run(workflows.ProcessorErasureInput{})
+	if res.Status != workflows.ProcessorConfirmed || res.HTTPStatus != 200 || len(res.Refs) != 2 || res.Refs[0].ID != "cus_1" ||
+		res.Attempts != 1 || !res.ConfirmedAt.Equal(jan15) || !res.FollowUpAt.Equal(jan15.Add(30*24*time.Hour)) {
+		t.Fatalf("result %+v", res)
+	}
+	if len(p.mails) != 0 || len(p.erasedAt) != 1 {
+		t.Fatalf("mails %v, erase calls %d", p.mailTemplates(), len(p.erasedAt))
+	}
+	// The follow-up child outlives the erasure: 30 days later it checks by
+	// the refs alone and records that the erasure held.
+	if len(p.confirms) != 1 || !p.confirmT[0].Equal(jan15.Add(30*24*time.Hour)) {
+		t.Fatalf("confirm calls %d at %v", len(p.confirms), p.confirmT)
+	}
+	if c := p.confirms[0]; c.Processor != "stripe" || len(c.Erasure.Refs) != 2 || c.Erasure.Refs[0].ID != "cus_1" {
+		t.Fatalf("confirm input %+v", c)
+	}
+	if got := p.auditActions(); len(got) != 1 || got[0] != "processor.erasure_held" {
+		t.Fatalf("audit %v", got)
+	}
+}
+
+func TestA503IsRetriedAndA429WaitsForItsRetryAfter(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(n int) (workflows.ProcessorCall, error) {
+		switch n {
+		case 1:
+			return workflows.ProcessorCall{}, temporal.NewApplicationError("stripe erase: HTTP 503 api_error (retryable)", "Error")
+		case 2:
+			return workflows.ProcessorCall{}, temporal.NewApplicationErrorWithOptions("stripe erase: HTTP 429 (retryable, retry after 2m0s)", "ProcessorRetry",
+				temporal.ApplicationErrorOptions{NextRetryDelay: 2 * time.Minute})
+		}
+		return stripeDone, nil
+	}
+	res := p.run(workflows.ProcessorErasureInput{})
+	if res.Status != workflows.ProcessorConfirmed || res.Attempts != 3 || len(p.erasedAt) != 3 {
+		t.Fatalf("result %+v after %d calls", res, len(p.erasedAt))
+	}
+	if wait := p.erasedAt[2].Sub(p.erasedAt[1]); wait < 2*time.Minute {
+		t.Fatalf("the call after the 429 came %s later, want its Retry-After (2m)", wait)
+	}
+	if len(p.mails) != 0 {
+		t.Fatalf("transient failures mailed the team: %v", p.mailTemplates())
+	}
+}
+
+func TestA400BecomesAnOperatorTaskThatARetryResolves(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(n int) (workflows.ProcessorCall, error) {
+		if n == 1 {
+			return workflows.ProcessorCall{}, badRequest()
+		}
+		return stripeDone, nil
+	}
+	view := p.progress(time.Hour)
+	bad := p.resolve(2*time.Hour, workflows.TaskResolution{Action: "erase"})
+	retry, twice := &outcome{}, &outcome{}
+	p.env.RegisterDelayedCallback(func() {
+		p.env.UpdateWorkflow(workflows.UpdateResolveTask, "retry", callbacks{retry}, workflows.TaskResolution{Action: workflows.TaskRetry, Actor: "operator:k2"})
+		p.env.UpdateWorkflow(workflows.UpdateResolveTask, "twice", callbacks{twice}, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "x", Actor: "operator:k3"})
+	}, 3*time.Hour)
+	res := p.run(workflows.ProcessorErasureInput{})
+
+	// The 400 is final at once: one call, then the task.
+	if len(p.erasedAt) != 2 || !p.erasedAt[1].Equal(jan15.Add(3*time.Hour)) {
+		t.Fatalf("erase calls at %v", p.erasedAt)
+	}
+	if view.Status != workflows.ProcessorNeedsOperator || view.Task == nil || view.Task.Seq != 1 ||
+		!strings.Contains(view.Task.Reason, "HTTP 400") || !view.Task.DueAt.Equal(view.Task.OpenedAt.Add(7*24*time.Hour)) {
+		t.Fatalf("progress while the task is open: %+v task %+v", view, view.Task)
+	}
+	refusedAs(t, bad, workflows.RefusedInput)
+	if retry.rejected != nil || retry.err != nil || !retry.done {
+		t.Fatalf("retry: %+v", retry)
+	}
+	refusedAs(t, twice, workflows.RefusedState) // the task is resolved already
+	if res.Status != workflows.ProcessorConfirmed || res.Actor != "operator:k2" || res.Attempts != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	if got := p.mailTemplates(); len(got) != 1 || got[0] != workflows.MailOperatorReminder || p.mails[0].Key != "req_x:stripe:task-1" ||
+		!strings.Contains(strings.Join(p.mails[0].Data.Lines, "\n"), "/v1/requests/req_x/processors/stripe/task") {
+		t.Fatalf("mails %+v", p.mails)
+	}
+	got := p.auditActions()
+	if len(got) < 2 || got[0] != "processor.task_opened" || got[1] != "processor.task_resolved" || p.audits[1].Actor != "operator:k2" ||
+		p.audits[1].Detail["decision"] != workflows.TaskRetry {
+		t.Fatalf("audit %+v", p.audits)
+	}
+}
+
+func TestAnOperatorSkipsAProcessorOnlyWithAReason(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (workflows.ProcessorCall, error) { return workflows.ProcessorCall{}, badRequest() }
+	noReason := p.resolve(time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Actor: "operator:k2"})
+	email := p.resolve(2*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "asked ann@example.com", Actor: "operator:k2"})
+	long := p.resolve(3*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: strings.Repeat("x", 501), Actor: "operator:k2"})
+	skip := p.resolve(4*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "the account at Stripe was closed in 2024", Actor: "operator:k2"})
+	res := p.run(workflows.ProcessorErasureInput{})
+	refusedAs(t, noReason, workflows.RefusedInput)
+	refusedAs(t, email, workflows.RefusedInput)
+	refusedAs(t, long, workflows.RefusedInput)
+	if skip.rejected != nil || skip.err != nil {
+		t.Fatalf("skip: %+v", skip)
+	}
+	if res.Status != workflows.ProcessorSkipped || res.Reason != "the account at Stripe was closed in 2024" || !res.FollowUpAt.IsZero() {
+		t.Fatalf("result %+v", res)
+	}
+	if len(p.erasedAt) != 1 || len(p.confirms) != 0 {
+		t.Fatalf("erase calls %d, confirms %d", len(p.erasedAt), len(p.confirms))
+	}
+}
+
+func TestAManualProcessorIsATaskFromTheStartAndItsFollowUpAsksTheTeam(t *testing.T) {
+	p := newProcessorRun(t)
+	steps := []string{"Email sellers@paddle.com asking to delete the buyer.", "Record Paddle's confirmation."}
+	p.erase = func(int) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallNeedsOperator, Steps: steps}, nil
+	}
+	view := p.progress(time.Minute)
+	noEvidence := p.resolve(time.Hour, workflows.TaskResolution{Action: workflows.TaskDone, Actor: "operator:k2"})
+	done := p.resolve(2*time.Hour, workflows.TaskResolution{Action: workflows.TaskDone, Evidence: "Paddle ticket 4711 confirms deletion", Actor: "operator:k2"})
+	res := p.run(workflows.ProcessorErasureInput{FollowUpAfter: 10 * 24 * time.Hour})
+	if view.Task == nil || len(view.Task.Steps) != 2 || view.Task.Steps[0] != steps[0] || view.Status != workflows.ProcessorNeedsOperator {
+		t.Fatalf("progress %+v", view)
+	}
+	refusedAs(t, noEvidence, workflows.RefusedInput)
+	if done.err != nil || done.rejected != nil {
+		t.Fatalf("done: %+v", done)
+	}
+	if res.Status != workflows.ProcessorDoneByHand || res.Evidence != "Paddle ticket 4711 confirms deletion" ||
+		!res.FollowUpAt.Equal(jan15.Add(2*time.Hour).Add(10*24*time.Hour)) {
+		t.Fatalf("result %+v", res)
+	}
+	// The task mail carries the steps; the follow-up, with nothing to check
+	// through an API, asks the team to confirm (and calls no processor).
+	if len(p.mails) != 2 || !strings.Contains(strings.Join(p.mails[0].Data.Lines, "\n"), steps[0]) ||
+		p.mails[1].Key != "req_x:stripe:followup" || !p.mailedAt[1].Equal(jan15.Add(2*time.Hour).Add(10*24*time.Hour)) {
+		t.Fatalf("mails %+v at %v", p.mails, p.mailedAt)
+	}
+	if len(p.confirms) != 0 {
+		t.Fatalf("the follow-up called the processor: %+v", p.confirms)
+	}
+	got := p.auditActions()
+	if got[len(got)-1] != "processor.confirmation_asked" {
+		t.Fatalf("audit %v", got)
+	}
+}
+
+func TestATaskStillOpenAtItsDeadlineIsEscalatedOnce(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (workflows.ProcessorCall, error) { return workflows.ProcessorCall{}, badRequest() }
+	view := p.progress(3 * 24 * time.Hour)
+	p.resolve(5*24*time.Hour, workflows.TaskResolution{Action: workflows.TaskDone, Reason: "deleted in the Stripe dashboard", Actor: "operator:k2"})
+	res := p.run(workflows.ProcessorErasureInput{TaskDeadline: 48 * time.Hour})
+	if got := p.mailTemplates(); len(got) != 3 || got[0] != workflows.MailOperatorReminder || got[1] != workflows.MailOperatorEscalation ||
+		got[2] != workflows.MailOperatorReminder {
+		t.Fatalf("mails %v", got) // task, escalation, then the follow-up's question
+	}
+	if !p.mailedAt[1].Equal(jan15.Add(48 * time.Hour)) {
+		t.Fatalf("escalated at %s, want the task's deadline", p.mailedAt[1])
+	}
+	if view.Task == nil || !view.Task.EscalatedAt.Equal(jan15.Add(48*time.Hour)) {
+		t.Fatalf("progress %+v", view.Task)
+	}
+	if res.Status != workflows.ProcessorDoneByHand || res.Reason != "deleted in the Stripe dashboard" {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestAPendingErasureIsPolledUntilTheProcessorIsDone(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 201, JobID: "7c9e6679-7425-40de-944b-e07fc1f90ae7"}, nil
+	}
+	p.status = func(n int, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		if in.Earlier == nil || in.Earlier.JobID != "7c9e6679-7425-40de-944b-e07fc1f90ae7" {
+			t.Errorf("status asked without the job: %+v", in.Earlier)
+		}
+		if n < 3 {
+			return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 200}, nil
+		}
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200,
+			Refs: []workflows.ProcessorRef{{Kind: "controller", ID: "ctl"}}}, nil
+	}
+	view := p.progress(30 * time.Minute)
+	during := p.resolve(40*time.Minute, workflows.TaskResolution{Action: workflows.TaskDone, Evidence: "x", Actor: "operator:k2"})
+	res := p.run(workflows.ProcessorErasureInput{})
+	if view.Status != workflows.ProcessorWaiting || view.Task != nil {
+		t.Fatalf("progress while pending %+v", view)
+	}
+	refusedAs(t, during, workflows.RefusedState) // no task is open while the processor works
+	if len(p.statusAt) != 3 || !p.statusAt[0].Equal(jan15.Add(time.Hour)) || !p.statusAt[2].Equal(jan15.Add(3*time.Hour)) {
+		t.Fatalf("status asked at %v", p.statusAt)
+	}
+	if res.Status != workflows.ProcessorConfirmed || res.JobID != "7c9e6679-7425-40de-944b-e07fc1f90ae7" || len(res.Refs) != 1 ||
+		!res.ConfirmedAt.Equal(jan15.Add(3*time.Hour)) || len(p.erasedAt) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	if len(p.confirms) != 1 || p.confirms[0].Erasure.JobID != res.JobID {
+		t.Fatalf("follow-up %+v", p.confirms)
+	}
+}
+
+func TestAnErasurePendingTooLongBecomesATask(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, JobID: "job-1"}, nil
+	}
+	p.status = func(int, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending}, nil
+	}
+	view := p.progress(25 * time.Hour)
+	p.resolve(26*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "the processor's job queue is stuck; asked by phone", Actor: "operator:k2"})
+	res := p.run(workflows.ProcessorErasureInput{PollEvery: 6 * time.Hour, PollFor: 24 * time.Hour})
+	if len(p.statusAt) != 4 || view.Task == nil || !strings.Contains(view.Task.Reason, "pending") {
+		t.Fatalf("status asked %d times, task %+v", len(p.statusAt), view.Task)
+	}
+	if res.Status != workflows.ProcessorSkipped {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestAFollowUpThatFindsTheDataStillThereTellsTheTeam(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartTime(jan15)
+	var checkedAt time.Time
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+		checkedAt = env.Now()
+		if len(in.Erasure.Refs) != 1 || in.Erasure.Refs[0].ID != "cus_1" {
+			t.Errorf("confirm input %+v", in)
+		}
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallStillPresent, HTTPStatus: 200}, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
+	var mails []workflows.SendMailInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error { mails = append(mails, in); return nil },
+		activity.RegisterOptions{Name: workflows.ActivitySendMail})
+	var audits []workflows.AuditInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuditInput) error { audits = append(audits, in); return nil },
+		activity.RegisterOptions{Name: workflows.ActivityAudit})
+	env.ExecuteWorkflow(workflows.ProcessorFollowUp, workflows.ProcessorFollowUpInput{RequestID: "req_x", SubjectRef: "sr_x", Processor: "stripe",
+		After: 30 * 24 * time.Hour, Erasure: workflows.ProcessorCall{Status: workflows.ProcessorCallDone, Refs: []workflows.ProcessorRef{{Kind: "customer", ID: "cus_1"}}}})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ProcessorFollowUpResult
+	_ = env.GetWorkflowResult(&res)
+	if !checkedAt.Equal(jan15.Add(30*24*time.Hour)) || res.Status != workflows.ProcessorCallStillPresent {
+		t.Fatalf("checked at %s: %+v", checkedAt, res)
+	}
+	if len(mails) != 1 || mails[0].Template != workflows.MailOperatorEscalation || !mails[0].ToPrivacyTeam {
+		t.Fatalf("mails %+v", mails)
+	}
+	if len(audits) != 1 || audits[0].Action != "processor.data_still_present" || audits[0].Detail["status"] != "still_present" {
+		t.Fatalf("audit %+v", audits)
+	}
+}
+
+func TestTaskResolutionsAreValidatedLikeThePolicySays(t *testing.T) {
+	for _, c := range []struct {
+		r  workflows.TaskResolution
+		ok bool
+	}{
+		{workflows.TaskResolution{Action: "retry"}, true},
+		{workflows.TaskResolution{Action: "skip", Reason: "closed"}, true},
+		{workflows.TaskResolution{Action: "skip", Reason: "  "}, false},
+		{workflows.TaskResolution{Action: "done", Evidence: "ticket 1"}, true},
+		{workflows.TaskResolution{Action: "done", Reason: "by hand"}, true},
+		{workflows.TaskResolution{Action: "done"}, false},
+		{workflows.TaskResolution{Action: "done", Evidence: "mail from a@b.c"}, false},
+		{workflows.TaskResolution{Action: "retry", Reason: strings.Repeat("é", 500)}, true},
+		{workflows.TaskResolution{Action: "retry", Reason: strings.Repeat("é", 501)}, false},
+		{workflows.TaskResolution{Action: "delete"}, false},
+	} {
+		if err := c.r.Validate(); (err == nil) != c.ok {
+			t.Errorf("%+v: %v, want ok=%v", c.r, err, c.ok)
+		}
+	}
+	if workflows.ProcessorErasureWorkflowID("req_1", "stripe") != "req_1-erasure-stripe" ||
+		workflows.ProcessorFollowUpWorkflowID("req_1", "stripe") != "req_1-followup-stripe" {
+		t.Fatal("workflow ids")
+	}
+}
+
+func TestAProcessorThatKeepsFailingBecomesATaskWhenRetriesRunOut(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(n int) (workflows.ProcessorCall, error) {
+		if n <= 12 {
+			return workflows.ProcessorCall{}, temporal.NewApplicationError("stripe erase: HTTP 503 api_error (retryable)", "Error")
+		}
+		return stripeDone, nil
+	}
+	view := p.progress(2 * time.Hour)
+	p.resolve(3*time.Hour, workflows.TaskResolution{Action: workflows.TaskRetry, Actor: "operator:k2"})
+	res := p.run(workflows.ProcessorErasureInput{})
+	if len(p.erasedAt) != 13 || res.Status != workflows.ProcessorConfirmed || res.Attempts != 13 {
+		t.Fatalf("%d calls, result %+v", len(p.erasedAt), res)
+	}
+	if view.Task == nil || !strings.Contains(view.Task.Reason, "still failing after 12 attempts") || !strings.Contains(view.Task.Reason, "HTTP 503") {
+		t.Fatalf("task %+v", view.Task)
+	}
+}

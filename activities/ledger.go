@@ -1,0 +1,207 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/ledger"
+	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/workflows"
+)
+
+// Ledger keeps the backup half of the erasure promise (P6): it writes every
+// erased person into the erasure ledger, erases them again when a restore
+// brings them back, and watches the backup locations until every backup
+// older than an erasure has rotated out.
+type Ledger struct {
+	Lethe    *pgxpool.Pool // Lethe's database: the ledger and the audit trail
+	App      *pgxpool.Pool // the application database: its accounts are walked after a restore
+	Backups  *s3.Client    // reaches the data map's backup locations
+	Map      *datamap.Map
+	Keys     *subjectkeys.Keyring // opens identities; seals a reconcile's cursor
+	Subjects *subject.Hasher      // the ledger's keyed hash of a user id
+	Erasure  *Erasure             // erases a person found back after a restore
+	Log      *slog.Logger
+}
+
+// RecordErasure writes the person into the erasure ledger, under the keyed
+// hash of their user id and the data map's digest. The erasure calls it
+// before any of the person's rows is deleted; running it again changes
+// nothing (the first entry stays).
+func (l *Ledger) RecordErasure(ctx context.Context, in workflows.RecordErasureInput) error {
+	id, err := openIdentity(ctx, l.Keys, in.SubjectRef, in.Identity)
+	if err != nil {
+		return err
+	}
+	userID, err := resolveUserID(ctx, l.App, l.Map, id)
+	if err != nil {
+		return err
+	}
+	if userID == "" {
+		return temporal.NewNonRetryableApplicationError("the application does not know this person", "UnknownSubject", nil)
+	}
+	if err := ledger.Record(ctx, l.Lethe, string(l.Subjects.UserID(userID)), in.RequestID, l.Map.Digest(), time.Now().UTC()); err != nil {
+		return classifyDB(err)
+	}
+	l.Log.InfoContext(ctx, "erasure recorded in the ledger", "request_id", in.RequestID)
+	return nil
+}
+
+// ReconcilePage does one page of a restore-reconcile: it reads the next
+// page of account keys after the cursor, looks their keyed hashes up in the
+// ledger, and erases every match again (rows and objects, as the erasure
+// does). Someone erased and not restored is erased to no effect and not
+// counted; someone found back is counted once per run in the ledger and
+// audited. Running a page again erases nothing more. The cursor (an account
+// key) travels sealed with the run's own key, never in the clear.
+func (l *Ledger) ReconcilePage(ctx context.Context, in workflows.ReconcilePageInput) (workflows.ReconcilePageResult, error) {
+	res := workflows.ReconcilePageResult{Next: in.Cursor}
+	size := in.PageSize
+	if size <= 0 {
+		size = workflows.ReconcilePageSize
+	}
+	var after *string
+	if in.Cursor != nil {
+		b, err := l.Keys.Open(ctx, in.RunRef, in.Cursor)
+		if errors.Is(err, subjectkeys.ErrKeyDestroyed) || errors.Is(err, subjectkeys.ErrNoKey) || errors.Is(err, subjectkeys.ErrCorrupt) {
+			return res, temporal.NewNonRetryableApplicationError("the reconcile's cursor cannot be opened: start a new reconcile", "CursorLost", nil)
+		}
+		if err != nil {
+			return res, classifyDB(fmt.Errorf("open the reconcile's cursor: %w", err))
+		}
+		s := string(b)
+		after = &s
+	}
+	keys, err := l.accountKeys(ctx, after, size)
+	if err != nil {
+		return res, err
+	}
+	refs := make([]string, len(keys))
+	for i, k := range keys {
+		refs[i] = string(l.Subjects.UserID(k))
+	}
+	erased, err := ledger.Contains(ctx, l.Lethe, refs)
+	if err != nil {
+		return res, classifyDB(err)
+	}
+	for i, userID := range keys {
+		res.Scanned++
+		if !erased[refs[i]] {
+			continue
+		}
+		res.Matched++
+		n, err := l.Erasure.eraseAccount(ctx, userID, refs[i])
+		if err != nil {
+			return res, err
+		}
+		activity.RecordHeartbeat(ctx)
+		if n == 0 {
+			continue // erased and still gone
+		}
+		res.Erased++
+		res.Items += n
+		if err := l.recordReapplied(ctx, in, refs[i], n); err != nil {
+			return res, err
+		}
+	}
+	if len(keys) > 0 {
+		next, err := l.Keys.Seal(ctx, in.RunRef, []byte(keys[len(keys)-1]))
+		if err != nil {
+			return res, classifyDB(fmt.Errorf("seal the reconcile's cursor: %w", err))
+		}
+		res.Next = next
+	}
+	res.Done = len(keys) < size
+	l.Log.InfoContext(ctx, "reconcile page", "run", in.RunRef, "scanned", res.Scanned, "matched", res.Matched, "erased_again", res.Erased)
+	return res, nil
+}
+
+// recordReapplied counts the run in the person's ledger entry and audits
+// the erasure applied again, once per run and person.
+func (l *Ledger) recordReapplied(ctx context.Context, in workflows.ReconcilePageInput, ref string, items int) error {
+	if _, err := ledger.MarkReconciled(ctx, l.Lethe, ref, in.RunAt); err != nil {
+		return classifyDB(err)
+	}
+	e, _, err := ledger.Get(ctx, l.Lethe, ref)
+	if err != nil {
+		return classifyDB(err)
+	}
+	_, err = audit.Append(ctx, l.Lethe, audit.Entry{RequestID: e.RequestID, SubjectRef: ref, Actor: "system", Action: "erasure.reapplied",
+		Detail: map[string]any{"items": items, "run": in.RunRef}, IdempotencyKey: in.RunRef + ":" + ref})
+	if errors.Is(err, audit.ErrRefused) {
+		return temporal.NewNonRetryableApplicationError("audit erasure.reapplied refused", "AuditRefused", nil)
+	}
+	return classifyDB(err)
+}
+
+// accountKeys is the next page of the application's account keys after
+// after (nil: from the first), in key order: the data map's identity table,
+// else its accounts table. Keys are compared as text, as the other account
+// scans do.
+func (l *Ledger) accountKeys(ctx context.Context, after *string, limit int) ([]string, error) {
+	var table pgx.Identifier
+	var key string
+	switch {
+	case l.Map.Identity != nil:
+		table, key = l.Map.Identity.Identifier(), l.Map.Identity.Key
+	case l.Map.Accounts != nil:
+		table, key = l.Map.Accounts.Identifier(), l.Map.Accounts.Key
+	default:
+		return nil, temporal.NewNonRetryableApplicationError("the data map has no identity or accounts table to reconcile", "NotConfigured", nil)
+	}
+	col := pgx.Identifier{key}.Sanitize()
+	var rows pgx.Rows
+	var err error
+	if after == nil {
+		rows, err = l.App.Query(ctx, fmt.Sprintf("SELECT %[1]s::text FROM %[2]s ORDER BY %[1]s::text LIMIT $1", col, table.Sanitize()), limit)
+	} else {
+		rows, err = l.App.Query(ctx, fmt.Sprintf("SELECT %[1]s::text FROM %[2]s WHERE %[1]s::text > $1 ORDER BY %[1]s::text LIMIT $2", col, table.Sanitize()), *after, limit)
+	}
+	if err != nil {
+		return nil, classifyDB(fmt.Errorf("read accounts: %w", err))
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, classifyDB(fmt.Errorf("read accounts: %w", err))
+	}
+	return keys, nil
+}
+
+// CountBackupsBefore counts the backups one location still holds from at
+// or before the erasure (every version, on a versioned bucket), and the
+// oldest of them. A failure to list is retried: a bucket or credentials
+// fixed by an operator let the watch go on.
+func (l *Ledger) CountBackupsBefore(ctx context.Context, in workflows.CountBackupsInput) (workflows.CountBackupsResult, error) {
+	n, oldest, err := objectstore.CountOlderThan(ctx, l.Backups, in.Bucket, in.Prefix, in.Before)
+	if err != nil {
+		return workflows.CountBackupsResult{}, fmt.Errorf("count backups in %s: %w", in.Bucket, err)
+	}
+	return workflows.CountBackupsResult{Count: n, Oldest: oldest}, nil
+}
+
+// MarkBackupsClear records in the erasure ledger the date every backup
+// older than the request's erasure was gone. Safe to repeat (the first date stays).
+func (l *Ledger) MarkBackupsClear(ctx context.Context, in workflows.MarkBackupsClearInput) error {
+	n, err := ledger.MarkBackupsClear(ctx, l.Lethe, in.RequestID, in.ClearAt)
+	if err != nil {
+		return classifyDB(err)
+	}
+	if n == 0 {
+		// The person's entry belongs to an earlier erasure, whose own watch marks it.
+		l.Log.WarnContext(ctx, "no ledger entry carries this request", "request_id", in.RequestID)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The backup watch and its activities.
+const (
+	WorkflowAwaitBackupRotation = "AwaitBackupRotation"
+	ActivityCountBackups        = "CountBackupsBefore"
+	ActivityMarkBackupsClear    = "MarkBackupsClear"
+)
+
+// DefaultBackupCheckEvery is how often the watch lists the backup locations.
+const DefaultBackupCheckEvery = 24 * time.Hour
+
+// backupChecksPerRun bounds the history of one run: then it continues as new.
+const backupChecksPerRun = 100
+
+// BackupWatchWorkflowID names the backup watch of an erasure request.
+func BackupWatchWorkflowID(requestID string) string { return requestID + "-backups" }
+
+// BackupLocation is one place the application database's backups are
+// written to, and how long it keeps each (the data map's backups section).
+type BackupLocation struct {
+	Name     string
+	Bucket   string
+	Prefix   string // "" is the whole bucket
+	Rotation time.Duration
+}
+
+// BackupWatchInput starts (or continues) the wait for every backup taken
+// before an erasure to rotate out. State is nil on a fresh run.
+type BackupWatchInput struct {
+	RequestID string
+	ErasedAt  time.Time
+	Locations []BackupLocation
+	// Promise is how soon the privacy policy says backups forget a person;
+	// 0: no promise to check the rotations against.
+	Promise    time.Duration
+	CheckEvery time.Duration // 0 means DefaultBackupCheckEvery
+	State      *BackupWatchState
+}
+
+// BackupWatchState carries the watch across continue-as-new.
+type BackupWatchState struct {
+	Locations     []BackupStatus
+	Checks        int
+	PromiseMailed bool // the team was told a rotation outlasts the promise
+	OverdueMailed bool // the team was told a rotation is overdue
+}
+
+// BackupStatus is what the last check found in one backup location.
+type BackupStatus struct {
+	Name       string        `json:"name"`
+	Rotation   time.Duration `json:"rotation"`
+	ExpectedBy time.Time     `json:"expected_by"`         // erasure + rotation: when the last older backup should be gone
+	Remaining  int           `json:"remaining"`           // backups from at or before the erasure, at the last check
+	Oldest     time.Time     `json:"oldest,omitzero"`     // the oldest of them
+	CheckedAt  time.Time     `json:"checked_at,omitzero"` // the last check
+	ClearAt    time.Time     `json:"clear_at,omitzero"`   // the check that found none left
+}
+
+// Backup watch statuses.
+const (
+	BackupsWaiting = "waiting"
+	BackupsOverdue = "overdue" // a location kept older backups past its rotation
+	BackupsClear   = "clear"
+)
+
+// BackupWatchProgress is the watch's state (QueryProgress).
+type BackupWatchProgress struct {
+	RequestID string         `json:"request_id"`
+	Status    string         `json:"status"`
+	ErasedAt  time.Time      `json:"erased_at"`
+	Promise   time.Duration  `json:"promise"`
+	Locations []BackupStatus `json:"locations"`
+	Checks    int            `json:"checks"`
+	ClearAt   time.Time      `json:"clear_at,omitzero"`
+}
+
+// CountBackupsInput asks how many backups one location still holds from
+// at or before a time.
+type CountBackupsInput struct {
+	Bucket string
+	Prefix string
+	Before time.Time // objects last modified at or before it count
+}
+
+// CountBackupsResult is the count and the oldest of those backups.
+type CountBackupsResult struct {
+	Count  int
+	Oldest time.Time
+}
+
+// MarkBackupsClearInput records in the erasure ledger when the request's
+// backups were all gone.
+type MarkBackupsClearInput struct {
+	RequestID string
+	ClearAt   time.Time
+}
+
+// AwaitBackupRotation keeps the backup half of the erasure promise (P6).
+// Backups cannot be edited, so an erased person stays in every backup taken
+// before the erasure until the rotation deletes it (meanwhile the erasure
+// ledger keeps a restore from bringing them back). The watch:
+//
+//   - tells the privacy team at once when a location keeps backups longer
+//     than the promise: the rotation alone cannot keep it;
+//   - lists every location each CheckEvery until none holds an object last
+//     modified at or before the erasure;
+//   - tells the team once when a location still holds such backups 2 checks
+//     after its rotation should have removed them;
+//   - then records the date in the ledger and the audit trail, and returns it.
+func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, error) {
+	every := in.CheckEvery
+	if every <= 0 {
+		every = DefaultBackupCheckEvery
+	}
+	st := in.State
+	if st == nil {
+		st = &BackupWatchState{}
+		for _, l := range in.Locations {
+			st.Locations = append(st.Locations, BackupStatus{Name: l.Name, Rotation: l.Rotation, ExpectedBy: in.ErasedAt.Add(l.Rotation)})
+		}
+	}
+	progress := BackupWatchProgress{RequestID: in.RequestID, Status: BackupsWaiting, ErasedAt: in.ErasedAt, Promise: in.Promise}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (BackupWatchProgress, error) {
+		progress.Locations, progress.Checks = st.Locations, st.Checks
+		return progress, nil
+	}); err != nil {
+		return time.Time{}, err
+	}
+	ctx = withActivityDefaults(ctx)
+	listCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
+	})
+
+	if !st.PromiseMailed && in.Promise > 0 {
+		var lines []string
+		for _, l := range in.Locations {
+			if l.Rotation > in.Promise {
+				lines = append(lines, fmt.Sprintf("Backup location %s keeps backups for %s, longer than the %s the privacy policy promises: "+
+					"rotation alone cannot keep the promise. Shorten the rotation, or delete the backups taken before %s by hand.",
+					l.Name, days(l.Rotation), days(in.Promise), in.ErasedAt.UTC().Format(time.RFC3339)))
+			}
+		}
+		if len(lines) > 0 {
+			lines = append(lines, "Meanwhile the erasure ledger re-applies this erasure after any restore (restore-reconcile).")
+			mailTeam(ctx, SendMailInput{RequestID: in.RequestID, Template: MailOperatorReminder, Key: in.RequestID + ":backups:promise", ToPrivacyTeam: true,
+				Data: MailData{RequestType: "erasure", DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}})
+		}
+		st.PromiseMailed = true
+	}
+
+	for checks := 0; ; checks++ {
+		if checks == backupChecksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			next := in
+			next.State = st
+			return time.Time{}, workflow.NewContinueAsNewError(ctx, WorkflowAwaitBackupRotation, next)
+		}
+		clear := true
+		for i, l := range in.Locations {
+			s := &st.Locations[i]
+			if !s.ClearAt.IsZero() {
+				continue
+			}
+			var res CountBackupsResult
+			if err := workflow.ExecuteActivity(listCtx, ActivityCountBackups, CountBackupsInput{Bucket: l.Bucket, Prefix: l.Prefix, Before: in.ErasedAt}).Get(ctx, &res); err != nil {
+				return time.Time{}, fmt.Errorf("list backup location %s: %w", l.Name, err)
+			}
+			s.Remaining, s.Oldest, s.CheckedAt = res.Count, res.Oldest, workflow.Now(ctx)
+			if res.Count == 0 {
+				s.ClearAt = s.CheckedAt
+			} else {
+				clear = false
+			}
+		}
+		st.Checks++
+		if clear {
+			break
+		}
+		now := workflow.Now(ctx)
+		var late []string
+		for i, l := range in.Locations {
+			s := st.Locations[i]
+			if s.ClearAt.IsZero() && now.After(in.ErasedAt.Add(l.Rotation+2*every)) {
+				late = append(late, fmt.Sprintf("Backup location %s still holds %d backups from before the erasure (the oldest from %s); "+
+					"its rotation of %s should have removed them by %s. Check the rotation, or delete them by hand.",
+					l.Name, s.Remaining, s.Oldest.UTC().Format(time.RFC3339), days(l.Rotation), s.ExpectedBy.UTC().Format(time.RFC3339)))
+			}
+		}
+		if len(late) > 0 {
+			progress.Status = BackupsOverdue
+			if !st.OverdueMailed {
+				mailTeam(ctx, SendMailInput{RequestID: in.RequestID, Template: MailOperatorEscalation, Key: in.RequestID + ":backups:overdue", ToPrivacyTeam: true,
+					Data: MailData{RequestType: "erasure", DueDate: latestExpected(st.Locations), Lines: late}})
+				st.OverdueMailed = true
+			}
+		}
+		if err := workflow.Sleep(ctx, every); err != nil {
+			return time.Time{}, err
+		}
+	}
+
+	clearAt := workflow.Now(ctx)
+	if err := workflow.ExecuteActivity(ctx, ActivityMarkBackupsClear, MarkBackupsClearInput{RequestID: in.RequestID, ClearAt: clearAt}).Get(ctx, nil); err != nil {
+		return time.Time{}, fmt.Errorf("record the backups clear in the ledger: %w", err)
+	}
+	detail := map[string]string{"clear_at": clearAt.UTC().Format(time.RFC3339), "erased_at": in.ErasedAt.UTC().Format(time.RFC3339),
+		"locations": fmt.Sprint(len(in.Locations)), "checks": fmt.Sprint(st.Checks)}
+	if err := workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
+		Detail: detail, Key: in.RequestID + ":erasure.backups_clear"}).Get(ctx, nil); err != nil {
+		return time.Time{}, fmt.Errorf("audit the backups clear: %w", err)
+	}
+	progress.Status, progress.ClearAt = BackupsClear, clearAt
+	return clearAt, nil
+}
+
+// mailTeam sends a mail to the privacy team; one that can never go (no
+// address configured) is logged, not a reason to stop watching.
+func mailTeam(ctx workflow.Context, in SendMailInput) {
+	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("could not tell the privacy team", "request_id", in.RequestID, "key", in.Key, "error", err)
+	}
+}
+
+// latestExpected is the latest date by which a location should have been clear.
+func latestExpected(ls []BackupStatus) time.Time {
+	var t time.Time
+	for _, s := range ls {
+		if s.ClearAt.IsZero() && s.ExpectedBy.After(t) {
+			t = s.ExpectedBy
+		}
+	}
+	return t
+}
+
+// days writes a duration in days when it is whole days ("35 days"), else as Go does.
+func days(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		if n := d / (24 * time.Hour); n != 1 {
+			return fmt.Sprintf("%d days", n)
+		}
+		return "1 day"
+	}
+	return d.String()
+}

@@ -2,9 +2,11 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
@@ -13,22 +15,30 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/accounts"
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/processors"
+	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
-// Erasure erases a person's data from the systems of the data map.
+// Erasure erases a person's data from the systems of the data map: the
+// application database, S3, and (through ProcessorErasure) the processors.
 type Erasure struct {
-	App     *pgxpool.Pool // the application database
-	Objects *s3.Client
-	Map     *datamap.Map
-	Keys    *subjectkeys.Keyring
-	Log     *slog.Logger
+	App        *pgxpool.Pool // the application database
+	Objects    *s3.Client
+	Map        *datamap.Map
+	Keys       *subjectkeys.Keyring
+	Subjects   *subject.Hasher      // keys the pseudonym of anonymized columns
+	Processors *processors.Registry // nil when the data map names none
+	Log        *slog.Logger
 }
 
-// userID opens the request's identity and finds the person's user id.
+// userID opens the erasure's identity (sealed by PlanErasure, the user id
+// resolved) and returns the person's user id.
 func (e *Erasure) userID(ctx context.Context, ref string, sealed []byte) (string, error) {
 	id, err := openIdentity(ctx, e.Keys, ref, sealed)
 	if err != nil {
@@ -44,92 +54,153 @@ func (e *Erasure) userID(ctx context.Context, ref string, sealed []byte) (string
 	return userID, nil
 }
 
-// EraseTables deletes the person's rows from every table of the data map in
-// one transaction, in the order the map lists them (children first), then
-// anonymizes or deletes the account row as the map says. Running it again
-// deletes nothing more and succeeds.
+// pseudonym is the person's keyed pseudonym, written into columns the data
+// map anonymizes with "hash": rows of one person stay linkable to each
+// other, never to the person without Lethe's key.
+func (e *Erasure) pseudonym(userID string) string { return e.Subjects.Value("pseudonym", userID) }
+
+// PlanErasure resolves the person once and lists what the data map says to
+// erase. The identity it returns carries the user id, so later steps find
+// the person even after the account row is anonymized.
+func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (workflows.ErasurePlan, error) {
+	id, err := openIdentity(ctx, e.Keys, in.SubjectRef, in.Identity)
+	if err != nil {
+		return workflows.ErasurePlan{}, err
+	}
+	userID, err := resolveUserID(ctx, e.App, e.Map, id)
+	if err != nil || userID == "" {
+		return workflows.ErasurePlan{}, err
+	}
+	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID})
+	if err != nil {
+		return workflows.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
+	}
+	order, err := appdb.EraseOrder(ctx, e.App, e.Map)
+	if err != nil {
+		return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
+	}
+	plan := workflows.ErasurePlan{Found: true, Identity: person, MapDigest: e.Map.Digest()}
+	for _, t := range order {
+		plan.Tables = append(plan.Tables, t.Name)
+	}
+	for _, l := range e.Map.S3 {
+		plan.Locations = append(plan.Locations, l.Bucket+"/"+l.Prefix)
+	}
+	now := time.Now()
+	for _, p := range e.Map.Processors {
+		if e.Processors == nil {
+			break
+		}
+		if _, ok := e.Processors.Eraser(p.Name); !ok {
+			continue
+		}
+		followUp, err := workflows.ParsePeriod(p.FollowUpPeriod())
+		if err != nil {
+			return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError("processor "+p.Name+": follow_up: "+err.Error(), "BadDataMap", nil)
+		}
+		plan.Processors = append(plan.Processors, workflows.PlannedProcessor{Name: p.Name, FollowUp: followUp.After(now).Sub(now)})
+	}
+	if b := e.Map.Backups; b != nil {
+		promise, err := workflows.ParsePeriod(b.Promise)
+		if err != nil {
+			return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError("backups: promise: "+err.Error(), "BadDataMap", nil)
+		}
+		plan.BackupPromise = promise.After(now).Sub(now)
+		for _, l := range b.Locations {
+			rotation, err := workflows.ParsePeriod(l.Rotation)
+			if err != nil {
+				return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError("backups "+l.Name+": rotation: "+err.Error(), "BadDataMap", nil)
+			}
+			plan.Backups = append(plan.Backups, workflows.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation.After(now).Sub(now)})
+		}
+	}
+	return plan, nil
+}
+
+// EraseTables erases the person's rows in one transaction, in foreign-key
+// order (children first): deletes, anonymizes, or keeps under a legal hold
+// as the data map says, then anonymizes or deletes the account row. Running
+// it again changes nothing more and succeeds.
 func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
 	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
-	deleted, err := e.eraseRows(ctx, userID, in.SubjectRef)
+	res, err := e.eraseRows(ctx, userID, in.SubjectRef)
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
-	kept, err := e.keptRows(ctx, userID)
-	if err != nil {
-		return workflows.EraseTablesResult{}, err
-	}
-	e.Log.InfoContext(ctx, "erased rows", "request_id", in.RequestID, "tables", len(deleted))
-	return workflows.EraseTablesResult{Deleted: deleted, Kept: kept}, nil
-}
-
-// keptRows says what an erasure keeps under legal holds, for its outcome.
-func (e *Erasure) keptRows(ctx context.Context, userID string) ([]string, error) {
-	var kept []string
-	for _, t := range e.Map.Tables {
-		if t.Action != datamap.ActionRetain {
+	out := workflows.EraseTablesResult{}
+	for _, t := range res {
+		out.Tables = append(out.Tables, workflows.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
+		if t.Action != appdb.Retained || t.Rows == 0 {
 			continue
 		}
-		var n int
-		sql := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s = $1", t.Identifier().Sanitize(), pgx.Identifier{t.Key}.Sanitize())
-		if err := e.App.QueryRow(ctx, sql, userID).Scan(&n); err != nil {
-			return nil, classifyDB(fmt.Errorf("count %s: %w", t.Name, err))
+		// The hold outlives the request, and the person's key with it: the
+		// user id is sealed with a key of the hold's own, destroyed when
+		// the held rows go.
+		holdRef := "hold:" + t.Table + ":" + in.SubjectRef
+		sealed, err := e.Keys.Seal(ctx, holdRef, []byte(userID))
+		if err != nil {
+			return workflows.EraseTablesResult{}, fmt.Errorf("seal the hold of %s: %w", t.Table, err)
 		}
-		if n > 0 {
-			kept = append(kept, fmt.Sprintf("Kept %d rows in %s: %s (for %s)", n, t.Name, t.Hold.Reason, t.Hold.Period))
-		}
+		out.Held = append(out.Held, workflows.HeldRows{Table: t.Table, Until: t.Until, HoldRef: holdRef, Sealed: sealed})
 	}
-	return kept, nil
+	e.Log.InfoContext(ctx, "erased rows", "request_id", in.RequestID, "tables", len(out.Tables), "held", len(out.Held))
+	return out, nil
 }
 
-// eraseRows is EraseTables for a known user id.
-func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) (map[string]int, error) {
-	deleted := map[string]int{}
-	err := pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
-		for _, t := range e.Map.Tables {
-			if t.Action == datamap.ActionRetain {
-				continue // kept under its legal hold: see keptRows
-			}
-			sql := fmt.Sprintf("DELETE FROM %s WHERE %s = $1", t.Identifier().Sanitize(), pgx.Identifier{t.Key}.Sanitize())
-			tag, err := tx.Exec(ctx, sql, userID)
-			if err != nil {
-				return fmt.Errorf("erase %s: %w", t.Name, err)
-			}
-			deleted[t.Name] = int(tag.RowsAffected())
+// eraseRows erases a known user's rows in one transaction.
+func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) ([]appdb.TableResult, error) {
+	order, err := appdb.EraseOrder(ctx, e.App, e.Map)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
+	}
+	var res []appdb.TableResult
+	err = pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
+		var err error
+		if res, err = appdb.Erase(ctx, tx, e.Map, order, userID, e.pseudonym(userID), time.Now()); err != nil {
+			return err
 		}
 		if a := e.Map.Accounts; a != nil {
 			n, err := accounts.EraseRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(subjectRef, "sr_")+"@invalid")
 			if err != nil {
 				return err
 			}
-			deleted[a.Table] = n
+			action := appdb.Anonymized
+			if a.EraseAction == "delete" {
+				action = appdb.Deleted
+			}
+			res = append(res, appdb.TableResult{Table: a.Table, Action: action, Rows: n})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, classifyDB(err)
 	}
-	return deleted, nil
+	return res, nil
 }
 
-// eraseAccount erases one account's rows and objects (the inactivity sweep's erasure).
+// eraseAccount erases one account's rows and objects (the inactivity
+// sweep's and restore-reconcile's erasure). It returns the rows and
+// objects it removed.
 func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (int, error) {
-	rows, err := e.eraseRows(ctx, userID, subjectRef)
+	res, err := e.eraseRows(ctx, userID, subjectRef)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, c := range rows {
-		n += c
+	for _, t := range res {
+		if t.Action != appdb.Retained {
+			n += t.Rows
+		}
 	}
-	hb := objectsHeartbeat{Deleted: map[string]int{}}
-	if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx) }); err != nil {
-		return n, err
-	}
-	for _, c := range hb.Deleted {
-		n += c
+	for i := range e.Map.S3 {
+		hb := objectsHeartbeat{Location: i}
+		if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx) }); err != nil {
+			return n, err
+		}
+		n += hb.Objects
 	}
 	return n, nil
 }
@@ -137,60 +208,114 @@ func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (
 // objectsHeartbeat is where EraseObjects got to: a retry resumes there.
 type objectsHeartbeat struct {
 	Location int
-	LastKey  string
-	Deleted  map[string]int
+	Marker   objectstore.Marker
+	Objects  int
+	Versions int
 }
 
-// deleteObjects deletes the user's objects under every S3 location of the
-// data map from where hb says the last attempt stopped, keeping hb up to
-// date and calling onBatch after each batch and each location.
+// deleteObjects deletes the user's objects under one S3 location of the
+// data map, every version and delete marker included, from where hb says
+// the last attempt stopped, keeping hb up to date after each batch.
 func (e *Erasure) deleteObjects(ctx context.Context, userID string, hb *objectsHeartbeat, onBatch func()) error {
-	for i := hb.Location; i < len(e.Map.S3); i++ {
-		loc := e.Map.S3[i]
-		prefix, err := loc.PrefixFor(userID)
-		if err != nil {
-			return temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
-		}
-		name := loc.Bucket + "/" + loc.Prefix
-		startAfter := ""
-		if i == hb.Location {
-			startAfter = hb.LastKey
-		}
-		base := hb.Deleted[name]
-		_, err = objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, startAfter, func(last string, n int) {
-			hb.Location, hb.LastKey, hb.Deleted[name] = i, last, base+n
-			onBatch()
-		})
-		if err != nil {
-			return fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
-		}
-		if _, ok := hb.Deleted[name]; !ok {
-			hb.Deleted[name] = 0
-		}
-		hb.Location, hb.LastKey = i+1, ""
-		onBatch()
+	if hb.Location < 0 || hb.Location >= len(e.Map.S3) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("no S3 location %d in the data map", hb.Location), "BadDataMap", nil)
 	}
+	loc := e.Map.S3[hb.Location]
+	prefix, err := loc.PrefixFor(userID)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
+	}
+	objects, versions := hb.Objects, hb.Versions
+	res, err := objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, hb.Marker, func(m objectstore.Marker, deleted int) {
+		hb.Marker, hb.Versions = m, versions+deleted
+		onBatch()
+	})
+	if err != nil {
+		return fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
+	}
+	hb.Objects, hb.Versions = objects+res.Keys, versions+res.Deleted
 	return nil
 }
 
-// EraseObjects deletes the person's objects under every S3 location of the
-// data map, in batches of 1000, heartbeating the last key deleted so that a
+// EraseObjects deletes the person's objects under one S3 location of the
+// data map, in batches of 1000, every version and delete marker of a
+// versioned bucket included, heartbeating the last entry deleted so that a
 // retried attempt resumes where the last one stopped.
 func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
 	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return workflows.EraseObjectsResult{}, err
 	}
-	hb := objectsHeartbeat{Deleted: map[string]int{}}
+	hb := objectsHeartbeat{Location: in.Location}
 	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &hb)
-		if hb.Deleted == nil {
-			hb.Deleted = map[string]int{}
+		var last objectsHeartbeat
+		if activity.GetHeartbeatDetails(ctx, &last) == nil && last.Location == in.Location {
+			hb = last
 		}
 	}
 	if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx, hb) }); err != nil {
 		return workflows.EraseObjectsResult{}, err
 	}
-	e.Log.InfoContext(ctx, "erased objects", "request_id", in.RequestID, "locations", len(hb.Deleted))
-	return workflows.EraseObjectsResult{Deleted: hb.Deleted}, nil
+	loc := e.Map.S3[in.Location]
+	e.Log.InfoContext(ctx, "erased objects", "request_id", in.RequestID, "bucket", loc.Bucket, "objects", hb.Objects)
+	res := workflows.EraseObjectsResult{Location: loc.Bucket + "/" + loc.Prefix, Objects: hb.Objects}
+	if hb.Versions != hb.Objects { // a versioned bucket: older versions and delete markers went too
+		res.Versions = hb.Versions
+	}
+	return res, nil
+}
+
+// VerifyErasure reads every table and S3 location of the data map again
+// and lists what of the person remains outside legal holds.
+func (e *Erasure) VerifyErasure(ctx context.Context, in workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error) {
+	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return workflows.VerifyErasureResult{}, err
+	}
+	var out workflows.VerifyErasureResult
+	left, err := appdb.Remaining(ctx, e.App, e.Map, userID, e.pseudonym(userID), time.Now())
+	if err != nil {
+		return out, classifyDB(err)
+	}
+	for _, l := range left {
+		out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d rows in %s (%s)", l.Rows, l.Table, l.Why))
+	}
+	if n, err := accounts.Unerased(ctx, e.App, e.Map, userID); err != nil {
+		return out, classifyDB(err)
+	} else if n > 0 {
+		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the account row in %s is not erased", e.Map.Accounts.Table))
+	}
+	for _, loc := range e.Map.S3 {
+		prefix, err := loc.PrefixFor(userID)
+		if err != nil {
+			return out, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
+		}
+		c, err := objectstore.CountPrefix(ctx, e.Objects, loc.Bucket, prefix)
+		if err != nil {
+			return out, fmt.Errorf("count objects in %s: %w", loc.Bucket, err)
+		}
+		if c.Total() > 0 {
+			out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d objects or versions in %s/%s", c.Total(), loc.Bucket, loc.Prefix))
+		}
+	}
+	return out, nil
+}
+
+// EraseHeldRows erases rows kept under a legal hold whose hold has ended,
+// and says when the next one ends. The user id was sealed with the hold's
+// own key when the rows were kept.
+func (e *Erasure) EraseHeldRows(ctx context.Context, in workflows.EraseHeldInput) (workflows.EraseHeldResult, error) {
+	raw, err := e.Keys.Open(ctx, in.Held.HoldRef, in.Held.Sealed)
+	if errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+		return workflows.EraseHeldResult{}, nil // released before: nothing left to do
+	}
+	if err != nil {
+		return workflows.EraseHeldResult{}, fmt.Errorf("open the hold of %s: %w", in.Held.Table, err)
+	}
+	deleted, next, err := appdb.EraseHeld(ctx, e.App, e.Map, in.Held.Table, string(raw), time.Now())
+	if err != nil {
+		return workflows.EraseHeldResult{}, classifyDB(err)
+	}
+	e.Log.InfoContext(ctx, "erased held rows", "request_id", in.RequestID, "table", in.Held.Table, "rows", deleted)
+	return workflows.EraseHeldResult{Deleted: deleted, Next: next}, nil
 }

@@ -66,7 +66,7 @@ func (x *Exports) PresignLink(ctx context.Context, in workflows.LinkInput) (work
 
 // DeleteBundle deletes a request's bundle and everything fetched for it.
 func (x *Exports) DeleteBundle(ctx context.Context, in workflows.ExpiryInput) (int, error) {
-	res, err := objectstore.DeletePrefix(ctx, x.Objects, x.Bucket, bundlePrefix(in.RequestID), "", nil)
+	res, err := objectstore.DeletePrefix(ctx, x.Objects, x.Bucket, bundlePrefix(in.RequestID), objectstore.Marker{}, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -76,14 +76,14 @@ func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.Transitio
 	return nil
 }
 
-// AppendAudit appends an entry about an account, an incident or an export
-// (not a request) to the audit trail, once per key.
+// AppendAudit appends an entry to the audit trail, once per key: about an
+// account, an incident, an export, or a request's erasure receipt.
 func (l *Lifecycle) AppendAudit(ctx context.Context, in workflows.AuditInput) error {
 	detail := map[string]any{}
 	for k, v := range in.Detail {
 		detail[k] = v
 	}
-	_, err := audit.Append(ctx, l.DB, audit.Entry{SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action, Detail: detail, IdempotencyKey: in.Key})
+	_, err := audit.Append(ctx, l.DB, audit.Entry{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: in.Actor, Action: in.Action, Detail: detail, IdempotencyKey: in.Key})
 	return classifyDB(err)
 }
 

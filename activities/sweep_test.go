@@ -53,7 +53,7 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	l := &activities.Lifecycle{DB: pool, App: pool, Map: m, Keys: keys, Subjects: hasher, Mail: mail.NewOnce(pool, outbox), Templates: tpl,
 		CompanyName: "Example", PublicURL: "http://localhost", PrivacyTeam: "team@example.com", Log: log}
-	life := &activities.AccountLife{Lifecycle: l, Erasure: &activities.Erasure{App: pool, Objects: objects, Map: m, Keys: keys, Log: log}, ExportBucket: demo.Bucket}
+	life := &activities.AccountLife{Lifecycle: l, Erasure: &activities.Erasure{App: pool, Objects: objects, Map: m, Keys: keys, Subjects: hasher, Log: log}, ExportBucket: demo.Bucket}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(life.SweepInactivePage)
@@ -85,7 +85,7 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	if dry.Warned != 1 || notices != 0 || dry.ReportKey == "" {
 		t.Fatalf("dry run: %+v, %d notices recorded", dry, notices)
 	}
-	if n, err := objectstore.CountPrefix(ctx, objects, demo.Bucket, "reports/inactivity-dry-run/dry/"); err != nil || n != 1 {
+	if n, err := objectstore.CountPrefix(ctx, objects, demo.Bucket, "reports/inactivity-dry-run/dry/"); err != nil || n.Total() != 1 {
 		t.Fatalf("dry-run report: %d objects (%v)", n, err)
 	}
 	if r := page(t0); r.Warned != 1 || r.Erased != 0 {

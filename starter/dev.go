@@ -162,7 +162,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []string{cfg.S3ExportBucket, demo.Bucket} {
+	for _, b := range []string{cfg.S3ExportBucket, demo.Bucket, demo.BackupBucket} {
 		if err := objectstore.EnsureBucket(ctx, objects, b); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@
 //	go run ./starter serve    the HTTP API against a Temporal cluster (production)
 //	go run ./starter migrate  apply Lethe's database migrations
 //	go run ./starter outbox   read the mail the dev stack wrote instead of sending
+//	go run ./starter reconcile  after a restore of the application database, erase the erased again
 //
 // Configuration comes from the environment (README.md, "Configuration").
 // Build the production binary with `-tags nodev` to leave the dev stack (and
@@ -29,7 +30,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand())
+	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe:", err)
 		os.Exit(1)

@@ -51,6 +51,7 @@ type AccountStatusInput struct {
 
 // AuditInput appends an entry about an account (not a request) to the audit trail.
 type AuditInput struct {
+	RequestID  string // the privacy request the entry is about, if any
 	SubjectRef string
 	Actor      string
 	Action     string

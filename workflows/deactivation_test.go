@@ -44,11 +44,9 @@ func newAccountLife(t *testing.T) *accountLife {
 	})
 	reg(workflows.ActivityEraseTables, func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
 		a.erasedAt = since()
-		return workflows.EraseTablesResult{Deleted: map[string]int{"demo.projects": 2}}, nil
+		return workflows.EraseTablesResult{Tables: []workflows.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
-	reg(workflows.ActivityEraseObjects, func(context.Context, workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
-		return workflows.EraseObjectsResult{}, nil
-	})
+	newFakeSystems().register(a.env, workflows.ActivityEraseTables, workflows.ActivityAudit)
 	reg(workflows.ActivityShredSubject, func(context.Context, string) error { a.shredded = true; return nil })
 	return a
 }

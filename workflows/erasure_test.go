@@ -4,42 +4,138 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/lethe-privacy/lethe/workflows"
-	"github.com/stretchr/testify/mock"
 )
 
-// fakeSystems stands in for the activities and counts their calls.
+// fakeSystems stands in for every system an erasure reaches and counts
+// what each was asked.
 type fakeSystems struct {
-	tables, objects  int
+	mu               sync.Mutex
+	plan             workflows.ErasurePlan
+	calls            map[string]int
 	objectsFailFirst int
+	leftovers        []string
+	order            []string // what happened, in order
+	children         map[string]int
+	audits           []workflows.AuditInput
 }
 
-func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
-		f.tables++
-		return workflows.EraseTablesResult{Deleted: map[string]int{"demo.projects": 2}}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityEraseTables})
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
-		f.objects++
-		if f.objects <= f.objectsFailFirst {
+func newFakeSystems() *fakeSystems {
+	return &fakeSystems{
+		calls: map[string]int{}, children: map[string]int{},
+		plan: workflows.ErasurePlan{
+			Found: true, Identity: []byte("sealed-with-user-id"), MapDigest: "d1",
+			Tables:     []string{"demo.project_files", "demo.projects"},
+			Locations:  []string{"bucket/projects/{user_id}/", "bucket/ids/{user_id}/"},
+			Processors: []workflows.PlannedProcessor{{Name: "stripe", FollowUp: 30 * 24 * time.Hour}, {Name: "paypal", FollowUp: 30 * 24 * time.Hour}},
+			Backups:    []workflows.BackupLocation{{Name: "nightly", Bucket: "backups", Prefix: "pg/", Rotation: 35 * 24 * time.Hour}},
+		},
+	}
+}
+
+func (f *fakeSystems) note(what string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[what]++
+	f.order = append(f.order, what)
+}
+
+// register puts the fakes on env; skip names activities the caller registers itself.
+func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment, skip ...string) {
+	reg := func(name string, fn any) {
+		for _, s := range skip {
+			if s == name {
+				return
+			}
+		}
+		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	reg(workflows.ActivityPlanErasure, func(_ context.Context, in workflows.ErasureInput) (workflows.ErasurePlan, error) {
+		f.note("plan")
+		return f.plan, nil
+	})
+	reg(workflows.ActivityRecordErasure, func(_ context.Context, in workflows.RecordErasureInput) error {
+		if string(in.Identity) != "sealed-with-user-id" {
+			return errors.New("the ledger was not given the planned identity")
+		}
+		f.note("ledger")
+		return nil
+	})
+	reg(workflows.ActivityEraseTables, func(_ context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+		f.note("tables")
+		return workflows.EraseTablesResult{
+			Tables: []workflows.TableOutcome{
+				{Table: "demo.projects", Action: "deleted", Rows: 2},
+				{Table: "demo.reviews", Action: "anonymized", Rows: 1},
+				{Table: "demo.purchases", Action: "retained", Rows: 1, Reason: "tax law", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)},
+			},
+			Held: []workflows.HeldRows{{Table: "demo.purchases", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC), HoldRef: "hold:demo.purchases:sr_x"}},
+		}, nil
+	})
+	reg(workflows.ActivityEraseObjects, func(_ context.Context, in workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
+		f.note("objects")
+		f.mu.Lock()
+		fail := f.calls["objects"] <= f.objectsFailFirst
+		f.mu.Unlock()
+		if fail {
 			return workflows.EraseObjectsResult{}, errors.New("s3: 503 slow down")
 		}
-		return workflows.EraseObjectsResult{Deleted: map[string]int{"bucket/prefix": 6}}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityEraseObjects})
+		return workflows.EraseObjectsResult{Location: f.plan.Locations[in.Location], Objects: 6, Versions: 8}, nil
+	})
+	reg(workflows.ActivityVerifyErasure, func(context.Context, workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error) {
+		f.note("verify")
+		return workflows.VerifyErasureResult{Leftovers: f.leftovers}, nil
+	})
+	reg(workflows.ActivityAudit, func(_ context.Context, in workflows.AuditInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.audits = append(f.audits, in)
+		return nil
+	})
+	// The processors' own workflow is tested in processorerasure_test.go;
+	// here it answers as a confirmed erasure (stripe) or an operator's (paypal).
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ProcessorErasureInput) (workflows.ProcessorErasureResult, error) {
+		f.mu.Lock()
+		f.children[in.Processor+" deadline "+in.TaskDeadline.String()]++
+		f.mu.Unlock()
+		if in.Processor == "paypal" {
+			return workflows.ProcessorErasureResult{Processor: "paypal", Status: workflows.ProcessorDoneByHand, Evidence: "ticket PP-1"}, nil
+		}
+		return workflows.ProcessorErasureResult{Processor: in.Processor, Status: workflows.ProcessorConfirmed, HTTPStatus: 200,
+			Refs: []workflows.ProcessorRef{{Kind: "customer", ID: "cus_1"}}, FollowUpAt: workflow.Now(ctx).Add(in.FollowUpAfter)}, nil
+	}, workflow.RegisterOptions{Name: workflows.WorkflowEraseAtProcessor})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.BackupWatchInput) (time.Time, error) {
+		f.note("backups watch")
+		return workflow.Now(ctx), nil
+	}, workflow.RegisterOptions{Name: workflows.WorkflowAwaitBackupRotation})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ReleaseHoldInput) (int, error) {
+		f.note("hold " + in.Held.Table)
+		return 0, nil
+	}, workflow.RegisterOptions{Name: workflows.WorkflowReleaseHold})
 }
 
-func TestEraseSubjectDoesNotRedoACompletedSystem(t *testing.T) {
+func newErasureEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	env := s.NewTestWorkflowEnvironment()
-	f := &fakeSystems{objectsFailFirst: 2}
+	return s.NewTestWorkflowEnvironment()
+}
+
+func TestEraseSubjectReachesEverySystemAndReturnsTheReceipt(t *testing.T) {
+	env := newErasureEnv(t)
+	f := newFakeSystems()
+	f.objectsFailFirst = 2 // S3 slows down twice: only that location is tried again
 	f.register(env)
 	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
 	if err := env.GetWorkflowError(); err != nil {
@@ -49,27 +145,151 @@ func TestEraseSubjectDoesNotRedoACompletedSystem(t *testing.T) {
 	if err := env.GetWorkflowResult(&p); err != nil {
 		t.Fatal(err)
 	}
-	if f.tables != 1 || f.objects != 3 {
-		t.Fatalf("tables erased %d times, objects tried %d times; want 1 and 3", f.tables, f.objects)
+	if f.calls["tables"] != 1 || f.calls["objects"] != 4 || f.calls["plan"] != 1 || f.calls["verify"] != 1 {
+		t.Fatalf("calls %v: want the tables erased once, 2 locations (one retried twice), one plan, one verification", f.calls)
 	}
-	if p.Status != workflows.StatusCompleted || p.Systems[0].Deleted["demo.projects"] != 2 || p.Systems[1].Deleted["bucket/prefix"] != 6 {
+	// The ledger comes before anything is erased; the verification after everything.
+	if f.order[0] != "plan" || f.order[1] != "ledger" {
+		t.Fatalf("order %v: the ledger must be written before any erasure", f.order)
+	}
+	if i := indexOf(f.order, "verify"); i < indexOf(f.order, "tables") || i < lastIndexOf(f.order, "objects") {
+		t.Fatalf("order %v: verification must come last", f.order)
+	}
+	if f.children["stripe deadline 168h0m0s"] != 1 || f.children["paypal deadline 168h0m0s"] != 1 {
+		t.Fatalf("processor children %v", f.children)
+	}
+	if p.Status != workflows.StatusCompleted || len(p.Systems) != 5 {
 		t.Fatalf("progress %+v", p)
+	}
+	for _, s := range p.Systems {
+		if s.Status != workflows.StepDone {
+			t.Fatalf("system %+v not done", s)
+		}
+	}
+	receipt := strings.Join(p.Summary(), "\n")
+	for _, want := range []string{
+		"Deleted 2 rows from demo.projects", "Anonymized 1 rows in demo.reviews", "Kept 1 rows in demo.purchases until 1 January 2036: tax law",
+		"Deleted 6 files from bucket/projects/{user_id}/ (8 versions and delete markers)", "stripe: erasure confirmed (HTTP 200, customer cus_1); checked again after",
+		"paypal: erased by our privacy team (ticket PP-1)", "Backups in nightly rotate out by",
+	} {
+		if !strings.Contains(receipt, want) {
+			t.Errorf("receipt lacks %q:\n%s", want, receipt)
+		}
+	}
+	if len(f.audits) != 1 || f.audits[0].Action != "erasure.receipt" || f.audits[0].RequestID != "req_1" || f.audits[0].Detail["line_01"] == "" {
+		t.Fatalf("audit %+v", f.audits)
+	}
+	if f.calls["backups watch"] != 1 || f.calls["hold demo.purchases"] != 1 {
+		t.Fatalf("follow-ups %v: want the backups watch and the hold's end started", f.calls)
 	}
 }
 
-func TestEraseSubjectStopsAtAPermanentFailure(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	env := s.NewTestWorkflowEnvironment()
-	f := &fakeSystems{}
+func TestAnExpeditedErasureGivesProcessorTasksAShortDeadline(t *testing.T) {
+	env := newErasureEnv(t)
+	f := newFakeSystems()
 	f.register(env)
-	env.OnActivity(workflows.ActivityEraseTables, mock.Anything, mock.Anything).Return(workflows.EraseTablesResult{},
-		temporal.NewNonRetryableApplicationError("erase demo.x: undefined table", "DatabaseError", nil))
+	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x", Expedited: true})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if f.children["stripe deadline 24h0m0s"] != 1 {
+		t.Fatalf("processor children %v: want a 24h task deadline", f.children)
+	}
+}
+
+func TestTheVerificationPassFailsAnErasureThatLeftSomething(t *testing.T) {
+	env := newErasureEnv(t)
+	f := newFakeSystems()
+	f.leftovers = []string{"2 rows in demo.projects (not deleted)"}
+	f.register(env)
 	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
-	if env.GetWorkflowError() == nil {
-		t.Fatal("want the workflow to fail")
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "demo.projects") {
+		t.Fatalf("want the erasure to fail naming what is left, got %v", err)
 	}
-	if f.objects != 0 {
-		t.Fatal("objects erased after the tables failed")
+	if len(f.audits) != 0 || f.calls["backups watch"] != 0 {
+		t.Fatal("a failed erasure must leave no receipt and start no follow-ups")
 	}
+}
+
+func TestAFailingSystemDoesNotStopTheOthersAndFailsTheErasure(t *testing.T) {
+	env := newErasureEnv(t)
+	f := newFakeSystems()
+	f.register(env, workflows.ActivityEraseTables)
+	env.RegisterActivityWithOptions(func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+		return workflows.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase demo.x: undefined table", "DatabaseError", nil)
+	}, activity.RegisterOptions{Name: workflows.ActivityEraseTables})
+	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "postgres") {
+		t.Fatalf("want the erasure to fail naming the database, got %v", err)
+	}
+	if f.calls["objects"] != 2 || f.calls["verify"] != 0 {
+		t.Fatalf("calls %v: the other systems are still erased; nothing is verified", f.calls)
+	}
+}
+
+func TestAPersonTheApplicationDoesNotKnowHasNothingToErase(t *testing.T) {
+	env := newErasureEnv(t)
+	f := newFakeSystems()
+	f.plan = workflows.ErasurePlan{}
+	f.register(env)
+	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
+	var p workflows.ErasureProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	if f.calls["ledger"] != 0 || f.calls["tables"] != 0 || !strings.Contains(strings.Join(p.Summary(), ""), "nothing to erase") {
+		t.Fatalf("calls %v, summary %v", f.calls, p.Summary())
+	}
+}
+
+func TestAHoldReleasesItsRowsWhenItEndsAndDestroysItsKey(t *testing.T) {
+	env := newErasureEnv(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	env.SetStartTime(start)
+	env.SetWorkflowRunTimeout(20 * 365 * 24 * time.Hour)              // the test suite's default is shorter than a tax hold
+	first, second := start.AddDate(10, 0, 0), start.AddDate(10, 3, 0) // tax records: ten years
+	var erasedAt []time.Time
+	shredded := ""
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.EraseHeldInput) (workflows.EraseHeldResult, error) {
+		now := env.Now()
+		erasedAt = append(erasedAt, now)
+		if now.Before(second) {
+			return workflows.EraseHeldResult{Deleted: 1, Next: second}, nil
+		}
+		return workflows.EraseHeldResult{Deleted: 2}, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityEraseHeld})
+	env.RegisterActivityWithOptions(func(_ context.Context, ref string) error { shredded = ref; return nil }, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
+	env.RegisterActivityWithOptions(func(context.Context, workflows.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	env.ExecuteWorkflow(workflows.ReleaseHold, workflows.ReleaseHoldInput{RequestID: "req_1", SubjectRef: "sr_x",
+		Held: workflows.HeldRows{Table: "demo.purchases", Until: first, HoldRef: "hold:demo.purchases:sr_x"}})
+	var n int
+	if err := env.GetWorkflowResult(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || len(erasedAt) != 2 || erasedAt[0].Before(first) || erasedAt[1].Before(second) {
+		t.Fatalf("deleted %d at %v: want rows kept until each hold ends (%v, %v)", n, erasedAt, first, second)
+	}
+	if shredded != "hold:demo.purchases:sr_x" {
+		t.Fatalf("the hold's key was not destroyed (%q)", shredded)
+	}
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndexOf(s []string, v string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
 }

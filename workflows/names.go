@@ -21,6 +21,7 @@ const (
 	WorkflowPolicyNotice   = "PolicyChangeNotice"
 	WorkflowBuildExport    = "BuildExport"
 	WorkflowKeepExport     = "KeepExport"
+	WorkflowReleaseHold    = "ReleaseHold"
 )
 
 // Activity names: the contract between these workflows and package activities.
@@ -56,17 +57,22 @@ const (
 	ActivityPresignLink      = "PresignLink"
 	ActivityDeleteBundle     = "DeleteBundle"
 	ActivityPushBundle       = "PushBundle"
+	ActivityPlanErasure      = "PlanErasure"
+	ActivityVerifyErasure    = "VerifyErasure"
+	ActivityEraseHeld        = "EraseHeldRows"
 )
 
 // ActivityNames lists every activity the workflows call.
 func ActivityNames() []string {
-	return []string{ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
+	return append([]string{ActivityRecordErasure, ActivityReconcilePage, ActivityCountBackups, ActivityMarkBackupsClear, // erasure ledger and backups (ledger.go, reconcile.go, backups.go)
+		ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
 		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords,
 		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs,
 		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent,
 		ActivityCollectAffected, ActivityNoticeCounts, ActivitySendBatch, ActivityRenderNotice, ActivityWriteReport,
 		ActivityPublicNotice, ActivityRenderPolicy,
-		ActivityExportSources, ActivityFetchProcessor, ActivityBuildBundle, ActivityPresignLink, ActivityDeleteBundle, ActivityPushBundle}
+		ActivityExportSources, ActivityFetchProcessor, ActivityBuildBundle, ActivityPresignLink, ActivityDeleteBundle, ActivityPushBundle,
+		ActivityPlanErasure, ActivityVerifyErasure, ActivityEraseHeld}, ProcessorErasureActivityNames()...)
 }
 
 // TaskQueue is where Lethe's workflows and activities run unless configured otherwise.

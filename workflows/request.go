@@ -100,7 +100,10 @@ type RequestInput struct {
 	PreVerified  bool   // submitted by the company's authenticated backend
 	SubmittedBy  string // "subject" or "backend:<key id>"
 	PushTo       string // portability: the third party's HTTPS endpoint the person named
-	Policy       Policy
+	// Expedited: an operator's erasure of a child's data (P15), with its own
+	// short deadline in Policy and short operator-task deadlines.
+	Expedited bool
+	Policy    Policy
 }
 
 // Transition is one step of a request's life, as the query shows it.
@@ -688,26 +691,20 @@ func (r *request) doWork(ctx workflow.Context) error {
 	case TypeConsent:
 		return r.propagate(ctx, ActivityRecordConsent, ActivityProcessorConsent)
 	}
-	if !r.in.HasUserID {
-		var res ResolveUserResult
-		if err := workflow.ExecuteActivity(ctx, ActivityResolveUser, ResolveUserInput{SubjectRef: r.in.SubjectRef, Identity: r.in.Identity}).Get(ctx, &res); err != nil {
-			return err
-		}
-		if !res.Found {
-			r.view.Outcome = []string{"We hold no account for this identity; nothing to erase."}
-			return nil
-		}
-	}
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
 	var progress ErasureProgress
 	err := workflow.ExecuteChildWorkflow(child, WorkflowEraseSubject, ErasureInput{
 		RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Jurisdiction: r.in.Jurisdiction,
+		Expedited: r.in.Expedited,
 	}).Get(ctx, &progress)
 	if err != nil {
 		return err
 	}
 	r.view.Systems = progress.Systems
 	r.view.Outcome = progress.Summary()
+	if len(r.view.Outcome) == 0 {
+		r.view.Outcome = []string{"We hold no account for this identity; nothing to erase."}
+	}
 	return nil
 }
 

@@ -85,11 +85,12 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	})
 	reg(workflows.ActivityEraseTables, func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
 		l.erased++
-		return workflows.EraseTablesResult{Deleted: map[string]int{"demo.projects": 2}}, nil
+		return workflows.EraseTablesResult{Tables: []workflows.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
 	reg(workflows.ActivityEraseObjects, func(context.Context, workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
-		return workflows.EraseObjectsResult{Deleted: map[string]int{"b/p/": 6}}, nil
+		return workflows.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
 	})
+	newFakeSystems().register(l.env, workflows.ActivityEraseTables, workflows.ActivityEraseObjects)
 	return l
 }
 

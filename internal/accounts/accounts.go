@@ -100,6 +100,28 @@ func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder st
 	return int(tag.RowsAffected()), nil
 }
 
+// Unerased counts the person's account rows an erasure has not finished
+// with: any row when the data map deletes it, a row not yet in the erased
+// status when it anonymizes it. The erasure's verification pass fails on
+// anything above zero.
+func Unerased(ctx context.Context, db DB, m *datamap.Map, userID string) (int, error) {
+	a := m.Accounts
+	if a == nil {
+		return 0, nil
+	}
+	sql := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s = $1", a.Identifier().Sanitize(), col(a.Key))
+	args := []any{userID}
+	if a.EraseAction != "delete" {
+		sql += fmt.Sprintf(" AND %s IS DISTINCT FROM $2", col(a.Status))
+		args = append(args, a.Erased)
+	}
+	var n int
+	if err := db.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("check the account row: %w", err)
+	}
+	return n, nil
+}
+
 // Account is one account as a sweep sees it.
 type Account struct {
 	ID         string

@@ -76,6 +76,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/requests/{id}/resend", public(s.resend))
 	mux.Handle("POST /v1/requests/{id}/link", public(s.newLink))
 	mux.HandleFunc("POST /v1/requests/{id}/sources", s.sourceDecision)
+	mux.HandleFunc("GET /v1/requests/{id}/erasure", s.erasureProgress)
+	mux.HandleFunc("POST /v1/requests/{id}/processors/{name}/task", s.processorTask)
 	for _, action := range []string{workflows.UpdateApprove, workflows.UpdateDeny, workflows.UpdateExtend, workflows.UpdateCancel, workflows.UpdateComplete} {
 		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))
 	}
@@ -90,6 +92,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/incidents/{id}/close", s.closeIncident)
 	mux.HandleFunc("POST /v1/policy-notices", s.policyNotice)
 	mux.HandleFunc("GET /v1/policy-notices/{id}", s.getIncident)
+	mux.HandleFunc("POST /v1/reconcile", s.startReconcile)
+	mux.HandleFunc("GET /v1/reconcile/{id}", s.getReconcile)
 	if s.Extra != nil {
 		s.Extra(mux)
 	}

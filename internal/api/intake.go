@@ -34,6 +34,9 @@ type SubmitRequest struct {
 	Verified bool `json:"verified,omitempty"`
 	// Details of a rectification or consent request.
 	Details *Details `json:"details,omitempty"`
+	// Expedited: "child" asks for the expedited erasure of a child's data
+	// (P15), with its own short deadline. Operators only; type erasure.
+	Expedited string `json:"expedited,omitempty"`
 }
 
 // Details says what a rectification corrects or a consent request changes.
@@ -99,7 +102,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg := validateSubmission(in, caller); msg != "" {
 		status := http.StatusUnprocessableEntity
-		if in.Verified && caller.role != apikeys.RoleBackend {
+		if in.Verified && caller.role != apikeys.RoleBackend || in.Expedited != "" && caller.role != apikeys.RoleOperator {
 			status = http.StatusForbidden
 		}
 		writeError(w, status, "%s", msg)
@@ -132,8 +135,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.writeJoined(w, existing, caller)
 		return
 	}
-	// Limits per person and type (P14).
-	if retryAt, err := s.overLimit(ctx, string(ref), in.Type, in.Jurisdiction, now); err != nil {
+	// Limits per person and type (P14); a child's data goes whatever the count.
+	if in.Expedited != "" {
+		pol = s.Policies.ExpeditedErasure()
+	} else if retryAt, err := s.overLimit(ctx, string(ref), in.Type, in.Jurisdiction, now); err != nil {
 		s.unavailable(w, r, "check limits", err)
 		return
 	} else if !retryAt.IsZero() {
@@ -182,7 +187,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		}, workflows.WorkflowPrivacyRequest, workflows.RequestInput{
 			RequestID: id, Type: in.Type, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
 			Identity: sealed, HasEmail: in.Subject.Email != "", HasUserID: in.Subject.UserID != "",
-			PreVerified: in.Verified || noVerification, SubmittedBy: caller.actor(), Policy: pol, PushTo: pushTo(in),
+			PreVerified: in.Verified || noVerification || in.Expedited != "", SubmittedBy: caller.actor(), Policy: pol, PushTo: pushTo(in),
+			Expedited: in.Expedited != "",
 		})
 	}
 	if err != nil {
@@ -215,7 +221,15 @@ func validateSubmission(in SubmitRequest, c caller) string {
 		return "subject.user_id: want 1 to 128 letters, digits or ._:@-"
 	case in.Verified && c.role != apikeys.RoleBackend:
 		return "verified: only the company's backend (an API key with the backend role) may vouch for an identity"
-	case !in.Verified && in.Subject.Email == "" && !optOutWithoutVerification(in):
+	case in.Expedited != "" && c.role != apikeys.RoleOperator:
+		return "expedited: only the privacy team (an API key with the operator role) may start an expedited erasure"
+	case in.Expedited != "" && in.Expedited != "child":
+		return "expedited: want \"child\" (the erasure of a child's data)"
+	case in.Expedited != "" && in.Type != workflows.TypeErasure:
+		return "expedited: only an erasure can be expedited"
+	case in.Expedited != "" && in.Subject.UserID == "" && in.Subject.Email == "":
+		return "subject: give a user_id or an email"
+	case !in.Verified && in.Expedited == "" && in.Subject.Email == "" && !optOutWithoutVerification(in):
 		return "subject.email: required, to verify the person's identity"
 	case in.Subject.Email == "" && in.Subject.UserID == "":
 		return "subject: give an email or a user_id"

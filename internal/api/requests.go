@@ -331,3 +331,51 @@ func (s *Server) sourceDecision(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"processor": in.Processor, "action": in.Action})
 	}
 }
+
+// ErasureProgress is an erasure's progress per system, with each
+// processor's own state (an open operator task, its steps and deadline).
+type ErasureProgress struct {
+	Erasure    workflows.ErasureProgress                 `json:"erasure"`
+	Processors map[string]workflows.ProcessorErasureView `json:"processors,omitempty"`
+}
+
+// erasureProgress shows an operator where an erasure stands, system by
+// system, while it runs and after: GET /v1/requests/{id}/erasure.
+func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
+	id, c, ok := s.request(w, r)
+	if !ok {
+		return
+	}
+	if c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "an erasure's progress needs an operator key")
+		return
+	}
+	ctx := r.Context()
+	resp, err := s.Temporal.QueryWorkflow(ctx, id+"-erasure", "", workflows.QueryProgress)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "this request has no erasure under way or done (yet)")
+		return
+	}
+	var out ErasureProgress
+	if err := resp.Get(&out.Erasure); err != nil {
+		s.unavailable(w, r, "read erasure progress", err)
+		return
+	}
+	for _, sys := range out.Erasure.Systems {
+		if sys.System != workflows.SystemProcessor || sys.Status == workflows.StepPending {
+			continue
+		}
+		resp, err := s.Temporal.QueryWorkflow(ctx, workflows.ProcessorErasureWorkflowID(id, sys.Name), "", workflows.QueryProgress)
+		if err != nil {
+			continue // not started yet, or gone from retention: the erasure's own line says enough
+		}
+		var v workflows.ProcessorErasureView
+		if resp.Get(&v) == nil {
+			if out.Processors == nil {
+				out.Processors = map[string]workflows.ProcessorErasureView{}
+			}
+			out.Processors[sys.Name] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -83,6 +83,8 @@ type Config struct {
 	ExtendCCPA    string `env:"LETHE_EXTENSION_CCPA" envDefault:"45d"`
 	ExtendCompany string `env:"LETHE_EXTENSION_COMPANY" envDefault:"0d"`
 	ReceiptCCPA   string `env:"LETHE_RECEIPT_CCPA" envDefault:"10bd"`
+	// The expedited erasure of a child's data (P15), started by an operator.
+	DueExpedited string `env:"LETHE_DUE_EXPEDITED" envDefault:"3d"`
 
 	// Identity verification by a one-time code.
 	CodeTTL             time.Duration `env:"LETHE_CODE_TTL" envDefault:"15m"`

@@ -34,6 +34,7 @@ type Limit struct {
 type Book struct {
 	due, extend   map[string]workflows.Period
 	companyDue    workflows.Period
+	expeditedDue  workflows.Period
 	receipt       map[string]workflows.Period
 	base          workflows.Policy
 	approvalTypes []string
@@ -66,6 +67,7 @@ func FromConfig(c config.Config) (*Book, error) {
 		},
 	}
 	b.companyDue = b.due[Company]
+	b.expeditedDue = period("LETHE_DUE_EXPEDITED", c.DueExpedited)
 	for _, t := range c.ApprovalTypes {
 		t = strings.TrimSpace(t)
 		if t == "" {
@@ -107,6 +109,15 @@ func (b *Book) For(jurisdiction, requestType string) workflows.Policy {
 	p.ConfirmWithin = b.receipt[jurisdiction]
 	p.RequireApproval = slices.Contains(b.approvalTypes, requestType)
 	p.FulfilByHand = slices.Contains(b.manualTypes, requestType)
+	return p
+}
+
+// ExpeditedErasure is the policy of an operator's expedited erasure of a
+// child's data (P15): its own short deadline, no extension, no approval
+// step and never fulfilled by hand.
+func (b *Book) ExpeditedErasure() workflows.Policy {
+	p := b.base
+	p.Due, p.CompanyDue = b.expeditedDue, b.expeditedDue
 	return p
 }
 

@@ -100,7 +100,7 @@ func New(t *testing.T) *Stack {
 	if st.S3, err = wiring.Objects(ctx, st.Config); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{st.Config.S3ExportBucket, demo.Bucket} {
+	for _, b := range []string{st.Config.S3ExportBucket, demo.Bucket, demo.BackupBucket} {
 		if err := objectstore.EnsureBucket(ctx, st.S3, b); err != nil {
 			t.Fatal(err)
 		}

@@ -93,6 +93,11 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.PolicyChangeNotice, workflow.RegisterOptions{Name: workflows.WorkflowPolicyNotice})
 	r.RegisterWorkflowWithOptions(workflows.BuildExport, workflow.RegisterOptions{Name: workflows.WorkflowBuildExport})
 	r.RegisterWorkflowWithOptions(workflows.KeepExport, workflow.RegisterOptions{Name: workflows.WorkflowKeepExport})
+	r.RegisterWorkflowWithOptions(workflows.RestoreReconcile, workflow.RegisterOptions{Name: workflows.WorkflowRestoreReconcile})
+	r.RegisterWorkflowWithOptions(workflows.AwaitBackupRotation, workflow.RegisterOptions{Name: workflows.WorkflowAwaitBackupRotation})
+	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: workflows.WorkflowEraseAtProcessor})
+	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: workflows.WorkflowProcessorFollowUp})
+	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: workflows.WorkflowReleaseHold})
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -104,12 +109,18 @@ func Activities(d Deps) map[string]any {
 		DB: d.Lethe, App: d.App, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Mail: d.Mail, Templates: d.Templates,
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
-	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Log: d.Log}
+	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Processors: d.Processors, Log: d.Log}
+	atProcessors := &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Log: d.Log}
 	notices := &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail}
 	exports := &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors}
 	changes := &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors}
 	life := &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket}
+	erasureLedger := &activities.Ledger{Lethe: d.Lethe, App: d.App, Backups: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Erasure: erasure, Log: d.Log}
 	return map[string]any{
+		workflows.ActivityRecordErasure:    erasureLedger.RecordErasure,
+		workflows.ActivityReconcilePage:    erasureLedger.ReconcilePage,
+		workflows.ActivityCountBackups:     erasureLedger.CountBackupsBefore,
+		workflows.ActivityMarkBackupsClear: erasureLedger.MarkBackupsClear,
 		workflows.ActivityRecordTransition: lifecycle.RecordTransition,
 		workflows.ActivityIssueCode:        lifecycle.IssueVerificationCode,
 		workflows.ActivitySendMail:         lifecycle.SendRequestMail,
@@ -117,6 +128,12 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityShredSubject:     lifecycle.ShredSubject,
 		workflows.ActivityEraseTables:      erasure.EraseTables,
 		workflows.ActivityEraseObjects:     erasure.EraseObjects,
+		workflows.ActivityPlanErasure:      erasure.PlanErasure,
+		workflows.ActivityVerifyErasure:    erasure.VerifyErasure,
+		workflows.ActivityEraseHeld:        erasure.EraseHeldRows,
+		workflows.ActivityEraseAtProcessor: atProcessors.EraseAtProcessor,
+		workflows.ActivityProcessorStatus:  atProcessors.ProcessorStatus,
+		workflows.ActivityConfirmErasure:   atProcessors.ConfirmErasure,
 		workflows.ActivityPurgeRecords:     lifecycle.PurgeClosedRequests,
 		workflows.ActivitySetAccountStatus: life.SetAccountStatus,
 		workflows.ActivityAudit:            lifecycle.AppendAudit,

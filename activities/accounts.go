@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/accounts"
+	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows"
 )
@@ -160,6 +161,10 @@ func (a *AccountLife) sweepErase(ctx context.Context, in workflows.SweepPageInpu
 	if in.DryRun {
 		fmt.Fprintf(report, "%s,erase-%s,%s,\n", acc.ID, why, acc.LastActive.Format(time.RFC3339))
 		return nil
+	}
+	// Into the erasure ledger first, as every erasure: no restore brings the account back.
+	if err := ledger.Record(ctx, a.DB, ref, "sweep:"+why, a.Map.Digest(), in.Now); err != nil {
+		return classifyDB(err)
 	}
 	n, err := a.Erasure.eraseAccount(ctx, acc.ID, ref)
 	if err != nil {

@@ -113,4 +113,9 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	if r := page(t0.AddDate(0, 2, 0)); r.Erased != 1 {
 		t.Fatalf("still inactive after the due date: %+v, want the erasure", r)
 	}
+	// The swept account is in the erasure ledger: no restore brings it back.
+	var inLedger int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lethe.erasure_ledger WHERE user_ref = $1 AND request_id = 'sweep:inactive'`, string(hasher.UserID(user))).Scan(&inLedger); err != nil || inLedger != 1 {
+		t.Fatalf("ledger: %d entries (%v), want the swept account", inLedger, err)
+	}
 }

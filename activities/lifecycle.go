@@ -186,20 +186,6 @@ func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailIn
 	return l.send(ctx, to, msg, in.Key, in.RequestID, name)
 }
 
-// ResolveUser finds the person's user id in the application's identity table
-// when they wrote with an email only.
-func (l *Lifecycle) ResolveUser(ctx context.Context, in workflows.ResolveUserInput) (workflows.ResolveUserResult, error) {
-	id, err := l.openIdentity(ctx, in.SubjectRef, in.Identity)
-	if err != nil {
-		return workflows.ResolveUserResult{}, err
-	}
-	userID, err := resolveUserID(ctx, l.App, l.Map, id)
-	if err != nil {
-		return workflows.ResolveUserResult{}, err
-	}
-	return workflows.ResolveUserResult{Found: userID != ""}, nil
-}
-
 // ShredSubject destroys the person's data key: every sealed copy of their
 // identity, wherever it was copied, becomes unreadable. Safe to repeat.
 func (l *Lifecycle) ShredSubject(ctx context.Context, subjectRef string) error {

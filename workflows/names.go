@@ -30,7 +30,6 @@ const (
 	ActivityRecordTransition = "RecordTransition"
 	ActivityIssueCode        = "IssueVerificationCode"
 	ActivitySendMail         = "SendRequestMail"
-	ActivityResolveUser      = "ResolveUser"
 	ActivityShredSubject     = "ShredSubject"
 	ActivityEraseTables      = "EraseTables"
 	ActivityEraseObjects     = "EraseObjects"
@@ -65,7 +64,7 @@ const (
 // ActivityNames lists every activity the workflows call.
 func ActivityNames() []string {
 	return append([]string{ActivityRecordErasure, ActivityReconcilePage, ActivityCountBackups, ActivityMarkBackupsClear, // erasure ledger and backups (ledger.go, reconcile.go, backups.go)
-		ActivityRecordTransition, ActivityIssueCode, ActivitySendMail, ActivityResolveUser,
+		ActivityRecordTransition, ActivityIssueCode, ActivitySendMail,
 		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords,
 		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs,
 		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent,

@@ -273,18 +273,6 @@ type ChangeResult struct {
 // RefusedNeedsOperator: a processor refused for good; a person must act.
 const RefusedNeedsOperator = "NeedsOperator"
 
-// ResolveUserInput asks the application database for the person's user id
-// (when they wrote with an email only).
-type ResolveUserInput struct {
-	SubjectRef string
-	Identity   []byte
-}
-
-// ResolveUserResult is the user id, if the application knows the person.
-type ResolveUserResult struct {
-	Found bool
-}
-
 // Mail templates (see internal/templates).
 const (
 	MailReceipt              = "receipt"

@@ -69,9 +69,6 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 		l.mails = append(l.mails, sent{template: in.Template, at: l.since(), team: in.ToPrivacyTeam, data: in.Data})
 		return nil
 	})
-	reg(workflows.ActivityResolveUser, func(context.Context, workflows.ResolveUserInput) (workflows.ResolveUserResult, error) {
-		return workflows.ResolveUserResult{Found: true}, nil
-	})
 	reg(workflows.ActivityShredSubject, func(context.Context, string) error { l.shred++; return nil })
 	reg(workflows.ActivityRecordConsent, func(context.Context, workflows.ChangeInput) (workflows.ChangeResult, error) {
 		l.actions = append(l.actions, "fake.consent_recorded")

@@ -124,7 +124,6 @@ func Activities(d Deps) map[string]any {
 		workflows.ActivityRecordTransition: lifecycle.RecordTransition,
 		workflows.ActivityIssueCode:        lifecycle.IssueVerificationCode,
 		workflows.ActivitySendMail:         lifecycle.SendRequestMail,
-		workflows.ActivityResolveUser:      lifecycle.ResolveUser,
 		workflows.ActivityShredSubject:     lifecycle.ShredSubject,
 		workflows.ActivityEraseTables:      erasure.EraseTables,
 		workflows.ActivityEraseObjects:     erasure.EraseObjects,

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -18,17 +17,13 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/activities"
-	"github.com/lethe-privacy/lethe/internal/codec"
-	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
-	"github.com/lethe-privacy/lethe/internal/s3local"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
-	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -46,33 +41,8 @@ type ledgerFixture struct {
 
 func newLedgerFixture(t *testing.T, accounts int) *ledgerFixture {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.NewLethePool(t)
-	if err := demo.CreateSchema(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := s3local.StartMemory("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	objects, _ := objectstore.New(ctx, objectstore.Options{Endpoint: srv.URL, Region: s3local.Region, AccessKeyID: s3local.AccessKeyID, SecretAccessKey: s3local.SecretAccessKey, UsePathStyle: true})
-	if err := objectstore.EnsureBucket(ctx, objects, demo.Bucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Seed(ctx, pool, objects, demo.SeedOptions{Accounts: accounts}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := demo.DataMap()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Processors = nil
-	master, _ := codec.GenerateKey()
-	keys, _ := subjectkeys.New(pool, []config.Key{master})
-	hashKey, _ := codec.GenerateKey()
-	hasher, _ := subject.NewHasher(hashKey.Material)
-	log := slog.New(slog.DiscardHandler)
+	app := newDemoApp(t, accounts)
+	pool, objects, m, keys, hasher, log := app.pool, app.objects, app.m, app.keys, app.hasher, app.log
 	l := &activities.Ledger{Lethe: pool, App: pool, Backups: objects, Map: m, Keys: keys, Subjects: hasher,
 		Erasure: &activities.Erasure{App: pool, Objects: objects, Map: m, Keys: keys, Subjects: hasher, Log: log}, Log: log}
 	var s testsuite.WorkflowTestSuite

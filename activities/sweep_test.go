@@ -9,42 +9,18 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/activities"
-	"github.com/lethe-privacy/lethe/internal/codec"
-	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
-	"github.com/lethe-privacy/lethe/internal/s3local"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
-	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
 // A warning at 23 months, then activity at 23.5 months: nobody is erased.
 func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	ctx := context.Background()
-	pool := pgtest.NewLethePool(t)
-	if err := demo.CreateSchema(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := s3local.StartMemory("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	objects, _ := objectstore.New(ctx, objectstore.Options{Endpoint: srv.URL, Region: s3local.Region, AccessKeyID: s3local.AccessKeyID, SecretAccessKey: s3local.SecretAccessKey, UsePathStyle: true})
-	if err := objectstore.EnsureBucket(ctx, objects, demo.Bucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Seed(ctx, pool, objects, demo.SeedOptions{Accounts: 1}); err != nil {
-		t.Fatal(err)
-	}
-	m, _ := demo.DataMap()
-	master, _ := codec.GenerateKey()
-	keys, _ := subjectkeys.New(pool, []config.Key{master})
-	hasher, _ := subject.NewHasher(master.Material)
+	app := newDemoApp(t, 1)
+	pool, objects, m, keys, hasher := app.pool, app.objects, app.m, app.keys, app.hasher
 	outbox, _ := mail.NewOutbox(t.TempDir())
 	tpl, err := templates.New("")
 	if err != nil {

@@ -9,9 +9,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/api"
-	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/temporalclient"
-	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -26,15 +23,7 @@ func reconcileCommand() *cobra.Command {
 			"brought back. Run it after every restore, before the application takes traffic.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.FromEnv()
-			if err != nil {
-				return err
-			}
-			opts, err := wiring.TemporalOptions(cfg, wiring.Logger(cfg))
-			if err != nil {
-				return err
-			}
-			c, err := temporalclient.Dial(cmd.Context(), opts)
+			c, cfg, err := dialTemporal(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
@@ -18,15 +20,7 @@ func schedulesCommand() *cobra.Command {
 		Short: "Create or update every schedule from the configuration (the worker also does this at start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.FromEnv()
-			if err != nil {
-				return err
-			}
-			opts, err := wiring.TemporalOptions(cfg, wiring.Logger(cfg))
-			if err != nil {
-				return err
-			}
-			c, err := temporalclient.Dial(cmd.Context(), opts)
+			c, cfg, err := dialTemporal(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -42,4 +36,19 @@ func schedulesCommand() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// dialTemporal reads the configuration from the environment and connects to
+// Temporal as it says: what every command that starts or changes workflows needs.
+func dialTemporal(ctx context.Context) (client.Client, config.Config, error) {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, cfg, err
+	}
+	opts, err := wiring.TemporalOptions(cfg, wiring.Logger(cfg))
+	if err != nil {
+		return nil, cfg, err
+	}
+	c, err := temporalclient.Dial(ctx, opts)
+	return c, cfg, err
 }

@@ -82,6 +82,17 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request) (string, caller
 	return id, c, true
 }
 
+// operatorRequest is request for the routes only the privacy team may
+// use: any other caller gets 403 with forbidden, the reason.
+func (s *Server) operatorRequest(w http.ResponseWriter, r *http.Request, forbidden string) (string, caller, bool) {
+	id, c, ok := s.request(w, r)
+	if ok && c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "%s", forbidden)
+		return "", c, false
+	}
+	return id, c, ok
+}
+
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	id, _, ok := s.request(w, r)
 	if !ok {
@@ -216,12 +227,8 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 }
 
 func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request) {
-	id, c, ok := s.request(w, r)
+	id, _, ok := s.operatorRequest(w, r, "the audit trail needs an operator key")
 	if !ok {
-		return
-	}
-	if c.role != apikeys.RoleOperator {
-		writeError(w, http.StatusForbidden, "the audit trail needs an operator key")
 		return
 	}
 	entries, err := audit.ForRequest(r.Context(), s.DB, id)
@@ -311,12 +318,8 @@ type SourceDecisionBody struct {
 
 // sourceDecision lets an operator retry or skip a processor an export waits on.
 func (s *Server) sourceDecision(w http.ResponseWriter, r *http.Request) {
-	id, c, ok := s.request(w, r)
+	id, c, ok := s.operatorRequest(w, r, "deciding about a source needs an operator key")
 	if !ok {
-		return
-	}
-	if c.role != apikeys.RoleOperator {
-		writeError(w, http.StatusForbidden, "deciding about a source needs an operator key")
 		return
 	}
 	var in SourceDecisionBody
@@ -342,12 +345,8 @@ type ErasureProgress struct {
 // erasureProgress shows an operator where an erasure stands, system by
 // system, while it runs and after: GET /v1/requests/{id}/erasure.
 func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
-	id, c, ok := s.request(w, r)
+	id, _, ok := s.operatorRequest(w, r, "an erasure's progress needs an operator key")
 	if !ok {
-		return
-	}
-	if c.role != apikeys.RoleOperator {
-		writeError(w, http.StatusForbidden, "an erasure's progress needs an operator key")
 		return
 	}
 	ctx := r.Context()

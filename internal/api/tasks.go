@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -29,12 +28,8 @@ var processorNameRe = regexp.MustCompile(`^[a-z0-9._-]{1,64}$`)
 // processorTask lets an operator retry, skip or mark done by hand the
 // erasure at one processor that waits on a person.
 func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
-	id, c, ok := s.request(w, r)
+	id, c, ok := s.operatorRequest(w, r, "resolving a processor task needs an operator key")
 	if !ok {
-		return
-	}
-	if c.role != apikeys.RoleOperator {
-		writeError(w, http.StatusForbidden, "resolving a processor task needs an operator key")
 		return
 	}
 	name := r.PathValue("name")

@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
@@ -97,8 +98,14 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 	if err != nil {
 		return nil, err
 	}
+	var callbacks *processors.OpenDSRCallbacks // OpenDSR processors' signed status callbacks
+	if m != nil {
+		if callbacks, err = processors.NewOpenDSRCallbacks(m.Processors, processors.BuildOptions{}); err != nil {
+			return nil, fmt.Errorf("data map processors: %w", err)
+		}
+	}
 	return &api.Server{
-		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies, Map: m,
+		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies, Map: m, Callbacks: callbacks,
 		APIKeys:   apikeys.NewAuthenticator(db, apikeys.DefaultCacheTTL),
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
 		Accounts: api.AccountPolicy{DeactivationGrace: cfg.DeactivationGrace, DeactivationReminder: cfg.DeactivationReminder,

@@ -36,7 +36,20 @@ const (
 	// UpdateResolveTask carries an operator's TaskResolution to the
 	// erasure's open task.
 	UpdateResolveTask = "resolve_task"
+
+	// SignalProcessorCallback tells a pending erasure that its processor
+	// called back (ProcessorCallback): the erasure asks about its status
+	// at once instead of at the next poll.
+	SignalProcessorCallback = "processor_callback"
 )
+
+// ProcessorCallback is what a processor's verified status callback says,
+// as the API signals it: the status it reported, no personal data. The
+// erasure only takes it as a cue: what counts is the status it then asks
+// for itself.
+type ProcessorCallback struct {
+	Status string `json:"status"` // the processor's request_status, e.g. "completed"
+}
 
 // ProcessorErasureActivityNames lists the activities of this file, for the
 // worker's registry and its contract test.
@@ -295,7 +308,10 @@ type processorErasure struct {
 //     honouring Retry-After);
 //   - done or already gone: confirmed, with the processor's refs as evidence;
 //   - pending (OpenDSR, webhook jobs, SendGrid): it asks again every
-//     PollEvery until the processor is done, for at most PollFor;
+//     PollEvery until the processor is done, for at most PollFor, and at
+//     once when the processor's verified callback arrives
+//     (SignalProcessorCallback; the API finds the erasure by its
+//     LetheProcessorJob search attribute, the processor's job id);
 //   - anything else — a manual processor, a 4xx, retries exhausted, a
 //     processor still pending — becomes an operator task: the privacy team
 //     is mailed, the task shows in the progress query, an operator retries,
@@ -382,6 +398,7 @@ func (e *processorErasure) erase(ctx workflow.Context) (call ProcessorCall, prob
 	case ProcessorCallDone, ProcessorCallGone:
 		return call, "", nil
 	case ProcessorCallPending:
+		e.findableByJob(ctx, call.JobID)
 		return e.poll(ctx, call)
 	case ProcessorCallNeedsOperator:
 		return call, e.in.Processor + " cannot erase through an API: follow the steps, then mark this task done with evidence", nil
@@ -390,10 +407,29 @@ func (e *processorErasure) erase(ctx workflow.Context) (call ProcessorCall, prob
 	}
 }
 
+// maxJobIDAttr bounds a job id kept as a search attribute.
+const maxJobIDAttr = 200
+
+// findableByJob sets LetheProcessorJob to the processor's job id (for
+// OpenDSR the subject_request_id, a UUID), so a status callback, which
+// names only that id, finds this erasure. A failure is logged: polling
+// goes on without it.
+func (e *processorErasure) findableByJob(ctx workflow.Context, jobID string) {
+	if jobID == "" || len(jobID) > maxJobIDAttr {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, ProcessorJobKey.ValueSet(jobID)); err != nil {
+		workflow.GetLogger(ctx).Warn("processor job id not set as a search attribute", "processor", e.in.Processor, "error", err)
+	}
+}
+
 // poll asks about an asynchronous erasure every PollEvery, for at most
-// PollFor. A processor that finishes makes the erasure confirmed.
+// PollFor, and at once when the processor calls back
+// (SignalProcessorCallback). A processor that finishes makes the erasure
+// confirmed.
 func (e *processorErasure) poll(ctx workflow.Context, call ProcessorCall) (ProcessorCall, string, error) {
 	e.view.Status = ProcessorWaiting
+	callbacks := workflow.GetSignalChannel(ctx, SignalProcessorCallback)
 	until := workflow.Now(ctx).Add(e.in.PollFor)
 	for {
 		left := until.Sub(workflow.Now(ctx))
@@ -401,7 +437,7 @@ func (e *processorErasure) poll(ctx workflow.Context, call ProcessorCall) (Proce
 			return call, fmt.Sprintf("%s still reports the erasure pending after %s: check it at the processor, then retry or mark it done",
 				e.in.Processor, e.in.PollFor), nil
 		}
-		if err := workflow.Sleep(ctx, min(e.in.PollEvery, left)); err != nil {
+		if err := e.waitForPoll(ctx, callbacks, min(e.in.PollEvery, left)); err != nil {
 			return call, "", err
 		}
 		var next ProcessorCall
@@ -426,6 +462,33 @@ func (e *processorErasure) poll(ctx workflow.Context, call ProcessorCall) (Proce
 			return next, fmt.Sprintf("%s answered %q about the erasure", e.in.Processor, next.Status), nil
 		}
 	}
+}
+
+// waitForPoll waits d, or less when the processor calls back meanwhile;
+// it consumes every callback received so far, as the status check that
+// follows answers them all. err is only the workflow's cancellation.
+func (e *processorErasure) waitForPoll(ctx workflow.Context, callbacks workflow.ReceiveChannel, d time.Duration) error {
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	var timerErr error
+	var cb ProcessorCallback
+	called := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(workflow.NewTimer(timerCtx, d), func(f workflow.Future) { timerErr = f.Get(ctx, nil) })
+	sel.AddReceive(callbacks, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, &cb)
+		called = true
+	})
+	sel.Select(ctx)
+	for callbacks.ReceiveAsync(&cb) { // the check about to be made answers them too
+		called = true
+	}
+	if !called {
+		return timerErr
+	}
+	workflow.GetLogger(ctx).Info("processor called back: asking about the erasure now", "processor", e.in.Processor,
+		"callback_status", truncateRunes(cb.Status, 40))
+	return ctx.Err()
 }
 
 // task opens an operator task and waits for its resolution, escalating

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -352,6 +353,64 @@ func TestAPendingErasureIsPolledUntilTheProcessorIsDone(t *testing.T) {
 	}
 	if len(p.confirms) != 1 || p.confirms[0].Erasure.JobID != res.JobID {
 		t.Fatalf("follow-up %+v", p.confirms)
+	}
+}
+
+func TestAProcessorCallbackMakesThePendingErasureAskAtOnce(t *testing.T) {
+	const job = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+	p := newProcessorRun(t)
+	p.env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(workflows.ProcessorJobKey.ValueSet(job))).Return(nil).Once()
+	p.erase = func(int) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
+	}
+	p.status = func(n int, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		if in.Earlier == nil || in.Earlier.JobID != job {
+			t.Errorf("status asked without the job: %+v", in.Earlier)
+		}
+		if n == 1 {
+			return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 200}, nil
+		}
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200}, nil
+	}
+	// Two callbacks in one workflow task at 10 minutes: one check answers
+	// both; the processor still works, so the next check is a poll
+	// interval later.
+	p.env.RegisterDelayedCallback(func() {
+		p.env.SignalWorkflowSkippingWorkflowTask(workflows.SignalProcessorCallback, workflows.ProcessorCallback{Status: "in_progress"})
+		p.env.SignalWorkflow(workflows.SignalProcessorCallback, workflows.ProcessorCallback{Status: "in_progress"})
+	}, 10*time.Minute)
+	res := p.run(workflows.ProcessorErasureInput{})
+	p.env.AssertExpectations(t)
+	want := []time.Time{jan15.Add(10 * time.Minute), jan15.Add(70 * time.Minute)}
+	if len(p.statusAt) != 2 || !p.statusAt[0].Equal(want[0]) || !p.statusAt[1].Equal(want[1]) {
+		t.Fatalf("status asked at %v, want %v (the callback, then a poll interval later)", p.statusAt, want)
+	}
+	if res.Status != workflows.ProcessorConfirmed || res.JobID != job || !res.ConfirmedAt.Equal(want[1]) {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestACallbackThatCompletesTheErasureEndsItBeforeThePollInterval(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, JobID: "job-1"}, nil
+	}
+	p.status = func(int, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200}, nil
+	}
+	p.env.RegisterDelayedCallback(func() {
+		if err := p.env.SignalWorkflowByID(workflows.ProcessorErasureWorkflowID("req_x", "stripe"), workflows.SignalProcessorCallback,
+			workflows.ProcessorCallback{Status: "completed"}); err != nil {
+			t.Errorf("signal: %v", err)
+		}
+	}, 3*time.Minute)
+	p.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.ProcessorErasureWorkflowID("req_x", "stripe")})
+	res := p.run(workflows.ProcessorErasureInput{PollEvery: 6 * time.Hour})
+	if len(p.statusAt) != 1 || !p.statusAt[0].Equal(jan15.Add(3*time.Minute)) {
+		t.Fatalf("status asked at %v, want once at the callback", p.statusAt)
+	}
+	if res.Status != workflows.ProcessorConfirmed || !res.ConfirmedAt.Equal(jan15.Add(3*time.Minute)) {
+		t.Fatalf("result %+v", res)
 	}
 }
 

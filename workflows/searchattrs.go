@@ -17,6 +17,10 @@ var (
 	// A notice campaign's progress (breach, policy change).
 	NoticesFoundKey = temporal.NewSearchAttributeKeyInt64("LetheNoticesFound")
 	NoticesSentKey  = temporal.NewSearchAttributeKeyInt64("LetheNoticesSent")
+	// ProcessorJobKey is a processor's id for a pending erasure there (for
+	// OpenDSR the subject_request_id UUID): a status callback finds the
+	// EraseAtProcessor workflow by it.
+	ProcessorJobKey = temporal.NewSearchAttributeKeyKeyword("LetheProcessorJob")
 )
 
 // SearchAttributes lists Lethe's search attributes with their types, for
@@ -30,5 +34,6 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		DueAtKey.GetName():        enumspb.INDEXED_VALUE_TYPE_DATETIME,
 		NoticesFoundKey.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
 		NoticesSentKey.GetName():  enumspb.INDEXED_VALUE_TYPE_INT,
+		ProcessorJobKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }

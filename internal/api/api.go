@@ -25,6 +25,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/workflows"
@@ -44,6 +45,9 @@ type Server struct {
 	Accounts  AccountPolicy
 	Notices   NoticePolicy
 	Map       *datamap.Map // what may be corrected and consented to; nil: no such requests
+	// Callbacks verifies the signed status callbacks of the data map's
+	// OpenDSR processors; nil: every callback route answers 404.
+	Callbacks *processors.OpenDSRCallbacks
 	// PerIP and PerSubject limit the public routes; nil means no limit.
 	PerIP, PerSubject *ratelimit.Limiter
 	// Extra routes mounted by the process (e.g. the codec server); may be nil.
@@ -78,6 +82,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/requests/{id}/sources", s.sourceDecision)
 	mux.HandleFunc("GET /v1/requests/{id}/erasure", s.erasureProgress)
 	mux.HandleFunc("POST /v1/requests/{id}/processors/{name}/task", s.processorTask)
+	mux.HandleFunc("POST /v1/callbacks/opendsr/{processor}", s.openDSRCallback) // no key: the processor's signature
 	for _, action := range []string{workflows.UpdateApprove, workflows.UpdateDeny, workflows.UpdateExtend, workflows.UpdateCancel, workflows.UpdateComplete} {
 		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))
 	}

@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,7 +35,9 @@ import (
 //	sendgrid   groups ("marketing=123,news=456"), global_purposes, on_behalf_of   credential: API key
 //	webhook    base_url required                                   credential: HMAC secret (≥16 bytes)
 //	opendsr    base_url required; regulation, export_type, email_format,
-//	           callback_urls, legacy (true/false), auth (basic|bearer|none)
+//	           callback_urls, legacy (true/false), auth (basic|bearer|none),
+//	           processor_domain and discovery_url (callback signatures,
+//	           see NewOpenDSRCallbacks)
 //	           credential: "user:secret" for basic, token for bearer
 //	manual     preset (paypal|paddle), instructions                no credential, no base_url
 type Config struct {
@@ -70,6 +73,9 @@ type BuildOptions struct {
 	HTTPClient *http.Client
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// OpenDSRRoots are the CAs trusted to issue OpenDSR processors'
+	// signing certificates (NewOpenDSRCallbacks); nil means the system pool.
+	OpenDSRRoots *x509.CertPool
 }
 
 type credNeed int
@@ -144,8 +150,9 @@ func kindSpecs() map[string]kindSpec {
 			},
 		},
 		"opendsr": {
-			options: []string{"regulation", "export_type", "email_format", "callback_urls", "legacy", "auth"},
-			cred:    credOptional, baseURL: credRequired,
+			options: []string{"regulation", "export_type", "email_format", "callback_urls", "legacy", "auth",
+				"processor_domain", "discovery_url"},
+			cred: credOptional, baseURL: credRequired,
 			build: func(c Config, cred string, o BuildOptions) (Connector, error) {
 				cfg := OpenDSRConfig{Name: c.Name, BaseURL: c.BaseURL, Regulation: c.Options["regulation"],
 					ExportType: c.Options["export_type"], EmailFormat: c.Options["email_format"],

@@ -248,13 +248,17 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 		return progress, temporal.NewNonRetryableApplicationError("the verification pass found data left: "+strings.Join(check.Leftovers, "; "), "ErasureIncomplete", nil)
 	}
 
+	// What outlives the request starts, and the receipt is audited, at once.
 	erasedAt := workflow.Now(ctx)
-	e.watchBackups(ctx, erasedAt)
-	e.releaseHoldsLater(ctx)
+	later := append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
 	e.receipt.CompletedAt = erasedAt
 	progress.Receipt = e.receipt
-	if err := workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
-		Detail: e.receipt.AuditDetail(), Key: in.RequestID + ":erasure.receipt"}).Get(ctx, nil); err != nil {
+	audited := workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
+		Detail: e.receipt.AuditDetail(), Key: in.RequestID + ":erasure.receipt"})
+	for _, child := range later {
+		e.started(ctx, child)
+	}
+	if err := audited.Get(ctx, nil); err != nil {
 		return progress, fmt.Errorf("audit the receipt: %w", err)
 	}
 	progress.Status = StatusCompleted
@@ -354,9 +358,9 @@ func (e *erasure) eraseAtProcessor(ctx workflow.Context, p PlannedProcessor) err
 
 // watchBackups starts the wait for every backup older than the erasure to
 // rotate out (P6). It outlives the request.
-func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) {
+func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workflow.ChildWorkflowFuture {
 	if len(e.plan.Backups) == 0 {
-		return
+		return nil
 	}
 	var longest time.Duration
 	for _, b := range e.plan.Backups {
@@ -365,27 +369,35 @@ func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) {
 			Basis: "backups cannot be edited: the erasure ledger re-applies this erasure after any restore"})
 	}
 	e.receipt.BackupsGoneBy = erasedAt.Add(longest)
-	e.startAbandoned(ctx, BackupWatchWorkflowID(e.in.RequestID), WorkflowAwaitBackupRotation, BackupWatchInput{
+	return []workflow.ChildWorkflowFuture{e.startAbandoned(ctx, BackupWatchWorkflowID(e.in.RequestID), WorkflowAwaitBackupRotation, BackupWatchInput{
 		RequestID: e.in.RequestID, ErasedAt: erasedAt, Locations: e.plan.Backups, Promise: e.plan.BackupPromise,
-	})
+	})}
 }
 
 // releaseHoldsLater starts, for each table holding rows under a legal hold,
 // the erasure of those rows when the hold ends. It outlives the request.
-func (e *erasure) releaseHoldsLater(ctx workflow.Context) {
+func (e *erasure) releaseHoldsLater(ctx workflow.Context) []workflow.ChildWorkflowFuture {
+	var started []workflow.ChildWorkflowFuture
 	for _, h := range e.held {
-		e.startAbandoned(ctx, e.in.RequestID+"-hold-"+h.Table, WorkflowReleaseHold, ReleaseHoldInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Held: h})
+		started = append(started, e.startAbandoned(ctx, e.in.RequestID+"-hold-"+h.Table, WorkflowReleaseHold,
+			ReleaseHoldInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Held: h}))
 	}
+	return started
 }
 
-// startAbandoned starts a child that lives on after this workflow; one that
-// already runs (a retried erasure) is left alone.
-func (e *erasure) startAbandoned(ctx workflow.Context, id, workflowType string, in any) {
+// startAbandoned starts a child that lives on after this workflow.
+func (e *erasure) startAbandoned(ctx workflow.Context, id, workflowType string, in any) workflow.ChildWorkflowFuture {
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON})
-	if err := workflow.ExecuteChildWorkflow(child, workflowType, in).GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+	return workflow.ExecuteChildWorkflow(child, workflowType, in)
+}
+
+// started waits for a child of startAbandoned to start; one that already
+// runs (a retried erasure) is left alone.
+func (e *erasure) started(ctx workflow.Context, child workflow.ChildWorkflowFuture) {
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
 		if !errors.As(err, &already) {
-			workflow.GetLogger(ctx).Error("could not start a follow-up workflow", "workflow", workflowType, "error", err)
+			workflow.GetLogger(ctx).Error("could not start a workflow that outlives the erasure", "error", err)
 		}
 	}
 }

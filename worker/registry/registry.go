@@ -76,7 +76,13 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 // WorkerOptions are the options of every Lethe worker: on stop (a deploy, a
 // Ctrl-C) running activities get time to finish instead of being cut off.
 func WorkerOptions() worker.Options {
-	return worker.Options{WorkerStopTimeout: 30 * time.Second}
+	return worker.Options{
+		WorkerStopTimeout: 30 * time.Second,
+		// An erasure fans out to a child workflow per processor: with the
+		// SDK's two workflow-task pollers, tasks waited ~50 ms for one.
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 8,
+	}
 }
 
 // Register puts every workflow and activity on r under its contract name.

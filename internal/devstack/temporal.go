@@ -139,8 +139,8 @@ func sqliteStore(o TemporalOptions) (*config.SQL, error) {
 		return nil, fmt.Errorf("temporal database directory: %w", err)
 	}
 	cfg := &config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		DatabaseName:      o.DatabaseFile,
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: o.DatabaseFile,
 		// Write-ahead logging, synced at checkpoints: each workflow task is
 		// a write, and a full fsync per write made the dev stack wait on the
 		// disk. A crash of the process loses nothing; a power cut may lose

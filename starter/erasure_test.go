@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
@@ -93,6 +94,12 @@ func (w *erasureWorld) resolveTask(t *testing.T, id, processor, body string) {
 		procs, _ := progress["processors"].(map[string]any)
 		view, _ := procs[processor].(map[string]any)
 		return view != nil && view["status"] == "needs_operator" && view["task"] != nil
+	})
+	// The privacy team's list of open tasks in the Temporal UI shows it too.
+	testenv.Eventually(t, 30*time.Second, "the "+processor+" task in the UI's list", func() bool {
+		resp, err := w.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("LetheTaskDueAt IS NOT NULL AND WorkflowId = '%s'", workflows.ProcessorErasureWorkflowID(id, processor))})
+		return err == nil && len(resp.Executions) == 1
 	})
 	if code, out := w.call(t, "POST", "/v1/requests/"+id+"/processors/"+processor+"/task", w.Operator, body); code != http.StatusOK {
 		t.Fatalf("resolve the %s task: %d %v", processor, code, out)
@@ -256,7 +263,13 @@ func TestAWorkerStoppedInTheMiddleOfAnErasureLeavesNoStepDoneTwice(t *testing.T)
 			t.Errorf("receipt %s lacks %q", outcome, want)
 		}
 	}
+	// The request's last step (its audit entry) may land just after GET says completed.
 	var receipts, completions int
+	testenv.Eventually(t, 10*time.Second, "the completion in the audit trail", func() bool {
+		err := w.Lethe.QueryRow(ctx, "SELECT count(*) FILTER (WHERE action = 'erasure.receipt'), count(*) FILTER (WHERE action = 'request.completed') FROM lethe.audit_log WHERE request_id = $1", id).Scan(&receipts, &completions)
+		return err == nil && completions > 0
+	})
+	time.Sleep(200 * time.Millisecond) // a second entry would land now
 	if err := w.Lethe.QueryRow(ctx, "SELECT count(*) FILTER (WHERE action = 'erasure.receipt'), count(*) FILTER (WHERE action = 'request.completed') FROM lethe.audit_log WHERE request_id = $1", id).Scan(&receipts, &completions); err != nil {
 		t.Fatal(err)
 	}

@@ -499,6 +499,7 @@ func (e *processorErasure) task(ctx workflow.Context, reason string, steps []str
 	t := &ProcessorTask{Seq: e.tasks, Reason: truncateRunes(reason, MaxTaskText), Steps: slices.Clone(steps),
 		OpenedAt: now, DueAt: now.Add(e.in.TaskDeadline)}
 	e.view.Task, e.view.Status, e.resolution = t, ProcessorNeedsOperator, nil
+	e.listTask(ctx, TaskDueAtKey.ValueSet(t.DueAt))
 	key := fmt.Sprintf("%s:%s:task-%d", e.in.RequestID, e.in.Processor, t.Seq)
 	e.audit(ctx, "system", "processor.task_opened", key+":opened", map[string]string{"due_at": t.DueAt.Format(time.RFC3339)})
 	e.mailTeam(ctx, MailOperatorReminder, key, t.DueAt, e.taskLines(t))
@@ -524,7 +525,16 @@ func (e *processorErasure) task(ctx workflow.Context, reason string, steps []str
 	detail := map[string]string{"decision": d.Action, "reason": d.Reason, "evidence": d.Evidence}
 	e.audit(ctx, d.Actor, "processor.task_resolved", key+":resolved", detail)
 	e.view.Task, e.view.Status = nil, ProcessorErasing
+	e.listTask(ctx, TaskDueAtKey.ValueUnset())
 	return d, nil
+}
+
+// listTask puts an open task in the privacy team's list in the Temporal UI
+// (LetheTaskDueAt), or takes it out.
+func (e *processorErasure) listTask(ctx workflow.Context, update temporal.SearchAttributeUpdate) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, update); err != nil {
+		workflow.GetLogger(ctx).Warn("operator task not listed for the Temporal UI", "processor", e.in.Processor, "error", err)
+	}
 }
 
 // validate refuses a resolution when no task is open, or a bad one.

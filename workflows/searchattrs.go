@@ -21,6 +21,10 @@ var (
 	// OpenDSR the subject_request_id UUID): a status callback finds the
 	// EraseAtProcessor workflow by it.
 	ProcessorJobKey = temporal.NewSearchAttributeKeyKeyword("LetheProcessorJob")
+	// TaskDueAtKey is set while an erasure at a processor waits on an
+	// operator: the task's deadline. The privacy team's list of open tasks
+	// in the Temporal UI is `LetheTaskDueAt IS NOT NULL`, soonest first.
+	TaskDueAtKey = temporal.NewSearchAttributeKeyTime("LetheTaskDueAt")
 )
 
 // SearchAttributes lists Lethe's search attributes with their types, for
@@ -35,5 +39,6 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		NoticesFoundKey.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
 		NoticesSentKey.GetName():  enumspb.INDEXED_VALUE_TYPE_INT,
 		ProcessorJobKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		TaskDueAtKey.GetName():    enumspb.INDEXED_VALUE_TYPE_DATETIME,
 	}
 }

@@ -29,6 +29,7 @@ import (
 // application database, S3, and (through ProcessorErasure) the processors.
 type Erasure struct {
 	App        *pgxpool.Pool // the application database
+	Lethe      *pgxpool.Pool // Lethe's own database: what each step did (lethe.erasure_steps)
 	Objects    *s3.Client
 	Map        *datamap.Map
 	Keys       *subjectkeys.Keyring
@@ -126,13 +127,25 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
-	res, err := e.eraseRows(ctx, userID, in.SubjectRef)
+	var done []workflows.TableOutcome
+	res, err := e.eraseRows(ctx, userID, in.SubjectRef, func(res []appdb.TableResult) error {
+		// Recorded before the transaction commits: a retry after the commit
+		// finds nothing left, and the receipt says what this run erased.
+		if done = tableOutcomes(res); done == nil {
+			return nil
+		}
+		return e.recordStep(ctx, in.RequestID, "tables", done)
+	})
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
-	out := workflows.EraseTablesResult{}
+	out := workflows.EraseTablesResult{Tables: done}
+	if done == nil { // nothing changed this time: an earlier attempt committed
+		if out.Tables, err = e.recordedTables(ctx, in.RequestID, res); err != nil {
+			return workflows.EraseTablesResult{}, err
+		}
+	}
 	for _, t := range res {
-		out.Tables = append(out.Tables, workflows.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
 		if t.Action != appdb.Retained || t.Rows == 0 {
 			continue
 		}
@@ -150,8 +163,54 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 	return out, nil
 }
 
-// eraseRows erases a known user's rows in one transaction.
-func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) ([]appdb.TableResult, error) {
+// tableOutcomes is what an erasure did per table, for the receipt; nil when
+// it deleted and anonymized nothing.
+func tableOutcomes(res []appdb.TableResult) []workflows.TableOutcome {
+	changed := 0
+	out := make([]workflows.TableOutcome, 0, len(res))
+	for _, t := range res {
+		if t.Action != appdb.Retained {
+			changed += t.Rows
+		}
+		out = append(out, workflows.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
+	}
+	if changed == 0 {
+		return nil
+	}
+	return out
+}
+
+// recordStep keeps what a step of a request's erasure did.
+func (e *Erasure) recordStep(ctx context.Context, requestID, step string, result any) error {
+	_, err := e.Lethe.Exec(ctx, `INSERT INTO lethe.erasure_steps (request_id, step, result) VALUES ($1, $2, $3)
+		ON CONFLICT (request_id, step) DO UPDATE SET result = EXCLUDED.result, recorded_at = now()`, requestID, step, result)
+	if err != nil {
+		return fmt.Errorf("record the erasure step %s: %w", step, err)
+	}
+	return nil
+}
+
+// recordedTables is what an earlier attempt of this request's EraseTables
+// recorded, or, when none did (the person had no rows), this run's result.
+func (e *Erasure) recordedTables(ctx context.Context, requestID string, res []appdb.TableResult) ([]workflows.TableOutcome, error) {
+	var out []workflows.TableOutcome
+	err := e.Lethe.QueryRow(ctx, `SELECT result FROM lethe.erasure_steps WHERE request_id = $1 AND step = 'tables'`, requestID).Scan(&out)
+	if errors.Is(err, pgx.ErrNoRows) {
+		out = nil
+		for _, t := range res {
+			out = append(out, workflows.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, classifyDB(fmt.Errorf("read the recorded erasure step: %w", err))
+	}
+	return out, nil
+}
+
+// eraseRows erases a known user's rows in one transaction; beforeCommit,
+// when set, runs inside it with the result, and its error rolls it back.
+func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string, beforeCommit func([]appdb.TableResult) error) ([]appdb.TableResult, error) {
 	order, err := appdb.EraseOrder(ctx, e.App, e.Map)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
@@ -173,6 +232,9 @@ func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) ([]a
 			}
 			res = append(res, appdb.TableResult{Table: a.Table, Action: action, Rows: n})
 		}
+		if beforeCommit != nil {
+			return beforeCommit(res)
+		}
 		return nil
 	})
 	if err != nil {
@@ -185,7 +247,7 @@ func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string) ([]a
 // sweep's and restore-reconcile's erasure). It returns the rows and
 // objects it removed.
 func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (int, error) {
-	res, err := e.eraseRows(ctx, userID, subjectRef)
+	res, err := e.eraseRows(ctx, userID, subjectRef, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -59,6 +59,7 @@ func (l *Lifecycle) PurgeClosedRequests(ctx context.Context, in workflows.PurgeR
 			for _, q := range []string{
 				`DELETE FROM lethe.verification_codes WHERE request_id = ANY($1)`,
 				`DELETE FROM lethe.mail_sent WHERE request_id = ANY($1)`,
+				`DELETE FROM lethe.erasure_steps WHERE request_id = ANY($1)`,
 				`UPDATE lethe.requests SET purged_at = now() WHERE id = ANY($1)`,
 			} {
 				if _, err := tx.Exec(ctx, q, ids); err != nil {

@@ -115,7 +115,7 @@ func Activities(d Deps) map[string]any {
 		DB: d.Lethe, App: d.App, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Mail: d.Mail, Templates: d.Templates,
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
-	erasure := &activities.Erasure{App: d.App, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Processors: d.Processors, Log: d.Log}
+	erasure := &activities.Erasure{App: d.App, Lethe: d.Lethe, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Processors: d.Processors, Log: d.Log}
 	atProcessors := &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Log: d.Log}
 	notices := &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail}
 	exports := &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,7 +73,11 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 	if err != nil || userID == "" {
 		return workflows.ErasurePlan{}, err
 	}
-	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID})
+	ids, err := e.processorIDs(ctx, userID)
+	if err != nil {
+		return workflows.ErasurePlan{}, err
+	}
+	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID, IDs: ids})
 	if err != nil {
 		return workflows.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
 	}
@@ -116,6 +121,43 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 		}
 	}
 	return plan, nil
+}
+
+// processorIDs reads the person's ids at processors (the data map's
+// processors' ids: columns of the identity table), before the erasure
+// erases them; a NULL id is left out.
+func (e *Erasure) processorIDs(ctx context.Context, userID string) (map[string]string, error) {
+	var keys, cols []string
+	for _, p := range e.Map.Processors {
+		for key, col := range p.IDs {
+			if !slices.Contains(keys, key) {
+				keys, cols = append(keys, key), append(cols, pgx.Identifier{col}.Sanitize()+"::text")
+			}
+		}
+	}
+	if len(keys) == 0 || e.Map.Identity == nil {
+		return nil, nil
+	}
+	values := make([]*string, len(keys))
+	dest := make([]any, len(keys))
+	for i := range values {
+		dest[i] = &values[i]
+	}
+	sql := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(cols, ", "), e.Map.Identity.Identifier().Sanitize(), pgx.Identifier{e.Map.Identity.Key}.Sanitize())
+	err := e.App.QueryRow(ctx, sql, userID).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classifyDB(fmt.Errorf("read processor ids in %s: %w", e.Map.Identity.Table, err))
+	}
+	ids := map[string]string{}
+	for i, v := range values {
+		if v != nil && *v != "" {
+			ids[keys[i]] = *v
+		}
+	}
+	return ids, nil
 }
 
 // EraseTables erases the person's rows in one transaction, in foreign-key

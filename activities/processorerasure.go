@@ -116,7 +116,7 @@ func (p *ProcessorErasure) subject(ctx context.Context, in workflows.ProcessorCa
 	if err != nil {
 		return processors.Subject{}, err
 	}
-	return processors.Subject{RequestID: in.RequestID, Email: id.Email, UserID: id.UserID}, nil
+	return processors.Subject{RequestID: in.RequestID, Email: id.Email, UserID: id.UserID, IDs: id.IDs}, nil
 }
 
 func (p *ProcessorErasure) log(ctx context.Context, msg, requestID string, out processors.Outcome) {

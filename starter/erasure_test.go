@@ -52,13 +52,17 @@ func newErasureWorld(t *testing.T) *erasureWorld {
 	t.Setenv("LETHE_CRM_SECRET", string(w.crm.Secret))
 	w.e2e = newE2EWith(t, 2, nil, func(m *datamap.Map) {
 		m.Processors = []processors.Config{
-			{Name: "stripe", Kind: "stripe", BaseURL: w.stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY"},
+			{Name: "stripe", Kind: "stripe", BaseURL: w.stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY", IDs: map[string]string{"stripe_customer_id": "stripe_customer_id"}},
 			{Name: "mailchimp", Kind: "mailchimp", BaseURL: w.mailchimp.URL(), CredentialEnv: "LETHE_MAILCHIMP_KEY", Options: map[string]string{"list_id": "news"}},
 			{Name: "crm", Kind: "webhook", BaseURL: w.crm.URL(), CredentialEnv: "LETHE_CRM_SECRET"},
 			{Name: "paypal", Kind: "manual", Options: map[string]string{"preset": "paypal"}},
 		}
 	})
 	ctx := context.Background()
+	// The application knows the person's Stripe customer id: Stripe is asked about that customer.
+	if _, err := w.App.Exec(ctx, "UPDATE demo.accounts SET stripe_customer_id = $2 WHERE id = $1", w.person.ID, w.customer); err != nil {
+		t.Fatal(err)
+	}
 	// The files bucket keeps versions: an overwritten file has two, a
 	// deleted one leaves a delete marker; all of them are the person's.
 	if _, err := w.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(demo.Bucket),
@@ -183,8 +187,16 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 	if c, ok := w.stripe.Customer(w.customer); ok && !c.Deleted {
 		t.Errorf("stripe: the customer is not deleted")
 	}
-	if calls := w.stripe.CallsTo("DELETE", "/v1/customers/"); len(calls) != 3 {
+	if calls := w.stripe.CallsTo("DELETE", "/v1/customers/"+w.customer); len(calls) != 3 {
 		t.Errorf("stripe: %d DELETE calls, want 3 (two 503s, then the delete)", len(calls))
+	}
+	for _, c := range w.stripe.CallsTo("GET", "/v1/customers") {
+		if c.Query.Get("email") != "" || strings.Contains(c.Path, "search") {
+			t.Errorf("stripe: looked the person up by email (%s) though the application knows their customer id", c.Path)
+		}
+	}
+	if n := w.count(t, "SELECT count(*) FROM demo.accounts WHERE id = $1 AND stripe_customer_id IS NOT NULL", w.person.ID); n != 0 {
+		t.Errorf("the anonymized account row still names the Stripe customer")
 	}
 	if !w.mailchimp.Forgotten("news", w.person.Email) {
 		t.Errorf("mailchimp: the member is not permanently deleted")

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,7 +87,7 @@ func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder st
 		// The row stays (others point at it); what identifies the person, and
 		// the secrets never disclosed (e.g. a password hash), go.
 		clear := ""
-		for _, c := range a.Exclude {
+		for _, c := range append(slices.Clone(a.Exclude), a.Clear...) {
 			clear += ", " + col(c) + " = NULL"
 		}
 		sql = fmt.Sprintf("UPDATE %s SET %s = $2, %s = $3%s WHERE %s = $1 AND %s IS DISTINCT FROM $3",

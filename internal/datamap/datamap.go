@@ -153,6 +153,10 @@ type Accounts struct {
 	// Exclude lists columns of the account row never disclosed to the
 	// person, not even in an access bundle (a password hash).
 	Exclude []string `yaml:"exclude"`
+	// Clear lists further columns set to NULL when erasure anonymizes the
+	// account row (the excluded ones are cleared too): ids at processors,
+	// a phone number, anything that still points at the person.
+	Clear []string `yaml:"clear"`
 }
 
 // Identifier is the accounts table's name, ready for safe quoting.
@@ -405,6 +409,14 @@ func Parse(b []byte) (*Map, error) {
 			errs = append(errs, fmt.Errorf("accounts: erase_action %q: want anonymize or delete", a.EraseAction))
 		}
 		errs = append(errs, checkExclude("accounts ("+a.Table+")", a.Exclude)...)
+		for _, c := range a.Clear {
+			switch {
+			case !identRe.MatchString(c):
+				errs = append(errs, fmt.Errorf("accounts (%s): clear: %q: want a column name", a.Table, c))
+			case c == a.Key || c == a.Email || c == a.Status || c == a.LastActive:
+				errs = append(errs, fmt.Errorf("accounts (%s): clear: %s is managed by Lethe", a.Table, c))
+			}
+		}
 	}
 	if d := m.IDDocuments; d != nil {
 		tableName("id_documents", d.Table)
@@ -588,6 +600,16 @@ func (m *Map) parseProcessing() []error {
 		if p.FollowUp != "" {
 			if n, ok := parsePeriod(p.FollowUp); !ok || n == 0 {
 				bad("%s (%s): follow_up %q: want a period such as 30d, 1mo or 20bd, longer than zero", where, p.Name, p.FollowUp)
+			}
+		}
+		for _, key := range sortedKeys(p.IDs) {
+			switch {
+			case !identRe.MatchString(key):
+				bad("%s (%s): ids: key %q: want a lower-case identifier such as stripe_customer_id", where, p.Name, key)
+			case !identRe.MatchString(p.IDs[key]):
+				bad("%s (%s): ids.%s: %q: want a column of the identity table", where, p.Name, key, p.IDs[key])
+			case m.Identity == nil:
+				bad("%s (%s): ids need the identity section: they are columns of its table", where, p.Name)
 			}
 		}
 	}
@@ -949,12 +971,26 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 			}
 		}
 	}
+	if id := m.Identity; id != nil {
+		for _, p := range m.Processors {
+			for _, key := range sortedKeys(p.IDs) {
+				if cols, ok := columns[id.Table]; ok && !cols[p.IDs[key]] {
+					errs = append(errs, fmt.Errorf("data map: processor %s: ids.%s: identity table %s has no column %s", p.Name, key, id.Table, p.IDs[key]))
+				}
+			}
+		}
+	}
 	if a := m.Accounts; a != nil {
 		need(a.Table, a.Key, a.Email, a.Status, a.LastActive, a.ClosedAt)
 		if _, ok := columns[a.Table]; ok {
 			for _, c := range a.Exclude {
 				if !columns[a.Table][c] {
 					errs = append(errs, fmt.Errorf("data map: accounts: table %s has no column %s (exclude)", a.Table, c))
+				}
+			}
+			for _, c := range a.Clear {
+				if !columns[a.Table][c] {
+					errs = append(errs, fmt.Errorf("data map: accounts: table %s has no column %s (clear)", a.Table, c))
 				}
 			}
 		}

@@ -66,6 +66,11 @@ func TestValidateNamesTheMissingTableOrColumn(t *testing.T) {
 			t.Errorf("want %q in %v", want, err)
 		}
 	}
+	// A processor's ids are columns of the identity table.
+	ids, _ := datamap.Parse([]byte("version: 1\nidentity: {table: app.users, key: id, email: email}\nprocessors: [{name: stripe, kind: stripe, ids: {stripe_customer_id: stripe_id}}]\n"))
+	if err := ids.Validate(ctx, pool); err == nil || !strings.Contains(err.Error(), "processor stripe: ids.stripe_customer_id: identity table app.users has no column stripe_id") {
+		t.Errorf("want the missing id column named, got %v", err)
+	}
 }
 
 const processingYAML = `version: 1
@@ -179,6 +184,10 @@ func TestParseRefusesBadFieldsConsentAndProcessors(t *testing.T) {
 		"deadline":               {consent("purposes: [{name: p, deadline: 2w}]"), `deadline "2w"`},
 		"zero deadline":          {consent("purposes: [{name: p, deadline: 0d}]"), `deadline "0d"`},
 		"purpose unknown key":    {consent("purposes: [{name: p, verify: false}]"), "field verify not found"},
+		"processor ids key":      {"version: 1\nidentity: {table: app.u, key: id, email: email}\nprocessors: [{name: s, kind: stripe, ids: {Stripe-ID: c}}]\n", `ids: key "Stripe-ID"`},
+		"processor ids column":   {"version: 1\nidentity: {table: app.u, key: id, email: email}\nprocessors: [{name: s, kind: stripe, ids: {stripe_customer_id: 'c; drop'}}]\n", "ids.stripe_customer_id"},
+		"processor ids no table": {"version: 1\nprocessors: [{name: s, kind: stripe, ids: {stripe_customer_id: c}}]\n", "ids need the identity section"},
+		"accounts clear managed": {"version: 1\naccounts: {table: app.accounts, key: id, email: email, status: status, active: a, deactivated: d, erased: e, last_active: seen, erase_action: anonymize, clear: [email]}\n", "clear: email is managed by Lethe"},
 	} {
 		m, err := datamap.Parse([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -12,6 +12,9 @@ CREATE TABLE IF NOT EXISTS demo.accounts (
 ALTER TABLE demo.accounts ADD COLUMN IF NOT EXISTS closed_at timestamptz;
 -- Never disclosed, not even to the person (accounts.exclude in the data map).
 ALTER TABLE demo.accounts ADD COLUMN IF NOT EXISTS password_hash text;
+-- The person's customer id at Stripe, once they bought something (the data
+-- map's processors.ids): Stripe is asked to erase that customer.
+ALTER TABLE demo.accounts ADD COLUMN IF NOT EXISTS stripe_customer_id text;
 CREATE INDEX IF NOT EXISTS accounts_last_active ON demo.accounts (last_active_at, id);
 
 CREATE TABLE IF NOT EXISTS demo.profiles (

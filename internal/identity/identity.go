@@ -18,6 +18,9 @@ type Identity struct {
 	// What the request asks to change, personal too: sealed with the rest.
 	Corrections map[string]string `json:"corrections,omitempty"`
 	Consent     *ConsentChange    `json:"consent,omitempty"`
+	// IDs are the person's ids at processors (processors.Subject.IDs), read
+	// from the application before an erasure erases them.
+	IDs map[string]string `json:"ids,omitempty"`
 }
 
 // ConsentChange withdraws or gives consent to one purpose.

@@ -50,6 +50,11 @@ type Config struct {
 	// "30d", "1mo" or "20bd"): that long after an erasure, Lethe checks or
 	// asks again. Empty means DefaultFollowUp.
 	FollowUp string `yaml:"follow_up,omitempty" json:"follow_up,omitempty"`
+	// IDs names, per key of Subject.IDs (IDStripeCustomer,
+	// IDSendGridContact), the column of the data map's identity table that
+	// holds the person's id at this processor: the connector then acts on
+	// that id instead of looking the person up by email.
+	IDs map[string]string `yaml:"ids,omitempty" json:"ids,omitempty"`
 }
 
 // DefaultFollowUp is the follow-up period of a processor that sets none.

@@ -211,7 +211,7 @@ func TestErasureThroughTheAPIRemovesRowsAndObjectsThenShredsTheIdentity(t *testi
 	}
 	// The API says what was done.
 	outcome, _ := json.Marshal(done["outcome"])
-	for _, want := range []string{"Deleted 6 rows from demo.project_files", "Deleted 6 files from lethe-app-data/projects/{user_id}/", "Kept 1 rows in demo.purchases until", "tax law"} {
+	for _, want := range []string{"Deleted 6 rows from demo.project_files", "Deleted 6 files from lethe-app-data/projects/{user_id}/", "Kept 1 row in demo.purchases until", "tax law"} {
 		if !strings.Contains(string(outcome), want) {
 			t.Errorf("outcome %s lacks %q", outcome, want)
 		}

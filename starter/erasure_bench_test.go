@@ -364,7 +364,7 @@ func BenchmarkErasureLatency5Tables100Objects3Processors(b *testing.B) {
 		lat = append(lat, time.Since(began))
 		b.StopTimer()
 		outcome, _ := json.Marshal(done["outcome"])
-		for _, want := range []string{"Deleted 100 files from lethe-app-data/projects/{user_id}/", "Kept 1 rows in demo.purchases",
+		for _, want := range []string{"Deleted 100 files from lethe-app-data/projects/{user_id}/", "Kept 1 row in demo.purchases",
 			"stripe: erasure confirmed", "mailchimp: erasure confirmed", "crm: erasure confirmed"} {
 			if !strings.Contains(string(outcome), want) {
 				b.Fatalf("receipt %s lacks %q", outcome, want)

@@ -217,7 +217,7 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 	t.Logf("receipt: %s", outcome)
 	for _, want := range []string{
 		"Deleted 6 rows from demo.project_files", fmt.Sprintf("Deleted %d rows from demo.project_comments", personComments),
-		fmt.Sprintf("Anonymized %d rows in demo.reviews", personReviews), "Kept 1 rows in demo.purchases until", "tax law",
+		fmt.Sprintf("Anonymized %d row", personReviews), "Kept 1 row in demo.purchases until", "tax law",
 		"Deleted 6 files from lethe-app-data/projects/{user_id}/", "stripe: erasure confirmed", "mailchimp: erasure confirmed",
 		"crm: erasure confirmed", "paypal: erased by our privacy team", "Backups in postgres-nightly rotate out by",
 	} {

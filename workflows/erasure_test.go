@@ -168,7 +168,7 @@ func TestEraseSubjectReachesEverySystemAndReturnsTheReceipt(t *testing.T) {
 	}
 	receipt := strings.Join(p.Summary(), "\n")
 	for _, want := range []string{
-		"Deleted 2 rows from demo.projects", "Anonymized 1 rows in demo.reviews", "Kept 1 rows in demo.purchases until 1 January 2036: tax law",
+		"Deleted 2 rows from demo.projects", "Anonymized 1 row in demo.reviews", "Kept 1 row in demo.purchases until 1 January 2036: tax law",
 		"Deleted 6 files from bucket/projects/{user_id}/ (8 versions and delete markers)", "stripe: erasure confirmed (HTTP 200, customer cus_1); checked again after",
 		"paypal: erased by our privacy team (ticket PP-1)", "Backups in nightly rotate out by",
 	} {

@@ -70,13 +70,13 @@ func (e ReceiptEntry) Line() string {
 	day := func(t time.Time) string { return t.Format("2 January 2006") }
 	switch {
 	case e.System == SystemPostgres && e.Action == "retained":
-		return fmt.Sprintf("Kept %d rows in %s until %s: %s", e.Count, e.Name, day(e.Until), e.Basis)
+		return fmt.Sprintf("Kept %s in %s until %s: %s", count(e.Count, "row"), e.Name, day(e.Until), e.Basis)
 	case e.System == SystemPostgres && e.Action == "anonymized":
-		return fmt.Sprintf("Anonymized %d rows in %s", e.Count, e.Name)
+		return fmt.Sprintf("Anonymized %s in %s", count(e.Count, "row"), e.Name)
 	case e.System == SystemPostgres:
-		return fmt.Sprintf("Deleted %d rows from %s", e.Count, e.Name)
+		return fmt.Sprintf("Deleted %s from %s", count(e.Count, "row"), e.Name)
 	case e.System == SystemS3:
-		line := fmt.Sprintf("Deleted %d files from %s", e.Count, e.Name)
+		line := fmt.Sprintf("Deleted %s from %s", count(e.Count, "file"), e.Name)
 		if e.Confirmation != "" {
 			line += " (" + e.Confirmation + ")"
 		}
@@ -101,6 +101,14 @@ func (e ReceiptEntry) Line() string {
 		return fmt.Sprintf("Backups in %s rotate out by %s; a restore cannot bring your data back", e.Name, day(e.Until))
 	}
 	return fmt.Sprintf("%s %s: %s %d", e.System, e.Name, e.Action, e.Count)
+}
+
+// count says n things: "1 row", "6 rows".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // AuditDetail is the receipt as an audit entry's detail: one numbered line

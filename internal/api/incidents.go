@@ -179,17 +179,10 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	resp, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.QueryProgress)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "no incident or notice with this id")
-		return
-	}
 	var v any
-	if err := resp.Get(&v); err != nil {
-		s.unavailable(w, r, "read incident", err)
-		return
+	if s.progress(w, r, id, "no incident or notice with this id", &v) {
+		writeJSON(w, http.StatusOK, v)
 	}
-	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) addPeople(w http.ResponseWriter, r *http.Request) {

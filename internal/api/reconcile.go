@@ -76,15 +76,8 @@ func (s *Server) getReconcile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "id: not a restore-reconcile id")
 		return
 	}
-	resp, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.QueryProgress)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "no restore-reconcile with this id")
-		return
-	}
 	var p workflows.ReconcileProgress
-	if err := resp.Get(&p); err != nil {
-		s.unavailable(w, r, "read restore-reconcile", err)
-		return
+	if s.progress(w, r, id, "no restore-reconcile with this id", &p) {
+		writeJSON(w, http.StatusOK, p)
 	}
-	writeJSON(w, http.StatusOK, p)
 }

@@ -335,6 +335,21 @@ func (s *Server) sourceDecision(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// progress reads a workflow's progress query into v; when it cannot, it
+// answers 404 with notFound (no such workflow) or 503, and returns false.
+func (s *Server) progress(w http.ResponseWriter, r *http.Request, workflowID, notFound string, v any) bool {
+	resp, err := s.Temporal.QueryWorkflow(r.Context(), workflowID, "", workflows.QueryProgress)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "%s", notFound)
+		return false
+	}
+	if err := resp.Get(v); err != nil {
+		s.unavailable(w, r, "read progress", err)
+		return false
+	}
+	return true
+}
+
 // ErasureProgress is an erasure's progress per system, with each
 // processor's own state (an open operator task, its steps and deadline).
 type ErasureProgress struct {
@@ -350,14 +365,8 @@ func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	resp, err := s.Temporal.QueryWorkflow(ctx, id+"-erasure", "", workflows.QueryProgress)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "this request has no erasure under way or done (yet)")
-		return
-	}
 	var out ErasureProgress
-	if err := resp.Get(&out.Erasure); err != nil {
-		s.unavailable(w, r, "read erasure progress", err)
+	if !s.progress(w, r, id+"-erasure", "this request has no erasure under way or done (yet)", &out.Erasure) {
 		return
 	}
 	for _, sys := range out.Erasure.Systems {

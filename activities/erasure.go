@@ -81,18 +81,19 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 	if err != nil {
 		return workflows.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
 	}
-	order, err := appdb.EraseOrder(ctx, e.App, e.Map)
-	if err != nil {
-		return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
-	}
 	plan := workflows.ErasurePlan{Found: true, Identity: person, MapDigest: e.Map.Digest()}
-	for _, t := range order {
-		plan.Tables = append(plan.Tables, t.Name)
-	}
 	for _, l := range e.Map.S3 {
 		plan.Locations = append(plan.Locations, l.Bucket+"/"+l.Prefix)
 	}
+	// The map's periods (30d, 1mo) as durations from now; Parse checked them.
 	now := time.Now()
+	duration := func(what, period string) (time.Duration, error) {
+		p, err := workflows.ParsePeriod(period)
+		if err != nil {
+			return 0, temporal.NewNonRetryableApplicationError(what+": "+err.Error(), "BadDataMap", nil)
+		}
+		return p.After(now).Sub(now), nil
+	}
 	for _, p := range e.Map.Processors {
 		if e.Processors == nil {
 			break
@@ -100,24 +101,22 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 		if _, ok := e.Processors.Eraser(p.Name); !ok {
 			continue
 		}
-		followUp, err := workflows.ParsePeriod(p.FollowUpPeriod())
+		followUp, err := duration("processor "+p.Name+": follow_up", p.FollowUpPeriod())
 		if err != nil {
-			return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError("processor "+p.Name+": follow_up: "+err.Error(), "BadDataMap", nil)
+			return workflows.ErasurePlan{}, err
 		}
-		plan.Processors = append(plan.Processors, workflows.PlannedProcessor{Name: p.Name, FollowUp: followUp.After(now).Sub(now)})
+		plan.Processors = append(plan.Processors, workflows.PlannedProcessor{Name: p.Name, FollowUp: followUp})
 	}
 	if b := e.Map.Backups; b != nil {
-		promise, err := workflows.ParsePeriod(b.Promise)
-		if err != nil {
-			return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError("backups: promise: "+err.Error(), "BadDataMap", nil)
+		if plan.BackupPromise, err = duration("backups: promise", b.Promise); err != nil {
+			return workflows.ErasurePlan{}, err
 		}
-		plan.BackupPromise = promise.After(now).Sub(now)
 		for _, l := range b.Locations {
-			rotation, err := workflows.ParsePeriod(l.Rotation)
+			rotation, err := duration("backups "+l.Name+": rotation", l.Rotation)
 			if err != nil {
-				return workflows.ErasurePlan{}, temporal.NewNonRetryableApplicationError("backups "+l.Name+": rotation: "+err.Error(), "BadDataMap", nil)
+				return workflows.ErasurePlan{}, err
 			}
-			plan.Backups = append(plan.Backups, workflows.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation.After(now).Sub(now)})
+			plan.Backups = append(plan.Backups, workflows.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation})
 		}
 	}
 	return plan, nil

@@ -42,16 +42,9 @@ type Ledger struct {
 // before any of the person's rows is deleted; running it again changes
 // nothing (the first entry stays).
 func (l *Ledger) RecordErasure(ctx context.Context, in workflows.RecordErasureInput) error {
-	id, err := openIdentity(ctx, l.Keys, in.SubjectRef, in.Identity)
+	userID, err := l.Erasure.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return err
-	}
-	userID, err := resolveUserID(ctx, l.App, l.Map, id)
-	if err != nil {
-		return err
-	}
-	if userID == "" {
-		return temporal.NewNonRetryableApplicationError("the application does not know this person", "UnknownSubject", nil)
 	}
 	if err := ledger.Record(ctx, l.Lethe, string(l.Subjects.UserID(userID)), in.RequestID, l.Map.Digest(), time.Now().UTC()); err != nil {
 		return classifyDB(err)

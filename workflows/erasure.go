@@ -95,7 +95,6 @@ type ErasurePlan struct {
 	// Identity is the request's identity with the user id resolved, sealed
 	// with the person's key: every step uses it.
 	Identity   []byte
-	Tables     []string // the data map's tables, in erasure order
 	Locations  []string // S3 locations as bucket/prefix templates
 	Processors []PlannedProcessor
 	Backups    []BackupLocation

@@ -36,7 +36,6 @@ func newFakeSystems() *fakeSystems {
 		calls: map[string]int{}, children: map[string]int{},
 		plan: workflows.ErasurePlan{
 			Found: true, Identity: []byte("sealed-with-user-id"), MapDigest: "d1",
-			Tables:     []string{"demo.project_files", "demo.projects"},
 			Locations:  []string{"bucket/projects/{user_id}/", "bucket/ids/{user_id}/"},
 			Processors: []workflows.PlannedProcessor{{Name: "stripe", FollowUp: 30 * 24 * time.Hour}, {Name: "paypal", FollowUp: 30 * 24 * time.Hour}},
 			Backups:    []workflows.BackupLocation{{Name: "nightly", Bucket: "backups", Prefix: "pg/", Rotation: 35 * 24 * time.Hour}},

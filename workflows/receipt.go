@@ -81,13 +81,13 @@ func (e ReceiptEntry) Line() string {
 			line += " (" + e.Confirmation + ")"
 		}
 		return line
-	case e.System == SystemProcessor && e.Action == "skipped":
+	case e.System == SystemProcessor && e.Action == ProcessorSkipped:
 		return fmt.Sprintf("%s: not erased by Lethe: %s", e.Name, e.Basis)
-	case e.System == SystemProcessor && e.Action == "done_by_hand":
+	case e.System == SystemProcessor && e.Action == ProcessorDoneByHand:
 		return fmt.Sprintf("%s: erased by our privacy team (%s)", e.Name, e.Confirmation)
 	case e.System == SystemProcessor:
 		line := fmt.Sprintf("%s: erasure confirmed", e.Name)
-		if e.Action == "already_gone" {
+		if e.Action == ProcessorAlreadyGone {
 			line = fmt.Sprintf("%s: held nothing (confirmed)", e.Name)
 		}
 		if e.Confirmation != "" {
@@ -135,9 +135,9 @@ func processorReceiptEntry(res ProcessorErasureResult) ReceiptEntry {
 		conf = append(conf, ref.Kind+" "+ref.ID)
 	}
 	switch res.Status {
-	case "skipped":
+	case ProcessorSkipped:
 		e.Basis = res.Reason
-	case "done_by_hand":
+	case ProcessorDoneByHand:
 		conf = append(conf, res.Evidence)
 	}
 	e.Confirmation = strings.Join(conf, ", ")

@@ -690,9 +690,6 @@ func (r *request) doWork(ctx workflow.Context) error {
 	}
 	r.view.Systems = progress.Systems
 	r.view.Outcome = progress.Summary()
-	if len(r.view.Outcome) == 0 {
-		r.view.Outcome = []string{"We hold no account for this identity; nothing to erase."}
-	}
 	return nil
 }
 

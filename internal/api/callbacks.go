@@ -36,7 +36,7 @@ var openDSRStatuses = []string{"pending", "in_progress", "completed", "cancelled
 // processor retries callbacks that are not accepted.
 func (s *Server) openDSRCallback(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("processor")
-	if !processorNameRe.MatchString(name) || !s.Callbacks.Has(name) {
+	if !processors.ValidName(name) || !s.Callbacks.Has(name) {
 		writeError(w, http.StatusNotFound, "no OpenDSR processor of this name")
 		return
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -22,9 +22,6 @@ type TaskBody struct {
 	Evidence string `json:"evidence,omitempty"`
 }
 
-// processorNameRe is a connector name as the data map allows it.
-var processorNameRe = regexp.MustCompile(`^[a-z0-9._-]{1,64}$`)
-
 // processorTask lets an operator retry, skip or mark done by hand the
 // erasure at one processor that waits on a person.
 func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
@@ -33,7 +30,7 @@ func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if !processorNameRe.MatchString(name) {
+	if !processors.ValidName(name) {
 		writeError(w, http.StatusBadRequest, "name: not a processor name")
 		return
 	}

@@ -347,12 +347,14 @@ func Load(path string) (*Map, error) {
 	return m, nil
 }
 
+// validName is the rule for processor and backup names (a-z, 0-9, - _ .),
+// the one processors.Config applies.
+var validName = processors.ValidName
+
 var (
 	identRe  = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	// processorRe is processors.Config's name rule.
-	processorRe = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
-	envRe       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	envRe    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	// remoteFieldRe is a processor's own field name: "name", "FNAME",
 	// "metadata.plan", "shipping[name]".
 	remoteFieldRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\[\]-]{0,127}$`)
@@ -585,7 +587,7 @@ func (m *Map) parseProcessing() []error {
 	for i, p := range m.Processors {
 		where := fmt.Sprintf("processors[%d]", i)
 		switch {
-		case !processorRe.MatchString(p.Name):
+		case !validName(p.Name):
 			bad("%s: name %q: want 1-64 characters of a-z, 0-9, '-', '_', '.'", where, p.Name)
 		case procs[p.Name]:
 			bad("%s: processor %q appears twice", where, p.Name)

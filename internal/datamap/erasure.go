@@ -352,7 +352,7 @@ func (m *Map) parseBackups() []error {
 	for i, l := range b.Locations {
 		where := fmt.Sprintf("backups.locations[%d]", i)
 		switch {
-		case !processorRe.MatchString(l.Name):
+		case !validName(l.Name):
 			bad("%s: name %q: want 1-64 characters of a-z, 0-9, '-', '_', '.'", where, l.Name)
 		case slices.ContainsFunc(b.Locations[:i], func(o BackupLocation) bool { return o.Name == l.Name }):
 			bad("%s: name %q appears twice", where, l.Name)

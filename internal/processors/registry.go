@@ -235,7 +235,9 @@ func splitList(s string) []string {
 	return out
 }
 
-func validName(s string) bool {
+// ValidName tells whether s is a processor name as a data map may give it:
+// 1 to 64 characters of a-z, 0-9, '-', '_' and '.'.
+func ValidName(s string) bool {
 	return s != "" && len(s) <= 64 && !strings.ContainsFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	})
@@ -262,7 +264,7 @@ func Build(cfg Config, opts BuildOptions) (Connector, error) {
 }
 
 func build(cfg Config, opts BuildOptions) (Connector, error) {
-	if !validName(cfg.Name) {
+	if !ValidName(cfg.Name) {
 		return nil, fmt.Errorf("name must be 1-64 characters of a-z, 0-9, '-', '_', '.'")
 	}
 	specs := kindSpecs()

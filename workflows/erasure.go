@@ -48,11 +48,10 @@ const (
 	SystemBackups   = "backups"
 )
 
-// Deadlines of an operator task at a processor that needs a person's hand.
-const (
-	TaskDeadline          = 7 * 24 * time.Hour
-	ExpeditedTaskDeadline = 24 * time.Hour
-)
+// ExpeditedTaskDeadline is how long an operator task at a processor may
+// stay open in an expedited erasure (a child's data), against the usual
+// DefaultProcessorTaskDeadline.
+const ExpeditedTaskDeadline = 24 * time.Hour
 
 // erasureConcurrency is how many systems an erasure works on at once.
 const erasureConcurrency = 4
@@ -339,7 +338,7 @@ func (e *erasure) eraseObjects(ctx workflow.Context, location int) error {
 }
 
 func (e *erasure) eraseAtProcessor(ctx workflow.Context, p PlannedProcessor) error {
-	deadline := TaskDeadline
+	deadline := DefaultProcessorTaskDeadline
 	if e.in.Expedited {
 		deadline = ExpeditedTaskDeadline
 	}
@@ -347,7 +346,7 @@ func (e *erasure) eraseAtProcessor(ctx workflow.Context, p PlannedProcessor) err
 	var res ProcessorErasureResult
 	if err := workflow.ExecuteChildWorkflow(child, WorkflowEraseAtProcessor, ProcessorErasureInput{
 		RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Processor: p.Name,
-		TaskDeadline: deadline, FollowUpAfter: p.FollowUp,
+		Jurisdiction: e.in.Jurisdiction, TaskDeadline: deadline, FollowUpAfter: p.FollowUp,
 	}).Get(ctx, &res); err != nil {
 		return err
 	}

@@ -227,8 +227,6 @@ func validateSubmission(in SubmitRequest, c caller) string {
 		return "expedited: want \"child\" (the erasure of a child's data)"
 	case in.Expedited != "" && in.Type != workflows.TypeErasure:
 		return "expedited: only an erasure can be expedited"
-	case in.Expedited != "" && in.Subject.UserID == "" && in.Subject.Email == "":
-		return "subject: give a user_id or an email"
 	case !in.Verified && in.Expedited == "" && in.Subject.Email == "" && !optOutWithoutVerification(in):
 		return "subject.email: required, to verify the person's identity"
 	case in.Subject.Email == "" && in.Subject.UserID == "":

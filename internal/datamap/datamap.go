@@ -32,6 +32,10 @@ type Map struct {
 	IDDocuments *IDDocuments `yaml:"id_documents"`
 	Tables      []Table      `yaml:"tables"`
 	S3          []Location   `yaml:"s3"`
+	// Ignore lists tables of the application database the map leaves out
+	// on purpose, each with the reason: a table with a foreign key into a
+	// mapped table must be mapped or ignored (CheckCoverage).
+	Ignore []Ignored `yaml:"ignore"`
 
 	// Processors are the third parties that hold the data, as
 	// processors.NewRegistry builds them. Parse checks their names only
@@ -213,7 +217,18 @@ const (
 // a foreign-key chain (account → project → comment rows). Path says how.
 type Table struct {
 	Name string `yaml:"name"` // schema.table
-	Key  string `yaml:"key"`  // column holding the company's user id
+	Key  string `yaml:"key"`  // column holding the person's identifier (By)
+	// By names what Key holds: empty for the user id, else a column of the
+	// identity table whose value Key holds, such as its email column for a
+	// table keyed by email address (compared case-insensitively) or a
+	// phone column. The values are read from the person's identity row
+	// before the erasure, and every email the request knows is added to
+	// the identity's email column's.
+	By string `yaml:"by"`
+	// Label is how the person's mail names what this table holds ("your
+	// reviews"); without it the mail says "other records". The operator's
+	// receipt names the table.
+	Label string `yaml:"label"`
 	// Via, instead of Key, reaches the rows through a parent table.
 	Via *Via `yaml:"via"`
 	// Action is what erasure does: delete the rows, anonymize the columns
@@ -246,6 +261,17 @@ type Hold struct {
 type Location struct {
 	Bucket string `yaml:"bucket"`
 	Prefix string `yaml:"prefix"`
+	// Label is how the person's mail names these objects ("your uploaded
+	// files"); without it the mail says "files".
+	Label string `yaml:"label"`
+}
+
+// Ignored is a table of the application database the map leaves out on
+// purpose, with the reason (it holds nothing about a person, or only
+// what another table's erasure removes through ON DELETE CASCADE).
+type Ignored struct {
+	Table  string `yaml:"table"` // schema.table
+	Reason string `yaml:"reason"`
 }
 
 // Check kinds: what a corrected value of a field must look like.
@@ -461,6 +487,22 @@ func Parse(b []byte) (*Map, error) {
 		}
 		if rest := strings.ReplaceAll(l.Prefix, "{user_id}", ""); strings.ContainsAny(rest, "{}") {
 			errs = append(errs, fmt.Errorf("%s: prefix %q: only {user_id} can be filled in", where, l.Prefix))
+		}
+		if l.Label != "" && (!plainText(l.Label, false) || utf8.RuneCountInString(l.Label) > 80) {
+			errs = append(errs, fmt.Errorf("%s: label: want one line of text of at most 80 characters, such as \"your uploaded files\"", where))
+		}
+	}
+	for i, ig := range m.Ignore {
+		where := fmt.Sprintf("ignore[%d]", i)
+		tableName(where, ig.Table)
+		switch {
+		case seen[ig.Table]:
+			errs = append(errs, fmt.Errorf("%s: table %q is also in tables: map it or ignore it, not both", where, ig.Table))
+		case slices.ContainsFunc(m.Ignore[:i], func(o Ignored) bool { return o.Table == ig.Table }):
+			errs = append(errs, fmt.Errorf("%s: table %q appears twice", where, ig.Table))
+		}
+		if strings.TrimSpace(ig.Reason) == "" || !plainText(ig.Reason, false) {
+			errs = append(errs, fmt.Errorf("%s (%s): reason: say in one line why the table holds nothing of a person", where, ig.Table))
 		}
 	}
 	errs = append(errs, m.parseProcessing()...)

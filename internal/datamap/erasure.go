@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -46,6 +47,9 @@ type Step struct {
 	Table  string // schema.table
 	Column string
 	Refers string
+	// By is, on the last step, what Column holds: empty for the user id,
+	// else the identity table's column whose values it holds (Table.By).
+	By string
 }
 
 // Path is the way from t's rows to the person: one step for a keyed table
@@ -57,7 +61,7 @@ func (t Table) Path() []Step {
 		if t.Key == "" {
 			return nil
 		}
-		return []Step{{Table: t.Name, Column: t.Key}}
+		return []Step{{Table: t.Name, Column: t.Key, By: t.By}}
 	}
 	return slices.Clone(t.path)
 }
@@ -192,6 +196,21 @@ func (m *Map) parseTables() []error {
 				bad("%s: via parent is the table itself", where)
 			}
 		}
+		if t.By != "" {
+			switch id := m.Identity; {
+			case t.Via != nil:
+				bad("%s: by goes with key (the column holding that identifier), not with via", where)
+			case !identRe.MatchString(t.By):
+				bad("%s: by %q: want a column of the identity table, such as its email column", where, t.By)
+			case id == nil:
+				bad("%s: by %s needs the identity section: the person's %s is read from the identity table", where, t.By, t.By)
+			case t.By == id.Key:
+				bad("%s: by %s is the identity table's user id: leave by out", where, t.By)
+			}
+		}
+		if t.Label != "" && (!plainText(t.Label, false) || utf8.RuneCountInString(t.Label) > 80) {
+			bad("%s: label: want one line of text of at most 80 characters, such as \"your reviews\"", where)
+		}
 		switch t.Action {
 		case ActionDelete, ActionRetain, ActionAnonymize:
 		default:
@@ -267,7 +286,7 @@ func (m *Map) resolve(i int, index map[string]int) ([]Step, error) {
 	for cur := i; ; {
 		t := m.Tables[cur]
 		if t.Via == nil {
-			return append(path, Step{Table: t.Name, Column: t.Key}), nil
+			return append(path, Step{Table: t.Name, Column: t.Key, By: t.By}), nil
 		}
 		if slices.Contains(visited, t.Name) {
 			return nil, fmt.Errorf("a cycle: %s → %s", strings.Join(visited, " → "), t.Name)

@@ -56,7 +56,13 @@ Temporal Web UI on :8233, an S3-protocol server (objects in .lethe/s3.db), the
 worker and the HTTP API on :8080, against the PostgreSQL server of
 LETHE_DATABASE_URL (default: the local one). A demo application database is
 created and seeded so every workflow can be tried at once. Ctrl-C stops it all;
-the next start finds every workflow and object where it was.`,
+the next start finds every workflow and object where it was.
+
+The data map (where a person's data lives) is the demo's, over the demo
+database lethe_demo beside Lethe's. To try your own application instead, set
+LETHE_APP_DATABASE_URL to its database and LETHE_DATA_MAP to the path of its
+data map (YAML, see README.md "The data map"): the map is checked against that
+database at start, and an unknown table or column stops it with its name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.FromEnv()

@@ -435,7 +435,7 @@ func (m *Map) validateTable(t Table, columns map[string]map[string]bool, schema 
 		case !ok:
 			bad("data map: table %s has no column %s (anonymize)", t.Name, a.Column)
 		case a.Set == SetNull && !c.nullable:
-			bad("data map: table %s: column %s is NOT NULL, so anonymize cannot set it null", t.Name, a.Column)
+			bad("data map: table %s: column %s is NOT NULL, so anonymize cannot set it null: use set: hash (a keyed pseudonym, for text columns) or set: fixed with a value", t.Name, a.Column)
 		case a.Set == SetHash && !slices.Contains(textTypes, c.dataType):
 			bad("data map: table %s: column %s is %s, so anonymize cannot write a pseudonym (text) to it", t.Name, a.Column, c.dataType)
 		}

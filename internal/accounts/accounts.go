@@ -1,8 +1,9 @@
 // Package accounts works on the application's accounts as its data map
-// describes them: deactivate and restore (the status column), anonymize or
-// delete the account row on erasure, find inactive and closed accounts page
-// by page, and find and remove ID documents of closed appeal tickets. SQL is
-// built from quoted identifiers and parameters only.
+// describes them: deactivate and restore (the status column, when the map
+// names one), anonymize or delete the account row on erasure, find inactive
+// and closed accounts page by page, and find and remove ID documents of
+// closed appeal tickets. SQL is built from quoted identifiers and
+// parameters only.
 package accounts
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,14 +35,34 @@ var ErrNoAccount = errors.New("no such account")
 
 func col(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// Status is the account's status column.
+// ErasedSuffix ends the email placeholder EraseRow writes into an
+// anonymized account row: without a status column, it is what marks the
+// row erased (the reserved .invalid domain receives no mail).
+const ErasedSuffix = "@invalid"
+
+// notErased is the condition (with its one argument, $n) that an account
+// row is not erased yet: its status is not the erased value, or, without a
+// status column, its email is not an erasure's placeholder.
+func notErased(a *datamap.Accounts, n int) (string, any) {
+	if a.Status != "" {
+		return fmt.Sprintf("%s IS DISTINCT FROM $%d", col(a.Status), n), a.Erased
+	}
+	return fmt.Sprintf("coalesce(%s::text, '') NOT LIKE $%d", col(a.Email), n), "%" + ErasedSuffix
+}
+
+// Status is the account's status column; "" when the data map names none
+// (the account exists).
 func Status(ctx context.Context, db DB, m *datamap.Map, userID string) (string, error) {
 	a := m.Accounts
 	if a == nil {
 		return "", ErrNotConfigured
 	}
+	what := "''"
+	if a.Status != "" {
+		what = col(a.Status) + "::text"
+	}
 	var status string
-	err := db.QueryRow(ctx, fmt.Sprintf("SELECT %s::text FROM %s WHERE %s = $1", col(a.Status), a.Identifier().Sanitize(), col(a.Key)), userID).Scan(&status)
+	err := db.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", what, a.Identifier().Sanitize(), col(a.Key)), userID).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNoAccount
 	}
@@ -48,11 +70,17 @@ func Status(ctx context.Context, db DB, m *datamap.Map, userID string) (string, 
 }
 
 // SetStatus moves the account to status when it is in one of from (any, when
-// from is empty); it reports whether the row changed. Running it twice is harmless.
+// from is empty); it reports whether the row changed. Running it twice is
+// harmless. Without a status column it changes nothing: it only checks the
+// account exists (the application disables it its own way).
 func SetStatus(ctx context.Context, db DB, m *datamap.Map, userID, status string, from ...string) (bool, error) {
 	a := m.Accounts
 	if a == nil {
 		return false, ErrNotConfigured
+	}
+	if a.Status == "" {
+		_, err := Status(ctx, db, m, userID)
+		return false, err
 	}
 	sql := fmt.Sprintf("UPDATE %s SET %s = $2 WHERE %s = $1 AND %s IS DISTINCT FROM $2", a.Identifier().Sanitize(), col(a.Status), col(a.Key), col(a.Status))
 	args := []any{userID, status}
@@ -72,8 +100,9 @@ func SetStatus(ctx context.Context, db DB, m *datamap.Map, userID, status string
 	return tag.RowsAffected() > 0, nil
 }
 
-// EraseRow anonymizes the account row (email replaced by placeholder, status
-// set to erased) or deletes it, as the data map says. Safe to repeat.
+// EraseRow anonymizes the account row (email replaced by placeholder, which
+// ends in ErasedSuffix; status, if the map names it, set to erased) or
+// deletes it, as the data map says. Safe to repeat.
 func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder string) (int, error) {
 	a := m.Accounts
 	if a == nil {
@@ -81,18 +110,29 @@ func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder st
 	}
 	var sql string
 	args := []any{userID}
-	if a.EraseAction == "delete" {
+	switch {
+	case a.EraseAction == "delete":
 		sql = fmt.Sprintf("DELETE FROM %s WHERE %s = $1", a.Identifier().Sanitize(), col(a.Key))
-	} else {
+	case !strings.HasSuffix(placeholder, ErasedSuffix):
+		return 0, fmt.Errorf("erase account row: the email placeholder must end in %s", ErasedSuffix)
+	default:
 		// The row stays (others point at it); what identifies the person, and
 		// the secrets never disclosed (e.g. a password hash), go.
 		clear := ""
 		for _, c := range append(slices.Clone(a.Exclude), a.Clear...) {
 			clear += ", " + col(c) + " = NULL"
 		}
-		sql = fmt.Sprintf("UPDATE %s SET %s = $2, %s = $3%s WHERE %s = $1 AND %s IS DISTINCT FROM $3",
-			a.Identifier().Sanitize(), col(a.Email), col(a.Status), clear, col(a.Key), col(a.Status))
-		args = append(args, placeholder, a.Erased)
+		set := fmt.Sprintf("%s = $2", col(a.Email))
+		if a.Status != "" {
+			set += fmt.Sprintf(", %s = $3", col(a.Status))
+		}
+		// Only a row not erased yet changes: a second run changes nothing.
+		cond, arg := fmt.Sprintf("%s IS DISTINCT FROM $3", col(a.Email)), any(placeholder)
+		if a.Status != "" {
+			cond, arg = notErased(a, 3)
+		}
+		sql = fmt.Sprintf("UPDATE %s SET %s%s WHERE %s = $1 AND %s", a.Identifier().Sanitize(), set, clear, col(a.Key), cond)
+		args = append(args, placeholder, arg)
 	}
 	tag, err := db.Exec(ctx, sql, args...)
 	if err != nil {
@@ -113,8 +153,9 @@ func Unerased(ctx context.Context, db DB, m *datamap.Map, userID string) (int, e
 	sql := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s = $1", a.Identifier().Sanitize(), col(a.Key))
 	args := []any{userID}
 	if a.EraseAction != "delete" {
-		sql += fmt.Sprintf(" AND %s IS DISTINCT FROM $2", col(a.Status))
-		args = append(args, a.Erased)
+		cond, arg := notErased(a, 2)
+		sql += " AND " + cond
+		args = append(args, arg)
 	}
 	var n int
 	if err := db.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
@@ -138,17 +179,24 @@ type Cursor struct {
 
 // InactiveSince pages through active accounts whose last activity is before
 // threshold, in (last_active, id) order after cursor: with an index on those
-// columns only the inactive accounts are read, however many accounts there are.
+// columns only the inactive accounts are read, however many accounts there
+// are. Without a status column every account not erased is looked at (a
+// deactivated one included). Without a last-activity column there is no
+// inactivity: ErrNotConfigured.
 func InactiveSince(ctx context.Context, db DB, m *datamap.Map, threshold time.Time, after Cursor, limit int) ([]Account, error) {
 	a := m.Accounts
-	if a == nil {
+	if a == nil || a.LastActive == "" {
 		return nil, ErrNotConfigured
 	}
+	active, arg := notErased(a, 1)
+	if a.Status != "" {
+		active, arg = col(a.Status)+" = $1", a.Active
+	}
 	sql := fmt.Sprintf(`SELECT %[1]s::text, %[2]s::text, %[3]s FROM %[4]s
-		WHERE %[5]s = $1 AND %[3]s < $2 AND (%[3]s, %[1]s::text) > ($3, $4)
+		WHERE %[5]s AND %[3]s < $2 AND (%[3]s, %[1]s::text) > ($3, $4)
 		ORDER BY %[3]s, %[1]s::text LIMIT $5`,
-		col(a.Key), col(a.Email), col(a.LastActive), a.Identifier().Sanitize(), col(a.Status))
-	rows, err := db.Query(ctx, sql, a.Active, threshold, after.LastActive, after.ID, limit)
+		col(a.Key), col(a.Email), col(a.LastActive), a.Identifier().Sanitize(), active)
+	rows, err := db.Query(ctx, sql, arg, threshold, after.LastActive, after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find inactive accounts: %w", err)
 	}
@@ -156,32 +204,53 @@ func InactiveSince(ctx context.Context, db DB, m *datamap.Map, threshold time.Ti
 }
 
 // ClosedBefore pages through closed, not yet erased accounts closed before
-// cutoff, in id order after afterID.
+// cutoff, in id order after afterID. Without a last-activity column their
+// LastActive is zero.
 func ClosedBefore(ctx context.Context, db DB, m *datamap.Map, cutoff time.Time, afterID string, limit int) ([]Account, error) {
 	a := m.Accounts
 	if a == nil || a.ClosedAt == "" {
 		return nil, ErrNotConfigured
 	}
+	lastActive := "NULL::timestamptz"
+	if a.LastActive != "" {
+		lastActive = col(a.LastActive)
+	}
+	open, arg := notErased(a, 2)
 	sql := fmt.Sprintf(`SELECT %[1]s::text, %[2]s::text, %[3]s FROM %[4]s
-		WHERE %[5]s IS NOT NULL AND %[5]s < $1 AND %[6]s IS DISTINCT FROM $2 AND %[1]s::text > $3
+		WHERE %[5]s IS NOT NULL AND %[5]s < $1 AND %[6]s AND %[1]s::text > $3
 		ORDER BY %[1]s::text LIMIT $4`,
-		col(a.Key), col(a.Email), col(a.LastActive), a.Identifier().Sanitize(), col(a.ClosedAt), col(a.Status))
-	rows, err := db.Query(ctx, sql, cutoff, a.Erased, afterID, limit)
+		col(a.Key), col(a.Email), lastActive, a.Identifier().Sanitize(), col(a.ClosedAt), open)
+	rows, err := db.Query(ctx, sql, cutoff, arg, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find closed accounts: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Account])
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Account, error) {
+		var acc Account
+		var seen *time.Time
+		if err := row.Scan(&acc.ID, &acc.Email, &seen); err != nil {
+			return acc, err
+		}
+		if seen != nil {
+			acc.LastActive = *seen
+		}
+		return acc, nil
+	})
 }
 
-// LastActive is the account's last activity.
+// LastActive is the account's last activity, and its status ("" without a
+// status column); ErrNotConfigured without a last-activity column.
 func LastActive(ctx context.Context, db DB, m *datamap.Map, userID string) (time.Time, string, error) {
 	a := m.Accounts
-	if a == nil {
+	if a == nil || a.LastActive == "" {
 		return time.Time{}, "", ErrNotConfigured
+	}
+	what := "''"
+	if a.Status != "" {
+		what = col(a.Status) + "::text"
 	}
 	var t time.Time
 	var status string
-	err := db.QueryRow(ctx, fmt.Sprintf("SELECT %s, %s::text FROM %s WHERE %s = $1", col(a.LastActive), col(a.Status), a.Identifier().Sanitize(), col(a.Key)), userID).Scan(&t, &status)
+	err := db.QueryRow(ctx, fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s = $1", col(a.LastActive), what, a.Identifier().Sanitize(), col(a.Key)), userID).Scan(&t, &status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, "", ErrNoAccount
 	}

@@ -143,15 +143,19 @@ var placeholderRe = regexp.MustCompile(`\$([0-9]+)`)
 // Accounts says how the application keeps its accounts' life: the status
 // column Lethe flips on deactivation and restore, the last-activity column
 // the inactivity sweep reads, and what erasure does to the account row itself.
+// Status (with its three values) and LastActive are optional: without a
+// status column a deactivation only runs its grace period (the application
+// disables the account itself) and an anonymized row is known by its email
+// placeholder; without LastActive the sweep skips inactive accounts.
 type Accounts struct {
 	Table       string `yaml:"table"`        // schema.table
 	Key         string `yaml:"key"`          // the user id column
 	Email       string `yaml:"email"`        // the email column
-	Status      string `yaml:"status"`       // the status column
+	Status      string `yaml:"status"`       // optional: the status column
 	Active      string `yaml:"active"`       // its value for an active account
 	Deactivated string `yaml:"deactivated"`  // its value while a deactivation's grace period runs
 	Erased      string `yaml:"erased"`       // its value once the account is anonymized
-	LastActive  string `yaml:"last_active"`  // timestamp of the last activity
+	LastActive  string `yaml:"last_active"`  // optional: timestamp of the last activity
 	ClosedAt    string `yaml:"closed_at"`    // optional: when the account was closed
 	EraseAction string `yaml:"erase_action"` // "anonymize" (keep the row, clear the email) or "delete"
 	// Exclude lists columns of the account row never disclosed to the
@@ -426,12 +430,17 @@ func Parse(b []byte) (*Map, error) {
 	}
 	if a := m.Accounts; a != nil {
 		tableName("accounts", a.Table)
-		for _, c := range []string{a.Key, a.Email, a.Status, a.LastActive} {
+		for _, c := range []string{a.Key, a.Email} {
 			column("accounts", c, false)
 		}
-		column("accounts", a.ClosedAt, true)
-		if a.Active == "" || a.Deactivated == "" || a.Erased == "" {
-			errs = append(errs, errors.New("accounts: active, deactivated and erased status values are required"))
+		for _, c := range []string{a.Status, a.LastActive, a.ClosedAt} {
+			column("accounts", c, true)
+		}
+		switch values := a.Active != "" || a.Deactivated != "" || a.Erased != ""; {
+		case a.Status != "" && (a.Active == "" || a.Deactivated == "" || a.Erased == ""):
+			errs = append(errs, fmt.Errorf("accounts: status %s needs its three values: active, deactivated and erased", a.Status))
+		case a.Status == "" && values:
+			errs = append(errs, errors.New("accounts: active, deactivated and erased are values of the status column: name it (status) or leave them out"))
 		}
 		if a.EraseAction != "anonymize" && a.EraseAction != "delete" {
 			errs = append(errs, fmt.Errorf("accounts: erase_action %q: want anonymize or delete", a.EraseAction))

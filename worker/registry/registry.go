@@ -65,12 +65,26 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 	if d.BulkMail, err = wiring.BulkMailer(c); err != nil {
 		return d, err
 	}
+	if a := accountsOf(m); a != nil && a.LastActive == "" {
+		closed := "closed accounts are erased by closed_at"
+		if a.ClosedAt == "" {
+			closed = "nor closed ones (no closed_at either)"
+		}
+		log.Info("inactivity sweep: the data map's accounts have no last_active column, so inactive accounts are not swept; " + closed)
+	}
 	if m != nil && len(m.Processors) > 0 {
 		if d.Processors, err = processors.NewRegistry(m.Processors, processors.BuildOptions{LookupEnv: os.LookupEnv}); err != nil {
 			return d, fmt.Errorf("data map processors: %w", err)
 		}
 	}
 	return d, nil
+}
+
+func accountsOf(m *datamap.Map) *datamap.Accounts {
+	if m == nil {
+		return nil
+	}
+	return m.Accounts
 }
 
 // WorkerOptions are the options of every Lethe worker: on stop (a deploy, a

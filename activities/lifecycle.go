@@ -173,12 +173,17 @@ func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailIn
 	if to == "" {
 		return temporal.NewNonRetryableApplicationError("no address to write to", "NoEmail", nil)
 	}
+	due, err := l.mailDueDate(ctx, in)
+	if err != nil {
+		return err
+	}
 	msg, err := l.render(name, templates.Data{
 		RequestID: in.RequestID, RequestType: in.Data.RequestType, Jurisdiction: in.Data.Jurisdiction,
-		DueDate: in.Data.DueDate, OriginalDueDate: in.Data.OriginalDueDate, LapseDate: in.Data.LapseDate,
-		Reason: in.Data.Reason, Lines: in.Data.Lines,
+		DueDate: due, OriginalDueDate: in.Data.OriginalDueDate, LapseDate: in.Data.LapseDate,
+		Reason: in.Data.Reason, Lines: l.mailLines(in),
 		FinalDate: in.Data.FinalDate, LastActive: in.Data.LastActive, Anonymize: in.Data.Anonymize,
 		LinkURL: in.Data.Link, LinkExpires: in.Data.LinkExpires,
+		Verified: in.Data.Verified, TaskDeadline: in.Data.TaskDeadline,
 	})
 	if err != nil {
 		return err

@@ -231,7 +231,7 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 		t.Errorf("%d receipts in the audit trail", n)
 	}
 	mails, err := w.SendGrid.WaitFor(w.person.Email, 2, 10*time.Second)
-	if err != nil || !strings.Contains(mails[len(mails)-1].Text, "stripe: erasure confirmed") {
+	if err != nil || !strings.Contains(mails[len(mails)-1].Text, "Asked stripe to erase your data: confirmed") {
 		t.Errorf("the completion mail does not carry the receipt (%v)", err)
 	}
 

@@ -105,13 +105,14 @@ func AccountDeactivation(ctx workflow.Context, in DeactivationInput) (Deactivati
 	}
 	ctx = withActivityDefaults(ctx)
 	act := func(name string, arg any) error { return workflow.ExecuteActivity(ctx, name, arg).Get(ctx, nil) }
+	var receipt *Receipt // the erasure's, for the person's last mail
 	mail := func(template string) error {
 		if !in.HasEmail {
 			return nil
 		}
 		return act(ActivitySendMail, SendMailInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Template: template,
 			Key:  fmt.Sprintf("%s:%s:%d", DeactivationWorkflowID(in.SubjectRef), template, v.DeactivatedAt.Unix()),
-			Data: MailData{FinalDate: v.FinalAt, Lines: v.Outcome}})
+			Data: MailData{FinalDate: v.FinalAt, Lines: v.Outcome, Receipt: receipt}})
 	}
 	audit := func(actor, action string) error {
 		return act(ActivityAudit, AuditInput{SubjectRef: in.SubjectRef, Actor: actor, Action: action,
@@ -172,7 +173,7 @@ func AccountDeactivation(ctx workflow.Context, in DeactivationInput) (Deactivati
 	if err := workflow.ExecuteChildWorkflow(child, WorkflowEraseSubject, ErasureInput{RequestID: DeactivationWorkflowID(in.SubjectRef), SubjectRef: in.SubjectRef, Identity: in.Identity}).Get(ctx, &progress); err != nil {
 		return v, fmt.Errorf("erase: %w", err)
 	}
-	v.Outcome = progress.Summary()
+	v.Outcome, receipt = progress.Summary(), progress.Receipt
 	if err := mail(MailAccountErased); err != nil {
 		return v, err
 	}

@@ -226,6 +226,15 @@ type MailData struct {
 	FinalDate       time.Time // account lifecycle: when the account goes
 	LastActive      time.Time // inactivity: the last activity seen
 	Anonymize       bool      // inactivity: anonymized rather than deleted
+	// Verified: the receipt of a request whose identity the company's
+	// backend vouched for; no code will be mailed.
+	Verified bool
+	// TaskDeadline is an operator task's deadline (privacy team mails about
+	// a processor): the activity then reads the request's own due date.
+	TaskDeadline time.Time
+	// Receipt is an erasure's receipt: the completion mail says it in the
+	// person's words (Lines stay the operator's wording, for the API).
+	Receipt *Receipt `json:",omitempty"`
 }
 
 // SendMailInput asks for one templated mail, sent at most once per Key.
@@ -303,6 +312,7 @@ type request struct {
 	done     []string
 	extended workflow.Channel // the deadline moved: re-arm reminders
 	link     LinkResult       // an export's download link, for the completion mail
+	receipt  *Receipt         // an erasure's receipt, for the completion mail
 }
 
 // PrivacyRequest carries one privacy request from receipt to its end: it
@@ -332,7 +342,7 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 	if err := r.step(ctx, StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
 		return r.view, err
 	}
-	if err := r.mail(ctx, MailReceipt, MailData{}); err != nil {
+	if err := r.mail(ctx, MailReceipt, MailData{Verified: in.PreVerified}); err != nil {
 		return r.view, err
 	}
 	r.view.ConfirmedAt = workflow.Now(ctx)
@@ -690,6 +700,7 @@ func (r *request) doWork(ctx workflow.Context) error {
 	}
 	r.view.Systems = progress.Systems
 	r.view.Outcome = progress.Summary()
+	r.receipt = progress.Receipt
 	return nil
 }
 
@@ -761,7 +772,7 @@ func (r *request) close(ctx workflow.Context, status string) error {
 	template := map[string]string{
 		StatusCompleted: MailCompleted, StatusDenied: MailDenied, StatusCancelled: MailCancelled, StatusExpired: MailVerificationExpired,
 	}[status]
-	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome, Link: r.link.URL, LinkExpires: r.link.ExpiresAt}); err != nil {
+	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome, Link: r.link.URL, LinkExpires: r.link.ExpiresAt, Receipt: r.receipt}); err != nil {
 		return err
 	}
 	if status == StatusCompleted && r.in.Type == TypeErasure {

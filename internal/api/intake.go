@@ -113,6 +113,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, refused)
 		return
 	}
+	// Vouched for by the backend, an opt-out that needs no verification, or
+	// an operator's expedited erasure: no code is asked for.
+	preVerified := in.Verified || noVerification || in.Expedited != ""
 	ref := s.Subjects.Email(in.Subject.Email)
 	if in.Subject.UserID != "" {
 		ref = s.Subjects.UserID(in.Subject.UserID)
@@ -132,7 +135,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "find open request", err)
 		return
 	} else if existing != nil {
-		s.writeJoined(w, existing, caller)
+		s.writeJoined(w, existing, caller, preVerified)
 		return
 	}
 	// Limits per person and type (P14); a child's data goes whatever the count.
@@ -168,7 +171,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			s.unavailable(w, r, "join request", err)
 			return
 		}
-		s.writeJoined(w, existing, caller)
+		s.writeJoined(w, existing, caller, preVerified)
 		return
 	}
 	who := identity.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID, Corrections: change.Corrections, Consent: change.Consent}
@@ -187,7 +190,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		}, workflows.WorkflowPrivacyRequest, workflows.RequestInput{
 			RequestID: id, Type: in.Type, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
 			Identity: sealed, HasEmail: in.Subject.Email != "", HasUserID: in.Subject.UserID != "",
-			PreVerified: in.Verified || noVerification || in.Expedited != "", SubmittedBy: caller.actor(), Policy: pol, PushTo: pushTo(in),
+			PreVerified: preVerified, SubmittedBy: caller.actor(), Policy: pol, PushTo: pushTo(in),
 			Expedited: in.Expedited != "",
 		})
 	}
@@ -200,7 +203,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(ctx, "request accepted", "request_id", id, "type", in.Type, "subject_ref", ref, "by", caller.actor())
-	out := Submitted{ID: id, Status: workflows.StatusReceived, DueAt: due, Links: links(id)}
+	out := Submitted{ID: id, Status: workflows.StatusReceived, DueAt: due, Links: links(id, !preVerified)}
 	if caller.role == "" {
 		out.RequestToken = s.Subjects.RequestToken(id)
 	}
@@ -262,7 +265,7 @@ func (s *Server) openRequest(ctx context.Context, ref, typ string) (*Submitted, 
 		}
 		return nil, err
 	}
-	out.Links = links(out.ID)
+	out.Links = links(out.ID, mayAskForCode(out.Status))
 	return &out, nil
 }
 
@@ -274,12 +277,18 @@ func (s *Server) openRequestAfterRelease(ctx context.Context, ref, typ string, w
 	if closed {
 		return nil, nil
 	}
-	was.Links = links(was.ID) // still being started: join it
+	was.Links = links(was.ID, mayAskForCode(was.Status)) // still being started: join it
 	return &was, nil
 }
 
-func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c caller) {
+// writeJoined answers a submission that joins the running request; one
+// that needs no code does not learn of the code's routes while the running
+// request has not asked for one.
+func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c caller, preVerified bool) {
 	existing.Joined = true
+	if preVerified && existing.Status == workflows.StatusReceived {
+		existing.Links = links(existing.ID, false)
+	}
 	if c.role == "" {
 		existing.RequestToken = s.Subjects.RequestToken(existing.ID)
 	}
@@ -330,9 +339,20 @@ func windowStart(p workflows.Period, now time.Time) time.Time {
 	return workflows.AddCalendarMonths(now, -p.Months).AddDate(0, 0, -p.Days-p.BusinessDays)
 }
 
-func links(id string) map[string]string {
+// links are a request's routes: verify and resend only when it asks the
+// person for a code (a request the backend vouched for never does).
+func links(id string, code bool) map[string]string {
 	base := "/v1/requests/" + id
+	if !code {
+		return map[string]string{"self": base}
+	}
 	return map[string]string{"self": base, "verify": base + "/verify", "resend": base + "/resend"}
+}
+
+// mayAskForCode says whether a running request in status may still ask
+// the person for a code.
+func mayAskForCode(status string) bool {
+	return status == workflows.StatusReceived || status == workflows.StatusAwaitingVerification
 }
 
 // optOutWithoutVerification: a consent withdrawal, which some purposes take

@@ -47,7 +47,8 @@ import (
 const (
 	// Receipt tells the person their request was received: its type, its
 	// reference and its due date (and, under CCPA, that this email is the
-	// confirmation of receipt the law requires).
+	// confirmation of receipt the law requires). Unless Data.Verified, it
+	// says a one-time code may follow.
 	Receipt = "receipt"
 	// VerificationCode sends the one-time code (Data.Code) and how long it
 	// is valid (Data.CodeValidFor).
@@ -100,9 +101,13 @@ const (
 	InactivityWarning = "inactivity_warning"
 	// OperatorReminder tells the privacy team a request is due on
 	// Data.DueDate and not done; Data.Lines optionally lists what is open.
+	// With Data.TaskDeadline it is about one task of the request (a
+	// processor's erasure): it states the request's due date (DueDate,
+	// when known) and the task's deadline separately.
 	OperatorReminder = "operator_reminder"
 	// OperatorEscalation tells the privacy team a request is overdue since
-	// Data.DueDate; Data.Lines optionally lists what is open.
+	// Data.DueDate, or (with Data.TaskDeadline) that a task of it passed its
+	// deadline; Data.Lines optionally lists what is open.
 	OperatorEscalation = "operator_escalation"
 )
 
@@ -159,9 +164,9 @@ type Data struct {
 	CodeValidFor time.Duration
 	// Reason explains an extension, a denial or a cancellation.
 	Reason string
-	// Lines are what was done (Completed, AccountErased), or what is still
-	// open (operator events), one statement each, e.g. "Deleted 6 rows from
-	// projects".
+	// Lines are what was done (Completed, AccountErased), in the person's
+	// words, e.g. "Deleted: your projects (6), your uploaded files (2
+	// files)."; or what is still open (operator events), one statement each.
 	Lines []string
 	// LinkURL is the link the email offers: a new code, a new request, a
 	// download, the request in the operators' console, or where to log in to
@@ -180,6 +185,13 @@ type Data struct {
 	// Anonymize says an inactive account will be anonymized rather than
 	// deleted (InactivityWarning).
 	Anonymize bool
+	// Verified says the person's identity needs no confirming (the
+	// company's backend vouched for it): the Receipt promises no code.
+	Verified bool
+	// TaskDeadline is the deadline of an operator task (operator events
+	// about a processor's erasure); DueDate is then the request's own due
+	// date, or zero when the task belongs to no request.
+	TaskDeadline time.Time
 }
 
 // Message is a rendered email: a one-line subject, a plain-text body and an
@@ -243,13 +255,23 @@ func New(overrideDir string) (*Renderer, error) {
 		}
 		r.events[n] = e
 	}
-	// Render every jurisdiction, and both wordings of Anonymize, so that no
+	// Render every jurisdiction, and both wordings of Anonymize, Verified
+	// and TaskDeadline (with and without a request due date), so that no
 	// branch of a template goes untried.
 	for _, j := range []string{"gdpr", "ccpa", "default"} {
-		for _, anonymize := range []bool{false, true} {
+		for i, flag := range []bool{false, true, true} {
 			d := sample
-			d.Jurisdiction, d.Anonymize = j, anonymize
+			d.Jurisdiction, d.Anonymize, d.Verified = j, flag, flag
+			if !flag {
+				d.TaskDeadline = time.Time{}
+			}
+			if i == 2 {
+				d.DueDate = time.Time{}
+			}
 			for _, n := range names {
+				if i == 2 && n != OperatorReminder && n != OperatorEscalation {
+					continue
+				}
 				if _, err := r.Render(n, d); err != nil {
 					return nil, err
 				}
@@ -370,8 +392,10 @@ func missingFields(name string, d Data) []string {
 		need(d.RequestType != "", "RequestType")
 	}
 	switch name {
-	case Receipt, OperatorReminder, OperatorEscalation:
+	case Receipt:
 		need(!d.DueDate.IsZero(), "DueDate")
+	case OperatorReminder, OperatorEscalation:
+		need(!d.DueDate.IsZero() || !d.TaskDeadline.IsZero(), "DueDate")
 	case VerificationCode:
 		need(d.Code != "", "Code")
 		need(d.CodeValidFor > 0, "CodeValidFor")
@@ -420,6 +444,8 @@ var sample = Data{
 	FinalDate:       time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC),
 	LastActive:      time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 	Anonymize:       true,
+	Verified:        true,
+	TaskDeadline:    time.Date(2027, 1, 12, 0, 0, 0, 0, time.UTC),
 }
 
 // funcs are the functions every template may call.

@@ -1,7 +1,9 @@
 package activities
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +39,45 @@ type Erasure struct {
 	Subjects   *subject.Hasher      // keys the pseudonym of anonymized columns
 	Processors *processors.Registry // nil when the data map names none
 	Log        *slog.Logger
+}
+
+// person opens the erasure's identity (sealed by PlanErasure, the user id
+// resolved and the identifiers read) and returns whom the statements on
+// the application database look for, and the identity.
+func (e *Erasure) person(ctx context.Context, ref string, sealed []byte) (appdb.Person, identity.Identity, error) {
+	id, err := openIdentity(ctx, e.Keys, ref, sealed)
+	if err != nil {
+		return appdb.Person{}, id, err
+	}
+	userID, err := resolveUserID(ctx, e.App, e.Map, id)
+	if err != nil {
+		return appdb.Person{}, id, err
+	}
+	if userID == "" {
+		return appdb.Person{}, id, temporal.NewNonRetryableApplicationError("the application does not know this person", "UnknownSubject", nil)
+	}
+	p := appdb.Person{UserID: userID, Identifiers: id.Identifiers}
+	if p.Identifiers == nil { // sealed before identifiers were read at plan time
+		if p.Identifiers, err = appdb.Identifiers(ctx, e.App, e.Map, userID); err != nil {
+			return appdb.Person{}, id, classifyDB(err)
+		}
+	}
+	withEmail(p.Identifiers, e.Map, id.Email)
+	return p, id, nil
+}
+
+// withEmail adds email to the identity email column's values in ids.
+func withEmail(ids map[string][]string, m *datamap.Map, email string) {
+	if m.Identity == nil || email == "" {
+		return
+	}
+	col := m.Identity.Email
+	for _, v := range ids[col] {
+		if strings.EqualFold(v, email) {
+			return
+		}
+	}
+	ids[col] = append(ids[col], email)
 }
 
 // userID opens the erasure's identity (sealed by PlanErasure, the user id
@@ -77,7 +118,14 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 	if err != nil {
 		return workflows.ErasurePlan{}, err
 	}
-	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID, IDs: ids})
+	// Every identifier of the person, read before anything is erased: tables
+	// keyed by them are matched, and verification searches for them.
+	idents, err := appdb.Identifiers(ctx, e.App, e.Map, userID)
+	if err != nil {
+		return workflows.ErasurePlan{}, classifyDB(err)
+	}
+	withEmail(idents, e.Map, id.Email)
+	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID, IDs: ids, Identifiers: idents})
 	if err != nil {
 		return workflows.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
 	}
@@ -164,12 +212,12 @@ func (e *Erasure) processorIDs(ctx context.Context, userID string) (map[string]s
 // as the data map says, then anonymizes or deletes the account row. Running
 // it again changes nothing more and succeeds.
 func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
-	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
+	person, _, err := e.person(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return workflows.EraseTablesResult{}, err
 	}
 	var done []workflows.TableOutcome
-	res, err := e.eraseRows(ctx, userID, in.SubjectRef, func(res []appdb.TableResult) error {
+	res, err := e.eraseRows(ctx, person, in.SubjectRef, func(res []appdb.TableResult) error {
 		// Recorded before the transaction commits: a retry after the commit
 		// finds nothing left, and the receipt says what this run erased.
 		if done = tableOutcomes(res); done == nil {
@@ -192,9 +240,14 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 		}
 		// The hold outlives the request, and the person's key with it: the
 		// user id is sealed with a key of the hold's own, destroyed when
-		// the held rows go.
-		holdRef := "hold:" + t.Table + ":" + in.SubjectRef
-		sealed, err := e.Keys.Seal(ctx, holdRef, []byte(userID))
+		// the held rows go. Its own to this erasure: a person erased again
+		// later (they came back) gets holds of their own, which the end
+		// of this one does not shred.
+		holdRef := "hold:" + t.Table + ":" + in.RequestID
+		if activity.IsActivity(ctx) { // the erasure's run: stable across retries, never reused
+			holdRef = "hold:" + t.Table + ":" + activity.GetInfo(ctx).WorkflowExecution.RunID
+		}
+		sealed, err := e.Keys.Seal(ctx, holdRef, sealedHold(person))
 		if err != nil {
 			return workflows.EraseTablesResult{}, fmt.Errorf("seal the hold of %s: %w", t.Table, err)
 		}
@@ -251,7 +304,8 @@ func (e *Erasure) recordedTables(ctx context.Context, requestID string, res []ap
 
 // eraseRows erases a known user's rows in one transaction; beforeCommit,
 // when set, runs inside it with the result, and its error rolls it back.
-func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string, beforeCommit func([]appdb.TableResult) error) ([]appdb.TableResult, error) {
+func (e *Erasure) eraseRows(ctx context.Context, person appdb.Person, subjectRef string, beforeCommit func([]appdb.TableResult) error) ([]appdb.TableResult, error) {
+	userID := person.UserID
 	order, err := appdb.EraseOrder(ctx, e.App, e.Map)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
@@ -259,7 +313,7 @@ func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string, befo
 	var res []appdb.TableResult
 	err = pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
 		var err error
-		if res, err = appdb.Erase(ctx, tx, e.Map, order, userID, e.pseudonym(userID), time.Now()); err != nil {
+		if res, err = appdb.Erase(ctx, tx, e.Map, order, person, e.pseudonym(userID), time.Now()); err != nil {
 			return err
 		}
 		if a := e.Map.Accounts; a != nil {
@@ -288,7 +342,11 @@ func (e *Erasure) eraseRows(ctx context.Context, userID, subjectRef string, befo
 // sweep's and restore-reconcile's erasure). It returns the rows and
 // objects it removed.
 func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (int, error) {
-	res, err := e.eraseRows(ctx, userID, subjectRef, nil)
+	idents, err := appdb.Identifiers(ctx, e.App, e.Map, userID)
+	if err != nil {
+		return 0, classifyDB(err)
+	}
+	res, err := e.eraseRows(ctx, appdb.Person{UserID: userID, Identifiers: idents}, subjectRef, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -369,19 +427,30 @@ func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInp
 }
 
 // VerifyErasure reads every table and S3 location of the data map again
-// and lists what of the person remains outside legal holds.
+// and lists what of the person remains outside legal holds. Beside
+// re-reading with the map's own selectors, it searches the application
+// database for every identifier of the person whatever the map says
+// (appdb.Traces): a table the map keys wrongly cannot pass for erased.
 func (e *Erasure) VerifyErasure(ctx context.Context, in workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error) {
-	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
+	person, id, err := e.person(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return workflows.VerifyErasureResult{}, err
 	}
+	userID := person.UserID
 	var out workflows.VerifyErasureResult
-	left, err := appdb.Remaining(ctx, e.App, e.Map, userID, e.pseudonym(userID), time.Now())
+	left, err := appdb.Remaining(ctx, e.App, e.Map, person, e.pseudonym(userID), time.Now())
 	if err != nil {
 		return out, classifyDB(err)
 	}
 	for _, l := range left {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d rows in %s (%s)", l.Rows, l.Table, l.Why))
+	}
+	traces, err := appdb.Traces(ctx, e.App, e.Map, person, appdb.Known{ProcessorIDs: id.IDs})
+	if err != nil {
+		return out, classifyDB(err)
+	}
+	for _, t := range traces {
+		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the person's %s is still in %s, column %s (%d rows): check how the data map finds this table's rows", t.What, t.Table, t.Column, t.Rows))
 	}
 	if n, err := accounts.Unerased(ctx, e.App, e.Map, userID); err != nil {
 		return out, classifyDB(err)
@@ -415,10 +484,35 @@ func (e *Erasure) EraseHeldRows(ctx context.Context, in workflows.EraseHeldInput
 	if err != nil {
 		return workflows.EraseHeldResult{}, fmt.Errorf("open the hold of %s: %w", in.Held.Table, err)
 	}
-	deleted, next, err := appdb.EraseHeld(ctx, e.App, e.Map, in.Held.Table, string(raw), time.Now())
+	deleted, next, err := appdb.EraseHeld(ctx, e.App, e.Map, in.Held.Table, openedHold(raw), time.Now())
 	if err != nil {
 		return workflows.EraseHeldResult{}, classifyDB(err)
 	}
 	e.Log.InfoContext(ctx, "erased held rows", "request_id", in.RequestID, "table", in.Held.Table, "rows", deleted)
 	return workflows.EraseHeldResult{Deleted: deleted, Next: next}, nil
+}
+
+// heldPrefix marks a hold sealed with the person's identifiers as well as
+// their user id; holds sealed before that carry the bare user id.
+const heldPrefix = "person:"
+
+// sealedHold is what a hold keeps of the person until it ends: enough to
+// find their held rows again, keyed by user id or by another identifier.
+func sealedHold(p appdb.Person) []byte {
+	b, err := json.Marshal(p)
+	if err != nil { // a Person of strings always marshals
+		return []byte(p.UserID)
+	}
+	return append([]byte(heldPrefix), b...)
+}
+
+// openedHold reads what sealedHold kept, or a bare user id.
+func openedHold(raw []byte) appdb.Person {
+	if b, ok := bytes.CutPrefix(raw, []byte(heldPrefix)); ok {
+		var p appdb.Person
+		if json.Unmarshal(b, &p) == nil && p.UserID != "" {
+			return p
+		}
+	}
+	return appdb.Person{UserID: string(raw)}
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/export"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
@@ -207,7 +208,12 @@ func (x *Exports) BuildBundle(ctx context.Context, in workflows.BundleInput) (wo
 	}
 	stop := heartbeatEvery(ctx, 10*time.Second)
 	defer stop()
-	m, err := export.ExportSubject(ctx, export.Options{DB: x.App, S3: x.Objects, Map: x.Map, UserID: userID,
+	idents, err := appdb.Identifiers(ctx, x.App, x.Map, userID)
+	if err != nil {
+		return workflows.ExportResult{}, classifyDB(err)
+	}
+	withEmail(idents, x.Map, id.Email)
+	m, err := export.ExportSubject(ctx, export.Options{DB: x.App, S3: x.Objects, Map: x.Map, UserID: userID, Identifiers: idents,
 		Bucket: x.Bucket, Key: BundleKey(in.RequestID), Portability: in.Portability, Processors: parts, Gaps: in.Gaps, Title: x.CompanyName + ": your personal data"})
 	if err != nil {
 		return workflows.ExportResult{}, err

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,28 +35,120 @@ type TxStarter interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// Person is who a statement on the application database looks for: the
+// user id and, for tables keyed by another identifier (datamap.Table.By),
+// the person's values of that identity-table column, by column name (every
+// email address known for the person, for the identity's email column).
+type Person struct {
+	UserID      string              `json:"user_id"`
+	Identifiers map[string][]string `json:"identifiers,omitempty"`
+}
+
+// Arg is the value Match's parameter binds for t: the user id, or for a
+// table whose way to the person ends at another identifier, the person's
+// values of it, lower-cased (a text array; empty when none is known, which
+// matches no row).
+func (p Person) Arg(t datamap.Table) any {
+	path := t.Path()
+	if len(path) == 0 || path[len(path)-1].By == "" {
+		return p.UserID
+	}
+	var out []string
+	for _, v := range p.Identifiers[path[len(path)-1].By] {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
 // Match is the SQL that finds the person's rows of t. from names t's table
 // with the alias "p0" ("schema"."table" AS "p0"); where is a condition on
 // p0 that holds for the rows whose way to the person (t.Path()) ends at the
-// user id bound as $param. For a keyed table:
+// value bound as $param, which Person.Arg gives. For a keyed table:
 //
 //	"p0"."account_id" = $1
 //
 // for a table reached via projects, keyed by account_id:
 //
 //	"p0"."project_id" IN (SELECT "p1"."id" FROM "demo"."projects" AS "p1" WHERE "p1"."account_id" = $1)
+//
+// and for a table keyed by the person's email address (by: email), compared
+// case-insensitively with every address known:
+//
+//	lower("p0"."address"::text) = ANY($1::text[])
 func Match(t datamap.Table, param int) (from, where string, err error) {
 	path := t.Path()
 	if len(path) == 0 {
 		return "", "", fmt.Errorf("appdb: table %s: no way to the person (a via table must come from datamap.Parse)", t.Name)
 	}
 	n := len(path)
-	where = fmt.Sprintf("%s = $%d", column(n-1, path[n-1].Column), param)
+	if path[n-1].By == "" {
+		where = fmt.Sprintf("%s = $%d", column(n-1, path[n-1].Column), param)
+	} else {
+		where = fmt.Sprintf("lower(%s::text) = ANY($%d::text[])", column(n-1, path[n-1].Column), param)
+	}
 	for i := n - 2; i >= 0; i-- {
 		where = fmt.Sprintf("%s IN (SELECT %s FROM %s AS %s WHERE %s)",
 			column(i, path[i].Column), column(i+1, path[i].Refers), table(path[i+1].Table), alias(i+1), where)
 	}
 	return table(path[0].Table) + " AS " + alias(0), where, nil
+}
+
+// ByColumns are the identity-table columns the map's tables are keyed by
+// (datamap.Table.By), each once, in the map's order.
+func ByColumns(m *datamap.Map) []string {
+	var out []string
+	for _, t := range m.Tables {
+		if path := t.Path(); len(path) > 0 {
+			if by := path[len(path)-1].By; by != "" && !slices.Contains(out, by) {
+				out = append(out, by)
+			}
+		}
+	}
+	return out
+}
+
+// Identifiers reads the person's values of the identity table's email
+// column and of the columns the map's tables are keyed by (ByColumns),
+// from their identity row: to be read before an erasure changes that row.
+// A person without an identity row, or a map without an identity table,
+// yields an empty map.
+func Identifiers(ctx context.Context, db Querier, m *datamap.Map, userID string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if m.Identity == nil {
+		return out, nil
+	}
+	cols := ByColumns(m)
+	if !slices.Contains(cols, m.Identity.Email) {
+		cols = append([]string{m.Identity.Email}, cols...)
+	}
+	selected := make([]string, len(cols))
+	for i, c := range cols {
+		selected[i] = pgx.Identifier{c}.Sanitize() + "::text"
+	}
+	values := make([]*string, len(cols))
+	dest := make([]any, len(cols))
+	for i := range values {
+		dest[i] = &values[i]
+	}
+	sql := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(selected, ", "), m.Identity.Identifier().Sanitize(), pgx.Identifier{m.Identity.Key}.Sanitize())
+	err := db.QueryRow(ctx, sql, userID).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, dbError("read the identifiers in", m.Identity.Table, err)
+	}
+	for i, v := range values {
+		if v != nil && *v != "" {
+			out[cols[i]] = []string{*v}
+		}
+	}
+	return out, nil
 }
 
 // alias is the alias of the i-th table on a way to the person.

@@ -212,7 +212,7 @@ func TestEraseDeletesAnonymizesAndRetains(t *testing.T) {
 
 	// Before: everything of the person is left over, and the purchase
 	// whose hold ended eleven years after it was made.
-	before, err := appdb.Remaining(ctx, s.db, s.m, "u-1", pseudonym, now)
+	before, err := appdb.Remaining(ctx, s.db, s.m, appdb.Person{UserID: "u-1"}, pseudonym, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestEraseDeletesAnonymizesAndRetains(t *testing.T) {
 		var res []appdb.TableResult
 		err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 			var err error
-			res, err = appdb.Erase(ctx, tx, s.m, order, "u-1", pseudonym, now)
+			res, err = appdb.Erase(ctx, tx, s.m, order, appdb.Person{UserID: "u-1"}, pseudonym, now)
 			return err
 		})
 		if err != nil {
@@ -317,14 +317,14 @@ func TestEraseDeletesAnonymizesAndRetains(t *testing.T) {
 
 	// Verification: nothing left but the holds, unless the pseudonym
 	// written is not the person's.
-	if left, err := appdb.Remaining(ctx, s.db, s.m, "u-1", pseudonym, now); err != nil || len(left) != 0 {
+	if left, err := appdb.Remaining(ctx, s.db, s.m, appdb.Person{UserID: "u-1"}, pseudonym, now); err != nil || len(left) != 0 {
 		t.Errorf("leftovers after erasure: %+v (%v)", left, err)
 	}
-	left, err := appdb.Remaining(ctx, s.db, s.m, "u-1", "p_other", now)
+	left, err := appdb.Remaining(ctx, s.db, s.m, appdb.Person{UserID: "u-1"}, "p_other", now)
 	if err != nil || len(left) != 1 || left[0] != (appdb.Leftover{Table: "shop.reviews", Rows: 2, Why: "rows still hold author_ref"}) {
 		t.Errorf("leftovers with another pseudonym: %+v (%v)", left, err)
 	}
-	if _, err := appdb.Remaining(ctx, s.db, s.m, "u-1", "", now); err == nil {
+	if _, err := appdb.Remaining(ctx, s.db, s.m, appdb.Person{UserID: "u-1"}, "", now); err == nil {
 		t.Error("Remaining without a pseudonym checked a hashed column")
 	}
 }
@@ -356,7 +356,7 @@ func TestEraseNeedsTheOrderAndAPseudonym(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = tx.Rollback(ctx) }()
-		_, err = appdb.Erase(ctx, tx, s.m, order, "u-1", pseudonym, now)
+		_, err = appdb.Erase(ctx, tx, s.m, order, appdb.Person{UserID: "u-1"}, pseudonym, now)
 		return err
 	}
 	// In the map's order, parents go before their children: the foreign
@@ -388,35 +388,35 @@ func TestEraseHeldReleasesRowsWhenTheirHoldEnds(t *testing.T) {
 	twoYears, oneYear := now.AddDate(8, 0, 0), now.AddDate(9, 0, 0) // when the holds of the purchases of two and one years ago end
 
 	// The purchase of eleven years ago is past its hold already.
-	n, next, err := appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", "u-1", now)
+	n, next, err := appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", appdb.Person{UserID: "u-1"}, now)
 	if err != nil || n != 1 || !next.Equal(twoYears) || held() != 2 {
 		t.Fatalf("at the erasure: deleted %d, next %v (%v), %d held; want 1, %v, 2", n, next, err, held(), twoYears)
 	}
-	n, next, err = appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", "u-1", twoYears.Add(-time.Second))
+	n, next, err = appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", appdb.Person{UserID: "u-1"}, twoYears.Add(-time.Second))
 	if err != nil || n != 0 || !next.Equal(twoYears) || held() != 2 {
 		t.Errorf("a second before the hold ends: deleted %d, next %v (%v), %d held", n, next, err, held())
 	}
-	n, next, err = appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", "u-1", twoYears)
+	n, next, err = appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", appdb.Person{UserID: "u-1"}, twoYears)
 	if err != nil || n != 1 || !next.Equal(oneYear) || held() != 1 {
 		t.Errorf("when the first hold ends: deleted %d, next %v (%v), %d held", n, next, err, held())
 	}
-	n, next, err = appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", "u-1", oneYear.Add(time.Hour))
+	n, next, err = appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", appdb.Person{UserID: "u-1"}, oneYear.Add(time.Hour))
 	if err != nil || n != 1 || !next.IsZero() || held() != 0 {
 		t.Errorf("after the last hold ends: deleted %d, next %v (%v), %d held", n, next, err, held())
 	}
-	if n, next, err := appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", "u-1", oneYear.Add(time.Hour)); err != nil || n != 0 || !next.IsZero() {
+	if n, next, err := appdb.EraseHeld(ctx, s.db, s.m, "shop.purchases", appdb.Person{UserID: "u-1"}, oneYear.Add(time.Hour)); err != nil || n != 0 || !next.IsZero() {
 		t.Errorf("again: deleted %d, next %v (%v)", n, next, err)
 	}
 
 	// A hold without since ends for all rows at once: the caller calls at its end.
-	if n, next, err := appdb.EraseHeld(ctx, s.db, s.m, "shop.tax_notes", "u-1", now); err != nil || n != 2 || !next.IsZero() {
+	if n, next, err := appdb.EraseHeld(ctx, s.db, s.m, "shop.tax_notes", appdb.Person{UserID: "u-1"}, now); err != nil || n != 2 || !next.IsZero() {
 		t.Errorf("tax notes: deleted %d, next %v (%v)", n, next, err)
 	}
 	if c := s.counts(t, "u-2"); !mapsEqual(c, other) {
 		t.Errorf("the other person's rows changed: %v, were %v", c, other)
 	}
 	for _, table := range []string{"shop.sessions", "shop.gone"} {
-		if _, _, err := appdb.EraseHeld(ctx, s.db, s.m, table, "u-1", now); err == nil {
+		if _, _, err := appdb.EraseHeld(ctx, s.db, s.m, table, appdb.Person{UserID: "u-1"}, now); err == nil {
 			t.Errorf("EraseHeld on %s: want an error", table)
 		}
 	}
@@ -453,13 +453,13 @@ func TestErrorsDoNotNameThePerson(t *testing.T) {
 	}
 	const id = "ada.lovelace@example.com"
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := appdb.Erase(ctx, tx, m, m.Tables, id, "", now)
+		_, err := appdb.Erase(ctx, tx, m, m.Tables, appdb.Person{UserID: id}, "", now)
 		return err
 	})
 	if err == nil || strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "app.numbers") {
 		t.Errorf("erase error: %v", err)
 	}
-	if _, err := appdb.Remaining(ctx, pool, m, id, "", now); err == nil || strings.Contains(err.Error(), id) {
+	if _, err := appdb.Remaining(ctx, pool, m, appdb.Person{UserID: id}, "", now); err == nil || strings.Contains(err.Error(), id) {
 		t.Errorf("verify error: %v", err)
 	}
 }

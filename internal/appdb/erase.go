@@ -50,11 +50,11 @@ type TableResult struct {
 // whose hold has already ended by now. It leaves the accounts row alone
 // (accounts.EraseRow is the caller's). Running it again changes nothing
 // and counts no deleted or anonymized rows.
-func Erase(ctx context.Context, tx pgx.Tx, m *datamap.Map, order []datamap.Table, userID, pseudonym string, now time.Time) ([]TableResult, error) {
+func Erase(ctx context.Context, tx pgx.Tx, m *datamap.Map, order []datamap.Table, person Person, pseudonym string, now time.Time) ([]TableResult, error) {
 	if err := sameTables(m, order); err != nil {
 		return nil, err
 	}
-	if userID == "" {
+	if person.UserID == "" {
 		return nil, errors.New("appdb: erase: an empty user id")
 	}
 	results := make([]TableResult, 0, len(order))
@@ -63,11 +63,11 @@ func Erase(ctx context.Context, tx pgx.Tx, m *datamap.Map, order []datamap.Table
 		var err error
 		switch t.Action {
 		case datamap.ActionDelete:
-			r, err = deleteRows(ctx, tx, t, userID)
+			r, err = deleteRows(ctx, tx, t, person)
 		case datamap.ActionAnonymize:
-			r, err = anonymize(ctx, tx, t, userID, pseudonym)
+			r, err = anonymize(ctx, tx, t, person, pseudonym)
 		case datamap.ActionRetain:
-			r, err = retain(ctx, tx, t, userID, now)
+			r, err = retain(ctx, tx, t, person, now)
 		default:
 			err = fmt.Errorf("appdb: table %s: action %q is not one erasure knows", t.Name, t.Action)
 		}
@@ -97,12 +97,12 @@ func sameTables(m *datamap.Map, order []datamap.Table) error {
 	return nil
 }
 
-func deleteRows(ctx context.Context, tx pgx.Tx, t datamap.Table, userID string) (TableResult, error) {
+func deleteRows(ctx context.Context, tx pgx.Tx, t datamap.Table, person Person) (TableResult, error) {
 	from, where, err := Match(t, 1)
 	if err != nil {
 		return TableResult{}, err
 	}
-	tag, err := tx.Exec(ctx, "DELETE FROM "+from+" WHERE "+where, userID)
+	tag, err := tx.Exec(ctx, "DELETE FROM "+from+" WHERE "+where, person.Arg(t))
 	if err != nil {
 		return TableResult{}, dbError("delete the rows of", t.Name, err)
 	}
@@ -150,7 +150,7 @@ func anonymizeSQL(t datamap.Table, pseudonym string) (anonymization, error) {
 	return a, nil
 }
 
-func anonymize(ctx context.Context, tx pgx.Tx, t datamap.Table, userID, pseudonym string) (TableResult, error) {
+func anonymize(ctx context.Context, tx pgx.Tx, t datamap.Table, person Person, pseudonym string) (TableResult, error) {
 	from, where, err := Match(t, 1)
 	if err != nil {
 		return TableResult{}, err
@@ -159,7 +159,7 @@ func anonymize(ctx context.Context, tx pgx.Tx, t datamap.Table, userID, pseudony
 	if err != nil {
 		return TableResult{}, err
 	}
-	a.args[0] = userID
+	a.args[0] = person.Arg(t)
 	// Only rows still holding a value change: a second run counts none.
 	sql := fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", from, strings.Join(a.set, ", "), where, strings.Join(a.changed, " OR "))
 	tag, err := tx.Exec(ctx, sql, a.args...)
@@ -181,13 +181,13 @@ type heldRow struct {
 // heldRows locks the person's rows of retain table t, which has a since
 // column, and says when each one's hold ends. The arithmetic is Go's
 // (datamap.Hold.Ends, in UTC), so no session time zone changes it.
-func heldRows(ctx context.Context, tx pgx.Tx, t datamap.Table, userID string) ([]heldRow, error) {
+func heldRows(ctx context.Context, tx pgx.Tx, t datamap.Table, person Person) ([]heldRow, error) {
 	from, where, err := Match(t, 1)
 	if err != nil {
 		return nil, err
 	}
 	sql := fmt.Sprintf("SELECT %s.tableoid, %s.ctid, %s FROM %s WHERE %s FOR UPDATE", alias(0), alias(0), column(0, t.Hold.Since), from, where)
-	rows, err := tx.Query(ctx, sql, userID)
+	rows, err := tx.Query(ctx, sql, person.Arg(t))
 	if err != nil {
 		return nil, dbError("read the held rows of", t.Name, err)
 	}
@@ -237,7 +237,7 @@ func releaseEnded(ctx context.Context, tx pgx.Tx, t datamap.Table, held []heldRo
 	return int(tag.RowsAffected()), kept, nil
 }
 
-func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, userID string, now time.Time) (TableResult, error) {
+func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, person Person, now time.Time) (TableResult, error) {
 	if t.Hold == nil {
 		return TableResult{}, fmt.Errorf("appdb: table %s: action retain without a hold", t.Name)
 	}
@@ -247,7 +247,7 @@ func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, userID string, now 
 		if err != nil {
 			return TableResult{}, err
 		}
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+from+" WHERE "+where, userID).Scan(&r.Rows); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+from+" WHERE "+where, person.Arg(t)).Scan(&r.Rows); err != nil {
 			return TableResult{}, dbError("count the held rows of", t.Name, err)
 		}
 		if r.Rows > 0 {
@@ -258,7 +258,7 @@ func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, userID string, now 
 		}
 		return r, nil
 	}
-	held, err := heldRows(ctx, tx, t, userID)
+	held, err := heldRows(ctx, tx, t, person)
 	if err != nil {
 		return TableResult{}, err
 	}
@@ -281,23 +281,23 @@ func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, userID string, now 
 // all of them: the caller calls it at the Until Erase reported) and says
 // when the next remaining row's hold ends (the zero time if none remain).
 // Running it again deletes nothing more.
-func EraseHeld(ctx context.Context, db TxStarter, m *datamap.Map, table, userID string, now time.Time) (deleted int, next time.Time, err error) {
+func EraseHeld(ctx context.Context, db TxStarter, m *datamap.Map, table string, person Person, now time.Time) (deleted int, next time.Time, err error) {
 	t, ok := m.Table(table)
 	switch {
 	case !ok:
 		return 0, time.Time{}, fmt.Errorf("appdb: erase held rows: %s is not a table of the data map", table)
 	case t.Action != datamap.ActionRetain || t.Hold == nil:
 		return 0, time.Time{}, fmt.Errorf("appdb: erase held rows: table %s is not retained under a hold", table)
-	case userID == "":
+	case person.UserID == "":
 		return 0, time.Time{}, errors.New("appdb: erase held rows: an empty user id")
 	}
 	release := func(tx pgx.Tx) error {
 		if t.Hold.Since == "" {
-			r, err := deleteRows(ctx, tx, t, userID)
+			r, err := deleteRows(ctx, tx, t, person)
 			deleted = r.Rows
 			return err
 		}
-		held, err := heldRows(ctx, tx, t, userID)
+		held, err := heldRows(ctx, tx, t, person)
 		if err != nil {
 			return err
 		}
@@ -341,8 +341,8 @@ type Leftover struct {
 // columns hold something else than anonymization writes, and rows of
 // retain tables whose hold has ended by now. Rows kept under a hold are no
 // leftovers. An empty list means the erasure is complete.
-func Remaining(ctx context.Context, db Querier, m *datamap.Map, userID, pseudonym string, now time.Time) ([]Leftover, error) {
-	if userID == "" {
+func Remaining(ctx context.Context, db Querier, m *datamap.Map, person Person, pseudonym string, now time.Time) ([]Leftover, error) {
+	if person.UserID == "" {
 		return nil, errors.New("appdb: verify: an empty user id")
 	}
 	var out []Leftover
@@ -354,14 +354,14 @@ func Remaining(ctx context.Context, db Querier, m *datamap.Map, userID, pseudony
 		switch t.Action {
 		case datamap.ActionDelete:
 			var n int
-			if err := db.QueryRow(ctx, "SELECT count(*) FROM "+from+" WHERE "+where, userID).Scan(&n); err != nil {
+			if err := db.QueryRow(ctx, "SELECT count(*) FROM "+from+" WHERE "+where, person.Arg(t)).Scan(&n); err != nil {
 				return nil, dbError("count the rows of", t.Name, err)
 			}
 			if n > 0 {
 				out = append(out, Leftover{Table: t.Name, Rows: n, Why: "rows not deleted"})
 			}
 		case datamap.ActionAnonymize:
-			l, err := notAnonymized(ctx, db, t, userID, pseudonym)
+			l, err := notAnonymized(ctx, db, t, person, pseudonym)
 			if err != nil {
 				return nil, err
 			}
@@ -372,7 +372,7 @@ func Remaining(ctx context.Context, db Querier, m *datamap.Map, userID, pseudony
 			if t.Hold == nil || t.Hold.Since == "" {
 				continue // held from the erasure on: EraseHeld releases them
 			}
-			rows, err := db.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s", column(0, t.Hold.Since), from, where), userID)
+			rows, err := db.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s", column(0, t.Hold.Since), from, where), person.Arg(t))
 			if err != nil {
 				return nil, dbError("read the held rows of", t.Name, err)
 			}
@@ -401,7 +401,7 @@ func Remaining(ctx context.Context, db Querier, m *datamap.Map, userID, pseudony
 
 // notAnonymized counts the person's rows of anonymize table t that still
 // hold a value anonymization overwrites, and names those columns.
-func notAnonymized(ctx context.Context, db Querier, t datamap.Table, userID, pseudonym string) (Leftover, error) {
+func notAnonymized(ctx context.Context, db Querier, t datamap.Table, person Person, pseudonym string) (Leftover, error) {
 	from, where, err := Match(t, 1)
 	if err != nil {
 		return Leftover{}, err
@@ -410,7 +410,7 @@ func notAnonymized(ctx context.Context, db Querier, t datamap.Table, userID, pse
 	if err != nil {
 		return Leftover{}, err
 	}
-	a.args[0] = userID
+	a.args[0] = person.Arg(t)
 	counts := []string{fmt.Sprintf("count(*) FILTER (WHERE %s)", strings.Join(a.changed, " OR "))}
 	for _, c := range a.changed {
 		counts = append(counts, fmt.Sprintf("count(*) FILTER (WHERE %s)", c))

@@ -55,7 +55,7 @@ func TestDataMapFitsTheSchemaAndTheSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	person := demo.Accounts(1)[0]
-	left, err := appdb.Remaining(ctx, pool, m, person.ID, "unused", time.Now())
+	left, err := appdb.Remaining(ctx, pool, m, appdb.Person{UserID: person.ID}, "unused", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

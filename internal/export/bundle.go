@@ -136,11 +136,12 @@ func (b *Bundle) create(name string, method uint16, modified time.Time) (io.Writ
 // data/postgres/<a.Table>.json, leaving out the columns in a.Exclude and in
 // exclude: they are never selected.
 func (b *Bundle) AddAccount(ctx context.Context, db datamap.Querier, a datamap.Accounts, userID string, exclude ...string) error {
-	return b.addRows(ctx, db, KindAccount, datamap.Table{Name: a.Table, Key: a.Key}, userID, union(a.Exclude, exclude))
+	return b.addRows(ctx, db, KindAccount, datamap.Table{Name: a.Table, Key: a.Key}, appdb.Person{UserID: userID}, union(a.Exclude, exclude))
 }
 
 // AddTable writes the person's rows of t (those whose key column holds
-// userID or, for a via table, those reached through its chain) to
+// their user id, or their identifier for a table keyed by another (by),
+// or, for a via table, those reached through its chain) to
 // data/postgres/<t.Name>.json: a JSON array with one object per row, keys
 // in column order, values as PostgreSQL's row_to_json gives them (numbers,
 // strings, booleans, ISO 8601 timestamps, nested JSON for json columns).
@@ -148,8 +149,8 @@ func (b *Bundle) AddAccount(ctx context.Context, db datamap.Querier, a datamap.A
 // in exclude are never selected. Each must exist, or nothing is written:
 // an excluded column that is gone was most likely renamed, and would
 // otherwise be disclosed under its new name.
-func (b *Bundle) AddTable(ctx context.Context, db datamap.Querier, t datamap.Table, userID string, exclude ...string) error {
-	return b.addRows(ctx, db, KindTable, t, userID, union(t.Exclude, exclude))
+func (b *Bundle) AddTable(ctx context.Context, db datamap.Querier, t datamap.Table, person appdb.Person, exclude ...string) error {
+	return b.addRows(ctx, db, KindTable, t, person, union(t.Exclude, exclude))
 }
 
 func union(a, b []string) []string {
@@ -171,7 +172,7 @@ type column struct {
 	pkPos int
 }
 
-func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t datamap.Table, userID string, exclude []string) error {
+func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t datamap.Table, person appdb.Person, exclude []string) error {
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	if userID == "" {
+	if person.UserID == "" {
 		return errors.New("export: an empty user id")
 	}
 	ident := pgx.Identifier(strings.SplitN(table, ".", 2))
@@ -224,7 +225,7 @@ func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t
 	}
 	sql += ") r"
 
-	rows, err := db.Query(ctx, sql, userID)
+	rows, err := db.Query(ctx, sql, person.Arg(t))
 	if err != nil {
 		return dbError("read table "+table, err)
 	}

@@ -44,6 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/processors"
 )
@@ -144,6 +145,11 @@ type Options struct {
 	Map *datamap.Map
 	// UserID is the person's id in the application.
 	UserID string
+	// Identifiers are the person's values of identity-table columns that
+	// tables keyed by them (the data map's by) match, by column: every
+	// email address the request knows, for the email column. nil: read
+	// from the person's identity row.
+	Identifiers map[string][]string
 	// Bucket and Key name the bundle's object. The key should not contain
 	// the user id (use the request id): it shows in logs and links.
 	Bucket, Key string
@@ -203,6 +209,12 @@ func export(ctx context.Context, o Options, b *Bundle) (Manifest, error) {
 		return Manifest{}, dbError("begin a read-only transaction", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	person := appdb.Person{UserID: o.UserID, Identifiers: o.Identifiers}
+	if person.Identifiers == nil {
+		if person.Identifiers, err = appdb.Identifiers(ctx, tx, dm, o.UserID); err != nil {
+			return Manifest{}, err
+		}
+	}
 	var accountExclude []string
 	if a := dm.Accounts; a != nil {
 		accountExclude = a.Exclude
@@ -222,7 +234,7 @@ func export(ctx context.Context, o Options, b *Bundle) (Manifest, error) {
 		if (dm.Accounts != nil && t.Name == dm.Accounts.Table) || !include(t.Name) {
 			continue
 		}
-		if err := b.AddTable(ctx, tx, t, o.UserID); err != nil {
+		if err := b.AddTable(ctx, tx, t, person); err != nil {
 			return Manifest{}, err
 		}
 	}

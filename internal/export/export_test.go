@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/export"
@@ -591,7 +592,7 @@ func TestErrorsDoNotNameThePerson(t *testing.T) {
 	const id = "ada.lovelace@example.com"
 	b := export.NewBundle(io.Discard)
 	// PostgreSQL quotes a value it cannot read as the key's type.
-	err := b.AddTable(ctx, pool, datamap.Table{Name: "app.numbers", Key: "owner"}, id)
+	err := b.AddTable(ctx, pool, datamap.Table{Name: "app.numbers", Key: "owner"}, appdb.Person{UserID: id})
 	if err == nil || strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "22P02") {
 		t.Errorf("table error: %v", err)
 	}

@@ -21,6 +21,12 @@ type Identity struct {
 	// IDs are the person's ids at processors (processors.Subject.IDs), read
 	// from the application before an erasure erases them.
 	IDs map[string]string `json:"ids,omitempty"`
+	// Identifiers are the person's values of identity-table columns, by
+	// column (every email address known, for its email column; those the
+	// data map's tables are keyed by), read before an erasure changes the
+	// identity row: erasure matches tables keyed by them, and its
+	// verification searches for them.
+	Identifiers map[string][]string `json:"identifiers,omitempty"`
 }
 
 // ConsentChange withdraws or gives consent to one purpose.

@@ -30,10 +30,11 @@ CREATE TABLE IF NOT EXISTS shop.orders (
     total       numeric(10, 2) NOT NULL
 );
 
--- Order lines have no customer column: they are the lines of the person's orders.
+-- Order lines have no customer column: they are the lines of the person's orders,
+-- and go with their order when its tax hold ends.
 CREATE TABLE IF NOT EXISTS shop.order_lines (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    order_no uuid NOT NULL REFERENCES shop.orders (order_no),
+    order_no uuid NOT NULL REFERENCES shop.orders (order_no) ON DELETE CASCADE,
     isbn     text NOT NULL,
     quantity integer NOT NULL,
     gift_note text

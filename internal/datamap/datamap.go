@@ -978,7 +978,8 @@ type Querier interface {
 // Validate checks every table and column of the map exists in the live
 // database; each problem names the table or column.
 func (m *Map) Validate(ctx context.Context, db Querier) error {
-	rows, err := db.Query(ctx, `SELECT table_schema || '.' || table_name, column_name, is_nullable = 'YES', data_type
+	rows, err := db.Query(ctx, `SELECT table_schema || '.' || table_name, column_name, is_nullable = 'YES', data_type,
+			udt_name, coalesce(domain_name, '')
 		FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`)
 	if err != nil {
 		return fmt.Errorf("data map: read schema: %w", err)
@@ -986,16 +987,16 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 	columns := map[string]map[string]bool{}
 	schema := schemaColumns{}
 	for rows.Next() {
-		var table, column, dataType string
+		var table, column, dataType, udt, domain string
 		var nullable bool
-		if err := rows.Scan(&table, &column, &nullable, &dataType); err != nil {
+		if err := rows.Scan(&table, &column, &nullable, &dataType, &udt, &domain); err != nil {
 			return fmt.Errorf("data map: read schema: %w", err)
 		}
 		if columns[table] == nil {
 			columns[table] = map[string]bool{}
 		}
 		columns[table][column] = true
-		schema[table+"."+column] = columnInfo{nullable: nullable, dataType: dataType}
+		schema[table+"."+column] = columnInfo{nullable: nullable, dataType: dataType, udt: udt, domain: domain}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("data map: read schema: %w", err)

@@ -393,6 +393,8 @@ func (m *Map) parseBackups() []error {
 type columnInfo struct {
 	nullable bool
 	dataType string // information_schema's data_type: text, integer, timestamp with time zone, …
+	udt      string // its udt_name, the base type's name: int8, text, citext, uuid, …
+	domain   string // the domain the column is declared with, if any
 }
 
 // schemaColumns holds the live columns by schema.table.column.
@@ -429,6 +431,7 @@ func (m *Map) validateTable(t Table, columns map[string]map[string]bool, schema 
 			bad("data map: table %s: via parent %s has no column %s", t.Name, v.Parent, v.ParentKey)
 		}
 	}
+	errs = append(errs, m.validateWay(t, columns, schema)...) // the key's or via column's type, by (keytypes.go)
 	for _, a := range t.Anonymize {
 		c, ok := schema[t.Name+"."+a.Column]
 		switch {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -176,7 +177,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err := demo.Seed(ctx, app, objects, demo.SeedOptions{Accounts: o.SeedAccounts}); err != nil {
 		return nil, err
 	}
-	dataMap, err := devDataMap(ctx, cfg, app)
+	dataMap, err := devDataMap(ctx, cfg, app, log)
 	if err != nil {
 		return nil, err
 	}
@@ -319,15 +320,18 @@ func siblingDatabase(raw, name string) (string, error) {
 }
 
 // devDataMap is LETHE_DATA_MAP when set, else the demo application's map.
-func devDataMap(ctx context.Context, cfg config.Config, app *pgxpool.Pool) (*datamap.Map, error) {
+func devDataMap(ctx context.Context, cfg config.Config, app *pgxpool.Pool, log *slog.Logger) (*datamap.Map, error) {
 	if cfg.DataMap != "" {
-		return wiring.DataMap(ctx, cfg, app)
+		return wiring.DataMap(ctx, cfg, app, log)
 	}
 	m, err := demo.DataMapWithoutProcessors() // no Stripe or Mailchimp account in dev
 	if err != nil {
 		return nil, err
 	}
-	return m, m.Validate(ctx, app)
+	if err := m.Validate(ctx, app); err != nil {
+		return nil, err
+	}
+	return m, wiring.Coverage(ctx, cfg, app, m, log)
 }
 
 // devSecrets fills the keys production must be given (payload keys, master

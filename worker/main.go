@@ -46,7 +46,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dataMap, err := wiring.DataMap(ctx, cfg, app)
+	dataMap, err := wiring.DataMap(ctx, cfg, app, log)
 	if err != nil {
 		return err
 	}

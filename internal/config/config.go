@@ -52,6 +52,10 @@ type Config struct {
 	// DataMap is the YAML file that says where a person's data lives (see
 	// internal/datamap). Empty in dev means the demo application's map.
 	DataMap string `env:"LETHE_DATA_MAP"`
+	// DataMapUnmapped is what the worker does at start about tables with a
+	// foreign key into the map's tables that are neither mapped nor ignored
+	// (datamap.CheckCoverage): "refuse" to start, or "warn" and start.
+	DataMapUnmapped string `env:"LETHE_DATA_MAP_UNMAPPED" envDefault:"refuse"`
 
 	APIListen string `env:"LETHE_API_LISTEN" envDefault:":8080"`
 	// MaxBodyBytes bounds every API request body.
@@ -269,6 +273,9 @@ func (c Config) Validate() error {
 	}
 	if c.CodecToken != "" && len(c.CodecToken) < 16 {
 		bad("LETHE_CODEC_TOKEN", "want at least 16 characters")
+	}
+	if c.DataMapUnmapped != "" && c.DataMapUnmapped != "refuse" && c.DataMapUnmapped != "warn" { // empty: refuse
+		bad("LETHE_DATA_MAP_UNMAPPED", "want refuse or warn")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

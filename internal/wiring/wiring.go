@@ -62,8 +62,9 @@ func Objects(ctx context.Context, c config.Config) (*s3.Client, error) {
 }
 
 // DataMap loads the data map named by LETHE_DATA_MAP and checks it against
-// the application database.
-func DataMap(ctx context.Context, c config.Config, app *pgxpool.Pool) (*datamap.Map, error) {
+// the application database: its tables and columns, and its coverage
+// (Coverage).
+func DataMap(ctx context.Context, c config.Config, app *pgxpool.Pool, log *slog.Logger) (*datamap.Map, error) {
 	if c.DataMap == "" {
 		return nil, errors.New("LETHE_DATA_MAP: set it to the data map file (see README, \"The data map\")")
 	}
@@ -74,7 +75,39 @@ func DataMap(ctx context.Context, c config.Config, app *pgxpool.Pool) (*datamap.
 	if err := m.Validate(ctx, app); err != nil {
 		return nil, fmt.Errorf("LETHE_DATA_MAP %s: %w", c.DataMap, err)
 	}
+	if err := Coverage(ctx, c, app, m, log); err != nil {
+		return nil, fmt.Errorf("LETHE_DATA_MAP %s: %w", c.DataMap, err)
+	}
 	return m, nil
+}
+
+// Coverage refuses a data map that leaves out a table with a foreign key
+// into its tables (datamap.CheckCoverage): an erasure would leave that
+// table's rows behind. The error names each such table and how to cover
+// it; with LETHE_DATA_MAP_UNMAPPED=warn each is logged instead.
+func Coverage(ctx context.Context, c config.Config, app datamap.Querier, m *datamap.Map, log *slog.Logger) error {
+	list, err := datamap.CheckCoverage(ctx, app, m)
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	if c.DataMapUnmapped == "warn" {
+		if log == nil {
+			log = slog.Default()
+		}
+		for _, u := range list {
+			log.Warn("data map: a table holding people's rows is neither mapped nor ignored (LETHE_DATA_MAP_UNMAPPED=warn)", "table", u.Table, "problem", u.String())
+		}
+		return nil
+	}
+	errs := make([]error, len(list))
+	for i, u := range list {
+		errs[i] = errors.New(u.String())
+	}
+	n := "1 table is"
+	if len(list) > 1 {
+		n = fmt.Sprintf("%d tables are", len(list))
+	}
+	return fmt.Errorf("%s not covered, so an erasure would leave rows behind (LETHE_DATA_MAP_UNMAPPED=warn starts anyway; `starter datamap check` lists every problem):\n%w", n, errors.Join(errs...))
 }
 
 // Subjects builds the subject hasher from LETHE_SUBJECT_HASH_KEY.

@@ -43,6 +43,9 @@ type Error struct {
 	RequestID string
 	// Reason is Lethe's own short, non-personal explanation.
 	Reason string
+	// Check, for a 401 or 403, says what to look at: the variable holding
+	// the credential, the webhook's signature scheme. Never a secret.
+	Check string
 	// Err is the underlying error (network, context), if any.
 	Err error
 }
@@ -61,7 +64,18 @@ func (e *Error) Error() string {
 	if e.Code != "" {
 		b.WriteString(" " + e.Code)
 	}
+	refused := e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+	if refused {
+		check := e.Check
+		if check == "" {
+			check = defaultAuthCheck
+		}
+		b.WriteString(": the processor refused our signature or credential: check " + check)
+	}
 	if e.Reason != "" {
+		if refused {
+			b.WriteString(";")
+		}
 		b.WriteString(" " + e.Reason)
 	}
 	if e.Err != nil {
@@ -77,6 +91,10 @@ func (e *Error) Error() string {
 	b.WriteString(")")
 	return b.String()
 }
+
+// defaultAuthCheck is what a refused credential asks to check when the
+// connector knows no better.
+const defaultAuthCheck = "the credential in the variable named by the processor's credential_env"
 
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }

@@ -46,6 +46,31 @@ type httpClient struct {
 	requestIDHeader string
 	// kind, when set, may override the status-based classification.
 	kind func(r *response, k Kind) Kind
+	// credential names what the processor's credential is ("API key",
+	// "HMAC secret"); credentialEnv the variable holding it (set by the
+	// registry); signatureNote what else a refusal may be about (the
+	// webhook's signature scheme). They make the message of a 401 or 403.
+	credential    string
+	credentialEnv string
+	signatureNote string
+}
+
+// authCheck says what to check when the processor refuses our credential
+// or signature (401, 403): never the credential itself.
+func (h *httpClient) authCheck() string {
+	what := h.credential
+	if what == "" {
+		what = "credential"
+	}
+	where := "the variable named by the processor's credential_env"
+	if h.credentialEnv != "" {
+		where = h.credentialEnv
+	}
+	s := "the " + what + " in " + where
+	if h.signatureNote != "" {
+		s += " and " + h.signatureNote
+	}
+	return s
 }
 
 func newHTTPClient(processor, base string, hc *http.Client) *httpClient {
@@ -157,6 +182,9 @@ func (h *httpClient) fail(action Action, r *response) *Error {
 	}
 	if h.requestIDHeader != "" {
 		e.RequestID = scrub(r.Header.Get(h.requestIDHeader))
+	}
+	if r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden {
+		e.Check = h.authCheck()
 	}
 	switch {
 	case r.Status == http.StatusTooManyRequests:

@@ -33,7 +33,9 @@ import (
 //	stripe     api_version, export (charges,invoices), page_size    credential: secret key
 //	mailchimp  list_id (required, list), purposes, resubscribe_status   credential: API key
 //	sendgrid   groups ("marketing=123,news=456"), global_purposes, on_behalf_of   credential: API key
-//	webhook    base_url required                                   credential: HMAC secret (≥16 bytes)
+//	webhook    base_url required; signature (lethe-v1|stripe|github-sha256|
+//	           standard-webhooks), signature_header
+//	           credential: HMAC secret (≥16 bytes; standard-webhooks: whsec_<Base64 of 24-64 bytes>)
 //	opendsr    base_url required; regulation, export_type, email_format,
 //	           callback_urls, legacy (true/false), auth (basic|bearer|none),
 //	           processor_domain and discovery_url (callback signatures,
@@ -148,10 +150,15 @@ func kindSpecs() map[string]kindSpec {
 			},
 		},
 		"webhook": {
-			cred: credRequired, baseURL: credRequired,
+			options: []string{"signature", "signature_header"},
+			cred:    credRequired, baseURL: credRequired,
 			build: func(c Config, cred string, o BuildOptions) (Connector, error) {
+				scheme, header := strings.TrimSpace(c.Options["signature"]), strings.TrimSpace(c.Options["signature_header"])
+				if _, err := checkWebhookSignature(scheme, header, []byte(cred)); err != nil {
+					return nil, err
+				}
 				return NewWebhook(WebhookConfig{Name: c.Name, URL: c.BaseURL, Secret: []byte(cred),
-					HTTPClient: o.HTTPClient, Now: o.Now})
+					Signature: scheme, SignatureHeader: header, HTTPClient: o.HTTPClient, Now: o.Now})
 			},
 		},
 		"opendsr": {
@@ -318,8 +325,33 @@ func build(cfg Config, opts BuildOptions) (Connector, error) {
 		}
 		cred = strings.TrimSpace(v)
 	}
-	return spec.build(cfg, cred, opts)
+	conn, err := spec.build(cfg, cred, opts)
+	if err != nil {
+		return nil, err
+	}
+	if h, ok := conn.(httpConnector); ok {
+		// A 401 or 403 names the variable to check.
+		c := h.http()
+		c.credentialEnv = cfg.CredentialEnv
+		if c.credential == "" {
+			c.credential = credentialWords[cfg.Kind]
+		}
+	}
+	return conn, nil
 }
+
+// credentialWords names each kind's credential in the message of a 401 or
+// 403, where the connector does not itself.
+var credentialWords = map[string]string{"stripe": "secret key", "mailchimp": "API key", "sendgrid": "API key"}
+
+// httpConnector is a connector calling its processor over HTTP.
+type httpConnector interface{ http() *httpClient }
+
+func (s *Stripe) http() *httpClient    { return s.c }
+func (m *Mailchimp) http() *httpClient { return m.c }
+func (s *SendGrid) http() *httpClient  { return s.c }
+func (h *Webhook) http() *httpClient   { return h.c }
+func (o *OpenDSR) http() *httpClient   { return o.c }
 
 // Registry holds the connectors of a data map by name.
 type Registry struct {

@@ -1,29 +1,127 @@
 package processors
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Webhook signature headers. The signature is
+// Webhook signature headers of the default scheme (SignatureLetheV1):
 //
+//	X-Lethe-Timestamp: <Unix seconds>
 //	X-Lethe-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>
 //
-// where timestamp is the X-Lethe-Timestamp value (Unix seconds) and body
-// the raw request body. Receivers check it with VerifyWebhookSignature.
+// where body is the raw request body. Receivers check it with
+// VerifyWebhookSignature (or the README's snippets).
 const (
 	WebhookSignatureHeader = "X-Lethe-Signature"
 	WebhookTimestampHeader = "X-Lethe-Timestamp"
 )
+
+// Webhook signature schemes (option signature), for receivers that already
+// verify one of these common formats. Every one is an HMAC-SHA256 keyed by
+// the connector's secret.
+const (
+	// SignatureLetheV1 (the default): X-Lethe-Timestamp and
+	// X-Lethe-Signature: v1=<hex HMAC(timestamp + "." + body)>.
+	SignatureLetheV1 = "lethe-v1"
+	// SignatureStripe: Stripe-Signature: t=<timestamp>,v1=<hex HMAC(timestamp
+	// + "." + body)>, as Stripe signs its webhooks (the whole secret, any
+	// whsec_ prefix included, is the key).
+	SignatureStripe = "stripe"
+	// SignatureGitHubSHA256: X-Hub-Signature-256: sha256=<hex HMAC(body)>,
+	// as GitHub signs its webhooks. No timestamp: a receiver drops replays
+	// by the Idempotency-Key.
+	SignatureGitHubSHA256 = "github-sha256"
+	// SignatureStandardWebhooks (standardwebhooks.com): webhook-id (the
+	// Idempotency-Key), webhook-timestamp and webhook-signature: v1,<base64
+	// HMAC(id + "." + timestamp + "." + body)>, keyed by the Base64-decoded
+	// secret after its whsec_ prefix (24 to 64 bytes).
+	SignatureStandardWebhooks = "standard-webhooks"
+)
+
+// WebhookSignatureSchemes lists the schemes, the default first.
+func WebhookSignatureSchemes() []string {
+	return []string{SignatureLetheV1, SignatureStripe, SignatureGitHubSHA256, SignatureStandardWebhooks}
+}
+
+// Headers of the other schemes.
+const (
+	stripeSignatureHeader  = "Stripe-Signature"
+	githubSignatureHeader  = "X-Hub-Signature-256"
+	standardIDHeader       = "Webhook-Id"
+	standardTimestampHdr   = "Webhook-Timestamp"
+	standardSignatureHdr   = "Webhook-Signature"
+	standardWebhooksPrefix = "whsec_"
+)
+
+// defaultSignatureHeader is the header carrying a scheme's signature.
+func defaultSignatureHeader(scheme string) string {
+	switch scheme {
+	case SignatureStripe:
+		return stripeSignatureHeader
+	case SignatureGitHubSHA256:
+		return githubSignatureHeader
+	case SignatureStandardWebhooks:
+		return standardSignatureHdr
+	default:
+		return WebhookSignatureHeader
+	}
+}
+
+// checkWebhookSignature validates a scheme (empty: SignatureLetheV1), a
+// signature header name (empty: the scheme's own) and the secret, and
+// returns the HMAC key. Messages name the option, never the secret.
+func checkWebhookSignature(scheme, header string, secret []byte) (key []byte, err error) {
+	if scheme == "" {
+		scheme = SignatureLetheV1
+	}
+	if !slices.Contains(WebhookSignatureSchemes(), scheme) {
+		return nil, fmt.Errorf("option signature %q is not one of %s", scheme, strings.Join(WebhookSignatureSchemes(), ", "))
+	}
+	if header != "" && !validHeaderName(header) {
+		return nil, fmt.Errorf("option signature_header %q is not an HTTP header name", header)
+	}
+	if header != "" && scheme == SignatureLetheV1 && strings.EqualFold(header, WebhookTimestampHeader) ||
+		scheme == SignatureStandardWebhooks && (strings.EqualFold(header, standardIDHeader) || strings.EqualFold(header, standardTimestampHdr)) {
+		return nil, fmt.Errorf("option signature_header %q is the timestamp or id header of signature %s", header, scheme)
+	}
+	if scheme != SignatureStandardWebhooks {
+		if len(secret) < 16 {
+			return nil, errors.New("secret must be at least 16 bytes")
+		}
+		return bytes.Clone(secret), nil
+	}
+	enc := strings.TrimPrefix(string(secret), standardWebhooksPrefix)
+	key, err = base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("signature %s needs the secret as whsec_<Base64>, and it is not Base64", scheme)
+	}
+	if len(key) < 24 || len(key) > 64 {
+		return nil, fmt.Errorf("signature %s needs a secret of 24 to 64 bytes (Base64-decoded), not %d", scheme, len(key))
+	}
+	return key, nil
+}
+
+// validHeaderName reports whether s is an HTTP header field name (RFC 9110
+// token characters).
+func validHeaderName(s string) bool {
+	return s != "" && len(s) <= 100 && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
+	})
+}
 
 // WebhookRequest is the JSON body Lethe POSTs to a webhook receiver.
 type WebhookRequest struct {
@@ -65,8 +163,16 @@ type WebhookConfig struct {
 	Name string
 	// URL receives every call (POST).
 	URL string
-	// Secret keys the HMAC signature.
+	// Secret keys the HMAC signature (for SignatureStandardWebhooks,
+	// "whsec_" + the Base64 key).
 	Secret []byte
+	// Signature is the scheme: SignatureLetheV1 (default), SignatureStripe,
+	// SignatureGitHubSHA256 or SignatureStandardWebhooks.
+	Signature string
+	// SignatureHeader renames the header carrying the signature; empty
+	// means the scheme's own (X-Lethe-Signature, Stripe-Signature,
+	// X-Hub-Signature-256, webhook-signature).
+	SignatureHeader string
 	// HTTPClient defaults to a client with a 60 s timeout.
 	HTTPClient *http.Client
 	// Now defaults to time.Now (signature timestamps).
@@ -78,10 +184,12 @@ type WebhookConfig struct {
 // small protocol. Each POST carries an Idempotency-Key derived from the
 // request id, action and cursor so a receiver can drop duplicates.
 type Webhook struct {
-	name   string
-	secret []byte
-	now    func() time.Time
-	c      *httpClient
+	name      string
+	key       []byte // the HMAC key
+	scheme    string
+	sigHeader string
+	now       func() time.Time
+	c         *httpClient
 }
 
 // NewWebhook checks cfg and returns a webhook connector.
@@ -92,8 +200,15 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if err := validBaseURL(cfg.URL); err != nil {
 		return nil, fmt.Errorf("webhook %q: %w", cfg.Name, err)
 	}
-	if len(cfg.Secret) < 16 {
-		return nil, fmt.Errorf("webhook %q: secret must be at least 16 bytes", cfg.Name)
+	key, err := checkWebhookSignature(cfg.Signature, cfg.SignatureHeader, cfg.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %q: %w", cfg.Name, err)
+	}
+	if cfg.Signature == "" {
+		cfg.Signature = SignatureLetheV1
+	}
+	if cfg.SignatureHeader == "" {
+		cfg.SignatureHeader = defaultSignatureHeader(cfg.Signature)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -107,7 +222,11 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		_ = json.Unmarshal(body, &e)
 		return e.Code
 	}
-	return &Webhook{name: cfg.Name, secret: append([]byte(nil), cfg.Secret...), now: cfg.Now, c: c}, nil
+	c.credential = "HMAC secret"
+	c.signatureNote = "the signature scheme the receiver expects (option signature, now " + cfg.Signature +
+		", header " + http.CanonicalHeaderKey(cfg.SignatureHeader) + ")"
+	return &Webhook{name: cfg.Name, key: key, scheme: cfg.Signature, sigHeader: cfg.SignatureHeader,
+		now: cfg.Now, c: c}, nil
 }
 
 // Name implements Connector.
@@ -142,21 +261,59 @@ func VerifyWebhookSignature(secret []byte, h http.Header, body []byte, now time.
 	return errors.New("webhook: signature mismatch")
 }
 
+// hmacSHA256 is HMAC-SHA256(key, parts...).
+func hmacSHA256(key []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// sign sets the scheme's signature headers on hdr for body sent at now;
+// id identifies the message (the Idempotency-Key).
+func (h *Webhook) sign(hdr http.Header, now time.Time, id string, body []byte) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	switch h.scheme {
+	case SignatureStripe:
+		hdr.Set(h.sigHeader, "t="+ts+",v1="+hex.EncodeToString(hmacSHA256(h.key, []byte(ts+"."), body)))
+	case SignatureGitHubSHA256:
+		hdr.Set(h.sigHeader, "sha256="+hex.EncodeToString(hmacSHA256(h.key, body)))
+	case SignatureStandardWebhooks:
+		hdr.Set(standardIDHeader, id)
+		hdr.Set(standardTimestampHdr, ts)
+		hdr.Set(h.sigHeader, "v1,"+base64.StdEncoding.EncodeToString(hmacSHA256(h.key, []byte(id+"."+ts+"."), body)))
+	default:
+		hdr.Set(WebhookTimestampHeader, ts)
+		hdr.Set(h.sigHeader, SignWebhook(h.key, now, body))
+	}
+}
+
+// randomMessageID identifies a message sent without a request id (no
+// Idempotency-Key), for schemes that sign an id.
+func randomMessageID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "msg_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return "msg_" + hex.EncodeToString(b)
+}
+
 // send POSTs one signed request and interprets the answer.
 func (h *Webhook) send(ctx context.Context, req WebhookRequest) (*response, WebhookResponse, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, WebhookResponse{}, h.c.local(req.Action, "cannot encode request")
 	}
-	now := h.now()
-	hdr := http.Header{
-		WebhookTimestampHeader: {strconv.FormatInt(now.Unix(), 10)},
-		WebhookSignatureHeader: {SignWebhook(h.secret, now, body)},
+	hdr := http.Header{}
+	id := idempotencyKey(req.RequestID, h.name, string(req.Action), req.Cursor, req.Purpose,
+		strconv.FormatBool(req.Subscribed != nil && *req.Subscribed))
+	if id != "" {
+		hdr.Set("Idempotency-Key", id)
+	} else {
+		id = randomMessageID()
 	}
-	if key := idempotencyKey(req.RequestID, h.name, string(req.Action), req.Cursor, req.Purpose,
-		strconv.FormatBool(req.Subscribed != nil && *req.Subscribed)); key != "" {
-		hdr.Set("Idempotency-Key", key)
-	}
+	h.sign(hdr, h.now(), id, body)
 	r, err := h.c.do(ctx, req.Action, call{method: http.MethodPost, contentType: "application/json", body: body, header: hdr})
 	if err != nil {
 		return nil, WebhookResponse{}, err

@@ -3,6 +3,7 @@ package processorfake
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -43,18 +44,40 @@ type WebhookDelivery struct {
 	IdempotencyKey string            `json:"-"`
 }
 
+// Webhook signature schemes the receiver can check (Webhook.Scheme).
+const (
+	SchemeLetheV1          = "lethe-v1"
+	SchemeStripe           = "stripe"
+	SchemeGitHubSHA256     = "github-sha256"
+	SchemeStandardWebhooks = "standard-webhooks"
+)
+
 // Webhook is a receiver for Lethe's signed webhook protocol. It rejects
-// (401) requests whose X-Lethe-Timestamp is more than Tolerance away or
-// whose X-Lethe-Signature is not "v1=" + hex HMAC-SHA256(secret,
-// timestamp + "." + body). Known subjects are erased (200 done, or 202
-// with a job id when async), exported page by page with next_cursor,
-// updated and (un)subscribed; unknown ones get 404.
+// (401) requests whose signature does not verify under its Scheme:
+//
+//   - lethe-v1 (default): X-Lethe-Timestamp within Tolerance and
+//     X-Lethe-Signature "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body);
+//   - stripe: Stripe-Signature "t=<ts>,v1=<hex HMAC(secret, ts + "." + body)>",
+//     t within Tolerance;
+//   - github-sha256: X-Hub-Signature-256 "sha256=" + hex HMAC(secret, body);
+//   - standard-webhooks: webhook-id, webhook-timestamp within Tolerance,
+//     webhook-signature "v1,<base64 HMAC(key, id + "." + ts + "." + body)>"
+//     (space-separated candidates), key the Base64 after Secret's "whsec_".
+//
+// SignatureHeader, when set, is where the signature is read instead. Known
+// subjects are erased (200 done, or 202 with a job id when async),
+// exported page by page with next_cursor, updated and (un)subscribed;
+// unknown ones get 404.
 type Webhook struct {
 	*Server
-	// Secret is the HMAC key.
+	// Secret is the HMAC key (standard-webhooks: "whsec_" + Base64 key).
 	Secret []byte
 	// Tolerance bounds the timestamp's distance from now (5 min).
 	Tolerance time.Duration
+	// Scheme is the signature scheme checked (SchemeLetheV1 when empty).
+	Scheme string
+	// SignatureHeader overrides the scheme's signature header name.
+	SignatureHeader string
 
 	pageSize   int
 	async      bool
@@ -129,21 +152,72 @@ func (f *Webhook) Deliveries() []WebhookDelivery {
 	return slices.Clone(f.deliveries)
 }
 
+// SetScheme makes the receiver check another signature scheme, with its
+// secret and (when not "") the header carrying the signature.
+func (f *Webhook) SetScheme(scheme string, secret []byte, header string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Scheme, f.Secret, f.SignatureHeader = scheme, secret, header
+}
+
 // verify checks the signature headers independently of the connector.
 func (f *Webhook) verify(r *http.Request, body []byte) bool {
-	tsText := r.Header.Get("X-Lethe-Timestamp")
-	ts, err := strconv.ParseInt(tsText, 10, 64)
-	if err != nil {
-		return false
+	header := func(def string) string {
+		if f.SignatureHeader != "" {
+			return r.Header.Get(f.SignatureHeader)
+		}
+		return r.Header.Get(def)
 	}
-	if d := time.Since(time.Unix(ts, 0)); d > f.Tolerance || d < -f.Tolerance {
-		return false
+	fresh := func(ts string) bool {
+		n, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			return false
+		}
+		d := time.Since(time.Unix(n, 0))
+		return d <= f.Tolerance && d >= -f.Tolerance
 	}
-	m := hmac.New(sha256.New, f.Secret)
-	m.Write([]byte(tsText + "."))
-	m.Write(body)
-	want := "v1=" + hex.EncodeToString(m.Sum(nil))
-	return hmac.Equal([]byte(r.Header.Get("X-Lethe-Signature")), []byte(want))
+	mac := func(key []byte, parts ...string) []byte {
+		m := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			m.Write([]byte(p))
+		}
+		m.Write(body)
+		return m.Sum(nil)
+	}
+	switch f.Scheme {
+	case "", SchemeLetheV1:
+		ts := r.Header.Get("X-Lethe-Timestamp")
+		want := "v1=" + hex.EncodeToString(mac(f.Secret, ts+"."))
+		return fresh(ts) && hmac.Equal([]byte(header("X-Lethe-Signature")), []byte(want))
+	case SchemeStripe:
+		var ts string
+		var sigs []string
+		for _, kv := range strings.Split(header("Stripe-Signature"), ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+			switch k {
+			case "t":
+				ts = v
+			case "v1":
+				sigs = append(sigs, v)
+			}
+		}
+		want := hex.EncodeToString(mac(f.Secret, ts+"."))
+		return fresh(ts) && slices.ContainsFunc(sigs, func(s string) bool { return hmac.Equal([]byte(s), []byte(want)) })
+	case SchemeGitHubSHA256:
+		want := "sha256=" + hex.EncodeToString(mac(f.Secret))
+		return hmac.Equal([]byte(header("X-Hub-Signature-256")), []byte(want))
+	case SchemeStandardWebhooks:
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(string(f.Secret), "whsec_"))
+		id, ts := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp")
+		if err != nil || id == "" || !fresh(ts) {
+			return false
+		}
+		want := "v1," + base64.StdEncoding.EncodeToString(mac(key, id+"."+ts+"."))
+		return slices.ContainsFunc(strings.Fields(header("webhook-signature")), func(s string) bool {
+			return hmac.Equal([]byte(s), []byte(want))
+		})
+	}
+	return false
 }
 
 func (f *Webhook) find(d WebhookDelivery) (int, *WebhookSubject) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -100,7 +101,8 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 	}
 	var callbacks *processors.OpenDSRCallbacks // OpenDSR processors' signed status callbacks
 	if m != nil {
-		if callbacks, err = processors.NewOpenDSRCallbacks(m.Processors, processors.BuildOptions{}); err != nil {
+		// LookupEnv reads LETHE_OPENDSR_CA_FILE; no credential is needed here.
+		if callbacks, err = processors.NewOpenDSRCallbacks(m.Processors, processors.BuildOptions{LookupEnv: os.LookupEnv}); err != nil {
 			return nil, fmt.Errorf("data map processors: %w", err)
 		}
 	}

@@ -53,8 +53,11 @@ type openDSRCallbackSource struct {
 //     base_url + "/discovery";
 //   - option callback_urls, when set, must list the callback's
 //     status_callback_url;
-//   - opts.OpenDSRRoots are the trusted CAs (nil: the system pool),
-//     opts.HTTPClient fetches the certificates, opts.Now is the clock.
+//   - opts.OpenDSRRoots are the trusted CAs (nil: the system pool), plus
+//     the PEM bundle of option ca_file, else of the variable
+//     OpenDSRCAFileEnv (read through opts.LookupEnv), which the HTTPS
+//     fetch of the discovery document trusts too;
+//   - opts.HTTPClient fetches the certificates, opts.Now is the clock.
 func NewOpenDSRCallbacks(cfgs []Config, opts BuildOptions) (*OpenDSRCallbacks, error) {
 	c := &OpenDSRCallbacks{byName: map[string]*openDSRCallbackSource{}}
 	now := opts.Now
@@ -95,12 +98,23 @@ func newOpenDSRCallbackSource(cfg Config, opts BuildOptions, now func() time.Tim
 	if err := validBaseURL(discovery); err != nil {
 		return nil, fmt.Errorf("option discovery_url: %w", err)
 	}
+	roots, bundle, err := openDSRTrust(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
 	hc := opts.HTTPClient
+	if bundle {
+		// The discovery document and certificate are fetched over HTTPS
+		// from the same processor: trust the bundle there too.
+		if hc, err = clientTrusting(hc, roots); err != nil {
+			return nil, fmt.Errorf("option ca_file: %w", err)
+		}
+	}
 	if hc == nil {
 		hc = &http.Client{Timeout: defaultTimeout}
 	}
 	return &openDSRCallbackSource{
-		verifier: OpenDSRVerifier{AllowedDomains: []string{domain}, Roots: opts.OpenDSRRoots,
+		verifier: OpenDSRVerifier{AllowedDomains: []string{domain}, Roots: roots,
 			CallbackURLs: splitList(cfg.Options["callback_urls"]), Now: now},
 		discoveryURL: discovery, hc: hc, now: now,
 	}, nil

@@ -39,7 +39,8 @@ import (
 //	opendsr    base_url required; regulation, export_type, email_format,
 //	           callback_urls, legacy (true/false), auth (basic|bearer|none),
 //	           processor_domain and discovery_url (callback signatures,
-//	           see NewOpenDSRCallbacks)
+//	           see NewOpenDSRCallbacks), ca_file (a PEM CA bundle, else
+//	           the variable LETHE_OPENDSR_CA_FILE)
 //	           credential: "user:secret" for basic, token for bearer
 //	manual     preset (paypal|paddle), instructions                no credential, no base_url
 type Config struct {
@@ -163,12 +164,21 @@ func kindSpecs() map[string]kindSpec {
 		},
 		"opendsr": {
 			options: []string{"regulation", "export_type", "email_format", "callback_urls", "legacy", "auth",
-				"processor_domain", "discovery_url"},
+				"processor_domain", "discovery_url", "ca_file"},
 			cred: credOptional, baseURL: credRequired,
 			build: func(c Config, cred string, o BuildOptions) (Connector, error) {
 				cfg := OpenDSRConfig{Name: c.Name, BaseURL: c.BaseURL, Regulation: c.Options["regulation"],
 					ExportType: c.Options["export_type"], EmailFormat: c.Options["email_format"],
 					StatusCallbackURLs: splitList(c.Options["callback_urls"]), HTTPClient: o.HTTPClient, Now: o.Now}
+				roots, bundle, err := openDSRTrust(c, o)
+				if err != nil {
+					return nil, err
+				}
+				if bundle {
+					if cfg.HTTPClient, err = clientTrusting(o.HTTPClient, roots); err != nil {
+						return nil, fmt.Errorf("option ca_file: %w", err)
+					}
+				}
 				if v := c.Options["legacy"]; v != "" {
 					b, err := strconv.ParseBool(v)
 					if err != nil {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,6 +44,9 @@ type OpenDSROptions struct {
 	Username, Password string
 	// ControllerID is the controller_id the processor reports.
 	ControllerID string
+	// TLS serves HTTPS with a certificate for 127.0.0.1 and localhost
+	// issued by the fake's own CA (CAPEM), which no system trusts.
+	TLS bool
 }
 
 // OpenDSRIdentity is one subject identity of a request.
@@ -90,6 +95,8 @@ type OpenDSR struct {
 	key      crypto.Signer
 	leaf     *x509.Certificate
 	leafPEM  []byte
+	caPEM    []byte
+	tlsCert  *tls.Certificate
 	roots    *x509.CertPool
 	client   *http.Client
 	breakSig bool
@@ -113,7 +120,7 @@ func NewOpenDSR(t testing.TB, opts OpenDSROptions) *OpenDSR {
 	if err := f.makeCertificates(); err != nil {
 		t.Fatalf("opendsr fake certificates: %v", err)
 	}
-	f.Server = newServer(t, style{
+	f.Server = newServerTLS(t, style{
 		authorize: func(r *http.Request) bool {
 			p := r.URL.Path
 			if p == "/cert.pem" || p == "/v2/discovery" || strings.HasPrefix(p, "/results/") {
@@ -126,7 +133,7 @@ func NewOpenDSR(t testing.TB, opts OpenDSROptions) *OpenDSR {
 			dsrError(w, status, code, message)
 		},
 		retryHint: retryAfterSeconds,
-	})
+	}, f.tlsCert)
 	f.handle("GET /cert.pem", f.certificate)
 	f.handle("GET /v2/discovery", f.discovery)
 	f.handle("GET /results/{id}", f.results)
@@ -152,6 +159,10 @@ func (f *OpenDSR) Username() string { return f.opts.Username }
 
 // Password is the Basic password accepted.
 func (f *OpenDSR) Password() string { return f.opts.Password }
+
+// CAPEM is the fake CA's certificate in PEM: the one issuer of the
+// signing certificate and, with OpenDSROptions.TLS, of the server's.
+func (f *OpenDSR) CAPEM() []byte { return bytes.Clone(f.caPEM) }
 
 // Roots holds the fake CA that issued the signing certificate.
 func (f *OpenDSR) Roots() *x509.CertPool { return f.roots }
@@ -282,8 +293,27 @@ func (f *OpenDSR) makeCertificates() error {
 		return err
 	}
 	f.leafPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	f.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	f.roots = x509.NewCertPool()
 	f.roots.AddCert(ca)
+	if !f.opts.TLS {
+		return nil
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	f.tlsCert = &tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
 	return nil
 }
 

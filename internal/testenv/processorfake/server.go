@@ -1,6 +1,6 @@
 // Package processorfake runs local stand-ins for the processors Lethe
-// calls: Stripe, Mailchimp, SendGrid Marketing, a signed-webhook receiver
-// and an OpenDSR processor. Each is an httptest server on a random loopback
+// calls: Stripe, Mailchimp, SendGrid Marketing, Help Scout, a
+// signed-webhook receiver and an OpenDSR processor. Each is an httptest server on a random loopback
 // port that answers on the services' real paths, checks their auth, keeps
 // seedable state, speaks their JSON/form shapes and status codes, and
 // records every call for assertions.
@@ -16,8 +16,10 @@ package processorfake
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -88,9 +90,20 @@ type Server struct {
 	latency time.Duration
 }
 
-func newServer(t testing.TB, st style) *Server {
+func newServer(t testing.TB, st style) *Server { return newServerTLS(t, st, nil) }
+
+// newServerTLS is newServer answering HTTPS with cert when it is not nil.
+func newServerTLS(t testing.TB, st style, cert *tls.Certificate) *Server {
 	s := &Server{mux: http.NewServeMux(), style: st}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	if cert == nil {
+		s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	} else {
+		s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+		// Clients that do not trust the certificate are expected here.
+		s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		s.srv.StartTLS()
+	}
 	t.Cleanup(s.srv.Close)
 	return s
 }

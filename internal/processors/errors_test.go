@@ -70,6 +70,9 @@ func erasers(t *testing.T) map[string]eraseTarget {
 	out["webhook"] = eraseTarget{newWebhook(t, wh), wh.Server}
 	od := processorfake.NewOpenDSR(t, processorfake.OpenDSROptions{})
 	out["opendsr"] = eraseTarget{newOpenDSR(t, od), od.Server}
+	hs := processorfake.NewHelpScout(t)
+	hs.AddCustomer(processorfake.HelpScoutCustomer{Emails: []string{email}})
+	out["helpscout"] = eraseTarget{newHelpScout(t, hs, nil).(processors.Eraser), hs.Server}
 	return out
 }
 

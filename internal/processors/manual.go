@@ -17,7 +17,7 @@ type ManualConfig struct {
 }
 
 // Manual stands for a processor that has no API for privacy requests (per
-// the reference: PayPal, Paddle). Every call returns StatusNeedsOperator
+// the reference: PayPal, Paddle; also Gravatar and Replicate). Every call returns StatusNeedsOperator
 // with the manual steps; nothing is sent anywhere. It is not an error:
 // the caller turns the outcome into an operator task with a deadline.
 type Manual struct {
@@ -37,10 +37,51 @@ func NewManual(cfg ManualConfig) (*Manual, error) {
 	return &Manual{name: cfg.Name, steps: steps}, nil
 }
 
-// ManualPreset returns the documented manual steps for "paypal" or
-// "paddle".
+// ManualPresets lists the processors ManualPreset has steps for.
+func ManualPresets() []string { return []string{"paypal", "paddle", "gravatar", "replicate"} }
+
+// ManualPreset returns the documented manual steps for "paypal", "paddle",
+// "gravatar" or "replicate": processors with no API for a person's data.
 func ManualPreset(preset string) (map[Action][]string, bool) {
 	switch preset {
+	case "gravatar":
+		return map[Action][]string{
+			ActionErase: {
+				"Gravatar (Automattic) offers no API to erase data, and holds none the company gave it: the company only sends a hash of the subject's email address when it looks up an avatar.",
+				"Check that the subject's account no longer shows an avatar (the erasure of the account stops the lookups).",
+				"If the subject has their own Gravatar profile, it is theirs, under Automattic's control: tell them they can delete it in their Gravatar account.",
+				"Record this (no company data at Gravatar, lookups stopped, subject told) as the evidence for this task.",
+			},
+			ActionExport: {
+				"The company holds nothing at Gravatar to export: it only sends a hash of the email address to look up an avatar.",
+				"Tell the subject that their own Gravatar profile, if any, is managed (and exported) in their Gravatar account; record this.",
+			},
+			ActionUpdate: {
+				"A Gravatar profile belongs to the subject; nothing to correct on the company's side. Tell the subject if the request concerns their avatar, and record it.",
+			},
+			ActionConsent: {
+				"Gravatar holds no consent for the company. If the subject objects to avatar lookups, turn them off for the account and record it.",
+			},
+		}, true
+	case "replicate":
+		return map[Action][]string{
+			ActionErase: {
+				"Replicate offers no API to erase a person's data; it runs the company's AI predictions (prompts, images, outputs).",
+				"Predictions made through Replicate's API lose their inputs, outputs, files and logs after an hour on their own; predictions made on the Replicate website are kept until deleted.",
+				"Find any prediction of the subject's made on the website (from the request record, never from this task text) and delete it in the Replicate dashboard.",
+				"Record the deletions, or that only API predictions (removed after an hour) were made, as the evidence for this task.",
+			},
+			ActionExport: {
+				"API predictions are gone from Replicate after an hour; the company's own copies of prompts and images are in the bundle from its database and storage.",
+				"Export any prediction of the subject's kept on the Replicate website from the dashboard and add it to the bundle, or record that there is none.",
+			},
+			ActionUpdate: {
+				"Replicate keeps no profile of the subject to correct; record that nothing was to change there.",
+			},
+			ActionConsent: {
+				"To honour an opt-out of AI processing, stop sending the subject's prompts and images to Replicate in the application, and record it.",
+			},
+		}, true
 	case "paypal":
 		return map[Action][]string{
 			ActionErase: {

@@ -1,7 +1,7 @@
 // Package processors calls the third-party processors that received a
-// person's data (Stripe, Mailchimp, SendGrid Marketing, a signed webhook, an
-// OpenDSR 2.0 processor, or a manual operator task) to erase, export,
-// rectify it, or change a consent.
+// person's data (Stripe, Mailchimp, SendGrid Marketing, Help Scout, a signed
+// webhook, an OpenDSR 2.0 processor, or a manual operator task) to erase,
+// export, rectify it, or change a consent.
 //
 // Every connector implements some of five small interfaces: Eraser,
 // Exporter, Rectifier, ConsentSetter and Confirmer (a later check that an
@@ -45,6 +45,9 @@ const (
 	// IDSendGridContact is a SendGrid Marketing contact id; when set, the
 	// SendGrid connector uses it instead of searching by email.
 	IDSendGridContact = "sendgrid_contact_id"
+	// IDHelpScoutCustomer is a Help Scout customer id (a number); when
+	// set, the Help Scout connector uses it instead of searching by email.
+	IDHelpScoutCustomer = "helpscout_customer_id"
 )
 
 // Subject identifies the person a call is about, plus the privacy request it

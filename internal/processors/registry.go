@@ -42,7 +42,9 @@ import (
 //	           see NewOpenDSRCallbacks), ca_file (a PEM CA bundle, else
 //	           the variable LETHE_OPENDSR_CA_FILE)
 //	           credential: "user:secret" for basic, token for bearer
-//	manual     preset (paypal|paddle), instructions                no credential, no base_url
+//	helpscout  conversations (true/false: export the conversation list)
+//	           credential: "app_id:app_secret" (OAuth client credentials)
+//	manual     preset (paypal|paddle|gravatar|replicate), instructions   no credential, no base_url
 type Config struct {
 	Name          string            `yaml:"name" json:"name"`
 	Kind          string            `yaml:"kind" json:"kind"`
@@ -162,6 +164,26 @@ func kindSpecs() map[string]kindSpec {
 					Signature: scheme, SignatureHeader: header, HTTPClient: o.HTTPClient, Now: o.Now})
 			},
 		},
+		"helpscout": {
+			options: []string{"conversations"},
+			cred:    credRequired, baseURL: credOptional,
+			build: func(c Config, cred string, o BuildOptions) (Connector, error) {
+				id, secret, ok := strings.Cut(cred, ":")
+				if !ok || strings.TrimSpace(id) == "" || strings.TrimSpace(secret) == "" {
+					return nil, fmt.Errorf("credential_env %s must hold the app id and secret as app_id:app_secret", c.CredentialEnv)
+				}
+				cfg := HelpScoutConfig{Name: c.Name, BaseURL: c.BaseURL, ClientID: strings.TrimSpace(id),
+					ClientSecret: strings.TrimSpace(secret), HTTPClient: o.HTTPClient, Now: o.Now}
+				if v := c.Options["conversations"]; v != "" {
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return nil, fmt.Errorf("option conversations %q is not true or false", v)
+					}
+					cfg.SkipConversations = !b
+				}
+				return NewHelpScout(cfg)
+			},
+		},
 		"opendsr": {
 			options: []string{"regulation", "export_type", "email_format", "callback_urls", "legacy", "auth",
 				"processor_domain", "discovery_url", "ca_file"},
@@ -223,7 +245,7 @@ func kindSpecs() map[string]kindSpec {
 				if p := c.Options["preset"]; p != "" {
 					steps, ok := ManualPreset(p)
 					if !ok {
-						return nil, fmt.Errorf("option preset %q is not paypal or paddle", p)
+						return nil, fmt.Errorf("option preset %q is not one of %s", p, strings.Join(ManualPresets(), ", "))
 					}
 					cfg.Steps = steps
 				}
@@ -362,6 +384,7 @@ func (m *Mailchimp) http() *httpClient { return m.c }
 func (s *SendGrid) http() *httpClient  { return s.c }
 func (h *Webhook) http() *httpClient   { return h.c }
 func (o *OpenDSR) http() *httpClient   { return o.c }
+func (h *HelpScout) http() *httpClient { return h.c }
 
 // Registry holds the connectors of a data map by name.
 type Registry struct {

@@ -29,6 +29,8 @@ func TestRegistryFromYAMLAgainstFakes(t *testing.T) {
 	wh := processorfake.NewWebhook(t)
 	wh.AddSubject(processorfake.WebhookSubject{Email: email})
 	od := processorfake.NewOpenDSR(t, processorfake.OpenDSROptions{})
+	hs := processorfake.NewHelpScout(t)
+	hs.AddCustomer(processorfake.HelpScoutCustomer{Emails: []string{email}})
 
 	doc := `
 processors:
@@ -56,6 +58,11 @@ processors:
     base_url: ` + od.URL() + `
     credential_env: LETHE_ANALYTICS_KEY
     options: {regulation: gdpr, legacy: false}
+  - name: support
+    kind: helpscout
+    base_url: ` + hs.URL() + `
+    credential_env: LETHE_HELPSCOUT_APP
+    options: {conversations: "true"}
   - name: paypal
     kind: manual
     options: {preset: paypal}
@@ -72,11 +79,12 @@ processors:
 		"LETHE_SENDGRID_KEY":  sg.APIKey,
 		"LETHE_CRM_SECRET":    string(wh.Secret),
 		"LETHE_ANALYTICS_KEY": od.Username() + ":" + od.Password(),
+		"LETHE_HELPSCOUT_APP": hs.Credential(),
 	})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(reg.Names(), ","); got != "stripe,newsletter,sendgrid,crm,analytics,paypal" {
+	if got := strings.Join(reg.Names(), ","); got != "stripe,newsletter,sendgrid,crm,analytics,support,paypal" {
 		t.Fatalf("names %s", got)
 	}
 	if _, ok := reg.ConsentSetter("stripe"); ok {
@@ -90,7 +98,8 @@ processors:
 	}
 	want := map[string]processors.Status{
 		"stripe": processors.StatusDone, "newsletter": processors.StatusDone, "sendgrid": processors.StatusPending,
-		"crm": processors.StatusDone, "analytics": processors.StatusPending, "paypal": processors.StatusNeedsOperator,
+		"crm": processors.StatusDone, "analytics": processors.StatusPending, "support": processors.StatusPending,
+		"paypal": processors.StatusNeedsOperator,
 	}
 	for _, name := range reg.Names() {
 		e, ok := reg.Eraser(name)
@@ -157,7 +166,7 @@ func TestRegistryReportsEveryConfigErrorWithoutSecrets(t *testing.T) {
 
 func TestManualPresetsNeedAnOperator(t *testing.T) {
 	ctx := context.Background()
-	for _, preset := range []string{"paypal", "paddle"} {
+	for _, preset := range processors.ManualPresets() {
 		steps, ok := processors.ManualPreset(preset)
 		if !ok {
 			t.Fatalf("no preset %s", preset)
@@ -182,10 +191,34 @@ func TestManualPresetsNeedAnOperator(t *testing.T) {
 		out, err = m.SetSubscribed(ctx, subject("r"), "marketing", false)
 		mustOutcome(t, out, err, processors.StatusNeedsOperator)
 	}
-	m, _ := processors.NewManual(processors.ManualConfig{Name: "gravatar"})
+	if got := strings.Join(processors.ManualPresets(), ","); got != "paypal,paddle,gravatar,replicate" {
+		t.Fatalf("presets %s", got)
+	}
+	m, _ := processors.NewManual(processors.ManualConfig{Name: "some-saas"})
 	out, err := m.Erase(ctx, subject("r"))
 	mustOutcome(t, out, err, processors.StatusNeedsOperator)
-	if len(out.Steps) != 1 || !strings.Contains(out.Steps[0], "gravatar") {
+	if len(out.Steps) != 1 || !strings.Contains(out.Steps[0], "some-saas") {
 		t.Fatalf("generic steps %v", out.Steps)
+	}
+	// The presets come through the registry, and an unknown one is named.
+	reg, err := processors.NewRegistry([]processors.Config{
+		{Name: "gravatar", Kind: "manual", Options: map[string]string{"preset": "gravatar"}},
+		{Name: "replicate", Kind: "manual", Options: map[string]string{"preset": "replicate"}},
+	}, processors.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, word := range map[string]string{"gravatar": "Gravatar", "replicate": "Replicate"} {
+		e, _ := reg.Eraser(name)
+		out, err := e.Erase(ctx, subject("r"))
+		mustOutcome(t, out, err, processors.StatusNeedsOperator)
+		if len(out.Steps) < 3 || !strings.Contains(out.Steps[0], word) {
+			t.Fatalf("%s steps %v", name, out.Steps)
+		}
+	}
+	_, err = processors.NewRegistry([]processors.Config{{Name: "x", Kind: "manual", Options: map[string]string{"preset": "zendesk"}}},
+		processors.BuildOptions{})
+	if err == nil || !strings.Contains(err.Error(), `processor "x": option preset "zendesk" is not one of paypal, paddle, gravatar, replicate`) {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -1,7 +1,9 @@
 // Package s3local serves the S3 protocol on a loopback port, in-process, so
 // that dev and tests use the real aws-sdk-go-v2 client exactly as production
-// does. Tests use the in-memory backend (it supports versioned buckets); dev
-// keeps objects in a BoltDB file so a restart loses nothing.
+// does. Tests use gofakes3's in-memory backend; dev keeps buckets, object
+// versions and delete markers in a BoltDB file of its own format (gofakes3's
+// BoltDB backend keeps no versions), so versioned buckets work there too
+// and a restart loses nothing.
 package s3local
 
 import (
@@ -13,9 +15,7 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Credentials the local server accepts (it checks none; clients need some).
@@ -38,13 +38,17 @@ func StartMemory(addr string) (*Server, error) {
 	return start(addr, s3mem.New(), func() error { return nil })
 }
 
-// StartFile serves a store kept in the BoltDB file at path.
+// StartFile serves a versioning-capable store kept in the BoltDB file at
+// path (created when missing): every bucket, object version and delete
+// marker, with its version id and time, survives a restart. Every change is
+// on disk before it is answered. Files written by gofakes3's own BoltDB
+// backend (dev stacks before versioning) are read by ImportBoltFile.
 func StartFile(addr, path string) (*Server, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	fs, err := openFileStore(path)
 	if err != nil {
-		return nil, fmt.Errorf("s3 store %s: %w", path, err)
+		return nil, err
 	}
-	return start(addr, s3bolt.New(db), db.Close)
+	return start(addr, fs, fs.Close)
 }
 
 func start(addr string, backend gofakes3.Backend, closeBackend func() error) (*Server, error) {

@@ -15,9 +15,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/worker"
@@ -29,6 +34,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/devstack"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/s3local"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
@@ -43,7 +49,8 @@ type devOptions struct {
 	TemporalPort int
 	UIPort       int
 	S3Addr       string
-	SeedAccounts int
+	SeedAccounts int  // demo accounts to seed; 0 seeds none
+	Sandboxes    bool // the demo's processors run against local sandboxes (else the demo has none)
 	Out          io.Writer
 }
 
@@ -53,17 +60,23 @@ func devCommand() *cobra.Command {
 		Use:   "dev",
 		Short: "Run the whole product on this machine: Temporal, its UI, S3, worker and API",
 		Long: `Runs in one process: a real Temporal server (state in .lethe/temporal.db), the
-Temporal Web UI on :8233, an S3-protocol server (objects in .lethe/s3.db), the
-worker and the HTTP API on :8080, against the PostgreSQL server of
-LETHE_DATABASE_URL (default: the local one). A demo application database is
-created and seeded so every workflow can be tried at once. Ctrl-C stops it all;
-the next start finds every workflow and object where it was.
+Temporal Web UI on :8233, an S3-protocol server with versioned buckets (objects
+in .lethe/objects.db), the worker and the HTTP API on :8080, against the
+PostgreSQL server of LETHE_DATABASE_URL (default: the local one).
 
-The data map (where a person's data lives) is the demo's, over the demo
-database lethe_demo beside Lethe's. To try your own application instead, set
-LETHE_APP_DATABASE_URL to its database and LETHE_DATA_MAP to the path of its
-data map (YAML, see README.md "The data map"): the map is checked against that
-database at start, and an unknown table or column stops it with its name.`,
+Without LETHE_DATA_MAP it runs the demo: the demo database lethe_demo beside
+Lethe's is created and seeded (--seed-accounts), and the demo's processors
+(Stripe, Mailchimp, SendGrid, a CRM webhook) run against local sandboxes
+(--sandboxes), so every workflow can be tried at once.
+
+To try your own application instead, set LETHE_APP_DATABASE_URL to its database
+and LETHE_DATA_MAP to the path of its data map (YAML, see README.md "The data
+map"): the map is checked against that database at start, and an unknown table
+or column stops it with its name. Nothing is created or seeded in that
+database. With LETHE_S3_ENDPOINT (and the other LETHE_S3_* settings) it uses
+that S3 and starts none of its own.
+
+Ctrl-C stops it all; the next start finds every workflow and object where it was.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.FromEnv()
@@ -86,7 +99,15 @@ database at start, and an unknown table or column stops it with its name.`,
 	cmd.Flags().IntVar(&o.TemporalPort, "temporal-port", 7233, "Temporal frontend port")
 	cmd.Flags().IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port")
 	cmd.Flags().StringVar(&o.S3Addr, "s3-addr", envOr("LETHE_DEV_S3_ADDR", "127.0.0.1:8234"), "S3 server address (LETHE_DEV_S3_ADDR)")
-	cmd.Flags().IntVar(&o.SeedAccounts, "seed-accounts", 20, "demo accounts to seed")
+	cmd.Flags().IntVar(&o.SeedAccounts, "seed-accounts", 20, "demo accounts to seed (0: none; never with LETHE_DATA_MAP)")
+	sandboxes, sandboxesErr := strconv.ParseBool(envOr("LETHE_DEV_SANDBOXES", "true"))
+	cmd.Flags().BoolVar(&o.Sandboxes, "sandboxes", sandboxes || sandboxesErr != nil, "run the demo's processors against local sandboxes; false: the demo without processors (LETHE_DEV_SANDBOXES)")
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if sandboxesErr != nil && !cmd.Flags().Changed("sandboxes") {
+			return errors.New("LETHE_DEV_SANDBOXES: want true or false")
+		}
+		return nil
+	}
 	return cmd
 }
 
@@ -105,8 +126,18 @@ type devStack struct {
 	topts    temporalclient.Options
 	temporal *devstack.TemporalServer
 	ui       *devstack.UI
-	s3       *s3local.Server
+	s3       *s3local.Server // nil with LETHE_S3_ENDPOINT
 	apiURL   string
+	dir      string
+	dataMap  *datamap.Map
+	// ownApp: LETHE_DATA_MAP names the company's own application (no demo).
+	ownApp bool
+	// sandboxes stand in for the demo's processors (nil without).
+	sandboxes *devstack.Sandboxes
+	// missingBuckets are buckets the map names that an external S3 lacks.
+	missingBuckets []string
+	// firstDemo is the first demo account not erased (nil: none).
+	firstDemo *demo.Customer
 	// API keys the dev stack made for the person trying it (kept in .lethe/apikeys.json).
 	backendKey, operatorKey string
 	stops                   []func()
@@ -132,55 +163,105 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	}
 	log := wiring.Logger(cfg)
 
-	// PostgreSQL: Lethe's database and the demo application's.
+	if o.SeedAccounts < 0 {
+		return nil, errors.New("--seed-accounts: want 0 or more")
+	}
+	st.dir, st.ownApp = o.Dir, cfg.DataMap != ""
+
+	// PostgreSQL: Lethe's database, and the application's (the demo's,
+	// created and seeded here; or the company's own, only read).
 	lethe, err := store.Open(ctx, cfg.DatabaseURL, true)
 	if err != nil {
 		return nil, err
 	}
 	st.stops = append(st.stops, lethe.Close)
-	if cfg.AppDatabaseURL == "" {
-		cfg.AppDatabaseURL, err = siblingDatabase(cfg.DatabaseURL, "lethe_demo")
-		if err != nil {
+	st.lethe = lethe
+	if st.ownApp {
+		if cfg.AppDatabaseURL == "" {
+			return nil, errors.New("LETHE_APP_DATABASE_URL: required with LETHE_DATA_MAP (the application database the map covers; dev creates and seeds nothing in it)")
+		}
+	} else {
+		if cfg.AppDatabaseURL == "" {
+			if cfg.AppDatabaseURL, err = siblingDatabase(cfg.DatabaseURL, "lethe_demo"); err != nil {
+				return nil, err
+			}
+		}
+		if err := store.EnsureDatabase(ctx, cfg.AppDatabaseURL); err != nil {
 			return nil, err
 		}
 	}
-	if err := store.EnsureDatabase(ctx, cfg.AppDatabaseURL); err != nil {
-		return nil, err
-	}
 	app, err := store.Connect(ctx, cfg.AppDatabaseURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("application database (LETHE_APP_DATABASE_URL): %w", err)
 	}
 	st.stops = append(st.stops, app.Close)
-	st.app, st.lethe = app, lethe
-	if err := demo.CreateSchema(ctx, app); err != nil {
+	st.app = app
+	var dataMap *datamap.Map
+	if st.ownApp {
+		// Checked against the live database before anything else starts.
+		if dataMap, err = wiring.DataMap(ctx, cfg, app, log); err != nil {
+			return nil, err
+		}
+	} else if err := demo.CreateSchema(ctx, app); err != nil {
 		return nil, err
 	}
 
-	// S3, on a file so objects survive a restart.
-	st.s3, err = s3local.StartFile(o.S3Addr, filepath.Join(o.Dir, "s3.db"))
-	if err != nil {
-		return nil, fmt.Errorf("%w (another `starter dev` running? choose another with --s3-addr)", err)
+	// S3: the one of LETHE_S3_ENDPOINT, else a server of dev's own on a
+	// file, versioned buckets included, so objects survive a restart.
+	if cfg.S3Endpoint == "" {
+		file := filepath.Join(o.Dir, "objects.db")
+		if imported, err := s3local.ImportBoltFile(filepath.Join(o.Dir, "s3.db"), file); err != nil {
+			return nil, err
+		} else if imported {
+			log.Info("dev S3: imported the objects of an earlier dev stack", "from", filepath.Join(o.Dir, "s3.db"), "into", file)
+		}
+		st.s3, err = s3local.StartFile(o.S3Addr, file)
+		if err != nil {
+			return nil, fmt.Errorf("%w (another `starter dev` running? choose another with --s3-addr)", err)
+		}
+		st.stops = append(st.stops, func() { _ = st.s3.Close() })
+		cfg.S3Endpoint, cfg.S3UsePathStyle, cfg.S3Region = st.s3.URL, true, s3local.Region
+		cfg.S3AccessKeyID, cfg.S3SecretAccessKey = s3local.AccessKeyID, s3local.SecretAccessKey
 	}
-	st.stops = append(st.stops, func() { _ = st.s3.Close() })
-	cfg.S3Endpoint, cfg.S3UsePathStyle, cfg.S3Region = st.s3.URL, true, s3local.Region
-	cfg.S3AccessKeyID, cfg.S3SecretAccessKey = s3local.AccessKeyID, s3local.SecretAccessKey
 	objects, err := wiring.Objects(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []string{cfg.S3ExportBucket, demo.Bucket, demo.BackupBucket} {
-		if err := objectstore.EnsureBucket(ctx, objects, b); err != nil {
+	buckets := []string{cfg.S3ExportBucket, demo.Bucket, demo.BackupBucket}
+	if st.ownApp {
+		buckets = append([]string{cfg.S3ExportBucket}, mapBuckets(dataMap)...)
+	}
+	if st.s3 != nil { // dev's own S3: the buckets are made when missing
+		for _, b := range buckets {
+			if err := objectstore.EnsureBucket(ctx, objects, b); err != nil {
+				return nil, err
+			}
+		}
+	} else if st.missingBuckets, err = missingBuckets(ctx, objects, buckets); err != nil {
+		return nil, err
+	}
+	for _, b := range st.missingBuckets {
+		log.Warn("dev: a bucket is missing at LETHE_S3_ENDPOINT; dev creates buckets only in its own S3", "bucket", b)
+	}
+
+	if !st.ownApp {
+		if o.SeedAccounts > 0 {
+			if err := demo.Seed(ctx, app, objects, demo.SeedOptions{Accounts: o.SeedAccounts, StripeCustomers: true}); err != nil {
+				return nil, err
+			}
+		}
+		if dataMap, err = st.demoDataMap(ctx, cfg, o, log); err != nil {
 			return nil, err
 		}
+		customers, err := demo.Customers(ctx, app)
+		if err != nil {
+			return nil, err
+		}
+		if len(customers) > 0 {
+			st.firstDemo = &customers[0]
+		}
 	}
-	if err := demo.Seed(ctx, app, objects, demo.SeedOptions{Accounts: o.SeedAccounts}); err != nil {
-		return nil, err
-	}
-	dataMap, err := devDataMap(ctx, cfg, app, log)
-	if err != nil {
-		return nil, err
-	}
+	st.dataMap = dataMap
 
 	// Temporal, on a SQLite file so workflows survive a restart.
 	st.temporal, err = devstack.StartTemporal(devstack.TemporalOptions{
@@ -208,8 +289,9 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 
-	// The worker: the very registration the production worker uses.
-	deps, err := registry.NewDeps(ctx, cfg, lethe, app, objects, dataMap, log)
+	// The worker: the very registration the production worker uses. The
+	// sandboxed processors take the sandboxes' credentials.
+	deps, err := devDeps(ctx, cfg, lethe, app, objects, dataMap, st.sandboxes, log)
 	if err != nil {
 		return nil, err
 	}
@@ -275,33 +357,148 @@ func (st *devStack) Stop() {
 	st.stops = nil
 }
 
+// printWelcome says what runs where, and how to try it: on the demo, or on
+// the application of LETHE_DATA_MAP.
 func (st *devStack) printWelcome(w io.Writer) {
-	first := demo.Accounts(1)[0]
+	s3Line := st.cfg.S3Endpoint + "   (LETHE_S3_ENDPOINT: dev runs no S3 of its own)"
+	if st.s3 != nil {
+		s3Line = fmt.Sprintf("%s   (dev's own, versioned buckets; kept in %s)", st.s3.URL, filepath.Join(st.dir, "objects.db"))
+	}
 	fmt.Fprintf(w, `
 Lethe dev stack is up.
   API          %[1]s   (health: %[1]s/healthz)
   Temporal UI  %[2]s
   Temporal     %[3]s   (namespace %[4]s)
-  S3           %[5]s   (buckets %[6]s, %[7]s)
-  Outbox       go run ./starter outbox
+  S3           %[5]s
+  Outbox       %[6]s
 
-API keys (dev): backend  %[9]s
-                operator %[10]s
+API keys (dev): backend  %[7]s
+                operator %[8]s
+`, st.apiURL, st.ui.URL, st.temporal.Address, st.cfg.TemporalNamespace, s3Line, st.outboxCommand(), st.backendKey, st.operatorKey)
+	if len(st.missingBuckets) > 0 {
+		fmt.Fprintf(w, "\nMissing at LETHE_S3_ENDPOINT (dev creates buckets only in its own S3): %s\n", strings.Join(st.missingBuckets, ", "))
+	}
+	if st.ownApp {
+		st.printOwnApp(w)
+	} else {
+		st.printDemo(w)
+	}
+	fmt.Fprintf(w, "\nCtrl-C stops everything; state is kept in %s/.\n", st.dir)
+}
 
-Erase the demo account %[8]s (its projects, files, tickets, ID documents…) as the
+func (st *devStack) outboxCommand() string {
+	if st.cfg.OutboxDir == filepath.Join(".lethe", "outbox") {
+		return "go run ./starter outbox"
+	}
+	return fmt.Sprintf("LETHE_OUTBOX_DIR=%s go run ./starter outbox", st.cfg.OutboxDir)
+}
+
+// eraseCommand is the curl that submits an erasure as the company's backend.
+func (st *devStack) eraseCommand(userID, email string) string {
+	subject := fmt.Sprintf(`"user_id":%q`, userID)
+	if email != "" {
+		subject += fmt.Sprintf(`,"email":%q`, email)
+	}
+	return fmt.Sprintf(`  curl -s -X POST %s/v1/requests -H 'Authorization: Bearer %s' \
+    -H 'Content-Type: application/json' \
+    -d '{"type":"erasure","subject":{%s},"jurisdiction":"gdpr","verified":true}'`, st.apiURL, st.backendKey, subject)
+}
+
+func (st *devStack) printDemo(w io.Writer) {
+	if st.sandboxes != nil {
+		fmt.Fprintln(w, "\nThe demo's processors run against local sandboxes holding the demo accounts:")
+		for _, p := range st.dataMap.Processors {
+			switch {
+			case st.sandboxes.Sandboxed(p.Name) && p.Kind == "sendgrid":
+				fmt.Fprintf(w, "  %-20s %s   (no contacts: SendGrid deletes them asynchronously, and Lethe asks again an hour later)\n", p.Name, p.BaseURL)
+			case st.sandboxes.Sandboxed(p.Name):
+				fmt.Fprintf(w, "  %-20s %s\n", p.Name, p.BaseURL)
+			case p.Kind == "manual":
+				fmt.Fprintf(w, "  %-20s no API: every erasure opens an operator task there\n", p.Name)
+			}
+		}
+	} else {
+		fmt.Fprintln(w, "\nThe demo runs without processors (--sandboxes=false).")
+	}
+	if st.firstDemo == nil {
+		fmt.Fprintln(w, "\nNo demo account is there to erase (--seed-accounts 0): start with --seed-accounts N to seed N.")
+		return
+	}
+	a := st.firstDemo
+	fmt.Fprintf(w, `
+Erase the demo account %[1]s (its projects, files, tickets, ID documents…) as the
 company's backend, which vouches for the person's identity:
 
-  curl -s -X POST %[1]s/v1/requests -H 'Authorization: Bearer %[9]s' \
-    -H 'Content-Type: application/json' \
-    -d '{"type":"erasure","subject":{"user_id":"%[8]s","email":"%[11]s"},"jurisdiction":"gdpr","verified":true}'
+%[2]s
 
-then follow it with:
-  curl -s %[1]s/v1/requests/<id> -H 'Authorization: Bearer %[9]s'
-or in the UI's workflow list. A person asking for themselves submits without a key,
-gets a code by mail (go run ./starter outbox) and posts it to /v1/requests/<id>/verify.
-Ctrl-C stops everything; state is kept in .lethe/.
-`, st.apiURL, st.ui.URL, st.temporal.Address, st.cfg.TemporalNamespace, st.s3.URL, demo.Bucket, st.cfg.S3ExportBucket,
-		first.ID, st.backendKey, st.operatorKey, first.Email)
+Follow it system by system, each processor with its status:
+  curl -s %[3]s/v1/requests/<id>/erasure -H 'Authorization: Bearer %[4]s'
+`, a.ID, st.eraseCommand(a.ID, a.Email), st.apiURL, st.operatorKey)
+	if st.sandboxes != nil {
+		fmt.Fprintf(w, `PayPal has no API: the erasure waits for the privacy team. Resolve its task:
+  curl -s -X POST %[1]s/v1/requests/<id>/processors/%[3]s/task -H 'Authorization: Bearer %[2]s' \
+    -H 'Content-Type: application/json' -d '{"action":"done","evidence":"deleted in the PayPal dashboard, ticket 4711"}'
+`, st.apiURL, st.operatorKey, demo.PayPal)
+	}
+	fmt.Fprintf(w, `Then the request completes with its receipt (and the person's mail: %[3]s):
+  curl -s %[1]s/v1/requests/<id> -H 'Authorization: Bearer %[2]s'
+A person asking for themselves submits without a key, gets a code by mail
+(%[3]s) and posts it to /v1/requests/<id>/verify.
+`, st.apiURL, st.operatorKey, st.outboxCommand())
+}
+
+func (st *devStack) printOwnApp(w io.Writer) {
+	m := st.dataMap
+	fmt.Fprintf(w, "\nYour application: LETHE_DATA_MAP %s, checked against LETHE_APP_DATABASE_URL.\nNothing was created or seeded in that database. The map covers:\n", st.cfg.DataMap)
+	if len(m.Tables) > 0 {
+		fmt.Fprintln(w, "  tables")
+		for _, t := range m.Tables {
+			fmt.Fprintf(w, "    %-40s %s\n", t.Name, t.Action)
+		}
+	}
+	if len(m.S3) > 0 {
+		fmt.Fprintln(w, "  S3 locations")
+		for _, l := range m.S3 {
+			fmt.Fprintf(w, "    s3://%s/%s\n", l.Bucket, l.Prefix)
+		}
+	}
+	if m.Backups != nil && len(m.Backups.Locations) > 0 {
+		fmt.Fprintln(w, "  backups")
+		for _, l := range m.Backups.Locations {
+			fmt.Fprintf(w, "    %-20s s3://%s/%s   rotation %s\n", l.Name, l.Bucket, l.Prefix, l.Rotation)
+		}
+	}
+	if len(m.Processors) == 0 {
+		fmt.Fprintln(w, "  processors   none")
+	} else {
+		fmt.Fprintln(w, "  processors   (called for real, credentials from the variables their credential_env names)")
+		for _, p := range m.Processors {
+			where := p.BaseURL
+			if where == "" && p.Kind == "manual" {
+				where = "no API: each erasure opens an operator task"
+			} else if where == "" {
+				where = "the service's own API"
+			}
+			fmt.Fprintf(w, "    %-20s %-10s %s\n", p.Name, p.Kind, where)
+		}
+	}
+	userID, email := "<user id>", ""
+	if m.Identity != nil {
+		userID = fmt.Sprintf("<%s.%s>", m.Identity.Table, m.Identity.Key)
+		email = fmt.Sprintf("<%s.%s>", m.Identity.Table, m.Identity.Email)
+	}
+	fmt.Fprintf(w, `
+Erase one of its people as your backend would, with a user id and email from
+your database in place of the placeholders:
+
+%[1]s
+
+Follow it system by system (each processor, each operator task):
+  curl -s %[2]s/v1/requests/<id>/erasure -H 'Authorization: Bearer %[3]s'
+and read its receipt once completed:
+  curl -s %[2]s/v1/requests/<id> -H 'Authorization: Bearer %[3]s'
+The mail Lethe sends (receipts, codes, the privacy team's tasks): %[4]s
+`, st.eraseCommand(userID, email), st.apiURL, st.operatorKey, st.outboxCommand())
 }
 
 func portOf(a net.Addr) string {
@@ -319,19 +516,101 @@ func siblingDatabase(raw, name string) (string, error) {
 	return u.String(), nil
 }
 
-// devDataMap is LETHE_DATA_MAP when set, else the demo application's map.
-func devDataMap(ctx context.Context, cfg config.Config, app *pgxpool.Pool, log *slog.Logger) (*datamap.Map, error) {
-	if cfg.DataMap != "" {
-		return wiring.DataMap(ctx, cfg, app, log)
-	}
-	m, err := demo.DataMapWithoutProcessors() // no Stripe or Mailchimp account in dev
+// demoDataMap is the demo application's map, checked against its database:
+// with sandboxes, its processors pointed at them (started and seeded with
+// the demo accounts not erased), else without processors.
+func (st *devStack) demoDataMap(ctx context.Context, cfg config.Config, o devOptions, log *slog.Logger) (*datamap.Map, error) {
+	m, err := demo.DataMapWithoutProcessors()
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Validate(ctx, app); err != nil {
+	if o.Sandboxes {
+		full, err := demo.DataMap()
+		if err != nil {
+			return nil, err
+		}
+		if st.sandboxes, err = devstack.StartSandboxes(full.Processors); err != nil {
+			return nil, err
+		}
+		st.stops = append(st.stops, st.sandboxes.Close)
+		customers, err := demo.Customers(ctx, st.app)
+		if err != nil {
+			return nil, err
+		}
+		people := make([]devstack.Person, len(customers))
+		for i, c := range customers {
+			people[i] = devstack.Person{UserID: c.ID, Email: c.Email, Name: c.Name, StripeCustomerID: c.StripeCustomerID}
+		}
+		st.sandboxes.Seed(people)
+		if m, err = demo.Sandboxed(st.sandboxes.BaseURLs()); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.Validate(ctx, st.app); err != nil {
 		return nil, err
 	}
-	return m, wiring.Coverage(ctx, cfg, app, m, log)
+	return m, wiring.Coverage(ctx, cfg, st.app, m, log)
+}
+
+// devDeps are the worker's parts; the sandboxed processors' connectors
+// read the sandboxes' credentials instead of the environment's.
+func devDeps(ctx context.Context, cfg config.Config, lethe, app *pgxpool.Pool, objects *s3.Client, m *datamap.Map, sb *devstack.Sandboxes, log *slog.Logger) (registry.Deps, error) {
+	if sb == nil {
+		return registry.NewDeps(ctx, cfg, lethe, app, objects, m, log)
+	}
+	bare := *m
+	bare.Processors = nil
+	deps, err := registry.NewDeps(ctx, cfg, lethe, app, objects, &bare, log)
+	if err != nil {
+		return deps, err
+	}
+	deps.Map = m
+	if deps.Processors, err = processors.NewRegistry(m.Processors, processors.BuildOptions{LookupEnv: sb.LookupEnv}); err != nil {
+		return deps, fmt.Errorf("data map processors: %w", err)
+	}
+	return deps, nil
+}
+
+// mapBuckets are the buckets a data map names: its S3 locations, its
+// backups and its ID documents, each once.
+func mapBuckets(m *datamap.Map) []string {
+	var out []string
+	add := func(b string) {
+		if b != "" && !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	for _, l := range m.S3 {
+		add(l.Bucket)
+	}
+	if m.Backups != nil {
+		for _, l := range m.Backups.Locations {
+			add(l.Bucket)
+		}
+	}
+	if m.IDDocuments != nil {
+		add(m.IDDocuments.Bucket)
+	}
+	return out
+}
+
+// missingBuckets are the buckets an S3 of someone else's lacks; any other
+// failure (the endpoint does not answer, credentials are refused) stops.
+func missingBuckets(ctx context.Context, c *s3.Client, buckets []string) ([]string, error) {
+	var missing []string
+	for _, b := range buckets {
+		_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b)})
+		var nf *s3types.NotFound
+		var nsb *s3types.NoSuchBucket
+		switch {
+		case err == nil:
+		case errors.As(err, &nf) || errors.As(err, &nsb):
+			missing = append(missing, b)
+		default:
+			return nil, fmt.Errorf("S3 at LETHE_S3_ENDPOINT: bucket %s: %w", b, err)
+		}
+	}
+	return missing, nil
 }
 
 // devSecrets fills the keys production must be given (payload keys, master

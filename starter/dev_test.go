@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -50,6 +52,8 @@ func newDevFixture(tb testing.TB) devFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Without the processor sandboxes: benchmarks measure the thin path;
+	// tests of the whole demo set Sandboxes.
 	return devFixture{cfg: cfg, opt: devOptions{
 		Dir: tb.TempDir(), TemporalPort: freePort(tb), UIPort: freePort(tb),
 		S3Addr: "127.0.0.1:0", SeedAccounts: 3, Out: io.Discard,
@@ -124,8 +128,14 @@ func authGet(tb testing.TB, st *devStack, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
+// The demo as a newcomer meets it: the first erasure reaches every system,
+// the processors' sandboxes included, which really lose the person; PayPal,
+// which has no API, opens an operator task the privacy team resolves
+// through the API; the receipt lists every processor. A restart keeps the
+// workflows, and brings nobody back, in the database or in the sandboxes.
+func TestDevDemoErasesAcrossTheSandboxesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
 	f := newDevFixture(t)
+	f.opt.Sandboxes = true
 	st := f.start(t)
 	if code, body := httpGet(t, st.apiURL+"/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d %s", code, body)
@@ -133,12 +143,71 @@ func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
 	if code, _ := httpGet(t, st.ui.URL+"/"); code != 200 {
 		t.Fatalf("Temporal UI: %d", code)
 	}
-	id := submitErasure(t, st, demo.Accounts(1)[0])
-	// The UI lists the workflow.
+	person, other := demo.Accounts(2)[0], demo.Accounts(2)[1]
+	stripe, mailchimp, crm := st.sandboxes.Stripe["stripe"], st.sandboxes.Mailchimp["mailchimp"], st.sandboxes.Webhook["crm"]
+	if stripe == nil || mailchimp == nil || crm == nil || st.sandboxes.SendGrid["sendgrid-marketing"] == nil {
+		t.Fatalf("sandboxes: %+v", st.sandboxes)
+	}
+	// The sandboxes hold the demo accounts: Stripe by the id the application keeps.
+	if c, ok := stripe.Customer(demo.StripeCustomerID(person.ID)); !ok || c.Deleted || c.Email != person.Email {
+		t.Fatalf("the Stripe sandbox lacks the demo account's customer: %+v", c)
+	}
+	if _, ok := mailchimp.Member("demo-newsletter", person.Email); !ok {
+		t.Fatal("the Mailchimp sandbox lacks the demo account")
+	}
+	if _, ok := crm.Subject(person.ID); !ok {
+		t.Fatal("the CRM sandbox lacks the demo account")
+	}
+	var welcome strings.Builder
+	st.printWelcome(&welcome)
+	for _, want := range []string{person.ID, "/processors/paypal/task", "stripe ", "crm ", "no API"} {
+		if !strings.Contains(welcome.String(), want) {
+			t.Errorf("the welcome lacks %q:\n%s", want, welcome.String())
+		}
+	}
+
+	id := postRequest(t, st, fmt.Sprintf(`{"type":"erasure","subject":{"user_id":%q,"email":%q},"jurisdiction":"gdpr","verified":true}`, person.ID, person.Email))
+	// PayPal's operator task opens while the other processors confirm.
+	var procs map[string]any
+	testenv.Eventually(t, 60*time.Second, "the paypal task, and the other processors confirmed", func() bool {
+		_, body := authGet(t, st, "/v1/requests/"+id+"/erasure")
+		var progress struct{ Processors map[string]any }
+		_ = json.Unmarshal([]byte(body), &progress)
+		procs = progress.Processors
+		status := func(name string) any { v, _ := procs[name].(map[string]any); return v["status"] }
+		paypal, _ := procs["paypal"].(map[string]any)
+		return paypal["status"] == "needs_operator" && paypal["task"] != nil &&
+			status("stripe") == "confirmed" && status("mailchimp") == "confirmed" && status("crm") == "confirmed"
+	})
+	if code, body := authPost(t, st, "/v1/requests/"+id+"/processors/paypal/task",
+		`{"action":"done","evidence":"deleted in the PayPal dashboard, ticket 4711"}`); code != http.StatusOK {
+		t.Fatalf("resolve the PayPal task: %d %s", code, body)
+	}
+	done := waitCompleted(t, st, id)
+	outcome, _ := json.Marshal(done["outcome"])
+	for _, want := range []string{"stripe: erasure confirmed", "mailchimp: erasure confirmed", "crm: erasure confirmed",
+		"paypal: erased by our privacy team", "sendgrid-marketing: held nothing", "Anonymized 1 row in demo.accounts"} {
+		if !strings.Contains(string(outcome), want) {
+			t.Errorf("receipt %s lacks %q", outcome, want)
+		}
+	}
+	// The sandboxes really lost the person, and only them.
+	if c, ok := stripe.Customer(demo.StripeCustomerID(person.ID)); !ok || !c.Deleted {
+		t.Errorf("the Stripe customer is not deleted: %+v", c)
+	}
+	if c, ok := stripe.Customer(demo.StripeCustomerID(other.ID)); !ok || c.Deleted {
+		t.Errorf("another Stripe customer was touched: %+v", c)
+	}
+	if !mailchimp.Forgotten("demo-newsletter", person.Email) {
+		t.Error("the Mailchimp member is not permanently deleted")
+	}
+	if _, ok := crm.Subject(person.ID); ok {
+		t.Error("the CRM still knows the person")
+	}
+	// The UI lists the workflow; the codec endpoint decodes what it shows.
 	if code, body := httpGet(t, st.ui.URL+"/api/v1/namespaces/default/workflows"); code != 200 || !strings.Contains(body, id) {
 		t.Fatalf("UI workflow list: %d, want it to contain %s", code, id)
 	}
-	// The codec endpoint decodes what the UI shows.
 	if code, _ := httpGet(t, st.apiURL+"/codec/decode"); code == http.StatusNotFound {
 		t.Fatal("codec endpoint not mounted")
 	}
@@ -158,11 +227,97 @@ func TestDevStackServesAndKeepsWorkflowsAcrossRestarts(t *testing.T) {
 	if _, body := authGet(t, st, "/v1/requests/"+id); !strings.Contains(body, `"status":"completed"`) || !strings.Contains(body, `"systems"`) {
 		t.Fatalf("after restart GET says %s", body)
 	}
-	// Seeding again on restart brings nobody back.
+	// Seeding again on restart brings nobody back: not in the database, not in the sandboxes.
 	var n int
-	if err := st.app.QueryRow(ctx, "SELECT count(*) FROM demo.projects WHERE account_id = $1", demo.Accounts(1)[0].ID).Scan(&n); err != nil || n != 0 {
+	if err := st.app.QueryRow(ctx, "SELECT count(*) FROM demo.projects WHERE account_id = $1", person.ID).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("after restart the erased account has %d projects (%v)", n, err)
 	}
+	if _, ok := st.sandboxes.Stripe["stripe"].Customer(demo.StripeCustomerID(person.ID)); ok {
+		t.Error("after restart the Stripe sandbox holds the erased person again")
+	}
+	if _, ok := st.sandboxes.Webhook["crm"].Subject(person.ID); ok {
+		t.Error("after restart the CRM sandbox holds the erased person again")
+	}
+	if _, ok := st.sandboxes.Stripe["stripe"].Customer(demo.StripeCustomerID(other.ID)); !ok {
+		t.Error("after restart the Stripe sandbox lacks the other demo accounts")
+	}
+}
+
+// --seed-accounts 0 seeds nothing: no account, no file, nobody in the
+// sandboxes, and the welcome says so instead of offering an erasure.
+func TestDevSeedsNoAccountWithSeedAccountsZero(t *testing.T) {
+	f := newDevFixture(t)
+	f.opt.SeedAccounts, f.opt.Sandboxes = 0, true
+	st := f.start(t)
+	defer st.Stop()
+	ctx := context.Background()
+	var n int
+	if err := st.app.QueryRow(ctx, "SELECT count(*) FROM demo.accounts").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d demo accounts (%v), want none", n, err)
+	}
+	objects, err := wiring.Objects(ctx, st.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := objects.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(demo.Bucket)})
+	if err != nil || len(list.Versions)+len(list.DeleteMarkers) != 0 {
+		t.Fatalf("the demo bucket holds %d objects (%v), want none", len(list.Versions), err)
+	}
+	if _, ok := st.sandboxes.Stripe["stripe"].Customer(demo.StripeCustomerID(demo.Accounts(1)[0].ID)); ok {
+		t.Fatal("the Stripe sandbox holds a demo account")
+	}
+	var welcome strings.Builder
+	st.printWelcome(&welcome)
+	if !strings.Contains(welcome.String(), "--seed-accounts 0") || strings.Contains(welcome.String(), `"type":"erasure"`) {
+		t.Fatalf("the welcome offers to erase nobody:\n%s", welcome.String())
+	}
+}
+
+// postRequest submits a request as the company's backend.
+func postRequest(tb testing.TB, st *devStack, body string) string {
+	tb.Helper()
+	code, out := devCall(tb, st, "POST", "/v1/requests", st.backendKey, body)
+	var r struct{ ID string }
+	_ = json.Unmarshal([]byte(out), &r)
+	if code != http.StatusAccepted || r.ID == "" {
+		tb.Fatalf("submit: %d %s", code, out)
+	}
+	return r.ID
+}
+
+func authPost(tb testing.TB, st *devStack, path, body string) (int, string) {
+	tb.Helper()
+	return devCall(tb, st, "POST", path, st.operatorKey, body)
+}
+
+func devCall(tb testing.TB, st *devStack, method, path, key, body string) (int, string) {
+	tb.Helper()
+	req, _ := http.NewRequest(method, st.apiURL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitCompleted waits for a request to complete and returns its view.
+func waitCompleted(tb testing.TB, st *devStack, id string) map[string]any {
+	tb.Helper()
+	var view map[string]any
+	testenv.Eventually(tb, 60*time.Second, "the request to complete", func() bool {
+		_, body := authGet(tb, st, "/v1/requests/"+id)
+		view = nil
+		_ = json.Unmarshal([]byte(body), &view)
+		if view["status"] == "failed" {
+			tb.Fatalf("the request failed: %s", body)
+		}
+		return view["status"] == "completed"
+	})
+	return view
 }
 
 // BenchmarkDevStackStart measures `starter dev` from call to ready, without

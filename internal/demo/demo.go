@@ -11,6 +11,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/processors"
 )
 
 //go:embed schema.sql
@@ -32,7 +34,8 @@ func DataMap() (*datamap.Map, error) { return datamap.Parse(dataMapYAML) }
 
 // DataMapWithoutProcessors is the demo data map with its third-party
 // processors left out (and the fields and purposes that name them cleared):
-// what the dev stack runs, where no Stripe or Mailchimp account exists.
+// what deploy/datamap.yaml holds, and what the dev stack runs with
+// --sandboxes=false.
 func DataMapWithoutProcessors() (*datamap.Map, error) {
 	m, err := DataMap()
 	if err != nil {
@@ -49,6 +52,28 @@ func DataMapWithoutProcessors() (*datamap.Map, error) {
 	}
 	return m, nil
 }
+
+// Sandboxed is the demo data map as `starter dev` runs it: each processor's
+// base_url replaced by the local sandbox standing in for it (baseURLs, by
+// processor name; a processor without one keeps its URL), and a PayPal
+// processor added, which has no erasure API: every erasure opens an operator
+// task there, as it would for a company that takes payments through PayPal.
+func Sandboxed(baseURLs map[string]string) (*datamap.Map, error) {
+	m, err := DataMap()
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range m.Processors {
+		if u, ok := baseURLs[p.Name]; ok {
+			m.Processors[i].BaseURL = u
+		}
+	}
+	m.Processors = append(m.Processors, processors.Config{Name: PayPal, Kind: "manual", Options: map[string]string{"preset": "paypal"}})
+	return m, nil
+}
+
+// PayPal is the name of the processor Sandboxed adds.
+const PayPal = "paypal"
 
 // DataMapYAML is the demo data map's text, for people to read and copy.
 func DataMapYAML() []byte { return append([]byte(nil), dataMapYAML...) }
@@ -106,6 +131,43 @@ type SeedOptions struct {
 	ProjectsPerUser  int // default 2
 	FileBytes        int // default 64
 	SkipObjectUpload bool
+	// StripeCustomers gives each new account its customer id at Stripe
+	// (StripeCustomerID), as an application billing through Stripe keeps
+	// it: the dev stack's Stripe sandbox holds those customers.
+	StripeCustomers bool
+}
+
+// StripeCustomerID is the Stripe customer id SeedOptions.StripeCustomers
+// gives an account.
+func StripeCustomerID(accountID string) string {
+	return "cus_demo_" + strings.ReplaceAll(accountID, "-", "")
+}
+
+// Customer is a demo account as the processors know it.
+type Customer struct {
+	ID, Email, Name  string
+	StripeCustomerID string // empty when the account has none
+}
+
+// Customers are the demo accounts not erased, with what the processors
+// hold about them: the dev stack seeds its processor sandboxes with them at
+// every start, so an erased person is not brought back there either.
+func Customers(ctx context.Context, db *pgxpool.Pool) ([]Customer, error) {
+	rows, err := db.Query(ctx, `SELECT a.id, a.email, coalesce(p.display_name, ''), coalesce(a.stripe_customer_id, '')
+		FROM demo.accounts a LEFT JOIN demo.profiles p ON p.account_id = a.id
+		WHERE a.status <> 'erased' ORDER BY a.id`)
+	if err != nil {
+		return nil, fmt.Errorf("demo customers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Customer, error) {
+		var c Customer
+		err := r.Scan(&c.ID, &c.Email, &c.Name, &c.StripeCustomerID)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo customers: %w", err)
+	}
+	return out, nil
 }
 
 // Seed fills the demo database and bucket. Accounts already present are left
@@ -127,8 +189,13 @@ func Seed(ctx context.Context, db *pgxpool.Pool, objects *s3.Client, o SeedOptio
 	for i, a := range Accounts(o.Accounts) {
 		var created bool
 		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, `INSERT INTO demo.accounts (id, email, last_active_at, password_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-				a.ID, a.Email, now.Add(-time.Duration(i)*24*time.Hour), FakePasswordHash(a.ID))
+			var stripeID *string
+			if o.StripeCustomers {
+				id := StripeCustomerID(a.ID)
+				stripeID = &id
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO demo.accounts (id, email, last_active_at, password_hash, stripe_customer_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+				a.ID, a.Email, now.Add(-time.Duration(i)*24*time.Hour), FakePasswordHash(a.ID), stripeID)
 			if err != nil || tag.RowsAffected() == 0 {
 				return err
 			}

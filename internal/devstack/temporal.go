@@ -1,11 +1,11 @@
 // Package devstack runs the infrastructure of `starter dev` in one process: a
 // real Temporal server that keeps its state in a SQLite file, the Temporal Web
-// UI, and an S3-protocol server that keeps objects in a file. Everything lives
-// under one directory (.lethe/ by default), so a restart keeps every workflow
-// and object.
+// UI, and sandboxes standing in for the demo's processors (the S3 server is
+// internal/s3local). Everything lives under one directory (.lethe/ by
+// default), so a restart keeps every workflow and object.
 //
-// Only the dev stack (and tests) import the Temporal server: the worker and the
-// production API binary never link it.
+// Only the dev stack (and tests) import the Temporal server and the processor
+// fakes: the worker and the production API binary never link them.
 package devstack
 
 import (

@@ -22,7 +22,8 @@ func TestEveryActivityTheWorkflowsCallIsRegistered(t *testing.T) {
 }
 
 // The worker binary and the production API must not carry the Temporal
-// server; workflows must not import anything that does I/O; internal/ must
+// server, nor the dev stack's S3 server, processor sandboxes and other test
+// fakes; workflows must not import anything that does I/O; internal/ must
 // not import worker or starter.
 func TestDependenciesPointOneWay(t *testing.T) {
 	deps := func(args ...string) []string {
@@ -35,7 +36,9 @@ func TestDependenciesPointOneWay(t *testing.T) {
 	}
 	for _, target := range [][]string{{"../../worker"}, {"-tags", "nodev", "../../starter"}} {
 		for _, d := range deps(target...) {
-			if strings.HasPrefix(d, "go.temporal.io/server") || strings.HasPrefix(d, "github.com/temporalio/ui-server") {
+			if strings.HasPrefix(d, "go.temporal.io/server") || strings.HasPrefix(d, "github.com/temporalio/ui-server") ||
+				strings.HasPrefix(d, "github.com/lethe-privacy/lethe/internal/testenv") || strings.HasPrefix(d, "github.com/lethe-privacy/lethe/internal/devstack") ||
+				strings.HasPrefix(d, "github.com/lethe-privacy/lethe/internal/demo") || strings.HasPrefix(d, "github.com/johannesboyne/gofakes3") {
 				t.Errorf("%v links %s", target, d)
 				break
 			}

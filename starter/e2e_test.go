@@ -82,6 +82,14 @@ func newE2EWith(t *testing.T, seedAccounts int, env map[string]string, tweak fun
 	if tweak != nil {
 		tweak(m)
 	}
+	return startE2E(t, st, m, env)
+}
+
+// startE2E starts the worker and the API on st for the application whose
+// data map is m (already in st.App), with a backend and an operator key.
+func startE2E(t *testing.T, st *testenv.Stack, m *datamap.Map, env map[string]string) *e2e {
+	t.Helper()
+	ctx := context.Background()
 	if err := m.Validate(ctx, st.App); err != nil {
 		t.Fatal(err)
 	}

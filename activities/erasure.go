@@ -317,7 +317,10 @@ func (e *Erasure) eraseRows(ctx context.Context, person appdb.Person, subjectRef
 			return err
 		}
 		if a := e.Map.Accounts; a != nil {
-			n, err := accounts.EraseRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(subjectRef, "sr_")+"@invalid")
+			// The placeholder names the account, not the request: two
+			// accounts of one address (erased, signed up again, erased
+			// again) must not collide on a unique email column.
+			n, err := accounts.EraseRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(string(e.Subjects.UserID(userID)), "sr_")+"@invalid")
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/audit"
@@ -192,9 +193,19 @@ func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailIn
 }
 
 // ShredSubject destroys the person's data key: every sealed copy of their
-// identity, wherever it was copied, becomes unreadable. Safe to repeat.
+// identity, wherever it was copied, becomes unreadable. Safe to repeat: a
+// retry of the same activity never destroys the new key the person was
+// given by a request made after the first attempt.
 func (l *Lifecycle) ShredSubject(ctx context.Context, subjectRef string) error {
-	if err := l.Keys.Destroy(ctx, subjectRef); err != nil {
+	var err error
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		op := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
+		err = l.Keys.DestroyOnce(ctx, subjectRef, op)
+	} else {
+		err = l.Keys.Destroy(ctx, subjectRef)
+	}
+	if err != nil {
 		return classifyDB(fmt.Errorf("shred subject key: %w", err))
 	}
 	l.Log.InfoContext(ctx, "subject key destroyed", "subject_ref", subjectRef)

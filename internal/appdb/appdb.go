@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/lethe-privacy/lethe/internal/accounts"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
 
@@ -116,7 +117,9 @@ func ByColumns(m *datamap.Map) []string {
 // column and of the columns the map's tables are keyed by (ByColumns),
 // from their identity row: to be read before an erasure changes that row.
 // A person without an identity row, or a map without an identity table,
-// yields an empty map.
+// yields an empty map. The placeholder an earlier erasure wrote into the
+// email column is no identifier of the person: someone erased and erased
+// again must not be found "still there" by it.
 func Identifiers(ctx context.Context, db Querier, m *datamap.Map, userID string) (map[string][]string, error) {
 	out := map[string][]string{}
 	if m.Identity == nil {
@@ -144,7 +147,7 @@ func Identifiers(ctx context.Context, db Querier, m *datamap.Map, userID string)
 		return nil, dbError("read the identifiers in", m.Identity.Table, err)
 	}
 	for i, v := range values {
-		if v != nil && *v != "" {
+		if v != nil && *v != "" && !(cols[i] == m.Identity.Email && strings.HasSuffix(*v, accounts.ErasedSuffix)) {
 			out[cols[i]] = []string{*v}
 		}
 	}

@@ -7,7 +7,19 @@
 // itself lives in lethe.subject_keys, wrapped with a master key that is never
 // stored in the database. [Keyring.Destroy] deletes the wrapped key and leaves
 // a tombstone, after which every copy of the person's sealed data, wherever
-// it was copied to, is unreadable and no new data can be sealed for them.
+// it was copied to, is unreadable.
+//
+// Destruction ends what was sealed, not the person's rights: someone erased
+// who comes back (signs up again, asks for their data) gets a new key, the
+// next generation of keys for the same subject reference, at their next
+// Seal. Sealed data names the generation it was sealed with, so data of a
+// destroyed generation stays unreadable ([ErrKeyDestroyed]) whatever
+// generation is live; at most one generation is live at a time. Sealing for
+// an erased person does the same work as sealing for someone never seen, so
+// neither the answer nor its timing tells who was erased.
+//
+// Every Seal and Open reads the key's row: there is no in-memory cache, so
+// a Destroy in one process holds at once in every other.
 //
 // Master keys are [config.Key] values like the payload keys, but must be
 // separate key material. The first one wraps new data keys; all of them
@@ -28,9 +40,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,11 +53,13 @@ import (
 )
 
 var (
-	// ErrKeyDestroyed means the person's key was destroyed: their sealed data
-	// can no longer be opened and nothing new can be sealed for them.
+	// ErrKeyDestroyed means the key that sealed the data was destroyed: the
+	// data can no longer be opened. New data for the person is sealed with
+	// a new key.
 	ErrKeyDestroyed = errors.New("subject key destroyed")
 	// ErrNoKey means nothing was ever sealed for the subject reference in
-	// this database, so there is no key to open data with.
+	// this database (with the generation the data names), so there is no
+	// key to open data with.
 	ErrNoKey = errors.New("no subject key")
 	// ErrUnknownMasterKey means a data key is wrapped with a master key id
 	// that is not configured.
@@ -60,19 +75,19 @@ var (
 )
 
 const (
-	// DefaultCacheTTL is how long an unwrapped data key stays in memory
-	// unless WithCacheTTL says otherwise.
-	DefaultCacheTTL = 30 * time.Second
+	keySize     = 32
+	wrapVersion = byte(1)
+	maxRefLen   = 128
+	rewrapBatch = 500
+	// sealV1 is data sealed before key generations: it belongs to the
+	// first generation. sealV2 names its generation (4 bytes, big endian)
+	// after the version byte.
+	sealV1 = byte(1)
+	sealV2 = byte(2)
 
-	keySize         = 32
-	sealVersion     = byte(1)
-	wrapVersion     = byte(1)
-	maxRefLen       = 128
-	maxCacheEntries = 10_000
-	rewrapBatch     = 500
-
-	sealAADPrefix = "lethe/subject-data/v1\x00"
-	wrapAADPrefix = "lethe/subject-key/v1\x00"
+	sealAADPrefixV1 = "lethe/subject-data/v1\x00"
+	sealAADPrefixV2 = "lethe/subject-data/v2\x00"
+	wrapAADPrefix   = "lethe/subject-key/v1\x00"
 )
 
 // Keyring seals and opens data under per-person keys kept in PostgreSQL.
@@ -82,33 +97,12 @@ type Keyring struct {
 	pool     *pgxpool.Pool
 	activeID string
 	masters  map[string]cipher.AEAD
-	ttl      time.Duration
-
-	mu    sync.Mutex
-	gen   uint64 // bumped by every Destroy; loads that straddle one are not cached
-	cache map[string]cachedKey
-}
-
-type cachedKey struct {
-	aead    cipher.AEAD
-	expires time.Time
-}
-
-// Option adjusts a Keyring.
-type Option func(*Keyring)
-
-// WithCacheTTL sets how long unwrapped data keys are kept in memory; zero or
-// less disables the cache. Destroy evicts at once in the calling process;
-// other processes sharing the database may go on using a cached key for up
-// to this long.
-func WithCacheTTL(d time.Duration) Option {
-	return func(k *Keyring) { k.ttl = d }
 }
 
 // New returns a keyring over pool, which must have Lethe's migrations
 // applied. masterKeys[0] wraps new data keys; all of them unwrap. Errors name
 // key ids and positions only.
-func New(pool *pgxpool.Pool, masterKeys []config.Key, opts ...Option) (*Keyring, error) {
+func New(pool *pgxpool.Pool, masterKeys []config.Key) (*Keyring, error) {
 	if pool == nil {
 		return nil, errors.New("subjectkeys: no database pool")
 	}
@@ -119,8 +113,6 @@ func New(pool *pgxpool.Pool, masterKeys []config.Key, opts ...Option) (*Keyring,
 		pool:     pool,
 		activeID: masterKeys[0].ID,
 		masters:  make(map[string]cipher.AEAD, len(masterKeys)),
-		ttl:      DefaultCacheTTL,
-		cache:    map[string]cachedKey{},
 	}
 	for i, m := range masterKeys {
 		if m.ID == "" {
@@ -138,89 +130,141 @@ func New(pool *pgxpool.Pool, masterKeys []config.Key, opts ...Option) (*Keyring,
 		}
 		k.masters[m.ID] = aead
 	}
-	for _, o := range opts {
-		o(k)
-	}
 	return k, nil
 }
 
-// Seal encrypts plaintext under the subject's data key, creating the key on
-// first use. Concurrent first Seals, in this process or others, agree on one
-// key. The result is a version byte, a random nonce and the ciphertext; it is
-// bound to subjectRef and opens only with it. After Destroy, Seal returns
-// ErrKeyDestroyed.
+// Seal encrypts plaintext under the subject's live data key, creating one
+// when the subject has none: on first use, and after Destroy (the next
+// generation). Concurrent Seals, in this process or others, agree on one
+// key. The result is a version byte, the key's generation, a random nonce
+// and the ciphertext; it is bound to subjectRef and that generation, and
+// opens only with them.
 func (k *Keyring) Seal(ctx context.Context, subjectRef string, plaintext []byte) ([]byte, error) {
 	if err := checkRef(subjectRef); err != nil {
 		return nil, err
 	}
-	aead, err := k.dataKey(ctx, subjectRef, true)
+	gen, aead, err := k.liveKey(ctx, subjectRef)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1:]); err != nil {
+	out := make([]byte, 5+aead.NonceSize(), 5+aead.NonceSize()+len(plaintext)+aead.Overhead())
+	out[0] = sealV2
+	binary.BigEndian.PutUint32(out[1:5], uint32(gen))
+	if _, err := rand.Read(out[5:]); err != nil {
 		return nil, fmt.Errorf("subjectkeys: read nonce: %w", err)
 	}
-	return aead.Seal(out, out[1:], plaintext, sealAAD(subjectRef)), nil
+	return aead.Seal(out, out[5:], plaintext, sealAAD(subjectRef, sealV2, gen)), nil
 }
 
-// Open decrypts data sealed for subjectRef. It returns ErrKeyDestroyed once
-// the subject's key is destroyed, ErrNoKey when the subject never had one,
-// and ErrCorrupt when the data was altered or sealed for someone else.
+// Open decrypts data sealed for subjectRef with the generation of keys the
+// data names. It returns ErrKeyDestroyed once that key is destroyed, even
+// when the subject has a newer key; ErrNoKey when the subject never had
+// that key; and ErrCorrupt when the data was altered or sealed for someone
+// else.
 func (k *Keyring) Open(ctx context.Context, subjectRef string, sealed []byte) ([]byte, error) {
 	if err := checkRef(subjectRef); err != nil {
 		return nil, err
 	}
-	if len(sealed) == 0 {
-		return nil, fmt.Errorf("subjectkeys: open for %s: empty: %w", subjectRef, ErrCorrupt)
+	version, gen, rest, err := parseSealed(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("subjectkeys: open for %s: %w", subjectRef, err)
 	}
-	if sealed[0] != sealVersion {
-		return nil, fmt.Errorf("subjectkeys: open for %s: unsupported version %d: %w", subjectRef, sealed[0], ErrCorrupt)
-	}
-	aead, err := k.dataKey(ctx, subjectRef, false)
+	aead, err := k.keyOf(ctx, subjectRef, gen)
 	if err != nil {
 		return nil, err
 	}
-	if len(sealed) < 1+aead.NonceSize()+aead.Overhead() {
+	if len(rest) < aead.NonceSize()+aead.Overhead() {
 		return nil, fmt.Errorf("subjectkeys: open for %s: truncated: %w", subjectRef, ErrCorrupt)
 	}
-	nonce, ct := sealed[1:1+aead.NonceSize()], sealed[1+aead.NonceSize():]
-	plain, err := aead.Open(nil, nonce, ct, sealAAD(subjectRef))
+	nonce, ct := rest[:aead.NonceSize()], rest[aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, ct, sealAAD(subjectRef, version, gen))
 	if err != nil {
 		return nil, fmt.Errorf("subjectkeys: open for %s: %w", subjectRef, ErrCorrupt)
 	}
 	return plain, nil
 }
 
-// Destroy deletes the subject's data key, keeping a tombstone with the time
-// of destruction, and evicts the key from this process's cache. It is
-// idempotent (the first destruction time is kept) and also works for a
-// subject that never had a key, so that none can be created later.
+// Destroy destroys the subject's live key, keeping a tombstone with the time
+// of destruction: everything sealed with it, wherever it was copied, is
+// unreadable from then on, in every process. The subject's next Seal
+// creates a new key. It is idempotent (a destroyed key keeps its first
+// destruction time) and also works for a subject that never had a key,
+// leaving a tombstone.
+//
+// Destroy destroys whatever key is live when it runs, also one made after
+// the caller decided to destroy; an operation that may be retried later
+// (a workflow's activity) uses DestroyOnce.
 func (k *Keyring) Destroy(ctx context.Context, subjectRef string) error {
-	if err := checkRef(subjectRef); err != nil {
-		return err
-	}
-	defer k.evict(subjectRef)
-	_, err := k.pool.Exec(ctx, `
-		INSERT INTO lethe.subject_keys AS s (subject_ref, master_key_id, wrapped, destroyed_at)
-		VALUES ($1, NULL, NULL, now())
-		ON CONFLICT (subject_ref) DO UPDATE
-		SET master_key_id = NULL, wrapped = NULL,
-		    destroyed_at = COALESCE(s.destroyed_at, EXCLUDED.destroyed_at)`, subjectRef)
-	if err != nil {
-		return fmt.Errorf("subjectkeys: destroy key for %s: %w", subjectRef, err)
-	}
-	return nil
+	return k.destroy(ctx, subjectRef, "")
 }
 
-// Destroyed reports whether the subject's key was destroyed, and when.
+// DestroyOnce is Destroy for an operation that may run again, e.g. a
+// Temporal activity retried after its first attempt committed: op names the
+// operation (no personal data), and once a key was destroyed under op, a
+// later call with op does nothing, so it never destroys the key the person
+// was given after the first call. When no key is live, the first call
+// leaves a tombstone of its own (the next generation, never used), which
+// records that op ran.
+func (k *Keyring) DestroyOnce(ctx context.Context, subjectRef, op string) error {
+	if op == "" {
+		return fmt.Errorf("subjectkeys: destroy key for %s: no operation named", subjectRef)
+	}
+	return k.destroy(ctx, subjectRef, op)
+}
+
+func (k *Keyring) destroy(ctx context.Context, ref, op string) error {
+	if err := checkRef(ref); err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		var doneBefore bool
+		var destroyed int
+		err := k.pool.QueryRow(ctx, `
+			WITH done AS (
+				SELECT 1 FROM lethe.subject_keys WHERE subject_ref = $1 AND $2 <> '' AND destroyed_by = $2
+			), destroyed AS (
+				UPDATE lethe.subject_keys
+				SET master_key_id = NULL, wrapped = NULL, destroyed_at = now(), destroyed_by = NULLIF($2, '')
+				WHERE subject_ref = $1 AND destroyed_at IS NULL AND NOT EXISTS (SELECT 1 FROM done)
+				RETURNING 1
+			)
+			SELECT EXISTS (SELECT 1 FROM done), (SELECT count(*) FROM destroyed)`, ref, op).Scan(&doneBefore, &destroyed)
+		if err != nil {
+			return fmt.Errorf("subjectkeys: destroy key for %s: %w", ref, err)
+		}
+		if doneBefore || destroyed > 0 {
+			return nil
+		}
+		// No key is live. Destroy leaves a tombstone for a subject that never
+		// had a key; DestroyOnce one of its own, so that a retry finds it.
+		tag, err := k.pool.Exec(ctx, `
+			INSERT INTO lethe.subject_keys (subject_ref, generation, master_key_id, wrapped, destroyed_at, destroyed_by)
+			SELECT $1, COALESCE(max(generation), 0) + 1, NULL, NULL, now(), NULLIF($2, '')
+			FROM lethe.subject_keys WHERE subject_ref = $1
+			HAVING $2 <> '' OR count(*) = 0
+			ON CONFLICT DO NOTHING`, ref, op)
+		if err != nil {
+			return fmt.Errorf("subjectkeys: destroy key for %s: %w", ref, err)
+		}
+		if tag.RowsAffected() > 0 || op == "" {
+			// For Destroy, a conflict is a key made meanwhile: made after
+			// this Destroy, it may live.
+			return nil
+		}
+		// A Seal made a key meanwhile: destroy it, under op.
+	}
+	return fmt.Errorf("subjectkeys: destroy key for %s: keys kept being made meanwhile", ref)
+}
+
+// Destroyed reports whether the subject's newest key is destroyed, and
+// when. It is false once a Seal has given the subject a new key.
 func (k *Keyring) Destroyed(ctx context.Context, subjectRef string) (bool, time.Time, error) {
 	if err := checkRef(subjectRef); err != nil {
 		return false, time.Time{}, err
 	}
 	var at *time.Time
-	err := k.pool.QueryRow(ctx, `SELECT destroyed_at FROM lethe.subject_keys WHERE subject_ref = $1`, subjectRef).Scan(&at)
+	err := k.pool.QueryRow(ctx, `SELECT destroyed_at FROM lethe.subject_keys WHERE subject_ref = $1
+		ORDER BY destroyed_at IS NULL DESC, generation DESC LIMIT 1`, subjectRef).Scan(&at)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, time.Time{}, nil
@@ -240,21 +284,23 @@ func (k *Keyring) Destroyed(ctx context.Context, subjectRef string) (bool, time.
 // do not change.
 func (k *Keyring) Rewrap(ctx context.Context) (int, error) {
 	type row struct {
-		ref, masterID string
-		wrapped       []byte
+		ref      string
+		gen      int
+		masterID string
+		wrapped  []byte
 	}
-	done, after := 0, ""
+	done, afterRef, afterGen := 0, "", 0
 	for {
 		rows, err := k.pool.Query(ctx, `
-			SELECT subject_ref, master_key_id, wrapped FROM lethe.subject_keys
-			WHERE wrapped IS NOT NULL AND master_key_id <> $1 AND subject_ref > $2
-			ORDER BY subject_ref LIMIT $3`, k.activeID, after, rewrapBatch)
+			SELECT subject_ref, generation, master_key_id, wrapped FROM lethe.subject_keys
+			WHERE wrapped IS NOT NULL AND master_key_id <> $1 AND (subject_ref, generation) > ($2, $3)
+			ORDER BY subject_ref, generation LIMIT $4`, k.activeID, afterRef, afterGen, rewrapBatch)
 		if err != nil {
 			return done, fmt.Errorf("subjectkeys: rewrap: list keys: %w", err)
 		}
 		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 			var x row
-			err := r.Scan(&x.ref, &x.masterID, &x.wrapped)
+			err := r.Scan(&x.ref, &x.gen, &x.masterID, &x.wrapped)
 			return x, err
 		})
 		if err != nil {
@@ -264,11 +310,11 @@ func (k *Keyring) Rewrap(ctx context.Context) (int, error) {
 			return done, nil
 		}
 		for _, r := range batch {
-			raw, err := k.unwrapRaw(r.ref, r.masterID, r.wrapped)
+			raw, err := k.unwrapRaw(r.ref, r.gen, r.masterID, r.wrapped)
 			if err != nil {
 				return done, fmt.Errorf("subjectkeys: rewrap: %w", err)
 			}
-			wrapped, err := k.wrap(r.ref, raw)
+			wrapped, err := k.wrap(r.ref, r.gen, raw)
 			clear(raw)
 			if err != nil {
 				return done, fmt.Errorf("subjectkeys: rewrap: %w", err)
@@ -276,87 +322,96 @@ func (k *Keyring) Rewrap(ctx context.Context) (int, error) {
 			// Conditional on the row being unchanged, so a concurrent
 			// Destroy or Rewrap wins.
 			tag, err := k.pool.Exec(ctx, `
-				UPDATE lethe.subject_keys SET master_key_id = $2, wrapped = $3
-				WHERE subject_ref = $1 AND master_key_id = $4 AND wrapped = $5`,
-				r.ref, k.activeID, wrapped, r.masterID, r.wrapped)
+				UPDATE lethe.subject_keys SET master_key_id = $3, wrapped = $4
+				WHERE subject_ref = $1 AND generation = $2 AND master_key_id = $5 AND wrapped = $6`,
+				r.ref, r.gen, k.activeID, wrapped, r.masterID, r.wrapped)
 			if err != nil {
 				return done, fmt.Errorf("subjectkeys: rewrap key for %s: %w", r.ref, err)
 			}
 			done += int(tag.RowsAffected())
 		}
-		after = batch[len(batch)-1].ref
+		afterRef, afterGen = batch[len(batch)-1].ref, batch[len(batch)-1].gen
 	}
 }
 
-// dataKey returns the subject's data key from the cache or the database,
-// creating it when create is set and the subject has none yet.
-func (k *Keyring) dataKey(ctx context.Context, ref string, create bool) (cipher.AEAD, error) {
-	if aead := k.cached(ref); aead != nil {
-		return aead, nil
-	}
-	// Taken before reading, so that a Destroy that commits after the read
-	// keeps the result out of the cache.
-	gen := k.generation()
-	for attempt := 0; attempt < 2; attempt++ {
+// liveKey returns the subject's live key and its generation, creating the
+// next generation when none is live (never had one, or destroyed). An
+// unknown and an erased subject cost the same: one read, one insert.
+func (k *Keyring) liveKey(ctx context.Context, ref string) (int, cipher.AEAD, error) {
+	for attempt := 0; attempt < 3; attempt++ {
 		var (
+			gen         int
 			masterID    *string
 			wrapped     []byte
 			destroyedAt *time.Time
 		)
-		err := k.pool.QueryRow(ctx,
-			`SELECT master_key_id, wrapped, destroyed_at FROM lethe.subject_keys WHERE subject_ref = $1`, ref).
-			Scan(&masterID, &wrapped, &destroyedAt)
+		err := k.pool.QueryRow(ctx, `
+			SELECT generation, master_key_id, wrapped, destroyed_at FROM lethe.subject_keys
+			WHERE subject_ref = $1 ORDER BY destroyed_at IS NULL DESC, generation DESC LIMIT 1`, ref).
+			Scan(&gen, &masterID, &wrapped, &destroyedAt)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			if !create {
-				return nil, fmt.Errorf("subjectkeys: key for %s: %w", ref, ErrNoKey)
-			}
-			aead, inserted, err := k.create(ctx, ref)
-			if err != nil {
-				return nil, err
-			}
-			if inserted {
-				k.remember(ref, aead, gen)
-				return aead, nil
-			}
-			continue // another Seal created it meanwhile: use theirs
+			gen = 0
 		case err != nil:
-			return nil, fmt.Errorf("subjectkeys: read key for %s: %w", ref, err)
+			return 0, nil, fmt.Errorf("subjectkeys: read key for %s: %w", ref, err)
+		case destroyedAt == nil && masterID != nil && wrapped != nil:
+			aead, err := k.unwrap(ref, gen, *masterID, wrapped)
+			return gen, aead, err
 		}
-		if destroyedAt != nil || masterID == nil || wrapped == nil {
-			return nil, fmt.Errorf("subjectkeys: key for %s: %w", ref, ErrKeyDestroyed)
-		}
-		raw, err := k.unwrapRaw(ref, *masterID, wrapped)
+		aead, inserted, err := k.create(ctx, ref, gen+1)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
-		aead, err := newAEAD(raw)
-		clear(raw)
-		if err != nil {
-			return nil, fmt.Errorf("subjectkeys: key for %s: %w", ref, err)
+		if inserted {
+			return gen + 1, aead, nil
 		}
-		k.remember(ref, aead, gen)
-		return aead, nil
+		// Another Seal made a key meanwhile (use theirs), or a Destroy
+		// took the generation: read again.
 	}
-	return nil, fmt.Errorf("subjectkeys: key for %s: created and gone again", ref)
+	return 0, nil, fmt.Errorf("subjectkeys: key for %s: created and gone again", ref)
 }
 
-// create inserts a new random data key for ref unless a row exists already;
-// inserted says whether this call's key is the one stored.
-func (k *Keyring) create(ctx context.Context, ref string) (cipher.AEAD, bool, error) {
+// keyOf returns the subject's key of one generation, to open data sealed
+// with it.
+func (k *Keyring) keyOf(ctx context.Context, ref string, gen int) (cipher.AEAD, error) {
+	var (
+		masterID    *string
+		wrapped     []byte
+		destroyedAt *time.Time
+	)
+	err := k.pool.QueryRow(ctx,
+		`SELECT master_key_id, wrapped, destroyed_at FROM lethe.subject_keys WHERE subject_ref = $1 AND generation = $2`, ref, gen).
+		Scan(&masterID, &wrapped, &destroyedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("subjectkeys: key %d for %s: %w", gen, ref, ErrNoKey)
+	case err != nil:
+		return nil, fmt.Errorf("subjectkeys: read key for %s: %w", ref, err)
+	case destroyedAt != nil || masterID == nil || wrapped == nil:
+		return nil, fmt.Errorf("subjectkeys: key %d for %s: %w", gen, ref, ErrKeyDestroyed)
+	}
+	return k.unwrap(ref, gen, *masterID, wrapped)
+}
+
+// create inserts a new random data key of generation gen for ref unless
+// that generation exists or another is live; inserted says whether this
+// call's key is the one stored.
+func (k *Keyring) create(ctx context.Context, ref string, gen int) (cipher.AEAD, bool, error) {
 	raw := make([]byte, keySize)
 	defer clear(raw)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, false, fmt.Errorf("subjectkeys: generate key: %w", err)
 	}
-	wrapped, err := k.wrap(ref, raw)
+	wrapped, err := k.wrap(ref, gen, raw)
 	if err != nil {
 		return nil, false, err
 	}
+	// ON CONFLICT without a target: the generation is taken, or another
+	// generation is live (subject_keys_one_live).
 	tag, err := k.pool.Exec(ctx, `
-		INSERT INTO lethe.subject_keys (subject_ref, master_key_id, wrapped)
-		VALUES ($1, $2, $3)
-		ON CONFLICT (subject_ref) DO NOTHING`, ref, k.activeID, wrapped)
+		INSERT INTO lethe.subject_keys (subject_ref, generation, master_key_id, wrapped)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, ref, gen, k.activeID, wrapped)
 	if err != nil {
 		return nil, false, fmt.Errorf("subjectkeys: store key for %s: %w", ref, err)
 	}
@@ -371,18 +426,32 @@ func (k *Keyring) create(ctx context.Context, ref string) (cipher.AEAD, bool, er
 }
 
 // wrap encrypts a raw data key with the active master key.
-func (k *Keyring) wrap(ref string, raw []byte) ([]byte, error) {
+func (k *Keyring) wrap(ref string, gen int, raw []byte) ([]byte, error) {
 	m := k.masters[k.activeID]
 	out := make([]byte, 1+m.NonceSize(), 1+m.NonceSize()+len(raw)+m.Overhead())
 	out[0] = wrapVersion
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, fmt.Errorf("subjectkeys: read nonce: %w", err)
 	}
-	return m.Seal(out, out[1:], raw, wrapAAD(ref, k.activeID)), nil
+	return m.Seal(out, out[1:], raw, wrapAAD(ref, gen, k.activeID)), nil
+}
+
+// unwrap decrypts a wrapped data key into a cipher.
+func (k *Keyring) unwrap(ref string, gen int, masterID string, wrapped []byte) (cipher.AEAD, error) {
+	raw, err := k.unwrapRaw(ref, gen, masterID, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	aead, err := newAEAD(raw)
+	if err != nil {
+		return nil, fmt.Errorf("subjectkeys: key for %s: %w", ref, err)
+	}
+	return aead, nil
 }
 
 // unwrapRaw decrypts a wrapped data key; the caller clears the result.
-func (k *Keyring) unwrapRaw(ref, masterID string, wrapped []byte) ([]byte, error) {
+func (k *Keyring) unwrapRaw(ref string, gen int, masterID string, wrapped []byte) ([]byte, error) {
 	m, ok := k.masters[masterID]
 	if !ok {
 		return nil, fmt.Errorf("subjectkeys: key for %s is wrapped with master key %q: %w", ref, masterID, ErrUnknownMasterKey)
@@ -391,7 +460,7 @@ func (k *Keyring) unwrapRaw(ref, masterID string, wrapped []byte) ([]byte, error
 		return nil, fmt.Errorf("subjectkeys: wrapped key for %s is malformed: %w", ref, ErrCorrupt)
 	}
 	nonce, ct := wrapped[1:1+m.NonceSize()], wrapped[1+m.NonceSize():]
-	raw, err := m.Open(nil, nonce, ct, wrapAAD(ref, masterID))
+	raw, err := m.Open(nil, nonce, ct, wrapAAD(ref, gen, masterID))
 	if err != nil || len(raw) != keySize {
 		clear(raw)
 		return nil, fmt.Errorf("subjectkeys: wrapped key for %s does not unwrap with master key %q: %w", ref, masterID, ErrCorrupt)
@@ -399,57 +468,26 @@ func (k *Keyring) unwrapRaw(ref, masterID string, wrapped []byte) ([]byte, error
 	return raw, nil
 }
 
-func (k *Keyring) cached(ref string) cipher.AEAD {
-	if k.ttl <= 0 {
-		return nil
+// parseSealed splits sealed data into its version, the generation of the
+// key that sealed it, and the nonce and ciphertext.
+func parseSealed(sealed []byte) (version byte, gen int, rest []byte, err error) {
+	if len(sealed) == 0 {
+		return 0, 0, nil, fmt.Errorf("empty: %w", ErrCorrupt)
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	e, ok := k.cache[ref]
-	if !ok {
-		return nil
-	}
-	if time.Now().After(e.expires) {
-		delete(k.cache, ref)
-		return nil
-	}
-	return e.aead
-}
-
-func (k *Keyring) remember(ref string, aead cipher.AEAD, gen uint64) {
-	if k.ttl <= 0 {
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if gen != k.gen {
-		return // a Destroy ran while this key was being loaded
-	}
-	now := time.Now()
-	if len(k.cache) >= maxCacheEntries {
-		for r, e := range k.cache {
-			if now.After(e.expires) {
-				delete(k.cache, r)
-			}
+	switch sealed[0] {
+	case sealV1:
+		return sealV1, 1, sealed[1:], nil
+	case sealV2:
+		if len(sealed) < 5 {
+			return 0, 0, nil, fmt.Errorf("truncated: %w", ErrCorrupt)
 		}
-		if len(k.cache) >= maxCacheEntries {
-			clear(k.cache)
+		g := binary.BigEndian.Uint32(sealed[1:5])
+		if g < 1 || g > 1<<31-1 {
+			return 0, 0, nil, fmt.Errorf("no such key generation: %w", ErrCorrupt)
 		}
+		return sealV2, int(g), sealed[5:], nil
 	}
-	k.cache[ref] = cachedKey{aead: aead, expires: now.Add(k.ttl)}
-}
-
-func (k *Keyring) generation() uint64 {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.gen
-}
-
-func (k *Keyring) evict(ref string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	delete(k.cache, ref)
-	k.gen++
+	return 0, 0, nil, fmt.Errorf("unsupported version %d: %w", sealed[0], ErrCorrupt)
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -460,12 +498,24 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func sealAAD(ref string) []byte {
-	return append([]byte{sealVersion}, sealAADPrefix+ref...)
+// sealAAD binds sealed data to its subject and, from version 2, to the
+// generation of the key.
+func sealAAD(ref string, version byte, gen int) []byte {
+	if version == sealV1 {
+		return append([]byte{sealV1}, sealAADPrefixV1+ref...)
+	}
+	return append([]byte{sealV2}, sealAADPrefixV2+ref+"\x00"+strconv.Itoa(gen)...)
 }
 
-func wrapAAD(ref, masterID string) []byte {
-	return append([]byte{wrapVersion}, wrapAADPrefix+ref+"\x00"+masterID...)
+// wrapAAD binds a wrapped key to its row: subject, master key and, after
+// the first, generation (first generations are wrapped as before
+// generations existed, so that their rows stay valid).
+func wrapAAD(ref string, gen int, masterID string) []byte {
+	aad := append([]byte{wrapVersion}, wrapAADPrefix+ref+"\x00"+masterID...)
+	if gen > 1 {
+		aad = append(aad, "\x00generation "+strconv.Itoa(gen)...)
+	}
+	return aad
 }
 
 // checkRef accepts the characters keyed-hash references are made of and

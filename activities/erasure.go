@@ -448,12 +448,17 @@ func (e *Erasure) VerifyErasure(ctx context.Context, in workflows.VerifyErasureI
 	for _, l := range left {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d rows in %s (%s)", l.Rows, l.Table, l.Why))
 	}
-	traces, err := appdb.Traces(ctx, e.App, e.Map, person, appdb.Known{ProcessorIDs: id.IDs})
+	searched := 0
+	traces, err := appdb.Traces(ctx, e.App, e.Map, person, appdb.Known{
+		Emails:       []string{id.Email},
+		ProcessorIDs: id.IDs,
+		Searched:     func(string) { searched++; activity.RecordHeartbeat(ctx, searched) },
+	})
 	if err != nil {
 		return out, classifyDB(err)
 	}
 	for _, t := range traces {
-		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the person's %s is still in %s, column %s (%d rows): check how the data map finds this table's rows", t.What, t.Table, t.Column, t.Rows))
+		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the person's %s is still in %s, column %s (%d rows): check how the data map finds this table's rows (if that column is not the person's, add it to ignore with its column and a reason)", t.What, t.Table, t.Column, t.Rows))
 	}
 	if n, err := accounts.Unerased(ctx, e.App, e.Map, userID); err != nil {
 		return out, classifyDB(err)
@@ -488,6 +493,10 @@ func (e *Erasure) EraseHeldRows(ctx context.Context, in workflows.EraseHeldInput
 		return workflows.EraseHeldResult{}, fmt.Errorf("open the hold of %s: %w", in.Held.Table, err)
 	}
 	deleted, next, err := appdb.EraseHeld(ctx, e.App, e.Map, in.Held.Table, openedHold(raw), time.Now())
+	if errors.Is(err, appdb.ErrNoIdentifier) {
+		return workflows.EraseHeldResult{}, temporal.NewNonRetryableApplicationError(
+			"the hold of "+in.Held.Table+" was kept without the identifier its rows are found by: release them by hand", "HeldRowsUnreachable", nil)
+	}
 	if err != nil {
 		return workflows.EraseHeldResult{}, classifyDB(err)
 	}

@@ -237,7 +237,10 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 
 	// Read everything again: what remains outside a hold fails the request.
 	var check VerifyErasureResult
-	if err := workflow.ExecuteActivity(ctx, ActivityVerifyErasure, VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
+	// The search for the person's identifiers reads every table of the
+	// application's schemas: it heartbeats after each table.
+	verifyCtx := workflow.WithStartToCloseTimeout(workflow.WithHeartbeatTimeout(ctx, 5*time.Minute), time.Hour)
+	if err := workflow.ExecuteActivity(verifyCtx, ActivityVerifyErasure, VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
 		progress.Status = StatusFailed
 		return progress, fmt.Errorf("verify the erasure: %w", err)
 	}

@@ -122,12 +122,20 @@ func ByColumns(m *datamap.Map) []string {
 // again must not be found "still there" by it.
 func Identifiers(ctx context.Context, db Querier, m *datamap.Map, userID string) (map[string][]string, error) {
 	out := map[string][]string{}
-	if m.Identity == nil {
+	source := m.Identity
+	if source == nil && m.Accounts != nil {
+		// No identity section: the account row's email is the one known.
+		source = &datamap.Identity{Table: m.Accounts.Table, Key: m.Accounts.Key, Email: m.Accounts.Email}
+	}
+	if source == nil || source.Email == "" {
 		return out, nil
 	}
 	cols := ByColumns(m)
-	if !slices.Contains(cols, m.Identity.Email) {
-		cols = append([]string{m.Identity.Email}, cols...)
+	if m.Identity == nil {
+		cols = nil // by: needs an identity section
+	}
+	if !slices.Contains(cols, source.Email) {
+		cols = append([]string{source.Email}, cols...)
 	}
 	selected := make([]string, len(cols))
 	for i, c := range cols {
@@ -138,16 +146,16 @@ func Identifiers(ctx context.Context, db Querier, m *datamap.Map, userID string)
 	for i := range values {
 		dest[i] = &values[i]
 	}
-	sql := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(selected, ", "), m.Identity.Identifier().Sanitize(), pgx.Identifier{m.Identity.Key}.Sanitize())
+	sql := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(selected, ", "), source.Identifier().Sanitize(), pgx.Identifier{source.Key}.Sanitize())
 	err := db.QueryRow(ctx, sql, userID).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return out, nil
 	}
 	if err != nil {
-		return nil, dbError("read the identifiers in", m.Identity.Table, err)
+		return nil, dbError("read the identifiers in", source.Table, err)
 	}
 	for i, v := range values {
-		if v != nil && *v != "" && !(cols[i] == m.Identity.Email && strings.HasSuffix(*v, accounts.ErasedSuffix)) {
+		if v != nil && *v != "" && !(cols[i] == source.Email && strings.HasSuffix(*v, accounts.ErasedSuffix)) {
 			out[cols[i]] = []string{*v}
 		}
 	}

@@ -275,6 +275,10 @@ func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, person Person, now 
 	return r, nil
 }
 
+// ErrNoIdentifier is a person without a value of the identity column a
+// table's rows are found by: those rows cannot be found.
+var ErrNoIdentifier = errors.New("the person's identifier is not known:")
+
 // EraseHeld releases the person's rows of the retain table called table
 // when its legal hold ends, in one transaction: it deletes the rows whose
 // hold has ended by now (since + period ≤ now; for a hold without since,
@@ -290,6 +294,10 @@ func EraseHeld(ctx context.Context, db TxStarter, m *datamap.Map, table string, 
 		return 0, time.Time{}, fmt.Errorf("appdb: erase held rows: table %s is not retained under a hold", table)
 	case person.UserID == "":
 		return 0, time.Time{}, errors.New("appdb: erase held rows: an empty user id")
+	}
+	if p := t.Path(); len(p) > 0 && p[len(p)-1].By != "" && len(person.Identifiers[p[len(p)-1].By]) == 0 {
+		// Deleting nothing here would end the hold with its rows kept.
+		return 0, time.Time{}, fmt.Errorf("appdb: erase held rows of %s: %w %s", table, ErrNoIdentifier, p[len(p)-1].By)
 	}
 	release := func(tx pgx.Tx) error {
 		if t.Hold.Since == "" {

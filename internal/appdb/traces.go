@@ -26,19 +26,26 @@ type Trace struct {
 // Known is what else Traces looks for, beside Person's user id and
 // identity values.
 type Known struct {
+	// Emails are the person's email addresses known outside the identity
+	// table: the request's, the account row's. Searched whether or not the
+	// map has an identity section.
+	Emails []string
 	// ProcessorIDs are the person's ids at processors, read before the
 	// erasure (the data map's processors' ids), by their key.
 	ProcessorIDs map[string]string
+	// Searched, when set, is called after each table is searched (an
+	// activity heartbeats there: a large database takes a while).
+	Searched func(table string)
 }
 
 // searchableText are the column types a searched identifier can hide in.
-var searchableText = []string{"text", "character varying", "character", "json", "jsonb", "citext"}
+var searchableText = []string{"text", "character varying", "character", "json", "jsonb", "citext", "ARRAY", "xml"}
 
 // emailColumnRe names columns that hold email addresses, wherever they are.
-var emailColumnRe = regexp.MustCompile(`e_?mail|mail_?addr`)
+var emailColumnRe = regexp.MustCompile(`(?i)e_?mail|mail_?addr`)
 
 // userRefColumnRe names columns that usually refer to a person's account.
-var userRefColumnRe = regexp.MustCompile(`(^|_)(user|account|customer|member|owner|author|person|profile|subscriber|client|buyer)_?id$`)
+var userRefColumnRe = regexp.MustCompile(`(?i)(^|_)(user|account|customer|member|owner|author|person|profile|subscriber|client|buyer)_?id$`)
 
 // numericTypes hold integer ids.
 var numericTypes = []string{"smallint", "integer", "bigint", "numeric"}
@@ -71,13 +78,20 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 	}
 	type labelled struct{ what, value string }
 	var others []labelled
-	if id := m.Identity; id != nil {
-		for _, e := range person.Identifiers[id.Email] {
-			add(&emails, e)
-		}
+	emailColumn := "" // the column of Person.Identifiers holding email addresses
+	if m.Identity != nil {
+		emailColumn = m.Identity.Email
+	} else if m.Accounts != nil {
+		emailColumn = m.Accounts.Email
+	}
+	for _, e := range person.Identifiers[emailColumn] {
+		add(&emails, e)
+	}
+	for _, e := range known.Emails {
+		add(&emails, e)
 	}
 	for _, col := range sortedIdentifierColumns(person.Identifiers) {
-		if m.Identity != nil && col == m.Identity.Email {
+		if col == emailColumn {
 			continue
 		}
 		for _, v := range person.Identifiers[col] {
@@ -147,6 +161,11 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 		}
 		var emailParam, uidParam string
 		for _, c := range cols.of(tbl) {
+			if m.IgnoresColumn(tbl, c.name) {
+				// The map says this column holds no person's identifier (or
+				// keeps it on purpose), with a reason.
+				continue
+			}
 			text := slices.Contains(searchableText, c.dataType)
 			if text && len(emails) > 0 && (whole[tbl] || emailColumnRe.MatchString(c.name)) {
 				if emailParam == "" {
@@ -174,7 +193,7 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 			holdsUserID := refs[tbl+"."+c.name] || declaredUserCols[tbl+"."+c.name] ||
 				(m.Identity != nil && tbl == m.Identity.Table && c.name == m.Identity.Key) ||
 				(m.Accounts != nil && tbl == m.Accounts.Table && c.name == m.Accounts.Key) ||
-				(userRefColumnRe.MatchString(c.name) && compatibleID(c.dataType, identityKeyType))
+				(userRefColumnRe.MatchString(c.name) && compatibleID(c.dataType, identityKeyType) && !m.IgnoresTable(tbl))
 			if holdsUserID && !exempt[c.name] {
 				if uidParam == "" {
 					uidParam = param(person.UserID)
@@ -193,7 +212,9 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 				return nil, err
 			}
 			args = append(args, person.Arg(t))
-			where = "NOT (" + match + ")"
+			// IS NOT TRUE: a row the match cannot decide (a NULL key) is
+			// not held, so it is searched.
+			where = "(" + match + ") IS NOT TRUE"
 		}
 		counts := make([]string, len(checks))
 		for i, ch := range checks {
@@ -218,6 +239,9 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 			}
 			out = append(out, Trace{Table: tbl, Column: ch.column, What: ch.what, Rows: n[i]})
 		}
+		if known.Searched != nil {
+			known.Searched(tbl)
+		}
 	}
 	return out, nil
 }
@@ -237,7 +261,7 @@ func compatibleID(colType, keyType string) bool {
 		return true
 	case slices.Contains(numericTypes, colType) && slices.Contains(numericTypes, keyType):
 		return true
-	case (colType == "text" || colType == "character varying") && (keyType == "text" || keyType == "character varying"):
+	case colType == "text" || colType == "character varying" || colType == "citext":
 		return true
 	}
 	return false

@@ -183,3 +183,71 @@ func TestTracesFindTheUserIDInATableTheMapForgot(t *testing.T) {
 		}
 	}
 }
+
+// The search reaches what the map's own selectors cannot: a held table's
+// rows whose key is NULL (the hold claims none of them), an id kept in a
+// text column, an address the person gave only in their request; and it
+// leaves a column the map names in ignore, with a reason.
+func TestTracesSearchWhatAHoldCannotClaimAndLeaveWhatTheMapIgnores(t *testing.T) {
+	pool, c, other := bookshop(t)
+	m, person, _ := eraseIn(t, pool, shopapp.DataMapYAML(), c)
+	ctx := context.Background()
+	const oldAddress = "Old.Address@Example.org"
+	for _, sql := range []string{
+		`ALTER TABLE shop.orders ALTER COLUMN customer_id DROP NOT NULL, ADD COLUMN contact text`,
+		`CREATE TABLE shop.support_tickets (id serial PRIMARY KEY, customer_id text, subject text)`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed := []struct {
+		sql  string
+		args []any
+	}{
+		// A guest order: no customer, the person's address as its contact.
+		{`INSERT INTO shop.orders (customer_id, placed_at, total, contact) VALUES (NULL, now(), 12, upper($1))`, []any{c.Email}},
+		{`INSERT INTO shop.support_tickets (customer_id, subject) VALUES ($1, 'late delivery')`, []any{c.UserID()}},
+		{`INSERT INTO shop.book_reviews (customer_id, reviewer_name, isbn, body) VALUES ($1, 'B', '978', $2)`, []any{other.ID, "lent to " + oldAddress}},
+	}
+	for _, s := range seed {
+		if _, err := pool.Exec(ctx, s.sql, s.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := func(m *datamap.Map) map[string]int {
+		t.Helper()
+		traces, err := appdb.Traces(ctx, pool, m, person, appdb.Known{Emails: []string{oldAddress}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, tr := range traces {
+			out[tr.Table+"."+tr.Column+" "+tr.What] = tr.Rows
+		}
+		return out
+	}
+	got := found(m)
+	for want, rows := range map[string]int{
+		"shop.orders.contact email address":        1,
+		"shop.support_tickets.customer_id user id": 1,
+		"shop.book_reviews.body email address":     1,
+	} {
+		if got[want] != rows {
+			t.Errorf("%s: %d rows, want %d (all: %v)", want, got[want], rows, got)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("traces: %v, want exactly the three planted", got)
+	}
+
+	ignoring, err := datamap.Parse([]byte(string(shopapp.DataMapYAML()) +
+		"  - {table: shop.support_tickets, column: customer_id, reason: \"ticket numbers of the old helpdesk, not customers\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = found(ignoring)
+	if _, ok := got["shop.support_tickets.customer_id user id"]; ok || len(got) != 2 {
+		t.Errorf("with the column ignored: %v, want the other two only", got)
+	}
+}

@@ -110,7 +110,7 @@ func (m *Map) checkable() *Map {
 	if id := c.Identity; id != nil && !(qualified(id.Table) && col(id.Key) && col(id.Email)) {
 		c.Identity = nil
 	}
-	if a := c.Accounts; a != nil && !(qualified(a.Table) && col(a.Key) && col(a.Email) && col(a.Status) && col(a.LastActive)) {
+	if a := c.Accounts; a != nil && !(qualified(a.Table) && col(a.Key) && col(a.Email) && (a.Status == "" || col(a.Status)) && (a.LastActive == "" || col(a.LastActive))) {
 		c.Accounts = nil
 	}
 	if d := c.IDDocuments; d != nil && !(qualified(d.Table) && qualified(d.Tickets)) {

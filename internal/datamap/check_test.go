@@ -71,6 +71,30 @@ func TestDataMapCoverageNamesTheTableLeftOutUntilItIsIgnored(t *testing.T) {
 	if list, err := datamap.CheckCoverage(ctx, db, ignored); err != nil || len(list) != 0 {
 		t.Errorf("ignored with a reason, still refused: %+v %v", list, err)
 	}
+	// Ignoring one column of it leaves the table uncovered.
+	oneColumn, err := datamap.Parse(shopMap(t, func(s string) string {
+		return strings.Replace(withoutLoginEvents(s), "ignore:\n", "ignore:\n  - {table: shop.login_events, column: ip, reason: the address of a shared proxy}\n", 1)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := datamap.CheckCoverage(ctx, db, oneColumn); err != nil || len(list) != 1 {
+		t.Errorf("one column ignored covered the whole table: %+v %v", list, err)
+	}
+	// A column named twice, or without a reason, is refused.
+	for _, entry := range []string{
+		"  - {table: shop.addresses, column: city, reason: a city}\n  - {table: shop.addresses, column: city, reason: again}\n",
+		"  - {table: shop.addresses, column: city, reason: \"\"}\n",
+	} {
+		if _, err := datamap.Parse(shopMap(t, func(s string) string { return strings.Replace(s, "ignore:\n", "ignore:\n"+entry, 1) })); err == nil {
+			t.Errorf("accepted %q", entry)
+		}
+	}
+	if _, err := datamap.Parse(shopMap(t, func(s string) string {
+		return strings.Replace(s, "ignore:\n", "ignore:\n  - {table: shop.addresses, column: city, reason: cities are not identifiers}\n", 1)
+	})); err != nil {
+		t.Errorf("a column of a mapped table ignored with a reason: %v", err)
+	}
 
 	// Left out with the tables below it: wishlists (whose items reference
 	// it) and, through it, the items.

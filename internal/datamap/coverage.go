@@ -95,9 +95,7 @@ func (m *Map) holders() map[string]string {
 	return out
 }
 
-func (m *Map) ignored(table string) bool {
-	return slices.ContainsFunc(m.Ignore, func(i Ignored) bool { return i.Table == table })
-}
+func (m *Map) ignored(table string) bool { return m.IgnoresTable(table) }
 
 func (m *Map) coverage(cat *catalog) []Uncovered {
 	holders := m.holders()

@@ -272,10 +272,27 @@ type Location struct {
 
 // Ignored is a table of the application database the map leaves out on
 // purpose, with the reason (it holds nothing about a person, or only
-// what another table's erasure removes through ON DELETE CASCADE).
+// what another table's erasure removes through ON DELETE CASCADE). With a
+// column, it is one column the verification after an erasure must not
+// read as the person's (a books.author_id that is no customer's id, a
+// message's recipient_id kept on purpose); the table itself stays mapped
+// or covered as before.
 type Ignored struct {
-	Table  string `yaml:"table"` // schema.table
+	Table  string `yaml:"table"`  // schema.table
+	Column string `yaml:"column"` // optional: only this column
 	Reason string `yaml:"reason"`
+}
+
+// IgnoresTable tells whether the map leaves table (schema.table) out.
+func (m *Map) IgnoresTable(table string) bool {
+	return slices.ContainsFunc(m.Ignore, func(i Ignored) bool { return i.Table == table && i.Column == "" })
+}
+
+// IgnoresColumn tells whether the map names column of table as holding no
+// person's identifier, or one kept on purpose (an ignore entry with that
+// column).
+func (m *Map) IgnoresColumn(table, column string) bool {
+	return slices.ContainsFunc(m.Ignore, func(i Ignored) bool { return i.Table == table && i.Column != "" && i.Column == column })
 }
 
 // Check kinds: what a corrected value of a field must look like.
@@ -505,12 +522,18 @@ func Parse(b []byte) (*Map, error) {
 		where := fmt.Sprintf("ignore[%d]", i)
 		tableName(where, ig.Table)
 		switch {
-		case seen[ig.Table]:
-			errs = append(errs, fmt.Errorf("%s: table %q is also in tables: map it or ignore it, not both", where, ig.Table))
-		case slices.ContainsFunc(m.Ignore[:i], func(o Ignored) bool { return o.Table == ig.Table }):
+		case ig.Column != "" && !identRe.MatchString(ig.Column):
+			errs = append(errs, fmt.Errorf("%s: column %q: want a lower-case column name", where, ig.Column))
+		case ig.Column == "" && seen[ig.Table]:
+			errs = append(errs, fmt.Errorf("%s: table %q is also in tables: map it or ignore it, not both (to leave out one column, add column:)", where, ig.Table))
+		case slices.ContainsFunc(m.Ignore[:i], func(o Ignored) bool { return o.Table == ig.Table && o.Column == ig.Column }):
 			errs = append(errs, fmt.Errorf("%s: table %q appears twice", where, ig.Table))
 		}
-		if strings.TrimSpace(ig.Reason) == "" || !plainText(ig.Reason, false) {
+		switch {
+		case strings.TrimSpace(ig.Reason) != "" && plainText(ig.Reason, false):
+		case ig.Column != "":
+			errs = append(errs, fmt.Errorf("%s (%s.%s): reason: say in one line why the column holds no person's identifier, or why it stays", where, ig.Table, ig.Column))
+		default:
 			errs = append(errs, fmt.Errorf("%s (%s): reason: say in one line why the table holds nothing of a person", where, ig.Table))
 		}
 	}

@@ -224,3 +224,32 @@ func TestDataMapDiscoverTakesTheNamedIdentity(t *testing.T) {
 		t.Error("an identity the person chose needs no review")
 	}
 }
+
+// A table whose columns look personal but that nothing leads to the person
+// is drafted under ignore without a reason: check refuses the draft until
+// someone decides.
+func TestDataMapDiscoverLeavesAPersonalLookingTableForAPersonToDecide(t *testing.T) {
+	ctx := context.Background()
+	db, _ := shopDB(t)
+	if _, err := db.Exec(ctx, `CREATE TABLE shop.callbacks (id serial PRIMARY KEY, phone text NOT NULL, requested_at timestamptz)`); err != nil {
+		t.Fatal(err)
+	}
+	d, err := datamap.Discover(ctx, db, datamap.DiscoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(d.Unreached, "shop.callbacks") {
+		t.Fatalf("unreached: %v, want shop.callbacks", d.Unreached)
+	}
+	draft := d.Draft("database shop")
+	if !strings.Contains(string(draft), `  - {table: shop.callbacks, reason: ""}   # review: phone look personal`) {
+		t.Errorf("draft:\n%s", draft)
+	}
+	r, err := datamap.CheckMap(ctx, db, draft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Problems() != 1 || !strings.Contains(strings.Join(r.Parse, "\n"), "shop.callbacks") {
+		t.Errorf("check on the draft: %+v, want the one undecided table", r)
+	}
+}

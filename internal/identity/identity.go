@@ -26,7 +26,7 @@ type Identity struct {
 	// data map's tables are keyed by), read before an erasure changes the
 	// identity row: erasure matches tables keyed by them, and its
 	// verification searches for them.
-	Identifiers map[string][]string `json:"identifiers,omitempty"`
+	Identifiers map[string][]string `json:"identifiers"` // no omitempty: empty differs from not read (nil)
 }
 
 // ConsentChange withdraws or gives consent to one purpose.

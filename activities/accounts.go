@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/accounts"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows"
@@ -70,9 +71,9 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepP
 	var err error
 	p := in.Policy
 	// The last day before which someone must have been active not to be warned.
-	deadline := workflows.AddCalendarMonths(in.Now, -p.InactiveAfter.Months).AddDate(0, 0, -p.InactiveAfter.Days)
+	deadline := domain.AddCalendarMonths(in.Now, -p.InactiveAfter.Months).AddDate(0, 0, -p.InactiveAfter.Days)
 	if in.Phase == workflows.PhaseClosed {
-		cutoff := workflows.AddCalendarMonths(in.Now, -p.ClosedKeep.Months).AddDate(0, 0, -p.ClosedKeep.Days)
+		cutoff := domain.AddCalendarMonths(in.Now, -p.ClosedKeep.Months).AddDate(0, 0, -p.ClosedKeep.Days)
 		list, err = accounts.ClosedBefore(ctx, a.App, a.Map, cutoff, in.Cursor.ID, sweepPageSize)
 	} else {
 		threshold := deadline.Add(p.WarnBefore)
@@ -114,7 +115,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepP
 			res.Waiting++
 		default:
 			// Warn once for this last activity; the date is never sooner than WarnBefore.
-			due := workflows.AddCalendarMonths(acc.LastActive, p.InactiveAfter.Months).AddDate(0, 0, p.InactiveAfter.Days)
+			due := domain.AddCalendarMonths(acc.LastActive, p.InactiveAfter.Months).AddDate(0, 0, p.InactiveAfter.Days)
 			if min := in.Now.Add(p.WarnBefore); due.Before(min) {
 				due = min
 			}

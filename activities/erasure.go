@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/accounts"
 	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
@@ -136,7 +137,7 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 	// The map's periods (30d, 1mo) as durations from now; Parse checked them.
 	now := time.Now()
 	duration := func(what, period string) (time.Duration, error) {
-		p, err := workflows.ParsePeriod(period)
+		p, err := domain.ParsePeriod(period)
 		if err != nil {
 			return 0, temporal.NewNonRetryableApplicationError(what+": "+err.Error(), "BadDataMap", nil)
 		}

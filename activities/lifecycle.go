@@ -16,6 +16,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/subject"
@@ -44,7 +45,7 @@ type Lifecycle struct {
 // nothing more (the audit entry's idempotency key is request and step).
 func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.TransitionInput) error {
 	var closedAt *time.Time
-	if workflows.Closed(in.Status) {
+	if domain.Closed(in.Status) {
 		now := time.Now().UTC()
 		closedAt = &now
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/templates"
@@ -88,7 +89,7 @@ func TestTheErasureCompletionMailNamesWhatWasErasedByItsLabels(t *testing.T) {
 	receipt := demoReceipt()
 	err := w.l.SendRequestMail(context.Background(), workflows.SendMailInput{
 		RequestID: "req_1", SubjectRef: "sr_x", Identity: w.person, Template: workflows.MailCompleted, Key: "req_1:completed:0",
-		Data: workflows.MailData{RequestType: workflows.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC),
+		Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC),
 			Lines: receipt.Lines(), Receipt: &receipt},
 	})
 	if err != nil {
@@ -142,7 +143,7 @@ func TestATaskMailStatesTheRequestsDueDateAndTheTasksDeadline(t *testing.T) {
 	send := func(requestID, template string) mail.OutboxMessage {
 		t.Helper()
 		err := w.l.SendRequestMail(ctx, workflows.SendMailInput{RequestID: requestID, Template: template, Key: requestID + ":" + template, ToPrivacyTeam: true,
-			Data: workflows.MailData{RequestType: workflows.TypeErasure, Jurisdiction: "gdpr", DueDate: task, TaskDeadline: task, Lines: []string{"Erasure at processor paypal needs an operator"}}})
+			Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: task, TaskDeadline: task, Lines: []string{"Erasure at processor paypal needs an operator"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +176,7 @@ func TestTheReceiptOfABackendVerifiedRequestPromisesNoCode(t *testing.T) {
 		}
 		err := w.l.SendRequestMail(context.Background(), workflows.SendMailInput{RequestID: "req_1", SubjectRef: "sr_x", Identity: w.person,
 			Template: workflows.MailReceipt, Key: key,
-			Data: workflows.MailData{RequestType: workflows.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC), Verified: verified}})
+			Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC), Verified: verified}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +233,7 @@ func TestAccountsWithoutStatusOrLastActive(t *testing.T) {
 	page := func(phase string) workflows.SweepPageResult {
 		t.Helper()
 		v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Phase: phase, Now: time.Now(), RunKey: "t",
-			Policy: workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: workflows.Period{Days: 30}}})
+			Policy: workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: domain.Period{Days: 30}}})
 		if err != nil {
 			t.Fatal(err)
 		}

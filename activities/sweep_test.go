@@ -10,6 +10,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/templates"
@@ -33,7 +34,7 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(life.SweepInactivePage)
-	policy := workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	policy := workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
 	page := func(now time.Time) workflows.SweepPageResult {
 		t.Helper()
 		v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Policy: policy, Now: now, Phase: workflows.PhaseInactive, RunKey: "t"})
@@ -46,7 +47,7 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	}
 	user := demo.Accounts(1)[0].ID
 	t0 := time.Now().UTC().Truncate(time.Second)
-	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, workflows.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, domain.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
 		t.Fatal(err)
 	}
 	// A dry run lists who would be warned, in S3, and changes nothing.
@@ -83,7 +84,7 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 		t.Fatal("an account active again was erased")
 	}
 	// Without the login it would have gone: same history, no activity.
-	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, workflows.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user, domain.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
 		t.Fatal(err)
 	}
 	if r := page(t0.AddDate(0, 2, 0)); r.Erased != 1 {

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
 
 	"github.com/lethe-privacy/lethe/internal/config"
@@ -464,7 +465,7 @@ func BenchmarkDevSubmitVerify100Clients(b *testing.B) {
 		for try := 0; try < 100 && !ok; try++ {
 			var status string
 			_ = st.lethe.QueryRow(context.Background(), "SELECT status FROM lethe.requests WHERE id = $1", id).Scan(&status)
-			ok = status == workflows.StatusInProgress
+			ok = status == domain.StatusInProgress
 			if !ok {
 				time.Sleep(50 * time.Millisecond)
 			}
@@ -533,7 +534,7 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 	c := mustTemporal(b, st)
 	b.ResetTimer()
 	began = time.Now()
-	policy := workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	policy := workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-sweep", TaskQueue: st.cfg.TemporalTaskQueue}, workflows.WorkflowInactiveSweep, workflows.SweepInput{Policy: policy})
 	if err != nil {
 		b.Fatal(err)

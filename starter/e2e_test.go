@@ -27,6 +27,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
@@ -191,7 +192,7 @@ func TestErasureThroughTheAPIRemovesRowsAndObjectsThenShredsTheIdentity(t *testi
 		t.Fatalf("submit: %d %v", code, body)
 	}
 	id := body["id"].(string)
-	done := e.waitStatus(t, id, workflows.StatusCompleted)
+	done := e.waitStatus(t, id, domain.StatusCompleted)
 
 	// Rows gone, for this person only; the tax-law purchase stays.
 	m, _ := demo.DataMap()
@@ -350,7 +351,7 @@ func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
 	if code != http.StatusOK || body["accepted"] != true {
 		t.Fatalf("right code: %d %v", code, body)
 	}
-	e.waitStatus(t, id, workflows.StatusInProgress)
+	e.waitStatus(t, id, domain.StatusInProgress)
 
 	// The same request again joins the running one.
 	code, body = submit("", fmt.Sprintf(`{"type":"access","subject":{"email":%q},"jurisdiction":"gdpr"}`, person.Email))
@@ -367,7 +368,7 @@ func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
 	if code, body := e.call(t, "POST", "/v1/requests/"+id+"/complete", e.Operator, `{"lines":["Sent the account export by hand"]}`); code != http.StatusOK {
 		t.Fatalf("complete: %d %v", code, body)
 	}
-	e.waitStatus(t, id, workflows.StatusCompleted)
+	e.waitStatus(t, id, domain.StatusCompleted)
 	if code, body := e.call(t, "GET", "/v1/requests/"+id+"/audit", e.Operator, ""); code != http.StatusOK || len(body["entries"].([]any)) < 6 {
 		t.Fatalf("audit: %d %v", code, body)
 	}
@@ -379,9 +380,9 @@ func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
 		if code != http.StatusAccepted {
 			t.Fatalf("ccpa access %d: %d %v", i+1, code, body)
 		}
-		e.waitStatus(t, body["id"].(string), workflows.StatusInProgress)
+		e.waitStatus(t, body["id"].(string), domain.StatusInProgress)
 		e.call(t, "POST", "/v1/requests/"+body["id"].(string)+"/complete", e.Operator, `{"lines":["done"]}`)
-		e.waitStatus(t, body["id"].(string), workflows.StatusCompleted)
+		e.waitStatus(t, body["id"].(string), domain.StatusCompleted)
 	}
 	code, body = submit(e.Backend, ccpa)
 	retryAt, _ := time.Parse(time.RFC3339, fmt.Sprint(body["retry_at"]))
@@ -461,7 +462,7 @@ func TestLethesOwnSecurity(t *testing.T) {
 		t.Fatalf("submit: %d %v", code, body)
 	}
 	id := body["id"].(string)
-	e.waitStatus(t, id, workflows.StatusInProgress)
+	e.waitStatus(t, id, domain.StatusInProgress)
 
 	t.Run("the codec server decodes for operators only", func(t *testing.T) {
 		it := e.Raw.GetWorkflowHistory(ctx, id, "", false, 0)
@@ -605,7 +606,7 @@ func TestInactivitySweepWarnsErasesOnceAndASecondRunChangesNothing(t *testing.T)
 		ref3, la, now.AddDate(0, 0, -31), now.AddDate(0, 0, -1)); err != nil {
 		t.Fatal(err)
 	}
-	policy := workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: workflows.Period{Days: 30}}
+	policy := workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: domain.Period{Days: 30}}
 	sweep := func() workflows.SweepTotals {
 		t.Helper()
 		run, err := e.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: e.Config.TemporalTaskQueue}, workflows.WorkflowInactiveSweep, workflows.SweepInput{Policy: policy})
@@ -735,7 +736,7 @@ func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {
 		if code != http.StatusAccepted {
 			t.Fatalf("submit %s: %d %v", body, code, out)
 		}
-		done := e.waitStatus(t, out["id"].(string), workflows.StatusCompleted)
+		done := e.waitStatus(t, out["id"].(string), domain.StatusCompleted)
 		return fmt.Sprint(done["outcome"])
 	}
 	who := fmt.Sprintf(`"subject":{"user_id":%q,"email":%q},"verified":true`, person.ID, person.Email)
@@ -792,10 +793,10 @@ func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {
 		t.Fatalf("sale opt-out: %d %v", code, body)
 	}
 	due, _ := time.Parse(time.RFC3339, fmt.Sprint(body["due_at"]))
-	if want := workflows.AddBusinessDays(time.Now().UTC(), 15); due.Sub(want).Abs() > time.Hour {
+	if want := domain.AddBusinessDays(time.Now().UTC(), 15); due.Sub(want).Abs() > time.Hour {
 		t.Fatalf("sale opt-out due %s, want 15 business days (%s)", due, want)
 	}
-	e.waitStatus(t, body["id"].(string), workflows.StatusCompleted)
+	e.waitStatus(t, body["id"].(string), domain.StatusCompleted)
 	if err := e.App.QueryRow(ctx, "SELECT granted FROM demo.marketing_consents WHERE account_id = $1 AND purpose = 'sale_sharing'", person.ID).Scan(&granted); err != nil || granted {
 		t.Fatalf("sale_sharing consent after the opt-out: %v %v", granted, err)
 	}
@@ -955,7 +956,7 @@ func TestAccessExportBundlesEverySystemAndTheLinkWorks(t *testing.T) {
 		t.Fatalf("submit: %d %v", code, out)
 	}
 	id := out["id"].(string)
-	e.waitStatus(t, id, workflows.StatusCompleted)
+	e.waitStatus(t, id, domain.StatusCompleted)
 	mails, err := e.SendGrid.WaitFor(person.Email, 2, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/devstack"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
@@ -260,10 +261,10 @@ func (w *erasureBench) waitCompleted(tb testing.TB, id string) map[string]any {
 		if _, last, err = w.call("GET", "/v1/requests/"+id, w.operator, ""); err != nil {
 			tb.Fatal(err)
 		}
-		if last["status"] == workflows.StatusFailed {
+		if last["status"] == domain.StatusFailed {
 			tb.Fatalf("request %s failed: %v", id, last)
 		}
-		return last["status"] == workflows.StatusCompleted
+		return last["status"] == domain.StatusCompleted
 	})
 	return last
 }
@@ -493,7 +494,7 @@ func watchCompletions(tb testing.TB, db *pgxpool.Pool) *completions {
 					}
 					continue
 				}
-				if status == workflows.StatusFailed {
+				if status == domain.StatusFailed {
 					tb.Errorf("request %s failed", id)
 				}
 				c.mu.Lock()
@@ -584,25 +585,25 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 	seq := 0
 	step := func(status, actor, action string) error {
 		seq++
-		return d.recordStep(ctx, workflows.TransitionInput{RequestID: requestID, Type: workflows.TypeErasure, SubjectRef: ref, Jurisdiction: "gdpr",
+		return d.recordStep(ctx, workflows.TransitionInput{RequestID: requestID, Type: domain.TypeErasure, SubjectRef: ref, Jurisdiction: "gdpr",
 			Status: status, ReceivedAt: received, DueAt: due, Actor: actor, Action: action, Seq: seq})
 	}
 	mail := func(template string, lines []string) error {
 		return d.sendMail(ctx, workflows.SendMailInput{RequestID: requestID, SubjectRef: ref, Identity: sealed, Template: template,
-			Key: requestID + ":" + template + ":0", Data: workflows.MailData{RequestType: workflows.TypeErasure, Jurisdiction: "gdpr", DueDate: due, Lines: lines}})
+			Key: requestID + ":" + template + ":0", Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: due, Lines: lines}})
 	}
 
 	// The request: received, receipt mailed, verified by the backend, in progress.
-	if err := step(workflows.StatusReceived, "backend:bench", "request.received"); err != nil {
+	if err := step(domain.StatusReceived, "backend:bench", "request.received"); err != nil {
 		return err
 	}
 	if err := mail(workflows.MailReceipt, nil); err != nil {
 		return err
 	}
-	if err := step(workflows.StatusVerified, "backend:bench", "request.verified"); err != nil {
+	if err := step(domain.StatusVerified, "backend:bench", "request.verified"); err != nil {
 		return err
 	}
-	if err := step(workflows.StatusInProgress, "system", "request.in_progress"); err != nil {
+	if err := step(domain.StatusInProgress, "system", "request.in_progress"); err != nil {
 		return err
 	}
 
@@ -663,5 +664,5 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 	if err := d.shred(ctx, ref); err != nil {
 		return err
 	}
-	return step(workflows.StatusCompleted, "system", "request.completed")
+	return step(domain.StatusCompleted, "system", "request.completed")
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/testenv"
@@ -144,7 +145,7 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 	id := w.submitErasure(t, "")
 	w.resolveTask(t, id, "crm", `{"action":"retry","reason":"the CRM fixed its endpoint"}`)
 	w.resolveTask(t, id, "paypal", `{"action":"done","evidence":"subject referred to PayPal's privacy hub, ticket PP-1234"}`)
-	done := w.waitStatus(t, id, workflows.StatusCompleted)
+	done := w.waitStatus(t, id, domain.StatusCompleted)
 
 	// Nothing of the person is left except the hold.
 	m, _ := demo.DataMap()
@@ -257,7 +258,7 @@ func TestAWorkerStoppedInTheMiddleOfAnErasureLeavesNoStepDoneTwice(t *testing.T)
 	testenv.Eventually(t, 30*time.Second, "the erasure to reach Stripe", func() bool { return len(w.stripe.Calls()) > 0 })
 	w.restartWorker(t)
 	w.resolveTask(t, id, "paypal", `{"action":"done","evidence":"subject referred to PayPal, ticket PP-9"}`)
-	done := w.waitStatus(t, id, workflows.StatusCompleted)
+	done := w.waitStatus(t, id, domain.StatusCompleted)
 
 	// Every processor erased once; the database and S3 once, with real counts.
 	if n := len(w.stripe.CallsTo("DELETE", "/v1/customers/")); n != 1 {
@@ -315,7 +316,7 @@ func TestAChildsDataIsErasedOnAnOperatorsExpeditedRequest(t *testing.T) {
 	if err != nil || due.After(time.Now().Add(3*24*time.Hour+time.Minute)) {
 		t.Fatalf("due %v (%v): want the expedited deadline of 3 days", due, err)
 	}
-	e.waitStatus(t, out["id"].(string), workflows.StatusCompleted)
+	e.waitStatus(t, out["id"].(string), domain.StatusCompleted)
 	if n := e.count(t, "SELECT count(*) FROM demo.projects WHERE account_id = $1", child.ID); n != 0 {
 		t.Fatalf("%d projects of the child left", n)
 	}

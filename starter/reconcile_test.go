@@ -17,6 +17,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/workflows"
 )
@@ -78,7 +79,7 @@ func TestRestoreReconcileErasesAgainThosePersonsARestoreBroughtBack(t *testing.T
 		t.Fatalf("submit: %d %v", code, body)
 	}
 	requestID := body["id"].(string)
-	e.waitStatus(t, requestID, workflows.StatusCompleted)
+	e.waitStatus(t, requestID, domain.StatusCompleted)
 	if got := personRows(t, e, m, target.ID); got["demo.project_files"] != 0 || got["demo.accounts(active)"] != 0 {
 		t.Fatalf("after the erasure: %v", got)
 	}

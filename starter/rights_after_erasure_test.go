@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
-	"github.com/lethe-privacy/lethe/workflows"
 )
 
 // Erasure ends what Lethe and the application kept about a person, not the
@@ -82,10 +82,10 @@ func (e *e2e) waitDone(t *testing.T, id string) map[string]any {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, view := e.call(t, "GET", "/v1/requests/"+id, e.Operator, "")
-		if view["status"] == workflows.StatusCompleted {
+		if view["status"] == domain.StatusCompleted {
 			return view
 		}
-		if workflows.Closed(fmt.Sprint(view["status"])) || time.Now().After(deadline) {
+		if domain.Closed(fmt.Sprint(view["status"])) || time.Now().After(deadline) {
 			_, progress := e.call(t, "GET", "/v1/requests/"+id+"/erasure", e.Operator, "")
 			var result any
 			why := e.Temporal.GetWorkflow(context.Background(), id, "").Get(context.Background(), &result)
@@ -272,7 +272,7 @@ func TestAnErasedAndAnUnknownEmailGetTheSameAnswer(t *testing.T) {
 		if _, err := e.SendGrid.WaitFor(c.email, c.had+2, 15*time.Second); err != nil {
 			t.Errorf("mails after the submission: %v", err)
 		}
-		e.waitStatus(t, c.body["id"].(string), workflows.StatusAwaitingVerification)
+		e.waitStatus(t, c.body["id"].(string), domain.StatusAwaitingVerification)
 	}
 	e.assertNoPersonalDataLogged(t, erased.Email, erased.ID, stranger)
 }

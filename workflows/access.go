@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -189,7 +190,7 @@ func (r *request) export(ctx workflow.Context) error {
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-export"})
 	var res ExportResult
 	if err := workflow.ExecuteChildWorkflow(child, WorkflowBuildExport, ExportInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef,
-		Identity: r.in.Identity, Portability: r.in.Type == TypePortability}).Get(ctx, &res); err != nil {
+		Identity: r.in.Identity, Portability: r.in.Type == domain.TypePortability}).Get(ctx, &res); err != nil {
 		return fmt.Errorf("build the bundle: %w", err)
 	}
 	valid := r.in.Policy.LinkValidFor

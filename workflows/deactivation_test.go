@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -145,7 +146,7 @@ func TestSweepContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 		pages++
 		return workflows.SweepPageResult{Scanned: 500, Next: workflows.SweepCursor{ID: "x"}, Done: false}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivitySweepPage})
-	env.ExecuteWorkflow(workflows.InactiveAccountSweep, workflows.SweepInput{Policy: workflows.InactivityPolicy{InactiveAfter: workflows.Period{Months: 24}}})
+	env.ExecuteWorkflow(workflows.InactiveAccountSweep, workflows.SweepInput{Policy: workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}}})
 	err := env.GetWorkflowError()
 	if err == nil || !workflow.IsContinueAsNewError(err) {
 		t.Fatalf("want continue-as-new after a bounded number of pages, got %v", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -23,14 +24,6 @@ type ErasureInput struct {
 	// at processors get ExpeditedTaskDeadline instead of the usual week.
 	Expedited bool
 }
-
-// Request statuses shared by every workflow.
-const (
-	StatusReceived   = "received"
-	StatusInProgress = "in_progress"
-	StatusCompleted  = "completed"
-	StatusFailed     = "failed"
-)
 
 // Step statuses of one system in an erasure.
 const (
@@ -185,7 +178,7 @@ type VerifyErasureResult struct {
 //  6. what outlives the request starts on its own: the wait for backups to
 //     rotate, and the erasure of held rows when their hold ends.
 func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error) {
-	progress := ErasureProgress{RequestID: in.RequestID, Status: StatusInProgress}
+	progress := ErasureProgress{RequestID: in.RequestID, Status: domain.StatusInProgress}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (ErasureProgress, error) { return progress, nil }); err != nil {
 		return progress, err
 	}
@@ -193,17 +186,17 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 
 	var plan ErasurePlan
 	if err := workflow.ExecuteActivity(ctx, ActivityPlanErasure, in).Get(ctx, &plan); err != nil {
-		progress.Status = StatusFailed
+		progress.Status = domain.StatusFailed
 		return progress, fmt.Errorf("plan the erasure: %w", err)
 	}
 	if !plan.Found {
-		progress.Status = StatusCompleted
+		progress.Status = domain.StatusCompleted
 		progress.Receipt = &Receipt{RequestID: in.RequestID, CompletedAt: workflow.Now(ctx), NothingHeld: true}
 		return progress, nil
 	}
 	person := plan.Identity
 	if err := workflow.ExecuteActivity(ctx, ActivityRecordErasure, RecordErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, nil); err != nil {
-		progress.Status = StatusFailed
+		progress.Status = domain.StatusFailed
 		return progress, fmt.Errorf("record the erasure in the ledger: %w", err)
 	}
 
@@ -231,7 +224,7 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 	}
 	wg.Wait(ctx)
 	if failed := e.failedSystems(); len(failed) > 0 {
-		progress.Status = StatusFailed
+		progress.Status = domain.StatusFailed
 		return progress, temporal.NewNonRetryableApplicationError("erasure failed in "+strings.Join(failed, ", "), "ErasureIncomplete", nil)
 	}
 
@@ -241,11 +234,11 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 	// application's schemas: it heartbeats after each table.
 	verifyCtx := workflow.WithStartToCloseTimeout(workflow.WithHeartbeatTimeout(ctx, 5*time.Minute), time.Hour)
 	if err := workflow.ExecuteActivity(verifyCtx, ActivityVerifyErasure, VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
-		progress.Status = StatusFailed
+		progress.Status = domain.StatusFailed
 		return progress, fmt.Errorf("verify the erasure: %w", err)
 	}
 	if len(check.Leftovers) > 0 {
-		progress.Status = StatusFailed
+		progress.Status = domain.StatusFailed
 		return progress, temporal.NewNonRetryableApplicationError("the verification pass found data left: "+strings.Join(check.Leftovers, "; "), "ErasureIncomplete", nil)
 	}
 
@@ -262,7 +255,7 @@ func EraseSubject(ctx workflow.Context, in ErasureInput) (ErasureProgress, error
 	if err := audited.Get(ctx, nil); err != nil {
 		return progress, fmt.Errorf("audit the receipt: %w", err)
 	}
-	progress.Status = StatusCompleted
+	progress.Status = domain.StatusCompleted
 	return progress, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -157,7 +158,7 @@ func TestEraseSubjectReachesEverySystemAndReturnsTheReceipt(t *testing.T) {
 	if f.children["stripe deadline 168h0m0s"] != 1 || f.children["paypal deadline 168h0m0s"] != 1 {
 		t.Fatalf("processor children %v", f.children)
 	}
-	if p.Status != workflows.StatusCompleted || len(p.Systems) != 5 {
+	if p.Status != domain.StatusCompleted || len(p.Systems) != 5 {
 		t.Fatalf("progress %+v", p)
 	}
 	for _, s := range p.Systems {

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"go.temporal.io/sdk/workflow"
 )
 
 // InactivityPolicy is what the company promised about inactive and closed accounts (P9).
 type InactivityPolicy struct {
-	InactiveAfter Period        // "inactive for more than two years": 24mo
+	InactiveAfter domain.Period // "inactive for more than two years": 24mo
 	WarnBefore    time.Duration // the warning goes this long before (30 days)
-	ClosedKeep    Period        // "kept for 30 days after the account closes" (zero: not applied)
+	ClosedKeep    domain.Period // "kept for 30 days after the account closes" (zero: not applied)
 }
 
 // SweepInput runs (or continues) a sweep. State is nil on a fresh run.

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -665,7 +666,7 @@ func ProcessorFollowUp(ctx workflow.Context, in ProcessorFollowUpInput) (Process
 // logged, never fatal (the audit trail and the query still show the state).
 func mailProcessorTeam(ctx workflow.Context, requestID, jurisdiction, template, key string, due time.Time, lines []string) {
 	in := SendMailInput{RequestID: requestID, Template: template, Key: key, ToPrivacyTeam: true,
-		Data: MailData{RequestType: TypeErasure, Jurisdiction: jurisdiction, DueDate: due, TaskDeadline: due, Lines: lines}}
+		Data: MailData{RequestType: domain.TypeErasure, Jurisdiction: jurisdiction, DueDate: due, TaskDeadline: due, Lines: lines}}
 	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
 		workflow.GetLogger(ctx).Warn("privacy team mail not sent", "template", template, "key", key, "error", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -62,7 +63,7 @@ func newProcessorRun(t *testing.T) *processorRun {
 		return p.confirm(in)
 	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
 	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error {
-		if !in.ToPrivacyTeam || in.Data.DueDate.IsZero() || in.Data.RequestType != workflows.TypeErasure {
+		if !in.ToPrivacyTeam || in.Data.DueDate.IsZero() || in.Data.RequestType != domain.TypeErasure {
 			t.Errorf("mail %+v", in)
 		}
 		p.mails = append(p.mails, in)

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -102,8 +103,8 @@ func TestTheCompletionMailCarriesTheReceiptAndTheReceiptMailTheVerification(t *t
 	p := policyGDPR()
 	p.FulfilByHand = false
 	l := newLifecycle(t, jan15)
-	v := l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
-	if v.Status != workflows.StatusCompleted {
+	v := l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
+	if v.Status != domain.StatusCompleted {
 		t.Fatalf("request %+v", v)
 	}
 	if r := l.mailed(workflows.MailReceipt); len(r) != 1 || !r[0].data.Verified {
@@ -125,7 +126,7 @@ func TestTheCompletionMailCarriesTheReceiptAndTheReceiptMailTheVerification(t *t
 	// A person who must verify is told a code may come.
 	l = newLifecycle(t, jan15)
 	l.verify(time.Minute, code(1))
-	l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", Policy: p})
+	l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", Policy: p})
 	if r := l.mailed(workflows.MailReceipt); len(r) != 1 || r[0].data.Verified {
 		t.Fatalf("receipt mail %+v: want not Verified", r)
 	}

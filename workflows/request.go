@@ -6,85 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
-
-// Request types: every privacy request enters through PrivacyRequest.
-const (
-	TypeAccess        = "access"
-	TypePortability   = "portability"
-	TypeErasure       = "erasure"
-	TypeRectification = "rectification"
-	TypeConsent       = "consent"
-	TypeDeactivation  = "deactivation"
-)
-
-// RequestTypes lists every request type.
-func RequestTypes() []string {
-	return []string{TypeAccess, TypePortability, TypeErasure, TypeRectification, TypeConsent, TypeDeactivation}
-}
-
-// The lifecycle of a request: received → awaiting verification → verified →
-// (awaiting approval) → in progress → completed | denied | expired | cancelled.
-const (
-	StatusAwaitingVerification = "awaiting_verification"
-	StatusVerified             = "verified"
-	StatusAwaitingApproval     = "awaiting_approval"
-	StatusDenied               = "denied"
-	StatusExpired              = "expired"
-	StatusCancelled            = "cancelled"
-)
-
-// Closed says whether a status is final.
-func Closed(status string) bool {
-	switch status {
-	case StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed:
-		return true
-	}
-	return false
-}
-
-// Policy is what a request's jurisdiction and the company's configuration
-// promise. It is fixed when the request arrives, so a configuration change
-// never moves the deadlines of requests already running.
-type Policy struct {
-	Due           Period // the law's: GDPR 1 calendar month; CCPA 45 days
-	CompanyDue    Period // the company's own promise; the earlier of the two applies
-	MaxExtension  Period // GDPR: 2 more months; CCPA: 45 more days
-	ConfirmWithin Period // CCPA: receipt confirmed within 10 business days
-
-	CodeTTL             time.Duration // a verification code is valid this long (15 minutes)
-	MaxCodeAttempts     int           // wrong tries before the code locks (5)
-	ResendInterval      time.Duration // at least this long between two codes (1 minute)
-	MaxCodes            int           // codes per request (5)
-	VerifyWithin        time.Duration // unverified requests lapse after this (7 days)
-	VerifyReminderAfter time.Duration // the person is reminded after this (3 days)
-
-	LinkValidFor         time.Duration // an export's download link (and the bundle) lasts this long (7 days)
-	DeactivationGrace    time.Duration // a deactivated account stays restorable this long (30 days)
-	DeactivationReminder time.Duration // the person is reminded this long before the end (7 days)
-
-	RequireApproval   bool            // an operator approves before the work starts
-	FulfilByHand      bool            // the privacy team does the work and completes the request
-	OperatorReminders []time.Duration // remind the privacy team this long before the due date
-}
-
-// DueAt is the due date of a request received at t: the law's deadline, or
-// the company's own promise when that is earlier.
-func (p Policy) DueAt(t time.Time) time.Time {
-	due := p.Due.After(t)
-	if p.Due.IsZero() {
-		due = p.CompanyDue.After(t)
-	}
-	if !p.CompanyDue.IsZero() {
-		if c := p.CompanyDue.After(t); c.Before(due) {
-			due = c
-		}
-	}
-	return due
-}
 
 // RequestInput starts a request. Identity is the person's email and user id,
 // sealed with their own data key (see internal/subjectkeys): destroying that
@@ -103,7 +29,7 @@ type RequestInput struct {
 	// Expedited: an operator's erasure of a child's data (P15), with its own
 	// short deadline in Policy and short operator-task deadlines.
 	Expedited bool
-	Policy    Policy
+	Policy    domain.Policy
 }
 
 // Transition is one step of a request's life, as the query shows it.
@@ -115,10 +41,10 @@ type Transition struct {
 
 // Extension records one extension of the deadline.
 type Extension struct {
-	At     time.Time `json:"at"`
-	By     Period    `json:"by"`
-	Reason string    `json:"reason"`
-	Actor  string    `json:"actor"`
+	At     time.Time     `json:"at"`
+	By     domain.Period `json:"by"`
+	Reason string        `json:"reason"`
+	Actor  string        `json:"actor"`
 }
 
 // VerificationView is the state of identity verification (never the code).
@@ -190,10 +116,10 @@ type VerifyResult struct {
 
 // OperatorAction is an operator's approve, deny, extend, cancel or complete.
 type OperatorAction struct {
-	Actor  string   // "operator:<key id>"
-	Reason string   // required to deny, extend and cancel
-	By     Period   // extend: how much longer
-	Lines  []string // complete: what was done (no personal data)
+	Actor  string        // "operator:<key id>"
+	Reason string        // required to deny, extend and cancel
+	By     domain.Period // extend: how much longer
+	Lines  []string      // complete: what was done (no personal data)
 }
 
 // IssueCodeInput asks for a fresh verification code to be mailed.
@@ -325,7 +251,7 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 	r := &request{in: in, extended: workflow.NewChannel(ctx)}
 	r.view = RequestView{
 		RequestID: in.RequestID, Type: in.Type, Jurisdiction: in.Jurisdiction, SubjectRef: in.SubjectRef,
-		ReceivedAt: now, DueAt: in.Policy.DueAt(now), Status: StatusReceived,
+		ReceivedAt: now, DueAt: in.Policy.DueAt(now), Status: domain.StatusReceived,
 	}
 	r.view.OriginalDueAt = r.view.DueAt
 	if !in.Policy.ConfirmWithin.IsZero() {
@@ -339,7 +265,7 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 	}
 	ctx = withActivityDefaults(ctx)
 
-	if err := r.step(ctx, StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
+	if err := r.step(ctx, domain.StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
 		return r.view, err
 	}
 	if err := r.mail(ctx, MailReceipt, MailData{Verified: in.PreVerified}); err != nil {
@@ -356,11 +282,11 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 			return r.view, err
 		}
 	}
-	if err := r.step(ctx, StatusVerified, r.verifiedBy(), "request.verified", nil); err != nil {
+	if err := r.step(ctx, domain.StatusVerified, r.verifiedBy(), "request.verified", nil); err != nil {
 		return r.view, err
 	}
 	if in.Policy.RequireApproval {
-		if err := r.step(ctx, StatusAwaitingApproval, "system", "request.awaiting_approval", nil); err != nil {
+		if err := r.step(ctx, domain.StatusAwaitingApproval, "system", "request.awaiting_approval", nil); err != nil {
 			return r.view, err
 		}
 		if err := workflow.Await(ctx, func() bool { return r.approved || r.decided != "" }); err != nil {
@@ -370,15 +296,15 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 			return r.view, r.close(ctx, r.decided)
 		}
 	}
-	if err := r.step(ctx, StatusInProgress, "system", "request.in_progress", nil); err != nil {
+	if err := r.step(ctx, domain.StatusInProgress, "system", "request.in_progress", nil); err != nil {
 		return r.view, err
 	}
 	if err := r.doWork(ctx); err != nil {
 		r.view.Reason = "the work failed; the privacy team has been told"
-		_ = r.step(ctx, StatusFailed, "system", "request.failed", nil)
+		_ = r.step(ctx, domain.StatusFailed, "system", "request.failed", nil)
 		return r.view, err
 	}
-	return r.view, r.close(ctx, StatusCompleted)
+	return r.view, r.close(ctx, domain.StatusCompleted)
 }
 
 func (r *request) verifiedBy() string {
@@ -395,7 +321,7 @@ func (r *request) verifyIdentity(ctx workflow.Context) (bool, error) {
 	p := r.in.Policy
 	lapses := r.view.ReceivedAt.Add(p.VerifyWithin)
 	r.view.Verification = &VerificationView{LapsesAt: lapses, TriesLeft: p.MaxCodeAttempts}
-	if err := r.step(ctx, StatusAwaitingVerification, "system", "verification.started", nil); err != nil {
+	if err := r.step(ctx, domain.StatusAwaitingVerification, "system", "verification.started", nil); err != nil {
 		return false, err
 	}
 	if err := r.issueCode(ctx); err != nil {
@@ -432,7 +358,7 @@ func (r *request) verifyIdentity(ctx workflow.Context) (bool, error) {
 	case r.decided != "":
 		return false, r.close(ctx, r.decided)
 	default:
-		return false, r.close(ctx, StatusExpired)
+		return false, r.close(ctx, domain.StatusExpired)
 	}
 }
 
@@ -470,7 +396,7 @@ func (r *request) issueCode(ctx workflow.Context) error {
 
 // codeUsable refuses a try at a locked or expired code.
 func (r *request) codeUsable(ctx workflow.Context) error {
-	if r.view.Status != StatusAwaitingVerification {
+	if r.view.Status != domain.StatusAwaitingVerification {
 		return temporal.NewApplicationError("the request is not waiting for verification", RefusedState)
 	}
 	if r.view.Verification.Locked {
@@ -486,7 +412,7 @@ func (r *request) codeUsable(ctx workflow.Context) error {
 func (r *request) handleUpdates(ctx workflow.Context) error {
 	refuse := func(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
 	awaiting := func() error {
-		if r.view.Status != StatusAwaitingVerification {
+		if r.view.Status != domain.StatusAwaitingVerification {
 			return refuse(RefusedState, "the request is not waiting for verification")
 		}
 		return nil
@@ -569,7 +495,7 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 				return r.view, nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a OperatorAction) error {
-				if Closed(r.view.Status) {
+				if domain.Closed(r.view.Status) {
 					return refuse(RefusedState, "the request is already "+r.view.Status)
 				}
 				return validate(a)
@@ -582,13 +508,13 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		return nil
 	}
 	beforeWork := func(a OperatorAction) error {
-		if r.view.Status == StatusInProgress || r.view.Status == StatusReceived || r.decided != "" {
+		if r.view.Status == domain.StatusInProgress || r.view.Status == domain.StatusReceived || r.decided != "" {
 			return refuse(RefusedState, "the request is "+r.view.Status)
 		}
 		return needReason(a)
 	}
 	if err := operator(UpdateApprove, func(OperatorAction) error {
-		if r.view.Status != StatusAwaitingApproval || r.approved {
+		if r.view.Status != domain.StatusAwaitingApproval || r.approved {
 			return refuse(RefusedState, "the request is not waiting for approval")
 		}
 		return nil
@@ -599,13 +525,13 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		return err
 	}
 	if err := operator(UpdateDeny, beforeWork, func(ctx workflow.Context, a OperatorAction) error {
-		r.view.Reason, r.decided = a.Reason, StatusDenied
+		r.view.Reason, r.decided = a.Reason, domain.StatusDenied
 		return r.audit(ctx, a.Actor, "request.denied", map[string]string{"reason": a.Reason})
 	}); err != nil {
 		return err
 	}
 	if err := operator(UpdateCancel, beforeWork, func(ctx workflow.Context, a OperatorAction) error {
-		r.view.Reason, r.decided = a.Reason, StatusCancelled
+		r.view.Reason, r.decided = a.Reason, domain.StatusCancelled
 		return r.audit(ctx, a.Actor, "request.cancelled", map[string]string{"reason": a.Reason})
 	}); err != nil {
 		return err
@@ -648,7 +574,7 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		return err
 	}
 	return operator(UpdateComplete, func(a OperatorAction) error {
-		if r.view.Status != StatusInProgress || r.automated() {
+		if r.view.Status != domain.StatusInProgress || r.automated() {
 			return refuse(RefusedState, "only a request in progress that is fulfilled by hand can be completed by an operator")
 		}
 		if len(a.Lines) == 0 {
@@ -667,7 +593,7 @@ func (r *request) automated() bool {
 		return false
 	}
 	switch r.in.Type {
-	case TypeErasure, TypeDeactivation, TypeRectification, TypeConsent, TypeAccess, TypePortability:
+	case domain.TypeErasure, domain.TypeDeactivation, domain.TypeRectification, domain.TypeConsent, domain.TypeAccess, domain.TypePortability:
 		return true
 	}
 	return false
@@ -680,13 +606,13 @@ func (r *request) doWork(ctx workflow.Context) error {
 		return workflow.Await(ctx, func() bool { return len(r.done) > 0 })
 	}
 	switch r.in.Type {
-	case TypeAccess, TypePortability:
+	case domain.TypeAccess, domain.TypePortability:
 		return r.export(ctx)
-	case TypeDeactivation:
+	case domain.TypeDeactivation:
 		return r.deactivate(ctx)
-	case TypeRectification:
+	case domain.TypeRectification:
 		return r.propagate(ctx, ActivityApplyCorrections, ActivityUpdateProcessor)
-	case TypeConsent:
+	case domain.TypeConsent:
 		return r.propagate(ctx, ActivityRecordConsent, ActivityProcessorConsent)
 	}
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
@@ -766,16 +692,16 @@ func (r *request) propagate(ctx workflow.Context, apply, perProcessor string) er
 // close ends the request: the mail that says so, the shredding of an erased
 // person's key, and last the final step, so that "completed" means all is done.
 func (r *request) close(ctx workflow.Context, status string) error {
-	if status == StatusCompleted && len(r.done) > 0 {
+	if status == domain.StatusCompleted && len(r.done) > 0 {
 		r.view.Outcome = append(r.view.Outcome, r.done...)
 	}
 	template := map[string]string{
-		StatusCompleted: MailCompleted, StatusDenied: MailDenied, StatusCancelled: MailCancelled, StatusExpired: MailVerificationExpired,
+		domain.StatusCompleted: MailCompleted, domain.StatusDenied: MailDenied, domain.StatusCancelled: MailCancelled, domain.StatusExpired: MailVerificationExpired,
 	}[status]
 	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome, Link: r.link.URL, LinkExpires: r.link.ExpiresAt, Receipt: r.receipt}); err != nil {
 		return err
 	}
-	if status == StatusCompleted && r.in.Type == TypeErasure {
+	if status == domain.StatusCompleted && r.in.Type == domain.TypeErasure {
 		// The person is gone: so is the key to every copy of their identity
 		// that Lethe kept, in its database, its backups and this history.
 		if err := workflow.ExecuteActivity(ctx, ActivityShredSubject, r.in.SubjectRef).Get(ctx, nil); err != nil {
@@ -788,7 +714,7 @@ func (r *request) close(ctx workflow.Context, status string) error {
 // keepDeadline reminds the privacy team before the due date and escalates
 // when it passes, for as long as the request is open; an extension re-arms it.
 func (r *request) keepDeadline(ctx workflow.Context) {
-	for !Closed(r.view.Status) {
+	for !domain.Closed(r.view.Status) {
 		now := workflow.Now(ctx)
 		next, escalate := r.view.DueAt, true
 		for _, before := range r.in.Policy.OperatorReminders {
@@ -798,7 +724,7 @@ func (r *request) keepDeadline(ctx workflow.Context) {
 			}
 		}
 		if escalate && !r.view.EscalatedAt.IsZero() {
-			_ = workflow.Await(ctx, func() bool { return Closed(r.view.Status) })
+			_ = workflow.Await(ctx, func() bool { return domain.Closed(r.view.Status) })
 			return
 		}
 		timerCtx, cancel := workflow.WithCancel(ctx)
@@ -806,10 +732,10 @@ func (r *request) keepDeadline(ctx workflow.Context) {
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(workflow.NewTimer(timerCtx, next.Sub(now)), func(workflow.Future) { fired = true })
 		sel.AddReceive(r.extended, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); moved = true })
-		sel.AddFuture(awaitFuture(timerCtx, func() bool { return Closed(r.view.Status) }), func(workflow.Future) {})
+		sel.AddFuture(awaitFuture(timerCtx, func() bool { return domain.Closed(r.view.Status) }), func(workflow.Future) {})
 		sel.Select(ctx)
 		cancel()
-		if !fired || moved || Closed(r.view.Status) {
+		if !fired || moved || domain.Closed(r.view.Status) {
 			continue
 		}
 		if escalate {

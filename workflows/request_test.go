@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -39,9 +40,9 @@ type sent struct {
 	data     workflows.MailData
 }
 
-func policyGDPR() workflows.Policy {
-	return workflows.Policy{
-		Due: workflows.Period{Months: 1}, MaxExtension: workflows.Period{Months: 2},
+func policyGDPR() domain.Policy {
+	return domain.Policy{
+		Due: domain.Period{Months: 1}, MaxExtension: domain.Period{Months: 2},
 		CodeTTL: 15 * time.Minute, MaxCodeAttempts: 5, ResendInterval: time.Minute, MaxCodes: 5,
 		VerifyWithin: 7 * 24 * time.Hour, VerifyReminderAfter: 3 * 24 * time.Hour,
 		OperatorReminders: []time.Duration{72 * time.Hour, 24 * time.Hour},
@@ -187,7 +188,7 @@ func TestCodeExpiresAfter15Minutes(t *testing.T) {
 	resend := l.update(17*time.Minute, workflows.UpdateResendCode, nil)
 	onTime := l.verify(20*time.Minute, code(2))
 	l.update(time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
-	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
 	refusedAs(t, late, workflows.RefusedExpired)
 	if resend.rejected != nil || resend.err != nil {
 		t.Fatalf("resend: %+v", resend)
@@ -195,7 +196,7 @@ func TestCodeExpiresAfter15Minutes(t *testing.T) {
 	if !verifyResult(t, onTime).Accepted {
 		t.Fatal("the new code was refused")
 	}
-	if v.Status != workflows.StatusCompleted || v.Verification.CodesSent != 2 {
+	if v.Status != domain.StatusCompleted || v.Verification.CodesSent != 2 {
 		t.Fatalf("view %+v", v)
 	}
 }
@@ -213,7 +214,7 @@ func TestFiveWrongCodesLockUntilAFreshCode(t *testing.T) {
 	fresh := l.verify(9*time.Minute, code(2))
 	cancel := l.update(10*time.Minute, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
 	l.update(11*time.Minute, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
-	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
 
 	for i, o := range wrong {
 		r := verifyResult(t, o)
@@ -233,15 +234,15 @@ func TestFiveWrongCodesLockUntilAFreshCode(t *testing.T) {
 		t.Fatal("the fresh code was refused")
 	}
 	refusedAs(t, cancel, workflows.RefusedState) // verified and in progress: too late to cancel
-	if v.Status != workflows.StatusCompleted {
+	if v.Status != domain.StatusCompleted {
 		t.Fatalf("status %s", v.Status)
 	}
 }
 
 func TestUnverifiedRequestExpiresAfter7DaysWithAReminder(t *testing.T) {
 	l := newLifecycle(t, jan15)
-	v := l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", Policy: policyGDPR()})
-	if v.Status != workflows.StatusExpired {
+	v := l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	if v.Status != domain.StatusExpired {
 		t.Fatalf("status %s, want expired", v.Status)
 	}
 	if got := v.History[len(v.History)-1].At.Sub(jan15); got != 7*24*time.Hour {
@@ -266,7 +267,7 @@ func TestGDPRDueDateIsOneCalendarMonth(t *testing.T) {
 	} {
 		l := newLifecycle(t, start)
 		l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
-		v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+		v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
 		if !v.DueAt.Equal(want) {
 			t.Errorf("received %s: due %s, want %s", start.Format("2 Jan 2006"), v.DueAt.Format("2 Jan 2006"), want.Format("2 Jan 2006"))
 		}
@@ -275,8 +276,8 @@ func TestGDPRDueDateIsOneCalendarMonth(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
 	p := policyGDPR()
-	p.CompanyDue = workflows.Period{Days: 7}
-	if v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", Policy: p}); !v.DueAt.Equal(jan15.AddDate(0, 0, 7)) {
+	p.CompanyDue = domain.Period{Days: 7}
+	if v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: p}); !v.DueAt.Equal(jan15.AddDate(0, 0, 7)) {
 		t.Errorf("due %s, want the company's 7 days", v.DueAt)
 	}
 }
@@ -286,8 +287,8 @@ func TestCCPAReceiptIsConfirmedWithin10BusinessDays(t *testing.T) {
 	l := newLifecycle(t, friday)
 	l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
 	p := policyGDPR()
-	p.Due, p.MaxExtension, p.ConfirmWithin = workflows.Period{Days: 45}, workflows.Period{Days: 45}, workflows.Period{BusinessDays: 10}
-	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "ccpa", Policy: p})
+	p.Due, p.MaxExtension, p.ConfirmWithin = domain.Period{Days: 45}, domain.Period{Days: 45}, domain.Period{BusinessDays: 10}
+	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "ccpa", Policy: p})
 	if want := time.Date(2027, 1, 15, 17, 0, 0, 0, time.UTC); !v.ConfirmBy.Equal(want) {
 		t.Fatalf("confirm by %s, want %s (10 business days)", v.ConfirmBy, want)
 	}
@@ -306,7 +307,7 @@ func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	due := jan15.AddDate(0, 1, 0)
 	l.update(due.Sub(jan15)+48*time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"Sent the export by hand"}})
-	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
+	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
 	var team []sent
 	for _, m := range l.mails {
 		if m.team {
@@ -329,7 +330,7 @@ func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 			t.Errorf("team mail %d: %s at %s, want %s at %s", i, team[i].template, team[i].at, w.template, w.at)
 		}
 	}
-	if v.Status != workflows.StatusCompleted || v.EscalatedAt.IsZero() || !strings.Contains(strings.Join(v.Outcome, "\n"), "by hand") {
+	if v.Status != domain.StatusCompleted || v.EscalatedAt.IsZero() || !strings.Contains(strings.Join(v.Outcome, "\n"), "by hand") {
 		t.Fatalf("view %+v", v)
 	}
 	if c := l.mailed(workflows.MailCompleted); len(c) != 1 {
@@ -340,12 +341,12 @@ func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 func TestExtensionIsMailedBeforeTheOriginalDate(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	original := jan15.AddDate(0, 1, 0)
-	tooLong := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "complex", By: workflows.Period{Months: 3}})
-	noReason := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", By: workflows.Period{Months: 1}})
-	ok := l.update(20*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "many systems", By: workflows.Period{Months: 2}})
-	late := l.update(original.Sub(jan15)+time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "more", By: workflows.Period{Days: 1}})
+	tooLong := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "complex", By: domain.Period{Months: 3}})
+	noReason := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", By: domain.Period{Months: 1}})
+	ok := l.update(20*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "many systems", By: domain.Period{Months: 2}})
+	late := l.update(original.Sub(jan15)+time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "more", By: domain.Period{Days: 1}})
 	l.update(40*24*time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
-	v := l.run(workflows.RequestInput{Type: workflows.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
+	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
 
 	refusedAs(t, tooLong, workflows.RefusedInput)
 	refusedAs(t, noReason, workflows.RefusedInput)
@@ -377,8 +378,8 @@ func TestApprovalDenialAndErasure(t *testing.T) {
 
 	l := newLifecycle(t, jan15)
 	deny := l.update(time.Hour, workflows.UpdateDeny, workflows.OperatorAction{Actor: "operator:k", Reason: "manifestly unfounded"})
-	v := l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
-	if deny.err != nil || v.Status != workflows.StatusDenied || v.Reason != "manifestly unfounded" || l.erased != 0 {
+	v := l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	if deny.err != nil || v.Status != domain.StatusDenied || v.Reason != "manifestly unfounded" || l.erased != 0 {
 		t.Fatalf("denied: %+v %+v", deny, v)
 	}
 	if d := l.mailed(workflows.MailDenied); len(d) != 1 || d[0].data.Reason != "manifestly unfounded" {
@@ -387,8 +388,8 @@ func TestApprovalDenialAndErasure(t *testing.T) {
 
 	l = newLifecycle(t, jan15)
 	approve := l.update(time.Hour, workflows.UpdateApprove, workflows.OperatorAction{Actor: "operator:k"})
-	v = l.run(workflows.RequestInput{Type: workflows.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
-	if approve.err != nil || v.Status != workflows.StatusCompleted || l.erased != 1 || l.shred != 1 {
+	v = l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
+	if approve.err != nil || v.Status != domain.StatusCompleted || l.erased != 1 || l.shred != 1 {
 		t.Fatalf("approved erasure: %+v erased %d shredded %d", v, l.erased, l.shred)
 	}
 	done := l.mailed(workflows.MailCompleted)
@@ -405,16 +406,16 @@ func workflowName(name string) workflow.RegisterOptions { return workflow.Regist
 func TestSaleOptOutNeedsNoVerificationAndMeetsItsDeadline(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	p := policyGDPR()
-	p.Due, p.MaxExtension, p.FulfilByHand = workflows.Period{BusinessDays: 15}, workflows.Period{}, false
+	p.Due, p.MaxExtension, p.FulfilByHand = domain.Period{BusinessDays: 15}, domain.Period{}, false
 	// The API submits an opt-out of sale or sharing as already verified: CCPA asks for no verification.
-	v := l.run(workflows.RequestInput{Type: workflows.TypeConsent, Jurisdiction: "ccpa", PreVerified: true, SubmittedBy: "subject", Policy: p})
-	if v.Status != workflows.StatusCompleted {
+	v := l.run(workflows.RequestInput{Type: domain.TypeConsent, Jurisdiction: "ccpa", PreVerified: true, SubmittedBy: "subject", Policy: p})
+	if v.Status != domain.StatusCompleted {
 		t.Fatalf("status %s", v.Status)
 	}
 	if len(l.mailed("code")) != 0 || v.Verification != nil {
 		t.Fatal("an opt-out of sale asked for verification")
 	}
-	if want := workflows.AddBusinessDays(jan15, 15); !v.DueAt.Equal(want) {
+	if want := domain.AddBusinessDays(jan15, 15); !v.DueAt.Equal(want) {
 		t.Fatalf("due %s, want 15 business days (%s)", v.DueAt, want)
 	}
 	done := v.History[len(v.History)-1].At

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"go.temporal.io/sdk/workflow"
 )
 
 // RetentionInput says how long Lethe keeps its own records of a closed request.
 type RetentionInput struct {
-	KeepFor Period // 24 months by default: the CCPA record-keeping period
+	KeepFor domain.Period // 24 months by default: the CCPA record-keeping period
 }
 
 // PurgeRecordsInput asks for the personal data of requests closed before Cutoff to go.
@@ -30,7 +31,7 @@ type PurgeRecordsResult struct {
 // request that is open or more recent, and the code hashes and mail keys go.
 func RetainLetheRecords(ctx workflow.Context, in RetentionInput) (PurgeRecordsResult, error) {
 	cutoff := workflow.Now(ctx)
-	cutoff = AddCalendarMonths(cutoff, -in.KeepFor.Months).AddDate(0, 0, -in.KeepFor.Days-in.KeepFor.BusinessDays)
+	cutoff = domain.AddCalendarMonths(cutoff, -in.KeepFor.Months).AddDate(0, 0, -in.KeepFor.Days-in.KeepFor.BusinessDays)
 	var res PurgeRecordsResult
 	ctx = withActivityDefaults(ctx)
 	if err := workflow.ExecuteActivity(ctx, ActivityPurgeRecords, PurgeRecordsInput{Cutoff: cutoff}).Get(ctx, &res); err != nil {

@@ -10,6 +10,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -24,7 +25,7 @@ func TestRetentionPurgesRequestsClosed24MonthsAgo(t *testing.T) {
 		got = in.Cutoff
 		return workflows.PurgeRecordsResult{Requests: 3, SubjectKeys: 2}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityPurgeRecords})
-	env.ExecuteWorkflow(workflows.RetainLetheRecords, workflows.RetentionInput{KeepFor: workflows.Period{Months: 24}})
+	env.ExecuteWorkflow(workflows.RetainLetheRecords, workflows.RetentionInput{KeepFor: domain.Period{Months: 24}})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}

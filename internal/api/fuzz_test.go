@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
-	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/workflows"
 )
@@ -169,7 +169,7 @@ func FuzzSubmitDecoding(f *testing.F) {
 		// As submit does after decoding.
 		c := fuzzCaller(role)
 		if in.Jurisdiction == "" {
-			in.Jurisdiction = policy.Company
+			in.Jurisdiction = domain.Company
 		}
 		if msg := validateSubmission(in, c); msg != "" {
 			status := http.StatusUnprocessableEntity
@@ -184,10 +184,10 @@ func FuzzSubmitDecoding(f *testing.F) {
 
 		// Accepted: a known type and jurisdiction, a subject, and an email
 		// that is exactly an address whenever it will be verified.
-		if !slices.Contains(workflows.RequestTypes(), in.Type) {
+		if !slices.Contains(domain.RequestTypes(), in.Type) {
 			t.Errorf("accepted type %q", in.Type)
 		}
-		if !slices.Contains(policy.Jurisdictions(), in.Jurisdiction) {
+		if !slices.Contains(domain.Jurisdictions(), in.Jurisdiction) {
 			t.Errorf("accepted jurisdiction %q", in.Jurisdiction)
 		}
 		if in.Subject.Email == "" && in.Subject.UserID == "" {
@@ -337,7 +337,7 @@ func FuzzActionDecoding(f *testing.F) {
 			t.Errorf("lines %q, sent %q", a.Lines, in.Lines)
 		}
 		p := a.By
-		if name != workflows.UpdateExtend && p != (workflows.Period{}) {
+		if name != workflows.UpdateExtend && p != (domain.Period{}) {
 			t.Errorf("%s with a period %+v", name, p)
 		}
 		for _, n := range []int{p.Months, p.Days, p.BusinessDays} {

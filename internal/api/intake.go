@@ -19,8 +19,8 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
-	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -98,7 +98,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Jurisdiction == "" {
-		in.Jurisdiction = policy.Company
+		in.Jurisdiction = domain.Company
 	}
 	if msg := validateSubmission(in, caller); msg != "" {
 		status := http.StatusUnprocessableEntity
@@ -182,7 +182,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			TaskQueue: s.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
 				workflows.RequestTypeKey.ValueSet(in.Type),
-				workflows.StatusKey.ValueSet(workflows.StatusReceived),
+				workflows.StatusKey.ValueSet(domain.StatusReceived),
 				workflows.SubjectRefKey.ValueSet(string(ref)),
 				workflows.JurisdictionKey.ValueSet(in.Jurisdiction),
 				workflows.DueAtKey.ValueSet(due),
@@ -203,7 +203,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(ctx, "request accepted", "request_id", id, "type", in.Type, "subject_ref", ref, "by", caller.actor())
-	out := Submitted{ID: id, Status: workflows.StatusReceived, DueAt: due, Links: links(id, !preVerified)}
+	out := Submitted{ID: id, Status: domain.StatusReceived, DueAt: due, Links: links(id, !preVerified)}
 	if caller.role == "" {
 		out.RequestToken = s.Subjects.RequestToken(id)
 	}
@@ -214,9 +214,9 @@ func validateSubmission(in SubmitRequest, c caller) string {
 	switch {
 	case in.Type == "":
 		return "type: required; want one of access, portability, erasure, rectification, consent, deactivation"
-	case !slices.Contains(workflows.RequestTypes(), in.Type):
+	case !slices.Contains(domain.RequestTypes(), in.Type):
 		return fmt.Sprintf("type: %s is not a request type; want one of access, portability, erasure, rectification, consent, deactivation", quoteIfPlain(in.Type))
-	case !slices.Contains(policy.Jurisdictions(), in.Jurisdiction):
+	case !slices.Contains(domain.Jurisdictions(), in.Jurisdiction):
 		return "jurisdiction: want gdpr, ccpa or default"
 	case in.Subject.Email != "" && !validEmail(in.Subject.Email):
 		return "subject.email: not a valid email address"
@@ -228,7 +228,7 @@ func validateSubmission(in SubmitRequest, c caller) string {
 		return "expedited: only the privacy team (an API key with the operator role) may start an expedited erasure"
 	case in.Expedited != "" && in.Expedited != "child":
 		return "expedited: want \"child\" (the erasure of a child's data)"
-	case in.Expedited != "" && in.Type != workflows.TypeErasure:
+	case in.Expedited != "" && in.Type != domain.TypeErasure:
 		return "expedited: only an erasure can be expedited"
 	case !in.Verified && in.Expedited == "" && in.Subject.Email == "" && !optOutWithoutVerification(in):
 		return "subject.email: required, to verify the person's identity"
@@ -286,7 +286,7 @@ func (s *Server) openRequestAfterRelease(ctx context.Context, ref, typ string, w
 // request has not asked for one.
 func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c caller, preVerified bool) {
 	existing.Joined = true
-	if preVerified && existing.Status == workflows.StatusReceived {
+	if preVerified && existing.Status == domain.StatusReceived {
 		existing.Links = links(existing.ID, false)
 	}
 	if c.role == "" {
@@ -298,7 +298,7 @@ func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c calle
 // claim records the request as the person's one open request of its type.
 func (s *Server) claim(ctx context.Context, id, ref string, in SubmitRequest, now, due time.Time) (bool, error) {
 	_, err := s.DB.Exec(ctx, `INSERT INTO lethe.requests (id, type, subject_ref, jurisdiction, status, workflow_id, received_at, due_at)
-		VALUES ($1, $2, $3, $4, $5, $1, $6, $7)`, id, in.Type, ref, in.Jurisdiction, workflows.StatusReceived, now, due)
+		VALUES ($1, $2, $3, $4, $5, $1, $6, $7)`, id, in.Type, ref, in.Jurisdiction, domain.StatusReceived, now, due)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return false, nil
@@ -334,9 +334,9 @@ func (s *Server) overLimit(ctx context.Context, ref, typ, jurisdiction string, n
 }
 
 // windowStart is now minus the period.
-func windowStart(p workflows.Period, now time.Time) time.Time {
+func windowStart(p domain.Period, now time.Time) time.Time {
 	// Business days are counted as calendar days here: the window is never shorter.
-	return workflows.AddCalendarMonths(now, -p.Months).AddDate(0, 0, -p.Days-p.BusinessDays)
+	return domain.AddCalendarMonths(now, -p.Months).AddDate(0, 0, -p.Days-p.BusinessDays)
 }
 
 // links are a request's routes: verify and resend only when it asks the
@@ -352,27 +352,27 @@ func links(id string, code bool) map[string]string {
 // mayAskForCode says whether a running request in status may still ask
 // the person for a code.
 func mayAskForCode(status string) bool {
-	return status == workflows.StatusReceived || status == workflows.StatusAwaitingVerification
+	return status == domain.StatusReceived || status == domain.StatusAwaitingVerification
 }
 
 // optOutWithoutVerification: a consent withdrawal, which some purposes take
 // without identity verification (CCPA's opt-out of sale or sharing).
 func optOutWithoutVerification(in SubmitRequest) bool {
-	return in.Type == workflows.TypeConsent && in.Details != nil && in.Details.Consent != nil &&
+	return in.Type == domain.TypeConsent && in.Details != nil && in.Details.Consent != nil &&
 		in.Details.Consent.Granted != nil && !*in.Details.Consent.Granted
 }
 
 // checkDetails validates what a rectification or consent request carries
 // against the data map, and picks the request's policy. A correction that
 // fails gets a reason per field; values are never repeated.
-func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Identity, noVerification bool, pol workflows.Policy, refused *FieldsRefused) {
+func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Identity, noVerification bool, pol domain.Policy, refused *FieldsRefused) {
 	pol = s.Policies.For(in.Jurisdiction, in.Type)
-	refuse := func(msg string, fields map[string]string) (identity.Identity, bool, workflows.Policy, *FieldsRefused) {
+	refuse := func(msg string, fields map[string]string) (identity.Identity, bool, domain.Policy, *FieldsRefused) {
 		return change, false, pol, &FieldsRefused{Error: msg, Fields: fields}
 	}
 	d := in.Details
 	switch in.Type {
-	case workflows.TypeRectification:
+	case domain.TypeRectification:
 		if d == nil || len(d.Corrections) == 0 {
 			return refuse("details.corrections: say which fields to correct", nil)
 		}
@@ -398,7 +398,7 @@ func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Ident
 			return refuse("corrections refused", fields)
 		}
 		change.Corrections = d.Corrections
-	case workflows.TypeConsent:
+	case domain.TypeConsent:
 		if d == nil || d.Consent == nil || d.Consent.Granted == nil || d.Consent.Purpose == "" {
 			return refuse(`details.consent: want {"purpose": …, "granted": true|false}`, nil)
 		}
@@ -418,12 +418,12 @@ func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Ident
 		if !*d.Consent.Granted && p.NoVerification {
 			noVerification = true
 			if p.Deadline != "" {
-				if due, err := workflows.ParsePeriod(p.Deadline); err == nil {
+				if due, err := domain.ParsePeriod(p.Deadline); err == nil {
 					pol.Due = due
 				}
 			}
 		}
-	case workflows.TypePortability:
+	case domain.TypePortability:
 		if d != nil && (d.Corrections != nil || d.Consent != nil) {
 			return refuse("details: a portability request carries only push_to", nil)
 		}
@@ -456,7 +456,7 @@ func (s *Server) purpose(name string) (datamap.Purpose, bool) {
 }
 
 func pushTo(in SubmitRequest) string {
-	if in.Type == workflows.TypePortability && in.Details != nil {
+	if in.Type == domain.TypePortability && in.Details != nil {
 		return in.Details.PushTo
 	}
 	return ""

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
 )
 
@@ -212,7 +213,7 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 			}
 		}
 		if action == workflows.UpdateExtend {
-			by, err := workflows.ParsePeriod(in.By)
+			by, err := domain.ParsePeriod(in.By)
 			if err != nil {
 				writeError(w, http.StatusUnprocessableEntity, "by: want a period such as 2mo, 45d or 10bd")
 				return

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
-	"github.com/lethe-privacy/lethe/workflows"
 )
 
 func TestParseRefusesWhatCannotWork(t *testing.T) {
@@ -202,7 +202,7 @@ func TestParseRefusesBadFieldsConsentAndProcessors(t *testing.T) {
 func TestDeadlineReadsLikeParsePeriod(t *testing.T) {
 	for _, d := range []string{"15bd", "45d", "1mo", " 10d ", "+3d", "10000d", "10001d", "-1d", "d", "bd", "3w", "1.5d", "12", "1MO", "0bd", "0mo"} {
 		_, err := datamap.Parse([]byte("version: 1\nconsent: {table: a.c, key: k, purpose: p, granted: g, source: s, changed_at: c, purposes: [{name: x, deadline: '" + d + "'}]}\n"))
-		p, perr := workflows.ParsePeriod(d)
+		p, perr := domain.ParsePeriod(d)
 		if want := perr == nil && !p.IsZero(); (err == nil) != want {
 			t.Errorf("deadline %q: Parse says %v, ParsePeriod says %v, %v", d, err, p, perr)
 		}

@@ -10,33 +10,23 @@ import (
 	"strings"
 
 	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
-
-// Jurisdictions Lethe knows.
-const (
-	GDPR    = "gdpr"
-	CCPA    = "ccpa"
-	Company = "default" // the company's own policy
-)
-
-// Jurisdictions lists them.
-func Jurisdictions() []string { return []string{GDPR, CCPA, Company} }
 
 // Limit caps how many requests of one type a person may make in a period.
 type Limit struct {
 	Type, Jurisdiction string // Jurisdiction "*" applies to all
 	Max                int
-	Per                workflows.Period
+	Per                domain.Period
 }
 
 // Book holds the policies of every jurisdiction.
 type Book struct {
-	due, extend   map[string]workflows.Period
-	companyDue    workflows.Period
-	expeditedDue  workflows.Period
-	receipt       map[string]workflows.Period
-	base          workflows.Policy
+	due, extend   map[string]domain.Period
+	companyDue    domain.Period
+	expeditedDue  domain.Period
+	receipt       map[string]domain.Period
+	base          domain.Policy
 	approvalTypes []string
 	manualTypes   []string
 	limits        []Limit
@@ -45,35 +35,35 @@ type Book struct {
 // FromConfig reads the policies; every error names its variable.
 func FromConfig(c config.Config) (*Book, error) {
 	var errs []error
-	period := func(name, v string) workflows.Period {
-		p, err := workflows.ParsePeriod(v)
+	period := func(name, v string) domain.Period {
+		p, err := domain.ParsePeriod(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 		return p
 	}
 	b := &Book{
-		due: map[string]workflows.Period{
-			GDPR: period("LETHE_DUE_GDPR", c.DueGDPR), CCPA: period("LETHE_DUE_CCPA", c.DueCCPA), Company: period("LETHE_DUE_COMPANY", c.DueCompany),
+		due: map[string]domain.Period{
+			domain.GDPR: period("LETHE_DUE_GDPR", c.DueGDPR), domain.CCPA: period("LETHE_DUE_CCPA", c.DueCCPA), domain.Company: period("LETHE_DUE_COMPANY", c.DueCompany),
 		},
-		extend: map[string]workflows.Period{
-			GDPR: period("LETHE_EXTENSION_GDPR", c.ExtendGDPR), CCPA: period("LETHE_EXTENSION_CCPA", c.ExtendCCPA), Company: period("LETHE_EXTENSION_COMPANY", c.ExtendCompany),
+		extend: map[string]domain.Period{
+			domain.GDPR: period("LETHE_EXTENSION_GDPR", c.ExtendGDPR), domain.CCPA: period("LETHE_EXTENSION_CCPA", c.ExtendCCPA), domain.Company: period("LETHE_EXTENSION_COMPANY", c.ExtendCompany),
 		},
-		receipt: map[string]workflows.Period{CCPA: period("LETHE_RECEIPT_CCPA", c.ReceiptCCPA)},
-		base: workflows.Policy{
+		receipt: map[string]domain.Period{domain.CCPA: period("LETHE_RECEIPT_CCPA", c.ReceiptCCPA)},
+		base: domain.Policy{
 			CodeTTL: c.CodeTTL, MaxCodeAttempts: c.CodeMaxAttempts, ResendInterval: c.CodeResendInterval, MaxCodes: c.CodeMaxSends,
 			VerifyWithin: c.VerifyWithin, VerifyReminderAfter: c.VerifyReminderAfter, OperatorReminders: c.OperatorReminders,
 			DeactivationGrace: c.DeactivationGrace, DeactivationReminder: c.DeactivationReminder, LinkValidFor: c.ExportLinkValidFor,
 		},
 	}
-	b.companyDue = b.due[Company]
+	b.companyDue = b.due[domain.Company]
 	b.expeditedDue = period("LETHE_DUE_EXPEDITED", c.DueExpedited)
 	for _, t := range c.ApprovalTypes {
 		t = strings.TrimSpace(t)
 		if t == "" {
 			continue
 		}
-		if !slices.Contains(workflows.RequestTypes(), t) {
+		if !slices.Contains(domain.RequestTypes(), t) {
 			errs = append(errs, fmt.Errorf("LETHE_APPROVAL_TYPES: %q is not a request type", t))
 		}
 		b.approvalTypes = append(b.approvalTypes, t)
@@ -83,7 +73,7 @@ func FromConfig(c config.Config) (*Book, error) {
 		if t == "" {
 			continue
 		}
-		if !slices.Contains(workflows.RequestTypes(), t) {
+		if !slices.Contains(domain.RequestTypes(), t) {
 			errs = append(errs, fmt.Errorf("LETHE_MANUAL_TYPES: %q is not a request type", t))
 		}
 		b.manualTypes = append(b.manualTypes, t)
@@ -101,7 +91,7 @@ func FromConfig(c config.Config) (*Book, error) {
 
 // For is the policy of one request. The due date is the legal one, or the
 // company's own promise when that is stricter.
-func (b *Book) For(jurisdiction, requestType string) workflows.Policy {
+func (b *Book) For(jurisdiction, requestType string) domain.Policy {
 	p := b.base
 	p.Due = b.due[jurisdiction]
 	p.CompanyDue = b.companyDue
@@ -115,7 +105,7 @@ func (b *Book) For(jurisdiction, requestType string) workflows.Policy {
 // ExpeditedErasure is the policy of an operator's expedited erasure of a
 // child's data (P15): its own short deadline, no extension, no approval
 // step and never fulfilled by hand.
-func (b *Book) ExpeditedErasure() workflows.Policy {
+func (b *Book) ExpeditedErasure() domain.Policy {
 	p := b.base
 	p.Due, p.CompanyDue = b.expeditedDue, b.expeditedDue
 	return p
@@ -146,17 +136,17 @@ func ParseLimits(s string) ([]Limit, error) {
 		if !ok1 || !ok2 || !ok3 {
 			return nil, fmt.Errorf("%q: want type@jurisdiction=N/period, e.g. access@ccpa=2/12mo", part)
 		}
-		if !slices.Contains(workflows.RequestTypes(), typ) {
+		if !slices.Contains(domain.RequestTypes(), typ) {
 			return nil, fmt.Errorf("%q: unknown request type %q", part, typ)
 		}
-		if jur != "*" && !slices.Contains(Jurisdictions(), jur) {
+		if jur != "*" && !slices.Contains(domain.Jurisdictions(), jur) {
 			return nil, fmt.Errorf("%q: unknown jurisdiction %q", part, jur)
 		}
 		max, err := strconv.Atoi(n)
 		if err != nil || max < 1 {
 			return nil, fmt.Errorf("%q: want a count of at least 1", part)
 		}
-		p, err := workflows.ParsePeriod(per)
+		p, err := domain.ParsePeriod(per)
 		if err != nil || p.IsZero() {
 			return nil, fmt.Errorf("%q: want a period such as 12mo", part)
 		}

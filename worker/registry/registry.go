@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/schedules"
@@ -182,7 +183,7 @@ func Activities(d Deps) map[string]any {
 // Schedules are the Temporal Schedules the worker keeps in line with the
 // configuration at every start (see internal/schedules).
 func Schedules(c config.Config) ([]schedules.Spec, error) {
-	keep, err := workflows.ParsePeriod(c.RecordsRetention)
+	keep, err := domain.ParsePeriod(c.RecordsRetention)
 	if err != nil {
 		return nil, fmt.Errorf("LETHE_RECORDS_RETENTION: %w", err)
 	}
@@ -207,11 +208,11 @@ func Schedules(c config.Config) ([]schedules.Spec, error) {
 
 // InactivityPolicy is the inactivity sweep's policy from the configuration.
 func InactivityPolicy(c config.Config) (workflows.InactivityPolicy, error) {
-	after, err := workflows.ParsePeriod(c.InactiveAfter)
+	after, err := domain.ParsePeriod(c.InactiveAfter)
 	if err != nil {
 		return workflows.InactivityPolicy{}, fmt.Errorf("LETHE_INACTIVE_AFTER: %w", err)
 	}
-	keep, err := workflows.ParsePeriod(c.ClosedAccountKeep)
+	keep, err := domain.ParsePeriod(c.ClosedAccountKeep)
 	if err != nil {
 		return workflows.InactivityPolicy{}, fmt.Errorf("LETHE_CLOSED_ACCOUNT_KEEP: %w", err)
 	}

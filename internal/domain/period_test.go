@@ -1,10 +1,10 @@
-package workflows_test
+package domain_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 func day(s string) time.Time {
@@ -16,7 +16,7 @@ func day(s string) time.Time {
 }
 
 func TestGDPRMonthIsTheSameDateNextMonthOrItsLastDay(t *testing.T) {
-	month := workflows.Period{Months: 1}
+	month := domain.Period{Months: 1}
 	for from, want := range map[string]string{
 		"2027-01-31": "2027-02-28", // no 31 February: the month's last day
 		"2028-01-31": "2028-02-29", // leap year
@@ -29,25 +29,25 @@ func TestGDPRMonthIsTheSameDateNextMonthOrItsLastDay(t *testing.T) {
 			t.Errorf("%s + 1 month = %s, want %s", from, got.Format("2006-01-02"), want)
 		}
 	}
-	if got := (workflows.Period{Months: 3}).After(day("2027-01-31")); !got.Equal(day("2027-04-30")) {
+	if got := (domain.Period{Months: 3}).After(day("2027-01-31")); !got.Equal(day("2027-04-30")) {
 		t.Errorf("31 Jan + 3 months = %s", got)
 	}
 }
 
 func TestBusinessDaysSkipWeekends(t *testing.T) {
 	// Friday 2027-01-01 + 10 business days = Friday 2027-01-15.
-	if got := (workflows.Period{BusinessDays: 10}).After(day("2027-01-01")); !got.Equal(day("2027-01-15")) {
+	if got := (domain.Period{BusinessDays: 10}).After(day("2027-01-01")); !got.Equal(day("2027-01-15")) {
 		t.Errorf("got %s", got.Format("2006-01-02 Mon"))
 	}
 	// Saturday + 1 business day = Monday.
-	if got := workflows.AddBusinessDays(day("2027-01-02"), 1); !got.Equal(day("2027-01-04")) {
+	if got := domain.AddBusinessDays(day("2027-01-02"), 1); !got.Equal(day("2027-01-04")) {
 		t.Errorf("got %s", got.Format("2006-01-02 Mon"))
 	}
 }
 
 func TestParsePeriod(t *testing.T) {
-	for s, want := range map[string]workflows.Period{"1mo": {Months: 1}, "45d": {Days: 45}, "10bd": {BusinessDays: 10}, "0d": {}} {
-		got, err := workflows.ParsePeriod(s)
+	for s, want := range map[string]domain.Period{"1mo": {Months: 1}, "45d": {Days: 45}, "10bd": {BusinessDays: 10}, "0d": {}} {
+		got, err := domain.ParsePeriod(s)
 		if err != nil || got != want {
 			t.Errorf("%s: %+v %v", s, got, err)
 		}
@@ -56,12 +56,12 @@ func TestParsePeriod(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "month", "-1d", "1y", "d"} {
-		if _, err := workflows.ParsePeriod(bad); err == nil {
+		if _, err := domain.ParsePeriod(bad); err == nil {
 			t.Errorf("%q: want an error", bad)
 		}
 	}
-	if !(workflows.Period{Months: 2}).Within(workflows.Period{Months: 2}, day("2027-01-31")) ||
-		(workflows.Period{Days: 46}).Within(workflows.Period{Days: 45}, day("2027-01-31")) {
+	if !(domain.Period{Months: 2}).Within(domain.Period{Months: 2}, day("2027-01-31")) ||
+		(domain.Period{Days: 46}).Within(domain.Period{Days: 45}, day("2027-01-31")) {
 		t.Error("Within")
 	}
 }

@@ -1,0 +1,48 @@
+package domain
+
+// Request types: every privacy request enters through PrivacyRequest.
+const (
+	TypeAccess        = "access"
+	TypePortability   = "portability"
+	TypeErasure       = "erasure"
+	TypeRectification = "rectification"
+	TypeConsent       = "consent"
+	TypeDeactivation  = "deactivation"
+)
+
+// RequestTypes lists every request type.
+func RequestTypes() []string {
+	return []string{TypeAccess, TypePortability, TypeErasure, TypeRectification, TypeConsent, TypeDeactivation}
+}
+
+// The lifecycle of a request: received → awaiting verification → verified →
+// (awaiting approval) → in progress → completed | denied | expired | cancelled.
+const (
+	StatusAwaitingVerification = "awaiting_verification"
+	StatusVerified             = "verified"
+	StatusAwaitingApproval     = "awaiting_approval"
+	StatusDenied               = "denied"
+	StatusExpired              = "expired"
+	StatusCancelled            = "cancelled"
+)
+
+// Closed says whether a status is final.
+func Closed(status string) bool {
+	switch status {
+	case StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Request statuses shared by every workflow.
+const (
+	StatusReceived   = "received"
+	StatusInProgress = "in_progress"
+	StatusCompleted  = "completed"
+	StatusFailed     = "failed"
+)
+
+// StatusAbandoned is a request whose submission was claimed but never
+// started (its workflow could not be started and the submitter gave up).
+const StatusAbandoned = "abandoned"

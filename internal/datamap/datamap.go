@@ -13,7 +13,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/processors"
 )
 
@@ -350,7 +350,7 @@ func (c Consent) Identifier() pgx.Identifier { return ident(c.Table) }
 // Purpose is one purpose a person can withdraw or give consent for, and the
 // processors told when they do. NoVerification marks an opt-out that needs no
 // identity verification (CCPA "do not sell or share"); Deadline, if set, is
-// the period to act in, as workflows.ParsePeriod reads it (1mo, 45d, 15bd).
+// the period to act in, as domain.ParsePeriod reads it (1mo, 45d, 15bd).
 type Purpose struct {
 	Name           string   `yaml:"name"`
 	Processors     []string `yaml:"processors"`
@@ -674,7 +674,7 @@ func (m *Map) parseProcessing() []error {
 			bad("%s (%s): credential_env %q: want an environment variable name (A-Z, 0-9, _)", where, p.Name, p.CredentialEnv)
 		}
 		if p.FollowUp != "" {
-			if n, ok := parsePeriod(p.FollowUp); !ok || n == 0 {
+			if !positivePeriod(p.FollowUp) {
 				bad("%s (%s): follow_up %q: want a period such as 30d, 1mo or 20bd, longer than zero", where, p.Name, p.FollowUp)
 			}
 		}
@@ -803,7 +803,7 @@ func (m *Map) parseProcessing() []error {
 				}
 			}
 			if p.Deadline != "" {
-				if n, ok := parsePeriod(p.Deadline); !ok || n == 0 {
+				if !positivePeriod(p.Deadline) {
 					bad("%s: deadline %q: want a period such as 1mo, 45d or 15bd, longer than zero", where, p.Deadline)
 				}
 			}
@@ -812,21 +812,11 @@ func (m *Map) parseProcessing() []error {
 	return errs
 }
 
-// parsePeriod reads a period as workflows.ParsePeriod does ("1mo", "45d",
-// "15bd"), returning its number. (datamap does not import workflows, which
-// brings in the Temporal SDK.)
-func parsePeriod(s string) (int, bool) {
-	s = strings.TrimSpace(s)
-	for _, suffix := range []string{"mo", "bd", "d"} {
-		if num, ok := strings.CutSuffix(s, suffix); ok {
-			n, err := strconv.Atoi(num)
-			if err != nil || n < 0 || n > 10000 {
-				return 0, false
-			}
-			return n, true
-		}
-	}
-	return 0, false
+// positivePeriod says whether s is a period domain.ParsePeriod reads
+// ("1mo", "45d", "15bd") and longer than zero.
+func positivePeriod(s string) bool {
+	p, err := domain.ParsePeriod(s)
+	return err == nil && !p.IsZero()
 }
 
 func anchor(pattern string) string { return `^(?:` + pattern + `)$` }

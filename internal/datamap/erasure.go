@@ -5,12 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 // Via reaches a table's rows through a parent: the rows whose Column holds
@@ -69,7 +70,7 @@ func (t Table) Path() []Step {
 // Backups says where the application database's backups live and how long
 // they are kept. Promise is how long after an erasure the company promises
 // that no backup holds the person any more; each location's Rotation is how
-// long it keeps a backup. Both are periods as workflows.ParsePeriod reads
+// long it keeps a backup. Both are periods as domain.ParsePeriod reads
 // them (35d, 1mo, 15bd).
 type Backups struct {
 	Promise   string           `yaml:"promise"`
@@ -115,51 +116,31 @@ func (m *Map) Table(name string) (Table, bool) {
 	return Table{}, false
 }
 
-// HoldLength reads a hold period: a number of calendar months ("120mo") or
-// days ("30d"). Business days are refused: a legal hold is counted in
-// calendar time.
+// HoldLength reads a hold period: a domain.Period of calendar months
+// ("120mo") or days ("30d"), longer than zero. Business days are refused: a
+// legal hold is counted in calendar time.
 func HoldLength(period string) (months, days int, err error) {
-	s := strings.TrimSpace(period)
-	for _, u := range []string{"mo", "d"} {
-		num, ok := strings.CutSuffix(s, u)
-		if !ok || strings.HasSuffix(num, "b") {
-			continue
-		}
-		n, err := strconv.Atoi(num)
-		if err != nil || n <= 0 || n > 10000 {
-			break
-		}
-		if u == "mo" {
-			return n, 0, nil
-		}
-		return 0, n, nil
+	p, err := holdPeriod(period)
+	return p.Months, p.Days, err
+}
+
+func holdPeriod(period string) (domain.Period, error) {
+	p, err := domain.ParsePeriod(period)
+	if err != nil || p.BusinessDays != 0 || p.IsZero() {
+		return domain.Period{}, fmt.Errorf("hold period %q: want a number of months or days such as 120mo or 30d, longer than zero", period)
 	}
-	return 0, 0, fmt.Errorf("hold period %q: want a number of months or days such as 120mo or 30d, longer than zero", period)
+	return p, nil
 }
 
 // Ends is when a hold that started at start ends: start plus the hold's
 // period, in UTC, months as calendar months (31 January + 1mo is the last
 // day of February, as in PostgreSQL's interval arithmetic).
 func (h Hold) Ends(start time.Time) (time.Time, error) {
-	months, days, err := HoldLength(h.Period)
+	p, err := holdPeriod(h.Period)
 	if err != nil {
 		return time.Time{}, err
 	}
-	return AddMonths(start.UTC(), months).AddDate(0, 0, days), nil
-}
-
-// AddMonths is the same day and time n months later; where that day does
-// not exist, the last day of that month.
-func AddMonths(t time.Time, n int) time.Time {
-	if n == 0 {
-		return t
-	}
-	y, mo, d := t.Date()
-	first := time.Date(y, mo+time.Month(n), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
-	if last := first.AddDate(0, 1, -1).Day(); d > last {
-		d = last
-	}
-	return first.AddDate(0, 0, d-1)
+	return p.After(start.UTC()), nil
 }
 
 // parseTables checks what erasure does to each table: exactly one of key
@@ -362,7 +343,7 @@ func (m *Map) parseBackups() []error {
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if n, ok := parsePeriod(b.Promise); !ok || n == 0 {
+	if !positivePeriod(b.Promise) {
 		bad("backups: promise %q: want a period such as 40d, 1mo or 20bd, longer than zero", b.Promise)
 	}
 	if len(b.Locations) == 0 {
@@ -382,7 +363,7 @@ func (m *Map) parseBackups() []error {
 		if !plainText(l.Prefix, false) {
 			bad("%s (%s): prefix %q: want an object key prefix without control characters", where, l.Name, l.Prefix)
 		}
-		if n, ok := parsePeriod(l.Rotation); !ok || n == 0 {
+		if !positivePeriod(l.Rotation) {
 			bad("%s (%s): rotation %q: want a period such as 35d, 1mo or 20bd, longer than zero", where, l.Name, l.Rotation)
 		}
 	}

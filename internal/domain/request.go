@@ -26,10 +26,11 @@ const (
 	StatusCancelled            = "cancelled"
 )
 
-// Closed says whether a status is final.
+// Closed says whether a status is final. Abandoned is: the API closes such
+// a row itself, and no workflow ever reports it.
 func Closed(status string) bool {
 	switch status {
-	case StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed:
+	case StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed, StatusAbandoned:
 		return true
 	}
 	return false

@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 // NameTag is the substitution tag the sender replaces with each recipient's
@@ -526,13 +528,8 @@ func formatTime(t time.Time) (string, error) {
 	return t.UTC().Format("2 January 2006 15:04 UTC"), nil
 }
 
-// formatDate renders t as "2 January 2027" in UTC.
-func formatDate(t time.Time) (string, error) {
-	if t.IsZero() {
-		return "", errors.New("date is not set")
-	}
-	return t.UTC().Format("2 January 2006"), nil
-}
+// formatDate is domain.FormatDate: "2 January 2027" in UTC (zero: error).
+var formatDate = domain.FormatDate
 
 // formatCount renders n with thousands separators: 12345 -> "12,345".
 func formatCount(n int) string {

@@ -40,6 +40,8 @@ import (
 	texttemplate "text/template"
 	"time"
 	"unicode"
+
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 // The events Lethe sends email for. Each is also the base name of the
@@ -258,7 +260,7 @@ func New(overrideDir string) (*Renderer, error) {
 	// Render every jurisdiction, and both wordings of Anonymize, Verified
 	// and TaskDeadline (with and without a request due date), so that no
 	// branch of a template goes untried.
-	for _, j := range []string{"gdpr", "ccpa", "default"} {
+	for _, j := range domain.Jurisdictions() {
 		for i, flag := range []bool{false, true, true} {
 			d := sample
 			d.Jurisdiction, d.Anonymize, d.Verified = j, flag, flag
@@ -430,8 +432,8 @@ func missingFields(name string, d Data) []string {
 var sample = Data{
 	CompanyName:     "Example Ltd",
 	RequestID:       "req_aaaaaaaaaaaaaaaaaaaaaaaaaa",
-	RequestType:     "erasure",
-	Jurisdiction:    "gdpr",
+	RequestType:     domain.TypeErasure,
+	Jurisdiction:    domain.GDPR,
 	DueDate:         time.Date(2027, 3, 2, 0, 0, 0, 0, time.UTC),
 	OriginalDueDate: time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC),
 	Code:            "482913",
@@ -456,14 +458,9 @@ var funcs = map[string]any{
 	"jurisdiction": describeJurisdiction,
 }
 
-// formatDate renders t as "2 January 2027" in UTC. A zero time is an error,
-// so that an unset date never reaches a person as "1 January 0001".
-func formatDate(t time.Time) (string, error) {
-	if t.IsZero() {
-		return "", errors.New("date is not set")
-	}
-	return t.UTC().Format("2 January 2006"), nil
-}
+// formatDate is domain.FormatDate: "2 January 2027" in UTC, and an error
+// for a zero time, so an unset date never reaches a person as "1 January 0001".
+var formatDate = domain.FormatDate
 
 // formatDuration renders d in the largest whole unit among days, hours and
 // minutes that it is a multiple of, e.g. "15 minutes", "36 hours", "2 days";
@@ -493,12 +490,12 @@ func plural(n int64, unit string) string {
 }
 
 var requestTypes = map[string]string{
-	"access":        "data access",
-	"portability":   "data portability",
-	"erasure":       "data erasure",
-	"rectification": "data correction",
-	"consent":       "consent change",
-	"deactivation":  "account deactivation",
+	domain.TypeAccess:        "data access",
+	domain.TypePortability:   "data portability",
+	domain.TypeErasure:       "data erasure",
+	domain.TypeRectification: "data correction",
+	domain.TypeConsent:       "consent change",
+	domain.TypeDeactivation:  "account deactivation",
 }
 
 // describeRequestType names a request type as a noun phrase that reads
@@ -518,9 +515,9 @@ func describeRequestType(t string) (string, error) {
 // policy"; another value is shown as it is.
 func describeJurisdiction(j string) string {
 	switch j {
-	case "gdpr", "ccpa":
+	case domain.GDPR, domain.CCPA:
 		return strings.ToUpper(j)
-	case "default", "":
+	case domain.Company, "":
 		return "default policy"
 	}
 	return j

@@ -17,7 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/templates"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // AccountLife works on accounts over time: deactivation and restore, the
@@ -31,7 +31,7 @@ type AccountLife struct {
 // SetAccountStatus deactivates or restores the person's account in the
 // application database; without a status column in the data map it only
 // checks the account exists. Safe to repeat.
-func (a *AccountLife) SetAccountStatus(ctx context.Context, in workflows.AccountStatusInput) error {
+func (a *AccountLife) SetAccountStatus(ctx context.Context, in contract.AccountStatusInput) error {
 	userID, err := a.Erasure.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func (a *AccountLife) SetAccountStatus(ctx context.Context, in workflows.Account
 		return temporal.NewNonRetryableApplicationError("the data map has no accounts section", "NotConfigured", nil)
 	}
 	to, from := acc.Deactivated, acc.Active
-	if in.Status != workflows.AccountDeactivated {
+	if in.Status != contract.AccountDeactivated {
 		to, from = acc.Active, acc.Deactivated
 	}
 	_, err = accounts.SetStatus(ctx, a.App, a.Map, userID, to, from)
@@ -58,9 +58,9 @@ const sweepPageSize = 500
 // inactive accounts not warned yet, erases those warned whose date has come
 // and that stayed inactive, and erases closed accounts past their keep. The
 // ledger lethe.inactivity_notices makes every step happen once per person.
-func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepPageInput) (workflows.SweepPageResult, error) {
-	res := workflows.SweepPageResult{Next: in.Cursor}
-	if acc := a.Map.Accounts; acc != nil && (in.Phase == workflows.PhaseClosed && acc.ClosedAt == "" || in.Phase != workflows.PhaseClosed && acc.LastActive == "") {
+func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPageInput) (contract.SweepPageResult, error) {
+	res := contract.SweepPageResult{Next: in.Cursor}
+	if acc := a.Map.Accounts; acc != nil && (in.Phase == contract.PhaseClosed && acc.ClosedAt == "" || in.Phase != contract.PhaseClosed && acc.LastActive == "") {
 		// The data map has no column for this phase (no last activity, no
 		// closing date): nobody to sweep; the worker said so at start.
 		res.Done = true
@@ -72,7 +72,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepP
 	p := in.Policy
 	// The last day before which someone must have been active not to be warned.
 	deadline := domain.AddCalendarMonths(in.Now, -p.InactiveAfter.Months).AddDate(0, 0, -p.InactiveAfter.Days)
-	if in.Phase == workflows.PhaseClosed {
+	if in.Phase == contract.PhaseClosed {
 		cutoff := domain.AddCalendarMonths(in.Now, -p.ClosedKeep.Months).AddDate(0, 0, -p.ClosedKeep.Days)
 		list, err = accounts.ClosedBefore(ctx, a.App, a.Map, cutoff, in.Cursor.ID, sweepPageSize)
 	} else {
@@ -84,9 +84,9 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepP
 	}
 	for i, acc := range list {
 		res.Scanned++
-		res.Next = workflows.SweepCursor{LastActive: acc.LastActive, ID: acc.ID}
+		res.Next = contract.SweepCursor{LastActive: acc.LastActive, ID: acc.ID}
 		ref := string(a.Subjects.UserID(acc.ID))
-		if in.Phase == workflows.PhaseClosed {
+		if in.Phase == contract.PhaseClosed {
 			if err := a.sweepErase(ctx, in, acc, ref, &report, "closed"); err != nil {
 				return res, err
 			}
@@ -140,7 +140,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in workflows.SweepP
 	return res, nil
 }
 
-func (a *AccountLife) sweepWarn(ctx context.Context, in workflows.SweepPageInput, acc accounts.Account, ref string, due time.Time, report *bytes.Buffer) error {
+func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput, acc accounts.Account, ref string, due time.Time, report *bytes.Buffer) error {
 	if in.DryRun {
 		fmt.Fprintf(report, "%s,warn,%s,%s\n", acc.ID, acc.LastActive.Format(time.RFC3339), due.Format(time.RFC3339))
 		return nil
@@ -161,11 +161,11 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in workflows.SweepPageInput
 			return err
 		}
 	}
-	return a.AppendAudit(ctx, workflows.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
+	return a.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
 		Detail: map[string]string{"due_at": due.Format(time.RFC3339)}, Key: fmt.Sprintf("inactive-warned:%s:%d", ref, acc.LastActive.Unix())})
 }
 
-func (a *AccountLife) sweepErase(ctx context.Context, in workflows.SweepPageInput, acc accounts.Account, ref string, report *bytes.Buffer, why string) error {
+func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput, acc accounts.Account, ref string, report *bytes.Buffer, why string) error {
 	if in.DryRun {
 		fmt.Fprintf(report, "%s,erase-%s,%s,\n", acc.ID, why, acc.LastActive.Format(time.RFC3339))
 		return nil
@@ -183,30 +183,30 @@ func (a *AccountLife) sweepErase(ctx context.Context, in workflows.SweepPageInpu
 			return classifyDB(err)
 		}
 	}
-	return a.AppendAudit(ctx, workflows.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + why,
+	return a.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + why,
 		Detail: map[string]string{"items": fmt.Sprint(n)}, Key: fmt.Sprintf("account-erased:%s:%s", ref, why)})
 }
 
 // DeleteTicketDocuments deletes the ID documents of one appeal ticket: their
 // S3 objects, then their rows, and records the proof. Safe to repeat.
-func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in workflows.TicketDocumentsInput) (workflows.IDDocumentResult, error) {
+func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in contract.TicketDocumentsInput) (contract.IDDocumentResult, error) {
 	docs, err := accounts.DocumentsOfTicket(ctx, a.App, a.Map, in.Ticket)
 	if err != nil {
-		return workflows.IDDocumentResult{}, classifyDB(err)
+		return contract.IDDocumentResult{}, classifyDB(err)
 	}
 	res, err := a.deleteDocuments(ctx, docs)
 	if err != nil {
 		return res, err
 	}
-	return res, a.AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: "id_documents.deleted",
+	return res, a.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: "id_documents.deleted",
 		Detail: map[string]string{"ticket": in.Ticket, "objects": fmt.Sprint(res.Objects), "rows": fmt.Sprint(res.Rows)},
 		Key:    "id-documents:" + in.Ticket})
 }
 
 // DeleteOverdueIDDocuments deletes every ID document whose ticket closed
 // before the cutoff, in batches: the sweep behind the per-ticket timers.
-func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in workflows.OverdueDocumentsInput) (workflows.IDDocumentResult, error) {
-	var total workflows.IDDocumentResult
+func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in contract.OverdueDocumentsInput) (contract.IDDocumentResult, error) {
+	var total contract.IDDocumentResult
 	for {
 		docs, err := accounts.OverdueDocuments(ctx, a.App, a.Map, in.Cutoff, 500)
 		if err != nil {
@@ -224,7 +224,7 @@ func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in workflows
 		activity.RecordHeartbeat(ctx, total)
 	}
 	if total.Rows > 0 {
-		err := a.AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: "id_documents.swept",
+		err := a.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: "id_documents.swept",
 			Detail: map[string]string{"objects": fmt.Sprint(total.Objects), "rows": fmt.Sprint(total.Rows), "cutoff": in.Cutoff.Format(time.RFC3339)},
 			Key:    "id-documents-sweep:" + in.Cutoff.Format(time.RFC3339)})
 		if err != nil {
@@ -234,8 +234,8 @@ func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in workflows
 	return total, nil
 }
 
-func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Document) (workflows.IDDocumentResult, error) {
-	var res workflows.IDDocumentResult
+func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Document) (contract.IDDocumentResult, error) {
+	var res contract.IDDocumentResult
 	if len(docs) == 0 {
 		return res, nil
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Erasure erases a person's data from the systems of the data map: the
@@ -106,31 +106,31 @@ func (e *Erasure) pseudonym(userID string) string { return e.Subjects.Value("pse
 // PlanErasure resolves the person once and lists what the data map says to
 // erase. The identity it returns carries the user id, so later steps find
 // the person even after the account row is anonymized.
-func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (workflows.ErasurePlan, error) {
+func (e *Erasure) PlanErasure(ctx context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
 	id, err := openIdentity(ctx, e.Keys, in.SubjectRef, in.Identity)
 	if err != nil {
-		return workflows.ErasurePlan{}, err
+		return contract.ErasurePlan{}, err
 	}
 	userID, err := resolveUserID(ctx, e.App, e.Map, id)
 	if err != nil || userID == "" {
-		return workflows.ErasurePlan{}, err
+		return contract.ErasurePlan{}, err
 	}
 	ids, err := e.processorIDs(ctx, userID)
 	if err != nil {
-		return workflows.ErasurePlan{}, err
+		return contract.ErasurePlan{}, err
 	}
 	// Every identifier of the person, read before anything is erased: tables
 	// keyed by them are matched, and verification searches for them.
 	idents, err := appdb.Identifiers(ctx, e.App, e.Map, userID)
 	if err != nil {
-		return workflows.ErasurePlan{}, classifyDB(err)
+		return contract.ErasurePlan{}, classifyDB(err)
 	}
 	withEmail(idents, e.Map, id.Email)
 	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID, IDs: ids, Identifiers: idents})
 	if err != nil {
-		return workflows.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
+		return contract.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
 	}
-	plan := workflows.ErasurePlan{Found: true, Identity: person, MapDigest: e.Map.Digest()}
+	plan := contract.ErasurePlan{Found: true, Identity: person, MapDigest: e.Map.Digest()}
 	for _, l := range e.Map.S3 {
 		plan.Locations = append(plan.Locations, l.Bucket+"/"+l.Prefix)
 	}
@@ -152,20 +152,20 @@ func (e *Erasure) PlanErasure(ctx context.Context, in workflows.ErasureInput) (w
 		}
 		followUp, err := duration("processor "+p.Name+": follow_up", p.FollowUpPeriod())
 		if err != nil {
-			return workflows.ErasurePlan{}, err
+			return contract.ErasurePlan{}, err
 		}
-		plan.Processors = append(plan.Processors, workflows.PlannedProcessor{Name: p.Name, FollowUp: followUp})
+		plan.Processors = append(plan.Processors, contract.PlannedProcessor{Name: p.Name, FollowUp: followUp})
 	}
 	if b := e.Map.Backups; b != nil {
 		if plan.BackupPromise, err = duration("backups: promise", b.Promise); err != nil {
-			return workflows.ErasurePlan{}, err
+			return contract.ErasurePlan{}, err
 		}
 		for _, l := range b.Locations {
 			rotation, err := duration("backups "+l.Name+": rotation", l.Rotation)
 			if err != nil {
-				return workflows.ErasurePlan{}, err
+				return contract.ErasurePlan{}, err
 			}
-			plan.Backups = append(plan.Backups, workflows.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation})
+			plan.Backups = append(plan.Backups, contract.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation})
 		}
 	}
 	return plan, nil
@@ -212,12 +212,12 @@ func (e *Erasure) processorIDs(ctx context.Context, userID string) (map[string]s
 // order (children first): deletes, anonymizes, or keeps under a legal hold
 // as the data map says, then anonymizes or deletes the account row. Running
 // it again changes nothing more and succeeds.
-func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+func (e *Erasure) EraseTables(ctx context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 	person, _, err := e.person(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
-		return workflows.EraseTablesResult{}, err
+		return contract.EraseTablesResult{}, err
 	}
-	var done []workflows.TableOutcome
+	var done []contract.TableOutcome
 	res, err := e.eraseRows(ctx, person, in.SubjectRef, func(res []appdb.TableResult) error {
 		// Recorded before the transaction commits: a retry after the commit
 		// finds nothing left, and the receipt says what this run erased.
@@ -227,12 +227,12 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 		return e.recordStep(ctx, in.RequestID, "tables", done)
 	})
 	if err != nil {
-		return workflows.EraseTablesResult{}, err
+		return contract.EraseTablesResult{}, err
 	}
-	out := workflows.EraseTablesResult{Tables: done}
+	out := contract.EraseTablesResult{Tables: done}
 	if done == nil { // nothing changed this time: an earlier attempt committed
 		if out.Tables, err = e.recordedTables(ctx, in.RequestID, res); err != nil {
-			return workflows.EraseTablesResult{}, err
+			return contract.EraseTablesResult{}, err
 		}
 	}
 	for _, t := range res {
@@ -250,9 +250,9 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 		}
 		sealed, err := e.Keys.Seal(ctx, holdRef, sealedHold(person))
 		if err != nil {
-			return workflows.EraseTablesResult{}, fmt.Errorf("seal the hold of %s: %w", t.Table, err)
+			return contract.EraseTablesResult{}, fmt.Errorf("seal the hold of %s: %w", t.Table, err)
 		}
-		out.Held = append(out.Held, workflows.HeldRows{Table: t.Table, Until: t.Until, HoldRef: holdRef, Sealed: sealed})
+		out.Held = append(out.Held, contract.HeldRows{Table: t.Table, Until: t.Until, HoldRef: holdRef, Sealed: sealed})
 	}
 	e.Log.InfoContext(ctx, "erased rows", "request_id", in.RequestID, "tables", len(out.Tables), "held", len(out.Held))
 	return out, nil
@@ -260,14 +260,14 @@ func (e *Erasure) EraseTables(ctx context.Context, in workflows.EraseTablesInput
 
 // tableOutcomes is what an erasure did per table, for the receipt; nil when
 // it deleted and anonymized nothing.
-func tableOutcomes(res []appdb.TableResult) []workflows.TableOutcome {
+func tableOutcomes(res []appdb.TableResult) []contract.TableOutcome {
 	changed := 0
-	out := make([]workflows.TableOutcome, 0, len(res))
+	out := make([]contract.TableOutcome, 0, len(res))
 	for _, t := range res {
 		if t.Action != appdb.Retained {
 			changed += t.Rows
 		}
-		out = append(out, workflows.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
+		out = append(out, contract.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
 	}
 	if changed == 0 {
 		return nil
@@ -287,13 +287,13 @@ func (e *Erasure) recordStep(ctx context.Context, requestID, step string, result
 
 // recordedTables is what an earlier attempt of this request's EraseTables
 // recorded, or, when none did (the person had no rows), this run's result.
-func (e *Erasure) recordedTables(ctx context.Context, requestID string, res []appdb.TableResult) ([]workflows.TableOutcome, error) {
-	var out []workflows.TableOutcome
+func (e *Erasure) recordedTables(ctx context.Context, requestID string, res []appdb.TableResult) ([]contract.TableOutcome, error) {
+	var out []contract.TableOutcome
 	err := e.Lethe.QueryRow(ctx, `SELECT result FROM lethe.erasure_steps WHERE request_id = $1 AND step = 'tables'`, requestID).Scan(&out)
 	if errors.Is(err, pgx.ErrNoRows) {
 		out = nil
 		for _, t := range res {
-			out = append(out, workflows.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
+			out = append(out, contract.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
 		}
 		return out, nil
 	}
@@ -406,10 +406,10 @@ func (e *Erasure) deleteObjects(ctx context.Context, userID string, hb *objectsH
 // data map, in batches of 1000, every version and delete marker of a
 // versioned bucket included, heartbeating the last entry deleted so that a
 // retried attempt resumes where the last one stopped.
-func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
+func (e *Erasure) EraseObjects(ctx context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 	userID, err := e.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
-		return workflows.EraseObjectsResult{}, err
+		return contract.EraseObjectsResult{}, err
 	}
 	hb := objectsHeartbeat{Location: in.Location}
 	if activity.HasHeartbeatDetails(ctx) {
@@ -419,11 +419,11 @@ func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInp
 		}
 	}
 	if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx, hb) }); err != nil {
-		return workflows.EraseObjectsResult{}, err
+		return contract.EraseObjectsResult{}, err
 	}
 	loc := e.Map.S3[in.Location]
 	e.Log.InfoContext(ctx, "erased objects", "request_id", in.RequestID, "bucket", loc.Bucket, "objects", hb.Objects)
-	res := workflows.EraseObjectsResult{Location: loc.Bucket + "/" + loc.Prefix, Objects: hb.Objects}
+	res := contract.EraseObjectsResult{Location: loc.Bucket + "/" + loc.Prefix, Objects: hb.Objects}
 	if hb.Versions != hb.Objects { // a versioned bucket: older versions and delete markers went too
 		res.Versions = hb.Versions
 	}
@@ -435,13 +435,13 @@ func (e *Erasure) EraseObjects(ctx context.Context, in workflows.EraseObjectsInp
 // re-reading with the map's own selectors, it searches the application
 // database for every identifier of the person whatever the map says
 // (appdb.Traces): a table the map keys wrongly cannot pass for erased.
-func (e *Erasure) VerifyErasure(ctx context.Context, in workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error) {
+func (e *Erasure) VerifyErasure(ctx context.Context, in contract.VerifyErasureInput) (contract.VerifyErasureResult, error) {
 	person, id, err := e.person(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
-		return workflows.VerifyErasureResult{}, err
+		return contract.VerifyErasureResult{}, err
 	}
 	userID := person.UserID
-	var out workflows.VerifyErasureResult
+	var out contract.VerifyErasureResult
 	left, err := appdb.Remaining(ctx, e.App, e.Map, person, e.pseudonym(userID), time.Now())
 	if err != nil {
 		return out, classifyDB(err)
@@ -485,24 +485,24 @@ func (e *Erasure) VerifyErasure(ctx context.Context, in workflows.VerifyErasureI
 // EraseHeldRows erases rows kept under a legal hold whose hold has ended,
 // and says when the next one ends. The user id was sealed with the hold's
 // own key when the rows were kept.
-func (e *Erasure) EraseHeldRows(ctx context.Context, in workflows.EraseHeldInput) (workflows.EraseHeldResult, error) {
+func (e *Erasure) EraseHeldRows(ctx context.Context, in contract.EraseHeldInput) (contract.EraseHeldResult, error) {
 	raw, err := e.Keys.Open(ctx, in.Held.HoldRef, in.Held.Sealed)
 	if errors.Is(err, subjectkeys.ErrKeyDestroyed) {
-		return workflows.EraseHeldResult{}, nil // released before: nothing left to do
+		return contract.EraseHeldResult{}, nil // released before: nothing left to do
 	}
 	if err != nil {
-		return workflows.EraseHeldResult{}, fmt.Errorf("open the hold of %s: %w", in.Held.Table, err)
+		return contract.EraseHeldResult{}, fmt.Errorf("open the hold of %s: %w", in.Held.Table, err)
 	}
 	deleted, next, err := appdb.EraseHeld(ctx, e.App, e.Map, in.Held.Table, openedHold(raw), time.Now())
 	if errors.Is(err, appdb.ErrNoIdentifier) {
-		return workflows.EraseHeldResult{}, temporal.NewNonRetryableApplicationError(
+		return contract.EraseHeldResult{}, temporal.NewNonRetryableApplicationError(
 			"the hold of "+in.Held.Table+" was kept without the identifier its rows are found by: release them by hand", "HeldRowsUnreachable", nil)
 	}
 	if err != nil {
-		return workflows.EraseHeldResult{}, classifyDB(err)
+		return contract.EraseHeldResult{}, classifyDB(err)
 	}
 	e.Log.InfoContext(ctx, "erased held rows", "request_id", in.RequestID, "table", in.Held.Table, "rows", deleted)
-	return workflows.EraseHeldResult{Deleted: deleted, Next: next}, nil
+	return contract.EraseHeldResult{Deleted: deleted, Next: next}, nil
 }
 
 // heldPrefix marks a hold sealed with the person's identifiers as well as

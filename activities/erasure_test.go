@@ -9,7 +9,7 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/identity"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // A retried EraseTables (the worker died after the commit, before Temporal
@@ -29,11 +29,11 @@ func TestARetriedTableErasureReportsWhatTheFirstAttemptErased(t *testing.T) {
 	env.RegisterActivity(e.EraseTables)
 	erase := func() map[string]int {
 		t.Helper()
-		v, err := env.ExecuteActivity(e.EraseTables, workflows.EraseTablesInput{RequestID: "req_1", SubjectRef: ref, Identity: sealed})
+		v, err := env.ExecuteActivity(e.EraseTables, contract.EraseTablesInput{RequestID: "req_1", SubjectRef: ref, Identity: sealed})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res workflows.EraseTablesResult
+		var res contract.EraseTablesResult
 		if err := v.Get(&res); err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/export"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Exports builds access and portability bundles (P3) and delivers them.
@@ -52,21 +52,21 @@ func (x *Exports) ExportSources(ctx context.Context) ([]string, error) {
 }
 
 // PresignLink gives a download link to a bundle, valid until ExpiresAt.
-func (x *Exports) PresignLink(ctx context.Context, in workflows.LinkInput) (workflows.LinkResult, error) {
+func (x *Exports) PresignLink(ctx context.Context, in contract.LinkInput) (contract.LinkResult, error) {
 	valid := time.Until(in.ExpiresAt)
 	if valid <= 0 {
-		return workflows.LinkResult{}, temporal.NewNonRetryableApplicationError("the bundle has expired", "Expired", nil)
+		return contract.LinkResult{}, temporal.NewNonRetryableApplicationError("the bundle has expired", "Expired", nil)
 	}
 	req, err := s3.NewPresignClient(x.Objects).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(x.Bucket), Key: aws.String(in.Key)},
 		s3.WithPresignExpires(valid))
 	if err != nil {
-		return workflows.LinkResult{}, fmt.Errorf("presign: %w", err)
+		return contract.LinkResult{}, fmt.Errorf("presign: %w", err)
 	}
-	return workflows.LinkResult{URL: req.URL, ExpiresAt: in.ExpiresAt}, nil
+	return contract.LinkResult{URL: req.URL, ExpiresAt: in.ExpiresAt}, nil
 }
 
 // DeleteBundle deletes a request's bundle and everything fetched for it.
-func (x *Exports) DeleteBundle(ctx context.Context, in workflows.ExpiryInput) (int, error) {
+func (x *Exports) DeleteBundle(ctx context.Context, in contract.ExpiryInput) (int, error) {
 	res, err := objectstore.DeletePrefix(ctx, x.Objects, x.Bucket, bundlePrefix(in.RequestID), objectstore.Marker{}, nil)
 	if err != nil {
 		return 0, err
@@ -77,7 +77,7 @@ func (x *Exports) DeleteBundle(ctx context.Context, in workflows.ExpiryInput) (i
 
 // PushBundle sends a bundle to the third party the person named (GDPR Art.
 // 20(2)): HTTPS only (plain HTTP only to a loopback address, for tests).
-func (x *Exports) PushBundle(ctx context.Context, in workflows.PushInput) error {
+func (x *Exports) PushBundle(ctx context.Context, in contract.PushInput) error {
 	u, err := url.Parse(in.URL)
 	if err != nil || u.Host == "" {
 		return temporal.NewNonRetryableApplicationError("the recipient's address is not a URL", "BadInput", nil)
@@ -118,7 +118,7 @@ func (x *Exports) PushBundle(ctx context.Context, in workflows.PushInput) error 
 }
 
 func (x *Exports) audit(ctx context.Context, requestID, action string, n int) error {
-	return x.AppendAudit(ctx, workflows.AuditInput{Actor: "system", Action: action,
+	return x.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: action,
 		Detail: map[string]string{"request": requestID, "count": fmt.Sprint(n)}, Key: requestID + ":" + action})
 }
 
@@ -136,7 +136,7 @@ func processorPartKey(requestID, name string) string {
 
 // FetchProcessorExport asks one processor for what it holds about the person
 // and keeps it, record by record, in the export bucket until the bundle is built.
-func (x *Exports) FetchProcessorExport(ctx context.Context, in workflows.ProcessorExportInput) error {
+func (x *Exports) FetchProcessorExport(ctx context.Context, in contract.ProcessorExportInput) error {
 	id, err := x.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return err
@@ -151,7 +151,7 @@ func (x *Exports) FetchProcessorExport(ctx context.Context, in workflows.Process
 		conn, ok = x.Processors.Exporter(in.Processor)
 	}
 	if !ok {
-		return temporal.NewNonRetryableApplicationError("processor "+in.Processor+" cannot export", workflows.RefusedNeedsOperator, nil)
+		return temporal.NewNonRetryableApplicationError("processor "+in.Processor+" cannot export", contract.RefusedNeedsOperator, nil)
 	}
 	w, err := export.NewS3Writer(ctx, x.Objects, x.Bucket, processorPartKey(in.RequestID, in.Processor))
 	if err != nil {
@@ -172,17 +172,17 @@ func (x *Exports) FetchProcessorExport(ctx context.Context, in workflows.Process
 
 // BuildBundle streams every system of the data map, and the processors'
 // parts fetched before, into one ZIP in the export bucket.
-func (x *Exports) BuildBundle(ctx context.Context, in workflows.BundleInput) (workflows.ExportResult, error) {
+func (x *Exports) BuildBundle(ctx context.Context, in contract.BundleInput) (contract.ExportResult, error) {
 	id, err := x.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
-		return workflows.ExportResult{}, err
+		return contract.ExportResult{}, err
 	}
 	userID, err := resolveUserID(ctx, x.App, x.Map, id)
 	if err != nil {
-		return workflows.ExportResult{}, err
+		return contract.ExportResult{}, err
 	}
 	if userID == "" {
-		return workflows.ExportResult{}, temporal.NewNonRetryableApplicationError("the application does not know this person", "UnknownSubject", nil)
+		return contract.ExportResult{}, temporal.NewNonRetryableApplicationError("the application does not know this person", "UnknownSubject", nil)
 	}
 	parts := map[string]func(processors.ExportWriter) error{}
 	for _, name := range in.Processors {
@@ -210,15 +210,15 @@ func (x *Exports) BuildBundle(ctx context.Context, in workflows.BundleInput) (wo
 	defer stop()
 	idents, err := appdb.Identifiers(ctx, x.App, x.Map, userID)
 	if err != nil {
-		return workflows.ExportResult{}, classifyDB(err)
+		return contract.ExportResult{}, classifyDB(err)
 	}
 	withEmail(idents, x.Map, id.Email)
 	m, err := export.ExportSubject(ctx, export.Options{DB: x.App, S3: x.Objects, Map: x.Map, UserID: userID, Identifiers: idents,
 		Bucket: x.Bucket, Key: BundleKey(in.RequestID), Portability: in.Portability, Processors: parts, Gaps: in.Gaps, Title: x.CompanyName + ": your personal data"})
 	if err != nil {
-		return workflows.ExportResult{}, err
+		return contract.ExportResult{}, err
 	}
-	res := workflows.ExportResult{Key: BundleKey(in.RequestID), Bytes: m.Counts.FileBytes}
+	res := contract.ExportResult{Key: BundleKey(in.RequestID), Bytes: m.Counts.FileBytes}
 	for _, s := range m.Sources {
 		res.Sources = append(res.Sources, s.Name)
 	}

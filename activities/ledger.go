@@ -19,7 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Ledger keeps the backup half of the erasure promise (P6): it writes every
@@ -41,7 +41,7 @@ type Ledger struct {
 // hash of their user id and the data map's digest. The erasure calls it
 // before any of the person's rows is deleted; running it again changes
 // nothing (the first entry stays).
-func (l *Ledger) RecordErasure(ctx context.Context, in workflows.RecordErasureInput) error {
+func (l *Ledger) RecordErasure(ctx context.Context, in contract.RecordErasureInput) error {
 	userID, err := l.Erasure.userID(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return err
@@ -60,11 +60,11 @@ func (l *Ledger) RecordErasure(ctx context.Context, in workflows.RecordErasureIn
 // counted; someone found back is counted once per run in the ledger and
 // audited. Running a page again erases nothing more. The cursor (an account
 // key) travels sealed with the run's own key, never in the clear.
-func (l *Ledger) ReconcilePage(ctx context.Context, in workflows.ReconcilePageInput) (workflows.ReconcilePageResult, error) {
-	res := workflows.ReconcilePageResult{Next: in.Cursor}
+func (l *Ledger) ReconcilePage(ctx context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
+	res := contract.ReconcilePageResult{Next: in.Cursor}
 	size := in.PageSize
 	if size <= 0 {
-		size = workflows.ReconcilePageSize
+		size = contract.ReconcilePageSize
 	}
 	var after *string
 	if in.Cursor != nil {
@@ -124,7 +124,7 @@ func (l *Ledger) ReconcilePage(ctx context.Context, in workflows.ReconcilePageIn
 
 // recordReapplied counts the run in the person's ledger entry and audits
 // the erasure applied again, once per run and person.
-func (l *Ledger) recordReapplied(ctx context.Context, in workflows.ReconcilePageInput, ref string, items int) error {
+func (l *Ledger) recordReapplied(ctx context.Context, in contract.ReconcilePageInput, ref string, items int) error {
 	if _, err := ledger.MarkReconciled(ctx, l.Lethe, ref, in.RunAt); err != nil {
 		return classifyDB(err)
 	}
@@ -177,17 +177,17 @@ func (l *Ledger) accountKeys(ctx context.Context, after *string, limit int) ([]s
 // or before the erasure (every version, on a versioned bucket), and the
 // oldest of them. A failure to list is retried: a bucket or credentials
 // fixed by an operator let the watch go on.
-func (l *Ledger) CountBackupsBefore(ctx context.Context, in workflows.CountBackupsInput) (workflows.CountBackupsResult, error) {
+func (l *Ledger) CountBackupsBefore(ctx context.Context, in contract.CountBackupsInput) (contract.CountBackupsResult, error) {
 	n, oldest, err := objectstore.CountOlderThan(ctx, l.Backups, in.Bucket, in.Prefix, in.Before)
 	if err != nil {
-		return workflows.CountBackupsResult{}, fmt.Errorf("count backups in %s: %w", in.Bucket, err)
+		return contract.CountBackupsResult{}, fmt.Errorf("count backups in %s: %w", in.Bucket, err)
 	}
-	return workflows.CountBackupsResult{Count: n, Oldest: oldest}, nil
+	return contract.CountBackupsResult{Count: n, Oldest: oldest}, nil
 }
 
 // MarkBackupsClear records in the erasure ledger the date every backup
 // older than the request's erasure was gone. Safe to repeat (the first date stays).
-func (l *Ledger) MarkBackupsClear(ctx context.Context, in workflows.MarkBackupsClearInput) error {
+func (l *Ledger) MarkBackupsClear(ctx context.Context, in contract.MarkBackupsClearInput) error {
 	n, err := ledger.MarkBackupsClear(ctx, l.Lethe, in.RequestID, in.ClearAt)
 	if err != nil {
 		return classifyDB(err)

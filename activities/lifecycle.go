@@ -22,7 +22,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Lifecycle records, verifies and writes to people for every request.
@@ -43,7 +43,7 @@ type Lifecycle struct {
 // RecordTransition projects the request's state into lethe.requests and
 // appends the step to the hash-chained audit trail; running it twice appends
 // nothing more (the audit entry's idempotency key is request and step).
-func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.TransitionInput) error {
+func (l *Lifecycle) RecordTransition(ctx context.Context, in contract.TransitionInput) error {
 	var closedAt *time.Time
 	if domain.Closed(in.Status) {
 		now := time.Now().UTC()
@@ -80,7 +80,7 @@ func (l *Lifecycle) RecordTransition(ctx context.Context, in workflows.Transitio
 
 // AppendAudit appends an entry to the audit trail, once per key: about an
 // account, an incident, an export, or a request's erasure receipt.
-func (l *Lifecycle) AppendAudit(ctx context.Context, in workflows.AuditInput) error {
+func (l *Lifecycle) AppendAudit(ctx context.Context, in contract.AuditInput) error {
 	detail := map[string]any{}
 	for k, v := range in.Detail {
 		detail[k] = v
@@ -92,74 +92,74 @@ func (l *Lifecycle) AppendAudit(ctx context.Context, in workflows.AuditInput) er
 // IssueVerificationCode mails a fresh 6-digit code drawn from a CSPRNG and
 // returns only its keyed hash. Retried after the mail went out, it returns
 // the hash of the code that was mailed instead of making another.
-func (l *Lifecycle) IssueVerificationCode(ctx context.Context, in workflows.IssueCodeInput) (workflows.IssueCodeResult, error) {
+func (l *Lifecycle) IssueVerificationCode(ctx context.Context, in contract.IssueCodeInput) (contract.IssueCodeResult, error) {
 	key := fmt.Sprintf("%s:code:%d", in.RequestID, in.Seq)
 	if once, ok := l.Mail.(*mail.Once); ok {
 		sent, err := once.Sent(ctx, key)
 		if err != nil {
-			return workflows.IssueCodeResult{}, classifyDB(err)
+			return contract.IssueCodeResult{}, classifyDB(err)
 		}
 		if sent {
 			var hash string
 			err := l.DB.QueryRow(ctx, `SELECT code_hash FROM lethe.verification_codes WHERE request_id = $1 AND seq = $2`, in.RequestID, in.Seq).Scan(&hash)
 			if err == nil {
-				return workflows.IssueCodeResult{CodeHash: hash}, nil
+				return contract.IssueCodeResult{CodeHash: hash}, nil
 			}
 			if !errors.Is(err, pgx.ErrNoRows) {
-				return workflows.IssueCodeResult{}, classifyDB(err)
+				return contract.IssueCodeResult{}, classifyDB(err)
 			}
 		}
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
-		return workflows.IssueCodeResult{}, fmt.Errorf("draw code: %w", err)
+		return contract.IssueCodeResult{}, fmt.Errorf("draw code: %w", err)
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
 	hash := l.Subjects.CodeHash(in.RequestID, code)
 	if _, err := l.DB.Exec(ctx, `INSERT INTO lethe.verification_codes (request_id, seq, code_hash) VALUES ($1, $2, $3)
 		ON CONFLICT (request_id, seq) DO UPDATE SET code_hash = EXCLUDED.code_hash, created_at = now()`, in.RequestID, in.Seq, hash); err != nil {
-		return workflows.IssueCodeResult{}, classifyDB(fmt.Errorf("store code hash: %w", err))
+		return contract.IssueCodeResult{}, classifyDB(fmt.Errorf("store code hash: %w", err))
 	}
 	id, err := l.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
-		return workflows.IssueCodeResult{}, err
+		return contract.IssueCodeResult{}, err
 	}
 	if id.Email == "" {
-		return workflows.IssueCodeResult{}, temporal.NewNonRetryableApplicationError("no email to send a code to", "NoEmail", nil)
+		return contract.IssueCodeResult{}, temporal.NewNonRetryableApplicationError("no email to send a code to", "NoEmail", nil)
 	}
 	msg, err := l.render(templates.VerificationCode, templates.Data{RequestID: in.RequestID, RequestType: in.RequestType, Code: code, CodeValidFor: in.ValidFor})
 	if err != nil {
-		return workflows.IssueCodeResult{}, err
+		return contract.IssueCodeResult{}, err
 	}
 	if err := l.send(ctx, id.Email, msg, key, in.RequestID, templates.VerificationCode); err != nil {
-		return workflows.IssueCodeResult{}, err
+		return contract.IssueCodeResult{}, err
 	}
 	l.Log.InfoContext(ctx, "verification code sent", "request_id", in.RequestID, "subject_ref", in.SubjectRef, "seq", in.Seq)
-	return workflows.IssueCodeResult{CodeHash: hash}, nil
+	return contract.IssueCodeResult{CodeHash: hash}, nil
 }
 
 // mailTemplates maps the workflows' mail events to the templates' names.
 var mailTemplates = map[string]string{
-	workflows.MailReceipt:              templates.Receipt,
-	workflows.MailVerificationReminder: templates.VerificationReminder,
-	workflows.MailVerificationExpired:  templates.VerificationExpired,
-	workflows.MailExtension:            templates.Extension,
-	workflows.MailCompleted:            templates.Completed,
-	workflows.MailDenied:               templates.Denied,
-	workflows.MailCancelled:            templates.Cancelled,
-	workflows.MailOperatorReminder:     templates.OperatorReminder,
-	workflows.MailOperatorEscalation:   templates.OperatorEscalation,
-	workflows.MailDeactivationNotice:   templates.DeactivationNotice,
-	workflows.MailDeactivationReminder: templates.DeactivationReminder,
-	workflows.MailAccountRestored:      templates.AccountRestored,
-	workflows.MailAccountErased:        templates.AccountErased,
-	workflows.MailIncidentEscalation:   templates.OperatorReminder,
+	contract.MailReceipt:              templates.Receipt,
+	contract.MailVerificationReminder: templates.VerificationReminder,
+	contract.MailVerificationExpired:  templates.VerificationExpired,
+	contract.MailExtension:            templates.Extension,
+	contract.MailCompleted:            templates.Completed,
+	contract.MailDenied:               templates.Denied,
+	contract.MailCancelled:            templates.Cancelled,
+	contract.MailOperatorReminder:     templates.OperatorReminder,
+	contract.MailOperatorEscalation:   templates.OperatorEscalation,
+	contract.MailDeactivationNotice:   templates.DeactivationNotice,
+	contract.MailDeactivationReminder: templates.DeactivationReminder,
+	contract.MailAccountRestored:      templates.AccountRestored,
+	contract.MailAccountErased:        templates.AccountErased,
+	contract.MailIncidentEscalation:   templates.OperatorReminder,
 }
 
 // SendRequestMail sends one templated mail about a request, at most once
 // per idempotency key: to the person (their sealed identity opened here) or
 // to the privacy team.
-func (l *Lifecycle) SendRequestMail(ctx context.Context, in workflows.SendMailInput) error {
+func (l *Lifecycle) SendRequestMail(ctx context.Context, in contract.SendMailInput) error {
 	name, ok := mailTemplates[in.Template]
 	if !ok {
 		return temporal.NewNonRetryableApplicationError("unknown mail template "+in.Template, "BadTemplate", nil)

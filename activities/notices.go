@@ -14,7 +14,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/bulk"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/notify"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Notices finds the people a breach or a policy change concerns and mails
@@ -30,7 +30,7 @@ type Notices struct {
 // CollectAffected adds the people of a source to the campaign: a selector of
 // the data map (parameters bound) or a list of user ids in S3. Adding the
 // same people again adds nobody twice.
-func (n *Notices) CollectAffected(ctx context.Context, in workflows.CollectInput) error {
+func (n *Notices) CollectAffected(ctx context.Context, in contract.CollectInput) error {
 	switch {
 	case in.Source.Selector != "":
 		sel, ok := n.Map.Selector(in.Source.Selector)
@@ -62,17 +62,17 @@ func (n *Notices) CollectAffected(ctx context.Context, in workflows.CollectInput
 }
 
 // NoticeCounts says how far a campaign got.
-func (n *Notices) NoticeCounts(ctx context.Context, campaign string) (workflows.NoticeCounts, error) {
+func (n *Notices) NoticeCounts(ctx context.Context, campaign string) (contract.NoticeCounts, error) {
 	c, err := bulk.Counts(ctx, n.DB, campaign)
 	if err != nil {
-		return workflows.NoticeCounts{}, classifyDB(err)
+		return contract.NoticeCounts{}, classifyDB(err)
 	}
-	return workflows.NoticeCounts{Found: c.Found, Sent: c.Sent, NoEmail: c.NoEmail, Failed: c.Failed, Pending: c.Pending}, nil
+	return contract.NoticeCounts{Found: c.Found, Sent: c.Sent, NoEmail: c.NoEmail, Failed: c.Failed, Pending: c.Pending}, nil
 }
 
 // SendNoticeBatch sends one batch of up to 1000 notices in one SendGrid call.
 // A retry of the same batch number sends exactly the people that batch claimed.
-func (n *Notices) SendNoticeBatch(ctx context.Context, in workflows.SendBatchInput) (workflows.SendBatchResult, error) {
+func (n *Notices) SendNoticeBatch(ctx context.Context, in contract.SendBatchInput) (contract.SendBatchResult, error) {
 	// Once a batch is on its way it is finished, even if the worker is told to
 	// stop meanwhile: a send cut off after SendGrid accepted it, but before the
 	// ledger recorded it, is the one way a person could be mailed twice.
@@ -82,17 +82,17 @@ func (n *Notices) SendNoticeBatch(ctx context.Context, in workflows.SendBatchInp
 		bulk.Message{Subject: in.Message.Subject, Text: in.Message.Text, HTML: in.Message.HTML, Template: in.Message.Template}, in.Batch)
 	if err != nil {
 		if mail.IsPermanent(err) {
-			return workflows.SendBatchResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("send notices: %v", err), "MailRefused", nil)
+			return contract.SendBatchResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("send notices: %v", err), "MailRefused", nil)
 		}
 		if after := mail.RetryAfterOf(err); after > 0 {
-			return workflows.SendBatchResult{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf("send notices: %v", err), "MailRetry", temporal.ApplicationErrorOptions{NextRetryDelay: after})
+			return contract.SendBatchResult{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf("send notices: %v", err), "MailRetry", temporal.ApplicationErrorOptions{NextRetryDelay: after})
 		}
-		return workflows.SendBatchResult{}, classifyDB(err)
+		return contract.SendBatchResult{}, classifyDB(err)
 	}
-	return workflows.SendBatchResult{Claimed: res.Claimed, Sent: res.Sent, NoEmail: res.NoEmail, Done: res.Done}, nil
+	return contract.SendBatchResult{Claimed: res.Claimed, Sent: res.Sent, NoEmail: res.NoEmail, Done: res.Done}, nil
 }
 
-func toNotify(in workflows.Incident, company string, phase int, c workflows.NoticeCounts) notify.Incident {
+func toNotify(in contract.Incident, company string, phase int, c contract.NoticeCounts) notify.Incident {
 	return notify.Incident{
 		ID: in.ID, AwareAt: in.AwareAt, WhatHappened: in.WhatHappened, DataCategories: in.DataCategories,
 		Consequences: in.Consequences, Measures: in.Measures, WhatYouCanDo: in.WhatYouCanDo, Contact: in.Contact,
@@ -103,26 +103,26 @@ func toNotify(in workflows.Incident, company string, phase int, c workflows.Noti
 }
 
 // RenderBreachNotice renders the notice every affected person receives.
-func (n *Notices) RenderBreachNotice(ctx context.Context, in workflows.Incident) (workflows.NoticeMessage, error) {
-	msg, err := notify.BreachNotice(toNotify(in, n.CompanyName, 0, workflows.NoticeCounts{}))
+func (n *Notices) RenderBreachNotice(ctx context.Context, in contract.Incident) (contract.NoticeMessage, error) {
+	msg, err := notify.BreachNotice(toNotify(in, n.CompanyName, 0, contract.NoticeCounts{}))
 	if err != nil {
-		return workflows.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
+		return contract.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
 	}
-	return workflows.NoticeMessage{Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: "breach_notice"}, nil
+	return contract.NoticeMessage{Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: "breach_notice"}, nil
 }
 
 // RenderPolicyNotice renders a policy-change notice.
-func (n *Notices) RenderPolicyNotice(ctx context.Context, in workflows.PolicyNotice) (workflows.NoticeMessage, error) {
+func (n *Notices) RenderPolicyNotice(ctx context.Context, in contract.PolicyNotice) (contract.NoticeMessage, error) {
 	msg, err := notify.PolicyChangeNotice(notify.PolicyChange{CompanyName: n.CompanyName, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt})
 	if err != nil {
-		return workflows.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadNotice", nil)
+		return contract.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadNotice", nil)
 	}
-	return workflows.NoticeMessage{Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: "policy_change"}, nil
+	return contract.NoticeMessage{Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Template: "policy_change"}, nil
 }
 
 // WriteAuthorityReport writes the GDPR Art. 33(3) report of one phase to S3
 // (HTML and JSON) and mails it to the data-protection contact, once per phase.
-func (n *Notices) WriteAuthorityReport(ctx context.Context, in workflows.ReportInput) (string, error) {
+func (n *Notices) WriteAuthorityReport(ctx context.Context, in contract.ReportInput) (string, error) {
 	html, doc, err := notify.AuthorityReport(toNotify(in.Incident, n.CompanyName, in.Phase, in.Counts))
 	if err != nil {
 		return "", temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
@@ -145,7 +145,7 @@ func (n *Notices) WriteAuthorityReport(ctx context.Context, in workflows.ReportI
 }
 
 // WritePublicNotice writes the public notice for when people cannot be told one by one.
-func (n *Notices) WritePublicNotice(ctx context.Context, in workflows.ReportInput) (string, error) {
+func (n *Notices) WritePublicNotice(ctx context.Context, in contract.ReportInput) (string, error) {
 	ni := toNotify(in.Incident, n.CompanyName, 0, in.Counts)
 	if in.Incident.PublicNotice {
 		ni.PublicNoticeReason = "Telling each person individually would take disproportionate effort."

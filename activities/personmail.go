@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // AccountLabel is how the person's mail names the account row when the
@@ -18,8 +18,8 @@ const AccountLabel = "your account"
 
 // receiptLabels are the data map's labels of its tables and S3 locations,
 // by the names an erasure's receipt uses (schema.table, bucket/prefix).
-func receiptLabels(m *datamap.Map) workflows.ReceiptLabels {
-	l := workflows.ReceiptLabels{Tables: map[string]string{}, Locations: map[string]string{}}
+func receiptLabels(m *datamap.Map) contract.ReceiptLabels {
+	l := contract.ReceiptLabels{Tables: map[string]string{}, Locations: map[string]string{}}
 	if m == nil {
 		return l
 	}
@@ -41,7 +41,7 @@ func receiptLabels(m *datamap.Map) workflows.ReceiptLabels {
 
 // mailLines are the lines a mail shows: an erasure's receipt in the
 // person's words when the mail goes to the person, else the workflow's.
-func (l *Lifecycle) mailLines(in workflows.SendMailInput) []string {
+func (l *Lifecycle) mailLines(in contract.SendMailInput) []string {
 	if in.Data.Receipt != nil && !in.ToPrivacyTeam {
 		return in.Data.Receipt.PersonLines(receiptLabels(l.Map))
 	}
@@ -51,7 +51,7 @@ func (l *Lifecycle) mailLines(in workflows.SendMailInput) []string {
 // mailDueDate is the due date a mail shows: for a task's mail, the
 // request's own due date as Lethe recorded it (extensions included), zero
 // when the task belongs to no request (an account's erasure).
-func (l *Lifecycle) mailDueDate(ctx context.Context, in workflows.SendMailInput) (time.Time, error) {
+func (l *Lifecycle) mailDueDate(ctx context.Context, in contract.SendMailInput) (time.Time, error) {
 	if in.Data.TaskDeadline.IsZero() {
 		return in.Data.DueDate, nil
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/templates"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // mailWorld is the demo application with a Lifecycle that writes its mail
@@ -67,29 +67,29 @@ func (w mailWorld) last(t *testing.T) mail.OutboxMessage {
 // demoReceipt is what an erasure of a demo account leaves, with a table
 // the map does not label, processors' ids, an operator's evidence and
 // reason, and a backup location.
-func demoReceipt() workflows.Receipt {
-	return workflows.Receipt{RequestID: "req_1", Entries: []workflows.ReceiptEntry{
-		{System: workflows.SystemPostgres, Name: "demo.accounts", Action: "anonymized", Count: 1},
-		{System: workflows.SystemPostgres, Name: "demo.legacy_notes", Action: "deleted", Count: 2},
-		{System: workflows.SystemPostgres, Name: "demo.project_comments", Action: "deleted", Count: 3},
-		{System: workflows.SystemPostgres, Name: "demo.project_files", Action: "deleted", Count: 6},
-		{System: workflows.SystemPostgres, Name: "demo.projects", Action: "deleted", Count: 2},
-		{System: workflows.SystemPostgres, Name: "demo.purchases", Action: "retained", Count: 1, Basis: "tax law keeps purchase records", Until: time.Date(2035, 11, 23, 0, 0, 0, 0, time.UTC)},
-		{System: workflows.SystemPostgres, Name: "demo.reviews", Action: "anonymized", Count: 4},
-		{System: workflows.SystemS3, Name: "lethe-app-data/projects/{user_id}/", Action: "deleted", Count: 6, Confirmation: "9 versions and delete markers"},
-		{System: workflows.SystemProcessor, Name: "crm", Action: workflows.ProcessorSkipped, Basis: "crm account closed, says Jane Roe"},
-		{System: workflows.SystemProcessor, Name: "paypal", Action: workflows.ProcessorDoneByHand, Confirmation: "subject referred to PayPal, ticket PP-9"},
-		{System: workflows.SystemProcessor, Name: "stripe", Action: workflows.ProcessorConfirmed, Confirmation: "HTTP 200, customer cus_Q1w2"},
-		{System: workflows.SystemBackups, Name: "postgres-nightly", Action: "rotating out", Until: time.Date(2027, 2, 20, 0, 0, 0, 0, time.UTC)},
+func demoReceipt() contract.Receipt {
+	return contract.Receipt{RequestID: "req_1", Entries: []contract.ReceiptEntry{
+		{System: contract.SystemPostgres, Name: "demo.accounts", Action: "anonymized", Count: 1},
+		{System: contract.SystemPostgres, Name: "demo.legacy_notes", Action: "deleted", Count: 2},
+		{System: contract.SystemPostgres, Name: "demo.project_comments", Action: "deleted", Count: 3},
+		{System: contract.SystemPostgres, Name: "demo.project_files", Action: "deleted", Count: 6},
+		{System: contract.SystemPostgres, Name: "demo.projects", Action: "deleted", Count: 2},
+		{System: contract.SystemPostgres, Name: "demo.purchases", Action: "retained", Count: 1, Basis: "tax law keeps purchase records", Until: time.Date(2035, 11, 23, 0, 0, 0, 0, time.UTC)},
+		{System: contract.SystemPostgres, Name: "demo.reviews", Action: "anonymized", Count: 4},
+		{System: contract.SystemS3, Name: "lethe-app-data/projects/{user_id}/", Action: "deleted", Count: 6, Confirmation: "9 versions and delete markers"},
+		{System: contract.SystemProcessor, Name: "crm", Action: contract.ProcessorSkipped, Basis: "crm account closed, says Jane Roe"},
+		{System: contract.SystemProcessor, Name: "paypal", Action: contract.ProcessorDoneByHand, Confirmation: "subject referred to PayPal, ticket PP-9"},
+		{System: contract.SystemProcessor, Name: "stripe", Action: contract.ProcessorConfirmed, Confirmation: "HTTP 200, customer cus_Q1w2"},
+		{System: contract.SystemBackups, Name: "postgres-nightly", Action: "rotating out", Until: time.Date(2027, 2, 20, 0, 0, 0, 0, time.UTC)},
 	}}
 }
 
 func TestTheErasureCompletionMailNamesWhatWasErasedByItsLabels(t *testing.T) {
 	w := newMailWorld(t)
 	receipt := demoReceipt()
-	err := w.l.SendRequestMail(context.Background(), workflows.SendMailInput{
-		RequestID: "req_1", SubjectRef: "sr_x", Identity: w.person, Template: workflows.MailCompleted, Key: "req_1:completed:0",
-		Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC),
+	err := w.l.SendRequestMail(context.Background(), contract.SendMailInput{
+		RequestID: "req_1", SubjectRef: "sr_x", Identity: w.person, Template: contract.MailCompleted, Key: "req_1:completed:0",
+		Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC),
 			Lines: receipt.Lines(), Receipt: &receipt},
 	})
 	if err != nil {
@@ -142,14 +142,14 @@ func TestATaskMailStatesTheRequestsDueDateAndTheTasksDeadline(t *testing.T) {
 	task := time.Date(2027, 1, 22, 0, 0, 0, 0, time.UTC)
 	send := func(requestID, template string) mail.OutboxMessage {
 		t.Helper()
-		err := w.l.SendRequestMail(ctx, workflows.SendMailInput{RequestID: requestID, Template: template, Key: requestID + ":" + template, ToPrivacyTeam: true,
-			Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: task, TaskDeadline: task, Lines: []string{"Erasure at processor paypal needs an operator"}}})
+		err := w.l.SendRequestMail(ctx, contract.SendMailInput{RequestID: requestID, Template: template, Key: requestID + ":" + template, ToPrivacyTeam: true,
+			Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: task, TaskDeadline: task, Lines: []string{"Erasure at processor paypal needs an operator"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return w.last(t)
 	}
-	for _, template := range []string{workflows.MailOperatorReminder, workflows.MailOperatorEscalation} {
+	for _, template := range []string{contract.MailOperatorReminder, contract.MailOperatorEscalation} {
 		m := send("req_1", template)
 		text := strings.Join(strings.Fields(m.Text), " ")
 		if m.To != "team@example.com" || !strings.Contains(text, "The request is due on 15 February 2027; this task's deadline is 22 January 2027") {
@@ -160,7 +160,7 @@ func TestATaskMailStatesTheRequestsDueDateAndTheTasksDeadline(t *testing.T) {
 		}
 	}
 	// The task of an account's erasure belongs to no request: its deadline only.
-	m := send("deactivation-sr_x", workflows.MailOperatorReminder)
+	m := send("deactivation-sr_x", contract.MailOperatorReminder)
 	if text := strings.Join(strings.Fields(m.Text), " "); !strings.Contains(text, "This task's deadline is 22 January 2027") || strings.Contains(text, "request is due") {
 		t.Errorf("a task of no request:\n%s", m.Text)
 	}
@@ -174,9 +174,9 @@ func TestTheReceiptOfABackendVerifiedRequestPromisesNoCode(t *testing.T) {
 		if !verified {
 			key = "req_2:receipt"
 		}
-		err := w.l.SendRequestMail(context.Background(), workflows.SendMailInput{RequestID: "req_1", SubjectRef: "sr_x", Identity: w.person,
-			Template: workflows.MailReceipt, Key: key,
-			Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC), Verified: verified}})
+		err := w.l.SendRequestMail(context.Background(), contract.SendMailInput{RequestID: "req_1", SubjectRef: "sr_x", Identity: w.person,
+			Template: contract.MailReceipt, Key: key,
+			Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: time.Date(2027, 2, 15, 0, 0, 0, 0, time.UTC), Verified: verified}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,8 +211,8 @@ func TestAccountsWithoutStatusOrLastActive(t *testing.T) {
 		}
 		return st
 	}
-	for _, to := range []string{workflows.AccountDeactivated, "active"} {
-		if _, err := env.ExecuteActivity(life.SetAccountStatus, workflows.AccountStatusInput{SubjectRef: "sr_x", Identity: w.person, Status: to}); err != nil {
+	for _, to := range []string{contract.AccountDeactivated, "active"} {
+		if _, err := env.ExecuteActivity(life.SetAccountStatus, contract.AccountStatusInput{SubjectRef: "sr_x", Identity: w.person, Status: to}); err != nil {
 			t.Fatalf("%s: %v", to, err)
 		}
 		if st := status(); st != "active" {
@@ -220,7 +220,7 @@ func TestAccountsWithoutStatusOrLastActive(t *testing.T) {
 		}
 	}
 	stranger, _ := identity.Seal(ctx, w.keys, "sr_y", identity.Identity{UserID: "u-nobody"})
-	_, err := env.ExecuteActivity(life.SetAccountStatus, workflows.AccountStatusInput{SubjectRef: "sr_y", Identity: stranger, Status: workflows.AccountDeactivated})
+	_, err := env.ExecuteActivity(life.SetAccountStatus, contract.AccountStatusInput{SubjectRef: "sr_y", Identity: stranger, Status: contract.AccountDeactivated})
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || app.Type() != "UnknownAccount" {
 		t.Fatalf("an unknown account: %v", err)
@@ -230,28 +230,28 @@ func TestAccountsWithoutStatusOrLastActive(t *testing.T) {
 	if _, err := w.pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = now() - interval '5 years', closed_at = now() - interval '90 days' WHERE id = $1`, user); err != nil {
 		t.Fatal(err)
 	}
-	page := func(phase string) workflows.SweepPageResult {
+	page := func(phase string) contract.SweepPageResult {
 		t.Helper()
-		v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Phase: phase, Now: time.Now(), RunKey: "t",
-			Policy: workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: domain.Period{Days: 30}}})
+		v, err := env.ExecuteActivity(life.SweepInactivePage, contract.SweepPageInput{Phase: phase, Now: time.Now(), RunKey: "t",
+			Policy: contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: domain.Period{Days: 30}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res workflows.SweepPageResult
+		var res contract.SweepPageResult
 		_ = v.Get(&res)
 		return res
 	}
-	if r := page(workflows.PhaseInactive); !r.Done || r.Scanned != 0 || r.Warned != 0 {
+	if r := page(contract.PhaseInactive); !r.Done || r.Scanned != 0 || r.Warned != 0 {
 		t.Fatalf("inactive phase without last_active: %+v, want nothing", r)
 	}
-	if r := page(workflows.PhaseClosed); !r.Done || r.Erased != 1 {
+	if r := page(contract.PhaseClosed); !r.Done || r.Erased != 1 {
 		t.Fatalf("closed phase: %+v, want the closed account erased", r)
 	}
 	var email string
 	if err := w.pool.QueryRow(ctx, `SELECT email FROM demo.accounts WHERE id = $1`, user).Scan(&email); err != nil || !strings.HasSuffix(email, "@invalid") {
 		t.Fatalf("the closed account's row: %q (%v)", email, err)
 	}
-	if r := page(workflows.PhaseClosed); r.Erased != 0 {
+	if r := page(contract.PhaseClosed); r.Erased != 0 {
 		t.Fatalf("a second sweep: %+v, want the erased account left alone", r)
 	}
 }

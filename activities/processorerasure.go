@@ -9,7 +9,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // ProcessorErasure erases a person at the processors of the data map (P5,
@@ -27,18 +27,18 @@ type ProcessorErasure struct {
 // steps: a result, not an error. 429 and 5xx come back retryable (after
 // the processor's Retry-After), anything an operator must look at as a
 // non-retryable NeedsOperator error.
-func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 	eraser, err := p.eraser(in.Processor)
 	if err != nil {
-		return workflows.ProcessorCall{}, err
+		return contract.ProcessorCall{}, err
 	}
 	subj, err := p.subject(ctx, in)
 	if err != nil {
-		return workflows.ProcessorCall{}, err
+		return contract.ProcessorCall{}, err
 	}
 	out, err := eraser.Erase(ctx, subj)
 	if err != nil {
-		return workflows.ProcessorCall{}, classifyProcessor(err)
+		return contract.ProcessorCall{}, classifyProcessor(err)
 	}
 	p.log(ctx, "processor erasure", in.RequestID, out)
 	return processorCall(ctx, out), nil
@@ -48,15 +48,15 @@ func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in workflows.Pr
 // connector's own check from what the erasure recorded (SendGrid contact,
 // OpenDSR request), else by repeating the erasure, which is safe and
 // reports progress (webhook jobs).
-func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 	eraser, err := p.eraser(in.Processor)
 	if err != nil {
-		return workflows.ProcessorCall{}, err
+		return contract.ProcessorCall{}, err
 	}
 	if c, ok := p.Processors.Confirmer(in.Processor); ok && in.Earlier != nil {
 		out, err := c.Confirm(ctx, processorOutcome(in.Processor, *in.Earlier))
 		if err != nil {
-			return workflows.ProcessorCall{}, classifyProcessor(err)
+			return contract.ProcessorCall{}, classifyProcessor(err)
 		}
 		switch out.Status {
 		case processors.StatusStillPresent:
@@ -70,11 +70,11 @@ func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in workflows.Pro
 	}
 	subj, err := p.subject(ctx, in)
 	if err != nil {
-		return workflows.ProcessorCall{}, err
+		return contract.ProcessorCall{}, err
 	}
 	out, err := eraser.Erase(ctx, subj)
 	if err != nil {
-		return workflows.ProcessorCall{}, classifyProcessor(err)
+		return contract.ProcessorCall{}, classifyProcessor(err)
 	}
 	return processorCall(ctx, out), nil
 }
@@ -82,18 +82,18 @@ func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in workflows.Pro
 // ConfirmErasure re-checks an erasure after the processor's retention
 // window, from what the erasure recorded only: the identity is shredded by
 // then. A connector that cannot check answers needs_operator.
-func (p *ProcessorErasure) ConfirmErasure(ctx context.Context, in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+func (p *ProcessorErasure) ConfirmErasure(ctx context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
 	if _, err := p.eraser(in.Processor); err != nil {
-		return workflows.ProcessorCall{}, err
+		return contract.ProcessorCall{}, err
 	}
 	c, ok := p.Processors.Confirmer(in.Processor)
 	if !ok {
-		return workflows.ProcessorCall{Processor: in.Processor, Status: workflows.ProcessorCallNeedsOperator,
+		return contract.ProcessorCall{Processor: in.Processor, Status: contract.ProcessorCallNeedsOperator,
 			Steps: []string{"Ask " + in.Processor + " to confirm that the subject's data is erased, and record its answer."}}, nil
 	}
 	out, err := c.Confirm(ctx, processorOutcome(in.Processor, in.Erasure))
 	if err != nil {
-		return workflows.ProcessorCall{}, classifyProcessor(err)
+		return contract.ProcessorCall{}, classifyProcessor(err)
 	}
 	p.log(ctx, "processor erasure re-checked", in.RequestID, out)
 	return processorCall(ctx, out), nil
@@ -111,7 +111,7 @@ func (p *ProcessorErasure) eraser(name string) (processors.Eraser, error) {
 }
 
 // subject opens the sealed identity into what a connector needs.
-func (p *ProcessorErasure) subject(ctx context.Context, in workflows.ProcessorCallInput) (processors.Subject, error) {
+func (p *ProcessorErasure) subject(ctx context.Context, in contract.ProcessorCallInput) (processors.Subject, error) {
 	id, err := openIdentity(ctx, p.Keys, in.SubjectRef, in.Identity)
 	if err != nil {
 		return processors.Subject{}, err
@@ -127,11 +127,11 @@ func (p *ProcessorErasure) log(ctx context.Context, msg, requestID string, out p
 }
 
 // processorCall turns a connector's Outcome into the workflows' terms.
-func processorCall(ctx context.Context, out processors.Outcome) workflows.ProcessorCall {
-	call := workflows.ProcessorCall{Processor: out.Processor, Status: string(out.Status), HTTPStatus: out.HTTPStatus,
+func processorCall(ctx context.Context, out processors.Outcome) contract.ProcessorCall {
+	call := contract.ProcessorCall{Processor: out.Processor, Status: string(out.Status), HTTPStatus: out.HTTPStatus,
 		JobID: out.JobID, Steps: out.Steps, Note: out.Note}
 	for _, r := range out.Refs {
-		call.Refs = append(call.Refs, workflows.ProcessorRef{Kind: r.Kind, ID: r.ID})
+		call.Refs = append(call.Refs, contract.ProcessorRef{Kind: r.Kind, ID: r.ID})
 	}
 	if activity.IsActivity(ctx) {
 		call.Attempt = activity.GetInfo(ctx).Attempt
@@ -140,7 +140,7 @@ func processorCall(ctx context.Context, out processors.Outcome) workflows.Proces
 }
 
 // processorOutcome is the reverse: what an earlier call recorded.
-func processorOutcome(processor string, c workflows.ProcessorCall) processors.Outcome {
+func processorOutcome(processor string, c contract.ProcessorCall) processors.Outcome {
 	out := processors.Outcome{Processor: processor, Action: processors.ActionErase, Status: processors.Status(c.Status),
 		HTTPStatus: c.HTTPStatus, JobID: c.JobID}
 	for _, r := range c.Refs {

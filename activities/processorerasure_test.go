@@ -20,7 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // processorSetup is a ProcessorErasure against the fakes, with one sealed
@@ -70,17 +70,17 @@ func newProcessorSetup(t *testing.T) *processorSetup {
 	return p
 }
 
-func (p *processorSetup) input(processor string) workflows.ProcessorCallInput {
-	return workflows.ProcessorCallInput{RequestID: "req_p", SubjectRef: procRef, Identity: p.sealed, Processor: processor}
+func (p *processorSetup) input(processor string) contract.ProcessorCallInput {
+	return contract.ProcessorCallInput{RequestID: "req_p", SubjectRef: procRef, Identity: p.sealed, Processor: processor}
 }
 
-func (p *processorSetup) call(t *testing.T, fn any, in any) (workflows.ProcessorCall, error) {
+func (p *processorSetup) call(t *testing.T, fn any, in any) (contract.ProcessorCall, error) {
 	t.Helper()
 	v, err := p.env.ExecuteActivity(fn, in)
 	if err != nil {
-		return workflows.ProcessorCall{}, err
+		return contract.ProcessorCall{}, err
 	}
-	var c workflows.ProcessorCall
+	var c contract.ProcessorCall
 	if err := v.Get(&c); err != nil {
 		t.Fatal(err)
 	}
@@ -97,21 +97,21 @@ func TestEraseAtProcessorErasesAndAnswersWithEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status != workflows.ProcessorCallDone || c.HTTPStatus != http.StatusOK || c.Attempt != 1 ||
-		len(c.Refs) == 0 || c.Refs[0] != (workflows.ProcessorRef{Kind: "customer", ID: id}) {
+	if c.Status != contract.ProcessorCallDone || c.HTTPStatus != http.StatusOK || c.Attempt != 1 ||
+		len(c.Refs) == 0 || c.Refs[0] != (contract.ProcessorRef{Kind: "customer", ID: id}) {
 		t.Fatalf("call %+v", c)
 	}
 	if cu, _ := p.stripe.Customer(id); !cu.Deleted {
 		t.Fatal("customer not deleted")
 	}
 	// Weeks later, without the identity: the erasure held.
-	conf, err := p.call(t, p.act.ConfirmErasure, workflows.ConfirmErasureInput{RequestID: "req_p", Processor: "stripe", Erasure: c})
-	if err != nil || conf.Status != workflows.ProcessorCallGone {
+	conf, err := p.call(t, p.act.ConfirmErasure, contract.ConfirmErasureInput{RequestID: "req_p", Processor: "stripe", Erasure: c})
+	if err != nil || conf.Status != contract.ProcessorCallGone {
 		t.Fatalf("confirm %+v, %v", conf, err)
 	}
 	// Running the erasure again is harmless.
 	again, err := p.call(t, p.act.EraseAtProcessor, p.input("stripe"))
-	if err != nil || again.Status != workflows.ProcessorCallGone {
+	if err != nil || again.Status != contract.ProcessorCallGone {
 		t.Fatalf("again %+v, %v", again, err)
 	}
 }
@@ -132,7 +132,7 @@ func TestEraseAtProcessorClassifiesFailuresOnce(t *testing.T) {
 	}
 	p.stripe.FailNext(1, http.StatusBadRequest)
 	_, err = p.call(t, p.act.EraseAtProcessor, p.input("stripe"))
-	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != workflows.RefusedNeedsOperator || strings.Contains(err.Error(), "Ann") {
+	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != contract.RefusedNeedsOperator || strings.Contains(err.Error(), "Ann") {
 		t.Fatalf("400: %v (want non-retryable NeedsOperator)", err)
 	}
 	_, err = p.call(t, p.act.EraseAtProcessor, p.input("nobody"))
@@ -144,11 +144,11 @@ func TestEraseAtProcessorClassifiesFailuresOnce(t *testing.T) {
 func TestAManualProcessorAnswersWithItsStepsNotAnError(t *testing.T) {
 	p := newProcessorSetup(t)
 	c, err := p.call(t, p.act.EraseAtProcessor, p.input("paddle"))
-	if err != nil || c.Status != workflows.ProcessorCallNeedsOperator || len(c.Steps) < 2 || !strings.Contains(c.Steps[0], "Paddle") {
+	if err != nil || c.Status != contract.ProcessorCallNeedsOperator || len(c.Steps) < 2 || !strings.Contains(c.Steps[0], "Paddle") {
 		t.Fatalf("manual: %+v, %v", c, err)
 	}
-	conf, err := p.call(t, p.act.ConfirmErasure, workflows.ConfirmErasureInput{RequestID: "req_p", Processor: "paddle", Erasure: c})
-	if err != nil || conf.Status != workflows.ProcessorCallNeedsOperator || len(conf.Steps) == 0 {
+	conf, err := p.call(t, p.act.ConfirmErasure, contract.ConfirmErasureInput{RequestID: "req_p", Processor: "paddle", Erasure: c})
+	if err != nil || conf.Status != contract.ProcessorCallNeedsOperator || len(conf.Steps) == 0 {
 		t.Fatalf("manual confirm: %+v, %v", conf, err)
 	}
 }
@@ -157,34 +157,34 @@ func TestProcessorStatusFollowsAsynchronousErasures(t *testing.T) {
 	p := newProcessorSetup(t)
 	// SendGrid: checked by the contact id the erasure recorded.
 	id := p.sendgrid.AddContact(processorfake.SendGridContact{Email: "Ann.Example@Example.com"})
-	pending := workflows.ProcessorCall{Processor: "sendgrid", Status: workflows.ProcessorCallPending, JobID: "job", Refs: []workflows.ProcessorRef{{Kind: "contact", ID: id}}}
+	pending := contract.ProcessorCall{Processor: "sendgrid", Status: contract.ProcessorCallPending, JobID: "job", Refs: []contract.ProcessorRef{{Kind: "contact", ID: id}}}
 	in := p.input("sendgrid")
 	in.Earlier = &pending
 	c, err := p.call(t, p.act.ProcessorStatus, in)
-	if err != nil || c.Status != workflows.ProcessorCallPending { // not deleted yet: still pending
+	if err != nil || c.Status != contract.ProcessorCallPending { // not deleted yet: still pending
 		t.Fatalf("before the job: %+v, %v", c, err)
 	}
 	erased, err := p.call(t, p.act.EraseAtProcessor, p.input("sendgrid"))
-	if err != nil || erased.Status != workflows.ProcessorCallPending {
+	if err != nil || erased.Status != contract.ProcessorCallPending {
 		t.Fatalf("erase: %+v, %v", erased, err)
 	}
 	in.Earlier = &erased
 	p.sendgrid.ResetCalls()
 	c, err = p.call(t, p.act.ProcessorStatus, in)
-	if err != nil || c.Status != workflows.ProcessorCallGone || len(p.sendgrid.CallsTo(http.MethodDelete, "")) != 0 {
+	if err != nil || c.Status != contract.ProcessorCallGone || len(p.sendgrid.CallsTo(http.MethodDelete, "")) != 0 {
 		t.Fatalf("after the job: %+v, %v, calls %+v", c, err, p.sendgrid.Calls())
 	}
 
 	// The webhook has no status call: asking again repeats the (idempotent) erasure.
 	p.webhook.AddSubject(processorfake.WebhookSubject{UserID: "user-4711"})
 	hook, err := p.call(t, p.act.EraseAtProcessor, p.input("hook"))
-	if err != nil || hook.Status != workflows.ProcessorCallPending || hook.JobID == "" {
+	if err != nil || hook.Status != contract.ProcessorCallPending || hook.JobID == "" {
 		t.Fatalf("webhook erase: %+v, %v", hook, err)
 	}
 	in = p.input("hook")
 	in.Earlier = &hook
 	c, err = p.call(t, p.act.ProcessorStatus, in)
-	if err != nil || c.Status != workflows.ProcessorCallGone || len(p.webhook.Deliveries()) != 2 {
+	if err != nil || c.Status != contract.ProcessorCallGone || len(p.webhook.Deliveries()) != 2 {
 		t.Fatalf("webhook status: %+v, %v, %d deliveries", c, err, len(p.webhook.Deliveries()))
 	}
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // ledgerFixture is the demo application with seeded accounts and files,
@@ -51,13 +51,13 @@ func newLedgerFixture(t *testing.T, accounts int) *ledgerFixture {
 	return &ledgerFixture{pool: pool, objects: objects, m: m, keys: keys, hasher: hasher, ledger: l, env: env}
 }
 
-func (f *ledgerFixture) page(t *testing.T, in workflows.ReconcilePageInput) workflows.ReconcilePageResult {
+func (f *ledgerFixture) page(t *testing.T, in contract.ReconcilePageInput) contract.ReconcilePageResult {
 	t.Helper()
 	v, err := f.env.ExecuteActivity(f.ledger.ReconcilePage, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res workflows.ReconcilePageResult
+	var res contract.ReconcilePageResult
 	if err := v.Get(&res); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestRecordErasureKeepsOnlyTheKeyedHashOfTheUserID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // a retry changes nothing
-		if _, err := f.env.ExecuteActivity(f.ledger.RecordErasure, workflows.RecordErasureInput{RequestID: "req_1", SubjectRef: ref, Identity: sealed}); err != nil {
+		if _, err := f.env.ExecuteActivity(f.ledger.RecordErasure, contract.RecordErasureInput{RequestID: "req_1", SubjectRef: ref, Identity: sealed}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestRecordErasureKeepsOnlyTheKeyedHashOfTheUserID(t *testing.T) {
 	// Someone the application does not know cannot be recorded.
 	ghost := string(f.hasher.Email("nobody@example.com"))
 	sealed, _ = identity.Seal(ctx, f.keys, ghost, identity.Identity{Email: "nobody@example.com"})
-	_, err = f.env.ExecuteActivity(f.ledger.RecordErasure, workflows.RecordErasureInput{RequestID: "req_2", SubjectRef: ghost, Identity: sealed})
+	_, err = f.env.ExecuteActivity(f.ledger.RecordErasure, contract.RecordErasureInput{RequestID: "req_2", SubjectRef: ghost, Identity: sealed})
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || !app.NonRetryable() {
 		t.Fatalf("unknown person: %v, want a non-retryable error", err)
@@ -141,7 +141,7 @@ func TestReconcilePageErasesThosePersonsARestoreBroughtBack(t *testing.T) {
 	}
 	otherRows, otherFiles := f.rowsOf(t, other.ID)
 
-	run := workflows.ReconcilePageInput{RunRef: "reconcile:run-1", RunAt: time.Date(2027, 2, 1, 3, 0, 0, 0, time.UTC), PageSize: 2}
+	run := contract.ReconcilePageInput{RunRef: "reconcile:run-1", RunAt: time.Date(2027, 2, 1, 3, 0, 0, 0, time.UTC), PageSize: 2}
 	p1 := f.page(t, run)
 	if p1.Scanned != 2 || p1.Matched != 1 || p1.Erased != 1 || p1.Items < rowsBefore+filesBefore || p1.Done || len(p1.Next) == 0 {
 		t.Fatalf("page 1: %+v", p1)
@@ -185,7 +185,7 @@ func TestReconcilePageErasesThosePersonsARestoreBroughtBack(t *testing.T) {
 	if again := f.page(t, run); again.Matched != 1 || again.Erased != 0 || again.Items != 0 {
 		t.Fatalf("page 1 again: %+v", again)
 	}
-	later := workflows.ReconcilePageInput{RunRef: "reconcile:run-2", RunAt: run.RunAt.AddDate(0, 1, 0)}
+	later := contract.ReconcilePageInput{RunRef: "reconcile:run-2", RunAt: run.RunAt.AddDate(0, 1, 0)}
 	if r := f.page(t, later); r.Scanned != 3 || r.Matched != 1 || r.Erased != 0 || !r.Done {
 		t.Fatalf("later run: %+v", r)
 	}
@@ -223,13 +223,13 @@ func TestCountBackupsBeforeCountsOnlyBackupsFromBeforeTheErasure(t *testing.T) {
 	erasedAt := time.Now()
 	time.Sleep(1100 * time.Millisecond)
 	put("db/nightly-3.dump") // taken after the erasure: does not hold the person
-	count := func(prefix string, before time.Time) workflows.CountBackupsResult {
+	count := func(prefix string, before time.Time) contract.CountBackupsResult {
 		t.Helper()
-		v, err := f.env.ExecuteActivity(f.ledger.CountBackupsBefore, workflows.CountBackupsInput{Bucket: "backups", Prefix: prefix, Before: before})
+		v, err := f.env.ExecuteActivity(f.ledger.CountBackupsBefore, contract.CountBackupsInput{Bucket: "backups", Prefix: prefix, Before: before})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res workflows.CountBackupsResult
+		var res contract.CountBackupsResult
 		_ = v.Get(&res)
 		return res
 	}

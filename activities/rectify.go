@@ -12,7 +12,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/rectify"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Changes applies rectifications and consent changes (P12, P13) in the
@@ -23,7 +23,7 @@ type Changes struct {
 }
 
 // open reads the request's sealed identity and the person's user id.
-func (c *Changes) open(ctx context.Context, in workflows.ChangeInput) (identity.Identity, string, error) {
+func (c *Changes) open(ctx context.Context, in contract.ChangeInput) (identity.Identity, string, error) {
 	id, err := c.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return id, "", err
@@ -40,20 +40,20 @@ func (c *Changes) open(ctx context.Context, in workflows.ChangeInput) (identity.
 
 // ApplyCorrections writes the corrected values in one transaction and names
 // the processors that must follow. The old values are neither read nor kept.
-func (c *Changes) ApplyCorrections(ctx context.Context, in workflows.ChangeInput) (workflows.ChangeResult, error) {
+func (c *Changes) ApplyCorrections(ctx context.Context, in contract.ChangeInput) (contract.ChangeResult, error) {
 	id, userID, err := c.open(ctx, in)
 	if err != nil {
-		return workflows.ChangeResult{}, err
+		return contract.ChangeResult{}, err
 	}
 	changes, err := rectify.Apply(ctx, c.App, c.Map, userID, id.Corrections)
 	var refused *rectify.Refused
 	if errors.As(err, &refused) {
-		return workflows.ChangeResult{}, temporal.NewNonRetryableApplicationError("corrections refused", "Refused", nil)
+		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("corrections refused", "Refused", nil)
 	}
 	if err != nil {
-		return workflows.ChangeResult{}, classifyDB(err)
+		return contract.ChangeResult{}, classifyDB(err)
 	}
-	var res workflows.ChangeResult
+	var res contract.ChangeResult
 	for _, ch := range changes {
 		res.Lines = append(res.Lines, fmt.Sprintf("Corrected %s in %s", ch.Field, ch.Table))
 	}
@@ -65,7 +65,7 @@ func (c *Changes) ApplyCorrections(ctx context.Context, in workflows.ChangeInput
 }
 
 // UpdateProcessor sends the corrections to one processor.
-func (c *Changes) UpdateProcessor(ctx context.Context, in workflows.ChangeInput) (string, error) {
+func (c *Changes) UpdateProcessor(ctx context.Context, in contract.ChangeInput) (string, error) {
 	id, userID, err := c.open(ctx, in)
 	if err != nil {
 		return "", err
@@ -77,7 +77,7 @@ func (c *Changes) UpdateProcessor(ctx context.Context, in workflows.ChangeInput)
 		conn, ok = c.Processors.Rectifier(in.Processor)
 	}
 	if !ok {
-		return "", temporal.NewNonRetryableApplicationError("processor "+in.Processor+" cannot update", workflows.RefusedNeedsOperator, nil)
+		return "", temporal.NewNonRetryableApplicationError("processor "+in.Processor+" cannot update", contract.RefusedNeedsOperator, nil)
 	}
 	out, err := conn.Update(ctx, processors.Subject{RequestID: in.RequestID, Email: id.Email, UserID: userID}, fields)
 	if err != nil {
@@ -88,30 +88,30 @@ func (c *Changes) UpdateProcessor(ctx context.Context, in workflows.ChangeInput)
 
 // RecordConsent records the consent change, with its time and source, in the
 // application database, and names the processors that must follow.
-func (c *Changes) RecordConsent(ctx context.Context, in workflows.ChangeInput) (workflows.ChangeResult, error) {
+func (c *Changes) RecordConsent(ctx context.Context, in contract.ChangeInput) (contract.ChangeResult, error) {
 	id, userID, err := c.open(ctx, in)
 	if err != nil {
-		return workflows.ChangeResult{}, err
+		return contract.ChangeResult{}, err
 	}
 	if id.Consent == nil {
-		return workflows.ChangeResult{}, temporal.NewNonRetryableApplicationError("no consent change in the request", "BadInput", nil)
+		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("no consent change in the request", "BadInput", nil)
 	}
 	purpose, ok := c.Map.Purpose(id.Consent.Purpose)
 	if !ok {
-		return workflows.ChangeResult{}, temporal.NewNonRetryableApplicationError("unknown purpose", "BadInput", nil)
+		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("unknown purpose", "BadInput", nil)
 	}
 	if err := rectify.RecordConsent(ctx, c.App, c.Map, userID, purpose.Name, id.Consent.Granted, id.Consent.Source, time.Now().UTC()); err != nil {
-		return workflows.ChangeResult{}, classifyDB(err)
+		return contract.ChangeResult{}, classifyDB(err)
 	}
 	verb := "withdrawn"
 	if id.Consent.Granted {
 		verb = "given"
 	}
-	return workflows.ChangeResult{Lines: []string{fmt.Sprintf("Consent to %s %s (recorded)", purpose.Name, verb)}, Processors: purpose.Processors}, nil
+	return contract.ChangeResult{Lines: []string{fmt.Sprintf("Consent to %s %s (recorded)", purpose.Name, verb)}, Processors: purpose.Processors}, nil
 }
 
 // SetProcessorConsent unsubscribes or resubscribes the person at one processor.
-func (c *Changes) SetProcessorConsent(ctx context.Context, in workflows.ChangeInput) (string, error) {
+func (c *Changes) SetProcessorConsent(ctx context.Context, in contract.ChangeInput) (string, error) {
 	id, userID, err := c.open(ctx, in)
 	if err != nil {
 		return "", err
@@ -122,7 +122,7 @@ func (c *Changes) SetProcessorConsent(ctx context.Context, in workflows.ChangeIn
 		conn, ok = c.Processors.ConsentSetter(in.Processor)
 	}
 	if !ok || id.Consent == nil {
-		return "", temporal.NewNonRetryableApplicationError("processor "+in.Processor+" cannot change consent", workflows.RefusedNeedsOperator, nil)
+		return "", temporal.NewNonRetryableApplicationError("processor "+in.Processor+" cannot change consent", contract.RefusedNeedsOperator, nil)
 	}
 	out, err := conn.SetSubscribed(ctx, processors.Subject{RequestID: in.RequestID, Email: id.Email, UserID: userID}, id.Consent.Purpose, id.Consent.Granted)
 	if err != nil {
@@ -139,7 +139,7 @@ func classifyProcessor(err error) error {
 		return err
 	}
 	if pe.Kind == processors.KindNeedsOperator {
-		return temporal.NewNonRetryableApplicationError(pe.Error(), workflows.RefusedNeedsOperator, nil)
+		return temporal.NewNonRetryableApplicationError(pe.Error(), contract.RefusedNeedsOperator, nil)
 	}
 	if pe.RetryAfter > 0 {
 		return temporal.NewApplicationErrorWithOptions(pe.Error(), "ProcessorRetry", temporal.ApplicationErrorOptions{NextRetryDelay: pe.RetryAfter})

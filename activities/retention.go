@@ -5,9 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/activity"
-
-	"github.com/lethe-privacy/lethe/workflows"
 )
 
 // purgeBatch is how many closed requests one round purges.
@@ -18,8 +17,8 @@ const purgeBatch = 500
 // recent request), the verification-code hashes and the mail idempotency
 // keys. The request rows and audit entries stay: they hold no personal data.
 // It works in batches, heartbeating, and can run again at any point.
-func (l *Lifecycle) PurgeClosedRequests(ctx context.Context, in workflows.PurgeRecordsInput) (workflows.PurgeRecordsResult, error) {
-	var res workflows.PurgeRecordsResult
+func (l *Lifecycle) PurgeClosedRequests(ctx context.Context, in contract.PurgeRecordsInput) (contract.PurgeRecordsResult, error) {
+	var res contract.PurgeRecordsResult
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &res)
 	}

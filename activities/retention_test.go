@@ -13,7 +13,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 func TestPurgeClosedRequestsShredsOnlyPeopleWithNothingRecent(t *testing.T) {
@@ -52,11 +52,11 @@ func TestPurgeClosedRequestsShredsOnlyPeopleWithNothingRecent(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(l.PurgeClosedRequests)
 	for round := 0; round < 2; round++ { // a second run changes nothing
-		v, err := env.ExecuteActivity(l.PurgeClosedRequests, workflows.PurgeRecordsInput{Cutoff: now.AddDate(-2, 0, 0)})
+		v, err := env.ExecuteActivity(l.PurgeClosedRequests, contract.PurgeRecordsInput{Cutoff: now.AddDate(-2, 0, 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res workflows.PurgeRecordsResult
+		var res contract.PurgeRecordsResult
 		_ = v.Get(&res)
 		if want := map[int]int{0: 3, 1: 0}[round]; res.Requests != want {
 			t.Fatalf("round %d purged %d requests, want %d", round, res.Requests, want)

@@ -14,7 +14,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/templates"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // A warning at 23 months, then activity at 23.5 months: nobody is erased.
@@ -34,14 +34,14 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(life.SweepInactivePage)
-	policy := workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
-	page := func(now time.Time) workflows.SweepPageResult {
+	policy := contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	page := func(now time.Time) contract.SweepPageResult {
 		t.Helper()
-		v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Policy: policy, Now: now, Phase: workflows.PhaseInactive, RunKey: "t"})
+		v, err := env.ExecuteActivity(life.SweepInactivePage, contract.SweepPageInput{Policy: policy, Now: now, Phase: contract.PhaseInactive, RunKey: "t"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res workflows.SweepPageResult
+		var res contract.SweepPageResult
 		_ = v.Get(&res)
 		return res
 	}
@@ -51,11 +51,11 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A dry run lists who would be warned, in S3, and changes nothing.
-	v, err := env.ExecuteActivity(life.SweepInactivePage, workflows.SweepPageInput{Policy: policy, Now: t0, Phase: workflows.PhaseInactive, RunKey: "dry", DryRun: true})
+	v, err := env.ExecuteActivity(life.SweepInactivePage, contract.SweepPageInput{Policy: policy, Now: t0, Phase: contract.PhaseInactive, RunKey: "dry", DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dry workflows.SweepPageResult
+	var dry contract.SweepPageResult
 	_ = v.Get(&dry)
 	var notices int
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM lethe.inactivity_notices`).Scan(&notices)

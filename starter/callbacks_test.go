@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll runs the
@@ -38,18 +39,18 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 
 	var statusAsked atomic.Int32
 	w := worker.New(st.Temporal, st.Config.TemporalTaskQueue, worker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: workflows.WorkflowEraseAtProcessor})
-	w.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: workflows.WorkflowProcessorFollowUp})
-	w.RegisterActivityWithOptions(func(context.Context, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "dsr", Status: workflows.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
+	w.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
+	w.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
+	w.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "dsr", Status: contract.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityEraseAtProcessor})
-	w.RegisterActivityWithOptions(func(context.Context, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	w.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		statusAsked.Add(1)
-		return workflows.ProcessorCall{Processor: "dsr", Status: workflows.ProcessorCallDone, HTTPStatus: 200}, nil
+		return contract.ProcessorCall{Processor: "dsr", Status: contract.ProcessorCallDone, HTTPStatus: 200}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityProcessorStatus})
-	w.RegisterActivityWithOptions(func(context.Context, workflows.SendMailInput) error { return nil },
+	w.RegisterActivityWithOptions(func(context.Context, contract.SendMailInput) error { return nil },
 		activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	w.RegisterActivityWithOptions(func(context.Context, workflows.AuditInput) error { return nil },
+	w.RegisterActivityWithOptions(func(context.Context, contract.AuditInput) error { return nil },
 		activity.RegisterOptions{Name: workflows.ActivityAudit})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -64,9 +65,9 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 	srv := httptest.NewServer((&api.Server{Temporal: st.Temporal, Callbacks: cbs, MaxBody: 1 << 16, Log: st.Log}).Handler())
 	defer srv.Close()
 
-	wid := workflows.ProcessorErasureWorkflowID(requestID, "dsr")
+	wid := contract.ProcessorErasureWorkflowID(requestID, "dsr")
 	run, err := st.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wid, TaskQueue: st.Config.TemporalTaskQueue},
-		workflows.WorkflowEraseAtProcessor, workflows.ProcessorErasureInput{RequestID: requestID, SubjectRef: "sr_x",
+		contract.WorkflowEraseAtProcessor, contract.ProcessorErasureInput{RequestID: requestID, SubjectRef: "sr_x",
 			Identity: []byte("sealed"), Processor: "dsr", PollEvery: time.Hour, FollowUpAfter: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -113,11 +114,11 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	var res workflows.ProcessorErasureResult
+	var res contract.ProcessorErasureResult
 	if err := run.Get(ctx, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != workflows.ProcessorConfirmed || res.JobID != job || statusAsked.Load() != 1 {
+	if res.Status != contract.ProcessorConfirmed || res.JobID != job || statusAsked.Load() != 1 {
 		t.Fatalf("result %+v, status asked %d times", res, statusAsked.Load())
 	}
 }

@@ -40,7 +40,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/worker/registry"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // devOptions are the dev stack's own settings (flags, with environment defaults).
@@ -268,7 +268,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		DatabaseFile:     filepath.Join(o.Dir, "temporal.db"),
 		FrontendPort:     o.TemporalPort,
 		Namespace:        cfg.TemporalNamespace,
-		SearchAttributes: workflows.SearchAttributes(),
+		SearchAttributes: contract.SearchAttributes(),
 	})
 	if err != nil {
 		return nil, err
@@ -285,7 +285,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 	st.stops = append(st.stops, tc.Close)
-	if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes()); err != nil {
+	if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, contract.SearchAttributes()); err != nil {
 		return nil, err
 	}
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/demo"
@@ -32,7 +33,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/internal/testenv/sendgridfake"
 	"github.com/lethe-privacy/lethe/internal/wiring"
-	"github.com/lethe-privacy/lethe/workflows"
 )
 
 // devFixture is what one `starter dev` run needs, on free ports and fresh
@@ -222,7 +222,7 @@ func TestDevDemoErasesAcrossTheSandboxesAndKeepsWorkflowsAcrossRestarts(t *testi
 	if err != nil {
 		t.Fatalf("after a restart the workflow is gone from Temporal: %v", err)
 	}
-	if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != workflows.WorkflowPrivacyRequest {
+	if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != contract.WorkflowPrivacyRequest {
 		t.Fatalf("workflow type %q", got)
 	}
 	if _, body := authGet(t, st, "/v1/requests/"+id); !strings.Contains(body, `"status":"completed"`) || !strings.Contains(body, `"systems"`) {
@@ -534,12 +534,12 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 	c := mustTemporal(b, st)
 	b.ResetTimer()
 	began = time.Now()
-	policy := workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-sweep", TaskQueue: st.cfg.TemporalTaskQueue}, workflows.WorkflowInactiveSweep, workflows.SweepInput{Policy: policy})
+	policy := contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-sweep", TaskQueue: st.cfg.TemporalTaskQueue}, contract.WorkflowInactiveSweep, contract.SweepInput{Policy: policy})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var totals workflows.SweepTotals
+	var totals contract.SweepTotals
 	if err := run.Get(ctx, &totals); err != nil {
 		b.Fatal(err)
 	}
@@ -595,10 +595,10 @@ func BenchmarkBreachMillion(b *testing.B) {
 	c := mustTemporal(b, st)
 	b.ResetTimer()
 	began := time.Now()
-	inc := workflows.Incident{ID: "inc_benchmarkmillion", AwareAt: began.UTC(), WhatHappened: "Benchmark.", DataCategories: []string{"email address"},
-		Measures: "None.", Contact: "privacy@example.com", NotificationRequired: true, Affected: workflows.AffectedSource{Selector: "active_accounts"},
+	inc := contract.Incident{ID: "inc_benchmarkmillion", AwareAt: began.UTC(), WhatHappened: "Benchmark.", DataCategories: []string{"email address"},
+		Measures: "None.", Contact: "privacy@example.com", NotificationRequired: true, Affected: contract.AffectedSource{Selector: "active_accounts"},
 		NotifyWithin: 48 * time.Hour, ReportWithin: 72 * time.Hour, EscalateAt: []float64{0.5, 0.8}, KeepOpen: time.Minute, DeclaredBy: "operator:bench"}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: inc.ID, TaskQueue: st.cfg.TemporalTaskQueue}, workflows.WorkflowBreach, inc)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: inc.ID, TaskQueue: st.cfg.TemporalTaskQueue}, contract.WorkflowBreach, inc)
 	if err != nil {
 		b.Fatal(err)
 	}

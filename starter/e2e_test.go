@@ -35,7 +35,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/worker/registry"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // e2e is the whole product on the real embedded components: Temporal,
@@ -265,7 +265,7 @@ func sealedIdentityOf(t *testing.T, e *e2e, id string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var in workflows.RequestInput
+	var in contract.RequestInput
 	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
 	topts, err := wiring.TemporalOptions(e.Config, e.Log)
 	if err != nil {
@@ -500,7 +500,7 @@ func TestLethesOwnSecurity(t *testing.T) {
 		if code != http.StatusOK || protojson.Unmarshal(decoded, &payloads) != nil || len(payloads.GetPayloads()) != 1 {
 			t.Fatalf("decode: %d %s", code, decoded)
 		}
-		var in workflows.RequestInput
+		var in contract.RequestInput
 		if err := json.Unmarshal(payloads.GetPayloads()[0].GetData(), &in); err != nil || in.RequestID != id || in.Type != "access" {
 			t.Fatalf("decoded input %+v (%v)", in, err)
 		}
@@ -606,14 +606,14 @@ func TestInactivitySweepWarnsErasesOnceAndASecondRunChangesNothing(t *testing.T)
 		ref3, la, now.AddDate(0, 0, -31), now.AddDate(0, 0, -1)); err != nil {
 		t.Fatal(err)
 	}
-	policy := workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: domain.Period{Days: 30}}
-	sweep := func() workflows.SweepTotals {
+	policy := contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour, ClosedKeep: domain.Period{Days: 30}}
+	sweep := func() contract.SweepTotals {
 		t.Helper()
-		run, err := e.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: e.Config.TemporalTaskQueue}, workflows.WorkflowInactiveSweep, workflows.SweepInput{Policy: policy})
+		run, err := e.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: e.Config.TemporalTaskQueue}, contract.WorkflowInactiveSweep, contract.SweepInput{Policy: policy})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var totals workflows.SweepTotals
+		var totals contract.SweepTotals
 		if err := run.Get(ctx, &totals); err != nil {
 			t.Fatal(err)
 		}
@@ -666,7 +666,7 @@ func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
 		t.Fatalf("operator deactivating: %d", code)
 	}
 	code, body := e.call(t, "POST", path+"/deactivate", e.Backend, fmt.Sprintf(`{"email":%q}`, person.Email))
-	if code != http.StatusAccepted || body["status"] != workflows.AccountDeactivated {
+	if code != http.StatusAccepted || body["status"] != contract.AccountDeactivated {
 		t.Fatalf("deactivate: %d %v", code, body)
 	}
 	final := body["final_at"]
@@ -681,7 +681,7 @@ func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
 		t.Fatalf("deactivation notice: %v", err)
 	}
 	code, body = e.call(t, "POST", path+"/restore", e.Backend, "")
-	if code != http.StatusOK || body["status"] != workflows.AccountRestored {
+	if code != http.StatusOK || body["status"] != contract.AccountRestored {
 		t.Fatalf("restore: %d %v", code, body)
 	}
 	if n := e.count(t, "SELECT count(*) FROM demo.accounts WHERE id = $1 AND status = 'active'", person.ID); n != 1 {
@@ -832,7 +832,7 @@ func TestBreachNoticeReachesEveryAffectedPersonOnceAndTheReportIsInS3(t *testing
 		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%v notices sent", sent), func() bool {
 			_, v = e.call(t, "GET", "/v1/incidents/"+id, e.Operator, "")
 			counts, _ := v["counts"].(map[string]any)
-			return counts != nil && counts["Sent"] == sent && v["status"] == workflows.IncidentNotified
+			return counts != nil && counts["Sent"] == sent && v["status"] == contract.IncidentNotified
 		})
 		return v
 	}

@@ -43,6 +43,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/worker/registry"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // erasureBench is the whole product on the dev stack's parts, with what an
@@ -159,7 +160,7 @@ func newErasureBench(tb testing.TB) *erasureBench {
 	// Temporal on a SQLite file, as `starter dev` runs it.
 	temporal, err := devstack.StartTemporal(devstack.TemporalOptions{
 		DatabaseFile: filepath.Join(tb.TempDir(), "temporal.db"), FrontendPort: freePort(tb),
-		Namespace: w.cfg.TemporalNamespace, SearchAttributes: workflows.SearchAttributes(),
+		Namespace: w.cfg.TemporalNamespace, SearchAttributes: contract.SearchAttributes(),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -175,7 +176,7 @@ func newErasureBench(tb testing.TB) *erasureBench {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(tc.Close)
-	if err := temporalclient.EnsureSearchAttributes(ctx, tc, w.cfg.TemporalNamespace, workflows.SearchAttributes()); err != nil {
+	if err := temporalclient.EnsureSearchAttributes(ctx, tc, w.cfg.TemporalNamespace, contract.SearchAttributes()); err != nil {
 		tb.Fatal(err)
 	}
 
@@ -530,14 +531,14 @@ type directEraser struct {
 	deps           registry.Deps
 	seq            sync.Mutex
 	n              int
-	recordStep     func(context.Context, workflows.TransitionInput) error
-	sendMail       func(context.Context, workflows.SendMailInput) error
-	plan           func(context.Context, workflows.ErasureInput) (workflows.ErasurePlan, error)
-	recordErasure  func(context.Context, workflows.RecordErasureInput) error
-	eraseTables    func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error)
-	eraseProcessor func(context.Context, workflows.ProcessorCallInput) (workflows.ProcessorCall, error)
-	verify         func(context.Context, workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error)
-	audit          func(context.Context, workflows.AuditInput) error
+	recordStep     func(context.Context, contract.TransitionInput) error
+	sendMail       func(context.Context, contract.SendMailInput) error
+	plan           func(context.Context, contract.ErasureInput) (contract.ErasurePlan, error)
+	recordErasure  func(context.Context, contract.RecordErasureInput) error
+	eraseTables    func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error)
+	eraseProcessor func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error)
+	verify         func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error)
+	audit          func(context.Context, contract.AuditInput) error
 	shred          func(context.Context, string) error
 }
 
@@ -546,14 +547,14 @@ func newDirectEraser(tb testing.TB, deps registry.Deps) *directEraser {
 	acts := registry.Activities(deps)
 	return &directEraser{
 		deps:           deps,
-		recordStep:     activityFunc[func(context.Context, workflows.TransitionInput) error](tb, acts, workflows.ActivityRecordTransition),
-		sendMail:       activityFunc[func(context.Context, workflows.SendMailInput) error](tb, acts, workflows.ActivitySendMail),
-		plan:           activityFunc[func(context.Context, workflows.ErasureInput) (workflows.ErasurePlan, error)](tb, acts, workflows.ActivityPlanErasure),
-		recordErasure:  activityFunc[func(context.Context, workflows.RecordErasureInput) error](tb, acts, workflows.ActivityRecordErasure),
-		eraseTables:    activityFunc[func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error)](tb, acts, workflows.ActivityEraseTables),
-		eraseProcessor: activityFunc[func(context.Context, workflows.ProcessorCallInput) (workflows.ProcessorCall, error)](tb, acts, workflows.ActivityEraseAtProcessor),
-		verify:         activityFunc[func(context.Context, workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error)](tb, acts, workflows.ActivityVerifyErasure),
-		audit:          activityFunc[func(context.Context, workflows.AuditInput) error](tb, acts, workflows.ActivityAudit),
+		recordStep:     activityFunc[func(context.Context, contract.TransitionInput) error](tb, acts, workflows.ActivityRecordTransition),
+		sendMail:       activityFunc[func(context.Context, contract.SendMailInput) error](tb, acts, workflows.ActivitySendMail),
+		plan:           activityFunc[func(context.Context, contract.ErasureInput) (contract.ErasurePlan, error)](tb, acts, workflows.ActivityPlanErasure),
+		recordErasure:  activityFunc[func(context.Context, contract.RecordErasureInput) error](tb, acts, workflows.ActivityRecordErasure),
+		eraseTables:    activityFunc[func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error)](tb, acts, workflows.ActivityEraseTables),
+		eraseProcessor: activityFunc[func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error)](tb, acts, workflows.ActivityEraseAtProcessor),
+		verify:         activityFunc[func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error)](tb, acts, workflows.ActivityVerifyErasure),
+		audit:          activityFunc[func(context.Context, contract.AuditInput) error](tb, acts, workflows.ActivityAudit),
 		shred:          activityFunc[func(context.Context, string) error](tb, acts, workflows.ActivityShredSubject),
 	}
 }
@@ -585,19 +586,19 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 	seq := 0
 	step := func(status, actor, action string) error {
 		seq++
-		return d.recordStep(ctx, workflows.TransitionInput{RequestID: requestID, Type: domain.TypeErasure, SubjectRef: ref, Jurisdiction: "gdpr",
+		return d.recordStep(ctx, contract.TransitionInput{RequestID: requestID, Type: domain.TypeErasure, SubjectRef: ref, Jurisdiction: "gdpr",
 			Status: status, ReceivedAt: received, DueAt: due, Actor: actor, Action: action, Seq: seq})
 	}
 	mail := func(template string, lines []string) error {
-		return d.sendMail(ctx, workflows.SendMailInput{RequestID: requestID, SubjectRef: ref, Identity: sealed, Template: template,
-			Key: requestID + ":" + template + ":0", Data: workflows.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: due, Lines: lines}})
+		return d.sendMail(ctx, contract.SendMailInput{RequestID: requestID, SubjectRef: ref, Identity: sealed, Template: template,
+			Key: requestID + ":" + template + ":0", Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: "gdpr", DueDate: due, Lines: lines}})
 	}
 
 	// The request: received, receipt mailed, verified by the backend, in progress.
 	if err := step(domain.StatusReceived, "backend:bench", "request.received"); err != nil {
 		return err
 	}
-	if err := mail(workflows.MailReceipt, nil); err != nil {
+	if err := mail(contract.MailReceipt, nil); err != nil {
 		return err
 	}
 	if err := step(domain.StatusVerified, "backend:bench", "request.verified"); err != nil {
@@ -608,20 +609,20 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 	}
 
 	// The erasure: plan, ledger, every system, verification, receipt.
-	plan, err := d.plan(ctx, workflows.ErasureInput{RequestID: requestID, SubjectRef: ref, Identity: sealed, Jurisdiction: "gdpr"})
+	plan, err := d.plan(ctx, contract.ErasureInput{RequestID: requestID, SubjectRef: ref, Identity: sealed, Jurisdiction: "gdpr"})
 	if err != nil || !plan.Found {
 		return fmt.Errorf("plan (found %v): %w", plan.Found, err)
 	}
-	if err := d.recordErasure(ctx, workflows.RecordErasureInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity}); err != nil {
+	if err := d.recordErasure(ctx, contract.RecordErasureInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity}); err != nil {
 		return err
 	}
-	receipt := workflows.Receipt{RequestID: requestID, MapDigest: plan.MapDigest}
-	tables, err := d.eraseTables(ctx, workflows.EraseTablesInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
+	receipt := contract.Receipt{RequestID: requestID, MapDigest: plan.MapDigest}
+	tables, err := d.eraseTables(ctx, contract.EraseTablesInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
 	if err != nil {
 		return err
 	}
 	for _, t := range tables.Tables {
-		receipt.Entries = append(receipt.Entries, workflows.ReceiptEntry{System: workflows.SystemPostgres, Name: t.Table, Action: t.Action, Count: t.Rows, Basis: t.Reason, Until: t.Until})
+		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemPostgres, Name: t.Table, Action: t.Action, Count: t.Rows, Basis: t.Reason, Until: t.Until})
 	}
 	for _, loc := range d.deps.Map.S3 {
 		prefix, err := loc.PrefixFor(p.ID)
@@ -632,19 +633,19 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 		if err != nil {
 			return err
 		}
-		receipt.Entries = append(receipt.Entries, workflows.ReceiptEntry{System: workflows.SystemS3, Name: loc.Bucket + "/" + loc.Prefix, Action: "deleted", Count: res.Keys})
+		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemS3, Name: loc.Bucket + "/" + loc.Prefix, Action: "deleted", Count: res.Keys})
 	}
 	for _, proc := range plan.Processors {
-		call, err := d.eraseProcessor(ctx, workflows.ProcessorCallInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity, Processor: proc.Name})
+		call, err := d.eraseProcessor(ctx, contract.ProcessorCallInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity, Processor: proc.Name})
 		if err != nil {
 			return err
 		}
-		if call.Status != workflows.ProcessorCallDone && call.Status != workflows.ProcessorCallGone {
+		if call.Status != contract.ProcessorCallDone && call.Status != contract.ProcessorCallGone {
 			return fmt.Errorf("%s answered %s", proc.Name, call.Status)
 		}
-		receipt.Entries = append(receipt.Entries, workflows.ReceiptEntry{System: workflows.SystemProcessor, Name: proc.Name, Action: workflows.ProcessorConfirmed})
+		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemProcessor, Name: proc.Name, Action: contract.ProcessorConfirmed})
 	}
-	check, err := d.verify(ctx, workflows.VerifyErasureInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
+	check, err := d.verify(ctx, contract.VerifyErasureInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
 	if err != nil {
 		return err
 	}
@@ -652,13 +653,13 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 		return fmt.Errorf("left: %v", check.Leftovers)
 	}
 	receipt.CompletedAt = time.Now().UTC()
-	if err := d.audit(ctx, workflows.AuditInput{RequestID: requestID, SubjectRef: ref, Actor: "system", Action: "erasure.receipt",
+	if err := d.audit(ctx, contract.AuditInput{RequestID: requestID, SubjectRef: ref, Actor: "system", Action: "erasure.receipt",
 		Detail: receipt.AuditDetail(), Key: requestID + ":erasure.receipt"}); err != nil {
 		return err
 	}
 
 	// The request closes: completion mail with the receipt, key shredded, completed.
-	if err := mail(workflows.MailCompleted, receipt.Lines()); err != nil {
+	if err := mail(contract.MailCompleted, receipt.Lines()); err != nil {
 		return err
 	}
 	if err := d.shred(ctx, ref); err != nil {

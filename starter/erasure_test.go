@@ -23,7 +23,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // erasureWorld is the demo application with every kind of system an
@@ -103,7 +103,7 @@ func (w *erasureWorld) resolveTask(t *testing.T, id, processor, body string) {
 	// The privacy team's list of open tasks in the Temporal UI shows it too.
 	testenv.Eventually(t, 30*time.Second, "the "+processor+" task in the UI's list", func() bool {
 		resp, err := w.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("LetheTaskDueAt IS NOT NULL AND WorkflowId = '%s'", workflows.ProcessorErasureWorkflowID(id, processor))})
+			Query: fmt.Sprintf("LetheTaskDueAt IS NOT NULL AND WorkflowId = '%s'", contract.ProcessorErasureWorkflowID(id, processor))})
 		return err == nil && len(resp.Executions) == 1
 	})
 	if code, out := w.call(t, "POST", "/v1/requests/"+id+"/processors/"+processor+"/task", w.Operator, body); code != http.StatusOK {

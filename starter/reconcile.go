@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/api"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 func reconcileCommand() *cobra.Command {
@@ -31,7 +31,7 @@ func reconcileCommand() *cobra.Command {
 			return runReconcile(cmd.Context(), c, cfg.TemporalTaskQueue, pageSize, !noWait, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().IntVar(&pageSize, "page-size", workflows.ReconcilePageSize, "accounts per page")
+	cmd.Flags().IntVar(&pageSize, "page-size", contract.ReconcilePageSize, "accounts per page")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and print its id without waiting for the end")
 	return cmd
 }
@@ -46,11 +46,11 @@ func runReconcile(ctx context.Context, c client.Client, taskQueue string, pageSi
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "restore-reconcile %s started (Temporal UI: workflow %s, query %q)\n", run.GetID(), run.GetID(), workflows.QueryProgress)
+	fmt.Fprintf(out, "restore-reconcile %s started (Temporal UI: workflow %s, query %q)\n", run.GetID(), run.GetID(), contract.QueryProgress)
 	if !wait {
 		return nil
 	}
-	var t workflows.ReconcileTotals
+	var t contract.ReconcileTotals
 	if err := run.Get(ctx, &t); err != nil {
 		return fmt.Errorf("restore-reconcile %s: %w", run.GetID(), err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // personRows counts a person's rows in every table of the data map reached
@@ -120,7 +121,7 @@ func TestRestoreReconcileErasesAgainThosePersonsARestoreBroughtBack(t *testing.T
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	var totals workflows.ReconcileTotals
+	var totals contract.ReconcileTotals
 	if err := e.Temporal.GetWorkflow(waitCtx, wfID, "").Get(waitCtx, &totals); err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
@@ -164,7 +165,7 @@ func TestRestoreReconcileErasesAgainThosePersonsARestoreBroughtBack(t *testing.T
 		t.Errorf("%d erasure.reconciled audit entries with the counts, want 1", n)
 	}
 	code, body = e.call(t, "GET", "/v1/reconcile/"+wfID, e.Operator, "")
-	if code != http.StatusOK || body["status"] != workflows.ReconcileCompleted {
+	if code != http.StatusOK || body["status"] != contract.ReconcileCompleted {
 		t.Errorf("progress: %d %v", code, body)
 	}
 	// Nothing personal in the reconcile's history (its cursor is sealed) or the logs.

@@ -5,97 +5,38 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
-
-// ExportInput builds a person's data bundle (P3): access, or portability.
-type ExportInput struct {
-	RequestID   string
-	SubjectRef  string
-	Identity    []byte
-	Portability bool // only the data the person provided (GDPR Art. 20)
-}
-
-// ExportResult is where the bundle is and what it holds (no personal data).
-type ExportResult struct {
-	Key     string   `json:"key"` // the bundle's S3 key in the export bucket
-	Sources []string `json:"sources"`
-	Gaps    []string `json:"gaps,omitempty"`
-	Bytes   int64    `json:"bytes"`
-}
-
-// ProcessorExportInput fetches one processor's data about the person into
-// Lethe's export bucket, ahead of the bundle.
-type ProcessorExportInput struct {
-	RequestID  string
-	SubjectRef string
-	Identity   []byte
-	Processor  string
-}
-
-// BundleInput builds the bundle from every system, with the processors' parts fetched before.
-type BundleInput struct {
-	RequestID   string
-	SubjectRef  string
-	Identity    []byte
-	Portability bool
-	Processors  []string          // fetched parts to include
-	Gaps        map[string]string // processor -> why it is missing
-}
-
-// ExpiryInput keeps a bundle for as long as its link is valid.
-type ExpiryInput struct {
-	RequestID string
-	Key       string
-	ValidFor  time.Duration
-}
-
-// LinkResult is a download link.
-type LinkResult struct {
-	URL       string    `json:"url"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// LinkInput asks for a presigned link to a bundle, valid until ExpiresAt.
-type LinkInput struct {
-	Key       string
-	ExpiresAt time.Time
-}
-
-// UpdateNewLink asks a kept bundle for a fresh link.
-const UpdateNewLink = "new_link"
-
-// ExpiryWorkflowID is the workflow that keeps a request's bundle.
-func ExpiryWorkflowID(requestID string) string { return requestID + "-bundle" }
 
 // BuildExport gathers the person's data from every system of the data map:
 // each processor that can export is fetched by its own activity, so a slow
 // one holds up nobody and a failing one becomes a gap the index states; then
 // one activity streams the database rows, the files and the processors'
 // parts into a single ZIP in S3.
-func BuildExport(ctx workflow.Context, in ExportInput) (ExportResult, error) {
+func BuildExport(ctx workflow.Context, in contract.ExportInput) (contract.ExportResult, error) {
 	ctx = withActivityDefaults(ctx)
 	var names []string
 	if err := workflow.ExecuteActivity(ctx, ActivityExportSources).Get(ctx, &names); err != nil {
-		return ExportResult{}, err
+		return contract.ExportResult{}, err
 	}
 	// An operator decides about a processor that keeps failing: retry it, or
 	// leave it out with a reason the index states.
-	decisions := map[string]ProcessorDecision{}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateProcessorDecision,
-		func(ctx workflow.Context, d ProcessorDecision) error { decisions[d.Processor] = d; return nil },
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ProcessorDecision) error {
+	decisions := map[string]contract.ProcessorDecision{}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateProcessorDecision,
+		func(ctx workflow.Context, d contract.ProcessorDecision) error { decisions[d.Processor] = d; return nil },
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d contract.ProcessorDecision) error {
 			if d.Action != "retry" && d.Action != "skip" {
-				return temporal.NewApplicationError("action: retry or skip", RefusedInput)
+				return temporal.NewApplicationError("action: retry or skip", contract.RefusedInput)
 			}
 			if d.Action == "skip" && d.Reason == "" {
-				return temporal.NewApplicationError("a reason is required to skip a source", RefusedInput)
+				return temporal.NewApplicationError("a reason is required to skip a source", contract.RefusedInput)
 			}
 			return nil
 		}}); err != nil {
-		return ExportResult{}, err
+		return contract.ExportResult{}, err
 	}
 	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
@@ -110,15 +51,15 @@ func BuildExport(ctx workflow.Context, in ExportInput) (ExportResult, error) {
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			for {
-				err := workflow.ExecuteActivity(fetchCtx, ActivityFetchProcessor, ProcessorExportInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: name}).Get(ctx, nil)
+				err := workflow.ExecuteActivity(fetchCtx, ActivityFetchProcessor, contract.ProcessorExportInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: name}).Get(ctx, nil)
 				if err == nil {
 					fetched = append(fetched, name)
 					return
 				}
 				// It keeps failing: the privacy team decides, through the API or the UI.
 				delete(decisions, name)
-				_ = workflow.ExecuteActivity(ctx, ActivitySendMail, SendMailInput{RequestID: in.RequestID, Template: MailOperatorReminder, ToPrivacyTeam: true,
-					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: MailData{RequestType: "access", Jurisdiction: "gdpr", DueDate: workflow.Now(ctx),
+				_ = workflow.ExecuteActivity(ctx, ActivitySendMail, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, ToPrivacyTeam: true,
+					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: contract.MailData{RequestType: "access", Jurisdiction: "gdpr", DueDate: workflow.Now(ctx),
 						Lines: []string{"processor " + name + " does not answer: retry or skip it (POST /v1/requests/" + in.RequestID + "/sources)"}}}).Get(ctx, nil)
 				if err := workflow.Await(ctx, func() bool { _, ok := decisions[name]; return ok }); err != nil {
 					return
@@ -131,22 +72,11 @@ func BuildExport(ctx workflow.Context, in ExportInput) (ExportResult, error) {
 		})
 	}
 	wg.Wait(ctx)
-	var res ExportResult
-	err := workflow.ExecuteActivity(withLongActivity(ctx), ActivityBuildBundle, BundleInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity,
+	var res contract.ExportResult
+	err := workflow.ExecuteActivity(withLongActivity(ctx), ActivityBuildBundle, contract.BundleInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity,
 		Portability: in.Portability, Processors: fetched, Gaps: gaps}).Get(ctx, &res)
 	return res, err
 }
-
-// ProcessorDecision is an operator's decision about a processor that keeps failing.
-type ProcessorDecision struct {
-	Processor string
-	Action    string // "retry" or "skip"
-	Reason    string // why it is left out (skip); stated in the bundle's index
-	Actor     string
-}
-
-// UpdateProcessorDecision carries a ProcessorDecision to a running export.
-const UpdateProcessorDecision = "processor_decision"
 
 // withLongActivity lets an activity run long (a big bundle) while it heartbeats.
 func withLongActivity(ctx workflow.Context) workflow.Context {
@@ -158,18 +88,18 @@ func withLongActivity(ctx workflow.Context) workflow.Context {
 
 // KeepExport keeps a bundle while its link is valid: a fresh link can be had
 // until then, and when it passes a durable timer deletes the bundle.
-func KeepExport(ctx workflow.Context, in ExpiryInput) (int, error) {
+func KeepExport(ctx workflow.Context, in contract.ExpiryInput) (int, error) {
 	expires := workflow.Now(ctx).Add(in.ValidFor)
 	deleted := false
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateNewLink,
-		func(ctx workflow.Context) (LinkResult, error) {
-			var link LinkResult
-			err := workflow.ExecuteActivity(withActivityDefaults(ctx), ActivityPresignLink, LinkInput{Key: in.Key, ExpiresAt: expires}).Get(ctx, &link)
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateNewLink,
+		func(ctx workflow.Context) (contract.LinkResult, error) {
+			var link contract.LinkResult
+			err := workflow.ExecuteActivity(withActivityDefaults(ctx), ActivityPresignLink, contract.LinkInput{Key: in.Key, ExpiresAt: expires}).Get(ctx, &link)
 			return link, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
 			if deleted || !workflow.Now(ctx).Before(expires) {
-				return temporal.NewApplicationError("the bundle has expired and was deleted: ask for your data again", RefusedState)
+				return temporal.NewApplicationError("the bundle has expired and was deleted: ask for your data again", contract.RefusedState)
 			}
 			return nil
 		}}); err != nil {
@@ -188,19 +118,19 @@ func KeepExport(ctx workflow.Context, in ExpiryInput) (int, error) {
 // keeper, and the link the completion mail carries.
 func (r *request) export(ctx workflow.Context) error {
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-export"})
-	var res ExportResult
-	if err := workflow.ExecuteChildWorkflow(child, WorkflowBuildExport, ExportInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef,
+	var res contract.ExportResult
+	if err := workflow.ExecuteChildWorkflow(child, contract.WorkflowBuildExport, contract.ExportInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef,
 		Identity: r.in.Identity, Portability: r.in.Type == domain.TypePortability}).Get(ctx, &res); err != nil {
 		return fmt.Errorf("build the bundle: %w", err)
 	}
 	valid := r.in.Policy.LinkValidFor
-	keeper := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: ExpiryWorkflowID(r.in.RequestID), ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON})
-	f := workflow.ExecuteChildWorkflow(keeper, WorkflowKeepExport, ExpiryInput{RequestID: r.in.RequestID, Key: res.Key, ValidFor: valid})
+	keeper := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: contract.ExpiryWorkflowID(r.in.RequestID), ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON})
+	f := workflow.ExecuteChildWorkflow(keeper, contract.WorkflowKeepExport, contract.ExpiryInput{RequestID: r.in.RequestID, Key: res.Key, ValidFor: valid})
 	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return err
 	}
-	var link LinkResult
-	if err := workflow.ExecuteActivity(ctx, ActivityPresignLink, LinkInput{Key: res.Key, ExpiresAt: workflow.Now(ctx).Add(valid)}).Get(ctx, &link); err != nil {
+	var link contract.LinkResult
+	if err := workflow.ExecuteActivity(ctx, ActivityPresignLink, contract.LinkInput{Key: res.Key, ExpiresAt: workflow.Now(ctx).Add(valid)}).Get(ctx, &link); err != nil {
 		return err
 	}
 	r.link = link
@@ -210,7 +140,7 @@ func (r *request) export(ctx workflow.Context) error {
 	}
 	if r.in.PushTo != "" {
 		// Portability to a third party the person named: the same bundle, sent there.
-		if err := workflow.ExecuteActivity(ctx, ActivityPushBundle, PushInput{RequestID: r.in.RequestID, Key: res.Key, URL: r.in.PushTo}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(ctx, ActivityPushBundle, contract.PushInput{RequestID: r.in.RequestID, Key: res.Key, URL: r.in.PushTo}).Get(ctx, nil); err != nil {
 			return fmt.Errorf("send the bundle to the named recipient: %w", err)
 		}
 		r.view.Outcome = append(r.view.Outcome, "A copy was sent to the recipient you named.")
@@ -219,11 +149,4 @@ func (r *request) export(ctx workflow.Context) error {
 		}
 	}
 	return nil
-}
-
-// PushInput sends a bundle to a third party's HTTPS endpoint.
-type PushInput struct {
-	RequestID string
-	Key       string
-	URL       string // personal-ish (the person chose it): only in encrypted payloads
 }

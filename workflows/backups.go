@@ -4,105 +4,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
-// The backup watch and its activities.
+// The backup watch's activities.
 const (
-	WorkflowAwaitBackupRotation = "AwaitBackupRotation"
-	ActivityCountBackups        = "CountBackupsBefore"
-	ActivityMarkBackupsClear    = "MarkBackupsClear"
+	ActivityCountBackups     = "CountBackupsBefore"
+	ActivityMarkBackupsClear = "MarkBackupsClear"
 )
-
-// DefaultBackupCheckEvery is how often the watch lists the backup locations.
-const DefaultBackupCheckEvery = 24 * time.Hour
 
 // backupChecksPerRun bounds the history of one run: then it continues as new.
 const backupChecksPerRun = 100
-
-// BackupWatchWorkflowID names the backup watch of an erasure request.
-func BackupWatchWorkflowID(requestID string) string { return requestID + "-backups" }
-
-// BackupLocation is one place the application database's backups are
-// written to, and how long it keeps each (the data map's backups section).
-type BackupLocation struct {
-	Name     string
-	Bucket   string
-	Prefix   string // "" is the whole bucket
-	Rotation time.Duration
-}
-
-// BackupWatchInput starts (or continues) the wait for every backup taken
-// before an erasure to rotate out. State is nil on a fresh run.
-type BackupWatchInput struct {
-	RequestID string
-	ErasedAt  time.Time
-	Locations []BackupLocation
-	// Promise is how soon the privacy policy says backups forget a person;
-	// 0: no promise to check the rotations against.
-	Promise    time.Duration
-	CheckEvery time.Duration // 0 means DefaultBackupCheckEvery
-	State      *BackupWatchState
-}
-
-// BackupWatchState carries the watch across continue-as-new.
-type BackupWatchState struct {
-	Locations     []BackupStatus
-	Checks        int
-	PromiseMailed bool // the team was told a rotation outlasts the promise
-	OverdueMailed bool // the team was told a rotation is overdue
-}
-
-// BackupStatus is what the last check found in one backup location.
-type BackupStatus struct {
-	Name       string        `json:"name"`
-	Rotation   time.Duration `json:"rotation"`
-	ExpectedBy time.Time     `json:"expected_by"`         // erasure + rotation: when the last older backup should be gone
-	Remaining  int           `json:"remaining"`           // backups from at or before the erasure, at the last check
-	Oldest     time.Time     `json:"oldest,omitzero"`     // the oldest of them
-	CheckedAt  time.Time     `json:"checked_at,omitzero"` // the last check
-	ClearAt    time.Time     `json:"clear_at,omitzero"`   // the check that found none left
-}
-
-// Backup watch statuses.
-const (
-	BackupsWaiting = "waiting"
-	BackupsOverdue = "overdue" // a location kept older backups past its rotation
-	BackupsClear   = "clear"
-)
-
-// BackupWatchProgress is the watch's state (QueryProgress).
-type BackupWatchProgress struct {
-	RequestID string         `json:"request_id"`
-	Status    string         `json:"status"`
-	ErasedAt  time.Time      `json:"erased_at"`
-	Promise   time.Duration  `json:"promise"`
-	Locations []BackupStatus `json:"locations"`
-	Checks    int            `json:"checks"`
-	ClearAt   time.Time      `json:"clear_at,omitzero"`
-}
-
-// CountBackupsInput asks how many backups one location still holds from
-// at or before a time.
-type CountBackupsInput struct {
-	Bucket string
-	Prefix string
-	Before time.Time // objects last modified at or before it count
-}
-
-// CountBackupsResult is the count and the oldest of those backups.
-type CountBackupsResult struct {
-	Count  int
-	Oldest time.Time
-}
-
-// MarkBackupsClearInput records in the erasure ledger when the request's
-// backups were all gone.
-type MarkBackupsClearInput struct {
-	RequestID string
-	ClearAt   time.Time
-}
 
 // AwaitBackupRotation keeps the backup half of the erasure promise (P6).
 // Backups cannot be edited, so an erased person stays in every backup taken
@@ -116,20 +30,20 @@ type MarkBackupsClearInput struct {
 //   - tells the team once when a location still holds such backups 2 checks
 //     after its rotation should have removed them;
 //   - then records the date in the ledger and the audit trail, and returns it.
-func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, error) {
+func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (time.Time, error) {
 	every := in.CheckEvery
 	if every <= 0 {
-		every = DefaultBackupCheckEvery
+		every = contract.DefaultBackupCheckEvery
 	}
 	st := in.State
 	if st == nil {
-		st = &BackupWatchState{}
+		st = &contract.BackupWatchState{}
 		for _, l := range in.Locations {
-			st.Locations = append(st.Locations, BackupStatus{Name: l.Name, Rotation: l.Rotation, ExpectedBy: in.ErasedAt.Add(l.Rotation)})
+			st.Locations = append(st.Locations, contract.BackupStatus{Name: l.Name, Rotation: l.Rotation, ExpectedBy: in.ErasedAt.Add(l.Rotation)})
 		}
 	}
-	progress := BackupWatchProgress{RequestID: in.RequestID, Status: BackupsWaiting, ErasedAt: in.ErasedAt, Promise: in.Promise}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (BackupWatchProgress, error) {
+	progress := contract.BackupWatchProgress{RequestID: in.RequestID, Status: contract.BackupsWaiting, ErasedAt: in.ErasedAt, Promise: in.Promise}
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.BackupWatchProgress, error) {
 		progress.Locations, progress.Checks = st.Locations, st.Checks
 		return progress, nil
 	}); err != nil {
@@ -152,8 +66,8 @@ func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, 
 		}
 		if len(lines) > 0 {
 			lines = append(lines, "Meanwhile the erasure ledger re-applies this erasure after any restore (restore-reconcile).")
-			mailTeam(ctx, SendMailInput{RequestID: in.RequestID, Template: MailOperatorReminder, Key: in.RequestID + ":backups:promise", ToPrivacyTeam: true,
-				Data: MailData{RequestType: "erasure", DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}})
+			mailTeam(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, Key: in.RequestID + ":backups:promise", ToPrivacyTeam: true,
+				Data: contract.MailData{RequestType: "erasure", DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}})
 		}
 		st.PromiseMailed = true
 	}
@@ -162,7 +76,7 @@ func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, 
 		if checks == backupChecksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			next := in
 			next.State = st
-			return time.Time{}, workflow.NewContinueAsNewError(ctx, WorkflowAwaitBackupRotation, next)
+			return time.Time{}, workflow.NewContinueAsNewError(ctx, contract.WorkflowAwaitBackupRotation, next)
 		}
 		clear := true
 		for i, l := range in.Locations {
@@ -170,8 +84,8 @@ func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, 
 			if !s.ClearAt.IsZero() {
 				continue
 			}
-			var res CountBackupsResult
-			if err := workflow.ExecuteActivity(listCtx, ActivityCountBackups, CountBackupsInput{Bucket: l.Bucket, Prefix: l.Prefix, Before: in.ErasedAt}).Get(ctx, &res); err != nil {
+			var res contract.CountBackupsResult
+			if err := workflow.ExecuteActivity(listCtx, ActivityCountBackups, contract.CountBackupsInput{Bucket: l.Bucket, Prefix: l.Prefix, Before: in.ErasedAt}).Get(ctx, &res); err != nil {
 				return time.Time{}, fmt.Errorf("list backup location %s: %w", l.Name, err)
 			}
 			s.Remaining, s.Oldest, s.CheckedAt = res.Count, res.Oldest, workflow.Now(ctx)
@@ -196,10 +110,10 @@ func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, 
 			}
 		}
 		if len(late) > 0 {
-			progress.Status = BackupsOverdue
+			progress.Status = contract.BackupsOverdue
 			if !st.OverdueMailed {
-				mailTeam(ctx, SendMailInput{RequestID: in.RequestID, Template: MailOperatorEscalation, Key: in.RequestID + ":backups:overdue", ToPrivacyTeam: true,
-					Data: MailData{RequestType: "erasure", DueDate: latestExpected(st.Locations), Lines: late}})
+				mailTeam(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorEscalation, Key: in.RequestID + ":backups:overdue", ToPrivacyTeam: true,
+					Data: contract.MailData{RequestType: "erasure", DueDate: latestExpected(st.Locations), Lines: late}})
 				st.OverdueMailed = true
 			}
 		}
@@ -209,29 +123,29 @@ func AwaitBackupRotation(ctx workflow.Context, in BackupWatchInput) (time.Time, 
 	}
 
 	clearAt := workflow.Now(ctx)
-	if err := workflow.ExecuteActivity(ctx, ActivityMarkBackupsClear, MarkBackupsClearInput{RequestID: in.RequestID, ClearAt: clearAt}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, ActivityMarkBackupsClear, contract.MarkBackupsClearInput{RequestID: in.RequestID, ClearAt: clearAt}).Get(ctx, nil); err != nil {
 		return time.Time{}, fmt.Errorf("record the backups clear in the ledger: %w", err)
 	}
 	detail := map[string]string{"clear_at": clearAt.UTC().Format(time.RFC3339), "erased_at": in.ErasedAt.UTC().Format(time.RFC3339),
 		"locations": fmt.Sprint(len(in.Locations)), "checks": fmt.Sprint(st.Checks)}
-	if err := workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
+	if err := workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
 		Detail: detail, Key: in.RequestID + ":erasure.backups_clear"}).Get(ctx, nil); err != nil {
 		return time.Time{}, fmt.Errorf("audit the backups clear: %w", err)
 	}
-	progress.Status, progress.ClearAt = BackupsClear, clearAt
+	progress.Status, progress.ClearAt = contract.BackupsClear, clearAt
 	return clearAt, nil
 }
 
 // mailTeam sends a mail to the privacy team; one that can never go (no
 // address configured) is logged, not a reason to stop watching.
-func mailTeam(ctx workflow.Context, in SendMailInput) {
+func mailTeam(ctx workflow.Context, in contract.SendMailInput) {
 	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("could not tell the privacy team", "request_id", in.RequestID, "key", in.Key, "error", err)
 	}
 }
 
 // latestExpected is the latest date by which a location should have been clear.
-func latestExpected(ls []BackupStatus) time.Time {
+func latestExpected(ls []contract.BackupStatus) time.Time {
 	var t time.Time
 	for _, s := range ls {
 		if s.ClearAt.IsZero() && s.ExpectedBy.After(t) {

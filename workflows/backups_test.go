@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // backupFake answers the backup watch's activities: each location's
@@ -23,18 +24,18 @@ type backupFake struct {
 	rotation map[string]time.Duration
 	stuck    map[string]bool
 	counts   []string // bucket@MMDD of each listing
-	mails    []workflows.SendMailInput
+	mails    []contract.SendMailInput
 	mailedAt []time.Time
-	cleared  []workflows.MarkBackupsClearInput
-	audits   []workflows.AuditInput
+	cleared  []contract.MarkBackupsClearInput
+	audits   []contract.AuditInput
 }
 
 func newBackupFake(t *testing.T, env *testsuite.TestWorkflowEnvironment) *backupFake {
 	f := &backupFake{env: env, backups: map[string][]time.Time{}, rotation: map[string]time.Duration{}, stuck: map[string]bool{}}
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.CountBackupsInput) (workflows.CountBackupsResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.CountBackupsInput) (contract.CountBackupsResult, error) {
 		now := env.Now()
 		f.counts = append(f.counts, in.Bucket+"@"+now.Format("0102"))
-		var res workflows.CountBackupsResult
+		var res contract.CountBackupsResult
 		for _, at := range f.backups[in.Bucket] {
 			rotated := !f.stuck[in.Bucket] && !now.Before(at.Add(f.rotation[in.Bucket]))
 			if rotated || at.After(in.Before) {
@@ -47,7 +48,7 @@ func newBackupFake(t *testing.T, env *testsuite.TestWorkflowEnvironment) *backup
 		}
 		return res, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityCountBackups})
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error {
 		if !in.ToPrivacyTeam {
 			t.Errorf("mail %s to the person, want the privacy team", in.Key)
 		}
@@ -55,11 +56,11 @@ func newBackupFake(t *testing.T, env *testsuite.TestWorkflowEnvironment) *backup
 		f.mailedAt = append(f.mailedAt, env.Now())
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.MarkBackupsClearInput) error {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.MarkBackupsClearInput) error {
 		f.cleared = append(f.cleared, in)
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivityMarkBackupsClear})
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuditInput) error {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error {
 		f.audits = append(f.audits, in)
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
@@ -89,18 +90,18 @@ func TestBackupWatchRecordsTheDayTheLastOlderBackupRotatedOut(t *testing.T) {
 	// Nightly backups kept 35 days, weekly ones kept 30; the promise is 40 days.
 	f.backups["nightly"], f.rotation["nightly"] = dailyBackups(erasedAt), 35*aDay
 	f.backups["weekly"], f.rotation["weekly"] = dailyBackups(erasedAt)[:7], 30*aDay
-	var during workflows.BackupWatchProgress
+	var during contract.BackupWatchProgress
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.QueryProgress)
+		v, err := env.QueryWorkflow(contract.QueryProgress)
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		_ = v.Get(&during)
 	}, 10*aDay+time.Hour)
-	env.ExecuteWorkflow(workflows.AwaitBackupRotation, workflows.BackupWatchInput{
+	env.ExecuteWorkflow(workflows.AwaitBackupRotation, contract.BackupWatchInput{
 		RequestID: "req_a", ErasedAt: erasedAt, Promise: 40 * aDay,
-		Locations: []workflows.BackupLocation{{Name: "nightly", Bucket: "nightly", Rotation: 35 * aDay}, {Name: "weekly", Bucket: "weekly", Prefix: "db/", Rotation: 30 * aDay}},
+		Locations: []contract.BackupLocation{{Name: "nightly", Bucket: "nightly", Rotation: 35 * aDay}, {Name: "weekly", Bucket: "weekly", Prefix: "db/", Rotation: 30 * aDay}},
 	})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -135,7 +136,7 @@ func TestBackupWatchRecordsTheDayTheLastOlderBackupRotatedOut(t *testing.T) {
 	if weekly != 31 || len(f.counts) != 31+36 {
 		t.Fatalf("listings %v: want weekly listed until aDay 30 only, nightly until aDay 35", f.counts)
 	}
-	if during.Status != workflows.BackupsWaiting || len(during.Locations) != 2 || during.Locations[0].Remaining == 0 || during.Checks != 11 ||
+	if during.Status != contract.BackupsWaiting || len(during.Locations) != 2 || during.Locations[0].Remaining == 0 || during.Checks != 11 ||
 		!during.Locations[0].ExpectedBy.Equal(erasedAt.Add(35*aDay)) {
 		t.Fatalf("progress on aDay 10: %+v", during)
 	}
@@ -147,9 +148,9 @@ func TestBackupWatchTellsTheTeamAtOnceWhenTheRotationOutlastsThePromise(t *testi
 	env.SetStartTime(erasedAt)
 	f := newBackupFake(t, env)
 	f.backups["archive"], f.rotation["archive"] = dailyBackups(erasedAt)[:3], 90*aDay
-	env.ExecuteWorkflow(workflows.AwaitBackupRotation, workflows.BackupWatchInput{
+	env.ExecuteWorkflow(workflows.AwaitBackupRotation, contract.BackupWatchInput{
 		RequestID: "req_b", ErasedAt: erasedAt, Promise: 30 * aDay, CheckEvery: 7 * aDay,
-		Locations: []workflows.BackupLocation{{Name: "archive", Bucket: "archive", Rotation: 90 * aDay}},
+		Locations: []contract.BackupLocation{{Name: "archive", Bucket: "archive", Rotation: 90 * aDay}},
 	})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestBackupWatchTellsTheTeamAtOnceWhenTheRotationOutlastsThePromise(t *testi
 		t.Fatalf("mails %+v", f.mails)
 	}
 	m := f.mails[0]
-	if m.Template != workflows.MailOperatorReminder || !m.Data.DueDate.Equal(erasedAt.Add(30*aDay)) ||
+	if m.Template != contract.MailOperatorReminder || !m.Data.DueDate.Equal(erasedAt.Add(30*aDay)) ||
 		!strings.Contains(strings.Join(m.Data.Lines, " "), "rotation alone cannot keep the promise") {
 		t.Fatalf("promise mail %+v", m)
 	}
@@ -181,9 +182,9 @@ func TestBackupWatchTellsTheTeamOnceWhenTheRotationIsOverdue(t *testing.T) {
 	f.stuck["nightly"] = true // the lifecycle rule was deleted: nothing rotates
 	fixedOn := erasedAt.Add(30 * aDay)
 	env.RegisterDelayedCallback(func() { f.stuck["nightly"] = false }, 30*aDay-time.Hour) // an operator fixes it
-	env.ExecuteWorkflow(workflows.AwaitBackupRotation, workflows.BackupWatchInput{
+	env.ExecuteWorkflow(workflows.AwaitBackupRotation, contract.BackupWatchInput{
 		RequestID: "req_c", ErasedAt: erasedAt, Promise: 30 * aDay,
-		Locations: []workflows.BackupLocation{{Name: "nightly", Bucket: "nightly", Rotation: 14 * aDay}},
+		Locations: []contract.BackupLocation{{Name: "nightly", Bucket: "nightly", Rotation: 14 * aDay}},
 	})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func TestBackupWatchTellsTheTeamOnceWhenTheRotationIsOverdue(t *testing.T) {
 		t.Fatalf("%d mails %+v, want one overdue mail", len(f.mails), f.mails)
 	}
 	m := f.mails[0]
-	if m.Key != "req_c:backups:overdue" || m.Template != workflows.MailOperatorEscalation || !m.Data.DueDate.Equal(erasedAt.Add(14*aDay)) ||
+	if m.Key != "req_c:backups:overdue" || m.Template != contract.MailOperatorEscalation || !m.Data.DueDate.Equal(erasedAt.Add(14*aDay)) ||
 		!strings.Contains(strings.Join(m.Data.Lines, " "), "still holds 5 backups") {
 		t.Fatalf("overdue mail %+v", m)
 	}
@@ -211,9 +212,9 @@ func TestBackupWatchContinuesAsNewWithItsState(t *testing.T) {
 	env.SetStartTime(erasedAt)
 	f := newBackupFake(t, env)
 	f.backups["yearly"], f.rotation["yearly"] = dailyBackups(erasedAt)[:1], 400*aDay
-	env.ExecuteWorkflow(workflows.AwaitBackupRotation, workflows.BackupWatchInput{
+	env.ExecuteWorkflow(workflows.AwaitBackupRotation, contract.BackupWatchInput{
 		RequestID: "req_d", ErasedAt: erasedAt, Promise: 30 * aDay,
-		Locations: []workflows.BackupLocation{{Name: "yearly", Bucket: "yearly", Rotation: 400 * aDay}},
+		Locations: []contract.BackupLocation{{Name: "yearly", Bucket: "yearly", Rotation: 400 * aDay}},
 	})
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "continue as new") {

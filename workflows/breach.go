@@ -4,115 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
-
-// Incident is a personal-data breach an operator declared (P11). Its texts
-// are the company's, the same for everyone affected: no personal data.
-type Incident struct {
-	ID             string
-	AwareAt        time.Time // when the team became aware: the deadlines run from here
-	WhatHappened   string
-	DataCategories []string
-	Consequences   string
-	Measures       string
-	WhatYouCanDo   string
-	Contact        string
-	Records        int // approximate number of records, 0 when unknown
-
-	NotificationRequired bool
-	NoNotificationReason string // why not, when not: every breach is recorded
-	PublicNotice         bool   // the operator judged individual notice impossible or disproportionate
-
-	Affected     AffectedSource
-	NotifyWithin time.Duration // 48 hours from awareness
-	ReportWithin time.Duration // 72 hours (GDPR Art. 33)
-	EscalateAt   []float64     // fractions of NotifyWithin at which the privacy team is told while notices remain (0.5, 0.8)
-	KeepOpen     time.Duration // people found later can be added this long (30 days)
-	DeclaredBy   string
-}
-
-// AffectedSource says how to find the people: a data-map selector with its
-// parameters, or a list of user ids in an S3 object.
-type AffectedSource struct {
-	Selector  string   `json:"selector,omitempty"`
-	Params    []string `json:"params,omitempty"`
-	ObjectKey string   `json:"object_key,omitempty"`
-}
-
-// NoticeCounts is how far a campaign got.
-type NoticeCounts struct {
-	Found, Sent, NoEmail, Failed, Pending int
-}
-
-// IncidentView is the incident's state (QueryProgress).
-type IncidentView struct {
-	ID          string       `json:"id"`
-	Status      string       `json:"status"`
-	AwareAt     time.Time    `json:"aware_at"`
-	NotifyBy    time.Time    `json:"notify_by"`
-	ReportBy    time.Time    `json:"report_by"`
-	Counts      NoticeCounts `json:"counts"`
-	Reports     []string     `json:"reports,omitempty"` // S3 locations of the authority report, per phase
-	PublicURL   string       `json:"public_notice,omitempty"`
-	Escalations []time.Time  `json:"escalations,omitempty"`
-	NotifiedAt  time.Time    `json:"notified_at,omitzero"`
-}
-
-// Incident statuses.
-const (
-	IncidentRecorded  = "recorded" // no notification needed; the reason is on record
-	IncidentNotifying = "notifying"
-	IncidentNotified  = "notified"
-	IncidentClosed    = "closed"
-)
-
-// Updates of a running incident.
-const (
-	UpdateAddPeople     = "add_people"
-	UpdateCloseIncident = "close"
-)
-
-// CollectInput adds people to a campaign from a source.
-type CollectInput struct {
-	Campaign string
-	Source   AffectedSource
-}
-
-// NoticeMessage is the rendered notice, identical for everyone.
-type NoticeMessage struct {
-	Subject, Text, HTML, Template string
-}
-
-// SendNoticesInput sends a campaign's pending notices, at most Batches calls.
-type SendNoticesInput struct {
-	Campaign string
-	Message  NoticeMessage
-	Batches  int
-	First    int // the first batch number of this range: a retry reuses the numbers
-}
-
-// SendBatchInput sends one batch of up to 1000 notices.
-type SendBatchInput struct {
-	Campaign string
-	Message  NoticeMessage
-	Batch    int
-}
-
-// SendBatchResult is one batch's outcome.
-type SendBatchResult struct {
-	Claimed, Sent, NoEmail int
-	Done                   bool
-}
-
-// ReportInput writes the authority report (or the record of a breach that
-// needs no notification) for one phase.
-type ReportInput struct {
-	Incident Incident
-	Phase    int
-	Counts   NoticeCounts
-}
 
 // batchesPerRange bounds each sending child's history: 100 batches of 1000.
 const batchesPerRange = 100
@@ -124,31 +19,31 @@ const batchesPerRange = 100
 // of 100 calls so every history stays short), tells the privacy team at the
 // configured points while notices remain, publishes a public notice when
 // individual notice is impossible, and takes people found later until closed.
-func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error) {
-	v := IncidentView{ID: in.ID, Status: IncidentNotifying, AwareAt: in.AwareAt,
+func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.IncidentView, error) {
+	v := contract.IncidentView{ID: in.ID, Status: contract.IncidentNotifying, AwareAt: in.AwareAt,
 		NotifyBy: in.AwareAt.Add(in.NotifyWithin), ReportBy: in.AwareAt.Add(in.ReportWithin)}
-	var pending []AffectedSource
+	var pending []contract.AffectedSource
 	closed := false
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (IncidentView, error) { return v, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.IncidentView, error) { return v, nil }); err != nil {
 		return v, err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAddPeople,
-		func(ctx workflow.Context, src AffectedSource) (IncidentView, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateAddPeople,
+		func(ctx workflow.Context, src contract.AffectedSource) (contract.IncidentView, error) {
 			pending = append(pending, src)
 			return v, nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, src AffectedSource) error {
-			if v.Status == IncidentClosed || v.Status == IncidentRecorded || closed {
-				return temporal.NewApplicationError("the incident is "+v.Status, RefusedState)
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, src contract.AffectedSource) error {
+			if v.Status == contract.IncidentClosed || v.Status == contract.IncidentRecorded || closed {
+				return temporal.NewApplicationError("the incident is "+v.Status, contract.RefusedState)
 			}
 			if (src.Selector == "") == (src.ObjectKey == "") {
-				return temporal.NewApplicationError("give a selector or an object key", RefusedInput)
+				return temporal.NewApplicationError("give a selector or an object key", contract.RefusedInput)
 			}
 			return nil
 		}}); err != nil {
 		return v, err
 	}
-	if err := workflow.SetUpdateHandler(ctx, UpdateCloseIncident, func(ctx workflow.Context) (IncidentView, error) {
+	if err := workflow.SetUpdateHandler(ctx, contract.UpdateCloseIncident, func(ctx workflow.Context) (contract.IncidentView, error) {
 		closed = true
 		return v, nil
 	}); err != nil {
@@ -156,12 +51,12 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 	}
 	ctx = withActivityDefaults(ctx)
 	audit := func(action string, detail map[string]string) error {
-		return workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
+		return workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
 			Key: fmt.Sprintf("incident:%s:%s:%d", in.ID, action, len(v.Reports))}).Get(ctx, nil)
 	}
 	report := func() error {
 		var key string
-		if err := workflow.ExecuteActivity(ctx, ActivityWriteReport, ReportInput{Incident: in, Phase: len(v.Reports) + 1, Counts: v.Counts}).Get(ctx, &key); err != nil {
+		if err := workflow.ExecuteActivity(ctx, ActivityWriteReport, contract.ReportInput{Incident: in, Phase: len(v.Reports) + 1, Counts: v.Counts}).Get(ctx, &key); err != nil {
 			return fmt.Errorf("authority report: %w", err)
 		}
 		v.Reports = append(v.Reports, key)
@@ -171,15 +66,15 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 		return v, err
 	}
 	if !in.NotificationRequired {
-		v.Status = IncidentRecorded
+		v.Status = contract.IncidentRecorded
 		if err := report(); err != nil {
 			return v, err
 		}
 		return v, audit("incident.recorded_without_notification", map[string]string{"reason": in.NoNotificationReason})
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(IncidentNotifying), DueAtKey.ValueSet(v.NotifyBy))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.StatusKey.ValueSet(contract.IncidentNotifying), contract.DueAtKey.ValueSet(v.NotifyBy))
 
-	var msg NoticeMessage
+	var msg contract.NoticeMessage
 	if err := workflow.ExecuteActivity(ctx, ActivityRenderNotice, in).Get(ctx, &msg); err != nil {
 		return v, fmt.Errorf("render notice: %w", err)
 	}
@@ -188,7 +83,7 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 			return err
 		}
 		// Progress an operator can search and sort on in the UI.
-		return workflow.UpsertTypedSearchAttributes(ctx, NoticesFoundKey.ValueSet(int64(v.Counts.Found)), NoticesSentKey.ValueSet(int64(v.Counts.Sent)))
+		return workflow.UpsertTypedSearchAttributes(ctx, contract.NoticesFoundKey.ValueSet(int64(v.Counts.Found)), contract.NoticesSentKey.ValueSet(int64(v.Counts.Sent)))
 	}
 	// The privacy team hears of it while notices remain at the configured points.
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -203,22 +98,22 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 			if !v.NotifiedAt.IsZero() {
 				return
 			}
-			var counts NoticeCounts
+			var counts contract.NoticeCounts
 			if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &counts); err != nil || counts.Pending == 0 && counts.Found > 0 {
 				continue
 			}
 			v.Escalations = append(v.Escalations, workflow.Now(ctx))
-			_ = workflow.ExecuteActivity(ctx, ActivitySendMail, SendMailInput{RequestID: in.ID, Template: MailIncidentEscalation, ToPrivacyTeam: true,
-				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: MailData{RequestType: "breach notification", Jurisdiction: "gdpr", DueDate: v.NotifyBy, Lines: []string{
+			_ = workflow.ExecuteActivity(ctx, ActivitySendMail, contract.SendMailInput{RequestID: in.ID, Template: contract.MailIncidentEscalation, ToPrivacyTeam: true,
+				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: contract.MailData{RequestType: "breach notification", Jurisdiction: "gdpr", DueDate: v.NotifyBy, Lines: []string{
 					fmt.Sprintf("%d of %d notices not sent yet", counts.Pending, counts.Found)}}}).Get(ctx, nil)
 		}
 	})
 
-	sources := []AffectedSource{in.Affected}
+	sources := []contract.AffectedSource{in.Affected}
 	batch := 1
 	for {
 		for _, src := range sources {
-			if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, CollectInput{Campaign: in.ID, Source: src}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, contract.CollectInput{Campaign: in.ID, Source: src}).Get(ctx, nil); err != nil {
 				return v, fmt.Errorf("find affected people: %w", err)
 			}
 		}
@@ -234,22 +129,22 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 		for v.Counts.Pending > 0 {
 			child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: fmt.Sprintf("%s-notices-%d", in.ID, batch)})
 			var done int
-			if err := workflow.ExecuteChildWorkflow(child, WorkflowSendNotices, SendNoticesInput{Campaign: in.ID, Message: msg, Batches: batchesPerRange, First: batch}).Get(ctx, &done); err != nil {
+			if err := workflow.ExecuteChildWorkflow(child, contract.WorkflowSendNotices, contract.SendNoticesInput{Campaign: in.ID, Message: msg, Batches: batchesPerRange, First: batch}).Get(ctx, &done); err != nil {
 				return v, fmt.Errorf("send notices: %w", err)
 			}
 			batch += done
 			if err := refresh(); err != nil {
 				return v, err
 			}
-			_ = workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(IncidentNotifying))
+			_ = workflow.UpsertTypedSearchAttributes(ctx, contract.StatusKey.ValueSet(contract.IncidentNotifying))
 		}
 		if v.NotifiedAt.IsZero() {
 			v.NotifiedAt = workflow.Now(ctx)
 		}
-		v.Status = IncidentNotified
-		_ = workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(IncidentNotified))
+		v.Status = contract.IncidentNotified
+		_ = workflow.UpsertTypedSearchAttributes(ctx, contract.StatusKey.ValueSet(contract.IncidentNotified))
 		if (in.PublicNotice || v.Counts.NoEmail > 0) && v.PublicURL == "" {
-			if err := workflow.ExecuteActivity(ctx, ActivityPublicNotice, ReportInput{Incident: in, Counts: v.Counts}).Get(ctx, &v.PublicURL); err != nil {
+			if err := workflow.ExecuteActivity(ctx, ActivityPublicNotice, contract.ReportInput{Incident: in, Counts: v.Counts}).Get(ctx, &v.PublicURL); err != nil {
 				return v, fmt.Errorf("public notice: %w", err)
 			}
 		}
@@ -266,22 +161,22 @@ func BreachNotification(ctx workflow.Context, in Incident) (IncidentView, error)
 		sel.Select(ctx)
 		stop()
 		if len(pending) == 0 || expired || closed {
-			v.Status = IncidentClosed
+			v.Status = contract.IncidentClosed
 			return v, audit("incident.closed", map[string]string{"sent": fmt.Sprint(v.Counts.Sent), "found": fmt.Sprint(v.Counts.Found)})
 		}
 		sources, pending = pending, nil
-		v.Status = IncidentNotifying
+		v.Status = contract.IncidentNotifying
 	}
 }
 
 // SendNotices sends up to Batches batches of a campaign's pending notices
 // and reports how many batch numbers it used. It runs as a child so that a
 // million notices never make one long history.
-func SendNotices(ctx workflow.Context, in SendNoticesInput) (int, error) {
+func SendNotices(ctx workflow.Context, in contract.SendNoticesInput) (int, error) {
 	ctx = withActivityDefaults(ctx)
 	for i := 0; i < in.Batches; i++ {
-		var res SendBatchResult
-		if err := workflow.ExecuteActivity(ctx, ActivitySendBatch, SendBatchInput{Campaign: in.Campaign, Message: in.Message, Batch: in.First + i}).Get(ctx, &res); err != nil {
+		var res contract.SendBatchResult
+		if err := workflow.ExecuteActivity(ctx, ActivitySendBatch, contract.SendBatchInput{Campaign: in.Campaign, Message: in.Message, Batch: in.First + i}).Get(ctx, &res); err != nil {
 			return i, err
 		}
 		if res.Done || res.Claimed == 0 {
@@ -291,43 +186,23 @@ func SendNotices(ctx workflow.Context, in SendNoticesInput) (int, error) {
 	return in.Batches, nil
 }
 
-// PolicyNotice announces a significant change of the privacy policy (P16).
-type PolicyNotice struct {
-	ID           string
-	Title        string
-	Summary      string
-	URL          string
-	EffectiveAt  time.Time // zero: notice + NoticePeriod
-	NoticePeriod time.Duration
-	Audience     AffectedSource // e.g. the data map's selector of active accounts
-	DeclaredBy   string
-}
-
-// PolicyNoticeView is the notice campaign's state (QueryProgress).
-type PolicyNoticeView struct {
-	ID          string       `json:"id"`
-	Status      string       `json:"status"`
-	EffectiveAt time.Time    `json:"effective_at"`
-	Counts      NoticeCounts `json:"counts"`
-}
-
 // PolicyChangeNotice mails every person of the audience once about a policy
 // change and its effective date, resumably, with delivery counts: the same
 // engine as breach notices.
-func PolicyChangeNotice(ctx workflow.Context, in PolicyNotice) (PolicyNoticeView, error) {
+func PolicyChangeNotice(ctx workflow.Context, in contract.PolicyNotice) (contract.PolicyNoticeView, error) {
 	if in.EffectiveAt.IsZero() {
 		in.EffectiveAt = workflow.Now(ctx).Add(in.NoticePeriod)
 	}
-	v := PolicyNoticeView{ID: in.ID, Status: IncidentNotifying, EffectiveAt: in.EffectiveAt}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (PolicyNoticeView, error) { return v, nil }); err != nil {
+	v := contract.PolicyNoticeView{ID: in.ID, Status: contract.IncidentNotifying, EffectiveAt: in.EffectiveAt}
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.PolicyNoticeView, error) { return v, nil }); err != nil {
 		return v, err
 	}
 	ctx = withActivityDefaults(ctx)
-	var msg NoticeMessage
+	var msg contract.NoticeMessage
 	if err := workflow.ExecuteActivity(ctx, ActivityRenderPolicy, in).Get(ctx, &msg); err != nil {
 		return v, fmt.Errorf("render notice: %w", err)
 	}
-	if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, CollectInput{Campaign: in.ID, Source: in.Audience}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, contract.CollectInput{Campaign: in.ID, Source: in.Audience}).Get(ctx, nil); err != nil {
 		return v, fmt.Errorf("find the audience: %w", err)
 	}
 	batch := 1
@@ -340,13 +215,13 @@ func PolicyChangeNotice(ctx workflow.Context, in PolicyNotice) (PolicyNoticeView
 		}
 		child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: fmt.Sprintf("%s-notices-%d", in.ID, batch)})
 		var done int
-		if err := workflow.ExecuteChildWorkflow(child, WorkflowSendNotices, SendNoticesInput{Campaign: in.ID, Message: msg, Batches: batchesPerRange, First: batch}).Get(ctx, &done); err != nil {
+		if err := workflow.ExecuteChildWorkflow(child, contract.WorkflowSendNotices, contract.SendNoticesInput{Campaign: in.ID, Message: msg, Batches: batchesPerRange, First: batch}).Get(ctx, &done); err != nil {
 			return v, fmt.Errorf("send notices: %w", err)
 		}
 		batch += done
 	}
-	v.Status = IncidentNotified
-	return v, workflow.ExecuteActivity(ctx, ActivityAudit, AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
+	v.Status = contract.IncidentNotified
+	return v, workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
 		Detail: map[string]string{"sent": fmt.Sprint(v.Counts.Sent), "found": fmt.Sprint(v.Counts.Found), "effective_at": in.EffectiveAt.Format(time.RFC3339)},
 		Key:    "policy-notice:" + in.ID}).Get(ctx, nil)
 }

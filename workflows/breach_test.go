@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // breachFake stands in for the notice activities: a ledger of people, sent or not.
@@ -32,14 +33,14 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 	b := &breachFake{env: s.NewTestWorkflowEnvironment(), aware: aware, people: map[string]bool{}}
 	b.env.SetStartTime(aware.Add(time.Hour)) // declared an hour after the team became aware
 	b.env.SetTestTimeout(30 * time.Second)
-	b.env.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: workflows.WorkflowSendNotices})
+	b.env.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: contract.WorkflowSendNotices})
 	reg := func(name string, fn any) { b.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	since := func() time.Duration { return b.env.Now().Sub(aware) }
-	reg(workflows.ActivityAudit, func(context.Context, workflows.AuditInput) error { return nil })
-	reg(workflows.ActivityRenderNotice, func(context.Context, workflows.Incident) (workflows.NoticeMessage, error) {
-		return workflows.NoticeMessage{Subject: "s", Text: "t"}, nil
+	reg(workflows.ActivityAudit, func(context.Context, contract.AuditInput) error { return nil })
+	reg(workflows.ActivityRenderNotice, func(context.Context, contract.Incident) (contract.NoticeMessage, error) {
+		return contract.NoticeMessage{Subject: "s", Text: "t"}, nil
 	})
-	reg(workflows.ActivityCollectAffected, func(_ context.Context, in workflows.CollectInput) error {
+	reg(workflows.ActivityCollectAffected, func(_ context.Context, in contract.CollectInput) error {
 		if in.Source.Selector == "first" {
 			for _, id := range []string{"u1", "u2", "u3"} {
 				if _, ok := b.people[id]; !ok {
@@ -51,8 +52,8 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 		}
 		return nil
 	})
-	reg(workflows.ActivityNoticeCounts, func(context.Context, string) (workflows.NoticeCounts, error) {
-		var c workflows.NoticeCounts
+	reg(workflows.ActivityNoticeCounts, func(context.Context, string) (contract.NoticeCounts, error) {
+		var c contract.NoticeCounts
 		for _, sent := range b.people {
 			c.Found++
 			if sent {
@@ -63,12 +64,12 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 		}
 		return c, nil
 	})
-	reg(workflows.ActivitySendBatch, func(_ context.Context, in workflows.SendBatchInput) (workflows.SendBatchResult, error) {
+	reg(workflows.ActivitySendBatch, func(_ context.Context, in contract.SendBatchInput) (contract.SendBatchResult, error) {
 		if b.env.Now().Before(b.slowUntil) {
 			// SendGrid answers 503 with a long Retry-After (the test env allows 10 attempts).
-			return workflows.SendBatchResult{}, temporal.NewApplicationErrorWithOptions("503 from SendGrid", "Retry", temporal.ApplicationErrorOptions{NextRetryDelay: 5 * time.Hour})
+			return contract.SendBatchResult{}, temporal.NewApplicationErrorWithOptions("503 from SendGrid", "Retry", temporal.ApplicationErrorOptions{NextRetryDelay: 5 * time.Hour})
 		}
-		res := workflows.SendBatchResult{}
+		res := contract.SendBatchResult{}
 		for id, sent := range b.people {
 			if !sent {
 				b.people[id] = true
@@ -79,23 +80,23 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 		res.Done = true
 		return res, nil
 	})
-	reg(workflows.ActivitySendMail, func(_ context.Context, in workflows.SendMailInput) error {
-		if in.Template == workflows.MailIncidentEscalation && in.ToPrivacyTeam {
+	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
+		if in.Template == contract.MailIncidentEscalation && in.ToPrivacyTeam {
 			b.escalations = append(b.escalations, since())
 		}
 		return nil
 	})
-	reg(workflows.ActivityWriteReport, func(_ context.Context, in workflows.ReportInput) (string, error) {
+	reg(workflows.ActivityWriteReport, func(_ context.Context, in contract.ReportInput) (string, error) {
 		b.reports = append(b.reports, since())
 		return "s3://reports/x", nil
 	})
-	reg(workflows.ActivityPublicNotice, func(context.Context, workflows.ReportInput) (string, error) { return "s3://public", nil })
+	reg(workflows.ActivityPublicNotice, func(context.Context, contract.ReportInput) (string, error) { return "s3://public", nil })
 	return b
 }
 
-func incident(aware time.Time) workflows.Incident {
-	return workflows.Incident{ID: "inc_1", AwareAt: aware, WhatHappened: "x", DataCategories: []string{"email"}, Measures: "m", Contact: "c",
-		NotificationRequired: true, Affected: workflows.AffectedSource{Selector: "first"},
+func incident(aware time.Time) contract.Incident {
+	return contract.Incident{ID: "inc_1", AwareAt: aware, WhatHappened: "x", DataCategories: []string{"email"}, Measures: "m", Contact: "c",
+		NotificationRequired: true, Affected: contract.AffectedSource{Selector: "first"},
 		NotifyWithin: 48 * time.Hour, ReportWithin: 72 * time.Hour, EscalateAt: []float64{0.5, 0.8}, KeepOpen: 30 * 24 * time.Hour, DeclaredBy: "operator:k"}
 }
 
@@ -104,7 +105,7 @@ func TestBreachEscalatesWhileSendingIsSlowAndReportsBefore72Hours(t *testing.T) 
 	b := newBreach(t, aware)
 	b.slowUntil = aware.Add(40 * time.Hour) // SendGrid keeps failing for 40 hours
 	b.env.RegisterDelayedCallback(func() {
-		b.env.UpdateWorkflow(workflows.UpdateCloseIncident, "close", callbacks{&outcome{}})
+		b.env.UpdateWorkflow(contract.UpdateCloseIncident, "close", callbacks{&outcome{}})
 	}, 50*time.Hour)
 	b.env.ExecuteWorkflow(workflows.BreachNotification, incident(aware))
 	if err := b.env.GetWorkflowError(); err != nil {
@@ -128,18 +129,18 @@ func TestAPersonAddedLaterIsNotifiedAndNobodyTwice(t *testing.T) {
 	b := newBreach(t, aware)
 	added := &outcome{}
 	b.env.RegisterDelayedCallback(func() {
-		b.env.UpdateWorkflow(workflows.UpdateAddPeople, "add", callbacks{added}, workflows.AffectedSource{ObjectKey: "incidents/inc_1/more.txt"})
+		b.env.UpdateWorkflow(contract.UpdateAddPeople, "add", callbacks{added}, contract.AffectedSource{ObjectKey: "incidents/inc_1/more.txt"})
 	}, 5*time.Hour)
 	b.env.RegisterDelayedCallback(func() {
-		b.env.UpdateWorkflow(workflows.UpdateCloseIncident, "close", callbacks{&outcome{}})
+		b.env.UpdateWorkflow(contract.UpdateCloseIncident, "close", callbacks{&outcome{}})
 	}, 10*time.Hour)
 	b.env.ExecuteWorkflow(workflows.BreachNotification, incident(aware))
 	if err := b.env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	var v workflows.IncidentView
+	var v contract.IncidentView
 	_ = b.env.GetWorkflowResult(&v)
-	if added.rejected != nil || !b.people["late"] || v.Counts.Sent != 4 || v.Status != workflows.IncidentClosed {
+	if added.rejected != nil || !b.people["late"] || v.Counts.Sent != 4 || v.Status != contract.IncidentClosed {
 		t.Fatalf("late person: %+v, people %v, view %+v", added, b.people, v)
 	}
 	if len(b.escalations) != 0 {
@@ -153,11 +154,11 @@ func TestABreachWithoutNotificationIsStillRecorded(t *testing.T) {
 	in := incident(aware)
 	in.NotificationRequired, in.NoNotificationReason = false, "encrypted laptop, key not exposed"
 	b.env.ExecuteWorkflow(workflows.BreachNotification, in)
-	var v workflows.IncidentView
+	var v contract.IncidentView
 	if err := b.env.GetWorkflowResult(&v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Status != workflows.IncidentRecorded || len(b.reports) != 1 || len(b.people) != 0 {
+	if v.Status != contract.IncidentRecorded || len(b.reports) != 1 || len(b.people) != 0 {
 		t.Fatalf("view %+v reports %v people %v", v, b.reports, b.people)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // accountLife runs AccountDeactivation with time skipping and records when
@@ -31,36 +32,36 @@ func newAccountLife(t *testing.T) *accountLife {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	a := &accountLife{env: s.NewTestWorkflowEnvironment(), start: jan15, mails: map[string]time.Duration{}, erasedAt: -1}
 	a.env.SetStartTime(jan15)
-	a.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
+	a.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
 	reg := func(name string, fn any) { a.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	since := func() time.Duration { return a.env.Now().Sub(a.start) }
-	reg(workflows.ActivitySetAccountStatus, func(_ context.Context, in workflows.AccountStatusInput) error {
+	reg(workflows.ActivitySetAccountStatus, func(_ context.Context, in contract.AccountStatusInput) error {
 		a.statuses = append(a.statuses, in.Status)
 		return nil
 	})
-	reg(workflows.ActivityAudit, func(context.Context, workflows.AuditInput) error { return nil })
-	reg(workflows.ActivitySendMail, func(_ context.Context, in workflows.SendMailInput) error {
+	reg(workflows.ActivityAudit, func(context.Context, contract.AuditInput) error { return nil })
+	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
 		a.mails[in.Template] = since()
 		return nil
 	})
-	reg(workflows.ActivityEraseTables, func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+	reg(workflows.ActivityEraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		a.erasedAt = since()
-		return workflows.EraseTablesResult{Tables: []workflows.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
+		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
 	newFakeSystems().register(a.env, workflows.ActivityEraseTables, workflows.ActivityAudit)
 	reg(workflows.ActivityShredSubject, func(context.Context, string) error { a.shredded = true; return nil })
 	return a
 }
 
-func (a *accountLife) run(t *testing.T) workflows.DeactivationView {
+func (a *accountLife) run(t *testing.T) contract.DeactivationView {
 	t.Helper()
-	a.env.ExecuteWorkflow(workflows.AccountDeactivation, workflows.DeactivationInput{
+	a.env.ExecuteWorkflow(workflows.AccountDeactivation, contract.DeactivationInput{
 		SubjectRef: "sr_x", HasEmail: true, GracePeriod: 30 * aDay, ReminderBefore: 7 * aDay, RequestedBy: "backend:k",
 	})
 	if err := a.env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	var v workflows.DeactivationView
+	var v contract.DeactivationView
 	if err := a.env.GetWorkflowResult(&v); err != nil {
 		t.Fatal(err)
 	}
@@ -73,19 +74,19 @@ func TestRestoreOnDay29KeepsEverything(t *testing.T) {
 	a := newAccountLife(t)
 	restore := &outcome{}
 	a.env.RegisterDelayedCallback(func() {
-		a.env.UpdateWorkflow(workflows.UpdateRestore, "r1", callbacks{restore}, workflows.RestoreInput{Actor: "backend:k"})
+		a.env.UpdateWorkflow(contract.UpdateRestore, "r1", callbacks{restore}, contract.RestoreInput{Actor: "backend:k"})
 	}, 29*aDay)
 	v := a.run(t)
-	if restore.rejected != nil || restore.err != nil || v.Status != workflows.AccountRestored {
+	if restore.rejected != nil || restore.err != nil || v.Status != contract.AccountRestored {
 		t.Fatalf("restore: %+v view %+v", restore, v)
 	}
 	if a.erasedAt >= 0 || a.shredded {
 		t.Fatal("a restored account was erased")
 	}
-	if len(a.statuses) != 2 || a.statuses[0] != workflows.AccountDeactivated || a.statuses[1] != "active" {
+	if len(a.statuses) != 2 || a.statuses[0] != contract.AccountDeactivated || a.statuses[1] != "active" {
 		t.Fatalf("account status changes %v", a.statuses)
 	}
-	if _, ok := a.mails[workflows.MailAccountRestored]; !ok {
+	if _, ok := a.mails[contract.MailAccountRestored]; !ok {
 		t.Fatal("no restore mail")
 	}
 }
@@ -94,22 +95,22 @@ func TestNoRestoreErasesOnDay30NotBefore(t *testing.T) {
 	a := newAccountLife(t)
 	late := &outcome{}
 	a.env.RegisterDelayedCallback(func() {
-		a.env.UpdateWorkflow(workflows.UpdateRestore, "r1", callbacks{late}, workflows.RestoreInput{Actor: "backend:k"})
+		a.env.UpdateWorkflow(contract.UpdateRestore, "r1", callbacks{late}, contract.RestoreInput{Actor: "backend:k"})
 	}, 30*aDay+time.Minute)
 	v := a.run(t)
 	if a.erasedAt != 30*aDay {
 		t.Fatalf("erased after %s, want exactly 30 days", a.erasedAt)
 	}
-	if v.Status != workflows.AccountErased || !a.shredded || len(v.Outcome) == 0 {
+	if v.Status != contract.AccountErased || !a.shredded || len(v.Outcome) == 0 {
 		t.Fatalf("view %+v shredded %v", v, a.shredded)
 	}
-	if at, ok := a.mails[workflows.MailDeactivationReminder]; !ok || at != 23*aDay {
+	if at, ok := a.mails[contract.MailDeactivationReminder]; !ok || at != 23*aDay {
 		t.Fatalf("reminder at %s (%v), want aDay 23", at, ok)
 	}
-	if at := a.mails[workflows.MailDeactivationNotice]; at != 0 {
+	if at := a.mails[contract.MailDeactivationNotice]; at != 0 {
 		t.Fatalf("notice at %s, want at once", at)
 	}
-	if at, ok := a.mails[workflows.MailAccountErased]; !ok || at != 30*aDay {
+	if at, ok := a.mails[contract.MailAccountErased]; !ok || at != 30*aDay {
 		t.Fatalf("erasure mail at %s", at)
 	}
 	if late.done && late.rejected == nil && late.err == nil {
@@ -124,11 +125,11 @@ func TestIDDocumentGoesBy60DaysAfterTheTicketCloses(t *testing.T) {
 	env.SetStartTime(jan15)
 	closed := jan15.Add(-10 * aDay) // reported 10 days late
 	var deletedAt time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.TicketDocumentsInput) (workflows.IDDocumentResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.TicketDocumentsInput) (contract.IDDocumentResult, error) {
 		deletedAt = env.Now()
-		return workflows.IDDocumentResult{Objects: 1, Rows: 1}, nil
+		return contract.IDDocumentResult{Objects: 1, Rows: 1}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityDeleteTicketDocs})
-	env.ExecuteWorkflow(workflows.IDDocumentDeletion, workflows.IDDocumentInput{Ticket: "T-1", ClosedAt: closed, DeleteAfter: 60 * aDay})
+	env.ExecuteWorkflow(workflows.IDDocumentDeletion, contract.IDDocumentInput{Ticket: "T-1", ClosedAt: closed, DeleteAfter: 60 * aDay})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +143,11 @@ func TestSweepContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	pages := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SweepPageInput) (workflows.SweepPageResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SweepPageInput) (contract.SweepPageResult, error) {
 		pages++
-		return workflows.SweepPageResult{Scanned: 500, Next: workflows.SweepCursor{ID: "x"}, Done: false}, nil
+		return contract.SweepPageResult{Scanned: 500, Next: contract.SweepCursor{ID: "x"}, Done: false}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivitySweepPage})
-	env.ExecuteWorkflow(workflows.InactiveAccountSweep, workflows.SweepInput{Policy: workflows.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}}})
+	env.ExecuteWorkflow(workflows.InactiveAccountSweep, contract.SweepInput{Policy: contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}}})
 	err := env.GetWorkflowError()
 	if err == nil || !workflow.IsContinueAsNewError(err) {
 		t.Fatalf("want continue-as-new after a bounded number of pages, got %v", err)

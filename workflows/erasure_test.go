@@ -17,29 +17,30 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // fakeSystems stands in for every system an erasure reaches and counts
 // what each was asked.
 type fakeSystems struct {
 	mu               sync.Mutex
-	plan             workflows.ErasurePlan
+	plan             contract.ErasurePlan
 	calls            map[string]int
 	objectsFailFirst int
 	leftovers        []string
 	order            []string // what happened, in order
 	children         map[string]int
-	audits           []workflows.AuditInput
+	audits           []contract.AuditInput
 }
 
 func newFakeSystems() *fakeSystems {
 	return &fakeSystems{
 		calls: map[string]int{}, children: map[string]int{},
-		plan: workflows.ErasurePlan{
+		plan: contract.ErasurePlan{
 			Found: true, Identity: []byte("sealed-with-user-id"), MapDigest: "d1",
 			Locations:  []string{"bucket/projects/{user_id}/", "bucket/ids/{user_id}/"},
-			Processors: []workflows.PlannedProcessor{{Name: "stripe", FollowUp: 30 * 24 * time.Hour}, {Name: "paypal", FollowUp: 30 * 24 * time.Hour}},
-			Backups:    []workflows.BackupLocation{{Name: "nightly", Bucket: "backups", Prefix: "pg/", Rotation: 35 * 24 * time.Hour}},
+			Processors: []contract.PlannedProcessor{{Name: "stripe", FollowUp: 30 * 24 * time.Hour}, {Name: "paypal", FollowUp: 30 * 24 * time.Hour}},
+			Backups:    []contract.BackupLocation{{Name: "nightly", Bucket: "backups", Prefix: "pg/", Rotation: 35 * 24 * time.Hour}},
 		},
 	}
 }
@@ -61,43 +62,43 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment, skip ...s
 		}
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
-	reg(workflows.ActivityPlanErasure, func(_ context.Context, in workflows.ErasureInput) (workflows.ErasurePlan, error) {
+	reg(workflows.ActivityPlanErasure, func(_ context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
 		f.note("plan")
 		return f.plan, nil
 	})
-	reg(workflows.ActivityRecordErasure, func(_ context.Context, in workflows.RecordErasureInput) error {
+	reg(workflows.ActivityRecordErasure, func(_ context.Context, in contract.RecordErasureInput) error {
 		if string(in.Identity) != "sealed-with-user-id" {
 			return errors.New("the ledger was not given the planned identity")
 		}
 		f.note("ledger")
 		return nil
 	})
-	reg(workflows.ActivityEraseTables, func(_ context.Context, in workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+	reg(workflows.ActivityEraseTables, func(_ context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		f.note("tables")
-		return workflows.EraseTablesResult{
-			Tables: []workflows.TableOutcome{
+		return contract.EraseTablesResult{
+			Tables: []contract.TableOutcome{
 				{Table: "demo.projects", Action: "deleted", Rows: 2},
 				{Table: "demo.reviews", Action: "anonymized", Rows: 1},
 				{Table: "demo.purchases", Action: "retained", Rows: 1, Reason: "tax law", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)},
 			},
-			Held: []workflows.HeldRows{{Table: "demo.purchases", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC), HoldRef: "hold:demo.purchases:sr_x"}},
+			Held: []contract.HeldRows{{Table: "demo.purchases", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC), HoldRef: "hold:demo.purchases:sr_x"}},
 		}, nil
 	})
-	reg(workflows.ActivityEraseObjects, func(_ context.Context, in workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
+	reg(workflows.ActivityEraseObjects, func(_ context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 		f.note("objects")
 		f.mu.Lock()
 		fail := f.calls["objects"] <= f.objectsFailFirst
 		f.mu.Unlock()
 		if fail {
-			return workflows.EraseObjectsResult{}, errors.New("s3: 503 slow down")
+			return contract.EraseObjectsResult{}, errors.New("s3: 503 slow down")
 		}
-		return workflows.EraseObjectsResult{Location: f.plan.Locations[in.Location], Objects: 6, Versions: 8}, nil
+		return contract.EraseObjectsResult{Location: f.plan.Locations[in.Location], Objects: 6, Versions: 8}, nil
 	})
-	reg(workflows.ActivityVerifyErasure, func(context.Context, workflows.VerifyErasureInput) (workflows.VerifyErasureResult, error) {
+	reg(workflows.ActivityVerifyErasure, func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error) {
 		f.note("verify")
-		return workflows.VerifyErasureResult{Leftovers: f.leftovers}, nil
+		return contract.VerifyErasureResult{Leftovers: f.leftovers}, nil
 	})
-	reg(workflows.ActivityAudit, func(_ context.Context, in workflows.AuditInput) error {
+	reg(workflows.ActivityAudit, func(_ context.Context, in contract.AuditInput) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.audits = append(f.audits, in)
@@ -105,24 +106,24 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment, skip ...s
 	})
 	// The processors' own workflow is tested in processorerasure_test.go;
 	// here it answers as a confirmed erasure (stripe) or an operator's (paypal).
-	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ProcessorErasureInput) (workflows.ProcessorErasureResult, error) {
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ProcessorErasureInput) (contract.ProcessorErasureResult, error) {
 		f.mu.Lock()
 		f.children[in.Processor+" deadline "+in.TaskDeadline.String()]++
 		f.mu.Unlock()
 		if in.Processor == "paypal" {
-			return workflows.ProcessorErasureResult{Processor: "paypal", Status: workflows.ProcessorDoneByHand, Evidence: "ticket PP-1"}, nil
+			return contract.ProcessorErasureResult{Processor: "paypal", Status: contract.ProcessorDoneByHand, Evidence: "ticket PP-1"}, nil
 		}
-		return workflows.ProcessorErasureResult{Processor: in.Processor, Status: workflows.ProcessorConfirmed, HTTPStatus: 200,
-			Refs: []workflows.ProcessorRef{{Kind: "customer", ID: "cus_1"}}, FollowUpAt: workflow.Now(ctx).Add(in.FollowUpAfter)}, nil
-	}, workflow.RegisterOptions{Name: workflows.WorkflowEraseAtProcessor})
-	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.BackupWatchInput) (time.Time, error) {
+		return contract.ProcessorErasureResult{Processor: in.Processor, Status: contract.ProcessorConfirmed, HTTPStatus: 200,
+			Refs: []contract.ProcessorRef{{Kind: "customer", ID: "cus_1"}}, FollowUpAt: workflow.Now(ctx).Add(in.FollowUpAfter)}, nil
+	}, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.BackupWatchInput) (time.Time, error) {
 		f.note("backups watch")
 		return workflow.Now(ctx), nil
-	}, workflow.RegisterOptions{Name: workflows.WorkflowAwaitBackupRotation})
-	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ReleaseHoldInput) (int, error) {
+	}, workflow.RegisterOptions{Name: contract.WorkflowAwaitBackupRotation})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ReleaseHoldInput) (int, error) {
 		f.note("hold " + in.Held.Table)
 		return 0, nil
-	}, workflow.RegisterOptions{Name: workflows.WorkflowReleaseHold})
+	}, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
 }
 
 func newErasureEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
@@ -137,11 +138,11 @@ func TestEraseSubjectReachesEverySystemAndReturnsTheReceipt(t *testing.T) {
 	f := newFakeSystems()
 	f.objectsFailFirst = 2 // S3 slows down twice: only that location is tried again
 	f.register(env)
-	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
+	env.ExecuteWorkflow(workflows.EraseSubject, contract.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	var p workflows.ErasureProgress
+	var p contract.ErasureProgress
 	if err := env.GetWorkflowResult(&p); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestEraseSubjectReachesEverySystemAndReturnsTheReceipt(t *testing.T) {
 		t.Fatalf("progress %+v", p)
 	}
 	for _, s := range p.Systems {
-		if s.Status != workflows.StepDone {
+		if s.Status != contract.StepDone {
 			t.Fatalf("system %+v not done", s)
 		}
 	}
@@ -188,7 +189,7 @@ func TestAnExpeditedErasureGivesProcessorTasksAShortDeadline(t *testing.T) {
 	env := newErasureEnv(t)
 	f := newFakeSystems()
 	f.register(env)
-	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x", Expedited: true})
+	env.ExecuteWorkflow(workflows.EraseSubject, contract.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x", Expedited: true})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestTheVerificationPassFailsAnErasureThatLeftSomething(t *testing.T) {
 	f := newFakeSystems()
 	f.leftovers = []string{"2 rows in demo.projects (not deleted)"}
 	f.register(env)
-	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
+	env.ExecuteWorkflow(workflows.EraseSubject, contract.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "demo.projects") {
 		t.Fatalf("want the erasure to fail naming what is left, got %v", err)
@@ -216,10 +217,10 @@ func TestAFailingSystemDoesNotStopTheOthersAndFailsTheErasure(t *testing.T) {
 	env := newErasureEnv(t)
 	f := newFakeSystems()
 	f.register(env, workflows.ActivityEraseTables)
-	env.RegisterActivityWithOptions(func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
-		return workflows.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase demo.x: undefined table", "DatabaseError", nil)
+	env.RegisterActivityWithOptions(func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+		return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase demo.x: undefined table", "DatabaseError", nil)
 	}, activity.RegisterOptions{Name: workflows.ActivityEraseTables})
-	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
+	env.ExecuteWorkflow(workflows.EraseSubject, contract.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "postgres") {
 		t.Fatalf("want the erasure to fail naming the database, got %v", err)
@@ -232,10 +233,10 @@ func TestAFailingSystemDoesNotStopTheOthersAndFailsTheErasure(t *testing.T) {
 func TestAPersonTheApplicationDoesNotKnowHasNothingToErase(t *testing.T) {
 	env := newErasureEnv(t)
 	f := newFakeSystems()
-	f.plan = workflows.ErasurePlan{}
+	f.plan = contract.ErasurePlan{}
 	f.register(env)
-	env.ExecuteWorkflow(workflows.EraseSubject, workflows.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
-	var p workflows.ErasureProgress
+	env.ExecuteWorkflow(workflows.EraseSubject, contract.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
+	var p contract.ErasureProgress
 	if err := env.GetWorkflowResult(&p); err != nil {
 		t.Fatal(err)
 	}
@@ -252,18 +253,18 @@ func TestAHoldReleasesItsRowsWhenItEndsAndDestroysItsKey(t *testing.T) {
 	first, second := start.AddDate(10, 0, 0), start.AddDate(10, 3, 0) // tax records: ten years
 	var erasedAt []time.Time
 	shredded := ""
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.EraseHeldInput) (workflows.EraseHeldResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.EraseHeldInput) (contract.EraseHeldResult, error) {
 		now := env.Now()
 		erasedAt = append(erasedAt, now)
 		if now.Before(second) {
-			return workflows.EraseHeldResult{Deleted: 1, Next: second}, nil
+			return contract.EraseHeldResult{Deleted: 1, Next: second}, nil
 		}
-		return workflows.EraseHeldResult{Deleted: 2}, nil
+		return contract.EraseHeldResult{Deleted: 2}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityEraseHeld})
 	env.RegisterActivityWithOptions(func(_ context.Context, ref string) error { shredded = ref; return nil }, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
-	env.RegisterActivityWithOptions(func(context.Context, workflows.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
-	env.ExecuteWorkflow(workflows.ReleaseHold, workflows.ReleaseHoldInput{RequestID: "req_1", SubjectRef: "sr_x",
-		Held: workflows.HeldRows{Table: "demo.purchases", Until: first, HoldRef: "hold:demo.purchases:sr_x"}})
+	env.RegisterActivityWithOptions(func(context.Context, contract.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	env.ExecuteWorkflow(workflows.ReleaseHold, contract.ReleaseHoldInput{RequestID: "req_1", SubjectRef: "sr_x",
+		Held: contract.HeldRows{Table: "demo.purchases", Until: first, HoldRef: "hold:demo.purchases:sr_x"}})
 	var n int
 	if err := env.GetWorkflowResult(&n); err != nil {
 		t.Fatal(err)

@@ -7,23 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Workflow names, as the worker registers them and the API starts them.
-const (
-	WorkflowPrivacyRequest = "PrivacyRequest"
-	WorkflowEraseSubject   = "EraseSubject"
-	WorkflowRetainRecords  = "RetainLetheRecords"
-	WorkflowDeactivation   = "AccountDeactivation"
-	WorkflowInactiveSweep  = "InactiveAccountSweep"
-	WorkflowIDDocuments    = "IDDocumentDeletion"
-	WorkflowIDDocSweep     = "IDDocumentSweep"
-	WorkflowBreach         = "BreachNotification"
-	WorkflowSendNotices    = "SendNotices"
-	WorkflowPolicyNotice   = "PolicyChangeNotice"
-	WorkflowBuildExport    = "BuildExport"
-	WorkflowKeepExport     = "KeepExport"
-	WorkflowReleaseHold    = "ReleaseHold"
-)
-
 // Activity names: the contract between these workflows and package activities.
 // The worker registers each activity under exactly this name (a test checks).
 const (
@@ -73,9 +56,6 @@ func ActivityNames() []string {
 		ActivityExportSources, ActivityFetchProcessor, ActivityBuildBundle, ActivityPresignLink, ActivityDeleteBundle, ActivityPushBundle,
 		ActivityPlanErasure, ActivityVerifyErasure, ActivityEraseHeld}, ProcessorErasureActivityNames()...)
 }
-
-// TaskQueue is where Lethe's workflows and activities run unless configured otherwise.
-const TaskQueue = "lethe"
 
 // defaultActivityOptions retries with backoff for as long as a person's
 // deadline allows; an activity classifies permanent failures as non-retryable.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // processorRun drives EraseAtProcessor with its activities mocked: erase,
@@ -24,17 +25,17 @@ import (
 type processorRun struct {
 	t        *testing.T
 	env      *testsuite.TestWorkflowEnvironment
-	erase    func(n int) (workflows.ProcessorCall, error)
-	status   func(n int, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error)
-	confirm  func(in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error)
+	erase    func(n int) (contract.ProcessorCall, error)
+	status   func(n int, in contract.ProcessorCallInput) (contract.ProcessorCall, error)
+	confirm  func(in contract.ConfirmErasureInput) (contract.ProcessorCall, error)
 	erasedAt []time.Time
 	statusAt []time.Time
-	confirms []workflows.ConfirmErasureInput
+	confirms []contract.ConfirmErasureInput
 	confirmT []time.Time
-	mails    []workflows.SendMailInput
+	mails    []contract.SendMailInput
 	mailedAt []time.Time
-	audits   []workflows.AuditInput
-	followUp *workflows.ProcessorFollowUpResult
+	audits   []contract.AuditInput
+	followUp *contract.ProcessorFollowUpResult
 	updates  int
 }
 
@@ -43,8 +44,8 @@ func newProcessorRun(t *testing.T) *processorRun {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	p := &processorRun{t: t, env: s.NewTestWorkflowEnvironment()}
 	p.env.SetStartTime(jan15)
-	p.env.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: workflows.WorkflowProcessorFollowUp})
-	p.env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	p.env.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
+	p.env.RegisterActivityWithOptions(func(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		if in.Earlier != nil || in.Processor != "stripe" || in.RequestID != "req_x" || string(in.Identity) != "sealed" {
 			t.Errorf("erase input %+v", in)
 		}
@@ -53,16 +54,16 @@ func newProcessorRun(t *testing.T) *processorRun {
 		c.Attempt = activity.GetInfo(ctx).Attempt
 		return c, err
 	}, activity.RegisterOptions{Name: workflows.ActivityEraseAtProcessor})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		p.statusAt = append(p.statusAt, p.env.Now())
 		return p.status(len(p.statusAt), in)
 	}, activity.RegisterOptions{Name: workflows.ActivityProcessorStatus})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
 		p.confirms = append(p.confirms, in)
 		p.confirmT = append(p.confirmT, p.env.Now())
 		return p.confirm(in)
 	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error {
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error {
 		if !in.ToPrivacyTeam || in.Data.DueDate.IsZero() || in.Data.RequestType != domain.TypeErasure {
 			t.Errorf("mail %+v", in)
 		}
@@ -70,37 +71,37 @@ func newProcessorRun(t *testing.T) *processorRun {
 		p.mailedAt = append(p.mailedAt, p.env.Now())
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuditInput) error {
+	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error {
 		if in.SubjectRef != "sr_x" || in.Key == "" || in.Detail["request_id"] != "req_x" || in.Detail["processor"] != "stripe" {
 			t.Errorf("audit %+v", in)
 		}
 		p.audits = append(p.audits, in)
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
-	p.status = func(int, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	p.status = func(int, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		t.Error("status asked")
-		return workflows.ProcessorCall{}, nil
+		return contract.ProcessorCall{}, nil
 	}
-	p.confirm = func(workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallGone, HTTPStatus: 200}, nil
+	p.confirm = func(contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallGone, HTTPStatus: 200}, nil
 	}
 	return p
 }
 
 // resolve sends a task resolution after d of test time.
-func (p *processorRun) resolve(d time.Duration, r workflows.TaskResolution) *outcome {
+func (p *processorRun) resolve(d time.Duration, r contract.TaskResolution) *outcome {
 	o := &outcome{}
 	p.updates++
 	id := "u" + string(rune('0'+p.updates))
-	p.env.RegisterDelayedCallback(func() { p.env.UpdateWorkflow(workflows.UpdateResolveTask, id, callbacks{o}, r) }, d)
+	p.env.RegisterDelayedCallback(func() { p.env.UpdateWorkflow(contract.UpdateResolveTask, id, callbacks{o}, r) }, d)
 	return o
 }
 
 // progress reads the progress query after d of test time.
-func (p *processorRun) progress(d time.Duration) *workflows.ProcessorErasureView {
-	v := &workflows.ProcessorErasureView{}
+func (p *processorRun) progress(d time.Duration) *contract.ProcessorErasureView {
+	v := &contract.ProcessorErasureView{}
 	p.env.RegisterDelayedCallback(func() {
-		val, err := p.env.QueryWorkflow(workflows.QueryProgress)
+		val, err := p.env.QueryWorkflow(contract.QueryProgress)
 		if err != nil {
 			p.t.Errorf("query: %v", err)
 			return
@@ -112,7 +113,7 @@ func (p *processorRun) progress(d time.Duration) *workflows.ProcessorErasureView
 	return v
 }
 
-func (p *processorRun) run(in workflows.ProcessorErasureInput) workflows.ProcessorErasureResult {
+func (p *processorRun) run(in contract.ProcessorErasureInput) contract.ProcessorErasureResult {
 	p.t.Helper()
 	in.RequestID, in.SubjectRef, in.Identity, in.Processor = "req_x", "sr_x", []byte("sealed"), "stripe"
 	p.env.ExecuteWorkflow(workflows.EraseAtProcessor, in)
@@ -122,7 +123,7 @@ func (p *processorRun) run(in workflows.ProcessorErasureInput) workflows.Process
 	if err := p.env.GetWorkflowError(); err != nil {
 		p.t.Fatal(err)
 	}
-	var res workflows.ProcessorErasureResult
+	var res contract.ProcessorErasureResult
 	if err := p.env.GetWorkflowResult(&res); err != nil {
 		p.t.Fatal(err)
 	}
@@ -145,18 +146,18 @@ func (p *processorRun) mailTemplates() []string {
 	return out
 }
 
-var stripeDone = workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200, JobID: "",
-	Refs: []workflows.ProcessorRef{{Kind: "customer", ID: "cus_1"}, {Kind: "request_id", ID: "req_fake1"}}}
+var stripeDone = contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallDone, HTTPStatus: 200, JobID: "",
+	Refs: []contract.ProcessorRef{{Kind: "customer", ID: "cus_1"}, {Kind: "request_id", ID: "req_fake1"}}}
 
 func badRequest() error {
-	return temporal.NewNonRetryableApplicationError("stripe erase: HTTP 400 invalid_request_error (needs_operator)", workflows.RefusedNeedsOperator, nil)
+	return temporal.NewNonRetryableApplicationError("stripe erase: HTTP 400 invalid_request_error (needs_operator)", contract.RefusedNeedsOperator, nil)
 }
 
 func TestAProcessorThatErasesIsConfirmedAndCheckedAgainAfterItsRetentionWindow(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(int) (workflows.ProcessorCall, error) { return stripeDone, nil }
-	res := p.run(workflows.ProcessorErasureInput{})
-	if res.Status != workflows.ProcessorConfirmed || res.HTTPStatus != 200 || len(res.Refs) != 2 || res.Refs[0].ID != "cus_1" ||
+	p.erase = func(int) (contract.ProcessorCall, error) { return stripeDone, nil }
+	res := p.run(contract.ProcessorErasureInput{})
+	if res.Status != contract.ProcessorConfirmed || res.HTTPStatus != 200 || len(res.Refs) != 2 || res.Refs[0].ID != "cus_1" ||
 		res.Attempts != 1 || !res.ConfirmedAt.Equal(jan15) || !res.FollowUpAt.Equal(jan15.Add(30*24*time.Hour)) {
 		t.Fatalf("result %+v", res)
 	}
@@ -178,18 +179,18 @@ func TestAProcessorThatErasesIsConfirmedAndCheckedAgainAfterItsRetentionWindow(t
 
 func TestA503IsRetriedAndA429WaitsForItsRetryAfter(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(n int) (workflows.ProcessorCall, error) {
+	p.erase = func(n int) (contract.ProcessorCall, error) {
 		switch n {
 		case 1:
-			return workflows.ProcessorCall{}, temporal.NewApplicationError("stripe erase: HTTP 503 api_error (retryable)", "Error")
+			return contract.ProcessorCall{}, temporal.NewApplicationError("stripe erase: HTTP 503 api_error (retryable)", "Error")
 		case 2:
-			return workflows.ProcessorCall{}, temporal.NewApplicationErrorWithOptions("stripe erase: HTTP 429 (retryable, retry after 2m0s)", "ProcessorRetry",
+			return contract.ProcessorCall{}, temporal.NewApplicationErrorWithOptions("stripe erase: HTTP 429 (retryable, retry after 2m0s)", "ProcessorRetry",
 				temporal.ApplicationErrorOptions{NextRetryDelay: 2 * time.Minute})
 		}
 		return stripeDone, nil
 	}
-	res := p.run(workflows.ProcessorErasureInput{})
-	if res.Status != workflows.ProcessorConfirmed || res.Attempts != 3 || len(p.erasedAt) != 3 {
+	res := p.run(contract.ProcessorErasureInput{})
+	if res.Status != contract.ProcessorConfirmed || res.Attempts != 3 || len(p.erasedAt) != 3 {
 		t.Fatalf("result %+v after %d calls", res, len(p.erasedAt))
 	}
 	if wait := p.erasedAt[2].Sub(p.erasedAt[1]); wait < 2*time.Minute {
@@ -202,63 +203,63 @@ func TestA503IsRetriedAndA429WaitsForItsRetryAfter(t *testing.T) {
 
 func TestA400BecomesAnOperatorTaskThatARetryResolves(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(n int) (workflows.ProcessorCall, error) {
+	p.erase = func(n int) (contract.ProcessorCall, error) {
 		if n == 1 {
-			return workflows.ProcessorCall{}, badRequest()
+			return contract.ProcessorCall{}, badRequest()
 		}
 		return stripeDone, nil
 	}
 	view := p.progress(time.Hour)
-	bad := p.resolve(2*time.Hour, workflows.TaskResolution{Action: "erase"})
+	bad := p.resolve(2*time.Hour, contract.TaskResolution{Action: "erase"})
 	retry, twice := &outcome{}, &outcome{}
 	p.env.RegisterDelayedCallback(func() {
-		p.env.UpdateWorkflow(workflows.UpdateResolveTask, "retry", callbacks{retry}, workflows.TaskResolution{Action: workflows.TaskRetry, Actor: "operator:k2"})
-		p.env.UpdateWorkflow(workflows.UpdateResolveTask, "twice", callbacks{twice}, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "x", Actor: "operator:k3"})
+		p.env.UpdateWorkflow(contract.UpdateResolveTask, "retry", callbacks{retry}, contract.TaskResolution{Action: contract.TaskRetry, Actor: "operator:k2"})
+		p.env.UpdateWorkflow(contract.UpdateResolveTask, "twice", callbacks{twice}, contract.TaskResolution{Action: contract.TaskSkip, Reason: "x", Actor: "operator:k3"})
 	}, 3*time.Hour)
-	res := p.run(workflows.ProcessorErasureInput{})
+	res := p.run(contract.ProcessorErasureInput{})
 
 	// The 400 is final at once: one call, then the task.
 	if len(p.erasedAt) != 2 || !p.erasedAt[1].Equal(jan15.Add(3*time.Hour)) {
 		t.Fatalf("erase calls at %v", p.erasedAt)
 	}
-	if view.Status != workflows.ProcessorNeedsOperator || view.Task == nil || view.Task.Seq != 1 ||
+	if view.Status != contract.ProcessorNeedsOperator || view.Task == nil || view.Task.Seq != 1 ||
 		!strings.Contains(view.Task.Reason, "HTTP 400") || !view.Task.DueAt.Equal(view.Task.OpenedAt.Add(7*24*time.Hour)) {
 		t.Fatalf("progress while the task is open: %+v task %+v", view, view.Task)
 	}
-	refusedAs(t, bad, workflows.RefusedInput)
+	refusedAs(t, bad, contract.RefusedInput)
 	if retry.rejected != nil || retry.err != nil || !retry.done {
 		t.Fatalf("retry: %+v", retry)
 	}
-	refusedAs(t, twice, workflows.RefusedState) // the task is resolved already
-	if res.Status != workflows.ProcessorConfirmed || res.Actor != "operator:k2" || res.Attempts != 2 {
+	refusedAs(t, twice, contract.RefusedState) // the task is resolved already
+	if res.Status != contract.ProcessorConfirmed || res.Actor != "operator:k2" || res.Attempts != 2 {
 		t.Fatalf("result %+v", res)
 	}
-	if got := p.mailTemplates(); len(got) != 1 || got[0] != workflows.MailOperatorReminder || p.mails[0].Key != "req_x:stripe:task-1" ||
+	if got := p.mailTemplates(); len(got) != 1 || got[0] != contract.MailOperatorReminder || p.mails[0].Key != "req_x:stripe:task-1" ||
 		!strings.Contains(strings.Join(p.mails[0].Data.Lines, "\n"), "/v1/requests/req_x/processors/stripe/task") {
 		t.Fatalf("mails %+v", p.mails)
 	}
 	got := p.auditActions()
 	if len(got) < 2 || got[0] != "processor.task_opened" || got[1] != "processor.task_resolved" || p.audits[1].Actor != "operator:k2" ||
-		p.audits[1].Detail["decision"] != workflows.TaskRetry {
+		p.audits[1].Detail["decision"] != contract.TaskRetry {
 		t.Fatalf("audit %+v", p.audits)
 	}
 }
 
 func TestAnOperatorSkipsAProcessorOnlyWithAReason(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(int) (workflows.ProcessorCall, error) { return workflows.ProcessorCall{}, badRequest() }
-	noReason := p.resolve(time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Actor: "operator:k2"})
-	email := p.resolve(2*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "asked ann@example.com", Actor: "operator:k2"})
-	long := p.resolve(3*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: strings.Repeat("x", 501), Actor: "operator:k2"})
-	skip := p.resolve(4*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "the account at Stripe was closed in 2024", Actor: "operator:k2"})
-	res := p.run(workflows.ProcessorErasureInput{})
-	refusedAs(t, noReason, workflows.RefusedInput)
-	refusedAs(t, email, workflows.RefusedInput)
-	refusedAs(t, long, workflows.RefusedInput)
+	p.erase = func(int) (contract.ProcessorCall, error) { return contract.ProcessorCall{}, badRequest() }
+	noReason := p.resolve(time.Hour, contract.TaskResolution{Action: contract.TaskSkip, Actor: "operator:k2"})
+	email := p.resolve(2*time.Hour, contract.TaskResolution{Action: contract.TaskSkip, Reason: "asked ann@example.com", Actor: "operator:k2"})
+	long := p.resolve(3*time.Hour, contract.TaskResolution{Action: contract.TaskSkip, Reason: strings.Repeat("x", 501), Actor: "operator:k2"})
+	skip := p.resolve(4*time.Hour, contract.TaskResolution{Action: contract.TaskSkip, Reason: "the account at Stripe was closed in 2024", Actor: "operator:k2"})
+	res := p.run(contract.ProcessorErasureInput{})
+	refusedAs(t, noReason, contract.RefusedInput)
+	refusedAs(t, email, contract.RefusedInput)
+	refusedAs(t, long, contract.RefusedInput)
 	if skip.rejected != nil || skip.err != nil {
 		t.Fatalf("skip: %+v", skip)
 	}
-	if res.Status != workflows.ProcessorSkipped || res.Reason != "the account at Stripe was closed in 2024" || !res.FollowUpAt.IsZero() {
+	if res.Status != contract.ProcessorSkipped || res.Reason != "the account at Stripe was closed in 2024" || !res.FollowUpAt.IsZero() {
 		t.Fatalf("result %+v", res)
 	}
 	if len(p.erasedAt) != 1 || len(p.confirms) != 0 {
@@ -269,21 +270,21 @@ func TestAnOperatorSkipsAProcessorOnlyWithAReason(t *testing.T) {
 func TestAManualProcessorIsATaskFromTheStartAndItsFollowUpAsksTheTeam(t *testing.T) {
 	p := newProcessorRun(t)
 	steps := []string{"Email sellers@paddle.com asking to delete the buyer.", "Record Paddle's confirmation."}
-	p.erase = func(int) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallNeedsOperator, Steps: steps}, nil
+	p.erase = func(int) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallNeedsOperator, Steps: steps}, nil
 	}
 	view := p.progress(time.Minute)
-	noEvidence := p.resolve(time.Hour, workflows.TaskResolution{Action: workflows.TaskDone, Actor: "operator:k2"})
-	done := p.resolve(2*time.Hour, workflows.TaskResolution{Action: workflows.TaskDone, Evidence: "Paddle ticket 4711 confirms deletion", Actor: "operator:k2"})
-	res := p.run(workflows.ProcessorErasureInput{FollowUpAfter: 10 * 24 * time.Hour})
-	if view.Task == nil || len(view.Task.Steps) != 2 || view.Task.Steps[0] != steps[0] || view.Status != workflows.ProcessorNeedsOperator {
+	noEvidence := p.resolve(time.Hour, contract.TaskResolution{Action: contract.TaskDone, Actor: "operator:k2"})
+	done := p.resolve(2*time.Hour, contract.TaskResolution{Action: contract.TaskDone, Evidence: "Paddle ticket 4711 confirms deletion", Actor: "operator:k2"})
+	res := p.run(contract.ProcessorErasureInput{FollowUpAfter: 10 * 24 * time.Hour})
+	if view.Task == nil || len(view.Task.Steps) != 2 || view.Task.Steps[0] != steps[0] || view.Status != contract.ProcessorNeedsOperator {
 		t.Fatalf("progress %+v", view)
 	}
-	refusedAs(t, noEvidence, workflows.RefusedInput)
+	refusedAs(t, noEvidence, contract.RefusedInput)
 	if done.err != nil || done.rejected != nil {
 		t.Fatalf("done: %+v", done)
 	}
-	if res.Status != workflows.ProcessorDoneByHand || res.Evidence != "Paddle ticket 4711 confirms deletion" ||
+	if res.Status != contract.ProcessorDoneByHand || res.Evidence != "Paddle ticket 4711 confirms deletion" ||
 		!res.FollowUpAt.Equal(jan15.Add(2*time.Hour).Add(10*24*time.Hour)) {
 		t.Fatalf("result %+v", res)
 	}
@@ -304,12 +305,12 @@ func TestAManualProcessorIsATaskFromTheStartAndItsFollowUpAsksTheTeam(t *testing
 
 func TestATaskStillOpenAtItsDeadlineIsEscalatedOnce(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(int) (workflows.ProcessorCall, error) { return workflows.ProcessorCall{}, badRequest() }
+	p.erase = func(int) (contract.ProcessorCall, error) { return contract.ProcessorCall{}, badRequest() }
 	view := p.progress(3 * 24 * time.Hour)
-	p.resolve(5*24*time.Hour, workflows.TaskResolution{Action: workflows.TaskDone, Reason: "deleted in the Stripe dashboard", Actor: "operator:k2"})
-	res := p.run(workflows.ProcessorErasureInput{TaskDeadline: 48 * time.Hour})
-	if got := p.mailTemplates(); len(got) != 3 || got[0] != workflows.MailOperatorReminder || got[1] != workflows.MailOperatorEscalation ||
-		got[2] != workflows.MailOperatorReminder {
+	p.resolve(5*24*time.Hour, contract.TaskResolution{Action: contract.TaskDone, Reason: "deleted in the Stripe dashboard", Actor: "operator:k2"})
+	res := p.run(contract.ProcessorErasureInput{TaskDeadline: 48 * time.Hour})
+	if got := p.mailTemplates(); len(got) != 3 || got[0] != contract.MailOperatorReminder || got[1] != contract.MailOperatorEscalation ||
+		got[2] != contract.MailOperatorReminder {
 		t.Fatalf("mails %v", got) // task, escalation, then the follow-up's question
 	}
 	if !p.mailedAt[1].Equal(jan15.Add(48 * time.Hour)) {
@@ -318,37 +319,37 @@ func TestATaskStillOpenAtItsDeadlineIsEscalatedOnce(t *testing.T) {
 	if view.Task == nil || !view.Task.EscalatedAt.Equal(jan15.Add(48*time.Hour)) {
 		t.Fatalf("progress %+v", view.Task)
 	}
-	if res.Status != workflows.ProcessorDoneByHand || res.Reason != "deleted in the Stripe dashboard" {
+	if res.Status != contract.ProcessorDoneByHand || res.Reason != "deleted in the Stripe dashboard" {
 		t.Fatalf("result %+v", res)
 	}
 }
 
 func TestAPendingErasureIsPolledUntilTheProcessorIsDone(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(int) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 201, JobID: "7c9e6679-7425-40de-944b-e07fc1f90ae7"}, nil
+	p.erase = func(int) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending, HTTPStatus: 201, JobID: "7c9e6679-7425-40de-944b-e07fc1f90ae7"}, nil
 	}
-	p.status = func(n int, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	p.status = func(n int, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		if in.Earlier == nil || in.Earlier.JobID != "7c9e6679-7425-40de-944b-e07fc1f90ae7" {
 			t.Errorf("status asked without the job: %+v", in.Earlier)
 		}
 		if n < 3 {
-			return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 200}, nil
+			return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending, HTTPStatus: 200}, nil
 		}
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200,
-			Refs: []workflows.ProcessorRef{{Kind: "controller", ID: "ctl"}}}, nil
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallDone, HTTPStatus: 200,
+			Refs: []contract.ProcessorRef{{Kind: "controller", ID: "ctl"}}}, nil
 	}
 	view := p.progress(30 * time.Minute)
-	during := p.resolve(40*time.Minute, workflows.TaskResolution{Action: workflows.TaskDone, Evidence: "x", Actor: "operator:k2"})
-	res := p.run(workflows.ProcessorErasureInput{})
-	if view.Status != workflows.ProcessorWaiting || view.Task != nil {
+	during := p.resolve(40*time.Minute, contract.TaskResolution{Action: contract.TaskDone, Evidence: "x", Actor: "operator:k2"})
+	res := p.run(contract.ProcessorErasureInput{})
+	if view.Status != contract.ProcessorWaiting || view.Task != nil {
 		t.Fatalf("progress while pending %+v", view)
 	}
-	refusedAs(t, during, workflows.RefusedState) // no task is open while the processor works
+	refusedAs(t, during, contract.RefusedState) // no task is open while the processor works
 	if len(p.statusAt) != 3 || !p.statusAt[0].Equal(jan15.Add(time.Hour)) || !p.statusAt[2].Equal(jan15.Add(3*time.Hour)) {
 		t.Fatalf("status asked at %v", p.statusAt)
 	}
-	if res.Status != workflows.ProcessorConfirmed || res.JobID != "7c9e6679-7425-40de-944b-e07fc1f90ae7" || len(res.Refs) != 1 ||
+	if res.Status != contract.ProcessorConfirmed || res.JobID != "7c9e6679-7425-40de-944b-e07fc1f90ae7" || len(res.Refs) != 1 ||
 		!res.ConfirmedAt.Equal(jan15.Add(3*time.Hour)) || len(p.erasedAt) != 1 {
 		t.Fatalf("result %+v", res)
 	}
@@ -360,76 +361,76 @@ func TestAPendingErasureIsPolledUntilTheProcessorIsDone(t *testing.T) {
 func TestAProcessorCallbackMakesThePendingErasureAskAtOnce(t *testing.T) {
 	const job = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 	p := newProcessorRun(t)
-	p.env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(workflows.ProcessorJobKey.ValueSet(job))).Return(nil).Once()
-	p.erase = func(int) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
+	p.env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(contract.ProcessorJobKey.ValueSet(job))).Return(nil).Once()
+	p.erase = func(int) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
 	}
-	p.status = func(n int, in workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
+	p.status = func(n int, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		if in.Earlier == nil || in.Earlier.JobID != job {
 			t.Errorf("status asked without the job: %+v", in.Earlier)
 		}
 		if n == 1 {
-			return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, HTTPStatus: 200}, nil
+			return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending, HTTPStatus: 200}, nil
 		}
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200}, nil
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallDone, HTTPStatus: 200}, nil
 	}
 	// Two callbacks in one workflow task at 10 minutes: one check answers
 	// both; the processor still works, so the next check is a poll
 	// interval later.
 	p.env.RegisterDelayedCallback(func() {
-		p.env.SignalWorkflowSkippingWorkflowTask(workflows.SignalProcessorCallback, workflows.ProcessorCallback{Status: "in_progress"})
-		p.env.SignalWorkflow(workflows.SignalProcessorCallback, workflows.ProcessorCallback{Status: "in_progress"})
+		p.env.SignalWorkflowSkippingWorkflowTask(contract.SignalProcessorCallback, contract.ProcessorCallback{Status: "in_progress"})
+		p.env.SignalWorkflow(contract.SignalProcessorCallback, contract.ProcessorCallback{Status: "in_progress"})
 	}, 10*time.Minute)
-	res := p.run(workflows.ProcessorErasureInput{})
+	res := p.run(contract.ProcessorErasureInput{})
 	p.env.AssertExpectations(t)
 	want := []time.Time{jan15.Add(10 * time.Minute), jan15.Add(70 * time.Minute)}
 	if len(p.statusAt) != 2 || !p.statusAt[0].Equal(want[0]) || !p.statusAt[1].Equal(want[1]) {
 		t.Fatalf("status asked at %v, want %v (the callback, then a poll interval later)", p.statusAt, want)
 	}
-	if res.Status != workflows.ProcessorConfirmed || res.JobID != job || !res.ConfirmedAt.Equal(want[1]) {
+	if res.Status != contract.ProcessorConfirmed || res.JobID != job || !res.ConfirmedAt.Equal(want[1]) {
 		t.Fatalf("result %+v", res)
 	}
 }
 
 func TestACallbackThatCompletesTheErasureEndsItBeforeThePollInterval(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(int) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, JobID: "job-1"}, nil
+	p.erase = func(int) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending, JobID: "job-1"}, nil
 	}
-	p.status = func(int, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallDone, HTTPStatus: 200}, nil
+	p.status = func(int, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallDone, HTTPStatus: 200}, nil
 	}
 	p.env.RegisterDelayedCallback(func() {
-		if err := p.env.SignalWorkflowByID(workflows.ProcessorErasureWorkflowID("req_x", "stripe"), workflows.SignalProcessorCallback,
-			workflows.ProcessorCallback{Status: "completed"}); err != nil {
+		if err := p.env.SignalWorkflowByID(contract.ProcessorErasureWorkflowID("req_x", "stripe"), contract.SignalProcessorCallback,
+			contract.ProcessorCallback{Status: "completed"}); err != nil {
 			t.Errorf("signal: %v", err)
 		}
 	}, 3*time.Minute)
-	p.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.ProcessorErasureWorkflowID("req_x", "stripe")})
-	res := p.run(workflows.ProcessorErasureInput{PollEvery: 6 * time.Hour})
+	p.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: contract.ProcessorErasureWorkflowID("req_x", "stripe")})
+	res := p.run(contract.ProcessorErasureInput{PollEvery: 6 * time.Hour})
 	if len(p.statusAt) != 1 || !p.statusAt[0].Equal(jan15.Add(3*time.Minute)) {
 		t.Fatalf("status asked at %v, want once at the callback", p.statusAt)
 	}
-	if res.Status != workflows.ProcessorConfirmed || !res.ConfirmedAt.Equal(jan15.Add(3*time.Minute)) {
+	if res.Status != contract.ProcessorConfirmed || !res.ConfirmedAt.Equal(jan15.Add(3*time.Minute)) {
 		t.Fatalf("result %+v", res)
 	}
 }
 
 func TestAnErasurePendingTooLongBecomesATask(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(int) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending, JobID: "job-1"}, nil
+	p.erase = func(int) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending, JobID: "job-1"}, nil
 	}
-	p.status = func(int, workflows.ProcessorCallInput) (workflows.ProcessorCall, error) {
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallPending}, nil
+	p.status = func(int, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallPending}, nil
 	}
 	view := p.progress(25 * time.Hour)
-	p.resolve(26*time.Hour, workflows.TaskResolution{Action: workflows.TaskSkip, Reason: "the processor's job queue is stuck; asked by phone", Actor: "operator:k2"})
-	res := p.run(workflows.ProcessorErasureInput{PollEvery: 6 * time.Hour, PollFor: 24 * time.Hour})
+	p.resolve(26*time.Hour, contract.TaskResolution{Action: contract.TaskSkip, Reason: "the processor's job queue is stuck; asked by phone", Actor: "operator:k2"})
+	res := p.run(contract.ProcessorErasureInput{PollEvery: 6 * time.Hour, PollFor: 24 * time.Hour})
 	if len(p.statusAt) != 4 || view.Task == nil || !strings.Contains(view.Task.Reason, "pending") {
 		t.Fatalf("status asked %d times, task %+v", len(p.statusAt), view.Task)
 	}
-	if res.Status != workflows.ProcessorSkipped {
+	if res.Status != contract.ProcessorSkipped {
 		t.Fatalf("result %+v", res)
 	}
 }
@@ -440,30 +441,30 @@ func TestAFollowUpThatFindsTheDataStillThereTellsTheTeam(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(jan15)
 	var checkedAt time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ConfirmErasureInput) (workflows.ProcessorCall, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
 		checkedAt = env.Now()
 		if len(in.Erasure.Refs) != 1 || in.Erasure.Refs[0].ID != "cus_1" {
 			t.Errorf("confirm input %+v", in)
 		}
-		return workflows.ProcessorCall{Processor: "stripe", Status: workflows.ProcessorCallStillPresent, HTTPStatus: 200}, nil
+		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallStillPresent, HTTPStatus: 200}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
-	var mails []workflows.SendMailInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SendMailInput) error { mails = append(mails, in); return nil },
+	var mails []contract.SendMailInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error { mails = append(mails, in); return nil },
 		activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	var audits []workflows.AuditInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuditInput) error { audits = append(audits, in); return nil },
+	var audits []contract.AuditInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error { audits = append(audits, in); return nil },
 		activity.RegisterOptions{Name: workflows.ActivityAudit})
-	env.ExecuteWorkflow(workflows.ProcessorFollowUp, workflows.ProcessorFollowUpInput{RequestID: "req_x", SubjectRef: "sr_x", Processor: "stripe",
-		After: 30 * 24 * time.Hour, Erasure: workflows.ProcessorCall{Status: workflows.ProcessorCallDone, Refs: []workflows.ProcessorRef{{Kind: "customer", ID: "cus_1"}}}})
+	env.ExecuteWorkflow(workflows.ProcessorFollowUp, contract.ProcessorFollowUpInput{RequestID: "req_x", SubjectRef: "sr_x", Processor: "stripe",
+		After: 30 * 24 * time.Hour, Erasure: contract.ProcessorCall{Status: contract.ProcessorCallDone, Refs: []contract.ProcessorRef{{Kind: "customer", ID: "cus_1"}}}})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	var res workflows.ProcessorFollowUpResult
+	var res contract.ProcessorFollowUpResult
 	_ = env.GetWorkflowResult(&res)
-	if !checkedAt.Equal(jan15.Add(30*24*time.Hour)) || res.Status != workflows.ProcessorCallStillPresent {
+	if !checkedAt.Equal(jan15.Add(30*24*time.Hour)) || res.Status != contract.ProcessorCallStillPresent {
 		t.Fatalf("checked at %s: %+v", checkedAt, res)
 	}
-	if len(mails) != 1 || mails[0].Template != workflows.MailOperatorEscalation || !mails[0].ToPrivacyTeam {
+	if len(mails) != 1 || mails[0].Template != contract.MailOperatorEscalation || !mails[0].ToPrivacyTeam {
 		t.Fatalf("mails %+v", mails)
 	}
 	if len(audits) != 1 || audits[0].Action != "processor.data_still_present" || audits[0].Detail["status"] != "still_present" {
@@ -473,42 +474,42 @@ func TestAFollowUpThatFindsTheDataStillThereTellsTheTeam(t *testing.T) {
 
 func TestTaskResolutionsAreValidatedLikeThePolicySays(t *testing.T) {
 	for _, c := range []struct {
-		r  workflows.TaskResolution
+		r  contract.TaskResolution
 		ok bool
 	}{
-		{workflows.TaskResolution{Action: "retry"}, true},
-		{workflows.TaskResolution{Action: "skip", Reason: "closed"}, true},
-		{workflows.TaskResolution{Action: "skip", Reason: "  "}, false},
-		{workflows.TaskResolution{Action: "done", Evidence: "ticket 1"}, true},
-		{workflows.TaskResolution{Action: "done", Reason: "by hand"}, true},
-		{workflows.TaskResolution{Action: "done"}, false},
-		{workflows.TaskResolution{Action: "done", Evidence: "mail from a@b.c"}, false},
-		{workflows.TaskResolution{Action: "retry", Reason: strings.Repeat("é", 500)}, true},
-		{workflows.TaskResolution{Action: "retry", Reason: strings.Repeat("é", 501)}, false},
-		{workflows.TaskResolution{Action: "delete"}, false},
+		{contract.TaskResolution{Action: "retry"}, true},
+		{contract.TaskResolution{Action: "skip", Reason: "closed"}, true},
+		{contract.TaskResolution{Action: "skip", Reason: "  "}, false},
+		{contract.TaskResolution{Action: "done", Evidence: "ticket 1"}, true},
+		{contract.TaskResolution{Action: "done", Reason: "by hand"}, true},
+		{contract.TaskResolution{Action: "done"}, false},
+		{contract.TaskResolution{Action: "done", Evidence: "mail from a@b.c"}, false},
+		{contract.TaskResolution{Action: "retry", Reason: strings.Repeat("é", 500)}, true},
+		{contract.TaskResolution{Action: "retry", Reason: strings.Repeat("é", 501)}, false},
+		{contract.TaskResolution{Action: "delete"}, false},
 	} {
 		if err := c.r.Validate(); (err == nil) != c.ok {
 			t.Errorf("%+v: %v, want ok=%v", c.r, err, c.ok)
 		}
 	}
-	if workflows.ProcessorErasureWorkflowID("req_1", "stripe") != "req_1-erasure-stripe" ||
-		workflows.ProcessorFollowUpWorkflowID("req_1", "stripe") != "req_1-followup-stripe" {
+	if contract.ProcessorErasureWorkflowID("req_1", "stripe") != "req_1-erasure-stripe" ||
+		contract.ProcessorFollowUpWorkflowID("req_1", "stripe") != "req_1-followup-stripe" {
 		t.Fatal("workflow ids")
 	}
 }
 
 func TestAProcessorThatKeepsFailingBecomesATaskWhenRetriesRunOut(t *testing.T) {
 	p := newProcessorRun(t)
-	p.erase = func(n int) (workflows.ProcessorCall, error) {
+	p.erase = func(n int) (contract.ProcessorCall, error) {
 		if n <= 12 {
-			return workflows.ProcessorCall{}, temporal.NewApplicationError("stripe erase: HTTP 503 api_error (retryable)", "Error")
+			return contract.ProcessorCall{}, temporal.NewApplicationError("stripe erase: HTTP 503 api_error (retryable)", "Error")
 		}
 		return stripeDone, nil
 	}
 	view := p.progress(2 * time.Hour)
-	p.resolve(3*time.Hour, workflows.TaskResolution{Action: workflows.TaskRetry, Actor: "operator:k2"})
-	res := p.run(workflows.ProcessorErasureInput{})
-	if len(p.erasedAt) != 13 || res.Status != workflows.ProcessorConfirmed || res.Attempts != 13 {
+	p.resolve(3*time.Hour, contract.TaskResolution{Action: contract.TaskRetry, Actor: "operator:k2"})
+	res := p.run(contract.ProcessorErasureInput{})
+	if len(p.erasedAt) != 13 || res.Status != contract.ProcessorConfirmed || res.Attempts != 13 {
 		t.Fatalf("%d calls, result %+v", len(p.erasedAt), res)
 	}
 	if view.Task == nil || !strings.Contains(view.Task.Reason, "still failing after 12 attempts") || !strings.Contains(view.Task.Reason, "HTTP 503") {

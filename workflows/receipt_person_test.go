@@ -14,36 +14,37 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // personReceipt is a receipt as an erasure leaves it: several tables of one
 // label, tables without one, a hold, two S3 locations (one labelled), four
 // processors in every state, with ids, evidence and a reason an operator
 // typed, and a backup location.
-func personReceipt() workflows.Receipt {
+func personReceipt() contract.Receipt {
 	hold := time.Date(2032, 11, 23, 0, 0, 0, 0, time.UTC)
 	followUp := time.Date(2027, 2, 14, 0, 0, 0, 0, time.UTC)
-	return workflows.Receipt{RequestID: "req_1", Entries: []workflows.ReceiptEntry{
-		{System: workflows.SystemPostgres, Name: "shop.accounts", Action: "anonymized", Count: 1},
-		{System: workflows.SystemPostgres, Name: "shop.addresses", Action: "deleted", Count: 2},
-		{System: workflows.SystemPostgres, Name: "shop.billing_addresses", Action: "deleted", Count: 1},
-		{System: workflows.SystemPostgres, Name: "shop.events", Action: "deleted", Count: 4},
-		{System: workflows.SystemPostgres, Name: "shop.sessions", Action: "deleted", Count: 3},
-		{System: workflows.SystemPostgres, Name: "shop.wishlists", Action: "deleted", Count: 0},
-		{System: workflows.SystemPostgres, Name: "shop.reviews", Action: "anonymized", Count: 5},
-		{System: workflows.SystemPostgres, Name: "shop.orders", Action: "retained", Count: 2, Basis: "tax law keeps order records", Until: hold},
-		{System: workflows.SystemPostgres, Name: "shop.order_lines", Action: "retained", Count: 7, Basis: "tax law keeps order records", Until: hold},
-		{System: workflows.SystemS3, Name: "shop-media/avatars/{user_id}/", Action: "deleted", Count: 3, Confirmation: "8 versions and delete markers"},
-		{System: workflows.SystemS3, Name: "shop-exports/{user_id}/", Action: "deleted", Count: 1},
-		{System: workflows.SystemProcessor, Name: "stripe", Action: workflows.ProcessorConfirmed, Confirmation: "HTTP 200, customer cus_ABC123", Until: followUp},
-		{System: workflows.SystemProcessor, Name: "mailchimp", Action: workflows.ProcessorAlreadyGone, Confirmation: "HTTP 404"},
-		{System: workflows.SystemProcessor, Name: "paypal", Action: workflows.ProcessorDoneByHand, Confirmation: "closed by hand, ticket PP-4711"},
-		{System: workflows.SystemProcessor, Name: "crm", Action: workflows.ProcessorSkipped, Basis: "the CRM holds nothing per Jane at support"},
-		{System: workflows.SystemBackups, Name: "pg-nightly", Action: "rotating out", Until: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)},
+	return contract.Receipt{RequestID: "req_1", Entries: []contract.ReceiptEntry{
+		{System: contract.SystemPostgres, Name: "shop.accounts", Action: "anonymized", Count: 1},
+		{System: contract.SystemPostgres, Name: "shop.addresses", Action: "deleted", Count: 2},
+		{System: contract.SystemPostgres, Name: "shop.billing_addresses", Action: "deleted", Count: 1},
+		{System: contract.SystemPostgres, Name: "shop.events", Action: "deleted", Count: 4},
+		{System: contract.SystemPostgres, Name: "shop.sessions", Action: "deleted", Count: 3},
+		{System: contract.SystemPostgres, Name: "shop.wishlists", Action: "deleted", Count: 0},
+		{System: contract.SystemPostgres, Name: "shop.reviews", Action: "anonymized", Count: 5},
+		{System: contract.SystemPostgres, Name: "shop.orders", Action: "retained", Count: 2, Basis: "tax law keeps order records", Until: hold},
+		{System: contract.SystemPostgres, Name: "shop.order_lines", Action: "retained", Count: 7, Basis: "tax law keeps order records", Until: hold},
+		{System: contract.SystemS3, Name: "shop-media/avatars/{user_id}/", Action: "deleted", Count: 3, Confirmation: "8 versions and delete markers"},
+		{System: contract.SystemS3, Name: "shop-exports/{user_id}/", Action: "deleted", Count: 1},
+		{System: contract.SystemProcessor, Name: "stripe", Action: contract.ProcessorConfirmed, Confirmation: "HTTP 200, customer cus_ABC123", Until: followUp},
+		{System: contract.SystemProcessor, Name: "mailchimp", Action: contract.ProcessorAlreadyGone, Confirmation: "HTTP 404"},
+		{System: contract.SystemProcessor, Name: "paypal", Action: contract.ProcessorDoneByHand, Confirmation: "closed by hand, ticket PP-4711"},
+		{System: contract.SystemProcessor, Name: "crm", Action: contract.ProcessorSkipped, Basis: "the CRM holds nothing per Jane at support"},
+		{System: contract.SystemBackups, Name: "pg-nightly", Action: "rotating out", Until: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)},
 	}}
 }
 
-var personLabels = workflows.ReceiptLabels{
+var personLabels = contract.ReceiptLabels{
 	Tables: map[string]string{
 		"shop.accounts": "your account", "shop.addresses": "your addresses", "shop.billing_addresses": "your addresses",
 		"shop.reviews": "your reviews", "shop.orders": "your orders", "shop.order_lines": "your orders",
@@ -82,15 +83,15 @@ func TestThePersonsReceiptSpeaksInLabels(t *testing.T) {
 }
 
 func TestThePersonsReceiptWithoutLabelsOrData(t *testing.T) {
-	lines := personReceipt().PersonLines(workflows.ReceiptLabels{})
+	lines := personReceipt().PersonLines(contract.ReceiptLabels{})
 	if !strings.HasPrefix(lines[0], "Deleted: other records (10), files (4 files).") ||
 		!strings.Contains(lines[2], "until 23 November 2032: other records (tax law keeps order records)") {
 		t.Errorf("unlabelled:\n%s", strings.Join(lines, "\n"))
 	}
-	if got := (workflows.Receipt{NothingHeld: true}).PersonLines(personLabels); len(got) != 1 || !strings.Contains(got[0], "We hold no data about you") {
+	if got := (contract.Receipt{NothingHeld: true}).PersonLines(personLabels); len(got) != 1 || !strings.Contains(got[0], "We hold no data about you") {
 		t.Errorf("nothing held: %q", got)
 	}
-	empty := workflows.Receipt{Entries: []workflows.ReceiptEntry{{System: workflows.SystemPostgres, Name: "shop.events", Action: "deleted"}}}
+	empty := contract.Receipt{Entries: []contract.ReceiptEntry{{System: contract.SystemPostgres, Name: "shop.events", Action: "deleted"}}}
 	if got := empty.PersonLines(personLabels); len(got) != 1 || strings.Contains(got[0], "shop") {
 		t.Errorf("nothing erased: %q", got)
 	}
@@ -103,18 +104,18 @@ func TestTheCompletionMailCarriesTheReceiptAndTheReceiptMailTheVerification(t *t
 	p := policyGDPR()
 	p.FulfilByHand = false
 	l := newLifecycle(t, jan15)
-	v := l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
+	v := l.run(contract.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
 	if v.Status != domain.StatusCompleted {
 		t.Fatalf("request %+v", v)
 	}
-	if r := l.mailed(workflows.MailReceipt); len(r) != 1 || !r[0].data.Verified {
+	if r := l.mailed(contract.MailReceipt); len(r) != 1 || !r[0].data.Verified {
 		t.Fatalf("receipt mail %+v: want Verified", r)
 	}
-	done := l.mailed(workflows.MailCompleted)
+	done := l.mailed(contract.MailCompleted)
 	if len(done) != 1 || done[0].data.Receipt == nil {
 		t.Fatalf("completion mail %+v: want the erasure's receipt", done)
 	}
-	person := strings.Join(done[0].data.Receipt.PersonLines(workflows.ReceiptLabels{}), "\n")
+	person := strings.Join(done[0].data.Receipt.PersonLines(contract.ReceiptLabels{}), "\n")
 	if !strings.Contains(person, "Deleted: other records (2), files (12 files).") || strings.Contains(person, "b/p/") {
 		t.Errorf("the person's lines from the mail's receipt:\n%s", person)
 	}
@@ -126,8 +127,8 @@ func TestTheCompletionMailCarriesTheReceiptAndTheReceiptMailTheVerification(t *t
 	// A person who must verify is told a code may come.
 	l = newLifecycle(t, jan15)
 	l.verify(time.Minute, code(1))
-	l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", Policy: p})
-	if r := l.mailed(workflows.MailReceipt); len(r) != 1 || r[0].data.Verified {
+	l.run(contract.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", Policy: p})
+	if r := l.mailed(contract.MailReceipt); len(r) != 1 || r[0].data.Verified {
 		t.Fatalf("receipt mail %+v: want not Verified", r)
 	}
 }
@@ -139,26 +140,26 @@ func TestTheAccountErasedMailCarriesTheReceipt(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(jan15)
-	env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
+	env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
 	reg := func(name string, fn any) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	mails := map[string]workflows.MailData{}
-	reg(workflows.ActivitySetAccountStatus, func(context.Context, workflows.AccountStatusInput) error { return nil })
-	reg(workflows.ActivityAudit, func(context.Context, workflows.AuditInput) error { return nil })
-	reg(workflows.ActivitySendMail, func(_ context.Context, in workflows.SendMailInput) error {
+	mails := map[string]contract.MailData{}
+	reg(workflows.ActivitySetAccountStatus, func(context.Context, contract.AccountStatusInput) error { return nil })
+	reg(workflows.ActivityAudit, func(context.Context, contract.AuditInput) error { return nil })
+	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
 		mails[in.Template] = in.Data
 		return nil
 	})
 	reg(workflows.ActivityShredSubject, func(context.Context, string) error { return nil })
 	newFakeSystems().register(env, workflows.ActivityAudit)
-	env.ExecuteWorkflow(workflows.AccountDeactivation, workflows.DeactivationInput{SubjectRef: "sr_x", HasEmail: true, GracePeriod: 30 * aDay, RequestedBy: "backend:k"})
+	env.ExecuteWorkflow(workflows.AccountDeactivation, contract.DeactivationInput{SubjectRef: "sr_x", HasEmail: true, GracePeriod: 30 * aDay, RequestedBy: "backend:k"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	erased, ok := mails[workflows.MailAccountErased]
+	erased, ok := mails[contract.MailAccountErased]
 	if !ok || erased.Receipt == nil || len(erased.Receipt.Entries) == 0 || len(erased.Lines) == 0 {
 		t.Fatalf("account erased mail %+v: want the receipt", erased)
 	}
-	if notice := mails[workflows.MailDeactivationNotice]; notice.Receipt != nil {
+	if notice := mails[contract.MailDeactivationNotice]; notice.Receipt != nil {
 		t.Fatalf("the deactivation notice carries a receipt: %+v", notice)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
@@ -27,13 +28,13 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 
 	// Three pages: 1000, 1000, 400 accounts; the second has two people the
 	// restore brought back, the third one more erased person still gone.
-	pages := []workflows.ReconcilePageResult{
+	pages := []contract.ReconcilePageResult{
 		{Scanned: 1000, Next: []byte("sealed-1")},
 		{Scanned: 1000, Matched: 2, Erased: 2, Items: 31, Next: []byte("sealed-2")},
 		{Scanned: 400, Matched: 1, Next: []byte("sealed-3"), Done: true},
 	}
-	var seen []workflows.ReconcilePageInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ReconcilePageInput) (workflows.ReconcilePageResult, error) {
+	var seen []contract.ReconcilePageInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
 		seen = append(seen, in)
 		return pages[len(seen)-1], nil
 	}, activity.RegisterOptions{Name: workflows.ActivityReconcilePage})
@@ -42,8 +43,8 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 		shredded = append(shredded, ref)
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
-	var audits []workflows.AuditInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuditInput) error {
+	var audits []contract.AuditInput
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error {
 		if len(shredded) == 0 {
 			t.Error("audited before the cursor key was destroyed")
 		}
@@ -51,15 +52,15 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
 
-	env.ExecuteWorkflow(workflows.RestoreReconcile, workflows.ReconcileInput{Requester: "operator:key_abc"})
+	env.ExecuteWorkflow(workflows.RestoreReconcile, contract.ReconcileInput{Requester: "operator:key_abc"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	var got workflows.ReconcileTotals
+	var got contract.ReconcileTotals
 	if err := env.GetWorkflowResult(&got); err != nil {
 		t.Fatal(err)
 	}
-	want := workflows.ReconcileTotals{Scanned: 2400, Matched: 3, Erased: 2, Items: 31, Pages: 3}
+	want := contract.ReconcileTotals{Scanned: 2400, Matched: 3, Erased: 2, Items: 31, Pages: 3}
 	if got != want {
 		t.Fatalf("totals %+v, want %+v", got, want)
 	}
@@ -72,7 +73,7 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 		if i > 0 {
 			wantCursor = pages[i-1].Next
 		}
-		if !bytes.Equal(in.Cursor, wantCursor) || in.RunRef != seen[0].RunRef || in.PageSize != workflows.ReconcilePageSize || !in.RunAt.Equal(start) {
+		if !bytes.Equal(in.Cursor, wantCursor) || in.RunRef != seen[0].RunRef || in.PageSize != contract.ReconcilePageSize || !in.RunAt.Equal(start) {
 			t.Errorf("page %d: %+v", i, in)
 		}
 	}
@@ -88,12 +89,12 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 		t.Fatalf("audit %+v", a)
 	}
 	// The progress query answers with counts only.
-	v, err := env.QueryWorkflow(workflows.QueryProgress)
+	v, err := env.QueryWorkflow(contract.QueryProgress)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p workflows.ReconcileProgress
-	if err := v.Get(&p); err != nil || p.Status != workflows.ReconcileCompleted || p.Totals != want {
+	var p contract.ReconcileProgress
+	if err := v.Get(&p); err != nil || p.Status != contract.ReconcileCompleted || p.Totals != want {
 		t.Fatalf("progress %+v (%v)", p, err)
 	}
 }
@@ -106,32 +107,32 @@ func TestReconcileProgressWhileAPageIsRetried(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	calls := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ReconcilePageInput) (workflows.ReconcilePageResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
 		calls++
 		if calls == 2 {
-			return workflows.ReconcilePageResult{}, errors.New("connection reset")
+			return contract.ReconcilePageResult{}, errors.New("connection reset")
 		}
-		return workflows.ReconcilePageResult{Scanned: in.PageSize, Next: []byte{byte(calls)}, Done: calls == 4}, nil
+		return contract.ReconcilePageResult{Scanned: in.PageSize, Next: []byte{byte(calls)}, Done: calls == 4}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityReconcilePage})
 	env.RegisterActivityWithOptions(func(context.Context, string) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
-	env.RegisterActivityWithOptions(func(context.Context, workflows.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
-	var during workflows.ReconcileProgress
+	env.RegisterActivityWithOptions(func(context.Context, contract.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	var during contract.ReconcileProgress
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.QueryProgress)
+		v, err := env.QueryWorkflow(contract.QueryProgress)
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		_ = v.Get(&during)
 	}, 500*time.Millisecond)
-	env.ExecuteWorkflow(workflows.RestoreReconcile, workflows.ReconcileInput{PageSize: 10})
+	env.ExecuteWorkflow(workflows.RestoreReconcile, contract.ReconcileInput{PageSize: 10})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if during.Status != workflows.ReconcileRunning || during.Totals.Pages != 1 || during.Totals.Scanned != 10 {
+	if during.Status != contract.ReconcileRunning || during.Totals.Pages != 1 || during.Totals.Scanned != 10 {
 		t.Fatalf("progress while page 2 waits for its retry: %+v", during)
 	}
-	var got workflows.ReconcileTotals
+	var got contract.ReconcileTotals
 	_ = env.GetWorkflowResult(&got)
 	if got.Scanned != 30 || got.Pages != 3 {
 		t.Fatalf("totals %+v, want 3 pages of 10", got)
@@ -143,11 +144,11 @@ func TestReconcileContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	pages := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ReconcilePageInput) (workflows.ReconcilePageResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
 		pages++
-		return workflows.ReconcilePageResult{Scanned: 1000, Next: []byte(fmt.Sprint(pages))}, nil
+		return contract.ReconcilePageResult{Scanned: 1000, Next: []byte(fmt.Sprint(pages))}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityReconcilePage})
-	env.ExecuteWorkflow(workflows.RestoreReconcile, workflows.ReconcileInput{})
+	env.ExecuteWorkflow(workflows.RestoreReconcile, contract.ReconcileInput{})
 	err := env.GetWorkflowError()
 	if err == nil || !workflow.IsContinueAsNewError(err) {
 		t.Fatalf("want continue-as-new after a bounded number of pages, got %v", err)
@@ -160,7 +161,7 @@ func TestReconcileContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 	if !errors.As(err, &can) {
 		t.Fatal(err)
 	}
-	var next workflows.ReconcileInput
+	var next contract.ReconcileInput
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 		t.Fatal(err)
 	}

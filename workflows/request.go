@@ -7,225 +7,16 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
-// RequestInput starts a request. Identity is the person's email and user id,
-// sealed with their own data key (see internal/subjectkeys): destroying that
-// key makes every copy unreadable, this history included.
-type RequestInput struct {
-	RequestID    string
-	Type         string
-	SubjectRef   string
-	Jurisdiction string
-	Identity     []byte
-	HasEmail     bool   // Lethe can write to the person
-	HasUserID    bool   // the company's user id is known
-	PreVerified  bool   // submitted by the company's authenticated backend
-	SubmittedBy  string // "subject" or "backend:<key id>"
-	PushTo       string // portability: the third party's HTTPS endpoint the person named
-	// Expedited: an operator's erasure of a child's data (P15), with its own
-	// short deadline in Policy and short operator-task deadlines.
-	Expedited bool
-	Policy    domain.Policy
-}
-
-// Transition is one step of a request's life, as the query shows it.
-type Transition struct {
-	At     time.Time `json:"at"`
-	Status string    `json:"status"`
-	Actor  string    `json:"actor"`
-}
-
-// Extension records one extension of the deadline.
-type Extension struct {
-	At     time.Time     `json:"at"`
-	By     domain.Period `json:"by"`
-	Reason string        `json:"reason"`
-	Actor  string        `json:"actor"`
-}
-
-// VerificationView is the state of identity verification (never the code).
-type VerificationView struct {
-	CodesSent     int       `json:"codes_sent"`
-	CodeExpiresAt time.Time `json:"code_expires_at,omitzero"`
-	TriesLeft     int       `json:"tries_left"`
-	Locked        bool      `json:"locked"`
-	LapsesAt      time.Time `json:"lapses_at"`
-	RemindedAt    time.Time `json:"reminded_at,omitzero"`
-}
-
-// RequestView is a request's state, readable at any moment with QueryProgress.
-// It carries no personal data.
-type RequestView struct {
-	RequestID     string            `json:"id"`
-	Type          string            `json:"type"`
-	Jurisdiction  string            `json:"jurisdiction"`
-	SubjectRef    string            `json:"subject_ref"`
-	Status        string            `json:"status"`
-	ReceivedAt    time.Time         `json:"received_at"`
-	DueAt         time.Time         `json:"due_at"`
-	OriginalDueAt time.Time         `json:"original_due_at"`
-	ConfirmBy     time.Time         `json:"receipt_confirm_by,omitzero"`
-	ConfirmedAt   time.Time         `json:"receipt_confirmed_at,omitzero"`
-	Verification  *VerificationView `json:"verification,omitempty"`
-	Extensions    []Extension       `json:"extensions,omitempty"`
-	Reminded      []time.Time       `json:"operator_reminders_sent,omitempty"`
-	EscalatedAt   time.Time         `json:"escalated_at,omitzero"`
-	Reason        string            `json:"reason,omitempty"` // why denied or cancelled
-	Outcome       []string          `json:"outcome,omitempty"`
-	Systems       []SystemProgress  `json:"systems,omitempty"`
-	History       []Transition      `json:"history"`
-}
-
-// Updates a request answers synchronously; each has a validator, so an
-// impossible action is refused without touching the history.
-const (
-	UpdateVerify     = "verify"
-	UpdateResendCode = "resend_code"
-	UpdateApprove    = "approve"
-	UpdateDeny       = "deny"
-	UpdateExtend     = "extend"
-	UpdateCancel     = "cancel"
-	UpdateComplete   = "complete"
-)
-
-// Reasons an update is refused (the application error's type).
-const (
-	RefusedState       = "InvalidState"
-	RefusedExpired     = "CodeExpired"
-	RefusedLocked      = "CodeLocked"
-	RefusedRateLimited = "RateLimited"
-	RefusedInput       = "BadInput"
-)
-
-// VerifyInput carries the keyed hash of the code the person typed (the API
-// hashes it; the plain code never reaches Temporal).
-type VerifyInput struct {
-	CodeHash string
-}
-
-// VerifyResult answers a verification attempt.
-type VerifyResult struct {
-	Accepted  bool `json:"accepted"`
-	TriesLeft int  `json:"tries_left"`
-	Locked    bool `json:"locked"`
-}
-
-// OperatorAction is an operator's approve, deny, extend, cancel or complete.
-type OperatorAction struct {
-	Actor  string        // "operator:<key id>"
-	Reason string        // required to deny, extend and cancel
-	By     domain.Period // extend: how much longer
-	Lines  []string      // complete: what was done (no personal data)
-}
-
-// IssueCodeInput asks for a fresh verification code to be mailed.
-type IssueCodeInput struct {
-	RequestID   string
-	RequestType string
-	SubjectRef  string
-	Identity    []byte
-	Seq         int
-	ValidFor    time.Duration
-}
-
-// IssueCodeResult is the keyed hash of the code that was mailed.
-type IssueCodeResult struct {
-	CodeHash string
-}
-
-// MailData fills a mail template; it holds no personal data (the activity
-// opens the identity to address the mail).
-type MailData struct {
-	RequestType     string
-	Jurisdiction    string
-	DueDate         time.Time
-	OriginalDueDate time.Time
-	LapseDate       time.Time
-	Reason          string
-	Lines           []string
-	Link            string    // an export's download link
-	LinkExpires     time.Time // and when it stops working
-	FinalDate       time.Time // account lifecycle: when the account goes
-	LastActive      time.Time // inactivity: the last activity seen
-	Anonymize       bool      // inactivity: anonymized rather than deleted
-	// Verified: the receipt of a request whose identity the company's
-	// backend vouched for; no code will be mailed.
-	Verified bool
-	// TaskDeadline is an operator task's deadline (privacy team mails about
-	// a processor): the activity then reads the request's own due date.
-	TaskDeadline time.Time
-	// Receipt is an erasure's receipt: the completion mail says it in the
-	// person's words (Lines stay the operator's wording, for the API).
-	Receipt *Receipt `json:",omitempty"`
-}
-
-// SendMailInput asks for one templated mail, sent at most once per Key.
-type SendMailInput struct {
-	RequestID     string
-	SubjectRef    string
-	Identity      []byte
-	Template      string
-	Key           string // idempotency key: one mail per event
-	ToPrivacyTeam bool
-	Data          MailData
-}
-
-// TransitionInput records a step in Lethe's database: the request's row and
-// an entry in the hash-chained audit trail (at most once per Seq).
-type TransitionInput struct {
-	RequestID    string
-	Type         string
-	SubjectRef   string
-	Jurisdiction string
-	Status       string
-	ReceivedAt   time.Time
-	DueAt        time.Time
-	Actor        string
-	Action       string
-	Detail       map[string]string
-	Seq          int
-}
-
-// ChangeInput asks for a rectification or consent change to be applied, in
-// the application database or (Processor set) at one processor.
-type ChangeInput struct {
-	RequestID  string
-	SubjectRef string
-	Identity   []byte // sealed: who, and the change itself
-	Processor  string
-}
-
-// ChangeResult says what changed (no values) and which processors must follow.
-type ChangeResult struct {
-	Lines      []string
-	Processors []string
-}
-
-// RefusedNeedsOperator: a processor refused for good; a person must act.
-const RefusedNeedsOperator = "NeedsOperator"
-
-// Mail templates (see internal/templates).
-const (
-	MailReceipt              = "receipt"
-	MailVerificationReminder = "verification_reminder"
-	MailVerificationExpired  = "verification_expired"
-	MailExtension            = "extension"
-	MailCompleted            = "completed"
-	MailDenied               = "denied"
-	MailCancelled            = "cancelled"
-	MailOperatorReminder     = "operator_reminder"
-	MailOperatorEscalation   = "operator_escalation"
-	MailIncidentEscalation   = "incident_escalation"
-)
-
 // request is the state of one PrivacyRequest run.
 type request struct {
-	in       RequestInput
-	view     RequestView
+	in       contract.RequestInput
+	view     contract.RequestView
 	seq      int // audit sequence: one entry per step, idempotent across retries
 	codeHash string
 	codeSeq  int
@@ -236,9 +27,9 @@ type request struct {
 	approved bool
 	decided  string // denied or cancelled while waiting
 	done     []string
-	extended workflow.Channel // the deadline moved: re-arm reminders
-	link     LinkResult       // an export's download link, for the completion mail
-	receipt  *Receipt         // an erasure's receipt, for the completion mail
+	extended workflow.Channel    // the deadline moved: re-arm reminders
+	link     contract.LinkResult // an export's download link, for the completion mail
+	receipt  *contract.Receipt   // an erasure's receipt, for the completion mail
 }
 
 // PrivacyRequest carries one privacy request from receipt to its end: it
@@ -246,10 +37,10 @@ type request struct {
 // backend vouches for it, waits for an operator's approval when the policy
 // asks, runs the work of the request's type, and keeps the deadline —
 // reminding the privacy team before it and escalating when it passes.
-func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) {
+func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.RequestView, error) {
 	now := workflow.Now(ctx)
 	r := &request{in: in, extended: workflow.NewChannel(ctx)}
-	r.view = RequestView{
+	r.view = contract.RequestView{
 		RequestID: in.RequestID, Type: in.Type, Jurisdiction: in.Jurisdiction, SubjectRef: in.SubjectRef,
 		ReceivedAt: now, DueAt: in.Policy.DueAt(now), Status: domain.StatusReceived,
 	}
@@ -257,7 +48,7 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 	if !in.Policy.ConfirmWithin.IsZero() {
 		r.view.ConfirmBy = in.Policy.ConfirmWithin.After(now)
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RequestView, error) { return r.view, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.RequestView, error) { return r.view, nil }); err != nil {
 		return r.view, err
 	}
 	if err := r.handleUpdates(ctx); err != nil {
@@ -268,7 +59,7 @@ func PrivacyRequest(ctx workflow.Context, in RequestInput) (RequestView, error) 
 	if err := r.step(ctx, domain.StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
 		return r.view, err
 	}
-	if err := r.mail(ctx, MailReceipt, MailData{Verified: in.PreVerified}); err != nil {
+	if err := r.mail(ctx, contract.MailReceipt, contract.MailData{Verified: in.PreVerified}); err != nil {
 		return r.view, err
 	}
 	r.view.ConfirmedAt = workflow.Now(ctx)
@@ -320,7 +111,7 @@ func (r *request) verifiedBy() string {
 func (r *request) verifyIdentity(ctx workflow.Context) (bool, error) {
 	p := r.in.Policy
 	lapses := r.view.ReceivedAt.Add(p.VerifyWithin)
-	r.view.Verification = &VerificationView{LapsesAt: lapses, TriesLeft: p.MaxCodeAttempts}
+	r.view.Verification = &contract.VerificationView{LapsesAt: lapses, TriesLeft: p.MaxCodeAttempts}
 	if err := r.step(ctx, domain.StatusAwaitingVerification, "system", "verification.started", nil); err != nil {
 		return false, err
 	}
@@ -347,7 +138,7 @@ func (r *request) verifyIdentity(ctx workflow.Context) (bool, error) {
 		sel.Select(ctx)
 		if remind && !r.verified && r.decided == "" {
 			r.view.Verification.RemindedAt = workflow.Now(ctx)
-			if err := r.mail(ctx, MailVerificationReminder, MailData{LapseDate: lapses}); err != nil {
+			if err := r.mail(ctx, contract.MailVerificationReminder, contract.MailData{LapseDate: lapses}); err != nil {
 				return false, err
 			}
 		}
@@ -379,8 +170,8 @@ func (r *request) issueCode(ctx workflow.Context) error {
 	r.codeSeq++
 	r.issuing = true
 	defer func() { r.issuing = false }()
-	var res IssueCodeResult
-	err := workflow.ExecuteActivity(ctx, ActivityIssueCode, IssueCodeInput{
+	var res contract.IssueCodeResult
+	err := workflow.ExecuteActivity(ctx, ActivityIssueCode, contract.IssueCodeInput{
 		RequestID: r.in.RequestID, RequestType: r.in.Type, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity,
 		Seq: r.codeSeq, ValidFor: r.in.Policy.CodeTTL,
 	}).Get(ctx, &res)
@@ -397,13 +188,13 @@ func (r *request) issueCode(ctx workflow.Context) error {
 // codeUsable refuses a try at a locked or expired code.
 func (r *request) codeUsable(ctx workflow.Context) error {
 	if r.view.Status != domain.StatusAwaitingVerification {
-		return temporal.NewApplicationError("the request is not waiting for verification", RefusedState)
+		return temporal.NewApplicationError("the request is not waiting for verification", contract.RefusedState)
 	}
 	if r.view.Verification.Locked {
-		return temporal.NewApplicationError("too many wrong codes: ask for a new code", RefusedLocked)
+		return temporal.NewApplicationError("too many wrong codes: ask for a new code", contract.RefusedLocked)
 	}
 	if !workflow.Now(ctx).Before(r.view.Verification.CodeExpiresAt) {
-		return temporal.NewApplicationError("the code has expired: ask for a new code", RefusedExpired)
+		return temporal.NewApplicationError("the code has expired: ask for a new code", contract.RefusedExpired)
 	}
 	return nil
 }
@@ -413,24 +204,24 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 	refuse := func(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
 	awaiting := func() error {
 		if r.view.Status != domain.StatusAwaitingVerification {
-			return refuse(RefusedState, "the request is not waiting for verification")
+			return refuse(contract.RefusedState, "the request is not waiting for verification")
 		}
 		return nil
 	}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateVerify,
-		func(ctx workflow.Context, in VerifyInput) (VerifyResult, error) {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateVerify,
+		func(ctx workflow.Context, in contract.VerifyInput) (contract.VerifyResult, error) {
 			ctx = withActivityDefaults(ctx)
 			// The mail can be faster than the activity's completion: wait for
 			// the hash of the code being sent, then check it as the validator would.
 			if err := workflow.Await(ctx, func() bool { return !r.issuing }); err != nil {
-				return VerifyResult{}, err
+				return contract.VerifyResult{}, err
 			}
 			if err := r.codeUsable(ctx); err != nil {
-				return VerifyResult{}, err
+				return contract.VerifyResult{}, err
 			}
 			if subtle.ConstantTimeCompare([]byte(in.CodeHash), []byte(r.codeHash)) == 1 {
 				r.verified = true
-				return VerifyResult{Accepted: true, TriesLeft: r.in.Policy.MaxCodeAttempts - r.attempts}, nil
+				return contract.VerifyResult{Accepted: true, TriesLeft: r.in.Policy.MaxCodeAttempts - r.attempts}, nil
 			}
 			r.attempts++
 			v := r.view.Verification
@@ -441,16 +232,16 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 				action = "verification.locked"
 			}
 			if err := r.audit(ctx, "subject", action, map[string]string{"tries_left": fmt.Sprint(v.TriesLeft)}); err != nil {
-				return VerifyResult{}, err
+				return contract.VerifyResult{}, err
 			}
-			return VerifyResult{TriesLeft: v.TriesLeft, Locked: v.Locked}, nil
+			return contract.VerifyResult{TriesLeft: v.TriesLeft, Locked: v.Locked}, nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in VerifyInput) error {
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in contract.VerifyInput) error {
 			if err := awaiting(); err != nil {
 				return err
 			}
 			if in.CodeHash == "" {
-				return refuse(RefusedInput, "no code")
+				return refuse(contract.RefusedInput, "no code")
 			}
 			if r.issuing {
 				return nil // the handler waits for the code being sent
@@ -460,10 +251,10 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateResendCode,
-		func(ctx workflow.Context) (VerificationView, error) {
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateResendCode,
+		func(ctx workflow.Context) (contract.VerificationView, error) {
 			if err := r.issueCode(withActivityDefaults(ctx)); err != nil {
-				return VerificationView{}, err
+				return contract.VerificationView{}, err
 			}
 			return *r.view.Verification, nil
 		},
@@ -472,13 +263,13 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 				return err
 			}
 			if r.issuing {
-				return refuse(RefusedRateLimited, "a code is on its way")
+				return refuse(contract.RefusedRateLimited, "a code is on its way")
 			}
 			if r.codeSeq >= r.in.Policy.MaxCodes {
-				return refuse(RefusedRateLimited, "no more codes for this request: submit a new request")
+				return refuse(contract.RefusedRateLimited, "no more codes for this request: submit a new request")
 			}
 			if wait := r.lastCode.Add(r.in.Policy.ResendInterval).Sub(workflow.Now(ctx)); wait > 0 {
-				return temporal.NewApplicationError("a new code can be sent later", RefusedRateLimited, wait)
+				return temporal.NewApplicationError("a new code can be sent later", contract.RefusedRateLimited, wait)
 			}
 			return nil
 		}})
@@ -486,102 +277,102 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		return err
 	}
 
-	operator := func(name string, validate func(OperatorAction) error, apply func(workflow.Context, OperatorAction) error) error {
+	operator := func(name string, validate func(contract.OperatorAction) error, apply func(workflow.Context, contract.OperatorAction) error) error {
 		return workflow.SetUpdateHandlerWithOptions(ctx, name,
-			func(ctx workflow.Context, a OperatorAction) (RequestView, error) {
+			func(ctx workflow.Context, a contract.OperatorAction) (contract.RequestView, error) {
 				if err := apply(withActivityDefaults(ctx), a); err != nil {
-					return RequestView{}, err
+					return contract.RequestView{}, err
 				}
 				return r.view, nil
 			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a OperatorAction) error {
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a contract.OperatorAction) error {
 				if domain.Closed(r.view.Status) {
-					return refuse(RefusedState, "the request is already "+r.view.Status)
+					return refuse(contract.RefusedState, "the request is already "+r.view.Status)
 				}
 				return validate(a)
 			}})
 	}
-	needReason := func(a OperatorAction) error {
+	needReason := func(a contract.OperatorAction) error {
 		if a.Reason == "" {
-			return refuse(RefusedInput, "a reason is required")
+			return refuse(contract.RefusedInput, "a reason is required")
 		}
 		return nil
 	}
-	beforeWork := func(a OperatorAction) error {
+	beforeWork := func(a contract.OperatorAction) error {
 		if r.view.Status == domain.StatusInProgress || r.view.Status == domain.StatusReceived || r.decided != "" {
-			return refuse(RefusedState, "the request is "+r.view.Status)
+			return refuse(contract.RefusedState, "the request is "+r.view.Status)
 		}
 		return needReason(a)
 	}
-	if err := operator(UpdateApprove, func(OperatorAction) error {
+	if err := operator(contract.UpdateApprove, func(contract.OperatorAction) error {
 		if r.view.Status != domain.StatusAwaitingApproval || r.approved {
-			return refuse(RefusedState, "the request is not waiting for approval")
+			return refuse(contract.RefusedState, "the request is not waiting for approval")
 		}
 		return nil
-	}, func(ctx workflow.Context, a OperatorAction) error {
+	}, func(ctx workflow.Context, a contract.OperatorAction) error {
 		r.approved = true
 		return r.audit(ctx, a.Actor, "request.approved", nil)
 	}); err != nil {
 		return err
 	}
-	if err := operator(UpdateDeny, beforeWork, func(ctx workflow.Context, a OperatorAction) error {
+	if err := operator(contract.UpdateDeny, beforeWork, func(ctx workflow.Context, a contract.OperatorAction) error {
 		r.view.Reason, r.decided = a.Reason, domain.StatusDenied
 		return r.audit(ctx, a.Actor, "request.denied", map[string]string{"reason": a.Reason})
 	}); err != nil {
 		return err
 	}
-	if err := operator(UpdateCancel, beforeWork, func(ctx workflow.Context, a OperatorAction) error {
+	if err := operator(contract.UpdateCancel, beforeWork, func(ctx workflow.Context, a contract.OperatorAction) error {
 		r.view.Reason, r.decided = a.Reason, domain.StatusCancelled
 		return r.audit(ctx, a.Actor, "request.cancelled", map[string]string{"reason": a.Reason})
 	}); err != nil {
 		return err
 	}
-	if err := operator(UpdateExtend, func(a OperatorAction) error {
+	if err := operator(contract.UpdateExtend, func(a contract.OperatorAction) error {
 		if err := needReason(a); err != nil {
 			return err
 		}
 		if a.By.IsZero() {
-			return refuse(RefusedInput, "say by how much (e.g. 2mo, 45d)")
+			return refuse(contract.RefusedInput, "say by how much (e.g. 2mo, 45d)")
 		}
 		// The person must hear of it before the original date passes.
 		if !workflow.Now(ctx).Before(r.view.OriginalDueAt) {
-			return refuse(RefusedState, "the original due date has passed: an extension must be told before it")
+			return refuse(contract.RefusedState, "the original due date has passed: an extension must be told before it")
 		}
 		total := a.By
 		for _, e := range r.view.Extensions {
 			total = total.Plus(e.By)
 		}
 		if !total.Within(r.in.Policy.MaxExtension, r.view.OriginalDueAt) || r.in.Policy.MaxExtension.IsZero() {
-			return refuse(RefusedInput, "beyond the longest extension this jurisdiction allows ("+r.in.Policy.MaxExtension.String()+")")
+			return refuse(contract.RefusedInput, "beyond the longest extension this jurisdiction allows ("+r.in.Policy.MaxExtension.String()+")")
 		}
 		return nil
-	}, func(ctx workflow.Context, a OperatorAction) error {
+	}, func(ctx workflow.Context, a contract.OperatorAction) error {
 		total := a.By
 		for _, e := range r.view.Extensions {
 			total = total.Plus(e.By)
 		}
-		r.view.Extensions = append(r.view.Extensions, Extension{At: workflow.Now(ctx), By: a.By, Reason: a.Reason, Actor: a.Actor})
+		r.view.Extensions = append(r.view.Extensions, contract.Extension{At: workflow.Now(ctx), By: a.By, Reason: a.Reason, Actor: a.Actor})
 		r.view.DueAt = total.After(r.view.OriginalDueAt)
 		r.extended.SendAsync(true)
-		if err := workflow.UpsertTypedSearchAttributes(ctx, DueAtKey.ValueSet(r.view.DueAt)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.DueAtKey.ValueSet(r.view.DueAt)); err != nil {
 			return err
 		}
 		if err := r.audit(ctx, a.Actor, "request.extended", map[string]string{"reason": a.Reason, "by": a.By.String(), "due_at": r.view.DueAt.Format(time.RFC3339)}); err != nil {
 			return err
 		}
-		return r.mail(ctx, MailExtension, MailData{Reason: a.Reason, DueDate: r.view.DueAt, OriginalDueDate: r.view.OriginalDueAt})
+		return r.mail(ctx, contract.MailExtension, contract.MailData{Reason: a.Reason, DueDate: r.view.DueAt, OriginalDueDate: r.view.OriginalDueAt})
 	}); err != nil {
 		return err
 	}
-	return operator(UpdateComplete, func(a OperatorAction) error {
+	return operator(contract.UpdateComplete, func(a contract.OperatorAction) error {
 		if r.view.Status != domain.StatusInProgress || r.automated() {
-			return refuse(RefusedState, "only a request in progress that is fulfilled by hand can be completed by an operator")
+			return refuse(contract.RefusedState, "only a request in progress that is fulfilled by hand can be completed by an operator")
 		}
 		if len(a.Lines) == 0 {
-			return refuse(RefusedInput, "say what was done")
+			return refuse(contract.RefusedInput, "say what was done")
 		}
 		return nil
-	}, func(ctx workflow.Context, a OperatorAction) error {
+	}, func(ctx workflow.Context, a contract.OperatorAction) error {
 		r.done = append(r.done, a.Lines...)
 		return r.audit(ctx, a.Actor, "request.fulfilled_by_hand", nil)
 	})
@@ -616,8 +407,8 @@ func (r *request) doWork(ctx workflow.Context) error {
 		return r.propagate(ctx, ActivityRecordConsent, ActivityProcessorConsent)
 	}
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
-	var progress ErasureProgress
-	err := workflow.ExecuteChildWorkflow(child, WorkflowEraseSubject, ErasureInput{
+	var progress contract.ErasureProgress
+	err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, contract.ErasureInput{
 		RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Jurisdiction: r.in.Jurisdiction,
 		Expedited: r.in.Expedited,
 	}).Get(ctx, &progress)
@@ -635,10 +426,10 @@ func (r *request) doWork(ctx workflow.Context) error {
 func (r *request) deactivate(ctx workflow.Context) error {
 	p := r.in.Policy
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:        DeactivationWorkflowID(r.in.SubjectRef),
+		WorkflowID:        contract.DeactivationWorkflowID(r.in.SubjectRef),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	f := workflow.ExecuteChildWorkflow(child, WorkflowDeactivation, DeactivationInput{
+	f := workflow.ExecuteChildWorkflow(child, contract.WorkflowDeactivation, contract.DeactivationInput{
 		SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, HasEmail: r.in.HasEmail,
 		GracePeriod: p.DeactivationGrace, ReminderBefore: p.DeactivationReminder, RequestedBy: "request:" + r.in.RequestID,
 	})
@@ -658,8 +449,8 @@ func (r *request) deactivate(ctx workflow.Context) error {
 // processor that refuses for good (a 4xx) is listed for the privacy team and
 // does not undo the rest.
 func (r *request) propagate(ctx workflow.Context, apply, perProcessor string) error {
-	var applied ChangeResult
-	in := ChangeInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity}
+	var applied contract.ChangeResult
+	in := contract.ChangeInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity}
 	if err := workflow.ExecuteActivity(ctx, apply, in).Get(ctx, &applied); err != nil {
 		return err
 	}
@@ -676,7 +467,7 @@ func (r *request) propagate(ctx workflow.Context, apply, perProcessor string) er
 		var app *temporal.ApplicationError
 		switch {
 		case err == nil:
-		case errors.As(err, &app) && app.Type() == RefusedNeedsOperator:
+		case errors.As(err, &app) && app.Type() == contract.RefusedNeedsOperator:
 			line = fmt.Sprintf("%s: refused the change; the privacy team will handle it by hand", applied.Processors[i])
 			if aerr := r.audit(ctx, "system", "processor.needs_operator", map[string]string{"processor": applied.Processors[i]}); aerr != nil {
 				return aerr
@@ -696,9 +487,9 @@ func (r *request) close(ctx workflow.Context, status string) error {
 		r.view.Outcome = append(r.view.Outcome, r.done...)
 	}
 	template := map[string]string{
-		domain.StatusCompleted: MailCompleted, domain.StatusDenied: MailDenied, domain.StatusCancelled: MailCancelled, domain.StatusExpired: MailVerificationExpired,
+		domain.StatusCompleted: contract.MailCompleted, domain.StatusDenied: contract.MailDenied, domain.StatusCancelled: contract.MailCancelled, domain.StatusExpired: contract.MailVerificationExpired,
 	}[status]
-	if err := r.mail(ctx, template, MailData{Reason: r.view.Reason, Lines: r.view.Outcome, Link: r.link.URL, LinkExpires: r.link.ExpiresAt, Receipt: r.receipt}); err != nil {
+	if err := r.mail(ctx, template, contract.MailData{Reason: r.view.Reason, Lines: r.view.Outcome, Link: r.link.URL, LinkExpires: r.link.ExpiresAt, Receipt: r.receipt}); err != nil {
 		return err
 	}
 	if status == domain.StatusCompleted && r.in.Type == domain.TypeErasure {
@@ -741,10 +532,10 @@ func (r *request) keepDeadline(ctx workflow.Context) {
 		if escalate {
 			r.view.EscalatedAt = workflow.Now(ctx)
 			_ = r.audit(ctx, "system", "deadline.passed", map[string]string{"due_at": r.view.DueAt.Format(time.RFC3339)})
-			_ = r.mailTeam(ctx, MailOperatorEscalation, "escalation")
+			_ = r.mailTeam(ctx, contract.MailOperatorEscalation, "escalation")
 		} else {
 			r.view.Reminded = append(r.view.Reminded, next)
-			_ = r.mailTeam(ctx, MailOperatorReminder, "reminder-"+next.Format(time.RFC3339))
+			_ = r.mailTeam(ctx, contract.MailOperatorReminder, "reminder-"+next.Format(time.RFC3339))
 		}
 	}
 }
@@ -763,8 +554,8 @@ func (r *request) remindedFor(at time.Time) bool {
 func (r *request) step(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
 	now := workflow.Now(ctx)
 	r.view.Status = status
-	r.view.History = append(r.view.History, Transition{At: now, Status: status, Actor: actor})
-	if err := workflow.UpsertTypedSearchAttributes(ctx, StatusKey.ValueSet(status), DueAtKey.ValueSet(r.view.DueAt)); err != nil {
+	r.view.History = append(r.view.History, contract.Transition{At: now, Status: status, Actor: actor})
+	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.StatusKey.ValueSet(status), contract.DueAtKey.ValueSet(r.view.DueAt)); err != nil {
 		return err
 	}
 	return r.record(ctx, status, actor, action, detail)
@@ -777,7 +568,7 @@ func (r *request) audit(ctx workflow.Context, actor, action string, detail map[s
 
 func (r *request) record(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
 	r.seq++
-	err := workflow.ExecuteActivity(ctx, ActivityRecordTransition, TransitionInput{
+	err := workflow.ExecuteActivity(ctx, ActivityRecordTransition, contract.TransitionInput{
 		RequestID: r.in.RequestID, Type: r.in.Type, SubjectRef: r.in.SubjectRef, Jurisdiction: r.in.Jurisdiction,
 		Status: status, ReceivedAt: r.view.ReceivedAt, DueAt: r.view.DueAt,
 		Actor: actor, Action: action, Detail: detail, Seq: r.seq,
@@ -789,7 +580,7 @@ func (r *request) record(ctx workflow.Context, status, actor, action string, det
 }
 
 // mail sends the person one templated mail for this event, at most once.
-func (r *request) mail(ctx workflow.Context, template string, d MailData) error {
+func (r *request) mail(ctx workflow.Context, template string, d contract.MailData) error {
 	if !r.in.HasEmail || template == "" {
 		return nil
 	}
@@ -798,16 +589,16 @@ func (r *request) mail(ctx workflow.Context, template string, d MailData) error 
 		d.DueDate = r.view.DueAt
 	}
 	key := fmt.Sprintf("%s:%s:%d", r.in.RequestID, template, len(r.view.Extensions))
-	return r.send(ctx, SendMailInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Template: template, Key: key, Data: d})
+	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Template: template, Key: key, Data: d})
 }
 
 // mailTeam tells the privacy team, once per key.
 func (r *request) mailTeam(ctx workflow.Context, template, key string) error {
-	return r.send(ctx, SendMailInput{RequestID: r.in.RequestID, Template: template, Key: r.in.RequestID + ":" + key, ToPrivacyTeam: true,
-		Data: MailData{RequestType: r.in.Type, Jurisdiction: r.in.Jurisdiction, DueDate: r.view.DueAt}})
+	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, Template: template, Key: r.in.RequestID + ":" + key, ToPrivacyTeam: true,
+		Data: contract.MailData{RequestType: r.in.Type, Jurisdiction: r.in.Jurisdiction, DueDate: r.view.DueAt}})
 }
 
-func (r *request) send(ctx workflow.Context, in SendMailInput) error {
+func (r *request) send(ctx workflow.Context, in contract.SendMailInput) error {
 	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.NonRetryable() {

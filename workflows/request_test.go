@@ -17,6 +17,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // lifecycle runs PrivacyRequest in the SDK's test environment, where timers
@@ -37,7 +38,7 @@ type sent struct {
 	template string
 	at       time.Duration // after the start
 	team     bool
-	data     workflows.MailData
+	data     contract.MailData
 }
 
 func policyGDPR() domain.Policy {
@@ -56,37 +57,37 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	l := &lifecycle{t: t, env: s.NewTestWorkflowEnvironment(), start: start}
 	l.env.SetStartTime(start)
 	l.env.SetTestTimeout(10 * time.Second)
-	l.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflowName(workflows.WorkflowEraseSubject))
+	l.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflowName(contract.WorkflowEraseSubject))
 	reg := func(name string, fn any) { l.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	reg(workflows.ActivityRecordTransition, func(_ context.Context, in workflows.TransitionInput) error {
+	reg(workflows.ActivityRecordTransition, func(_ context.Context, in contract.TransitionInput) error {
 		l.actions = append(l.actions, in.Action)
 		return nil
 	})
-	reg(workflows.ActivityIssueCode, func(_ context.Context, in workflows.IssueCodeInput) (workflows.IssueCodeResult, error) {
+	reg(workflows.ActivityIssueCode, func(_ context.Context, in contract.IssueCodeInput) (contract.IssueCodeResult, error) {
 		l.mails = append(l.mails, sent{template: "code", at: l.since()})
-		return workflows.IssueCodeResult{CodeHash: hashOf(code(in.Seq))}, nil
+		return contract.IssueCodeResult{CodeHash: hashOf(code(in.Seq))}, nil
 	})
-	reg(workflows.ActivitySendMail, func(_ context.Context, in workflows.SendMailInput) error {
+	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
 		l.mails = append(l.mails, sent{template: in.Template, at: l.since(), team: in.ToPrivacyTeam, data: in.Data})
 		return nil
 	})
 	reg(workflows.ActivityShredSubject, func(context.Context, string) error { l.shred++; return nil })
-	reg(workflows.ActivityRecordConsent, func(context.Context, workflows.ChangeInput) (workflows.ChangeResult, error) {
+	reg(workflows.ActivityRecordConsent, func(context.Context, contract.ChangeInput) (contract.ChangeResult, error) {
 		l.actions = append(l.actions, "fake.consent_recorded")
-		return workflows.ChangeResult{Lines: []string{"Consent to sale_sharing withdrawn (recorded)"}, Processors: []string{"crm", "broken"}}, nil
+		return contract.ChangeResult{Lines: []string{"Consent to sale_sharing withdrawn (recorded)"}, Processors: []string{"crm", "broken"}}, nil
 	})
-	reg(workflows.ActivityProcessorConsent, func(_ context.Context, in workflows.ChangeInput) (string, error) {
+	reg(workflows.ActivityProcessorConsent, func(_ context.Context, in contract.ChangeInput) (string, error) {
 		if in.Processor == "broken" {
-			return "", temporal.NewNonRetryableApplicationError("400", workflows.RefusedNeedsOperator, nil)
+			return "", temporal.NewNonRetryableApplicationError("400", contract.RefusedNeedsOperator, nil)
 		}
 		return in.Processor + ": applied", nil
 	})
-	reg(workflows.ActivityEraseTables, func(context.Context, workflows.EraseTablesInput) (workflows.EraseTablesResult, error) {
+	reg(workflows.ActivityEraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		l.erased++
-		return workflows.EraseTablesResult{Tables: []workflows.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
+		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
-	reg(workflows.ActivityEraseObjects, func(context.Context, workflows.EraseObjectsInput) (workflows.EraseObjectsResult, error) {
-		return workflows.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
+	reg(workflows.ActivityEraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+		return contract.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
 	})
 	newFakeSystems().register(l.env, workflows.ActivityEraseTables, workflows.ActivityEraseObjects)
 	return l
@@ -128,10 +129,10 @@ func (l *lifecycle) update(d time.Duration, name string, arg any) *outcome {
 }
 
 func (l *lifecycle) verify(d time.Duration, c string) *outcome {
-	return l.update(d, workflows.UpdateVerify, workflows.VerifyInput{CodeHash: hashOf(c)})
+	return l.update(d, contract.UpdateVerify, contract.VerifyInput{CodeHash: hashOf(c)})
 }
 
-func (l *lifecycle) run(in workflows.RequestInput) workflows.RequestView {
+func (l *lifecycle) run(in contract.RequestInput) contract.RequestView {
 	l.t.Helper()
 	if in.RequestID == "" {
 		in.RequestID = "req_test"
@@ -144,7 +145,7 @@ func (l *lifecycle) run(in workflows.RequestInput) workflows.RequestView {
 	if !l.env.IsWorkflowCompleted() {
 		l.t.Fatal("workflow did not complete")
 	}
-	var v workflows.RequestView
+	var v contract.RequestView
 	if err := l.env.GetWorkflowError(); err != nil {
 		l.t.Fatalf("workflow failed: %v", err)
 	}
@@ -172,12 +173,12 @@ func refusedAs(t *testing.T, o *outcome, kind string) {
 	}
 }
 
-func verifyResult(t *testing.T, o *outcome) workflows.VerifyResult {
+func verifyResult(t *testing.T, o *outcome) contract.VerifyResult {
 	t.Helper()
 	if !o.done || o.rejected != nil || o.err != nil {
 		t.Fatalf("update: %+v", o)
 	}
-	return o.result.(workflows.VerifyResult)
+	return o.result.(contract.VerifyResult)
 }
 
 var jan15 = time.Date(2027, 1, 15, 9, 0, 0, 0, time.UTC)
@@ -185,11 +186,11 @@ var jan15 = time.Date(2027, 1, 15, 9, 0, 0, 0, time.UTC)
 func TestCodeExpiresAfter15Minutes(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	late := l.verify(16*time.Minute, code(1))
-	resend := l.update(17*time.Minute, workflows.UpdateResendCode, nil)
+	resend := l.update(17*time.Minute, contract.UpdateResendCode, nil)
 	onTime := l.verify(20*time.Minute, code(2))
-	l.update(time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
-	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
-	refusedAs(t, late, workflows.RefusedExpired)
+	l.update(time.Hour, contract.UpdateComplete, contract.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
+	v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	refusedAs(t, late, contract.RefusedExpired)
 	if resend.rejected != nil || resend.err != nil {
 		t.Fatalf("resend: %+v", resend)
 	}
@@ -208,13 +209,13 @@ func TestFiveWrongCodesLockUntilAFreshCode(t *testing.T) {
 		wrong = append(wrong, l.verify(time.Duration(i)*time.Minute, "999999"))
 	}
 	lockedOut := l.verify(6*time.Minute, code(1)) // right code, but locked
-	resend := l.update(6*time.Minute+10*time.Second, workflows.UpdateResendCode, nil)
-	tooSoon := l.update(6*time.Minute+20*time.Second, workflows.UpdateResendCode, nil) // 1 minute between codes
-	oldCode := l.verify(8*time.Minute, code(1))                                        // only the newest code is valid
+	resend := l.update(6*time.Minute+10*time.Second, contract.UpdateResendCode, nil)
+	tooSoon := l.update(6*time.Minute+20*time.Second, contract.UpdateResendCode, nil) // 1 minute between codes
+	oldCode := l.verify(8*time.Minute, code(1))                                       // only the newest code is valid
 	fresh := l.verify(9*time.Minute, code(2))
-	cancel := l.update(10*time.Minute, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
-	l.update(11*time.Minute, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
-	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	cancel := l.update(10*time.Minute, contract.UpdateCancel, contract.OperatorAction{Actor: "operator:k", Reason: "test over"})
+	l.update(11*time.Minute, contract.UpdateComplete, contract.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
+	v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
 
 	for i, o := range wrong {
 		r := verifyResult(t, o)
@@ -222,18 +223,18 @@ func TestFiveWrongCodesLockUntilAFreshCode(t *testing.T) {
 			t.Fatalf("wrong try %d: %+v", i+1, r)
 		}
 	}
-	refusedAs(t, lockedOut, workflows.RefusedLocked)
+	refusedAs(t, lockedOut, contract.RefusedLocked)
 	if resend.rejected != nil || resend.err != nil {
 		t.Fatalf("resend after the lock: %+v", resend)
 	}
-	refusedAs(t, tooSoon, workflows.RefusedRateLimited)
+	refusedAs(t, tooSoon, contract.RefusedRateLimited)
 	if r := verifyResult(t, oldCode); r.Accepted || r.TriesLeft != 4 {
 		t.Fatalf("the old code after a resend: %+v", r)
 	}
 	if !verifyResult(t, fresh).Accepted {
 		t.Fatal("the fresh code was refused")
 	}
-	refusedAs(t, cancel, workflows.RefusedState) // verified and in progress: too late to cancel
+	refusedAs(t, cancel, contract.RefusedState) // verified and in progress: too late to cancel
 	if v.Status != domain.StatusCompleted {
 		t.Fatalf("status %s", v.Status)
 	}
@@ -241,18 +242,18 @@ func TestFiveWrongCodesLockUntilAFreshCode(t *testing.T) {
 
 func TestUnverifiedRequestExpiresAfter7DaysWithAReminder(t *testing.T) {
 	l := newLifecycle(t, jan15)
-	v := l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", Policy: policyGDPR()})
+	v := l.run(contract.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", Policy: policyGDPR()})
 	if v.Status != domain.StatusExpired {
 		t.Fatalf("status %s, want expired", v.Status)
 	}
 	if got := v.History[len(v.History)-1].At.Sub(jan15); got != 7*24*time.Hour {
 		t.Fatalf("expired after %s, want exactly 7 days", got)
 	}
-	rem := l.mailed(workflows.MailVerificationReminder)
+	rem := l.mailed(contract.MailVerificationReminder)
 	if len(rem) != 1 || rem[0].at != 3*24*time.Hour {
 		t.Fatalf("reminders %+v, want one after 3 days", rem)
 	}
-	if exp := l.mailed(workflows.MailVerificationExpired); len(exp) != 1 || exp[0].at != 7*24*time.Hour {
+	if exp := l.mailed(contract.MailVerificationExpired); len(exp) != 1 || exp[0].at != 7*24*time.Hour {
 		t.Fatalf("expiry mail %+v", exp)
 	}
 	if l.erased != 0 || l.shred != 0 {
@@ -266,18 +267,18 @@ func TestGDPRDueDateIsOneCalendarMonth(t *testing.T) {
 		time.Date(2028, 1, 31, 10, 0, 0, 0, time.UTC): time.Date(2028, 2, 29, 10, 0, 0, 0, time.UTC),
 	} {
 		l := newLifecycle(t, start)
-		l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
-		v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
+		l.update(time.Hour, contract.UpdateCancel, contract.OperatorAction{Actor: "operator:k", Reason: "test over"})
+		v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: policyGDPR()})
 		if !v.DueAt.Equal(want) {
 			t.Errorf("received %s: due %s, want %s", start.Format("2 Jan 2006"), v.DueAt.Format("2 Jan 2006"), want.Format("2 Jan 2006"))
 		}
 	}
 	// A stricter company promise wins.
 	l := newLifecycle(t, jan15)
-	l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
+	l.update(time.Hour, contract.UpdateCancel, contract.OperatorAction{Actor: "operator:k", Reason: "test over"})
 	p := policyGDPR()
 	p.CompanyDue = domain.Period{Days: 7}
-	if v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: p}); !v.DueAt.Equal(jan15.AddDate(0, 0, 7)) {
+	if v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", Policy: p}); !v.DueAt.Equal(jan15.AddDate(0, 0, 7)) {
 		t.Errorf("due %s, want the company's 7 days", v.DueAt)
 	}
 }
@@ -285,14 +286,14 @@ func TestGDPRDueDateIsOneCalendarMonth(t *testing.T) {
 func TestCCPAReceiptIsConfirmedWithin10BusinessDays(t *testing.T) {
 	friday := time.Date(2027, 1, 1, 17, 0, 0, 0, time.UTC)
 	l := newLifecycle(t, friday)
-	l.update(time.Hour, workflows.UpdateCancel, workflows.OperatorAction{Actor: "operator:k", Reason: "test over"})
+	l.update(time.Hour, contract.UpdateCancel, contract.OperatorAction{Actor: "operator:k", Reason: "test over"})
 	p := policyGDPR()
 	p.Due, p.MaxExtension, p.ConfirmWithin = domain.Period{Days: 45}, domain.Period{Days: 45}, domain.Period{BusinessDays: 10}
-	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "ccpa", Policy: p})
+	v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "ccpa", Policy: p})
 	if want := time.Date(2027, 1, 15, 17, 0, 0, 0, time.UTC); !v.ConfirmBy.Equal(want) {
 		t.Fatalf("confirm by %s, want %s (10 business days)", v.ConfirmBy, want)
 	}
-	receipts := l.mailed(workflows.MailReceipt)
+	receipts := l.mailed(contract.MailReceipt)
 	if len(receipts) != 1 || v.ConfirmedAt.IsZero() || v.ConfirmedAt.After(v.ConfirmBy) {
 		t.Fatalf("receipt %+v confirmed at %s", receipts, v.ConfirmedAt)
 	}
@@ -306,8 +307,8 @@ func TestCCPAReceiptIsConfirmedWithin10BusinessDays(t *testing.T) {
 func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	due := jan15.AddDate(0, 1, 0)
-	l.update(due.Sub(jan15)+48*time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"Sent the export by hand"}})
-	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
+	l.update(due.Sub(jan15)+48*time.Hour, contract.UpdateComplete, contract.OperatorAction{Actor: "operator:k", Lines: []string{"Sent the export by hand"}})
+	v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
 	var team []sent
 	for _, m := range l.mails {
 		if m.team {
@@ -318,9 +319,9 @@ func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 		template string
 		at       time.Duration
 	}{
-		{workflows.MailOperatorReminder, due.Sub(jan15) - 72*time.Hour},
-		{workflows.MailOperatorReminder, due.Sub(jan15) - 24*time.Hour},
-		{workflows.MailOperatorEscalation, due.Sub(jan15)},
+		{contract.MailOperatorReminder, due.Sub(jan15) - 72*time.Hour},
+		{contract.MailOperatorReminder, due.Sub(jan15) - 24*time.Hour},
+		{contract.MailOperatorEscalation, due.Sub(jan15)},
 	}
 	if len(team) != len(want) {
 		t.Fatalf("team mails %+v", team)
@@ -333,7 +334,7 @@ func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 	if v.Status != domain.StatusCompleted || v.EscalatedAt.IsZero() || !strings.Contains(strings.Join(v.Outcome, "\n"), "by hand") {
 		t.Fatalf("view %+v", v)
 	}
-	if c := l.mailed(workflows.MailCompleted); len(c) != 1 {
+	if c := l.mailed(contract.MailCompleted); len(c) != 1 {
 		t.Fatalf("completion mails %+v", c)
 	}
 }
@@ -341,20 +342,20 @@ func TestOperatorsAreRemindedThenEscalated(t *testing.T) {
 func TestExtensionIsMailedBeforeTheOriginalDate(t *testing.T) {
 	l := newLifecycle(t, jan15)
 	original := jan15.AddDate(0, 1, 0)
-	tooLong := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "complex", By: domain.Period{Months: 3}})
-	noReason := l.update(10*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", By: domain.Period{Months: 1}})
-	ok := l.update(20*24*time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "many systems", By: domain.Period{Months: 2}})
-	late := l.update(original.Sub(jan15)+time.Hour, workflows.UpdateExtend, workflows.OperatorAction{Actor: "operator:k", Reason: "more", By: domain.Period{Days: 1}})
-	l.update(40*24*time.Hour, workflows.UpdateComplete, workflows.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
-	v := l.run(workflows.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
+	tooLong := l.update(10*24*time.Hour, contract.UpdateExtend, contract.OperatorAction{Actor: "operator:k", Reason: "complex", By: domain.Period{Months: 3}})
+	noReason := l.update(10*24*time.Hour, contract.UpdateExtend, contract.OperatorAction{Actor: "operator:k", By: domain.Period{Months: 1}})
+	ok := l.update(20*24*time.Hour, contract.UpdateExtend, contract.OperatorAction{Actor: "operator:k", Reason: "many systems", By: domain.Period{Months: 2}})
+	late := l.update(original.Sub(jan15)+time.Hour, contract.UpdateExtend, contract.OperatorAction{Actor: "operator:k", Reason: "more", By: domain.Period{Days: 1}})
+	l.update(40*24*time.Hour, contract.UpdateComplete, contract.OperatorAction{Actor: "operator:k", Lines: []string{"done by hand"}})
+	v := l.run(contract.RequestInput{Type: domain.TypeAccess, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: policyGDPR()})
 
-	refusedAs(t, tooLong, workflows.RefusedInput)
-	refusedAs(t, noReason, workflows.RefusedInput)
-	refusedAs(t, late, workflows.RefusedState)
+	refusedAs(t, tooLong, contract.RefusedInput)
+	refusedAs(t, noReason, contract.RefusedInput)
+	refusedAs(t, late, contract.RefusedState)
 	if ok.rejected != nil || ok.err != nil {
 		t.Fatalf("extension: %+v", ok)
 	}
-	ext := l.mailed(workflows.MailExtension)
+	ext := l.mailed(contract.MailExtension)
 	if len(ext) != 1 || ext[0].at != 20*24*time.Hour || !jan15.Add(ext[0].at).Before(original) {
 		t.Fatalf("extension mails %+v", ext)
 	}
@@ -377,22 +378,22 @@ func TestApprovalDenialAndErasure(t *testing.T) {
 	p.RequireApproval, p.FulfilByHand = true, false
 
 	l := newLifecycle(t, jan15)
-	deny := l.update(time.Hour, workflows.UpdateDeny, workflows.OperatorAction{Actor: "operator:k", Reason: "manifestly unfounded"})
-	v := l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	deny := l.update(time.Hour, contract.UpdateDeny, contract.OperatorAction{Actor: "operator:k", Reason: "manifestly unfounded"})
+	v := l.run(contract.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
 	if deny.err != nil || v.Status != domain.StatusDenied || v.Reason != "manifestly unfounded" || l.erased != 0 {
 		t.Fatalf("denied: %+v %+v", deny, v)
 	}
-	if d := l.mailed(workflows.MailDenied); len(d) != 1 || d[0].data.Reason != "manifestly unfounded" {
+	if d := l.mailed(contract.MailDenied); len(d) != 1 || d[0].data.Reason != "manifestly unfounded" {
 		t.Fatalf("denial mail %+v", d)
 	}
 
 	l = newLifecycle(t, jan15)
-	approve := l.update(time.Hour, workflows.UpdateApprove, workflows.OperatorAction{Actor: "operator:k"})
-	v = l.run(workflows.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
+	approve := l.update(time.Hour, contract.UpdateApprove, contract.OperatorAction{Actor: "operator:k"})
+	v = l.run(contract.RequestInput{Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", HasUserID: true, Policy: p})
 	if approve.err != nil || v.Status != domain.StatusCompleted || l.erased != 1 || l.shred != 1 {
 		t.Fatalf("approved erasure: %+v erased %d shredded %d", v, l.erased, l.shred)
 	}
-	done := l.mailed(workflows.MailCompleted)
+	done := l.mailed(contract.MailCompleted)
 	if len(done) != 1 || !strings.Contains(strings.Join(done[0].data.Lines, "\n"), "Deleted 6 files from b/p/") {
 		t.Fatalf("completion mail %+v", done)
 	}
@@ -408,7 +409,7 @@ func TestSaleOptOutNeedsNoVerificationAndMeetsItsDeadline(t *testing.T) {
 	p := policyGDPR()
 	p.Due, p.MaxExtension, p.FulfilByHand = domain.Period{BusinessDays: 15}, domain.Period{}, false
 	// The API submits an opt-out of sale or sharing as already verified: CCPA asks for no verification.
-	v := l.run(workflows.RequestInput{Type: domain.TypeConsent, Jurisdiction: "ccpa", PreVerified: true, SubmittedBy: "subject", Policy: p})
+	v := l.run(contract.RequestInput{Type: domain.TypeConsent, Jurisdiction: "ccpa", PreVerified: true, SubmittedBy: "subject", Policy: p})
 	if v.Status != domain.StatusCompleted {
 		t.Fatalf("status %s", v.Status)
 	}

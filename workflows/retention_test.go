@@ -12,6 +12,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 func TestRetentionPurgesRequestsClosed24MonthsAgo(t *testing.T) {
@@ -21,18 +22,18 @@ func TestRetentionPurgesRequestsClosed24MonthsAgo(t *testing.T) {
 	now := time.Date(2027, 3, 31, 2, 0, 0, 0, time.UTC)
 	env.SetStartTime(now)
 	var got time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.PurgeRecordsInput) (workflows.PurgeRecordsResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in contract.PurgeRecordsInput) (contract.PurgeRecordsResult, error) {
 		got = in.Cutoff
-		return workflows.PurgeRecordsResult{Requests: 3, SubjectKeys: 2}, nil
+		return contract.PurgeRecordsResult{Requests: 3, SubjectKeys: 2}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityPurgeRecords})
-	env.ExecuteWorkflow(workflows.RetainLetheRecords, workflows.RetentionInput{KeepFor: domain.Period{Months: 24}})
+	env.ExecuteWorkflow(workflows.RetainLetheRecords, contract.RetentionInput{KeepFor: domain.Period{Months: 24}})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
 	if want := time.Date(2025, 3, 31, 2, 0, 0, 0, time.UTC); !got.Equal(want) {
 		t.Fatalf("cutoff %s, want %s", got, want)
 	}
-	var res workflows.PurgeRecordsResult
+	var res contract.PurgeRecordsResult
 	if err := env.GetWorkflowResult(&res); err != nil || res.Requests != 3 {
 		t.Fatalf("%+v %v", res, err)
 	}

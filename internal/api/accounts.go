@@ -14,7 +14,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/identity"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // AccountPolicy is what the account routes promise.
@@ -88,10 +88,10 @@ func (s *Server) deactivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.DeactivationWorkflowID(ref), TaskQueue: s.TaskQueue,
+		ID: contract.DeactivationWorkflowID(ref), TaskQueue: s.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, // deactivating twice is the same deactivation
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.WorkflowDeactivation, workflows.DeactivationInput{
+	}, contract.WorkflowDeactivation, contract.DeactivationInput{
 		SubjectRef: ref, Identity: sealed, HasEmail: in.Email != "",
 		GracePeriod: s.Accounts.DeactivationGrace, ReminderBefore: s.Accounts.DeactivationReminder, RequestedBy: c.actor(),
 	})
@@ -126,15 +126,15 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.unavailable(w, r, "read deactivation", err)
 		return
-	case view.Status == workflows.AccountErased:
+	case view.Status == contract.AccountErased:
 		writeError(w, http.StatusConflict, "the grace period ended on %s and the account was erased: it cannot be restored", view.FinalAt.Format("2 January 2006"))
 		return
-	case view.Status == workflows.AccountRestored:
+	case view.Status == contract.AccountRestored:
 		writeJSON(w, http.StatusOK, view) // restoring twice is the same restore
 		return
 	}
-	var out workflows.DeactivationView
-	if s.update(w, r, workflows.DeactivationWorkflowID(ref), workflows.UpdateRestore, workflows.RestoreInput{Actor: c.actor()}, &out) {
+	var out contract.DeactivationView
+	if s.update(w, r, contract.DeactivationWorkflowID(ref), contract.UpdateRestore, contract.RestoreInput{Actor: c.actor()}, &out) {
 		writeJSON(w, http.StatusOK, out)
 	}
 }
@@ -160,9 +160,9 @@ func (s *Server) deactivation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view)
 }
 
-func (s *Server) deactivationView(ctx context.Context, ref string) (workflows.DeactivationView, error) {
-	var v workflows.DeactivationView
-	resp, err := s.Temporal.QueryWorkflow(ctx, workflows.DeactivationWorkflowID(ref), "", workflows.QueryProgress)
+func (s *Server) deactivationView(ctx context.Context, ref string) (contract.DeactivationView, error) {
+	var v contract.DeactivationView
+	resp, err := s.Temporal.QueryWorkflow(ctx, contract.DeactivationWorkflowID(ref), "", contract.QueryProgress)
 	if err != nil {
 		return v, err
 	}
@@ -192,14 +192,14 @@ func (s *Server) appealClosed(w http.ResponseWriter, r *http.Request) {
 	}
 	in.ClosedAt = in.ClosedAt.UTC()
 	_, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
-		ID: workflows.IDDocumentWorkflowID(ticket), TaskQueue: s.TaskQueue,
+		ID: contract.IDDocumentWorkflowID(ticket), TaskQueue: s.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.WorkflowIDDocuments, workflows.IDDocumentInput{Ticket: ticket, ClosedAt: in.ClosedAt, DeleteAfter: s.Accounts.IDDocumentDeleteAfter})
+	}, contract.WorkflowIDDocuments, contract.IDDocumentInput{Ticket: ticket, ClosedAt: in.ClosedAt, DeleteAfter: s.Accounts.IDDocumentDeleteAfter})
 	if err != nil {
 		s.unavailable(w, r, "start ID document deletion", err)
 		return
 	}
 	deadline := in.ClosedAt.Add(s.Accounts.IDDocumentDeleteAfter)
-	writeJSON(w, http.StatusAccepted, map[string]any{"ticket": ticket, "delete_by": deadline, "workflow_id": workflows.IDDocumentWorkflowID(ticket),
+	writeJSON(w, http.StatusAccepted, map[string]any{"ticket": ticket, "delete_by": deadline, "workflow_id": contract.IDDocumentWorkflowID(ticket),
 		"note": fmt.Sprintf("the ticket's ID documents will be deleted by %s", deadline.Format("2 January 2006"))})
 }

@@ -28,7 +28,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Server serves the API.
@@ -83,7 +83,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/requests/{id}/erasure", s.erasureProgress)
 	mux.HandleFunc("POST /v1/requests/{id}/processors/{name}/task", s.processorTask)
 	mux.HandleFunc("POST /v1/callbacks/opendsr/{processor}", s.openDSRCallback) // no key: the processor's signature
-	for _, action := range []string{workflows.UpdateApprove, workflows.UpdateDeny, workflows.UpdateExtend, workflows.UpdateCancel, workflows.UpdateComplete} {
+	for _, action := range []string{contract.UpdateApprove, contract.UpdateDeny, contract.UpdateExtend, contract.UpdateCancel, contract.UpdateComplete} {
 		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))
 	}
 	mux.HandleFunc("GET /v1/requests/{id}/audit", s.auditTrail)

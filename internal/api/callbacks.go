@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // openDSRJobRe is a subject_request_id as Lethe makes them
@@ -118,7 +118,7 @@ func truncateReason(s string) string {
 // ends meanwhile is not an error.
 func (s *Server) wakeProcessorErasures(ctx context.Context, processor, jobID, status string) (int, error) {
 	query := fmt.Sprintf("%s = '%s' AND WorkflowType = '%s' AND ExecutionStatus = 'Running'",
-		workflows.ProcessorJobKey.GetName(), jobID, workflows.WorkflowEraseAtProcessor)
+		contract.ProcessorJobKey.GetName(), jobID, contract.WorkflowEraseAtProcessor)
 	resp, err := s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 20})
 	if err != nil {
 		return 0, fmt.Errorf("find the erasure by its processor job: %w", err)
@@ -131,7 +131,7 @@ func (s *Server) wakeProcessorErasures(ctx context.Context, processor, jobID, st
 		if !strings.HasSuffix(wid, "-erasure-"+processor) {
 			continue
 		}
-		err := s.Temporal.SignalWorkflow(ctx, wid, run, workflows.SignalProcessorCallback, workflows.ProcessorCallback{Status: status})
+		err := s.Temporal.SignalWorkflow(ctx, wid, run, contract.SignalProcessorCallback, contract.ProcessorCallback{Status: status})
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf):

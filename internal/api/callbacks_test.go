@@ -15,7 +15,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // callbackTemporal answers ListWorkflow with the workflow ids of running
@@ -92,7 +92,7 @@ func TestASignedOpenDSRCallbackWakesTheErasureAtThatProcessor(t *testing.T) {
 	// The same subject_request_id went to another OpenDSR processor: only
 	// this processor's erasure is woken.
 	tmp := &callbackTemporal{running: []string{
-		workflows.ProcessorErasureWorkflowID(fuzzRequestID, "dsr"), workflows.ProcessorErasureWorkflowID(fuzzRequestID, "other-dsr")}}
+		contract.ProcessorErasureWorkflowID(fuzzRequestID, "dsr"), contract.ProcessorErasureWorkflowID(fuzzRequestID, "other-dsr")}}
 	s := callbackServer(t, f, tmp)
 
 	rec := postCallback(s, f, "dsr", callbackBody(job, "completed"), "")
@@ -103,8 +103,8 @@ func TestASignedOpenDSRCallbackWakesTheErasureAtThatProcessor(t *testing.T) {
 		!strings.Contains(tmp.queries[0], "ExecutionStatus = 'Running'") {
 		t.Fatalf("queries %q", tmp.queries)
 	}
-	want := sentSignal{workflows.ProcessorErasureWorkflowID(fuzzRequestID, "dsr"), workflows.SignalProcessorCallback,
-		workflows.ProcessorCallback{Status: "completed"}}
+	want := sentSignal{contract.ProcessorErasureWorkflowID(fuzzRequestID, "dsr"), contract.SignalProcessorCallback,
+		contract.ProcessorCallback{Status: "completed"}}
 	if len(tmp.signals) != 1 || tmp.signals[0] != want {
 		t.Fatalf("signals %+v, want %+v", tmp.signals, want)
 	}
@@ -139,7 +139,7 @@ func TestAnOpenDSRCallbackThatIsNotProperlySignedSignalsNothing(t *testing.T) {
 		{"no such processor", "nobody", body, "", "", http.StatusNotFound},
 		{"a bad processor name", "DSR", body, "", "", http.StatusNotFound},
 	} {
-		tmp := &callbackTemporal{running: []string{workflows.ProcessorErasureWorkflowID(fuzzRequestID, "dsr")}}
+		tmp := &callbackTemporal{running: []string{contract.ProcessorErasureWorkflowID(fuzzRequestID, "dsr")}}
 		s := callbackServer(t, f, tmp)
 		sig := c.sig
 		switch sig {

@@ -21,7 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 const fuzzMaxBody = 4096
@@ -276,8 +276,8 @@ func FuzzVerifyDecoding(f *testing.F) {
 		if len(in.Code) != 6 || strings.Trim(in.Code, "0123456789") != "" {
 			t.Errorf("accepted code %q", in.Code)
 		}
-		arg, _ := update.Args[0].(workflows.VerifyInput)
-		if update.UpdateName != workflows.UpdateVerify || len(update.Args) != 1 || arg.CodeHash != h.CodeHash(fuzzRequestID, in.Code) {
+		arg, _ := update.Args[0].(contract.VerifyInput)
+		if update.UpdateName != contract.UpdateVerify || len(update.Args) != 1 || arg.CodeHash != h.CodeHash(fuzzRequestID, in.Code) {
 			t.Errorf("update %q %+v for code %q", update.UpdateName, update.Args, in.Code)
 		}
 	})
@@ -298,7 +298,7 @@ func checkSize(t *testing.T, rec *httptest.ResponseRecorder, body []byte, conten
 	}
 }
 
-var fuzzActions = []string{workflows.UpdateApprove, workflows.UpdateDeny, workflows.UpdateExtend, workflows.UpdateCancel, workflows.UpdateComplete}
+var fuzzActions = []string{contract.UpdateApprove, contract.UpdateDeny, contract.UpdateExtend, contract.UpdateCancel, contract.UpdateComplete}
 
 // FuzzActionDecoding posts a fuzzed body to POST /v1/requests/{id}/{action}
 // with an operator key; action picks one of approve, deny, extend, cancel,
@@ -321,7 +321,7 @@ func FuzzActionDecoding(f *testing.F) {
 		// Accepted: the action asked for is the route's, by this operator,
 		// with a trimmed reason of at most 500 bytes and, to extend, a period
 		// of 0 to 10000 units.
-		a, ok := update.Args[0].(workflows.OperatorAction)
+		a, ok := update.Args[0].(contract.OperatorAction)
 		if update.UpdateName != name || len(update.Args) != 1 || !ok {
 			t.Fatalf("update %q %+v for %s", update.UpdateName, update.Args, name)
 		}
@@ -337,7 +337,7 @@ func FuzzActionDecoding(f *testing.F) {
 			t.Errorf("lines %q, sent %q", a.Lines, in.Lines)
 		}
 		p := a.By
-		if name != workflows.UpdateExtend && p != (domain.Period{}) {
+		if name != contract.UpdateExtend && p != (domain.Period{}) {
 			t.Errorf("%s with a period %+v", name, p)
 		}
 		for _, n := range []int{p.Months, p.Days, p.BusinessDays} {

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // NoticePolicy is what the incident and policy-notice routes promise.
@@ -83,35 +83,35 @@ func (s *Server) operator(w http.ResponseWriter, r *http.Request) (caller, bool)
 }
 
 // affected checks a source against the data map.
-func (s *Server) affected(b AffectedBody) (workflows.AffectedSource, string) {
+func (s *Server) affected(b AffectedBody) (contract.AffectedSource, string) {
 	switch {
 	case (b.Selector == "") == (b.ObjectKey == ""):
-		return workflows.AffectedSource{}, "give affected.selector (with params) or affected.object_key"
+		return contract.AffectedSource{}, "give affected.selector (with params) or affected.object_key"
 	case b.ObjectKey != "":
 		if !objectKeyRe.MatchString(b.ObjectKey) || strings.Contains(b.ObjectKey, "..") {
-			return workflows.AffectedSource{}, "object_key: not a valid object key"
+			return contract.AffectedSource{}, "object_key: not a valid object key"
 		}
-		return workflows.AffectedSource{ObjectKey: b.ObjectKey}, ""
+		return contract.AffectedSource{ObjectKey: b.ObjectKey}, ""
 	}
 	if s.Map == nil {
-		return workflows.AffectedSource{}, "selector: this API has no data map (LETHE_DATA_MAP)"
+		return contract.AffectedSource{}, "selector: this API has no data map (LETHE_DATA_MAP)"
 	}
 	sel, ok := s.Map.Selector(b.Selector)
 	if !ok {
-		return workflows.AffectedSource{}, "selector: not a selector of the data map"
+		return contract.AffectedSource{}, "selector: not a selector of the data map"
 	}
 	params := make([]string, len(sel.Params))
 	for i, name := range sel.Params {
 		v, ok := b.Params[name]
 		if !ok {
-			return workflows.AffectedSource{}, fmt.Sprintf("params: %s is required by selector %s", name, sel.Name)
+			return contract.AffectedSource{}, fmt.Sprintf("params: %s is required by selector %s", name, sel.Name)
 		}
 		params[i] = v
 	}
 	if len(b.Params) != len(sel.Params) {
-		return workflows.AffectedSource{}, "params: only the selector's own parameters: " + strings.Join(sel.Params, ", ")
+		return contract.AffectedSource{}, "params: only the selector's own parameters: " + strings.Join(sel.Params, ", ")
 	}
-	return workflows.AffectedSource{Selector: sel.Name, Params: params}, ""
+	return contract.AffectedSource{Selector: sel.Name, Params: params}, ""
 }
 
 func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +134,7 @@ func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
 	case !notify && in.NoNotificationReason == "":
 		problem = "no_notification_reason: every breach is recorded; say why people are not told"
 	}
-	var src workflows.AffectedSource
+	var src contract.AffectedSource
 	if problem == "" && notify {
 		src, problem = s.affected(in.Affected)
 	}
@@ -143,7 +143,7 @@ func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newID("inc")
-	inc := workflows.Incident{
+	inc := contract.Incident{
 		ID: id, AwareAt: in.AwareAt.UTC(), WhatHappened: in.WhatHappened, DataCategories: in.DataCategories,
 		Consequences: in.Consequences, Measures: in.Measures, WhatYouCanDo: in.WhatYouCanDo, Contact: in.Contact, Records: in.Records,
 		NotificationRequired: notify, NoNotificationReason: in.NoNotificationReason, PublicNotice: in.PublicNotice, Affected: src,
@@ -151,8 +151,8 @@ func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
 		DeclaredBy: c.actor(),
 	}
 	_, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.RequestTypeKey.ValueSet("breach"), workflows.StatusKey.ValueSet(workflows.IncidentNotifying),
-			workflows.DueAtKey.ValueSet(inc.AwareAt.Add(inc.NotifyWithin)))}, workflows.WorkflowBreach, inc)
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.RequestTypeKey.ValueSet("breach"), contract.StatusKey.ValueSet(contract.IncidentNotifying),
+			contract.DueAtKey.ValueSet(inc.AwareAt.Add(inc.NotifyWithin)))}, contract.WorkflowBreach, inc)
 	if err != nil {
 		s.unavailable(w, r, "declare incident", err)
 		return
@@ -199,8 +199,8 @@ func (s *Server) addPeople(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "%s", problem)
 		return
 	}
-	var v workflows.IncidentView
-	if s.update(w, r, id, workflows.UpdateAddPeople, src, &v) {
+	var v contract.IncidentView
+	if s.update(w, r, id, contract.UpdateAddPeople, src, &v) {
 		writeJSON(w, http.StatusOK, v)
 	}
 }
@@ -210,8 +210,8 @@ func (s *Server) closeIncident(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var v workflows.IncidentView
-	if s.update(w, r, id, workflows.UpdateCloseIncident, nil, &v) {
+	var v contract.IncidentView
+	if s.update(w, r, id, contract.UpdateCloseIncident, nil, &v) {
 		writeJSON(w, http.StatusOK, v)
 	}
 }
@@ -235,12 +235,12 @@ func (s *Server) policyNotice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newID("pn")
-	p := workflows.PolicyNotice{ID: id, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt.UTC(),
+	p := contract.PolicyNotice{ID: id, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt.UTC(),
 		NoticePeriod: s.Notices.PolicyNotice, Audience: src, DeclaredBy: c.actor()}
 	if in.EffectiveAt.IsZero() {
 		p.EffectiveAt = time.Time{}
 	}
-	if _, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue}, workflows.WorkflowPolicyNotice, p); err != nil {
+	if _, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue}, contract.WorkflowPolicyNotice, p); err != nil {
 		s.unavailable(w, r, "start policy notice", err)
 		return
 	}

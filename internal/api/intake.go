@@ -21,7 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // SubmitRequest is the body of POST /v1/requests.
@@ -181,13 +181,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			ID:        id,
 			TaskQueue: s.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.RequestTypeKey.ValueSet(in.Type),
-				workflows.StatusKey.ValueSet(domain.StatusReceived),
-				workflows.SubjectRefKey.ValueSet(string(ref)),
-				workflows.JurisdictionKey.ValueSet(in.Jurisdiction),
-				workflows.DueAtKey.ValueSet(due),
+				contract.RequestTypeKey.ValueSet(in.Type),
+				contract.StatusKey.ValueSet(domain.StatusReceived),
+				contract.SubjectRefKey.ValueSet(string(ref)),
+				contract.JurisdictionKey.ValueSet(in.Jurisdiction),
+				contract.DueAtKey.ValueSet(due),
 			),
-		}, workflows.WorkflowPrivacyRequest, workflows.RequestInput{
+		}, contract.WorkflowPrivacyRequest, contract.RequestInput{
 			RequestID: id, Type: in.Type, SubjectRef: string(ref), Jurisdiction: in.Jurisdiction,
 			Identity: sealed, HasEmail: in.Subject.Email != "", HasUserID: in.Subject.UserID != "",
 			PreVerified: preVerified, SubmittedBy: caller.actor(), Policy: pol, PushTo: pushTo(in),

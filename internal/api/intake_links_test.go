@@ -18,17 +18,17 @@ import (
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // startTemporal records the requests started; every one is running.
 type startTemporal struct {
 	taskTemporal
-	started []workflows.RequestInput
+	started []contract.RequestInput
 }
 
 func (f *startTemporal) ExecuteWorkflow(_ context.Context, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
-	f.started = append(f.started, args[0].(workflows.RequestInput))
+	f.started = append(f.started, args[0].(contract.RequestInput))
 	return nil, nil
 }
 

@@ -8,11 +8,10 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/lethe-privacy/lethe/workflows"
 )
 
 // ReconcileBody optionally tunes a restore-reconcile.
@@ -27,11 +26,11 @@ var reconcileIDRe = regexp.MustCompile(`^restore-reconcile-[0-9]{8}T[0-9]{6}Z$`)
 // "cli"). Two starts in the same second are one reconcile: the second gets
 // the first's run.
 func StartReconcile(ctx context.Context, c client.Client, taskQueue, requester string, pageSize int) (client.WorkflowRun, error) {
-	id := workflows.ReconcileWorkflowID(time.Now())
+	id := contract.ReconcileWorkflowID(time.Now())
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: taskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.RequestTypeKey.ValueSet("restore_reconcile")),
-	}, workflows.WorkflowRestoreReconcile, workflows.ReconcileInput{PageSize: pageSize, Requester: requester})
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.RequestTypeKey.ValueSet("restore_reconcile")),
+	}, contract.WorkflowRestoreReconcile, contract.ReconcileInput{PageSize: pageSize, Requester: requester})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return c.GetWorkflow(ctx, id, ""), nil
@@ -76,7 +75,7 @@ func (s *Server) getReconcile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "id: not a restore-reconcile id")
 		return
 	}
-	var p workflows.ReconcileProgress
+	var p contract.ReconcileProgress
 	if s.progress(w, r, id, "no restore-reconcile with this id", &p) {
 		writeJSON(w, http.StatusOK, p)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // caller is who is calling: a key's role, or the person (role "").
@@ -115,17 +115,17 @@ var errNotFound = errors.New("not found")
 
 // lookup asks the workflow (live state) and falls back to Lethe's record once
 // the workflow's history is gone.
-func (s *Server) lookup(ctx context.Context, id string) (workflows.RequestView, error) {
-	resp, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+func (s *Server) lookup(ctx context.Context, id string) (contract.RequestView, error) {
+	resp, err := s.Temporal.QueryWorkflow(ctx, id, "", contract.QueryProgress)
 	if err == nil {
-		var v workflows.RequestView
+		var v contract.RequestView
 		return v, resp.Get(&v)
 	}
 	var nf *serviceerror.NotFound
 	if !errors.As(err, &nf) {
-		return workflows.RequestView{}, err
+		return contract.RequestView{}, err
 	}
-	v := workflows.RequestView{RequestID: id}
+	v := contract.RequestView{RequestID: id}
 	var due *time.Time
 	err = s.DB.QueryRow(ctx, `SELECT type, status, subject_ref, jurisdiction, received_at, due_at FROM lethe.requests WHERE id = $1`, id).
 		Scan(&v.Type, &v.Status, &v.SubjectRef, &v.Jurisdiction, &v.ReceivedAt, &due)
@@ -158,8 +158,8 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "code: want the 6 digits from the email")
 		return
 	}
-	var res workflows.VerifyResult
-	if !s.update(w, r, id, workflows.UpdateVerify, workflows.VerifyInput{CodeHash: s.Subjects.CodeHash(id, in.Code)}, &res) {
+	var res contract.VerifyResult
+	if !s.update(w, r, id, contract.UpdateVerify, contract.VerifyInput{CodeHash: s.Subjects.CodeHash(id, in.Code)}, &res) {
 		return
 	}
 	status := http.StatusOK
@@ -174,8 +174,8 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var v workflows.VerificationView
-	if s.update(w, r, id, workflows.UpdateResendCode, nil, &v) {
+	var v contract.VerificationView
+	if s.update(w, r, id, contract.UpdateResendCode, nil, &v) {
 		writeJSON(w, http.StatusOK, v)
 	}
 }
@@ -201,7 +201,7 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 		if !s.decode(w, r, &in) {
 			return
 		}
-		a := workflows.OperatorAction{Actor: c.actor(), Reason: strings.TrimSpace(in.Reason), Lines: in.Lines}
+		a := contract.OperatorAction{Actor: c.actor(), Reason: strings.TrimSpace(in.Reason), Lines: in.Lines}
 		if len(a.Reason) > 500 {
 			writeError(w, http.StatusUnprocessableEntity, "reason: at most 500 characters")
 			return
@@ -212,7 +212,7 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 				return
 			}
 		}
-		if action == workflows.UpdateExtend {
+		if action == contract.UpdateExtend {
 			by, err := domain.ParsePeriod(in.By)
 			if err != nil {
 				writeError(w, http.StatusUnprocessableEntity, "by: want a period such as 2mo, 45d or 10bd")
@@ -220,7 +220,7 @@ func (s *Server) operatorAction(action string) http.HandlerFunc {
 			}
 			a.By = by
 		}
-		var view workflows.RequestView
+		var view contract.RequestView
 		if s.update(w, r, id, action, a, &view) {
 			writeJSON(w, http.StatusOK, view)
 		}
@@ -271,16 +271,16 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string,
 	switch {
 	case errors.As(err, &app):
 		status := map[string]int{
-			workflows.RefusedState: http.StatusConflict, workflows.RefusedExpired: http.StatusGone,
-			workflows.RefusedLocked: http.StatusLocked, workflows.RefusedRateLimited: http.StatusTooManyRequests,
-			workflows.RefusedInput: http.StatusUnprocessableEntity,
+			contract.RefusedState: http.StatusConflict, contract.RefusedExpired: http.StatusGone,
+			contract.RefusedLocked: http.StatusLocked, contract.RefusedRateLimited: http.StatusTooManyRequests,
+			contract.RefusedInput: http.StatusUnprocessableEntity,
 		}[app.Type()]
 		if status == 0 {
 			s.unavailable(w, r, name, err)
 			return false
 		}
 		var wait time.Duration
-		if app.Type() == workflows.RefusedRateLimited && app.HasDetails() && app.Details(&wait) == nil {
+		if app.Type() == contract.RefusedRateLimited && app.HasDetails() && app.Details(&wait) == nil {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		}
 		writeError(w, status, "%s", app.Message())
@@ -304,8 +304,8 @@ func (s *Server) newLink(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var link workflows.LinkResult
-	if s.update(w, r, workflows.ExpiryWorkflowID(id), workflows.UpdateNewLink, nil, &link) {
+	var link contract.LinkResult
+	if s.update(w, r, contract.ExpiryWorkflowID(id), contract.UpdateNewLink, nil, &link) {
 		writeJSON(w, http.StatusOK, link)
 	}
 }
@@ -331,7 +331,7 @@ func (s *Server) sourceDecision(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "reason: at most 500 characters, naming nobody")
 		return
 	}
-	if s.update(w, r, id+"-export", workflows.UpdateProcessorDecision, workflows.ProcessorDecision{Processor: in.Processor, Action: in.Action, Reason: in.Reason, Actor: c.actor()}, nil) {
+	if s.update(w, r, id+"-export", contract.UpdateProcessorDecision, contract.ProcessorDecision{Processor: in.Processor, Action: in.Action, Reason: in.Reason, Actor: c.actor()}, nil) {
 		writeJSON(w, http.StatusOK, map[string]string{"processor": in.Processor, "action": in.Action})
 	}
 }
@@ -339,7 +339,7 @@ func (s *Server) sourceDecision(w http.ResponseWriter, r *http.Request) {
 // progress reads a workflow's progress query into v; when it cannot, it
 // answers 404 with notFound (no such workflow) or 503, and returns false.
 func (s *Server) progress(w http.ResponseWriter, r *http.Request, workflowID, notFound string, v any) bool {
-	resp, err := s.Temporal.QueryWorkflow(r.Context(), workflowID, "", workflows.QueryProgress)
+	resp, err := s.Temporal.QueryWorkflow(r.Context(), workflowID, "", contract.QueryProgress)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "%s", notFound)
 		return false
@@ -354,8 +354,8 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request, workflowID, no
 // ErasureProgress is an erasure's progress per system, with each
 // processor's own state (an open operator task, its steps and deadline).
 type ErasureProgress struct {
-	Erasure    workflows.ErasureProgress                 `json:"erasure"`
-	Processors map[string]workflows.ProcessorErasureView `json:"processors,omitempty"`
+	Erasure    contract.ErasureProgress                 `json:"erasure"`
+	Processors map[string]contract.ProcessorErasureView `json:"processors,omitempty"`
 }
 
 // erasureProgress shows an operator where an erasure stands, system by
@@ -371,17 +371,17 @@ func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, sys := range out.Erasure.Systems {
-		if sys.System != workflows.SystemProcessor || sys.Status == workflows.StepPending {
+		if sys.System != contract.SystemProcessor || sys.Status == contract.StepPending {
 			continue
 		}
-		resp, err := s.Temporal.QueryWorkflow(ctx, workflows.ProcessorErasureWorkflowID(id, sys.Name), "", workflows.QueryProgress)
+		resp, err := s.Temporal.QueryWorkflow(ctx, contract.ProcessorErasureWorkflowID(id, sys.Name), "", contract.QueryProgress)
 		if err != nil {
 			continue // not started yet, or gone from retention: the erasure's own line says enough
 		}
-		var v workflows.ProcessorErasureView
+		var v contract.ProcessorErasureView
 		if resp.Get(&v) == nil {
 			if out.Processors == nil {
-				out.Processors = map[string]workflows.ProcessorErasureView{}
+				out.Processors = map[string]contract.ProcessorErasureView{}
 			}
 			out.Processors[sys.Name] = v
 		}

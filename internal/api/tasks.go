@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // TaskBody resolves the open operator task of an erasure at a processor:
@@ -38,16 +38,16 @@ func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	res := workflows.TaskResolution{Action: in.Action, Reason: in.Reason, Evidence: in.Evidence, Actor: c.actor()}
+	res := contract.TaskResolution{Action: in.Action, Reason: in.Reason, Evidence: in.Evidence, Actor: c.actor()}
 	if err := res.Validate(); err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
 		return
 	}
-	wid := workflows.ProcessorErasureWorkflowID(id, name)
+	wid := contract.ProcessorErasureWorkflowID(id, name)
 	if !s.erasureRunning(w, r, wid, name) {
 		return
 	}
-	if s.update(w, r, wid, workflows.UpdateResolveTask, res, nil) {
+	if s.update(w, r, wid, contract.UpdateResolveTask, res, nil) {
 		writeJSON(w, http.StatusOK, map[string]string{"processor": name, "action": in.Action})
 	}
 }

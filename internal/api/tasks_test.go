@@ -18,7 +18,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // taskTemporal answers Describe with a workflow's status (none: not found)
@@ -78,9 +78,9 @@ func TestAnOperatorResolvesAProcessorTaskThroughTheAPI(t *testing.T) {
 		t.Fatalf("answer %d %s", rec.Code, rec.Body)
 	}
 	u := tmp.update
-	got, _ := u.Args[0].(workflows.TaskResolution)
-	if u.WorkflowID != fuzzRequestID+"-erasure-stripe" || u.UpdateName != workflows.UpdateResolveTask ||
-		got != (workflows.TaskResolution{Action: "skip", Reason: "account closed at Stripe in 2024", Actor: "operator:k2"}) {
+	got, _ := u.Args[0].(contract.TaskResolution)
+	if u.WorkflowID != fuzzRequestID+"-erasure-stripe" || u.UpdateName != contract.UpdateResolveTask ||
+		got != (contract.TaskResolution{Action: "skip", Reason: "account closed at Stripe in 2024", Actor: "operator:k2"}) {
 		t.Fatalf("update %+v args %+v", u, u.Args)
 	}
 	var ok map[string]string
@@ -104,7 +104,7 @@ func TestAnOperatorResolvesAProcessorTaskThroughTheAPI(t *testing.T) {
 		{"no such erasure", apikeys.RoleOperator, "stripe", `{"action":"retry"}`, &taskTemporal{}, http.StatusNotFound},
 		{"erasure ended", apikeys.RoleOperator, "stripe", `{"action":"retry"}`, &taskTemporal{status: enums.WORKFLOW_EXECUTION_STATUS_COMPLETED}, http.StatusConflict},
 		{"no task open", apikeys.RoleOperator, "stripe", `{"action":"retry"}`,
-			&taskTemporal{status: running, refuse: temporal.NewApplicationError("no operator task is open for the erasure at stripe", workflows.RefusedState)}, http.StatusConflict},
+			&taskTemporal{status: running, refuse: temporal.NewApplicationError("no operator task is open for the erasure at stripe", contract.RefusedState)}, http.StatusConflict},
 	} {
 		rec := postTask(t, c.tmp, c.role, c.processor, c.body)
 		if rec.Code != c.status {

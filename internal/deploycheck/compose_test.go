@@ -19,7 +19,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // repoRoot is the repository root as seen from this package's directory,
@@ -456,12 +456,12 @@ func TestSearchAttributesAreRegistered(t *testing.T) {
 	for _, m := range regexp.MustCompile(`--name\s+(\S+)\s+--type\s+(\S+)`).FindAllStringSubmatch(script, -1) {
 		got[m[1]] = strings.ToLower(m[2])
 	}
-	for name, typ := range workflows.SearchAttributes() {
+	for name, typ := range contract.SearchAttributes() {
 		want := strings.ToLower(strings.TrimPrefix(typ.String(), "INDEXED_VALUE_TYPE_"))
 		if got[name] == "" {
-			t.Errorf("service temporal-admin-tools: does not register search attribute %s (%s); workflows.SearchAttributes lists it", name, want)
+			t.Errorf("service temporal-admin-tools: does not register search attribute %s (%s); contract.SearchAttributes lists it", name, want)
 		} else if got[name] != want {
-			t.Errorf("service temporal-admin-tools: registers %s as %s, workflows.SearchAttributes says %s", name, got[name], want)
+			t.Errorf("service temporal-admin-tools: registers %s as %s, contract.SearchAttributes says %s", name, got[name], want)
 		}
 	}
 	ns := environment(t, "worker", svc(t, c, "worker"))["LETHE_TEMPORAL_NAMESPACE"]

@@ -32,7 +32,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/internal/testenv/sendgridfake"
 	"github.com/lethe-privacy/lethe/internal/wiring"
-	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Stack is one test's set of real components.
@@ -120,7 +120,7 @@ func New(t *testing.T) *Stack {
 	st.Raw = st.Server.NewClientWithOptions(client.Options{})
 	st.Config.TemporalNamespace = st.Server.GetDefaultNamespace()
 	st.Config.TemporalAddress = st.Server.GetFrontendHostPort()
-	if err := temporalclient.EnsureSearchAttributes(ctx, st.Temporal, st.Config.TemporalNamespace, workflows.SearchAttributes()); err != nil {
+	if err := temporalclient.EnsureSearchAttributes(ctx, st.Temporal, st.Config.TemporalNamespace, contract.SearchAttributes()); err != nil {
 		t.Fatal(err)
 	}
 	return st

@@ -29,6 +29,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/workflows"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // Deps are the real parts the activities work with.
@@ -102,23 +103,23 @@ func WorkerOptions() worker.Options {
 
 // Register puts every workflow and activity on r under its contract name.
 func Register(r worker.Registry, d Deps) {
-	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: workflows.WorkflowPrivacyRequest})
-	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: workflows.WorkflowEraseSubject})
-	r.RegisterWorkflowWithOptions(workflows.RetainLetheRecords, workflow.RegisterOptions{Name: workflows.WorkflowRetainRecords})
-	r.RegisterWorkflowWithOptions(workflows.AccountDeactivation, workflow.RegisterOptions{Name: workflows.WorkflowDeactivation})
-	r.RegisterWorkflowWithOptions(workflows.InactiveAccountSweep, workflow.RegisterOptions{Name: workflows.WorkflowInactiveSweep})
-	r.RegisterWorkflowWithOptions(workflows.IDDocumentDeletion, workflow.RegisterOptions{Name: workflows.WorkflowIDDocuments})
-	r.RegisterWorkflowWithOptions(workflows.IDDocumentSweep, workflow.RegisterOptions{Name: workflows.WorkflowIDDocSweep})
-	r.RegisterWorkflowWithOptions(workflows.BreachNotification, workflow.RegisterOptions{Name: workflows.WorkflowBreach})
-	r.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: workflows.WorkflowSendNotices})
-	r.RegisterWorkflowWithOptions(workflows.PolicyChangeNotice, workflow.RegisterOptions{Name: workflows.WorkflowPolicyNotice})
-	r.RegisterWorkflowWithOptions(workflows.BuildExport, workflow.RegisterOptions{Name: workflows.WorkflowBuildExport})
-	r.RegisterWorkflowWithOptions(workflows.KeepExport, workflow.RegisterOptions{Name: workflows.WorkflowKeepExport})
-	r.RegisterWorkflowWithOptions(workflows.RestoreReconcile, workflow.RegisterOptions{Name: workflows.WorkflowRestoreReconcile})
-	r.RegisterWorkflowWithOptions(workflows.AwaitBackupRotation, workflow.RegisterOptions{Name: workflows.WorkflowAwaitBackupRotation})
-	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: workflows.WorkflowEraseAtProcessor})
-	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: workflows.WorkflowProcessorFollowUp})
-	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: workflows.WorkflowReleaseHold})
+	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: contract.WorkflowPrivacyRequest})
+	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
+	r.RegisterWorkflowWithOptions(workflows.RetainLetheRecords, workflow.RegisterOptions{Name: contract.WorkflowRetainRecords})
+	r.RegisterWorkflowWithOptions(workflows.AccountDeactivation, workflow.RegisterOptions{Name: contract.WorkflowDeactivation})
+	r.RegisterWorkflowWithOptions(workflows.InactiveAccountSweep, workflow.RegisterOptions{Name: contract.WorkflowInactiveSweep})
+	r.RegisterWorkflowWithOptions(workflows.IDDocumentDeletion, workflow.RegisterOptions{Name: contract.WorkflowIDDocuments})
+	r.RegisterWorkflowWithOptions(workflows.IDDocumentSweep, workflow.RegisterOptions{Name: contract.WorkflowIDDocSweep})
+	r.RegisterWorkflowWithOptions(workflows.BreachNotification, workflow.RegisterOptions{Name: contract.WorkflowBreach})
+	r.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: contract.WorkflowSendNotices})
+	r.RegisterWorkflowWithOptions(workflows.PolicyChangeNotice, workflow.RegisterOptions{Name: contract.WorkflowPolicyNotice})
+	r.RegisterWorkflowWithOptions(workflows.BuildExport, workflow.RegisterOptions{Name: contract.WorkflowBuildExport})
+	r.RegisterWorkflowWithOptions(workflows.KeepExport, workflow.RegisterOptions{Name: contract.WorkflowKeepExport})
+	r.RegisterWorkflowWithOptions(workflows.RestoreReconcile, workflow.RegisterOptions{Name: contract.WorkflowRestoreReconcile})
+	r.RegisterWorkflowWithOptions(workflows.AwaitBackupRotation, workflow.RegisterOptions{Name: contract.WorkflowAwaitBackupRotation})
+	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
+	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
+	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
 	for name, fn := range Activities(d) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -193,30 +194,30 @@ func Schedules(c config.Config) ([]schedules.Spec, error) {
 	}
 	return []schedules.Spec{{
 		ID: "lethe-records-retention", Every: c.RecordsRetentionEvery, TaskQueue: c.TemporalTaskQueue,
-		Workflow: workflows.WorkflowRetainRecords, Args: []any{workflows.RetentionInput{KeepFor: keep}},
+		Workflow: contract.WorkflowRetainRecords, Args: []any{contract.RetentionInput{KeepFor: keep}},
 		Note: "Closed requests lose their personal data after LETHE_RECORDS_RETENTION (" + keep.String() + ")",
 	}, {
 		ID: "lethe-inactive-accounts", Every: c.SweepEvery, TaskQueue: c.TemporalTaskQueue,
-		Workflow: workflows.WorkflowInactiveSweep, Args: []any{workflows.SweepInput{Policy: policy, DryRun: c.InactiveDryRun}},
+		Workflow: contract.WorkflowInactiveSweep, Args: []any{contract.SweepInput{Policy: policy, DryRun: c.InactiveDryRun}},
 		Note: "Warns accounts inactive for LETHE_INACTIVE_AFTER (" + policy.InactiveAfter.String() + "), then erases them",
 	}, {
 		ID: "lethe-id-documents", Every: c.SweepEvery, TaskQueue: c.TemporalTaskQueue,
-		Workflow: workflows.WorkflowIDDocSweep, Args: []any{c.IDDocumentDeleteAfter},
+		Workflow: contract.WorkflowIDDocSweep, Args: []any{c.IDDocumentDeleteAfter},
 		Note: "Deletes ID documents of appeal tickets closed longer than LETHE_ID_DOCUMENT_DELETE_AFTER ago",
 	}}, nil
 }
 
 // InactivityPolicy is the inactivity sweep's policy from the configuration.
-func InactivityPolicy(c config.Config) (workflows.InactivityPolicy, error) {
+func InactivityPolicy(c config.Config) (contract.InactivityPolicy, error) {
 	after, err := domain.ParsePeriod(c.InactiveAfter)
 	if err != nil {
-		return workflows.InactivityPolicy{}, fmt.Errorf("LETHE_INACTIVE_AFTER: %w", err)
+		return contract.InactivityPolicy{}, fmt.Errorf("LETHE_INACTIVE_AFTER: %w", err)
 	}
 	keep, err := domain.ParsePeriod(c.ClosedAccountKeep)
 	if err != nil {
-		return workflows.InactivityPolicy{}, fmt.Errorf("LETHE_CLOSED_ACCOUNT_KEEP: %w", err)
+		return contract.InactivityPolicy{}, fmt.Errorf("LETHE_CLOSED_ACCOUNT_KEEP: %w", err)
 	}
-	return workflows.InactivityPolicy{InactiveAfter: after, WarnBefore: c.InactiveWarnBefore, ClosedKeep: keep}, nil
+	return contract.InactivityPolicy{InactiveAfter: after, WarnBefore: c.InactiveWarnBefore, ClosedKeep: keep}, nil
 }
 
 // ApplySchedules creates or updates every schedule of Schedules.

@@ -277,7 +277,7 @@ func retain(ctx context.Context, tx pgx.Tx, t datamap.Table, person Person, now 
 
 // ErrNoIdentifier is a person without a value of the identity column a
 // table's rows are found by: those rows cannot be found.
-var ErrNoIdentifier = errors.New("the person's identifier is not known:")
+var ErrNoIdentifier = errors.New("the person's identifier is not known")
 
 // EraseHeld releases the person's rows of the retain table called table
 // when its legal hold ends, in one transaction: it deletes the rows whose
@@ -297,7 +297,7 @@ func EraseHeld(ctx context.Context, db TxStarter, m *datamap.Map, table string, 
 	}
 	if p := t.Path(); len(p) > 0 && p[len(p)-1].By != "" && len(person.Identifiers[p[len(p)-1].By]) == 0 {
 		// Deleting nothing here would end the hold with its rows kept.
-		return 0, time.Time{}, fmt.Errorf("appdb: erase held rows of %s: %w %s", table, ErrNoIdentifier, p[len(p)-1].By)
+		return 0, time.Time{}, fmt.Errorf("appdb: erase held rows of %s: %w: %s", table, ErrNoIdentifier, p[len(p)-1].By)
 	}
 	release := func(tx pgx.Tx) error {
 		if t.Hold.Since == "" {

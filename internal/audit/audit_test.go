@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -358,7 +359,7 @@ func TestDetailSurvivesTheDatabase(t *testing.T) {
 	details := []map[string]any{
 		nil,
 		{},
-		{"big": 1e21, "small": 1e-7, "third": 1.0 / 3, "neg": -0.0, "int": int64(1) << 62},
+		{"big": 1e21, "small": 1e-7, "third": 1.0 / 3, "neg": math.Copysign(0, -1), "int": int64(1) << 62},
 		{"unicode": "Zoë ✓ \u2028 \t\n\"\\ \u007f", "html": "<script>&amp;</script>", "": "empty key"},
 		{"nested": map[string]any{"zz": []any{map[string]any{"b": 1, "a": 2}}, "aa": json.RawMessage(`{"y": 1.50, "x": 1E2}`)}},
 		{"longer key first?": 1, "k": 2, "kk": 3},

@@ -81,7 +81,7 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 	}
 	c, err := client.DialContext(ctx, co)
 	if err != nil {
-		return nil, fmt.Errorf("Temporal at %s (LETHE_TEMPORAL_ADDRESS) does not answer: %w", o.Address, err)
+		return nil, fmt.Errorf("the Temporal server at %s (LETHE_TEMPORAL_ADDRESS) does not answer: %w", o.Address, err)
 	}
 	return c, nil
 }

@@ -406,7 +406,7 @@ func readBody(r *http.Request) ([]byte, int, error) {
 	case "gzip":
 		zr, err := gzip.NewReader(io.LimitReader(r.Body, MaxBodyBytes+1))
 		if err != nil {
-			return nil, http.StatusBadRequest, errors.New("Bad Request")
+			return nil, http.StatusBadRequest, errors.New(http.StatusText(http.StatusBadRequest)) // SendGrid's own words
 		}
 		defer zr.Close()
 		src = zr
@@ -415,7 +415,7 @@ func readBody(r *http.Request) ([]byte, int, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(src, MaxBodyBytes+1))
 	if err != nil {
-		return nil, http.StatusBadRequest, errors.New("Bad Request")
+		return nil, http.StatusBadRequest, errors.New(http.StatusText(http.StatusBadRequest)) // SendGrid's own words
 	}
 	if len(body) > MaxBodyBytes {
 		return nil, http.StatusRequestEntityTooLarge, errors.New("request entity too large")

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -151,7 +152,7 @@ func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
 		DeclaredBy: c.actor(),
 	}
 	_, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(contract.RequestTypeKey.ValueSet("breach"), contract.StatusKey.ValueSet(contract.IncidentNotifying),
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.RequestTypeKey.ValueSet(domain.TypeBreach), contract.StatusKey.ValueSet(contract.IncidentNotifying),
 			contract.DueAtKey.ValueSet(inc.AwareAt.Add(inc.NotifyWithin)))}, contract.WorkflowBreach, inc)
 	if err != nil {
 		s.unavailable(w, r, "declare incident", err)

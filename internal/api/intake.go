@@ -258,7 +258,7 @@ func (s *Server) openRequest(ctx context.Context, ref, typ string) (*Submitted, 
 	if _, err := s.Temporal.DescribeWorkflowExecution(ctx, out.ID, ""); err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			_, err = s.DB.Exec(ctx, `UPDATE lethe.requests SET status = 'abandoned', closed_at = now() WHERE id = $1 AND closed_at IS NULL AND received_at < now() - interval '1 minute'`, out.ID)
+			_, err = s.DB.Exec(ctx, `UPDATE lethe.requests SET status = $2, closed_at = now() WHERE id = $1 AND closed_at IS NULL AND received_at < now() - interval '1 minute'`, out.ID, domain.StatusAbandoned)
 			if err == nil {
 				return s.openRequestAfterRelease(ctx, ref, typ, out)
 			}
@@ -313,8 +313,8 @@ func (s *Server) overLimit(ctx context.Context, ref, typ, jurisdiction string, n
 		since := windowStart(l.Per, now)
 		rows, err := s.DB.Query(ctx, `SELECT received_at FROM lethe.requests
 			WHERE subject_ref = $1 AND type = $2 AND ($3 = '*' OR jurisdiction = $3) AND received_at > $4
-			  AND status NOT IN ('denied', 'expired', 'cancelled', 'abandoned')
-			ORDER BY received_at`, ref, typ, l.Jurisdiction, since)
+			  AND status <> ALL($5)
+			ORDER BY received_at`, ref, typ, l.Jurisdiction, since, domain.UncountedStatuses())
 		if err != nil {
 			return time.Time{}, err
 		}

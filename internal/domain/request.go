@@ -47,3 +47,15 @@ const (
 // StatusAbandoned is a request whose submission was claimed but never
 // started (its workflow could not be started and the submitter gave up).
 const StatusAbandoned = "abandoned"
+
+// UncountedStatuses are the statuses of requests that do not count towards a
+// person's request limits: refused, lapsed unverified, withdrawn, or never
+// started. A completed or a failed request counts.
+func UncountedStatuses() []string {
+	return []string{StatusDenied, StatusExpired, StatusCancelled, StatusAbandoned}
+}
+
+// TypeBreach is the request type an incident's workflow is listed under (the
+// request-type search attribute), so that operators find incidents beside
+// requests. It is not a privacy request: RequestTypes does not list it.
+const TypeBreach = "breach"

@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/lethe-privacy/lethe/internal/domain"
@@ -47,5 +48,21 @@ func TestStatusesAndTypesAreTheStoredWords(t *testing.T) {
 	}
 	if n := len(domain.RequestTypes()); n != 6 {
 		t.Errorf("%d request types", n)
+	}
+	if domain.TypeBreach != "breach" || slices.Contains(domain.RequestTypes(), domain.TypeBreach) {
+		t.Errorf("TypeBreach %q: the incidents' search attribute, not a privacy request", domain.TypeBreach)
+	}
+}
+
+func TestUncountedStatusesAreClosedButNotDone(t *testing.T) {
+	got := domain.UncountedStatuses()
+	want := []string{"denied", "expired", "cancelled", "abandoned"}
+	if !slices.Equal(got, want) {
+		t.Errorf("UncountedStatuses() = %q, want %q", got, want)
+	}
+	for _, s := range got {
+		if !domain.Closed(s) {
+			t.Errorf("%q is uncounted but not closed", s)
+		}
 	}
 }

@@ -310,7 +310,7 @@ func (s *Server) claim(ctx context.Context, id, ref string, in SubmitRequest, no
 func (s *Server) overLimit(ctx context.Context, ref, typ, jurisdiction string, now time.Time) (time.Time, error) {
 	var retryAt time.Time
 	for _, l := range s.Policies.Limits(typ, jurisdiction) {
-		since := windowStart(l.Per, now)
+		since := l.Per.Before(now) // business days as calendar days: the window is never shorter
 		rows, err := s.DB.Query(ctx, `SELECT received_at FROM lethe.requests
 			WHERE subject_ref = $1 AND type = $2 AND ($3 = '*' OR jurisdiction = $3) AND received_at > $4
 			  AND status <> ALL($5)
@@ -331,12 +331,6 @@ func (s *Server) overLimit(ctx context.Context, ref, typ, jurisdiction string, n
 		}
 	}
 	return retryAt, nil
-}
-
-// windowStart is now minus the period.
-func windowStart(p domain.Period, now time.Time) time.Time {
-	// Business days are counted as calendar days here: the window is never shorter.
-	return domain.AddCalendarMonths(now, -p.Months).AddDate(0, 0, -p.Days-p.BusinessDays)
 }
 
 // links are a request's routes: verify and resend only when it asks the

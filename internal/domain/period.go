@@ -61,6 +61,14 @@ func (p Period) After(t time.Time) time.Time {
 	return AddBusinessDays(t, p.BusinessDays)
 }
 
+// Before is the moment the period starts when it ends at t: months back,
+// then days back, with business days counted as calendar days, so that a
+// window or a retention ending at t is never shorter than p's business days.
+// (Calendar months do not invert: 31 March - 1mo = 28 February.)
+func (p Period) Before(t time.Time) time.Time {
+	return AddCalendarMonths(t, -p.Months).AddDate(0, 0, -p.Days-p.BusinessDays)
+}
+
 // Plus adds two periods of the same unit (extensions); mixed units add in
 // the order months, days, business days when applied with After.
 func (p Period) Plus(q Period) Period {

@@ -352,3 +352,42 @@ func TestPeriodWithin(t *testing.T) {
 		}
 	}
 }
+
+func TestPeriodBefore(t *testing.T) {
+	for _, c := range []struct {
+		p         domain.Period
+		end, want string
+	}{
+		{domain.Period{}, "2027-03-31", "2027-03-31"},
+		{domain.Period{Months: 1}, "2027-03-31", "2027-02-28"},
+		{domain.Period{Months: 1}, "2028-03-31", "2028-02-29"},
+		{domain.Period{Months: 1}, "2028-01-15", "2027-12-15"},
+		{domain.Period{Months: 12}, "2029-02-28", "2028-02-28"},
+		{domain.Period{Months: 72}, "2033-02-28", "2027-02-28"},
+		{domain.Period{Months: 120}, "2030-02-28", "2020-02-28"},
+		{domain.Period{Days: 30}, "2027-03-01", "2027-01-30"},
+		{domain.Period{Days: 30}, "2028-03-01", "2028-01-31"},
+		{domain.Period{Months: 1, Days: 1}, "2027-03-31", "2027-02-27"},
+		// Business days count as calendar days backwards: never a shorter window.
+		{domain.Period{BusinessDays: 10}, "2027-01-15", "2027-01-05"},
+		{domain.Period{Months: 1, BusinessDays: 2}, "2027-03-31", "2027-02-26"},
+	} {
+		if got := c.p.Before(day(c.end)); !got.Equal(day(c.want)) {
+			t.Errorf("%+v before %s = %s, want %s", c.p, c.end, got.Format("2006-01-02"), c.want)
+		}
+	}
+	at := time.Date(2027, 3, 31, 18, 5, 0, 0, time.UTC)
+	if got := (domain.Period{Months: 1}).Before(at); !got.Equal(time.Date(2027, 2, 28, 18, 5, 0, 0, time.UTC)) {
+		t.Errorf("the time of day moved: %s", got)
+	}
+	// A window of days or business days reaches at least as far back as the
+	// period reaches forward from its start. (Months do not invert: 31 March
+	// - 1mo = 28 February, + 1mo = 28 March.)
+	for _, p := range []domain.Period{{Days: 1}, {Days: 45}, {BusinessDays: 1}, {BusinessDays: 10}, {BusinessDays: 23}} {
+		for _, end := range []string{"2027-01-01", "2027-03-31", "2028-02-29", "2027-06-14"} {
+			if start := p.Before(day(end)); p.After(start).Before(day(end)) {
+				t.Errorf("%+v before %s = %s, and %s after that is earlier than the end", p, end, start.Format("2006-01-02"), p)
+			}
+		}
+	}
+}

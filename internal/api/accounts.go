@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -127,7 +128,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "read deactivation", err)
 		return
 	case view.Status == contract.AccountErased:
-		writeError(w, http.StatusConflict, "the grace period ended on %s and the account was erased: it cannot be restored", view.FinalAt.Format("2 January 2006"))
+		writeError(w, http.StatusConflict, "the grace period ended on %s and the account was erased: it cannot be restored", view.FinalAt.Format(domain.DateLayout))
 		return
 	case view.Status == contract.AccountRestored:
 		writeJSON(w, http.StatusOK, view) // restoring twice is the same restore
@@ -201,5 +202,5 @@ func (s *Server) appealClosed(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := in.ClosedAt.Add(s.Accounts.IDDocumentDeleteAfter)
 	writeJSON(w, http.StatusAccepted, map[string]any{"ticket": ticket, "delete_by": deadline, "workflow_id": contract.IDDocumentWorkflowID(ticket),
-		"note": fmt.Sprintf("the ticket's ID documents will be deleted by %s", deadline.Format("2 January 2006"))})
+		"note": fmt.Sprintf("the ticket's ID documents will be deleted by %s", deadline.Format(domain.DateLayout))})
 }

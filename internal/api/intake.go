@@ -147,7 +147,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	} else if !retryAt.IsZero() {
 		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(retryAt).Seconds())+1))
 		writeJSON(w, http.StatusTooManyRequests, Refusal{
-			Error:   fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format("2 January 2006")),
+			Error:   fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format(domain.DateLayout)),
 			RetryAt: retryAt,
 		})
 		return

@@ -23,7 +23,7 @@ import (
 // AccountLife works on accounts over time: deactivation and restore, the
 // inactivity sweep, and the deletion of ID documents.
 type AccountLife struct {
-	*Lifecycle
+	Lifecycle    *Lifecycle
 	Erasure      *Erasure
 	ExportBucket string // dry-run reports go here
 }
@@ -36,7 +36,7 @@ func (a *AccountLife) SetAccountStatus(ctx context.Context, in contract.AccountS
 	if err != nil {
 		return err
 	}
-	acc := a.Map.Accounts
+	acc := a.Lifecycle.Map.Accounts
 	if acc == nil {
 		return temporal.NewNonRetryableApplicationError("the data map has no accounts section", "NotConfigured", nil)
 	}
@@ -44,7 +44,7 @@ func (a *AccountLife) SetAccountStatus(ctx context.Context, in contract.AccountS
 	if in.Status != contract.AccountDeactivated {
 		to, from = acc.Active, acc.Deactivated
 	}
-	_, err = accounts.SetStatus(ctx, a.App, a.Map, userID, to, from)
+	_, err = accounts.SetStatus(ctx, a.Lifecycle.App, a.Lifecycle.Map, userID, to, from)
 	if errors.Is(err, accounts.ErrNoAccount) {
 		return temporal.NewNonRetryableApplicationError("the application has no such account", "UnknownAccount", nil)
 	}
@@ -60,7 +60,7 @@ const sweepPageSize = 500
 // ledger lethe.inactivity_notices makes every step happen once per person.
 func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPageInput) (contract.SweepPageResult, error) {
 	res := contract.SweepPageResult{Next: in.Cursor}
-	if acc := a.Map.Accounts; acc != nil && (in.Phase == contract.PhaseClosed && acc.ClosedAt == "" || in.Phase != contract.PhaseClosed && acc.LastActive == "") {
+	if acc := a.Lifecycle.Map.Accounts; acc != nil && (in.Phase == contract.PhaseClosed && acc.ClosedAt == "" || in.Phase != contract.PhaseClosed && acc.LastActive == "") {
 		// The data map has no column for this phase (no last activity, no
 		// closing date): nobody to sweep; the worker said so at start.
 		res.Done = true
@@ -74,10 +74,10 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 	deadline := domain.AddCalendarMonths(in.Now, -p.InactiveAfter.Months).AddDate(0, 0, -p.InactiveAfter.Days)
 	if in.Phase == contract.PhaseClosed {
 		cutoff := domain.AddCalendarMonths(in.Now, -p.ClosedKeep.Months).AddDate(0, 0, -p.ClosedKeep.Days)
-		list, err = accounts.ClosedBefore(ctx, a.App, a.Map, cutoff, in.Cursor.ID, sweepPageSize)
+		list, err = accounts.ClosedBefore(ctx, a.Lifecycle.App, a.Lifecycle.Map, cutoff, in.Cursor.ID, sweepPageSize)
 	} else {
 		threshold := deadline.Add(p.WarnBefore)
-		list, err = accounts.InactiveSince(ctx, a.App, a.Map, threshold, accounts.Cursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, sweepPageSize)
+		list, err = accounts.InactiveSince(ctx, a.Lifecycle.App, a.Lifecycle.Map, threshold, accounts.Cursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, sweepPageSize)
 	}
 	if err != nil {
 		return res, classifyDB(err)
@@ -85,7 +85,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 	for i, acc := range list {
 		res.Scanned++
 		res.Next = contract.SweepCursor{LastActive: acc.LastActive, ID: acc.ID}
-		ref := string(a.Subjects.UserID(acc.ID))
+		ref := string(a.Lifecycle.Subjects.UserID(acc.ID))
 		if in.Phase == contract.PhaseClosed {
 			if err := a.sweepErase(ctx, in, acc, ref, &report, "closed"); err != nil {
 				return res, err
@@ -97,7 +97,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 			LastActive, Due time.Time
 			Erased          *time.Time
 		}
-		err := a.DB.QueryRow(ctx, `SELECT last_active, due_at, erased_at FROM lethe.inactivity_notices WHERE subject_ref = $1`, ref).
+		err := a.Lifecycle.DB.QueryRow(ctx, `SELECT last_active, due_at, erased_at FROM lethe.inactivity_notices WHERE subject_ref = $1`, ref).
 			Scan(&notice.LastActive, &notice.Due, &notice.Erased)
 		warned := err == nil && notice.LastActive.Equal(acc.LastActive)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -145,23 +145,23 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput,
 		fmt.Fprintf(report, "%s,warn,%s,%s\n", acc.ID, acc.LastActive.Format(time.RFC3339), due.Format(time.RFC3339))
 		return nil
 	}
-	if _, err := a.DB.Exec(ctx, `INSERT INTO lethe.inactivity_notices (subject_ref, last_active, warned_at, due_at) VALUES ($1, $2, $3, $4)
+	if _, err := a.Lifecycle.DB.Exec(ctx, `INSERT INTO lethe.inactivity_notices (subject_ref, last_active, warned_at, due_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_ref) DO UPDATE SET last_active = EXCLUDED.last_active, warned_at = EXCLUDED.warned_at, due_at = EXCLUDED.due_at, erased_at = NULL`,
 		ref, acc.LastActive, in.Now, due); err != nil {
 		return classifyDB(fmt.Errorf("record warning: %w", err))
 	}
 	if acc.Email != "" {
-		msg, err := a.render(templates.InactivityWarning, templates.Data{FinalDate: due, LastActive: acc.LastActive, LinkURL: a.PublicURL,
-			Anonymize: a.Map.Accounts.EraseAction == "anonymize"})
+		msg, err := a.Lifecycle.render(templates.InactivityWarning, templates.Data{FinalDate: due, LastActive: acc.LastActive, LinkURL: a.Lifecycle.PublicURL,
+			Anonymize: a.Lifecycle.Map.Accounts.EraseAction == "anonymize"})
 		if err != nil {
 			return err
 		}
 		key := fmt.Sprintf("inactive:%s:%d", ref, acc.LastActive.Unix())
-		if err := a.send(ctx, acc.Email, msg, key, "", templates.InactivityWarning); err != nil {
+		if err := a.Lifecycle.send(ctx, acc.Email, msg, key, "", templates.InactivityWarning); err != nil {
 			return err
 		}
 	}
-	return a.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
+	return a.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
 		Detail: map[string]string{"due_at": due.Format(time.RFC3339)}, Key: fmt.Sprintf("inactive-warned:%s:%d", ref, acc.LastActive.Unix())})
 }
 
@@ -171,7 +171,7 @@ func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput
 		return nil
 	}
 	// Into the erasure ledger first, as every erasure: no restore brings the account back.
-	if err := ledger.Record(ctx, a.DB, ref, "sweep:"+why, a.Map.Digest(), in.Now); err != nil {
+	if err := ledger.Record(ctx, a.Lifecycle.DB, ref, "sweep:"+why, a.Lifecycle.Map.Digest(), in.Now); err != nil {
 		return classifyDB(err)
 	}
 	n, err := a.Erasure.eraseAccount(ctx, acc.ID, ref)
@@ -179,18 +179,18 @@ func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput
 		return err
 	}
 	if why == "inactive" {
-		if _, err := a.DB.Exec(ctx, `UPDATE lethe.inactivity_notices SET erased_at = $2 WHERE subject_ref = $1`, ref, in.Now); err != nil {
+		if _, err := a.Lifecycle.DB.Exec(ctx, `UPDATE lethe.inactivity_notices SET erased_at = $2 WHERE subject_ref = $1`, ref, in.Now); err != nil {
 			return classifyDB(err)
 		}
 	}
-	return a.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + why,
+	return a.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + why,
 		Detail: map[string]string{"items": fmt.Sprint(n)}, Key: fmt.Sprintf("account-erased:%s:%s", ref, why)})
 }
 
 // DeleteTicketDocuments deletes the ID documents of one appeal ticket: their
 // S3 objects, then their rows, and records the proof. Safe to repeat.
 func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in contract.TicketDocumentsInput) (contract.IDDocumentResult, error) {
-	docs, err := accounts.DocumentsOfTicket(ctx, a.App, a.Map, in.Ticket)
+	docs, err := accounts.DocumentsOfTicket(ctx, a.Lifecycle.App, a.Lifecycle.Map, in.Ticket)
 	if err != nil {
 		return contract.IDDocumentResult{}, classifyDB(err)
 	}
@@ -198,7 +198,7 @@ func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in contract.Tic
 	if err != nil {
 		return res, err
 	}
-	return res, a.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: "id_documents.deleted",
+	return res, a.Lifecycle.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: "id_documents.deleted",
 		Detail: map[string]string{"ticket": in.Ticket, "objects": fmt.Sprint(res.Objects), "rows": fmt.Sprint(res.Rows)},
 		Key:    "id-documents:" + in.Ticket})
 }
@@ -208,7 +208,7 @@ func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in contract.Tic
 func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in contract.OverdueDocumentsInput) (contract.IDDocumentResult, error) {
 	var total contract.IDDocumentResult
 	for {
-		docs, err := accounts.OverdueDocuments(ctx, a.App, a.Map, in.Cutoff, 500)
+		docs, err := accounts.OverdueDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, in.Cutoff, 500)
 		if err != nil {
 			return total, classifyDB(err)
 		}
@@ -224,7 +224,7 @@ func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in contract.
 		activity.RecordHeartbeat(ctx, total)
 	}
 	if total.Rows > 0 {
-		err := a.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: "id_documents.swept",
+		err := a.Lifecycle.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: "id_documents.swept",
 			Detail: map[string]string{"objects": fmt.Sprint(total.Objects), "rows": fmt.Sprint(total.Rows), "cutoff": in.Cutoff.Format(time.RFC3339)},
 			Key:    "id-documents-sweep:" + in.Cutoff.Format(time.RFC3339)})
 		if err != nil {
@@ -239,7 +239,7 @@ func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Docum
 	if len(docs) == 0 {
 		return res, nil
 	}
-	bucket := a.Map.IDDocuments.Bucket
+	bucket := a.Lifecycle.Map.IDDocuments.Bucket
 	ids := make([]string, 0, len(docs))
 	for _, d := range docs {
 		if _, err := a.Erasure.Objects.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(d.Object)}); err != nil {
@@ -248,7 +248,7 @@ func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Docum
 		res.Objects++
 		ids = append(ids, d.ID)
 	}
-	n, err := accounts.DeleteDocuments(ctx, a.App, a.Map, ids)
+	n, err := accounts.DeleteDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, ids)
 	if err != nil {
 		return res, classifyDB(err)
 	}

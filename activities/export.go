@@ -24,7 +24,7 @@ import (
 
 // Exports builds access and portability bundles (P3) and delivers them.
 type Exports struct {
-	*Lifecycle
+	Lifecycle  *Lifecycle
 	Objects    *s3.Client
 	Bucket     string // the export bucket
 	Processors *processors.Registry
@@ -118,7 +118,7 @@ func (x *Exports) PushBundle(ctx context.Context, in contract.PushInput) error {
 }
 
 func (x *Exports) audit(ctx context.Context, requestID, action string, n int) error {
-	return x.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: action,
+	return x.Lifecycle.AppendAudit(ctx, contract.AuditInput{Actor: "system", Action: action,
 		Detail: map[string]string{"request": requestID, "count": fmt.Sprint(n)}, Key: requestID + ":" + action})
 }
 
@@ -137,11 +137,11 @@ func processorPartKey(requestID, name string) string {
 // FetchProcessorExport asks one processor for what it holds about the person
 // and keeps it, record by record, in the export bucket until the bundle is built.
 func (x *Exports) FetchProcessorExport(ctx context.Context, in contract.ProcessorExportInput) error {
-	id, err := x.openIdentity(ctx, in.SubjectRef, in.Identity)
+	id, err := x.Lifecycle.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return err
 	}
-	userID, err := resolveUserID(ctx, x.App, x.Map, id)
+	userID, err := resolveUserID(ctx, x.Lifecycle.App, x.Lifecycle.Map, id)
 	if err != nil {
 		return err
 	}
@@ -173,11 +173,11 @@ func (x *Exports) FetchProcessorExport(ctx context.Context, in contract.Processo
 // BuildBundle streams every system of the data map, and the processors'
 // parts fetched before, into one ZIP in the export bucket.
 func (x *Exports) BuildBundle(ctx context.Context, in contract.BundleInput) (contract.ExportResult, error) {
-	id, err := x.openIdentity(ctx, in.SubjectRef, in.Identity)
+	id, err := x.Lifecycle.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return contract.ExportResult{}, err
 	}
-	userID, err := resolveUserID(ctx, x.App, x.Map, id)
+	userID, err := resolveUserID(ctx, x.Lifecycle.App, x.Lifecycle.Map, id)
 	if err != nil {
 		return contract.ExportResult{}, err
 	}
@@ -208,13 +208,13 @@ func (x *Exports) BuildBundle(ctx context.Context, in contract.BundleInput) (con
 	}
 	stop := heartbeatEvery(ctx, 10*time.Second)
 	defer stop()
-	idents, err := appdb.Identifiers(ctx, x.App, x.Map, userID)
+	idents, err := appdb.Identifiers(ctx, x.Lifecycle.App, x.Lifecycle.Map, userID)
 	if err != nil {
 		return contract.ExportResult{}, classifyDB(err)
 	}
-	withEmail(idents, x.Map, id.Email)
-	m, err := export.ExportSubject(ctx, export.Options{DB: x.App, S3: x.Objects, Map: x.Map, UserID: userID, Identifiers: idents,
-		Bucket: x.Bucket, Key: BundleKey(in.RequestID), Portability: in.Portability, Processors: parts, Gaps: in.Gaps, Title: x.CompanyName + ": your personal data"})
+	withEmail(idents, x.Lifecycle.Map, id.Email)
+	m, err := export.ExportSubject(ctx, export.Options{DB: x.Lifecycle.App, S3: x.Objects, Map: x.Lifecycle.Map, UserID: userID, Identifiers: idents,
+		Bucket: x.Bucket, Key: BundleKey(in.RequestID), Portability: in.Portability, Processors: parts, Gaps: in.Gaps, Title: x.Lifecycle.CompanyName + ": your personal data"})
 	if err != nil {
 		return contract.ExportResult{}, err
 	}

@@ -20,7 +20,7 @@ import (
 // Notices finds the people a breach or a policy change concerns and mails
 // each of them once, in batches of 1000 per SendGrid call (P11, P16).
 type Notices struct {
-	*Lifecycle
+	Lifecycle      *Lifecycle
 	Bulk           mail.BulkSender
 	Objects        *s3.Client
 	ExportBucket   string // affected-people lists are read from here; reports are written here
@@ -33,7 +33,7 @@ type Notices struct {
 func (n *Notices) CollectAffected(ctx context.Context, in contract.CollectInput) error {
 	switch {
 	case in.Source.Selector != "":
-		sel, ok := n.Map.Selector(in.Source.Selector)
+		sel, ok := n.Lifecycle.Map.Selector(in.Source.Selector)
 		if !ok {
 			return temporal.NewNonRetryableApplicationError("unknown selector", "BadInput", nil)
 		}
@@ -41,29 +41,29 @@ func (n *Notices) CollectAffected(ctx context.Context, in contract.CollectInput)
 		for i, p := range in.Source.Params {
 			args[i] = p
 		}
-		added, err := bulk.AddFromQuery(ctx, n.DB, n.App, in.Campaign, sel.SQL, args)
+		added, err := bulk.AddFromQuery(ctx, n.Lifecycle.DB, n.Lifecycle.App, in.Campaign, sel.SQL, args)
 		if err != nil {
 			return classifyDB(err)
 		}
-		n.Log.InfoContext(ctx, "affected people added", "campaign", in.Campaign, "added", added)
+		n.Lifecycle.Log.InfoContext(ctx, "affected people added", "campaign", in.Campaign, "added", added)
 	default:
 		obj, err := n.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(n.ExportBucket), Key: aws.String(in.Source.ObjectKey)})
 		if err != nil {
 			return fmt.Errorf("read the list of affected people: %w", err)
 		}
 		defer obj.Body.Close()
-		added, err := bulk.AddFromLines(ctx, n.DB, in.Campaign, obj.Body)
+		added, err := bulk.AddFromLines(ctx, n.Lifecycle.DB, in.Campaign, obj.Body)
 		if err != nil {
 			return err
 		}
-		n.Log.InfoContext(ctx, "affected people added", "campaign", in.Campaign, "added", added)
+		n.Lifecycle.Log.InfoContext(ctx, "affected people added", "campaign", in.Campaign, "added", added)
 	}
 	return nil
 }
 
 // NoticeCounts says how far a campaign got.
 func (n *Notices) NoticeCounts(ctx context.Context, campaign string) (contract.NoticeCounts, error) {
-	c, err := bulk.Counts(ctx, n.DB, campaign)
+	c, err := bulk.Counts(ctx, n.Lifecycle.DB, campaign)
 	if err != nil {
 		return contract.NoticeCounts{}, classifyDB(err)
 	}
@@ -78,7 +78,7 @@ func (n *Notices) SendNoticeBatch(ctx context.Context, in contract.SendBatchInpu
 	// ledger recorded it, is the one way a person could be mailed twice.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	res, err := bulk.SendBatch(ctx, n.DB, n.App, n.Map, n.Bulk, in.Campaign,
+	res, err := bulk.SendBatch(ctx, n.Lifecycle.DB, n.Lifecycle.App, n.Lifecycle.Map, n.Bulk, in.Campaign,
 		bulk.Message{Subject: in.Message.Subject, Text: in.Message.Text, HTML: in.Message.HTML, Template: in.Message.Template}, in.Batch)
 	if err != nil {
 		if mail.IsPermanent(err) {
@@ -104,7 +104,7 @@ func toNotify(in contract.Incident, company string, phase int, c contract.Notice
 
 // RenderBreachNotice renders the notice every affected person receives.
 func (n *Notices) RenderBreachNotice(ctx context.Context, in contract.Incident) (contract.NoticeMessage, error) {
-	msg, err := notify.BreachNotice(toNotify(in, n.CompanyName, 0, contract.NoticeCounts{}))
+	msg, err := notify.BreachNotice(toNotify(in, n.Lifecycle.CompanyName, 0, contract.NoticeCounts{}))
 	if err != nil {
 		return contract.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
 	}
@@ -113,7 +113,7 @@ func (n *Notices) RenderBreachNotice(ctx context.Context, in contract.Incident) 
 
 // RenderPolicyNotice renders a policy-change notice.
 func (n *Notices) RenderPolicyNotice(ctx context.Context, in contract.PolicyNotice) (contract.NoticeMessage, error) {
-	msg, err := notify.PolicyChangeNotice(notify.PolicyChange{CompanyName: n.CompanyName, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt})
+	msg, err := notify.PolicyChangeNotice(notify.PolicyChange{CompanyName: n.Lifecycle.CompanyName, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt})
 	if err != nil {
 		return contract.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadNotice", nil)
 	}
@@ -123,7 +123,7 @@ func (n *Notices) RenderPolicyNotice(ctx context.Context, in contract.PolicyNoti
 // WriteAuthorityReport writes the GDPR Art. 33(3) report of one phase to S3
 // (HTML and JSON) and mails it to the data-protection contact, once per phase.
 func (n *Notices) WriteAuthorityReport(ctx context.Context, in contract.ReportInput) (string, error) {
-	html, doc, err := notify.AuthorityReport(toNotify(in.Incident, n.CompanyName, in.Phase, in.Counts))
+	html, doc, err := notify.AuthorityReport(toNotify(in.Incident, n.Lifecycle.CompanyName, in.Phase, in.Counts))
 	if err != nil {
 		return "", temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
 	}
@@ -134,7 +134,7 @@ func (n *Notices) WriteAuthorityReport(ctx context.Context, in contract.ReportIn
 		}
 	}
 	if n.AuthorityEmail != "" {
-		err := n.Mail.Send(ctx, mail.Message{To: n.AuthorityEmail, Subject: fmt.Sprintf("Personal data breach report %s, phase %d", in.Incident.ID, in.Phase),
+		err := n.Lifecycle.Mail.Send(ctx, mail.Message{To: n.AuthorityEmail, Subject: fmt.Sprintf("Personal data breach report %s, phase %d", in.Incident.ID, in.Phase),
 			Text: "The report is attached as HTML below and stored at s3://" + n.ExportBucket + "/" + base + ".html", HTML: string(html),
 			Template: "authority_report", IdempotencyKey: base, RequestID: in.Incident.ID})
 		if err != nil && !errors.Is(err, mail.ErrSentNotRecorded) {
@@ -146,7 +146,7 @@ func (n *Notices) WriteAuthorityReport(ctx context.Context, in contract.ReportIn
 
 // WritePublicNotice writes the public notice for when people cannot be told one by one.
 func (n *Notices) WritePublicNotice(ctx context.Context, in contract.ReportInput) (string, error) {
-	ni := toNotify(in.Incident, n.CompanyName, 0, in.Counts)
+	ni := toNotify(in.Incident, n.Lifecycle.CompanyName, 0, in.Counts)
 	if in.Incident.PublicNotice {
 		ni.PublicNoticeReason = "Telling each person individually would take disproportionate effort."
 	}

@@ -44,11 +44,11 @@ func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in contract.Pro
 	return processorCall(ctx, out), nil
 }
 
-// ProcessorStatus asks how an asynchronous erasure is going: by the
+// ProcessorErasureStatus asks how an asynchronous erasure is going: by the
 // connector's own check from what the erasure recorded (SendGrid contact,
 // OpenDSR request), else by repeating the erasure, which is safe and
 // reports progress (webhook jobs).
-func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+func (p *ProcessorErasure) ProcessorErasureStatus(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 	eraser, err := p.eraser(in.Processor)
 	if err != nil {
 		return contract.ProcessorCall{}, err
@@ -79,10 +79,10 @@ func (p *ProcessorErasure) ProcessorStatus(ctx context.Context, in contract.Proc
 	return processorCall(ctx, out), nil
 }
 
-// ConfirmErasure re-checks an erasure after the processor's retention
+// ConfirmProcessorErasure re-checks an erasure after the processor's retention
 // window, from what the erasure recorded only: the identity is shredded by
 // then. A connector that cannot check answers needs_operator.
-func (p *ProcessorErasure) ConfirmErasure(ctx context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
+func (p *ProcessorErasure) ConfirmProcessorErasure(ctx context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
 	if _, err := p.eraser(in.Processor); err != nil {
 		return contract.ProcessorCall{}, err
 	}

@@ -65,8 +65,8 @@ func newProcessorSetup(t *testing.T) *processorSetup {
 	var s testsuite.WorkflowTestSuite
 	p.env = s.NewTestActivityEnvironment()
 	p.env.RegisterActivity(p.act.EraseAtProcessor)
-	p.env.RegisterActivity(p.act.ProcessorStatus)
-	p.env.RegisterActivity(p.act.ConfirmErasure)
+	p.env.RegisterActivity(p.act.ProcessorErasureStatus)
+	p.env.RegisterActivity(p.act.ConfirmProcessorErasure)
 	return p
 }
 
@@ -105,7 +105,7 @@ func TestEraseAtProcessorErasesAndAnswersWithEvidence(t *testing.T) {
 		t.Fatal("customer not deleted")
 	}
 	// Weeks later, without the identity: the erasure held.
-	conf, err := p.call(t, p.act.ConfirmErasure, contract.ConfirmErasureInput{RequestID: "req_p", Processor: "stripe", Erasure: c})
+	conf, err := p.call(t, p.act.ConfirmProcessorErasure, contract.ConfirmErasureInput{RequestID: "req_p", Processor: "stripe", Erasure: c})
 	if err != nil || conf.Status != contract.ProcessorCallGone {
 		t.Fatalf("confirm %+v, %v", conf, err)
 	}
@@ -147,7 +147,7 @@ func TestAManualProcessorAnswersWithItsStepsNotAnError(t *testing.T) {
 	if err != nil || c.Status != contract.ProcessorCallNeedsOperator || len(c.Steps) < 2 || !strings.Contains(c.Steps[0], "Paddle") {
 		t.Fatalf("manual: %+v, %v", c, err)
 	}
-	conf, err := p.call(t, p.act.ConfirmErasure, contract.ConfirmErasureInput{RequestID: "req_p", Processor: "paddle", Erasure: c})
+	conf, err := p.call(t, p.act.ConfirmProcessorErasure, contract.ConfirmErasureInput{RequestID: "req_p", Processor: "paddle", Erasure: c})
 	if err != nil || conf.Status != contract.ProcessorCallNeedsOperator || len(conf.Steps) == 0 {
 		t.Fatalf("manual confirm: %+v, %v", conf, err)
 	}
@@ -160,7 +160,7 @@ func TestProcessorStatusFollowsAsynchronousErasures(t *testing.T) {
 	pending := contract.ProcessorCall{Processor: "sendgrid", Status: contract.ProcessorCallPending, JobID: "job", Refs: []contract.ProcessorRef{{Kind: "contact", ID: id}}}
 	in := p.input("sendgrid")
 	in.Earlier = &pending
-	c, err := p.call(t, p.act.ProcessorStatus, in)
+	c, err := p.call(t, p.act.ProcessorErasureStatus, in)
 	if err != nil || c.Status != contract.ProcessorCallPending { // not deleted yet: still pending
 		t.Fatalf("before the job: %+v, %v", c, err)
 	}
@@ -170,7 +170,7 @@ func TestProcessorStatusFollowsAsynchronousErasures(t *testing.T) {
 	}
 	in.Earlier = &erased
 	p.sendgrid.ResetCalls()
-	c, err = p.call(t, p.act.ProcessorStatus, in)
+	c, err = p.call(t, p.act.ProcessorErasureStatus, in)
 	if err != nil || c.Status != contract.ProcessorCallGone || len(p.sendgrid.CallsTo(http.MethodDelete, "")) != 0 {
 		t.Fatalf("after the job: %+v, %v, calls %+v", c, err, p.sendgrid.Calls())
 	}
@@ -183,7 +183,7 @@ func TestProcessorStatusFollowsAsynchronousErasures(t *testing.T) {
 	}
 	in = p.input("hook")
 	in.Earlier = &hook
-	c, err = p.call(t, p.act.ProcessorStatus, in)
+	c, err = p.call(t, p.act.ProcessorErasureStatus, in)
 	if err != nil || c.Status != contract.ProcessorCallGone || len(p.webhook.Deliveries()) != 2 {
 		t.Fatalf("webhook status: %+v, %v, %d deliveries", c, err, len(p.webhook.Deliveries()))
 	}

@@ -18,17 +18,17 @@ import (
 // Changes applies rectifications and consent changes (P12, P13) in the
 // application database and at the processors that hold the data.
 type Changes struct {
-	*Lifecycle
+	Lifecycle  *Lifecycle
 	Processors *processors.Registry // nil when the data map names none
 }
 
 // open reads the request's sealed identity and the person's user id.
 func (c *Changes) open(ctx context.Context, in contract.ChangeInput) (identity.Identity, string, error) {
-	id, err := c.openIdentity(ctx, in.SubjectRef, in.Identity)
+	id, err := c.Lifecycle.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return id, "", err
 	}
-	userID, err := resolveUserID(ctx, c.App, c.Map, id)
+	userID, err := resolveUserID(ctx, c.Lifecycle.App, c.Lifecycle.Map, id)
 	if err != nil {
 		return id, "", err
 	}
@@ -45,7 +45,7 @@ func (c *Changes) ApplyCorrections(ctx context.Context, in contract.ChangeInput)
 	if err != nil {
 		return contract.ChangeResult{}, err
 	}
-	changes, err := rectify.Apply(ctx, c.App, c.Map, userID, id.Corrections)
+	changes, err := rectify.Apply(ctx, c.Lifecycle.App, c.Lifecycle.Map, userID, id.Corrections)
 	var refused *rectify.Refused
 	if errors.As(err, &refused) {
 		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("corrections refused", "Refused", nil)
@@ -57,7 +57,7 @@ func (c *Changes) ApplyCorrections(ctx context.Context, in contract.ChangeInput)
 	for _, ch := range changes {
 		res.Lines = append(res.Lines, fmt.Sprintf("Corrected %s in %s", ch.Field, ch.Table))
 	}
-	for name := range rectify.ProcessorFields(c.Map, id.Corrections) {
+	for name := range rectify.ProcessorFields(c.Lifecycle.Map, id.Corrections) {
 		res.Processors = append(res.Processors, name)
 	}
 	slices.Sort(res.Processors)
@@ -70,7 +70,7 @@ func (c *Changes) UpdateProcessor(ctx context.Context, in contract.ChangeInput) 
 	if err != nil {
 		return "", err
 	}
-	fields := rectify.ProcessorFields(c.Map, id.Corrections)[in.Processor]
+	fields := rectify.ProcessorFields(c.Lifecycle.Map, id.Corrections)[in.Processor]
 	var conn processors.Rectifier
 	ok := false
 	if c.Processors != nil {
@@ -96,11 +96,11 @@ func (c *Changes) RecordConsent(ctx context.Context, in contract.ChangeInput) (c
 	if id.Consent == nil {
 		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("no consent change in the request", "BadInput", nil)
 	}
-	purpose, ok := c.Map.Purpose(id.Consent.Purpose)
+	purpose, ok := c.Lifecycle.Map.Purpose(id.Consent.Purpose)
 	if !ok {
 		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("unknown purpose", "BadInput", nil)
 	}
-	if err := rectify.RecordConsent(ctx, c.App, c.Map, userID, purpose.Name, id.Consent.Granted, id.Consent.Source, time.Now().UTC()); err != nil {
+	if err := rectify.RecordConsent(ctx, c.Lifecycle.App, c.Lifecycle.Map, userID, purpose.Name, id.Consent.Granted, id.Consent.Source, time.Now().UTC()); err != nil {
 		return contract.ChangeResult{}, classifyDB(err)
 	}
 	verb := "withdrawn"

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/api"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/testenv"
@@ -41,17 +45,17 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 	w := worker.New(st.Temporal, st.Config.TemporalTaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
 	w.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
-	w.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	var atProcessor *activities.ProcessorErasure
+	var lifecycle *activities.Lifecycle
+	fakeActivity(w, atProcessor.EraseAtProcessor, func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		return contract.ProcessorCall{Processor: "dsr", Status: contract.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityEraseAtProcessor})
-	w.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	})
+	fakeActivity(w, atProcessor.ProcessorErasureStatus, func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		statusAsked.Add(1)
 		return contract.ProcessorCall{Processor: "dsr", Status: contract.ProcessorCallDone, HTTPStatus: 200}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityProcessorStatus})
-	w.RegisterActivityWithOptions(func(context.Context, contract.SendMailInput) error { return nil },
-		activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	w.RegisterActivityWithOptions(func(context.Context, contract.AuditInput) error { return nil },
-		activity.RegisterOptions{Name: workflows.ActivityAudit})
+	})
+	fakeActivity(w, lifecycle.SendRequestMail, func(context.Context, contract.SendMailInput) error { return nil })
+	fakeActivity(w, lifecycle.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,4 +125,14 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 	if res.Status != contract.ProcessorConfirmed || res.JobID != job || statusAsked.Load() != 1 {
 		t.Fatalf("result %+v, status asked %d times", res, statusAsked.Load())
 	}
+}
+
+// fakeActivity registers fn on w in the place of the activity act (an
+// activity method, such as lifecycle.AppendAudit on a nil pointer), under
+// the name the worker registers act under: its method name. The compiler
+// checks that act exists and that fn has its signature.
+func fakeActivity[F any](w worker.Worker, act, fn F) {
+	name := runtime.FuncForPC(reflect.ValueOf(act).Pointer()).Name() // …(*Lifecycle).AppendAudit-fm
+	name = strings.TrimSuffix(name[strings.LastIndex(name, ".")+1:], "-fm")
+	w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 }

@@ -42,7 +42,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testenv/sendgridfake"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/worker/registry"
-	"github.com/lethe-privacy/lethe/workflows"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -522,7 +521,7 @@ func (c *completions) wait(id string) <-chan struct{} {
 // code of every activity that the PrivacyRequest and EraseSubject
 // workflows run for a backend-verified erasure — without Temporal, its
 // retries, its histories and the API. It takes the functions from the
-// worker's own registry (registry.Activities); the S3 step calls
+// worker's own registry (registry.NewActivities); the S3 step calls
 // objectstore.DeletePrefix, the code of EraseObjects, because that
 // activity heartbeats and needs an activity context. What outlives a
 // request (the backups watch, processor follow-ups, hold releases) is left
@@ -544,28 +543,19 @@ type directEraser struct {
 
 func newDirectEraser(tb testing.TB, deps registry.Deps) *directEraser {
 	tb.Helper()
-	acts := registry.Activities(deps)
+	acts := registry.NewActivities(deps)
 	return &directEraser{
 		deps:           deps,
-		recordStep:     activityFunc[func(context.Context, contract.TransitionInput) error](tb, acts, workflows.ActivityRecordTransition),
-		sendMail:       activityFunc[func(context.Context, contract.SendMailInput) error](tb, acts, workflows.ActivitySendMail),
-		plan:           activityFunc[func(context.Context, contract.ErasureInput) (contract.ErasurePlan, error)](tb, acts, workflows.ActivityPlanErasure),
-		recordErasure:  activityFunc[func(context.Context, contract.RecordErasureInput) error](tb, acts, workflows.ActivityRecordErasure),
-		eraseTables:    activityFunc[func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error)](tb, acts, workflows.ActivityEraseTables),
-		eraseProcessor: activityFunc[func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error)](tb, acts, workflows.ActivityEraseAtProcessor),
-		verify:         activityFunc[func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error)](tb, acts, workflows.ActivityVerifyErasure),
-		audit:          activityFunc[func(context.Context, contract.AuditInput) error](tb, acts, workflows.ActivityAudit),
-		shred:          activityFunc[func(context.Context, string) error](tb, acts, workflows.ActivityShredSubject),
+		recordStep:     acts.Lifecycle.RecordTransition,
+		sendMail:       acts.Lifecycle.SendRequestMail,
+		plan:           acts.Erasure.PlanErasure,
+		recordErasure:  acts.Ledger.RecordErasure,
+		eraseTables:    acts.Erasure.EraseTables,
+		eraseProcessor: acts.ProcessorErasure.EraseAtProcessor,
+		verify:         acts.Erasure.VerifyErasure,
+		audit:          acts.Lifecycle.AppendAudit,
+		shred:          acts.Lifecycle.ShredSubject,
 	}
-}
-
-func activityFunc[F any](tb testing.TB, acts map[string]any, name string) F {
-	tb.Helper()
-	f, ok := acts[name].(F)
-	if !ok {
-		tb.Fatalf("activity %s is a %T", name, acts[name])
-	}
-	return f
 }
 
 // erase runs one person's erasure: what the API does to accept it (seal

@@ -19,7 +19,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/ledger"
-	"github.com/lethe-privacy/lethe/workflows"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -87,7 +86,7 @@ func TestRestoreReconcileErasesAgainThosePersonsARestoreBroughtBack(t *testing.T
 	ref := string(e.Deps.Subjects.UserID(target.ID))
 	entry, ok, err := ledger.Get(ctx, e.Lethe, ref)
 	if err != nil || !ok {
-		t.Fatalf("the erasure is not in the erasure ledger (%v): EraseSubject must call %s before it deletes anything", err, workflows.ActivityRecordErasure)
+		t.Fatalf("the erasure is not in the erasure ledger (%v): EraseSubject must call Ledger.RecordErasure before it deletes anything", err)
 	}
 	if entry.RequestID != requestID || entry.MapDigest == "" || entry.ReconciledCount != 0 {
 		t.Fatalf("ledger entry %+v", entry)

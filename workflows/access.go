@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
+
+// exports builds and delivers bundles (a nil pointer: see activities.go).
+var exports *activities.Exports
 
 // BuildExport gathers the person's data from every system of the data map:
 // each processor that can export is fetched by its own activity, so a slow
@@ -19,7 +23,7 @@ import (
 func BuildExport(ctx workflow.Context, in contract.ExportInput) (contract.ExportResult, error) {
 	ctx = withActivityDefaults(ctx)
 	var names []string
-	if err := workflow.ExecuteActivity(ctx, ActivityExportSources).Get(ctx, &names); err != nil {
+	if err := workflow.ExecuteActivity(ctx, exports.ExportSources).Get(ctx, &names); err != nil {
 		return contract.ExportResult{}, err
 	}
 	// An operator decides about a processor that keeps failing: retry it, or
@@ -51,14 +55,14 @@ func BuildExport(ctx workflow.Context, in contract.ExportInput) (contract.Export
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			for {
-				err := workflow.ExecuteActivity(fetchCtx, ActivityFetchProcessor, contract.ProcessorExportInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: name}).Get(ctx, nil)
+				err := workflow.ExecuteActivity(fetchCtx, exports.FetchProcessorExport, contract.ProcessorExportInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: name}).Get(ctx, nil)
 				if err == nil {
 					fetched = append(fetched, name)
 					return
 				}
 				// It keeps failing: the privacy team decides, through the API or the UI.
 				delete(decisions, name)
-				_ = workflow.ExecuteActivity(ctx, ActivitySendMail, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, ToPrivacyTeam: true,
+				_ = workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, ToPrivacyTeam: true,
 					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: contract.MailData{RequestType: "access", Jurisdiction: "gdpr", DueDate: workflow.Now(ctx),
 						Lines: []string{"processor " + name + " does not answer: retry or skip it (POST /v1/requests/" + in.RequestID + "/sources)"}}}).Get(ctx, nil)
 				if err := workflow.Await(ctx, func() bool { _, ok := decisions[name]; return ok }); err != nil {
@@ -73,7 +77,7 @@ func BuildExport(ctx workflow.Context, in contract.ExportInput) (contract.Export
 	}
 	wg.Wait(ctx)
 	var res contract.ExportResult
-	err := workflow.ExecuteActivity(withLongActivity(ctx), ActivityBuildBundle, contract.BundleInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity,
+	err := workflow.ExecuteActivity(withLongActivity(ctx), exports.BuildBundle, contract.BundleInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity,
 		Portability: in.Portability, Processors: fetched, Gaps: gaps}).Get(ctx, &res)
 	return res, err
 }
@@ -94,7 +98,7 @@ func KeepExport(ctx workflow.Context, in contract.ExpiryInput) (int, error) {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateNewLink,
 		func(ctx workflow.Context) (contract.LinkResult, error) {
 			var link contract.LinkResult
-			err := workflow.ExecuteActivity(withActivityDefaults(ctx), ActivityPresignLink, contract.LinkInput{Key: in.Key, ExpiresAt: expires}).Get(ctx, &link)
+			err := workflow.ExecuteActivity(withActivityDefaults(ctx), exports.PresignLink, contract.LinkInput{Key: in.Key, ExpiresAt: expires}).Get(ctx, &link)
 			return link, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
@@ -110,7 +114,7 @@ func KeepExport(ctx workflow.Context, in contract.ExpiryInput) (int, error) {
 	}
 	deleted = true
 	var n int
-	err := workflow.ExecuteActivity(withActivityDefaults(ctx), ActivityDeleteBundle, in).Get(ctx, &n)
+	err := workflow.ExecuteActivity(withActivityDefaults(ctx), exports.DeleteBundle, in).Get(ctx, &n)
 	return n, err
 }
 
@@ -130,7 +134,7 @@ func (r *request) export(ctx workflow.Context) error {
 		return err
 	}
 	var link contract.LinkResult
-	if err := workflow.ExecuteActivity(ctx, ActivityPresignLink, contract.LinkInput{Key: res.Key, ExpiresAt: workflow.Now(ctx).Add(valid)}).Get(ctx, &link); err != nil {
+	if err := workflow.ExecuteActivity(ctx, exports.PresignLink, contract.LinkInput{Key: res.Key, ExpiresAt: workflow.Now(ctx).Add(valid)}).Get(ctx, &link); err != nil {
 		return err
 	}
 	r.link = link
@@ -140,7 +144,7 @@ func (r *request) export(ctx workflow.Context) error {
 	}
 	if r.in.PushTo != "" {
 		// Portability to a third party the person named: the same bundle, sent there.
-		if err := workflow.ExecuteActivity(ctx, ActivityPushBundle, contract.PushInput{RequestID: r.in.RequestID, Key: res.Key, URL: r.in.PushTo}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(ctx, exports.PushBundle, contract.PushInput{RequestID: r.in.RequestID, Key: res.Key, URL: r.in.PushTo}).Get(ctx, nil); err != nil {
 			return fmt.Errorf("send the bundle to the named recipient: %w", err)
 		}
 		r.view.Outcome = append(r.view.Outcome, "A copy was sent to the recipient you named.")

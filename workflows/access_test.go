@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -21,13 +20,13 @@ func TestTheBundleIsDeletedWhenItsLinkExpiresAndANewLinkWorksUntilThen(t *testin
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(jan15)
 	var deletedAt time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ExpiryInput) (int, error) {
+	fake(env, exports.DeleteBundle, func(_ context.Context, in contract.ExpiryInput) (int, error) {
 		deletedAt = env.Now()
 		return 1, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityDeleteBundle})
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.LinkInput) (contract.LinkResult, error) {
+	})
+	fake(env, exports.PresignLink, func(_ context.Context, in contract.LinkInput) (contract.LinkResult, error) {
 		return contract.LinkResult{URL: "https://s3/presigned", ExpiresAt: in.ExpiresAt}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityPresignLink})
+	})
 	fresh, late := &outcome{}, &outcome{}
 	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(contract.UpdateNewLink, "n1", callbacks{fresh}) }, 6*24*time.Hour)
 	env.ExecuteWorkflow(workflows.KeepExport, contract.ExpiryInput{RequestID: "req_x", Key: "exports/req_x/bundle.zip", ValidFor: 7 * 24 * time.Hour})
@@ -47,26 +46,25 @@ func TestAFailingProcessorWaitsForTheOperatorWhoSkipsItWithAReason(t *testing.T)
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterActivityWithOptions(func(context.Context) ([]string, error) { return []string{"mailchimp", "stripe"}, nil },
-		activity.RegisterOptions{Name: workflows.ActivityExportSources})
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ProcessorExportInput) error {
+	fake(env, exports.ExportSources, func(context.Context) ([]string, error) { return []string{"mailchimp", "stripe"}, nil })
+	fake(env, exports.FetchProcessorExport, func(_ context.Context, in contract.ProcessorExportInput) error {
 		if in.Processor == "mailchimp" {
 			return temporal.NewNonRetryableApplicationError("400", contract.RefusedNeedsOperator, nil)
 		}
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivityFetchProcessor})
+	})
 	teamMails := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error {
+	fake(env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		if in.ToPrivacyTeam {
 			teamMails++
 		}
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
+	})
 	var built contract.BundleInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.BundleInput) (contract.ExportResult, error) {
+	fake(env, exports.BuildBundle, func(_ context.Context, in contract.BundleInput) (contract.ExportResult, error) {
 		built = in
 		return contract.ExportResult{Key: "k"}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityBuildBundle})
+	})
 	bad, skip := &outcome{}, &outcome{}
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(contract.UpdateProcessorDecision, "d0", callbacks{bad}, contract.ProcessorDecision{Processor: "mailchimp", Action: "skip"})

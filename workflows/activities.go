@@ -5,57 +5,21 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/lethe-privacy/lethe/activities"
 )
 
-// Activity names: the contract between these workflows and package activities.
-// The worker registers each activity under exactly this name (a test checks).
-const (
-	ActivityRecordTransition = "RecordTransition"
-	ActivityIssueCode        = "IssueVerificationCode"
-	ActivitySendMail         = "SendRequestMail"
-	ActivityShredSubject     = "ShredSubject"
-	ActivityEraseTables      = "EraseTables"
-	ActivityEraseObjects     = "EraseObjects"
-	ActivityPurgeRecords     = "PurgeClosedRequests"
-	ActivitySetAccountStatus = "SetAccountStatus"
-	ActivityAudit            = "AppendAudit"
-	ActivitySweepPage        = "SweepInactivePage"
-	ActivityDeleteTicketDocs = "DeleteTicketDocuments"
-	ActivityDeleteOverdueIDs = "DeleteOverdueIDDocuments"
-	ActivityApplyCorrections = "ApplyCorrections"
-	ActivityUpdateProcessor  = "UpdateProcessor"
-	ActivityRecordConsent    = "RecordConsent"
-	ActivityProcessorConsent = "SetProcessorConsent"
-	ActivityCollectAffected  = "CollectAffected"
-	ActivityNoticeCounts     = "NoticeCounts"
-	ActivitySendBatch        = "SendNoticeBatch"
-	ActivityRenderNotice     = "RenderBreachNotice"
-	ActivityWriteReport      = "WriteAuthorityReport"
-	ActivityPublicNotice     = "WritePublicNotice"
-	ActivityRenderPolicy     = "RenderPolicyNotice"
-	ActivityExportSources    = "ExportSources"
-	ActivityFetchProcessor   = "FetchProcessorExport"
-	ActivityBuildBundle      = "BuildBundle"
-	ActivityPresignLink      = "PresignLink"
-	ActivityDeleteBundle     = "DeleteBundle"
-	ActivityPushBundle       = "PushBundle"
-	ActivityPlanErasure      = "PlanErasure"
-	ActivityVerifyErasure    = "VerifyErasure"
-	ActivityEraseHeld        = "EraseHeldRows"
+// The activities more than one workflow calls. A workflow names an activity
+// by its method (workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, in)):
+// the SDK takes the method's name, which is the name the worker registers
+// it under, and the compiler checks that the method exists (not the input:
+// ExecuteActivity takes any). These pointers stay nil: a workflow never
+// runs an activity itself.
+var (
+	lifecycle *activities.Lifecycle   // request records, audit, mail, codes, keys
+	ledger    *activities.Ledger      // the erasure ledger and the backups (P6)
+	accounts  *activities.AccountLife // account status, the inactivity sweep, ID documents
 )
-
-// ActivityNames lists every activity the workflows call.
-func ActivityNames() []string {
-	return append([]string{ActivityRecordErasure, ActivityReconcilePage, ActivityCountBackups, ActivityMarkBackupsClear, // erasure ledger and backups (ledger.go, reconcile.go, backups.go)
-		ActivityRecordTransition, ActivityIssueCode, ActivitySendMail,
-		ActivityShredSubject, ActivityEraseTables, ActivityEraseObjects, ActivityPurgeRecords,
-		ActivitySetAccountStatus, ActivityAudit, ActivitySweepPage, ActivityDeleteTicketDocs, ActivityDeleteOverdueIDs,
-		ActivityApplyCorrections, ActivityUpdateProcessor, ActivityRecordConsent, ActivityProcessorConsent,
-		ActivityCollectAffected, ActivityNoticeCounts, ActivitySendBatch, ActivityRenderNotice, ActivityWriteReport,
-		ActivityPublicNotice, ActivityRenderPolicy,
-		ActivityExportSources, ActivityFetchProcessor, ActivityBuildBundle, ActivityPresignLink, ActivityDeleteBundle, ActivityPushBundle,
-		ActivityPlanErasure, ActivityVerifyErasure, ActivityEraseHeld}, ProcessorErasureActivityNames()...)
-}
 
 // defaultActivityOptions retries with backoff for as long as a person's
 // deadline allows; an activity classifies permanent failures as non-retryable.

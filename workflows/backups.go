@@ -9,12 +9,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// The backup watch's activities.
-const (
-	ActivityCountBackups     = "CountBackupsBefore"
-	ActivityMarkBackupsClear = "MarkBackupsClear"
-)
-
 // backupChecksPerRun bounds the history of one run: then it continues as new.
 const backupChecksPerRun = 100
 
@@ -85,7 +79,7 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 				continue
 			}
 			var res contract.CountBackupsResult
-			if err := workflow.ExecuteActivity(listCtx, ActivityCountBackups, contract.CountBackupsInput{Bucket: l.Bucket, Prefix: l.Prefix, Before: in.ErasedAt}).Get(ctx, &res); err != nil {
+			if err := workflow.ExecuteActivity(listCtx, ledger.CountBackupsBefore, contract.CountBackupsInput{Bucket: l.Bucket, Prefix: l.Prefix, Before: in.ErasedAt}).Get(ctx, &res); err != nil {
 				return time.Time{}, fmt.Errorf("list backup location %s: %w", l.Name, err)
 			}
 			s.Remaining, s.Oldest, s.CheckedAt = res.Count, res.Oldest, workflow.Now(ctx)
@@ -123,12 +117,12 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 	}
 
 	clearAt := workflow.Now(ctx)
-	if err := workflow.ExecuteActivity(ctx, ActivityMarkBackupsClear, contract.MarkBackupsClearInput{RequestID: in.RequestID, ClearAt: clearAt}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, ledger.MarkBackupsClear, contract.MarkBackupsClearInput{RequestID: in.RequestID, ClearAt: clearAt}).Get(ctx, nil); err != nil {
 		return time.Time{}, fmt.Errorf("record the backups clear in the ledger: %w", err)
 	}
 	detail := map[string]string{"clear_at": clearAt.UTC().Format(time.RFC3339), "erased_at": in.ErasedAt.UTC().Format(time.RFC3339),
 		"locations": fmt.Sprint(len(in.Locations)), "checks": fmt.Sprint(st.Checks)}
-	if err := workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
+	if err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
 		Detail: detail, Key: in.RequestID + ":erasure.backups_clear"}).Get(ctx, nil); err != nil {
 		return time.Time{}, fmt.Errorf("audit the backups clear: %w", err)
 	}
@@ -139,7 +133,7 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 // mailTeam sends a mail to the privacy team; one that can never go (no
 // address configured) is logged, not a reason to stop watching.
 func mailTeam(ctx workflow.Context, in contract.SendMailInput) {
-	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("could not tell the privacy team", "request_id", in.RequestID, "key", in.Key, "error", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
@@ -32,7 +31,7 @@ type backupFake struct {
 
 func newBackupFake(t *testing.T, env *testsuite.TestWorkflowEnvironment) *backupFake {
 	f := &backupFake{env: env, backups: map[string][]time.Time{}, rotation: map[string]time.Duration{}, stuck: map[string]bool{}}
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.CountBackupsInput) (contract.CountBackupsResult, error) {
+	fake(env, ledger.CountBackupsBefore, func(_ context.Context, in contract.CountBackupsInput) (contract.CountBackupsResult, error) {
 		now := env.Now()
 		f.counts = append(f.counts, in.Bucket+"@"+now.Format("0102"))
 		var res contract.CountBackupsResult
@@ -47,23 +46,23 @@ func newBackupFake(t *testing.T, env *testsuite.TestWorkflowEnvironment) *backup
 			}
 		}
 		return res, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityCountBackups})
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error {
+	})
+	fake(env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		if !in.ToPrivacyTeam {
 			t.Errorf("mail %s to the person, want the privacy team", in.Key)
 		}
 		f.mails = append(f.mails, in)
 		f.mailedAt = append(f.mailedAt, env.Now())
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.MarkBackupsClearInput) error {
+	})
+	fake(env, ledger.MarkBackupsClear, func(_ context.Context, in contract.MarkBackupsClearInput) error {
 		f.cleared = append(f.cleared, in)
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivityMarkBackupsClear})
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error {
+	})
+	fake(env, lc.AppendAudit, func(_ context.Context, in contract.AuditInput) error {
 		f.audits = append(f.audits, in)
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	})
 	return f
 }
 

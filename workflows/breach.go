@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
+
+// notices finds the people a notice concerns and mails them (a nil
+// pointer: see activities.go).
+var notices *activities.Notices
 
 // batchesPerRange bounds each sending child's history: 100 batches of 1000.
 const batchesPerRange = 100
@@ -51,12 +56,12 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 	}
 	ctx = withActivityDefaults(ctx)
 	audit := func(action string, detail map[string]string) error {
-		return workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
+		return workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
 			Key: fmt.Sprintf("incident:%s:%s:%d", in.ID, action, len(v.Reports))}).Get(ctx, nil)
 	}
 	report := func() error {
 		var key string
-		if err := workflow.ExecuteActivity(ctx, ActivityWriteReport, contract.ReportInput{Incident: in, Phase: len(v.Reports) + 1, Counts: v.Counts}).Get(ctx, &key); err != nil {
+		if err := workflow.ExecuteActivity(ctx, notices.WriteAuthorityReport, contract.ReportInput{Incident: in, Phase: len(v.Reports) + 1, Counts: v.Counts}).Get(ctx, &key); err != nil {
 			return fmt.Errorf("authority report: %w", err)
 		}
 		v.Reports = append(v.Reports, key)
@@ -75,11 +80,11 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.StatusKey.ValueSet(contract.IncidentNotifying), contract.DueAtKey.ValueSet(v.NotifyBy))
 
 	var msg contract.NoticeMessage
-	if err := workflow.ExecuteActivity(ctx, ActivityRenderNotice, in).Get(ctx, &msg); err != nil {
+	if err := workflow.ExecuteActivity(ctx, notices.RenderBreachNotice, in).Get(ctx, &msg); err != nil {
 		return v, fmt.Errorf("render notice: %w", err)
 	}
 	refresh := func() error {
-		if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &v.Counts); err != nil {
+		if err := workflow.ExecuteActivity(ctx, notices.NoticeCounts, in.ID).Get(ctx, &v.Counts); err != nil {
 			return err
 		}
 		// Progress an operator can search and sort on in the UI.
@@ -99,11 +104,11 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 				return
 			}
 			var counts contract.NoticeCounts
-			if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &counts); err != nil || counts.Pending == 0 && counts.Found > 0 {
+			if err := workflow.ExecuteActivity(ctx, notices.NoticeCounts, in.ID).Get(ctx, &counts); err != nil || counts.Pending == 0 && counts.Found > 0 {
 				continue
 			}
 			v.Escalations = append(v.Escalations, workflow.Now(ctx))
-			_ = workflow.ExecuteActivity(ctx, ActivitySendMail, contract.SendMailInput{RequestID: in.ID, Template: contract.MailIncidentEscalation, ToPrivacyTeam: true,
+			_ = workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, contract.SendMailInput{RequestID: in.ID, Template: contract.MailIncidentEscalation, ToPrivacyTeam: true,
 				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: contract.MailData{RequestType: "breach notification", Jurisdiction: "gdpr", DueDate: v.NotifyBy, Lines: []string{
 					fmt.Sprintf("%d of %d notices not sent yet", counts.Pending, counts.Found)}}}).Get(ctx, nil)
 		}
@@ -113,7 +118,7 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 	batch := 1
 	for {
 		for _, src := range sources {
-			if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, contract.CollectInput{Campaign: in.ID, Source: src}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(ctx, notices.CollectAffected, contract.CollectInput{Campaign: in.ID, Source: src}).Get(ctx, nil); err != nil {
 				return v, fmt.Errorf("find affected people: %w", err)
 			}
 		}
@@ -144,7 +149,7 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 		v.Status = contract.IncidentNotified
 		_ = workflow.UpsertTypedSearchAttributes(ctx, contract.StatusKey.ValueSet(contract.IncidentNotified))
 		if (in.PublicNotice || v.Counts.NoEmail > 0) && v.PublicURL == "" {
-			if err := workflow.ExecuteActivity(ctx, ActivityPublicNotice, contract.ReportInput{Incident: in, Counts: v.Counts}).Get(ctx, &v.PublicURL); err != nil {
+			if err := workflow.ExecuteActivity(ctx, notices.WritePublicNotice, contract.ReportInput{Incident: in, Counts: v.Counts}).Get(ctx, &v.PublicURL); err != nil {
 				return v, fmt.Errorf("public notice: %w", err)
 			}
 		}
@@ -176,7 +181,7 @@ func SendNotices(ctx workflow.Context, in contract.SendNoticesInput) (int, error
 	ctx = withActivityDefaults(ctx)
 	for i := 0; i < in.Batches; i++ {
 		var res contract.SendBatchResult
-		if err := workflow.ExecuteActivity(ctx, ActivitySendBatch, contract.SendBatchInput{Campaign: in.Campaign, Message: in.Message, Batch: in.First + i}).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(ctx, notices.SendNoticeBatch, contract.SendBatchInput{Campaign: in.Campaign, Message: in.Message, Batch: in.First + i}).Get(ctx, &res); err != nil {
 			return i, err
 		}
 		if res.Done || res.Claimed == 0 {
@@ -199,15 +204,15 @@ func PolicyChangeNotice(ctx workflow.Context, in contract.PolicyNotice) (contrac
 	}
 	ctx = withActivityDefaults(ctx)
 	var msg contract.NoticeMessage
-	if err := workflow.ExecuteActivity(ctx, ActivityRenderPolicy, in).Get(ctx, &msg); err != nil {
+	if err := workflow.ExecuteActivity(ctx, notices.RenderPolicyNotice, in).Get(ctx, &msg); err != nil {
 		return v, fmt.Errorf("render notice: %w", err)
 	}
-	if err := workflow.ExecuteActivity(ctx, ActivityCollectAffected, contract.CollectInput{Campaign: in.ID, Source: in.Audience}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, notices.CollectAffected, contract.CollectInput{Campaign: in.ID, Source: in.Audience}).Get(ctx, nil); err != nil {
 		return v, fmt.Errorf("find the audience: %w", err)
 	}
 	batch := 1
 	for {
-		if err := workflow.ExecuteActivity(ctx, ActivityNoticeCounts, in.ID).Get(ctx, &v.Counts); err != nil {
+		if err := workflow.ExecuteActivity(ctx, notices.NoticeCounts, in.ID).Get(ctx, &v.Counts); err != nil {
 			return v, err
 		}
 		if v.Counts.Pending == 0 {
@@ -221,7 +226,7 @@ func PolicyChangeNotice(ctx workflow.Context, in contract.PolicyNotice) (contrac
 		batch += done
 	}
 	v.Status = contract.IncidentNotified
-	return v, workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
+	return v, workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
 		Detail: map[string]string{"sent": fmt.Sprint(v.Counts.Sent), "found": fmt.Sprint(v.Counts.Found), "effective_at": in.EffectiveAt.Format(time.RFC3339)},
 		Key:    "policy-notice:" + in.ID}).Get(ctx, nil)
 }

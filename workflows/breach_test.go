@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -34,13 +33,12 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 	b.env.SetStartTime(aware.Add(time.Hour)) // declared an hour after the team became aware
 	b.env.SetTestTimeout(30 * time.Second)
 	b.env.RegisterWorkflowWithOptions(workflows.SendNotices, workflow.RegisterOptions{Name: contract.WorkflowSendNotices})
-	reg := func(name string, fn any) { b.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	since := func() time.Duration { return b.env.Now().Sub(aware) }
-	reg(workflows.ActivityAudit, func(context.Context, contract.AuditInput) error { return nil })
-	reg(workflows.ActivityRenderNotice, func(context.Context, contract.Incident) (contract.NoticeMessage, error) {
+	fake(b.env, lc.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
+	fake(b.env, notices.RenderBreachNotice, func(context.Context, contract.Incident) (contract.NoticeMessage, error) {
 		return contract.NoticeMessage{Subject: "s", Text: "t"}, nil
 	})
-	reg(workflows.ActivityCollectAffected, func(_ context.Context, in contract.CollectInput) error {
+	fake(b.env, notices.CollectAffected, func(_ context.Context, in contract.CollectInput) error {
 		if in.Source.Selector == "first" {
 			for _, id := range []string{"u1", "u2", "u3"} {
 				if _, ok := b.people[id]; !ok {
@@ -52,7 +50,7 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 		}
 		return nil
 	})
-	reg(workflows.ActivityNoticeCounts, func(context.Context, string) (contract.NoticeCounts, error) {
+	fake(b.env, notices.NoticeCounts, func(context.Context, string) (contract.NoticeCounts, error) {
 		var c contract.NoticeCounts
 		for _, sent := range b.people {
 			c.Found++
@@ -64,7 +62,7 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 		}
 		return c, nil
 	})
-	reg(workflows.ActivitySendBatch, func(_ context.Context, in contract.SendBatchInput) (contract.SendBatchResult, error) {
+	fake(b.env, notices.SendNoticeBatch, func(_ context.Context, in contract.SendBatchInput) (contract.SendBatchResult, error) {
 		if b.env.Now().Before(b.slowUntil) {
 			// SendGrid answers 503 with a long Retry-After (the test env allows 10 attempts).
 			return contract.SendBatchResult{}, temporal.NewApplicationErrorWithOptions("503 from SendGrid", "Retry", temporal.ApplicationErrorOptions{NextRetryDelay: 5 * time.Hour})
@@ -80,17 +78,17 @@ func newBreach(t *testing.T, aware time.Time) *breachFake {
 		res.Done = true
 		return res, nil
 	})
-	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
+	fake(b.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		if in.Template == contract.MailIncidentEscalation && in.ToPrivacyTeam {
 			b.escalations = append(b.escalations, since())
 		}
 		return nil
 	})
-	reg(workflows.ActivityWriteReport, func(_ context.Context, in contract.ReportInput) (string, error) {
+	fake(b.env, notices.WriteAuthorityReport, func(_ context.Context, in contract.ReportInput) (string, error) {
 		b.reports = append(b.reports, since())
 		return "s3://reports/x", nil
 	})
-	reg(workflows.ActivityPublicNotice, func(context.Context, contract.ReportInput) (string, error) { return "s3://public", nil })
+	fake(b.env, notices.WritePublicNotice, func(context.Context, contract.ReportInput) (string, error) { return "s3://public", nil })
 	return b
 }
 

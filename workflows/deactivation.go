@@ -39,23 +39,23 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 		return v, err
 	}
 	ctx = withActivityDefaults(ctx)
-	act := func(name string, arg any) error { return workflow.ExecuteActivity(ctx, name, arg).Get(ctx, nil) }
+	act := func(activity, arg any) error { return workflow.ExecuteActivity(ctx, activity, arg).Get(ctx, nil) }
 	var receipt *contract.Receipt // the erasure's, for the person's last mail
 	mail := func(template string) error {
 		if !in.HasEmail {
 			return nil
 		}
-		return act(ActivitySendMail, contract.SendMailInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Template: template,
+		return act(lifecycle.SendRequestMail, contract.SendMailInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Template: template,
 			Key:  fmt.Sprintf("%s:%s:%d", contract.DeactivationWorkflowID(in.SubjectRef), template, v.DeactivatedAt.Unix()),
 			Data: contract.MailData{FinalDate: v.FinalAt, Lines: v.Outcome, Receipt: receipt}})
 	}
 	audit := func(actor, action string) error {
-		return act(ActivityAudit, contract.AuditInput{SubjectRef: in.SubjectRef, Actor: actor, Action: action,
+		return act(lifecycle.AppendAudit, contract.AuditInput{SubjectRef: in.SubjectRef, Actor: actor, Action: action,
 			Detail: map[string]string{"final_at": v.FinalAt.Format(time.RFC3339)},
 			Key:    fmt.Sprintf("%s:%d:%s", contract.DeactivationWorkflowID(in.SubjectRef), v.DeactivatedAt.Unix(), action)})
 	}
 
-	if err := act(ActivitySetAccountStatus, contract.AccountStatusInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Status: contract.AccountDeactivated}); err != nil {
+	if err := act(accounts.SetAccountStatus, contract.AccountStatusInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Status: contract.AccountDeactivated}); err != nil {
 		return v, fmt.Errorf("deactivate: %w", err)
 	}
 	if err := audit(in.RequestedBy, "account.deactivated"); err != nil {
@@ -92,7 +92,7 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 		}
 	}
 	if restored {
-		if err := act(ActivitySetAccountStatus, contract.AccountStatusInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Status: "active"}); err != nil {
+		if err := act(accounts.SetAccountStatus, contract.AccountStatusInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Status: "active"}); err != nil {
 			return v, fmt.Errorf("restore: %w", err)
 		}
 		v.Status, v.RestoredAt = contract.AccountRestored, workflow.Now(ctx)
@@ -112,7 +112,7 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 	if err := mail(contract.MailAccountErased); err != nil {
 		return v, err
 	}
-	if err := act(ActivityShredSubject, in.SubjectRef); err != nil {
+	if err := act(lifecycle.ShredSubject, in.SubjectRef); err != nil {
 		return v, err
 	}
 	v.Status, v.ErasedAt = contract.AccountErased, workflow.Now(ctx)

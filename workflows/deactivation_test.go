@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -33,23 +32,22 @@ func newAccountLife(t *testing.T) *accountLife {
 	a := &accountLife{env: s.NewTestWorkflowEnvironment(), start: jan15, mails: map[string]time.Duration{}, erasedAt: -1}
 	a.env.SetStartTime(jan15)
 	a.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
-	reg := func(name string, fn any) { a.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	since := func() time.Duration { return a.env.Now().Sub(a.start) }
-	reg(workflows.ActivitySetAccountStatus, func(_ context.Context, in contract.AccountStatusInput) error {
+	fake(a.env, accounts.SetAccountStatus, func(_ context.Context, in contract.AccountStatusInput) error {
 		a.statuses = append(a.statuses, in.Status)
 		return nil
 	})
-	reg(workflows.ActivityAudit, func(context.Context, contract.AuditInput) error { return nil })
-	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
+	fake(a.env, lc.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
+	fake(a.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		a.mails[in.Template] = since()
 		return nil
 	})
-	reg(workflows.ActivityEraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	fake(a.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		a.erasedAt = since()
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
-	newFakeSystems().register(a.env, workflows.ActivityEraseTables, workflows.ActivityAudit)
-	reg(workflows.ActivityShredSubject, func(context.Context, string) error { a.shredded = true; return nil })
+	newFakeSystems().register(a.env)
+	fake(a.env, lc.ShredSubject, func(context.Context, string) error { a.shredded = true; return nil })
 	return a
 }
 
@@ -125,10 +123,10 @@ func TestIDDocumentGoesBy60DaysAfterTheTicketCloses(t *testing.T) {
 	env.SetStartTime(jan15)
 	closed := jan15.Add(-10 * aDay) // reported 10 days late
 	var deletedAt time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.TicketDocumentsInput) (contract.IDDocumentResult, error) {
+	fake(env, accounts.DeleteTicketDocuments, func(_ context.Context, in contract.TicketDocumentsInput) (contract.IDDocumentResult, error) {
 		deletedAt = env.Now()
 		return contract.IDDocumentResult{Objects: 1, Rows: 1}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityDeleteTicketDocs})
+	})
 	env.ExecuteWorkflow(workflows.IDDocumentDeletion, contract.IDDocumentInput{Ticket: "T-1", ClosedAt: closed, DeleteAfter: 60 * aDay})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -143,10 +141,10 @@ func TestSweepContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	pages := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SweepPageInput) (contract.SweepPageResult, error) {
+	fake(env, accounts.SweepInactivePage, func(_ context.Context, in contract.SweepPageInput) (contract.SweepPageResult, error) {
 		pages++
 		return contract.SweepPageResult{Scanned: 500, Next: contract.SweepCursor{ID: "x"}, Done: false}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivitySweepPage})
+	})
 	env.ExecuteWorkflow(workflows.InactiveAccountSweep, contract.SweepInput{Policy: contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}}})
 	err := env.GetWorkflowError()
 	if err == nil || !workflow.IsContinueAsNewError(err) {

@@ -7,12 +7,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
+
+// eraser erases a person from the systems of the data map (a nil pointer:
+// see activities.go).
+var eraser *activities.Erasure
 
 // erasureConcurrency is how many systems an erasure works on at once.
 const erasureConcurrency = 4
@@ -39,7 +44,7 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	ctx = withActivityDefaults(ctx)
 
 	var plan contract.ErasurePlan
-	if err := workflow.ExecuteActivity(ctx, ActivityPlanErasure, in).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteActivity(ctx, eraser.PlanErasure, in).Get(ctx, &plan); err != nil {
 		progress.Status = domain.StatusFailed
 		return progress, fmt.Errorf("plan the erasure: %w", err)
 	}
@@ -49,7 +54,7 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 		return progress, nil
 	}
 	person := plan.Identity
-	if err := workflow.ExecuteActivity(ctx, ActivityRecordErasure, contract.RecordErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, ledger.RecordErasure, contract.RecordErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, nil); err != nil {
 		progress.Status = domain.StatusFailed
 		return progress, fmt.Errorf("record the erasure in the ledger: %w", err)
 	}
@@ -87,7 +92,7 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	// The search for the person's identifiers reads every table of the
 	// application's schemas: it heartbeats after each table.
 	verifyCtx := workflow.WithStartToCloseTimeout(workflow.WithHeartbeatTimeout(ctx, 5*time.Minute), time.Hour)
-	if err := workflow.ExecuteActivity(verifyCtx, ActivityVerifyErasure, contract.VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
+	if err := workflow.ExecuteActivity(verifyCtx, eraser.VerifyErasure, contract.VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
 		progress.Status = domain.StatusFailed
 		return progress, fmt.Errorf("verify the erasure: %w", err)
 	}
@@ -101,7 +106,7 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	later := append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
 	e.receipt.CompletedAt = erasedAt
 	progress.Receipt = e.receipt
-	audited := workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
+	audited := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
 		Detail: e.receipt.AuditDetail(), Key: in.RequestID + ":erasure.receipt"})
 	for _, child := range later {
 		e.started(ctx, child)
@@ -160,7 +165,7 @@ func (e *erasure) eraseSystem(ctx workflow.Context, i int) {
 
 func (e *erasure) eraseTables(ctx workflow.Context) error {
 	var res contract.EraseTablesResult
-	if err := workflow.ExecuteActivity(ctx, ActivityEraseTables, contract.EraseTablesInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(ctx, eraser.EraseTables, contract.EraseTablesInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person}).Get(ctx, &res); err != nil {
 		return err
 	}
 	for _, t := range res.Tables {
@@ -176,7 +181,7 @@ func (e *erasure) eraseObjects(ctx workflow.Context, location int) error {
 		StartToCloseTimeout: time.Hour, HeartbeatTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
 	})
-	if err := workflow.ExecuteActivity(long, ActivityEraseObjects, contract.EraseObjectsInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Location: location}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(long, eraser.EraseObjects, contract.EraseObjectsInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Location: location}).Get(ctx, &res); err != nil {
 		return err
 	}
 	entry := contract.ReceiptEntry{System: contract.SystemS3, Name: res.Location, Action: "deleted", Count: res.Objects}
@@ -273,16 +278,16 @@ func ReleaseHold(ctx workflow.Context, in contract.ReleaseHoldInput) (int, error
 			}
 		}
 		var res contract.EraseHeldResult
-		if err := workflow.ExecuteActivity(ctx, ActivityEraseHeld, contract.EraseHeldInput{RequestID: in.RequestID, Held: in.Held}).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(ctx, eraser.EraseHeldRows, contract.EraseHeldInput{RequestID: in.RequestID, Held: in.Held}).Get(ctx, &res); err != nil {
 			return deleted, err
 		}
 		deleted += res.Deleted
 		until = res.Next
 	}
-	if err := workflow.ExecuteActivity(ctx, ActivityShredSubject, in.Held.HoldRef).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, in.Held.HoldRef).Get(ctx, nil); err != nil {
 		return deleted, err
 	}
-	err := workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
+	err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
 		Detail: map[string]string{"request_id": in.RequestID, "table": in.Held.Table, "rows": fmt.Sprint(deleted)},
 		Key:    in.RequestID + ":hold_ended:" + in.Held.Table}).Get(ctx, nil)
 	return deleted, err

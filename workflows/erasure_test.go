@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -52,28 +51,21 @@ func (f *fakeSystems) note(what string) {
 	f.order = append(f.order, what)
 }
 
-// register puts the fakes on env; skip names activities the caller registers itself.
-func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment, skip ...string) {
-	reg := func(name string, fn any) {
-		for _, s := range skip {
-			if s == name {
-				return
-			}
-		}
-		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
-	reg(workflows.ActivityPlanErasure, func(_ context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
+// register puts the fakes on env. An activity the caller faked before
+// keeps the caller's fake: the first fake of an activity answers.
+func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
+	fake(env, eraser.PlanErasure, func(_ context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
 		f.note("plan")
 		return f.plan, nil
 	})
-	reg(workflows.ActivityRecordErasure, func(_ context.Context, in contract.RecordErasureInput) error {
+	fake(env, ledger.RecordErasure, func(_ context.Context, in contract.RecordErasureInput) error {
 		if string(in.Identity) != "sealed-with-user-id" {
 			return errors.New("the ledger was not given the planned identity")
 		}
 		f.note("ledger")
 		return nil
 	})
-	reg(workflows.ActivityEraseTables, func(_ context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	fake(env, eraser.EraseTables, func(_ context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		f.note("tables")
 		return contract.EraseTablesResult{
 			Tables: []contract.TableOutcome{
@@ -84,7 +76,7 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment, skip ...s
 			Held: []contract.HeldRows{{Table: "demo.purchases", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC), HoldRef: "hold:demo.purchases:sr_x"}},
 		}, nil
 	})
-	reg(workflows.ActivityEraseObjects, func(_ context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+	fake(env, eraser.EraseObjects, func(_ context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 		f.note("objects")
 		f.mu.Lock()
 		fail := f.calls["objects"] <= f.objectsFailFirst
@@ -94,11 +86,11 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment, skip ...s
 		}
 		return contract.EraseObjectsResult{Location: f.plan.Locations[in.Location], Objects: 6, Versions: 8}, nil
 	})
-	reg(workflows.ActivityVerifyErasure, func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error) {
+	fake(env, eraser.VerifyErasure, func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error) {
 		f.note("verify")
 		return contract.VerifyErasureResult{Leftovers: f.leftovers}, nil
 	})
-	reg(workflows.ActivityAudit, func(_ context.Context, in contract.AuditInput) error {
+	fake(env, lc.AppendAudit, func(_ context.Context, in contract.AuditInput) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.audits = append(f.audits, in)
@@ -216,10 +208,10 @@ func TestTheVerificationPassFailsAnErasureThatLeftSomething(t *testing.T) {
 func TestAFailingSystemDoesNotStopTheOthersAndFailsTheErasure(t *testing.T) {
 	env := newErasureEnv(t)
 	f := newFakeSystems()
-	f.register(env, workflows.ActivityEraseTables)
-	env.RegisterActivityWithOptions(func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	fake(env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase demo.x: undefined table", "DatabaseError", nil)
-	}, activity.RegisterOptions{Name: workflows.ActivityEraseTables})
+	})
+	f.register(env)
 	env.ExecuteWorkflow(workflows.EraseSubject, contract.ErasureInput{RequestID: "req_1", SubjectRef: "sr_x"})
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "postgres") {
@@ -253,16 +245,16 @@ func TestAHoldReleasesItsRowsWhenItEndsAndDestroysItsKey(t *testing.T) {
 	first, second := start.AddDate(10, 0, 0), start.AddDate(10, 3, 0) // tax records: ten years
 	var erasedAt []time.Time
 	shredded := ""
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.EraseHeldInput) (contract.EraseHeldResult, error) {
+	fake(env, eraser.EraseHeldRows, func(_ context.Context, in contract.EraseHeldInput) (contract.EraseHeldResult, error) {
 		now := env.Now()
 		erasedAt = append(erasedAt, now)
 		if now.Before(second) {
 			return contract.EraseHeldResult{Deleted: 1, Next: second}, nil
 		}
 		return contract.EraseHeldResult{Deleted: 2}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityEraseHeld})
-	env.RegisterActivityWithOptions(func(_ context.Context, ref string) error { shredded = ref; return nil }, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
-	env.RegisterActivityWithOptions(func(context.Context, contract.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	})
+	fake(env, lc.ShredSubject, func(_ context.Context, ref string) error { shredded = ref; return nil })
+	fake(env, lc.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
 	env.ExecuteWorkflow(workflows.ReleaseHold, contract.ReleaseHoldInput{RequestID: "req_1", SubjectRef: "sr_x",
 		Held: contract.HeldRows{Table: "demo.purchases", Until: first, HoldRef: "hold:demo.purchases:sr_x"}})
 	var n int

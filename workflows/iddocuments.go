@@ -19,7 +19,7 @@ func IDDocumentDeletion(ctx workflow.Context, in contract.IDDocumentInput) (cont
 	}
 	ctx = withActivityDefaults(ctx)
 	var res contract.IDDocumentResult
-	if err := workflow.ExecuteActivity(ctx, ActivityDeleteTicketDocs, contract.TicketDocumentsInput{Ticket: in.Ticket}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(ctx, accounts.DeleteTicketDocuments, contract.TicketDocumentsInput{Ticket: in.Ticket}).Get(ctx, &res); err != nil {
 		return res, fmt.Errorf("delete ID documents: %w", err)
 	}
 	res.DeletedAt = workflow.Now(ctx)
@@ -32,7 +32,7 @@ func IDDocumentSweep(ctx workflow.Context, deleteAfter time.Duration) (contract.
 	ctx = withActivityDefaults(ctx)
 	var res contract.IDDocumentResult
 	cutoff := workflow.Now(ctx).Add(-deleteAfter)
-	if err := workflow.ExecuteActivity(ctx, ActivityDeleteOverdueIDs, contract.OverdueDocumentsInput{Cutoff: cutoff}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(ctx, accounts.DeleteOverdueIDDocuments, contract.OverdueDocumentsInput{Cutoff: cutoff}).Get(ctx, &res); err != nil {
 		return res, fmt.Errorf("sweep ID documents: %w", err)
 	}
 	res.DeletedAt = workflow.Now(ctx)

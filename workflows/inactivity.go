@@ -34,7 +34,7 @@ func InactiveAccountSweep(ctx workflow.Context, in contract.SweepInput) (contrac
 			return st.Totals, workflow.NewContinueAsNewError(ctx, contract.WorkflowInactiveSweep, contract.SweepInput{Policy: in.Policy, DryRun: in.DryRun, State: st})
 		}
 		var res contract.SweepPageResult
-		err := workflow.ExecuteActivity(ctx, ActivitySweepPage, contract.SweepPageInput{
+		err := workflow.ExecuteActivity(ctx, accounts.SweepInactivePage, contract.SweepPageInput{
 			Policy: in.Policy, DryRun: in.DryRun, Now: st.Now, RunKey: st.RunKey, Phase: st.Phase, Cursor: st.Cursor, Page: st.Totals.Pages,
 		}).Get(ctx, &res)
 		if err != nil {

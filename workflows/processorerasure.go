@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -15,29 +16,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
+// atProcessor calls the processors (a nil pointer: see activities.go).
+var atProcessor *activities.ProcessorErasure
+
 // Erasure at one processor (P5, P7): the third party that received the
 // person's data is asked to erase it; what it cannot do becomes an operator
 // task with a deadline; and after the processor's own retention window a
 // follow-up checks that the erasure held.
-
-// Activity names of the erasure at processors.
-const (
-	// ActivityEraseAtProcessor asks the processor to erase the person (it
-	// opens the sealed identity).
-	ActivityEraseAtProcessor = "EraseAtProcessor"
-	// ActivityProcessorStatus asks again about an asynchronous erasure; a
-	// call that is safe to repeat.
-	ActivityProcessorStatus = "ProcessorErasureStatus"
-	// ActivityConfirmErasure re-checks an erasure weeks later from what it
-	// recorded, without the person's identity.
-	ActivityConfirmErasure = "ConfirmProcessorErasure"
-)
-
-// ProcessorErasureActivityNames lists the activities of this file, for the
-// worker's registry and its contract test.
-func ProcessorErasureActivityNames() []string {
-	return []string{ActivityEraseAtProcessor, ActivityProcessorStatus, ActivityConfirmErasure}
-}
 
 // eraseCallOptions: 429 and 5xx are retried with backoff, after the
 // processor's Retry-After when it gives one (the activity sets
@@ -150,7 +135,7 @@ func (e *processorErasure) run(ctx workflow.Context) (contract.ProcessorErasureR
 // answer is done or already gone. err is only the workflow's cancellation.
 func (e *processorErasure) erase(ctx workflow.Context) (call contract.ProcessorCall, problem string, err error) {
 	e.view.Status = contract.ProcessorErasing
-	err = workflow.ExecuteActivity(withProcessorCalls(ctx), ActivityEraseAtProcessor, e.callInput(nil)).Get(ctx, &call)
+	err = workflow.ExecuteActivity(withProcessorCalls(ctx), atProcessor.EraseAtProcessor, e.callInput(nil)).Get(ctx, &call)
 	e.view.Attempts += eraseAttempts(call, err)
 	if err != nil {
 		if temporal.IsCanceledError(err) {
@@ -205,7 +190,7 @@ func (e *processorErasure) poll(ctx workflow.Context, call contract.ProcessorCal
 			return call, "", err
 		}
 		var next contract.ProcessorCall
-		err := workflow.ExecuteActivity(withProcessorCalls(ctx), ActivityProcessorStatus, e.callInput(&call)).Get(ctx, &next)
+		err := workflow.ExecuteActivity(withProcessorCalls(ctx), atProcessor.ProcessorErasureStatus, e.callInput(&call)).Get(ctx, &next)
 		if err != nil {
 			if temporal.IsCanceledError(err) {
 				return call, "", err
@@ -398,7 +383,7 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 	}
 
 	var call contract.ProcessorCall
-	err := workflow.ExecuteActivity(withProcessorCalls(ctx), ActivityConfirmErasure,
+	err := workflow.ExecuteActivity(withProcessorCalls(ctx), atProcessor.ConfirmProcessorErasure,
 		contract.ConfirmErasureInput{RequestID: in.RequestID, Processor: in.Processor, Erasure: in.Erasure}).Get(ctx, &call)
 	if err != nil {
 		if temporal.IsCanceledError(err) {
@@ -430,7 +415,7 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 func mailProcessorTeam(ctx workflow.Context, requestID, jurisdiction, template, key string, due time.Time, lines []string) {
 	in := contract.SendMailInput{RequestID: requestID, Template: template, Key: key, ToPrivacyTeam: true,
 		Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: jurisdiction, DueDate: due, TaskDeadline: due, Lines: lines}}
-	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
 		workflow.GetLogger(ctx).Warn("privacy team mail not sent", "template", template, "key", key, "error", err)
 	}
 }
@@ -445,7 +430,7 @@ func auditProcessor(ctx workflow.Context, requestID, subjectRef, processor, acto
 		}
 	}
 	in := contract.AuditInput{SubjectRef: subjectRef, Actor: actor, Action: action, Detail: d, Key: key}
-	if err := workflow.ExecuteActivity(ctx, ActivityAudit, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
 		workflow.GetLogger(ctx).Warn("audit entry not written", "action", action, "key", key, "error", err)
 	}
 }

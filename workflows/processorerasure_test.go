@@ -45,7 +45,7 @@ func newProcessorRun(t *testing.T) *processorRun {
 	p := &processorRun{t: t, env: s.NewTestWorkflowEnvironment()}
 	p.env.SetStartTime(jan15)
 	p.env.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
-	p.env.RegisterActivityWithOptions(func(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	fake(p.env, atProcessor.EraseAtProcessor, func(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		if in.Earlier != nil || in.Processor != "stripe" || in.RequestID != "req_x" || string(in.Identity) != "sealed" {
 			t.Errorf("erase input %+v", in)
 		}
@@ -53,31 +53,31 @@ func newProcessorRun(t *testing.T) *processorRun {
 		c, err := p.erase(len(p.erasedAt))
 		c.Attempt = activity.GetInfo(ctx).Attempt
 		return c, err
-	}, activity.RegisterOptions{Name: workflows.ActivityEraseAtProcessor})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	})
+	fake(p.env, atProcessor.ProcessorErasureStatus, func(_ context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		p.statusAt = append(p.statusAt, p.env.Now())
 		return p.status(len(p.statusAt), in)
-	}, activity.RegisterOptions{Name: workflows.ActivityProcessorStatus})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
+	})
+	fake(p.env, atProcessor.ConfirmProcessorErasure, func(_ context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
 		p.confirms = append(p.confirms, in)
 		p.confirmT = append(p.confirmT, p.env.Now())
 		return p.confirm(in)
-	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error {
+	})
+	fake(p.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		if !in.ToPrivacyTeam || in.Data.DueDate.IsZero() || in.Data.RequestType != domain.TypeErasure {
 			t.Errorf("mail %+v", in)
 		}
 		p.mails = append(p.mails, in)
 		p.mailedAt = append(p.mailedAt, p.env.Now())
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivitySendMail})
-	p.env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error {
+	})
+	fake(p.env, lc.AppendAudit, func(_ context.Context, in contract.AuditInput) error {
 		if in.SubjectRef != "sr_x" || in.Key == "" || in.Detail["request_id"] != "req_x" || in.Detail["processor"] != "stripe" {
 			t.Errorf("audit %+v", in)
 		}
 		p.audits = append(p.audits, in)
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	})
 	p.status = func(int, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		t.Error("status asked")
 		return contract.ProcessorCall{}, nil
@@ -441,19 +441,17 @@ func TestAFollowUpThatFindsTheDataStillThereTellsTheTeam(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(jan15)
 	var checkedAt time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
+	fake(env, atProcessor.ConfirmProcessorErasure, func(_ context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
 		checkedAt = env.Now()
 		if len(in.Erasure.Refs) != 1 || in.Erasure.Refs[0].ID != "cus_1" {
 			t.Errorf("confirm input %+v", in)
 		}
 		return contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallStillPresent, HTTPStatus: 200}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityConfirmErasure})
+	})
 	var mails []contract.SendMailInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.SendMailInput) error { mails = append(mails, in); return nil },
-		activity.RegisterOptions{Name: workflows.ActivitySendMail})
+	fake(env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error { mails = append(mails, in); return nil })
 	var audits []contract.AuditInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error { audits = append(audits, in); return nil },
-		activity.RegisterOptions{Name: workflows.ActivityAudit})
+	fake(env, lc.AppendAudit, func(_ context.Context, in contract.AuditInput) error { audits = append(audits, in); return nil })
 	env.ExecuteWorkflow(workflows.ProcessorFollowUp, contract.ProcessorFollowUpInput{RequestID: "req_x", SubjectRef: "sr_x", Processor: "stripe",
 		After: 30 * 24 * time.Hour, Erasure: contract.ProcessorCall{Status: contract.ProcessorCallDone, Refs: []contract.ProcessorRef{{Kind: "customer", ID: "cus_1"}}}})
 	if err := env.GetWorkflowError(); err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -141,16 +140,15 @@ func TestTheAccountErasedMailCarriesTheReceipt(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(jan15)
 	env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
-	reg := func(name string, fn any) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	mails := map[string]contract.MailData{}
-	reg(workflows.ActivitySetAccountStatus, func(context.Context, contract.AccountStatusInput) error { return nil })
-	reg(workflows.ActivityAudit, func(context.Context, contract.AuditInput) error { return nil })
-	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
+	fake(env, accounts.SetAccountStatus, func(context.Context, contract.AccountStatusInput) error { return nil })
+	fake(env, lc.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
+	fake(env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		mails[in.Template] = in.Data
 		return nil
 	})
-	reg(workflows.ActivityShredSubject, func(context.Context, string) error { return nil })
-	newFakeSystems().register(env, workflows.ActivityAudit)
+	fake(env, lc.ShredSubject, func(context.Context, string) error { return nil })
+	newFakeSystems().register(env)
 	env.ExecuteWorkflow(workflows.AccountDeactivation, contract.DeactivationInput{SubjectRef: "sr_x", HasEmail: true, GracePeriod: 30 * aDay, RequestedBy: "backend:k"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)

@@ -9,9 +9,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// ActivityReconcilePage is the restore-reconcile's activity.
-const ActivityReconcilePage = "ReconcilePage"
-
 // reconcilePagesPerRun bounds the history of one run: then it continues as new.
 const reconcilePagesPerRun = 50
 
@@ -52,7 +49,7 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 			return st.Totals, workflow.NewContinueAsNewError(ctx, contract.WorkflowRestoreReconcile, contract.ReconcileInput{PageSize: in.PageSize, Requester: in.Requester, State: st})
 		}
 		var res contract.ReconcilePageResult
-		if err := workflow.ExecuteActivity(pageCtx, ActivityReconcilePage, contract.ReconcilePageInput{
+		if err := workflow.ExecuteActivity(pageCtx, ledger.ReconcilePage, contract.ReconcilePageInput{
 			RunRef: st.RunRef, RunAt: st.StartedAt, Cursor: st.Cursor, PageSize: size,
 		}).Get(ctx, &res); err != nil {
 			return st.Totals, fmt.Errorf("reconcile page %d: %w", st.Totals.Pages, err)
@@ -66,7 +63,7 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 		}
 	}
 	// The walk is over: its cursors become unreadable.
-	if err := workflow.ExecuteActivity(ctx, ActivityShredSubject, st.RunRef).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, st.RunRef).Get(ctx, nil); err != nil {
 		return st.Totals, fmt.Errorf("destroy the reconcile's cursor key: %w", err)
 	}
 	actor := in.Requester
@@ -74,7 +71,7 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 		actor = "system"
 	}
 	t := st.Totals
-	if err := workflow.ExecuteActivity(ctx, ActivityAudit, contract.AuditInput{Actor: actor, Action: "erasure.reconciled",
+	if err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{Actor: actor, Action: "erasure.reconciled",
 		Detail: map[string]string{
 			"workflow_id": workflow.GetInfo(ctx).WorkflowExecution.ID, "started_at": st.StartedAt.UTC().Format(time.RFC3339),
 			"scanned": fmt.Sprint(t.Scanned), "matched": fmt.Sprint(t.Matched), "erased": fmt.Sprint(t.Erased), "items": fmt.Sprint(t.Items),

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
@@ -34,23 +33,23 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 		{Scanned: 400, Matched: 1, Next: []byte("sealed-3"), Done: true},
 	}
 	var seen []contract.ReconcilePageInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
+	fake(env, ledger.ReconcilePage, func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
 		seen = append(seen, in)
 		return pages[len(seen)-1], nil
-	}, activity.RegisterOptions{Name: workflows.ActivityReconcilePage})
+	})
 	var shredded []string
-	env.RegisterActivityWithOptions(func(_ context.Context, ref string) error {
+	fake(env, lc.ShredSubject, func(_ context.Context, ref string) error {
 		shredded = append(shredded, ref)
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
+	})
 	var audits []contract.AuditInput
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.AuditInput) error {
+	fake(env, lc.AppendAudit, func(_ context.Context, in contract.AuditInput) error {
 		if len(shredded) == 0 {
 			t.Error("audited before the cursor key was destroyed")
 		}
 		audits = append(audits, in)
 		return nil
-	}, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	})
 
 	env.ExecuteWorkflow(workflows.RestoreReconcile, contract.ReconcileInput{Requester: "operator:key_abc"})
 	if err := env.GetWorkflowError(); err != nil {
@@ -107,15 +106,15 @@ func TestReconcileProgressWhileAPageIsRetried(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	calls := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
+	fake(env, ledger.ReconcilePage, func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
 		calls++
 		if calls == 2 {
 			return contract.ReconcilePageResult{}, errors.New("connection reset")
 		}
 		return contract.ReconcilePageResult{Scanned: in.PageSize, Next: []byte{byte(calls)}, Done: calls == 4}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityReconcilePage})
-	env.RegisterActivityWithOptions(func(context.Context, string) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityShredSubject})
-	env.RegisterActivityWithOptions(func(context.Context, contract.AuditInput) error { return nil }, activity.RegisterOptions{Name: workflows.ActivityAudit})
+	})
+	fake(env, lc.ShredSubject, func(context.Context, string) error { return nil })
+	fake(env, lc.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
 	var during contract.ReconcileProgress
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(contract.QueryProgress)
@@ -144,10 +143,10 @@ func TestReconcileContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	pages := 0
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
+	fake(env, ledger.ReconcilePage, func(_ context.Context, in contract.ReconcilePageInput) (contract.ReconcilePageResult, error) {
 		pages++
 		return contract.ReconcilePageResult{Scanned: 1000, Next: []byte(fmt.Sprint(pages))}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityReconcilePage})
+	})
 	env.ExecuteWorkflow(workflows.RestoreReconcile, contract.ReconcileInput{})
 	err := env.GetWorkflowError()
 	if err == nil || !workflow.IsContinueAsNewError(err) {

@@ -1,17 +1,23 @@
 package workflows
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
+
+// changes applies rectifications and consent changes (a nil pointer: see
+// activities.go).
+var changes *activities.Changes
 
 // request is the state of one PrivacyRequest run.
 type request struct {
@@ -171,7 +177,7 @@ func (r *request) issueCode(ctx workflow.Context) error {
 	r.issuing = true
 	defer func() { r.issuing = false }()
 	var res contract.IssueCodeResult
-	err := workflow.ExecuteActivity(ctx, ActivityIssueCode, contract.IssueCodeInput{
+	err := workflow.ExecuteActivity(ctx, lifecycle.IssueVerificationCode, contract.IssueCodeInput{
 		RequestID: r.in.RequestID, RequestType: r.in.Type, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity,
 		Seq: r.codeSeq, ValidFor: r.in.Policy.CodeTTL,
 	}).Get(ctx, &res)
@@ -402,9 +408,9 @@ func (r *request) doWork(ctx workflow.Context) error {
 	case domain.TypeDeactivation:
 		return r.deactivate(ctx)
 	case domain.TypeRectification:
-		return r.propagate(ctx, ActivityApplyCorrections, ActivityUpdateProcessor)
+		return r.propagate(ctx, changes.ApplyCorrections, changes.UpdateProcessor)
 	case domain.TypeConsent:
-		return r.propagate(ctx, ActivityRecordConsent, ActivityProcessorConsent)
+		return r.propagate(ctx, changes.RecordConsent, changes.SetProcessorConsent)
 	}
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
 	var progress contract.ErasureProgress
@@ -448,7 +454,10 @@ func (r *request) deactivate(ctx workflow.Context) error {
 // transaction), then at every processor that holds the data, in parallel. A
 // processor that refuses for good (a 4xx) is listed for the privacy team and
 // does not undo the rest.
-func (r *request) propagate(ctx workflow.Context, apply, perProcessor string) error {
+func (r *request) propagate(ctx workflow.Context,
+	apply func(context.Context, contract.ChangeInput) (contract.ChangeResult, error),
+	perProcessor func(context.Context, contract.ChangeInput) (string, error),
+) error {
 	var applied contract.ChangeResult
 	in := contract.ChangeInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity}
 	if err := workflow.ExecuteActivity(ctx, apply, in).Get(ctx, &applied); err != nil {
@@ -495,7 +504,7 @@ func (r *request) close(ctx workflow.Context, status string) error {
 	if status == domain.StatusCompleted && r.in.Type == domain.TypeErasure {
 		// The person is gone: so is the key to every copy of their identity
 		// that Lethe kept, in its database, its backups and this history.
-		if err := workflow.ExecuteActivity(ctx, ActivityShredSubject, r.in.SubjectRef).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, r.in.SubjectRef).Get(ctx, nil); err != nil {
 			return err
 		}
 	}
@@ -568,7 +577,7 @@ func (r *request) audit(ctx workflow.Context, actor, action string, detail map[s
 
 func (r *request) record(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
 	r.seq++
-	err := workflow.ExecuteActivity(ctx, ActivityRecordTransition, contract.TransitionInput{
+	err := workflow.ExecuteActivity(ctx, lifecycle.RecordTransition, contract.TransitionInput{
 		RequestID: r.in.RequestID, Type: r.in.Type, SubjectRef: r.in.SubjectRef, Jurisdiction: r.in.Jurisdiction,
 		Status: status, ReceivedAt: r.view.ReceivedAt, DueAt: r.view.DueAt,
 		Actor: actor, Action: action, Detail: detail, Seq: r.seq,
@@ -599,7 +608,7 @@ func (r *request) mailTeam(ctx workflow.Context, template, key string) error {
 }
 
 func (r *request) send(ctx workflow.Context, in contract.SendMailInput) error {
-	if err := workflow.ExecuteActivity(ctx, ActivitySendMail, in).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.NonRetryable() {
 			// A mail that can never go (e.g. the identity was shredded) must not

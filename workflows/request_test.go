@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -58,38 +57,37 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	l.env.SetStartTime(start)
 	l.env.SetTestTimeout(10 * time.Second)
 	l.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflowName(contract.WorkflowEraseSubject))
-	reg := func(name string, fn any) { l.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	reg(workflows.ActivityRecordTransition, func(_ context.Context, in contract.TransitionInput) error {
+	fake(l.env, lc.RecordTransition, func(_ context.Context, in contract.TransitionInput) error {
 		l.actions = append(l.actions, in.Action)
 		return nil
 	})
-	reg(workflows.ActivityIssueCode, func(_ context.Context, in contract.IssueCodeInput) (contract.IssueCodeResult, error) {
+	fake(l.env, lc.IssueVerificationCode, func(_ context.Context, in contract.IssueCodeInput) (contract.IssueCodeResult, error) {
 		l.mails = append(l.mails, sent{template: "code", at: l.since()})
 		return contract.IssueCodeResult{CodeHash: hashOf(code(in.Seq))}, nil
 	})
-	reg(workflows.ActivitySendMail, func(_ context.Context, in contract.SendMailInput) error {
+	fake(l.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		l.mails = append(l.mails, sent{template: in.Template, at: l.since(), team: in.ToPrivacyTeam, data: in.Data})
 		return nil
 	})
-	reg(workflows.ActivityShredSubject, func(context.Context, string) error { l.shred++; return nil })
-	reg(workflows.ActivityRecordConsent, func(context.Context, contract.ChangeInput) (contract.ChangeResult, error) {
+	fake(l.env, lc.ShredSubject, func(context.Context, string) error { l.shred++; return nil })
+	fake(l.env, changes.RecordConsent, func(context.Context, contract.ChangeInput) (contract.ChangeResult, error) {
 		l.actions = append(l.actions, "fake.consent_recorded")
 		return contract.ChangeResult{Lines: []string{"Consent to sale_sharing withdrawn (recorded)"}, Processors: []string{"crm", "broken"}}, nil
 	})
-	reg(workflows.ActivityProcessorConsent, func(_ context.Context, in contract.ChangeInput) (string, error) {
+	fake(l.env, changes.SetProcessorConsent, func(_ context.Context, in contract.ChangeInput) (string, error) {
 		if in.Processor == "broken" {
 			return "", temporal.NewNonRetryableApplicationError("400", contract.RefusedNeedsOperator, nil)
 		}
 		return in.Processor + ": applied", nil
 	})
-	reg(workflows.ActivityEraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	fake(l.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		l.erased++
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
-	reg(workflows.ActivityEraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+	fake(l.env, eraser.EraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 		return contract.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
 	})
-	newFakeSystems().register(l.env, workflows.ActivityEraseTables, workflows.ActivityEraseObjects)
+	newFakeSystems().register(l.env)
 	return l
 }
 

@@ -18,7 +18,7 @@ func RetainLetheRecords(ctx workflow.Context, in contract.RetentionInput) (contr
 	cutoff = domain.AddCalendarMonths(cutoff, -in.KeepFor.Months).AddDate(0, 0, -in.KeepFor.Days-in.KeepFor.BusinessDays)
 	var res contract.PurgeRecordsResult
 	ctx = withActivityDefaults(ctx)
-	if err := workflow.ExecuteActivity(ctx, ActivityPurgeRecords, contract.PurgeRecordsInput{Cutoff: cutoff}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.PurgeClosedRequests, contract.PurgeRecordsInput{Cutoff: cutoff}).Get(ctx, &res); err != nil {
 		return res, fmt.Errorf("purge records: %w", err)
 	}
 	return res, nil

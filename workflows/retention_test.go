@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
@@ -22,10 +21,10 @@ func TestRetentionPurgesRequestsClosed24MonthsAgo(t *testing.T) {
 	now := time.Date(2027, 3, 31, 2, 0, 0, 0, time.UTC)
 	env.SetStartTime(now)
 	var got time.Time
-	env.RegisterActivityWithOptions(func(_ context.Context, in contract.PurgeRecordsInput) (contract.PurgeRecordsResult, error) {
+	fake(env, lc.PurgeClosedRequests, func(_ context.Context, in contract.PurgeRecordsInput) (contract.PurgeRecordsResult, error) {
 		got = in.Cutoff
 		return contract.PurgeRecordsResult{Requests: 3, SubjectKeys: 2}, nil
-	}, activity.RegisterOptions{Name: workflows.ActivityPurgeRecords})
+	})
 	env.ExecuteWorkflow(workflows.RetainLetheRecords, contract.RetentionInput{KeepFor: domain.Period{Months: 24}})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)

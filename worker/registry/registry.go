@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -101,7 +100,8 @@ func WorkerOptions() worker.Options {
 	}
 }
 
-// Register puts every workflow and activity on r under its contract name.
+// Register puts every workflow and activity on r under its registered name:
+// workflows under their contract names, activities under their method names.
 func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: contract.WorkflowPrivacyRequest})
 	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
@@ -120,64 +120,47 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
 	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
-	for name, fn := range Activities(d) {
-		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
+	a := NewActivities(d)
+	r.RegisterActivity(a.Lifecycle)
+	r.RegisterActivity(a.Erasure)
+	r.RegisterActivity(a.ProcessorErasure)
+	r.RegisterActivity(a.Notices)
+	r.RegisterActivity(a.Exports)
+	r.RegisterActivity(a.Changes)
+	r.RegisterActivity(a.AccountLife)
+	r.RegisterActivity(a.Ledger)
 }
 
-// Activities maps each activity name of the workflows' contract to its implementation.
-func Activities(d Deps) map[string]any {
+// Activities are the activity structs of package activities, with their
+// parts. The worker registers each struct's exported methods under their
+// method names, the names the workflows call them by.
+type Activities struct {
+	Lifecycle        *activities.Lifecycle
+	Erasure          *activities.Erasure
+	ProcessorErasure *activities.ProcessorErasure
+	Notices          *activities.Notices
+	Exports          *activities.Exports
+	Changes          *activities.Changes
+	AccountLife      *activities.AccountLife
+	Ledger           *activities.Ledger
+}
+
+// NewActivities builds every activity struct from d.
+func NewActivities(d Deps) Activities {
 	lifecycle := &activities.Lifecycle{
 		DB: d.Lethe, App: d.App, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Mail: d.Mail, Templates: d.Templates,
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
 	erasure := &activities.Erasure{App: d.App, Lethe: d.Lethe, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Processors: d.Processors, Log: d.Log}
-	atProcessors := &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Log: d.Log}
-	notices := &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail}
-	exports := &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors}
-	changes := &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors}
-	life := &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket}
-	erasureLedger := &activities.Ledger{Lethe: d.Lethe, App: d.App, Backups: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Erasure: erasure, Log: d.Log}
-	return map[string]any{
-		workflows.ActivityRecordErasure:    erasureLedger.RecordErasure,
-		workflows.ActivityReconcilePage:    erasureLedger.ReconcilePage,
-		workflows.ActivityCountBackups:     erasureLedger.CountBackupsBefore,
-		workflows.ActivityMarkBackupsClear: erasureLedger.MarkBackupsClear,
-		workflows.ActivityRecordTransition: lifecycle.RecordTransition,
-		workflows.ActivityIssueCode:        lifecycle.IssueVerificationCode,
-		workflows.ActivitySendMail:         lifecycle.SendRequestMail,
-		workflows.ActivityShredSubject:     lifecycle.ShredSubject,
-		workflows.ActivityEraseTables:      erasure.EraseTables,
-		workflows.ActivityEraseObjects:     erasure.EraseObjects,
-		workflows.ActivityPlanErasure:      erasure.PlanErasure,
-		workflows.ActivityVerifyErasure:    erasure.VerifyErasure,
-		workflows.ActivityEraseHeld:        erasure.EraseHeldRows,
-		workflows.ActivityEraseAtProcessor: atProcessors.EraseAtProcessor,
-		workflows.ActivityProcessorStatus:  atProcessors.ProcessorStatus,
-		workflows.ActivityConfirmErasure:   atProcessors.ConfirmErasure,
-		workflows.ActivityPurgeRecords:     lifecycle.PurgeClosedRequests,
-		workflows.ActivitySetAccountStatus: life.SetAccountStatus,
-		workflows.ActivityAudit:            lifecycle.AppendAudit,
-		workflows.ActivitySweepPage:        life.SweepInactivePage,
-		workflows.ActivityDeleteTicketDocs: life.DeleteTicketDocuments,
-		workflows.ActivityDeleteOverdueIDs: life.DeleteOverdueIDDocuments,
-		workflows.ActivityApplyCorrections: changes.ApplyCorrections,
-		workflows.ActivityUpdateProcessor:  changes.UpdateProcessor,
-		workflows.ActivityRecordConsent:    changes.RecordConsent,
-		workflows.ActivityProcessorConsent: changes.SetProcessorConsent,
-		workflows.ActivityCollectAffected:  notices.CollectAffected,
-		workflows.ActivityNoticeCounts:     notices.NoticeCounts,
-		workflows.ActivitySendBatch:        notices.SendNoticeBatch,
-		workflows.ActivityRenderNotice:     notices.RenderBreachNotice,
-		workflows.ActivityWriteReport:      notices.WriteAuthorityReport,
-		workflows.ActivityPublicNotice:     notices.WritePublicNotice,
-		workflows.ActivityRenderPolicy:     notices.RenderPolicyNotice,
-		workflows.ActivityExportSources:    exports.ExportSources,
-		workflows.ActivityFetchProcessor:   exports.FetchProcessorExport,
-		workflows.ActivityBuildBundle:      exports.BuildBundle,
-		workflows.ActivityPresignLink:      exports.PresignLink,
-		workflows.ActivityDeleteBundle:     exports.DeleteBundle,
-		workflows.ActivityPushBundle:       exports.PushBundle,
+	return Activities{
+		Lifecycle:        lifecycle,
+		Erasure:          erasure,
+		ProcessorErasure: &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Log: d.Log},
+		Notices:          &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail},
+		Exports:          &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors},
+		Changes:          &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors},
+		AccountLife:      &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket},
+		Ledger:           &activities.Ledger{Lethe: d.Lethe, App: d.App, Backups: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Erasure: erasure, Log: d.Log},
 	}
 }
 

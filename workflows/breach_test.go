@@ -23,7 +23,6 @@ type breachFake struct {
 	slowUntil   time.Time       // sending fails (retryably) until then
 	escalations []time.Duration
 	reports     []time.Duration
-	sentTwice   int
 }
 
 func newBreach(t *testing.T, aware time.Time) *breachFake {

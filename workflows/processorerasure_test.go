@@ -35,7 +35,6 @@ type processorRun struct {
 	mails    []contract.SendMailInput
 	mailedAt []time.Time
 	audits   []contract.AuditInput
-	followUp *contract.ProcessorFollowUpResult
 	updates  int
 }
 

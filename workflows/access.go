@@ -63,7 +63,7 @@ func BuildExport(ctx workflow.Context, in contract.ExportInput) (contract.Export
 				// It keeps failing: the privacy team decides, through the API or the UI.
 				delete(decisions, name)
 				_ = workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, ToPrivacyTeam: true,
-					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: contract.MailData{RequestType: "access", Jurisdiction: "gdpr", DueDate: workflow.Now(ctx),
+					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: contract.MailData{RequestType: domain.TypeAccess, Jurisdiction: domain.GDPR, DueDate: workflow.Now(ctx),
 						Lines: []string{"processor " + name + " does not answer: retry or skip it (POST /v1/requests/" + in.RequestID + "/sources)"}}}).Get(ctx, nil)
 				if err := workflow.Await(ctx, func() bool { _, ok := decisions[name]; return ok }); err != nil {
 					return
@@ -138,7 +138,7 @@ func (r *request) export(ctx workflow.Context) error {
 		return err
 	}
 	r.link = link
-	r.view.Outcome = append(r.view.Outcome, fmt.Sprintf("Your data from %d sources is ready to download until %s.", len(res.Sources), link.ExpiresAt.Format("2 January 2006")))
+	r.view.Outcome = append(r.view.Outcome, fmt.Sprintf("Your data from %d sources is ready to download until %s.", len(res.Sources), link.ExpiresAt.Format(domain.DateLayout)))
 	for _, gap := range res.Gaps {
 		r.view.Outcome = append(r.view.Outcome, "Not included: "+gap)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -32,7 +33,7 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r contract.RestoreInput) error {
 			if v.Status != contract.AccountDeactivated || !workflow.Now(ctx).Before(v.FinalAt) {
-				return temporal.NewApplicationError(fmt.Sprintf("the grace period ended on %s: the account can no longer be restored", v.FinalAt.Format("2 January 2006")), contract.RefusedState)
+				return temporal.NewApplicationError(fmt.Sprintf("the grace period ended on %s: the account can no longer be restored", v.FinalAt.Format(domain.DateLayout)), contract.RefusedState)
 			}
 			return nil
 		}}); err != nil {

@@ -446,7 +446,7 @@ func (r *request) deactivate(ctx workflow.Context) error {
 		return err
 	}
 	final := workflow.Now(ctx).Add(p.DeactivationGrace)
-	r.view.Outcome = []string{fmt.Sprintf("The account is deactivated; it can be restored until %s, then it is permanently deleted.", final.Format("2 January 2006"))}
+	r.view.Outcome = []string{fmt.Sprintf("The account is deactivated; it can be restored until %s, then it is permanently deleted.", final.Format(domain.DateLayout))}
 	return nil
 }
 

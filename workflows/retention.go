@@ -3,7 +3,6 @@ package workflows
 import (
 	"fmt"
 
-	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/workflow"
 )
@@ -14,8 +13,7 @@ import (
 // sealed copy of their identity becomes unreadable) unless they have a
 // request that is open or more recent, and the code hashes and mail keys go.
 func RetainLetheRecords(ctx workflow.Context, in contract.RetentionInput) (contract.PurgeRecordsResult, error) {
-	cutoff := workflow.Now(ctx)
-	cutoff = domain.AddCalendarMonths(cutoff, -in.KeepFor.Months).AddDate(0, 0, -in.KeepFor.Days-in.KeepFor.BusinessDays)
+	cutoff := in.KeepFor.Before(workflow.Now(ctx)) // business days as calendar days: never kept shorter
 	var res contract.PurgeRecordsResult
 	ctx = withActivityDefaults(ctx)
 	if err := workflow.ExecuteActivity(ctx, lifecycle.PurgeClosedRequests, contract.PurgeRecordsInput{Cutoff: cutoff}).Get(ctx, &res); err != nil {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 // Receipt is the proof an erasure leaves (P4–P7): per system, what was
@@ -67,7 +69,7 @@ func (r Receipt) Lines() []string {
 
 // Line says one entry in a sentence.
 func (e ReceiptEntry) Line() string {
-	day := func(t time.Time) string { return t.Format("2 January 2006") }
+	day := func(t time.Time) string { return t.Format(domain.DateLayout) }
 	switch {
 	case e.System == SystemPostgres && e.Action == "retained":
 		return fmt.Sprintf("Kept %s in %s until %s: %s", count(e.Count, "row"), e.Name, day(e.Until), e.Basis)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 // ReceiptLabels name, in the person's words, what the tables and S3
@@ -32,7 +34,7 @@ func (r Receipt) PersonLines(labels ReceiptLabels) []string {
 	if r.NothingHeld {
 		return []string{"We hold no data about you: there was nothing to erase."}
 	}
-	day := func(t time.Time) string { return t.UTC().Format("2 January 2006") }
+	day := func(t time.Time) string { return t.UTC().Format(domain.DateLayout) }
 	type item struct {
 		label string
 		files bool // counted in files, not records

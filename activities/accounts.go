@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/accounts"
-	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -71,9 +70,9 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 	var err error
 	p := in.Policy
 	// The last day before which someone must have been active not to be warned.
-	deadline := domain.AddCalendarMonths(in.Now, -p.InactiveAfter.Months).AddDate(0, 0, -p.InactiveAfter.Days)
+	deadline := p.InactiveAfter.Before(in.Now)
 	if in.Phase == contract.PhaseClosed {
-		cutoff := domain.AddCalendarMonths(in.Now, -p.ClosedKeep.Months).AddDate(0, 0, -p.ClosedKeep.Days)
+		cutoff := p.ClosedKeep.Before(in.Now)
 		list, err = accounts.ClosedBefore(ctx, a.Lifecycle.App, a.Lifecycle.Map, cutoff, in.Cursor.ID, sweepPageSize)
 	} else {
 		threshold := deadline.Add(p.WarnBefore)
@@ -115,7 +114,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 			res.Waiting++
 		default:
 			// Warn once for this last activity; the date is never sooner than WarnBefore.
-			due := domain.AddCalendarMonths(acc.LastActive, p.InactiveAfter.Months).AddDate(0, 0, p.InactiveAfter.Days)
+			due := p.InactiveAfter.After(acc.LastActive)
 			if min := in.Now.Add(p.WarnBefore); due.Before(min) {
 				due = min
 			}

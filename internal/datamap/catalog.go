@@ -38,15 +38,6 @@ type foreignKey struct {
 	refColumns []string
 }
 
-func (t *catTable) column(name string) (catColumn, bool) {
-	for _, c := range t.columns {
-		if c.name == name {
-			return c, true
-		}
-	}
-	return catColumn{}, false
-}
-
 // skippedSchemas are never read: PostgreSQL's own, and Lethe's (its
 // tables live in the schema lethe when Lethe shares the database).
 const skippedSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe') AND n.nspname NOT LIKE 'pg\_%'`

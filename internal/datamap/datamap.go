@@ -509,7 +509,7 @@ func Parse(b []byte) (*Map, error) {
 			errs = append(errs, fmt.Errorf("%s: prefix %q must contain {user_id}/ once", where, l.Prefix))
 		}
 		if strings.HasPrefix(l.Prefix, "/") || strings.Contains(l.Prefix, "..") || strings.Contains(l.Prefix, "{user_id}.") || strings.Contains(l.Prefix, ".{user_id}") {
-			errs = append(errs, fmt.Errorf("%s: prefix %q must not start with / or put dots next to {user_id} or contain ..", where, l.Prefix))
+			errs = append(errs, fmt.Errorf("%s: prefix %q must not start with /, contain \"..\" or put dots next to {user_id}", where, l.Prefix))
 		}
 		if rest := strings.ReplaceAll(l.Prefix, "{user_id}", ""); strings.ContainsAny(rest, "{}") {
 			errs = append(errs, fmt.Errorf("%s: prefix %q: only {user_id} can be filled in", where, l.Prefix))

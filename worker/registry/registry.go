@@ -200,6 +200,13 @@ func InactivityPolicy(c config.Config) (contract.InactivityPolicy, error) {
 	if err != nil {
 		return contract.InactivityPolicy{}, fmt.Errorf("LETHE_CLOSED_ACCOUNT_KEEP: %w", err)
 	}
+	// Inactivity and keeping are calendar time: a business day says nothing
+	// about when someone last signed in.
+	for name, p := range map[string]domain.Period{"LETHE_INACTIVE_AFTER": after, "LETHE_CLOSED_ACCOUNT_KEEP": keep} {
+		if p.BusinessDays != 0 {
+			return contract.InactivityPolicy{}, fmt.Errorf("%s: %s: give calendar months or days (e.g. 24mo, 730d), not business days", name, p)
+		}
+	}
 	return contract.InactivityPolicy{InactiveAfter: after, WarnBefore: c.InactiveWarnBefore, ClosedKeep: keep}, nil
 }
 

@@ -1,0 +1,29 @@
+package registry_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/worker/registry"
+)
+
+// Business days said nothing about inactivity and were silently read as
+// zero (every account inactive at once): the worker refuses them.
+func TestInactivityIsCalendarTime(t *testing.T) {
+	ok := config.Config{InactiveAfter: "24mo", ClosedAccountKeep: "30d", InactiveWarnBefore: 30 * 24 * time.Hour}
+	p, err := registry.InactivityPolicy(ok)
+	if err != nil || p.InactiveAfter.Months != 24 || p.ClosedKeep.Days != 30 {
+		t.Fatalf("24mo / 30d: %+v, %v", p, err)
+	}
+	for _, c := range []config.Config{
+		{InactiveAfter: "10bd", ClosedAccountKeep: "30d"},
+		{InactiveAfter: "24mo", ClosedAccountKeep: "5bd"},
+	} {
+		_, err := registry.InactivityPolicy(c)
+		if err == nil || !strings.Contains(err.Error(), "not business days") {
+			t.Errorf("%+v: %v, want business days refused", c, err)
+		}
+	}
+}

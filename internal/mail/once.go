@@ -111,3 +111,13 @@ func (o *Once) Sent(ctx context.Context, key string) (bool, error) {
 	}
 	return sent, nil
 }
+
+// ForgetRequests deletes the idempotency keys of every mail sent about the
+// requests ids, inside tx: Lethe's retention purges them with the requests'
+// other records, in one transaction (store.Store.Purge).
+func ForgetRequests(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM lethe.mail_sent WHERE request_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("mail: forget requests: %w", err)
+	}
+	return nil
+}

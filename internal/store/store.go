@@ -1,4 +1,7 @@
-// Package store opens Lethe's PostgreSQL database and applies its migrations.
+// Package store opens Lethe's PostgreSQL database, applies its migrations,
+// and owns its records of requests (Store): the only package with SQL on
+// lethe.requests, lethe.verification_codes, lethe.erasure_steps and
+// lethe.inactivity_notices.
 package store
 
 import (

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/lethe-privacy/lethe/internal/accounts"
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -43,8 +43,8 @@ func (a *AccountLife) SetAccountStatus(ctx context.Context, in contract.AccountS
 	if in.Status != contract.AccountDeactivated {
 		to, from = acc.Active, acc.Deactivated
 	}
-	_, err = accounts.SetStatus(ctx, a.Lifecycle.App, a.Lifecycle.Map, userID, to, from)
-	if errors.Is(err, accounts.ErrNoAccount) {
+	_, err = appdb.SetAccountStatus(ctx, a.Lifecycle.App, a.Lifecycle.Map, userID, to, from)
+	if errors.Is(err, appdb.ErrNoAccount) {
 		return temporal.NewNonRetryableApplicationError("the application has no such account", "UnknownAccount", nil)
 	}
 	return classifyDB(err)
@@ -66,17 +66,17 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 		return res, nil
 	}
 	var report bytes.Buffer
-	var list []accounts.Account
+	var list []appdb.Account
 	var err error
 	p := in.Policy
 	// The last day before which someone must have been active not to be warned.
 	deadline := p.InactiveAfter.Before(in.Now)
 	if in.Phase == contract.PhaseClosed {
 		cutoff := p.ClosedKeep.Before(in.Now)
-		list, err = accounts.ClosedBefore(ctx, a.Lifecycle.App, a.Lifecycle.Map, cutoff, in.Cursor.ID, sweepPageSize)
+		list, err = appdb.ClosedAccounts(ctx, a.Lifecycle.App, a.Lifecycle.Map, cutoff, in.Cursor.ID, sweepPageSize)
 	} else {
 		threshold := deadline.Add(p.WarnBefore)
-		list, err = accounts.InactiveSince(ctx, a.Lifecycle.App, a.Lifecycle.Map, threshold, accounts.Cursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, sweepPageSize)
+		list, err = appdb.InactiveAccounts(ctx, a.Lifecycle.App, a.Lifecycle.Map, threshold, appdb.AccountCursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, sweepPageSize)
 	}
 	if err != nil {
 		return res, classifyDB(err)
@@ -139,7 +139,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 	return res, nil
 }
 
-func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput, acc accounts.Account, ref string, due time.Time, report *bytes.Buffer) error {
+func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput, acc appdb.Account, ref string, due time.Time, report *bytes.Buffer) error {
 	if in.DryRun {
 		fmt.Fprintf(report, "%s,warn,%s,%s\n", acc.ID, acc.LastActive.Format(time.RFC3339), due.Format(time.RFC3339))
 		return nil
@@ -164,7 +164,7 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput,
 		Detail: map[string]string{"due_at": due.Format(time.RFC3339)}, Key: fmt.Sprintf("inactive-warned:%s:%d", ref, acc.LastActive.Unix())})
 }
 
-func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput, acc accounts.Account, ref string, report *bytes.Buffer, why string) error {
+func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput, acc appdb.Account, ref string, report *bytes.Buffer, why string) error {
 	if in.DryRun {
 		fmt.Fprintf(report, "%s,erase-%s,%s,\n", acc.ID, why, acc.LastActive.Format(time.RFC3339))
 		return nil
@@ -189,7 +189,7 @@ func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput
 // DeleteTicketDocuments deletes the ID documents of one appeal ticket: their
 // S3 objects, then their rows, and records the proof. Safe to repeat.
 func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in contract.TicketDocumentsInput) (contract.IDDocumentResult, error) {
-	docs, err := accounts.DocumentsOfTicket(ctx, a.Lifecycle.App, a.Lifecycle.Map, in.Ticket)
+	docs, err := appdb.TicketIDDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, in.Ticket)
 	if err != nil {
 		return contract.IDDocumentResult{}, classifyDB(err)
 	}
@@ -207,7 +207,7 @@ func (a *AccountLife) DeleteTicketDocuments(ctx context.Context, in contract.Tic
 func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in contract.OverdueDocumentsInput) (contract.IDDocumentResult, error) {
 	var total contract.IDDocumentResult
 	for {
-		docs, err := accounts.OverdueDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, in.Cutoff, 500)
+		docs, err := appdb.OverdueIDDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, in.Cutoff, 500)
 		if err != nil {
 			return total, classifyDB(err)
 		}
@@ -233,7 +233,7 @@ func (a *AccountLife) DeleteOverdueIDDocuments(ctx context.Context, in contract.
 	return total, nil
 }
 
-func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Document) (contract.IDDocumentResult, error) {
+func (a *AccountLife) deleteDocuments(ctx context.Context, docs []appdb.IDDocument) (contract.IDDocumentResult, error) {
 	var res contract.IDDocumentResult
 	if len(docs) == 0 {
 		return res, nil
@@ -247,7 +247,7 @@ func (a *AccountLife) deleteDocuments(ctx context.Context, docs []accounts.Docum
 		res.Objects++
 		ids = append(ids, d.ID)
 	}
-	n, err := accounts.DeleteDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, ids)
+	n, err := appdb.DeleteIDDocuments(ctx, a.Lifecycle.App, a.Lifecycle.Map, ids)
 	if err != nil {
 		return res, classifyDB(err)
 	}

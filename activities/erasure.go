@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/lethe-privacy/lethe/internal/accounts"
 	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
@@ -321,7 +320,7 @@ func (e *Erasure) eraseRows(ctx context.Context, person appdb.Person, subjectRef
 			// The placeholder names the account, not the request: two
 			// accounts of one address (erased, signed up again, erased
 			// again) must not collide on a unique email column.
-			n, err := accounts.EraseRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(string(e.Subjects.UserID(userID)), "sr_")+"@invalid")
+			n, err := appdb.EraseAccountRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(string(e.Subjects.UserID(userID)), "sr_")+"@invalid")
 			if err != nil {
 				return err
 			}
@@ -461,7 +460,7 @@ func (e *Erasure) VerifyErasure(ctx context.Context, in contract.VerifyErasureIn
 	for _, t := range traces {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the person's %s is still in %s, column %s (%d rows): check how the data map finds this table's rows (if that column is not the person's, add it to ignore with its column and a reason)", t.What, t.Table, t.Column, t.Rows))
 	}
-	if n, err := accounts.Unerased(ctx, e.App, e.Map, userID); err != nil {
+	if n, err := appdb.UnerasedAccounts(ctx, e.App, e.Map, userID); err != nil {
 		return out, classifyDB(err)
 	} else if n > 0 {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the account row in %s is not erased", e.Map.Accounts.Table))

@@ -9,9 +9,9 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/internal/rectify"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -45,8 +45,8 @@ func (c *Changes) ApplyCorrections(ctx context.Context, in contract.ChangeInput)
 	if err != nil {
 		return contract.ChangeResult{}, err
 	}
-	changes, err := rectify.Apply(ctx, c.Lifecycle.App, c.Lifecycle.Map, userID, id.Corrections)
-	var refused *rectify.Refused
+	changes, err := appdb.Rectify(ctx, c.Lifecycle.App, c.Lifecycle.Map, userID, id.Corrections)
+	var refused *appdb.CorrectionRefused
 	if errors.As(err, &refused) {
 		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("corrections refused", "Refused", nil)
 	}
@@ -57,7 +57,7 @@ func (c *Changes) ApplyCorrections(ctx context.Context, in contract.ChangeInput)
 	for _, ch := range changes {
 		res.Lines = append(res.Lines, fmt.Sprintf("Corrected %s in %s", ch.Field, ch.Table))
 	}
-	for name := range rectify.ProcessorFields(c.Lifecycle.Map, id.Corrections) {
+	for name := range appdb.CorrectedProcessorFields(c.Lifecycle.Map, id.Corrections) {
 		res.Processors = append(res.Processors, name)
 	}
 	slices.Sort(res.Processors)
@@ -70,7 +70,7 @@ func (c *Changes) UpdateProcessor(ctx context.Context, in contract.ChangeInput) 
 	if err != nil {
 		return "", err
 	}
-	fields := rectify.ProcessorFields(c.Lifecycle.Map, id.Corrections)[in.Processor]
+	fields := appdb.CorrectedProcessorFields(c.Lifecycle.Map, id.Corrections)[in.Processor]
 	var conn processors.Rectifier
 	ok := false
 	if c.Processors != nil {
@@ -100,7 +100,7 @@ func (c *Changes) RecordConsent(ctx context.Context, in contract.ChangeInput) (c
 	if !ok {
 		return contract.ChangeResult{}, temporal.NewNonRetryableApplicationError("unknown purpose", "BadInput", nil)
 	}
-	if err := rectify.RecordConsent(ctx, c.Lifecycle.App, c.Lifecycle.Map, userID, purpose.Name, id.Consent.Granted, id.Consent.Source, time.Now().UTC()); err != nil {
+	if err := appdb.RecordConsent(ctx, c.Lifecycle.App, c.Lifecycle.Map, userID, purpose.Name, id.Consent.Granted, id.Consent.Source, time.Now().UTC()); err != nil {
 		return contract.ChangeResult{}, classifyDB(err)
 	}
 	verb := "withdrawn"

@@ -1,7 +1,9 @@
-// Package appdb is the application database as erasure sees it: how a
-// person's rows are found (by a key column or through a chain of foreign
-// keys), erased (deleted, anonymized, or retained under a legal hold),
-// verified, and released when a legal hold ends.
+// Package appdb builds and runs the statements on the company's
+// application database, from the data map: how a person's rows are found
+// (by a key column or through a chain of foreign keys), erased (deleted,
+// anonymized, or retained under a legal hold), verified, and released when
+// a legal hold ends; the account row and its lifecycle (accounts.go);
+// corrections and consents (rectify.go).
 //
 // Every statement is built from the data map's names quoted with
 // pgx.Identifier, and binds the user id, the pseudonym and fixed values as
@@ -20,12 +22,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/lethe-privacy/lethe/internal/accounts"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
 
-// Querier reads the application database: a pool, a connection or a transaction.
+// Querier runs statements on the application database: a pool, a
+// connection or a transaction.
 type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
@@ -155,7 +158,7 @@ func Identifiers(ctx context.Context, db Querier, m *datamap.Map, userID string)
 		return nil, dbError("read the identifiers in", source.Table, err)
 	}
 	for i, v := range values {
-		if v != nil && *v != "" && !(cols[i] == source.Email && strings.HasSuffix(*v, accounts.ErasedSuffix)) {
+		if v != nil && *v != "" && !(cols[i] == source.Email && strings.HasSuffix(*v, ErasedEmailSuffix)) {
 			out[cols[i]] = []string{*v}
 		}
 	}

@@ -48,7 +48,7 @@ type TableResult struct {
 // value, or pseudonym, the person's keyed pseudonym, needed when a column
 // is set to hash), and counts the rows of retain tables, deleting those
 // whose hold has already ended by now. It leaves the accounts row alone
-// (accounts.EraseRow is the caller's). Running it again changes nothing
+// (EraseAccountRow is the caller's). Running it again changes nothing
 // and counts no deleted or anonymized rows.
 func Erase(ctx context.Context, tx pgx.Tx, m *datamap.Map, order []datamap.Table, person Person, pseudonym string, now time.Time) ([]TableResult, error) {
 	if err := sameTables(m, order); err != nil {

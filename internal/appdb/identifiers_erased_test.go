@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/lethe-privacy/lethe/internal/accounts"
 	"github.com/lethe-privacy/lethe/internal/appdb"
 )
 
@@ -22,7 +21,7 @@ func TestIdentifiersLeaveOutAnEarlierErasuresPlaceholder(t *testing.T) {
 	if got := ids["email"]; len(got) != 1 || got[0] != "u-1@example.com" {
 		t.Fatalf("before the erasure: %v", got)
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE shop.accounts SET email = $2 WHERE id = $1`, "u-1", "erased+sr_x"+accounts.ErasedSuffix); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE shop.accounts SET email = $2 WHERE id = $1`, "u-1", "erased+sr_x"+appdb.ErasedEmailSuffix); err != nil {
 		t.Fatal(err)
 	}
 	if ids, err = appdb.Identifiers(ctx, s.db, s.m, "u-1"); err != nil {

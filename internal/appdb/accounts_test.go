@@ -1,4 +1,4 @@
-package accounts_test
+package appdb_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lethe-privacy/lethe/internal/accounts"
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
@@ -46,25 +46,25 @@ func TestWithoutAStatusColumnNothingIsFlippedAndTheEmailMarksTheErasure(t *testi
 
 	// Deactivate and restore: the account must exist; nothing changes.
 	for _, to := range []string{"deactivated", "active"} {
-		changed, err := accounts.SetStatus(ctx, pool, m, "u-1", to)
+		changed, err := appdb.SetAccountStatus(ctx, pool, m, "u-1", to)
 		if err != nil || changed {
 			t.Fatalf("set %s: changed %v, %v", to, changed, err)
 		}
 	}
-	if _, err := accounts.SetStatus(ctx, pool, m, "u-9", "deactivated"); !errors.Is(err, accounts.ErrNoAccount) {
+	if _, err := appdb.SetAccountStatus(ctx, pool, m, "u-9", "deactivated"); !errors.Is(err, appdb.ErrNoAccount) {
 		t.Fatalf("an unknown account: %v, want ErrNoAccount", err)
 	}
-	if s, err := accounts.Status(ctx, pool, m, "u-1"); err != nil || s != "" {
+	if s, err := appdb.AccountStatus(ctx, pool, m, "u-1"); err != nil || s != "" {
 		t.Fatalf("status %q, %v", s, err)
 	}
 
 	// Erasure anonymizes the row once; the placeholder says it is erased.
-	if n, err := accounts.Unerased(ctx, pool, m, "u-1"); err != nil || n != 1 {
+	if n, err := appdb.UnerasedAccounts(ctx, pool, m, "u-1"); err != nil || n != 1 {
 		t.Fatalf("before the erasure: %d unerased (%v)", n, err)
 	}
 	placeholder := "erased+x1@invalid"
 	for i, want := range []int{1, 0} {
-		if n, err := accounts.EraseRow(ctx, pool, m, "u-1", placeholder); err != nil || n != want {
+		if n, err := appdb.EraseAccountRow(ctx, pool, m, "u-1", placeholder); err != nil || n != want {
 			t.Fatalf("erase %d: %d rows (%v), want %d", i+1, n, err, want)
 		}
 	}
@@ -73,21 +73,21 @@ func TestWithoutAStatusColumnNothingIsFlippedAndTheEmailMarksTheErasure(t *testi
 	if err := pool.QueryRow(ctx, `SELECT email, phone FROM app.users WHERE id = 'u-1'`).Scan(&email, &phone); err != nil || email != placeholder || phone != nil {
 		t.Fatalf("the anonymized row: %q, %v (%v)", email, phone, err)
 	}
-	if n, err := accounts.Unerased(ctx, pool, m, "u-1"); err != nil || n != 0 {
+	if n, err := appdb.UnerasedAccounts(ctx, pool, m, "u-1"); err != nil || n != 0 {
 		t.Fatalf("after the erasure: %d unerased (%v)", n, err)
 	}
-	if _, err := accounts.EraseRow(ctx, pool, m, "u-2", "erased+x2@example.com"); err == nil || !strings.Contains(err.Error(), accounts.ErasedSuffix) {
+	if _, err := appdb.EraseAccountRow(ctx, pool, m, "u-2", "erased+x2@example.com"); err == nil || !strings.Contains(err.Error(), appdb.ErasedEmailSuffix) {
 		t.Fatalf("a placeholder that would not mark the row: %v", err)
 	}
 
 	// No last activity: no inactivity; closed accounts by closed_at, the erased left out.
-	if _, err := accounts.InactiveSince(ctx, pool, m, time.Now(), accounts.Cursor{}, 10); !errors.Is(err, accounts.ErrNotConfigured) {
+	if _, err := appdb.InactiveAccounts(ctx, pool, m, time.Now(), appdb.AccountCursor{}, 10); !errors.Is(err, appdb.ErrAccountsNotConfigured) {
 		t.Fatalf("inactive without last_active: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE app.users SET closed_at = now() - interval '90 days' WHERE id = 'u-1'`); err != nil {
 		t.Fatal(err)
 	}
-	closed, err := accounts.ClosedBefore(ctx, pool, m, time.Now().AddDate(0, 0, -30), "", 10)
+	closed, err := appdb.ClosedAccounts(ctx, pool, m, time.Now().AddDate(0, 0, -30), "", 10)
 	if err != nil || len(closed) != 2 || closed[0].ID != "u-2" || closed[1].ID != "u-3" || !closed[0].LastActive.IsZero() {
 		t.Fatalf("closed accounts %+v (%v): want u-2 and u-3, not the erased u-1", closed, err)
 	}
@@ -98,14 +98,14 @@ func TestWithoutAStatusColumnNothingIsFlippedAndTheEmailMarksTheErasure(t *testi
 func TestWithoutAStatusColumnTheInactiveAreFoundByTheirLastActivity(t *testing.T) {
 	ctx := context.Background()
 	pool, m := usersApp(t, "accounts: {table: app.users, key: id, email: email, last_active: seen, erase_action: anonymize}\n")
-	if _, err := accounts.EraseRow(ctx, pool, m, "u-2", "erased+x2@invalid"); err != nil {
+	if _, err := appdb.EraseAccountRow(ctx, pool, m, "u-2", "erased+x2@invalid"); err != nil {
 		t.Fatal(err)
 	}
-	list, err := accounts.InactiveSince(ctx, pool, m, time.Now().AddDate(-2, 0, 0), accounts.Cursor{}, 10)
+	list, err := appdb.InactiveAccounts(ctx, pool, m, time.Now().AddDate(-2, 0, 0), appdb.AccountCursor{}, 10)
 	if err != nil || len(list) != 1 || list[0].ID != "u-1" || list[0].Email != "ada@example.com" {
 		t.Fatalf("inactive %+v (%v): want u-1 only (u-2 is erased, u-3 active)", list, err)
 	}
-	if seen, status, err := accounts.LastActive(ctx, pool, m, "u-1"); err != nil || status != "" || seen.After(time.Now().AddDate(-2, 0, 0)) {
+	if seen, status, err := appdb.AccountLastActive(ctx, pool, m, "u-1"); err != nil || status != "" || seen.After(time.Now().AddDate(-2, 0, 0)) {
 		t.Fatalf("last active %v %q (%v)", seen, status, err)
 	}
 }

@@ -1,11 +1,12 @@
-// Package rectify corrects a person's data in the application database
-// (rectification, P13) and records their consents (P12), as the data map's
-// fields and consent sections say.
+package appdb
+
+// Corrections of a person's data in the application database
+// (rectification, P13) and their consents (P12), as the data map's fields
+// and consent sections say.
 //
 // Corrected values are personal data: they are written and passed on to the
-// processors, never logged, and no error of this package repeats them. Old
-// values are not read.
-package rectify
+// processors, never logged, and no error here repeats them. Old values are
+// not read.
 
 import (
 	"context"
@@ -21,33 +22,23 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
 
-// Beginner starts a transaction: a pool or a connection.
-type Beginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
-// Execer runs a statement: a pool, a connection or a transaction.
-type Execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-// Change is one field corrected: Rows is how many of the person's rows the
+// FieldChange is one field corrected: Rows is how many of the person's rows the
 // update matched (0: the application holds no such row for them). It carries
 // no value.
-type Change struct {
+type FieldChange struct {
 	Field  string
 	Table  string
 	Column string
 	Rows   int
 }
 
-// Refused is the error of a correction that was not made at all: Fields maps
+// CorrectionRefused is the error of a correction that was not made at all: Fields maps
 // each refused field name to the reason, which never repeats the value.
-type Refused struct {
+type CorrectionRefused struct {
 	Fields map[string]string
 }
 
-func (r *Refused) Error() string {
+func (r *CorrectionRefused) Error() string {
 	names := make([]string, 0, len(r.Fields))
 	for n := range r.Fields {
 		names = append(names, n)
@@ -78,14 +69,14 @@ func showName(n string) string {
 // Reason given for a name the data map does not let people correct.
 const reasonUnknown = "not a field that can be corrected"
 
-// Apply corrects a person's fields: corrections maps field names of the data
+// Rectify corrects a person's fields: corrections maps field names of the data
 // map to new values. Every field is checked first; if any is unknown or its
 // value fails datamap.CheckValue, nothing is written and the error is a
-// *Refused with a reason per refused field. Otherwise all corrections are
+// *CorrectionRefused with a reason per refused field. Otherwise all corrections are
 // written in one transaction, one UPDATE per table, and the changes are
 // returned sorted by table and field. Applying the same corrections again
 // writes the same values: it is harmless.
-func Apply(ctx context.Context, db Beginner, m *datamap.Map, userID string, corrections map[string]string) ([]Change, error) {
+func Rectify(ctx context.Context, db TxStarter, m *datamap.Map, userID string, corrections map[string]string) ([]FieldChange, error) {
 	if userID == "" {
 		return nil, errors.New("rectify: no user id")
 	}
@@ -115,7 +106,7 @@ func Apply(ctx context.Context, db Beginner, m *datamap.Map, userID string, corr
 		groups[k].fields = append(groups[k].fields, f)
 	}
 	if len(refused) > 0 {
-		return nil, &Refused{Fields: refused}
+		return nil, &CorrectionRefused{Fields: refused}
 	}
 
 	values := make([]string, 0, len(corrections))
@@ -128,7 +119,7 @@ func Apply(ctx context.Context, db Beginner, m *datamap.Map, userID string, corr
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
 
-	var changes []Change
+	var changes []FieldChange
 	for _, k := range sortedKeys(groups) {
 		g := groups[k]
 		sets := make([]string, len(g.fields))
@@ -145,7 +136,7 @@ func Apply(ctx context.Context, db Beginner, m *datamap.Map, userID string, corr
 			return nil, fmt.Errorf("rectify: update %s: %w", g.table, withheld(err, values))
 		}
 		for _, f := range g.fields {
-			changes = append(changes, Change{Field: f.Name, Table: f.Table, Column: f.Column, Rows: int(tag.RowsAffected())})
+			changes = append(changes, FieldChange{Field: f.Name, Table: f.Table, Column: f.Column, Rows: int(tag.RowsAffected())})
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -154,11 +145,11 @@ func Apply(ctx context.Context, db Beginner, m *datamap.Map, userID string, corr
 	return changes, nil
 }
 
-// ProcessorFields says what to send each processor after a correction: for
+// CorrectedProcessorFields says what to send each processor after a correction: for
 // every processor named by a corrected field, its own field names mapped to
-// the new values. Names the data map does not know are left out (Apply
+// the new values. Names the data map does not know are left out (Rectify
 // refuses them).
-func ProcessorFields(m *datamap.Map, corrections map[string]string) map[string]map[string]string {
+func CorrectedProcessorFields(m *datamap.Map, corrections map[string]string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for name, value := range corrections {
 		f, ok := m.Field(name)
@@ -180,7 +171,7 @@ func ProcessorFields(m *datamap.Map, corrections map[string]string) map[string]m
 // the data map's consent table, inserted or updated. Recording the same
 // change again changes nothing; a change older than the one recorded is
 // ignored, so a retry that arrives late cannot undo a newer choice.
-func RecordConsent(ctx context.Context, db Execer, m *datamap.Map, userID, purpose string, granted bool, source string, at time.Time) error {
+func RecordConsent(ctx context.Context, db Querier, m *datamap.Map, userID, purpose string, granted bool, source string, at time.Time) error {
 	c := m.Consent
 	switch {
 	case c == nil:

@@ -1,10 +1,9 @@
-// Package accounts works on the application's accounts as its data map
-// describes them: deactivate and restore (the status column, when the map
-// names one), anonymize or delete the account row on erasure, find inactive
-// and closed accounts page by page, and find and remove ID documents of
-// closed appeal tickets. SQL is built from quoted identifiers and
-// parameters only.
-package accounts
+package appdb
+
+// The application's accounts as the data map describes them: deactivate
+// and restore (the status column, when the map names one), anonymize or
+// delete the account row on erasure, find inactive and closed accounts
+// page by page, and find and remove ID documents of closed appeal tickets.
 
 import (
 	"context"
@@ -15,30 +14,22 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
 
-// DB is what the package needs of a database: a pool, a connection or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// ErrNotConfigured means the data map has no accounts (or id_documents) section.
-var ErrNotConfigured = errors.New("the data map does not describe accounts")
+// ErrAccountsNotConfigured means the data map has no accounts (or id_documents) section.
+var ErrAccountsNotConfigured = errors.New("the data map does not describe accounts")
 
 // ErrNoAccount means the application has no account with that id.
 var ErrNoAccount = errors.New("no such account")
 
 func col(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// ErasedSuffix ends the email placeholder EraseRow writes into an
+// ErasedEmailSuffix ends the email placeholder EraseAccountRow writes into an
 // anonymized account row: without a status column, it is what marks the
 // row erased (the reserved .invalid domain receives no mail).
-const ErasedSuffix = "@invalid"
+const ErasedEmailSuffix = "@invalid"
 
 // notErased is the condition (with its one argument, $n) that an account
 // row is not erased yet: its status is not the erased value, or, without a
@@ -47,15 +38,15 @@ func notErased(a *datamap.Accounts, n int) (string, any) {
 	if a.Status != "" {
 		return fmt.Sprintf("%s IS DISTINCT FROM $%d", col(a.Status), n), a.Erased
 	}
-	return fmt.Sprintf("coalesce(%s::text, '') NOT LIKE $%d", col(a.Email), n), "%" + ErasedSuffix
+	return fmt.Sprintf("coalesce(%s::text, '') NOT LIKE $%d", col(a.Email), n), "%" + ErasedEmailSuffix
 }
 
-// Status is the account's status column; "" when the data map names none
+// AccountStatus is the account's status column; "" when the data map names none
 // (the account exists).
-func Status(ctx context.Context, db DB, m *datamap.Map, userID string) (string, error) {
+func AccountStatus(ctx context.Context, db Querier, m *datamap.Map, userID string) (string, error) {
 	a := m.Accounts
 	if a == nil {
-		return "", ErrNotConfigured
+		return "", ErrAccountsNotConfigured
 	}
 	what := "''"
 	if a.Status != "" {
@@ -69,17 +60,17 @@ func Status(ctx context.Context, db DB, m *datamap.Map, userID string) (string, 
 	return status, err
 }
 
-// SetStatus moves the account to status when it is in one of from (any, when
+// SetAccountStatus moves the account to status when it is in one of from (any, when
 // from is empty); it reports whether the row changed. Running it twice is
 // harmless. Without a status column it changes nothing: it only checks the
 // account exists (the application disables it its own way).
-func SetStatus(ctx context.Context, db DB, m *datamap.Map, userID, status string, from ...string) (bool, error) {
+func SetAccountStatus(ctx context.Context, db Querier, m *datamap.Map, userID, status string, from ...string) (bool, error) {
 	a := m.Accounts
 	if a == nil {
-		return false, ErrNotConfigured
+		return false, ErrAccountsNotConfigured
 	}
 	if a.Status == "" {
-		_, err := Status(ctx, db, m, userID)
+		_, err := AccountStatus(ctx, db, m, userID)
 		return false, err
 	}
 	sql := fmt.Sprintf("UPDATE %s SET %s = $2 WHERE %s = $1 AND %s IS DISTINCT FROM $2", a.Identifier().Sanitize(), col(a.Status), col(a.Key), col(a.Status))
@@ -93,17 +84,17 @@ func SetStatus(ctx context.Context, db DB, m *datamap.Map, userID, status string
 		return false, fmt.Errorf("set account status: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		if _, err := Status(ctx, db, m, userID); err != nil {
+		if _, err := AccountStatus(ctx, db, m, userID); err != nil {
 			return false, err
 		}
 	}
 	return tag.RowsAffected() > 0, nil
 }
 
-// EraseRow anonymizes the account row (email replaced by placeholder, which
-// ends in ErasedSuffix; status, if the map names it, set to erased) or
+// EraseAccountRow anonymizes the account row (email replaced by placeholder, which
+// ends in ErasedEmailSuffix; status, if the map names it, set to erased) or
 // deletes it, as the data map says. Safe to repeat.
-func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder string) (int, error) {
+func EraseAccountRow(ctx context.Context, db Querier, m *datamap.Map, userID, placeholder string) (int, error) {
 	a := m.Accounts
 	if a == nil {
 		return 0, nil
@@ -113,8 +104,8 @@ func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder st
 	switch {
 	case a.EraseAction == "delete":
 		sql = fmt.Sprintf("DELETE FROM %s WHERE %s = $1", a.Identifier().Sanitize(), col(a.Key))
-	case !strings.HasSuffix(placeholder, ErasedSuffix):
-		return 0, fmt.Errorf("erase account row: the email placeholder must end in %s", ErasedSuffix)
+	case !strings.HasSuffix(placeholder, ErasedEmailSuffix):
+		return 0, fmt.Errorf("erase account row: the email placeholder must end in %s", ErasedEmailSuffix)
 	default:
 		// The row stays (others point at it); what identifies the person, and
 		// the secrets never disclosed (e.g. a password hash), go.
@@ -141,11 +132,11 @@ func EraseRow(ctx context.Context, db DB, m *datamap.Map, userID, placeholder st
 	return int(tag.RowsAffected()), nil
 }
 
-// Unerased counts the person's account rows an erasure has not finished
+// UnerasedAccounts counts the person's account rows an erasure has not finished
 // with: any row when the data map deletes it, a row not yet in the erased
 // status when it anonymizes it. The erasure's verification pass fails on
 // anything above zero.
-func Unerased(ctx context.Context, db DB, m *datamap.Map, userID string) (int, error) {
+func UnerasedAccounts(ctx context.Context, db Querier, m *datamap.Map, userID string) (int, error) {
 	a := m.Accounts
 	if a == nil {
 		return 0, nil
@@ -171,22 +162,22 @@ type Account struct {
 	LastActive time.Time
 }
 
-// Cursor is where a keyset-paginated scan stopped.
-type Cursor struct {
+// AccountCursor is where a keyset-paginated scan stopped.
+type AccountCursor struct {
 	LastActive time.Time `json:"last_active"`
 	ID         string    `json:"id"`
 }
 
-// InactiveSince pages through active accounts whose last activity is before
+// InactiveAccounts pages through active accounts whose last activity is before
 // threshold, in (last_active, id) order after cursor: with an index on those
 // columns only the inactive accounts are read, however many accounts there
 // are. Without a status column every account not erased is looked at (a
 // deactivated one included). Without a last-activity column there is no
-// inactivity: ErrNotConfigured.
-func InactiveSince(ctx context.Context, db DB, m *datamap.Map, threshold time.Time, after Cursor, limit int) ([]Account, error) {
+// inactivity: ErrAccountsNotConfigured.
+func InactiveAccounts(ctx context.Context, db Querier, m *datamap.Map, threshold time.Time, after AccountCursor, limit int) ([]Account, error) {
 	a := m.Accounts
 	if a == nil || a.LastActive == "" {
-		return nil, ErrNotConfigured
+		return nil, ErrAccountsNotConfigured
 	}
 	active, arg := notErased(a, 1)
 	if a.Status != "" {
@@ -203,13 +194,13 @@ func InactiveSince(ctx context.Context, db DB, m *datamap.Map, threshold time.Ti
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Account])
 }
 
-// ClosedBefore pages through closed, not yet erased accounts closed before
+// ClosedAccounts pages through closed, not yet erased accounts closed before
 // cutoff, in id order after afterID. Without a last-activity column their
 // LastActive is zero.
-func ClosedBefore(ctx context.Context, db DB, m *datamap.Map, cutoff time.Time, afterID string, limit int) ([]Account, error) {
+func ClosedAccounts(ctx context.Context, db Querier, m *datamap.Map, cutoff time.Time, afterID string, limit int) ([]Account, error) {
 	a := m.Accounts
 	if a == nil || a.ClosedAt == "" {
-		return nil, ErrNotConfigured
+		return nil, ErrAccountsNotConfigured
 	}
 	lastActive := "NULL::timestamptz"
 	if a.LastActive != "" {
@@ -237,12 +228,12 @@ func ClosedBefore(ctx context.Context, db DB, m *datamap.Map, cutoff time.Time, 
 	})
 }
 
-// LastActive is the account's last activity, and its status ("" without a
-// status column); ErrNotConfigured without a last-activity column.
-func LastActive(ctx context.Context, db DB, m *datamap.Map, userID string) (time.Time, string, error) {
+// AccountLastActive is the account's last activity, and its status ("" without a
+// status column); ErrAccountsNotConfigured without a last-activity column.
+func AccountLastActive(ctx context.Context, db Querier, m *datamap.Map, userID string) (time.Time, string, error) {
 	a := m.Accounts
 	if a == nil || a.LastActive == "" {
-		return time.Time{}, "", ErrNotConfigured
+		return time.Time{}, "", ErrAccountsNotConfigured
 	}
 	what := "''"
 	if a.Status != "" {
@@ -257,31 +248,31 @@ func LastActive(ctx context.Context, db DB, m *datamap.Map, userID string) (time
 	return t, status, err
 }
 
-// Document is one ID document.
-type Document struct {
+// IDDocument is one ID document.
+type IDDocument struct {
 	ID     string
 	Object string
 }
 
-// DocumentsOfTicket lists the ID documents of one appeal ticket.
-func DocumentsOfTicket(ctx context.Context, db DB, m *datamap.Map, ticket string) ([]Document, error) {
+// TicketIDDocuments lists the ID documents of one appeal ticket.
+func TicketIDDocuments(ctx context.Context, db Querier, m *datamap.Map, ticket string) ([]IDDocument, error) {
 	d := m.IDDocuments
 	if d == nil {
-		return nil, ErrNotConfigured
+		return nil, ErrAccountsNotConfigured
 	}
 	rows, err := db.Query(ctx, fmt.Sprintf("SELECT %s::text, %s::text FROM %s WHERE %s::text = $1 ORDER BY 1",
 		col(d.Key), col(d.Object), d.Identifier().Sanitize(), col(d.Ticket)), ticket)
 	if err != nil {
 		return nil, fmt.Errorf("find ID documents: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Document])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[IDDocument])
 }
 
-// OverdueDocuments lists up to limit ID documents whose ticket closed before cutoff.
-func OverdueDocuments(ctx context.Context, db DB, m *datamap.Map, cutoff time.Time, limit int) ([]Document, error) {
+// OverdueIDDocuments lists up to limit ID documents whose ticket closed before cutoff.
+func OverdueIDDocuments(ctx context.Context, db Querier, m *datamap.Map, cutoff time.Time, limit int) ([]IDDocument, error) {
 	d := m.IDDocuments
 	if d == nil {
-		return nil, ErrNotConfigured
+		return nil, ErrAccountsNotConfigured
 	}
 	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT doc.%s::text, doc.%s::text FROM %s doc JOIN %s t ON t.%s = doc.%s
 		WHERE t.%s IS NOT NULL AND t.%s < $1 ORDER BY 1 LIMIT $2`,
@@ -290,14 +281,14 @@ func OverdueDocuments(ctx context.Context, db DB, m *datamap.Map, cutoff time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("find overdue ID documents: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Document])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[IDDocument])
 }
 
-// DeleteDocuments removes the rows of the given ID documents.
-func DeleteDocuments(ctx context.Context, db DB, m *datamap.Map, ids []string) (int, error) {
+// DeleteIDDocuments removes the rows of the given ID documents.
+func DeleteIDDocuments(ctx context.Context, db Querier, m *datamap.Map, ids []string) (int, error) {
 	d := m.IDDocuments
 	if d == nil {
-		return 0, ErrNotConfigured
+		return 0, ErrAccountsNotConfigured
 	}
 	tag, err := db.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s::text = ANY($1)", d.Identifier().Sanitize(), col(d.Key)), ids)
 	if err != nil {
@@ -307,10 +298,10 @@ func DeleteDocuments(ctx context.Context, db DB, m *datamap.Map, ids []string) (
 }
 
 // TicketClosedAt is when the ticket was closed (zero while open).
-func TicketClosedAt(ctx context.Context, db DB, m *datamap.Map, ticket string) (time.Time, error) {
+func TicketClosedAt(ctx context.Context, db Querier, m *datamap.Map, ticket string) (time.Time, error) {
 	d := m.IDDocuments
 	if d == nil {
-		return time.Time{}, ErrNotConfigured
+		return time.Time{}, ErrAccountsNotConfigured
 	}
 	var at *time.Time
 	err := db.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s::text = $1", col(d.TicketClosed), d.TicketsIdentifier().Sanitize(), col(d.TicketKey)), ticket).Scan(&at)

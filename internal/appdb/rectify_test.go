@@ -1,4 +1,4 @@
-package rectify_test
+package appdb_test
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/internal/rectify"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
 
@@ -102,11 +102,11 @@ func TestApplyCorrectsEveryFieldAndIsHarmlessTwice(t *testing.T) {
 	before := readProfile(t, ctx, pool, "u-1002")
 	corr := map[string]string{"display_name": "Ada Lovelace", "country": "GB", "bio": "Analyst.\nPoet."}
 	for range 2 {
-		changes, err := rectify.Apply(ctx, pool, m, "u-1001", corr)
+		changes, err := appdb.Rectify(ctx, pool, m, "u-1001", corr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []rectify.Change{
+		want := []appdb.FieldChange{
 			{Field: "bio", Table: "demo.profiles", Column: "bio", Rows: 1},
 			{Field: "country", Table: "demo.profiles", Column: "country", Rows: 1},
 			{Field: "display_name", Table: "demo.profiles", Column: "display_name", Rows: 1},
@@ -127,7 +127,7 @@ func TestApplyCorrectsEveryFieldAndIsHarmlessTwice(t *testing.T) {
 		t.Errorf("another person's profile changed: %+v -> %+v", before, got)
 	}
 	// Someone without a profile row: nothing matched, nothing created.
-	changes, err := rectify.Apply(ctx, pool, m, "u-9999", map[string]string{"bio": "x"})
+	changes, err := appdb.Rectify(ctx, pool, m, "u-9999", map[string]string{"bio": "x"})
 	if err != nil || len(changes) != 1 || changes[0].Rows != 0 {
 		t.Errorf("unknown user: %+v %v", changes, err)
 	}
@@ -152,7 +152,7 @@ fields:
 		t.Fatal(err)
 	}
 	const bio = "A bio that the database finds far too long"
-	_, err = rectify.Apply(ctx, pool, m, "u-1001", map[string]string{"email": "ada.new@example.org", "bio": bio})
+	_, err = appdb.Rectify(ctx, pool, m, "u-1001", map[string]string{"email": "ada.new@example.org", "bio": bio})
 	if err == nil {
 		t.Fatal("want an error")
 	}
@@ -171,7 +171,7 @@ fields:
 		t.Errorf("email %q was written though the transaction failed", email)
 	}
 	// Both tables at once when the database agrees.
-	changes, err := rectify.Apply(ctx, pool, m, "u-1001", map[string]string{"email": "ada.new@example.org", "bio": "short"})
+	changes, err := appdb.Rectify(ctx, pool, m, "u-1001", map[string]string{"email": "ada.new@example.org", "bio": "short"})
 	if err != nil || len(changes) != 2 || changes[0].Table != "demo.accounts" || changes[1].Table != "demo.profiles" {
 		t.Fatalf("%+v %v", changes, err)
 	}
@@ -187,8 +187,8 @@ func TestApplyRefusesEachBadFieldAndWritesNothing(t *testing.T) {
 		"nickname":     "Zed the Unknown",
 		"Email; DROP":  "zed@example.com",
 	}
-	_, err := rectify.Apply(ctx, pool, m, "u-1001", values)
-	var refused *rectify.Refused
+	_, err := appdb.Rectify(ctx, pool, m, "u-1001", values)
+	var refused *appdb.CorrectionRefused
 	if !errors.As(err, &refused) {
 		t.Fatalf("want *Refused, got %v", err)
 	}
@@ -214,10 +214,10 @@ func TestApplyRefusesEachBadFieldAndWritesNothing(t *testing.T) {
 	if got := readProfile(t, ctx, pool, "u-1001"); got != before {
 		t.Errorf("written despite refusal: %+v -> %+v", before, got)
 	}
-	if _, err := rectify.Apply(ctx, pool, m, "u-1001", nil); err == nil {
+	if _, err := appdb.Rectify(ctx, pool, m, "u-1001", nil); err == nil {
 		t.Error("no corrections: want an error")
 	}
-	if _, err := rectify.Apply(ctx, pool, m, "", map[string]string{"bio": "x"}); err == nil {
+	if _, err := appdb.Rectify(ctx, pool, m, "", map[string]string{"bio": "x"}); err == nil {
 		t.Error("no user: want an error")
 	}
 }
@@ -231,8 +231,8 @@ func TestNoErrorRepeatsTheValue(t *testing.T) {
 	}
 	for field, values := range bad {
 		for _, v := range values {
-			_, err := rectify.Apply(ctx, pool, m, "u-1001", map[string]string{field: v})
-			var refused *rectify.Refused
+			_, err := appdb.Rectify(ctx, pool, m, "u-1001", map[string]string{field: v})
+			var refused *appdb.CorrectionRefused
 			if !errors.As(err, &refused) || refused.Fields[field] == "" {
 				t.Errorf("%s = %q: want a refusal, got %v", field, v, err)
 				continue
@@ -251,7 +251,7 @@ func TestNoErrorRepeatsTheValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	const v = "Quixotic-not-a-number"
-	_, err = rectify.Apply(ctx, pool, m2, "u-1001", map[string]string{"score": v})
+	_, err = appdb.Rectify(ctx, pool, m2, "u-1001", map[string]string{"score": v})
 	if err == nil || strings.Contains(err.Error(), v) {
 		t.Errorf("database error repeats the value or is missing: %v", err)
 	}
@@ -263,7 +263,7 @@ func TestProcessorFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rectify.ProcessorFields(m, map[string]string{"display_name": "Ada L.", "country": "GB", "unknown": "x"})
+	got := appdb.CorrectedProcessorFields(m, map[string]string{"display_name": "Ada L.", "country": "GB", "unknown": "x"})
 	want := map[string]map[string]string{
 		"stripe":    {"name": "Ada L."},
 		"mailchimp": {"FNAME": "Ada L."},
@@ -298,14 +298,14 @@ func TestRecordConsentUpsertsOnceAndKeepsTheNewest(t *testing.T) {
 	at := time.Now().Add(time.Minute).UTC().Truncate(time.Microsecond)
 	for range 2 {
 		// Withdraws the seeded grant, then the same again.
-		if err := rectify.RecordConsent(ctx, pool, m, "u-1001", "marketing_email", false, "request r-1", at); err != nil {
+		if err := appdb.RecordConsent(ctx, pool, m, "u-1001", "marketing_email", false, "request r-1", at); err != nil {
 			t.Fatal(err)
 		}
 		if r, n := read("marketing_email"); n != 1 || r.granted || r.source != "request r-1" || !r.at.Equal(at) {
 			t.Errorf("marketing_email: %+v, %d rows", r, n)
 		}
 		// A purpose with no row yet is inserted.
-		if err := rectify.RecordConsent(ctx, pool, m, "u-1001", "sale_sharing", false, "request r-2", at); err != nil {
+		if err := appdb.RecordConsent(ctx, pool, m, "u-1001", "sale_sharing", false, "request r-2", at); err != nil {
 			t.Fatal(err)
 		}
 		if r, n := read("sale_sharing"); n != 1 || r.granted || r.source != "request r-2" {
@@ -313,7 +313,7 @@ func TestRecordConsentUpsertsOnceAndKeepsTheNewest(t *testing.T) {
 		}
 	}
 	// A late retry of an older change does not undo the newer one.
-	if err := rectify.RecordConsent(ctx, pool, m, "u-1001", "marketing_email", true, "request r-0", at.Add(-time.Hour)); err != nil {
+	if err := appdb.RecordConsent(ctx, pool, m, "u-1001", "marketing_email", true, "request r-0", at.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := read("marketing_email"); r.granted || r.source != "request r-1" {
@@ -324,12 +324,12 @@ func TestRecordConsentUpsertsOnceAndKeepsTheNewest(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT granted FROM demo.marketing_consents WHERE account_id = 'u-1002' AND purpose = 'marketing_email'`).Scan(&granted); err != nil || !granted {
 		t.Errorf("u-1002: %v %v", granted, err)
 	}
-	if err := rectify.RecordConsent(ctx, pool, m, "u-1001", "telemarketing", false, "request r-3", at); err == nil || !strings.Contains(err.Error(), "telemarketing") {
+	if err := appdb.RecordConsent(ctx, pool, m, "u-1001", "telemarketing", false, "request r-3", at); err == nil || !strings.Contains(err.Error(), "telemarketing") {
 		t.Errorf("unknown purpose: %v", err)
 	}
 	noConsent := *m
 	noConsent.Consent = nil
-	if err := rectify.RecordConsent(ctx, pool, &noConsent, "u-1001", "marketing_email", false, "request r-3", at); err == nil {
+	if err := appdb.RecordConsent(ctx, pool, &noConsent, "u-1001", "marketing_email", false, "request r-3", at); err == nil {
 		t.Error("no consent section: want an error")
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -56,7 +55,8 @@ const sweepPageSize = 500
 // SweepInactivePage does one page of the inactivity sweep: it warns the
 // inactive accounts not warned yet, erases those warned whose date has come
 // and that stayed inactive, and erases closed accounts past their keep. The
-// ledger lethe.inactivity_notices makes every step happen once per person.
+// inactivity notices Lethe keeps (store.InactivityNotice) make every step
+// happen once per person.
 func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPageInput) (contract.SweepPageResult, error) {
 	res := contract.SweepPageResult{Next: in.Cursor}
 	if acc := a.Lifecycle.Map.Accounts; acc != nil && (in.Phase == contract.PhaseClosed && acc.ClosedAt == "" || in.Phase != contract.PhaseClosed && acc.LastActive == "") {
@@ -92,16 +92,11 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 			res.Erased++
 			continue
 		}
-		var notice struct {
-			LastActive, Due time.Time
-			Erased          *time.Time
-		}
-		err := a.Lifecycle.DB.QueryRow(ctx, `SELECT last_active, due_at, erased_at FROM lethe.inactivity_notices WHERE subject_ref = $1`, ref).
-			Scan(&notice.LastActive, &notice.Due, &notice.Erased)
-		warned := err == nil && notice.LastActive.Equal(acc.LastActive)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		notice, found, err := a.Lifecycle.records().InactivityNotice(ctx, ref)
+		if err != nil {
 			return res, classifyDB(err)
 		}
+		warned := found && notice.LastActive.Equal(acc.LastActive)
 		switch {
 		case warned && notice.Erased != nil:
 			// Done in an earlier run.
@@ -144,10 +139,8 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput,
 		fmt.Fprintf(report, "%s,warn,%s,%s\n", acc.ID, acc.LastActive.Format(time.RFC3339), due.Format(time.RFC3339))
 		return nil
 	}
-	if _, err := a.Lifecycle.DB.Exec(ctx, `INSERT INTO lethe.inactivity_notices (subject_ref, last_active, warned_at, due_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (subject_ref) DO UPDATE SET last_active = EXCLUDED.last_active, warned_at = EXCLUDED.warned_at, due_at = EXCLUDED.due_at, erased_at = NULL`,
-		ref, acc.LastActive, in.Now, due); err != nil {
-		return classifyDB(fmt.Errorf("record warning: %w", err))
+	if err := a.Lifecycle.records().RecordInactivityWarning(ctx, ref, acc.LastActive, in.Now, due); err != nil {
+		return classifyDB(err)
 	}
 	if acc.Email != "" {
 		msg, err := a.Lifecycle.render(templates.InactivityWarning, templates.Data{FinalDate: due, LastActive: acc.LastActive, LinkURL: a.Lifecycle.PublicURL,
@@ -178,7 +171,7 @@ func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput
 		return err
 	}
 	if why == "inactive" {
-		if _, err := a.Lifecycle.DB.Exec(ctx, `UPDATE lethe.inactivity_notices SET erased_at = $2 WHERE subject_ref = $1`, ref, in.Now); err != nil {
+		if err := a.Lifecycle.records().MarkInactiveErased(ctx, ref, in.Now); err != nil {
 			return classifyDB(err)
 		}
 	}

@@ -32,7 +32,7 @@ import (
 // application database, S3, and (through ProcessorErasure) the processors.
 type Erasure struct {
 	App        *pgxpool.Pool // the application database
-	Lethe      *pgxpool.Pool // Lethe's own database: what each step did (lethe.erasure_steps)
+	Lethe      *pgxpool.Pool // Lethe's own database: what each step did (store.RecordErasureStep)
 	Objects    *s3.Client
 	Map        *datamap.Map
 	Keys       *subjectkeys.Keyring
@@ -276,28 +276,21 @@ func tableOutcomes(res []appdb.TableResult) []contract.TableOutcome {
 
 // recordStep keeps what a step of a request's erasure did.
 func (e *Erasure) recordStep(ctx context.Context, requestID, step string, result any) error {
-	_, err := e.Lethe.Exec(ctx, `INSERT INTO lethe.erasure_steps (request_id, step, result) VALUES ($1, $2, $3)
-		ON CONFLICT (request_id, step) DO UPDATE SET result = EXCLUDED.result, recorded_at = now()`, requestID, step, result)
-	if err != nil {
-		return fmt.Errorf("record the erasure step %s: %w", step, err)
-	}
-	return nil
+	return e.records().RecordErasureStep(ctx, requestID, step, result)
 }
 
 // recordedTables is what an earlier attempt of this request's EraseTables
 // recorded, or, when none did (the person had no rows), this run's result.
 func (e *Erasure) recordedTables(ctx context.Context, requestID string, res []appdb.TableResult) ([]contract.TableOutcome, error) {
 	var out []contract.TableOutcome
-	err := e.Lethe.QueryRow(ctx, `SELECT result FROM lethe.erasure_steps WHERE request_id = $1 AND step = 'tables'`, requestID).Scan(&out)
-	if errors.Is(err, pgx.ErrNoRows) {
-		out = nil
+	ok, err := e.records().ErasureStep(ctx, requestID, "tables", &out)
+	if err != nil {
+		return nil, classifyDB(err)
+	}
+	if !ok {
 		for _, t := range res {
 			out = append(out, contract.TableOutcome{Table: t.Table, Action: t.Action, Rows: t.Rows, Reason: t.Reason, Until: t.Until})
 		}
-		return out, nil
-	}
-	if err != nil {
-		return nil, classifyDB(fmt.Errorf("read the recorded erasure step: %w", err))
 	}
 	return out, nil
 }

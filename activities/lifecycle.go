@@ -19,6 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
@@ -40,7 +41,7 @@ type Lifecycle struct {
 	Log         *slog.Logger
 }
 
-// RecordTransition projects the request's state into lethe.requests and
+// RecordTransition projects the request's state into its record and
 // appends the step to the hash-chained audit trail; running it twice appends
 // nothing more (the audit entry's idempotency key is request and step).
 func (l *Lifecycle) RecordTransition(ctx context.Context, in contract.TransitionInput) error {
@@ -49,14 +50,12 @@ func (l *Lifecycle) RecordTransition(ctx context.Context, in contract.Transition
 		now := time.Now().UTC()
 		closedAt = &now
 	}
-	_, err := l.DB.Exec(ctx, `
-		INSERT INTO lethe.requests (id, type, subject_ref, jurisdiction, status, workflow_id, received_at, due_at, closed_at)
-		VALUES ($1, $2, $3, $4, $5, $1, $6, $7, $8)
-		ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, due_at = EXCLUDED.due_at,
-			closed_at = COALESCE(lethe.requests.closed_at, EXCLUDED.closed_at), updated_at = now()`,
-		in.RequestID, in.Type, in.SubjectRef, in.Jurisdiction, in.Status, in.ReceivedAt, in.DueAt, closedAt)
+	err := l.records().RecordTransition(ctx, store.Transition{
+		ID: in.RequestID, Type: in.Type, SubjectRef: in.SubjectRef, Jurisdiction: in.Jurisdiction, Status: in.Status,
+		ReceivedAt: in.ReceivedAt, DueAt: in.DueAt, ClosedAt: closedAt,
+	})
 	if err != nil {
-		return classifyDB(fmt.Errorf("record request: %w", err))
+		return classifyDB(err)
 	}
 	detail := map[string]any{"status": in.Status}
 	for k, v := range in.Detail {
@@ -100,13 +99,12 @@ func (l *Lifecycle) IssueVerificationCode(ctx context.Context, in contract.Issue
 			return contract.IssueCodeResult{}, classifyDB(err)
 		}
 		if sent {
-			var hash string
-			err := l.DB.QueryRow(ctx, `SELECT code_hash FROM lethe.verification_codes WHERE request_id = $1 AND seq = $2`, in.RequestID, in.Seq).Scan(&hash)
-			if err == nil {
-				return contract.IssueCodeResult{CodeHash: hash}, nil
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
+			hash, ok, err := l.records().CodeHash(ctx, in.RequestID, in.Seq)
+			if err != nil {
 				return contract.IssueCodeResult{}, classifyDB(err)
+			}
+			if ok {
+				return contract.IssueCodeResult{CodeHash: hash}, nil
 			}
 		}
 	}
@@ -116,9 +114,8 @@ func (l *Lifecycle) IssueVerificationCode(ctx context.Context, in contract.Issue
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
 	hash := l.Subjects.CodeHash(in.RequestID, code)
-	if _, err := l.DB.Exec(ctx, `INSERT INTO lethe.verification_codes (request_id, seq, code_hash) VALUES ($1, $2, $3)
-		ON CONFLICT (request_id, seq) DO UPDATE SET code_hash = EXCLUDED.code_hash, created_at = now()`, in.RequestID, in.Seq, hash); err != nil {
-		return contract.IssueCodeResult{}, classifyDB(fmt.Errorf("store code hash: %w", err))
+	if err := l.records().StoreCodeHash(ctx, in.RequestID, in.Seq, hash); err != nil {
+		return contract.IssueCodeResult{}, classifyDB(err)
 	}
 	id, err := l.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {

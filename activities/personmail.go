@@ -2,11 +2,7 @@ package activities
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -55,13 +51,9 @@ func (l *Lifecycle) mailDueDate(ctx context.Context, in contract.SendMailInput) 
 	if in.Data.TaskDeadline.IsZero() {
 		return in.Data.DueDate, nil
 	}
-	var due time.Time
-	err := l.DB.QueryRow(ctx, `SELECT due_at FROM lethe.requests WHERE id = $1`, in.RequestID).Scan(&due)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return time.Time{}, nil
-	case err != nil:
-		return time.Time{}, classifyDB(fmt.Errorf("read the request's due date: %w", err))
+	due, _, err := l.records().DueAt(ctx, in.RequestID)
+	if err != nil {
+		return time.Time{}, classifyDB(err)
 	}
 	return due, nil
 }

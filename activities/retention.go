@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/activity"
 )
@@ -23,22 +23,9 @@ func (l *Lifecycle) PurgeClosedRequests(ctx context.Context, in contract.PurgeRe
 		_ = activity.GetHeartbeatDetails(ctx, &res)
 	}
 	for {
-		rows, err := l.DB.Query(ctx, `SELECT id, subject_ref,
-				NOT EXISTS (SELECT 1 FROM lethe.requests o WHERE o.subject_ref = r.subject_ref
-					AND (o.closed_at IS NULL OR o.closed_at >= $1)) AS shred
-			FROM lethe.requests r
-			WHERE closed_at < $1 AND purged_at IS NULL
-			ORDER BY closed_at, id LIMIT $2`, in.Cutoff, purgeBatch)
+		batch, err := l.records().ClosedBefore(ctx, in.Cutoff, purgeBatch)
 		if err != nil {
-			return res, classifyDB(fmt.Errorf("find closed requests: %w", err))
-		}
-		type closed struct {
-			ID, SubjectRef string
-			Shred          bool
-		}
-		batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[closed])
-		if err != nil {
-			return res, classifyDB(fmt.Errorf("find closed requests: %w", err))
+			return res, classifyDB(err)
 		}
 		if len(batch) == 0 {
 			return res, nil
@@ -54,21 +41,9 @@ func (l *Lifecycle) PurgeClosedRequests(ctx context.Context, in contract.PurgeRe
 				shredded[c.SubjectRef] = true
 			}
 		}
-		err = pgx.BeginFunc(ctx, l.DB, func(tx pgx.Tx) error {
-			for _, q := range []string{
-				`DELETE FROM lethe.verification_codes WHERE request_id = ANY($1)`,
-				`DELETE FROM lethe.mail_sent WHERE request_id = ANY($1)`,
-				`DELETE FROM lethe.erasure_steps WHERE request_id = ANY($1)`,
-				`UPDATE lethe.requests SET purged_at = now() WHERE id = ANY($1)`,
-			} {
-				if _, err := tx.Exec(ctx, q, ids); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return res, classifyDB(fmt.Errorf("purge closed requests: %w", err))
+		// The mail idempotency keys go in the same transaction (their owner, package mail, deletes them).
+		if err := l.records().Purge(ctx, ids, mail.ForgetRequests); err != nil {
+			return res, classifyDB(err)
 		}
 		res.Requests += len(batch)
 		res.SubjectKeys += len(shredded)

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -21,6 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -196,7 +195,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		// Nothing half-created: the claim goes with the failed start.
-		if _, derr := s.DB.Exec(context.WithoutCancel(ctx), `DELETE FROM lethe.requests WHERE id = $1`, id); derr != nil {
+		if derr := s.records().DeleteClaim(context.WithoutCancel(ctx), id); derr != nil {
 			s.Log.ErrorContext(ctx, "release claim", "request_id", id, "error", derr)
 		}
 		s.unavailable(w, r, "start request", err)
@@ -243,22 +242,22 @@ func validEmail(s string) bool {
 	return err == nil && a.Address == s && len(s) <= 254
 }
 
+// records is the store of Lethe's request records, in DB: the API holds
+// no SQL on them.
+func (s *Server) records() *store.Store { return store.New(s.DB) }
+
 // openRequest is the person's running request of this type, if any.
 func (s *Server) openRequest(ctx context.Context, ref, typ string) (*Submitted, error) {
-	var out Submitted
-	err := s.DB.QueryRow(ctx, `SELECT id, status, due_at FROM lethe.requests WHERE subject_ref = $1 AND type = $2 AND closed_at IS NULL`, ref, typ).
-		Scan(&out.ID, &out.Status, &out.DueAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
+	open, ok, err := s.records().OpenRequest(ctx, ref, typ)
+	if err != nil || !ok {
 		return nil, err
 	}
+	out := Submitted{ID: open.ID, Status: open.Status, DueAt: open.DueAt}
 	// A claim whose workflow never started (the API died in between) is released.
 	if _, err := s.Temporal.DescribeWorkflowExecution(ctx, out.ID, ""); err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			_, err = s.DB.Exec(ctx, `UPDATE lethe.requests SET status = $2, closed_at = now() WHERE id = $1 AND closed_at IS NULL AND received_at < now() - interval '1 minute'`, out.ID, domain.StatusAbandoned)
+			err = s.records().Abandon(ctx, out.ID)
 			if err == nil {
 				return s.openRequestAfterRelease(ctx, ref, typ, out)
 			}
@@ -270,8 +269,8 @@ func (s *Server) openRequest(ctx context.Context, ref, typ string) (*Submitted, 
 }
 
 func (s *Server) openRequestAfterRelease(ctx context.Context, ref, typ string, was Submitted) (*Submitted, error) {
-	var closed bool
-	if err := s.DB.QueryRow(ctx, `SELECT closed_at IS NOT NULL FROM lethe.requests WHERE id = $1`, was.ID).Scan(&closed); err != nil {
+	closed, err := s.records().Closed(ctx, was.ID)
+	if err != nil {
 		return nil, err
 	}
 	if closed {
@@ -297,13 +296,7 @@ func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c calle
 
 // claim records the request as the person's one open request of its type.
 func (s *Server) claim(ctx context.Context, id, ref string, in SubmitRequest, now, due time.Time) (bool, error) {
-	_, err := s.DB.Exec(ctx, `INSERT INTO lethe.requests (id, type, subject_ref, jurisdiction, status, workflow_id, received_at, due_at)
-		VALUES ($1, $2, $3, $4, $5, $1, $6, $7)`, id, in.Type, ref, in.Jurisdiction, domain.StatusReceived, now, due)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		return false, nil
-	}
-	return err == nil, err
+	return s.records().Claim(ctx, id, in.Type, ref, in.Jurisdiction, now, due)
 }
 
 // overLimit is zero when the person may make this request, else when they may again.
@@ -311,14 +304,7 @@ func (s *Server) overLimit(ctx context.Context, ref, typ, jurisdiction string, n
 	var retryAt time.Time
 	for _, l := range s.Policies.Limits(typ, jurisdiction) {
 		since := l.Per.Before(now) // business days as calendar days: the window is never shorter
-		rows, err := s.DB.Query(ctx, `SELECT received_at FROM lethe.requests
-			WHERE subject_ref = $1 AND type = $2 AND ($3 = '*' OR jurisdiction = $3) AND received_at > $4
-			  AND status <> ALL($5)
-			ORDER BY received_at`, ref, typ, l.Jurisdiction, since, domain.UncountedStatuses())
-		if err != nil {
-			return time.Time{}, err
-		}
-		times, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		times, err := s.records().CountedSince(ctx, ref, typ, l.Jurisdiction, since)
 		if err != nil {
 			return time.Time{}, err
 		}

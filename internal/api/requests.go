@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -19,6 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -126,16 +125,18 @@ func (s *Server) lookup(ctx context.Context, id string) (contract.RequestView, e
 		return contract.RequestView{}, err
 	}
 	v := contract.RequestView{RequestID: id}
-	var due *time.Time
-	err = s.DB.QueryRow(ctx, `SELECT type, status, subject_ref, jurisdiction, received_at, due_at FROM lethe.requests WHERE id = $1`, id).
-		Scan(&v.Type, &v.Status, &v.SubjectRef, &v.Jurisdiction, &v.ReceivedAt, &due)
-	if errors.Is(err, pgx.ErrNoRows) {
+	rec, err := s.records().Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return v, errNotFound
 	}
-	if due != nil {
-		v.DueAt = *due
+	if err != nil {
+		return v, err
 	}
-	return v, err
+	v.Type, v.Status, v.SubjectRef, v.Jurisdiction, v.ReceivedAt = rec.Type, rec.Status, rec.SubjectRef, rec.Jurisdiction, rec.ReceivedAt
+	if rec.DueAt != nil {
+		v.DueAt = *rec.DueAt
+	}
+	return v, nil
 }
 
 // VerifyBody is the body of POST /v1/requests/{id}/verify.

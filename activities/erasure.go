@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -174,35 +173,9 @@ func (e *Erasure) PlanErasure(ctx context.Context, in contract.ErasureInput) (co
 // processors' ids: columns of the identity table), before the erasure
 // erases them; a NULL id is left out.
 func (e *Erasure) processorIDs(ctx context.Context, userID string) (map[string]string, error) {
-	var keys, cols []string
-	for _, p := range e.Map.Processors {
-		for key, col := range p.IDs {
-			if !slices.Contains(keys, key) {
-				keys, cols = append(keys, key), append(cols, pgx.Identifier{col}.Sanitize()+"::text")
-			}
-		}
-	}
-	if len(keys) == 0 || e.Map.Identity == nil {
-		return nil, nil
-	}
-	values := make([]*string, len(keys))
-	dest := make([]any, len(keys))
-	for i := range values {
-		dest[i] = &values[i]
-	}
-	sql := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(cols, ", "), e.Map.Identity.Identifier().Sanitize(), pgx.Identifier{e.Map.Identity.Key}.Sanitize())
-	err := e.App.QueryRow(ctx, sql, userID).Scan(dest...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
+	ids, err := appdb.ProcessorIDs(ctx, e.App, e.Map, userID)
 	if err != nil {
-		return nil, classifyDB(fmt.Errorf("read processor ids in %s: %w", e.Map.Identity.Table, err))
-	}
-	ids := map[string]string{}
-	for i, v := range values {
-		if v != nil && *v != "" {
-			ids[keys[i]] = *v
-		}
+		return nil, classifyDB(err)
 	}
 	return ids, nil
 }

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/ledger"
@@ -145,30 +145,12 @@ func (l *Ledger) recordReapplied(ctx context.Context, in contract.ReconcilePageI
 // else its accounts table. Keys are compared as text, as the other account
 // scans do.
 func (l *Ledger) accountKeys(ctx context.Context, after *string, limit int) ([]string, error) {
-	var table pgx.Identifier
-	var key string
-	switch {
-	case l.Map.Identity != nil:
-		table, key = l.Map.Identity.Identifier(), l.Map.Identity.Key
-	case l.Map.Accounts != nil:
-		table, key = l.Map.Accounts.Identifier(), l.Map.Accounts.Key
-	default:
+	if l.Map.Identity == nil && l.Map.Accounts == nil {
 		return nil, temporal.NewNonRetryableApplicationError("the data map has no identity or accounts table to reconcile", "NotConfigured", nil)
 	}
-	col := pgx.Identifier{key}.Sanitize()
-	var rows pgx.Rows
-	var err error
-	if after == nil {
-		rows, err = l.App.Query(ctx, fmt.Sprintf("SELECT %[1]s::text FROM %[2]s ORDER BY %[1]s::text LIMIT $1", col, table.Sanitize()), limit)
-	} else {
-		rows, err = l.App.Query(ctx, fmt.Sprintf("SELECT %[1]s::text FROM %[2]s WHERE %[1]s::text > $1 ORDER BY %[1]s::text LIMIT $2", col, table.Sanitize()), *after, limit)
-	}
+	keys, err := appdb.AccountKeys(ctx, l.App, l.Map, after, limit)
 	if err != nil {
-		return nil, classifyDB(fmt.Errorf("read accounts: %w", err))
-	}
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, classifyDB(fmt.Errorf("read accounts: %w", err))
+		return nil, classifyDB(err)
 	}
 	return keys, nil
 }

@@ -9,11 +9,11 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
@@ -232,15 +232,9 @@ func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id id
 	if id.Email == "" || m.Identity == nil {
 		return "", nil
 	}
-	var userID string
-	sql := fmt.Sprintf("SELECT %s::text FROM %s WHERE lower(%s) = lower($1) LIMIT 1",
-		pgx.Identifier{m.Identity.Key}.Sanitize(), m.Identity.Identifier().Sanitize(), pgx.Identifier{m.Identity.Email}.Sanitize())
-	err := app.QueryRow(ctx, sql, id.Email).Scan(&userID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
+	userID, err := appdb.UserIDByEmail(ctx, app, m, id.Email)
 	if err != nil {
-		return "", classifyDB(fmt.Errorf("resolve user in %s: %w", m.Identity.Table, err))
+		return "", classifyDB(err)
 	}
 	return userID, nil
 }

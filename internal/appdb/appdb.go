@@ -1,9 +1,10 @@
-// Package appdb builds and runs the statements on the company's
+// Package appdb builds and runs every statement on the company's
 // application database, from the data map: how a person's rows are found
 // (by a key column or through a chain of foreign keys), erased (deleted,
 // anonymized, or retained under a legal hold), verified, and released when
 // a legal hold ends; the account row and its lifecycle (accounts.go);
-// corrections and consents (rectify.go).
+// corrections and consents (rectify.go); the reads of an access export,
+// the identity lookups and the selectors of bulk notices (reads.go).
 //
 // Every statement is built from the data map's names quoted with
 // pgx.Identifier, and binds the user id, the pseudonym and fixed values as
@@ -33,10 +34,12 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// TxStarter begins a transaction: a pool, a connection, or a transaction
-// (which begins a savepoint).
+// TxStarter begins a transaction on the application database, with
+// default or given options (a read-only snapshot, say): a pool or a
+// connection.
 type TxStarter interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
 // Person is who a statement on the application database looks for: the

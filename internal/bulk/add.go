@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lethe-privacy/lethe/internal/appdb"
 )
 
 // ChunkSize is how many user ids are held in memory and written in one
@@ -24,15 +25,12 @@ const MaxUserIDLength = 128
 // AddFromQuery adds to campaign the user ids that selector returns when run
 // with args on the application database app. selector is a query the company
 // wrote (configuration, never user input) whose first column is the user id;
-// it runs in a read-only transaction as
-//
-//	SELECT DISTINCT uid::text FROM (<selector>) AS s(uid)
-//
-// and null ids are skipped. Rows are streamed and written to lethe in chunks
+// it runs in a read-only transaction as appdb.SelectorUserIDs says, and
+// null ids are skipped. Rows are streamed and written to lethe in chunks
 // of ChunkSize, each chunk in its own transaction, so on error the chunks
 // before it stay added; running it again adds nobody twice. added counts the
 // people who were not targets of campaign before.
-func AddFromQuery(ctx context.Context, lethe, app *pgxpool.Pool, campaign string, sql string, args []any) (added int, err error) {
+func AddFromQuery(ctx context.Context, lethe *pgxpool.Pool, app appdb.TxStarter, campaign string, sql string, args []any) (added int, err error) {
 	if campaign == "" {
 		return 0, ErrNoCampaign
 	}
@@ -40,35 +38,24 @@ func AddFromQuery(ctx context.Context, lethe, app *pgxpool.Pool, campaign string
 	if sql == "" {
 		return 0, errors.New("bulk: empty selector query")
 	}
-	tx, err := app.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return 0, fmt.Errorf("bulk: selector: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	rows, err := tx.Query(ctx, "SELECT DISTINCT s.uid::text FROM ("+sql+") AS s(uid) WHERE s.uid IS NOT NULL", args...)
-	if err != nil {
-		return 0, fmt.Errorf("bulk: selector: %w", err)
-	}
-	defer rows.Close()
-
 	a := newAdder(lethe, campaign)
-	row := 0
-	for rows.Next() {
-		row++
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return a.added, fmt.Errorf("bulk: selector row %d: %w", row, err)
-		}
+	var stop error // each's own error, returned as it is
+	err = appdb.SelectorUserIDs(ctx, app, sql, args, func(row int, id string) error {
 		if msg := checkUserID(id); msg != "" {
-			return a.added, fmt.Errorf("bulk: selector row %d: %s", row, msg)
+			stop = fmt.Errorf("bulk: selector row %d: %s", row, msg)
+			return stop
 		}
 		if err := a.add(ctx, id); err != nil {
-			return a.added, err
+			stop = err
+			return err
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return a.added, fmt.Errorf("bulk: selector: %w", err)
+		return nil
+	})
+	switch {
+	case err != nil && err == stop:
+		return a.added, err
+	case err != nil:
+		return a.added, fmt.Errorf("bulk: %w", err)
 	}
 	return a.finish(ctx)
 }

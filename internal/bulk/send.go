@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/mail"
 )
@@ -68,7 +69,7 @@ type BatchResult struct {
 // network, cancelled context), the targets stay claimed, unsent, and the
 // error is returned: calling SendBatch again with the same batch number
 // sends to exactly them. Errors never contain addresses or user ids.
-func SendBatch(ctx context.Context, lethe, app *pgxpool.Pool, m *datamap.Map, sender mail.BulkSender, campaign string, msg Message, batch int) (BatchResult, error) {
+func SendBatch(ctx context.Context, lethe *pgxpool.Pool, app appdb.Querier, m *datamap.Map, sender mail.BulkSender, campaign string, msg Message, batch int) (BatchResult, error) {
 	var res BatchResult
 	switch {
 	case campaign == "":
@@ -91,7 +92,7 @@ func SendBatch(ctx context.Context, lethe, app *pgxpool.Pool, m *datamap.Map, se
 	}
 	res.Claimed = len(ids)
 	if len(ids) > 0 {
-		if err := send(ctx, lethe, app, m.Identity, sender, campaign, msg, batch, ids, &res); err != nil {
+		if err := send(ctx, lethe, app, m, sender, campaign, msg, batch, ids, &res); err != nil {
 			return res, err
 		}
 	}
@@ -164,9 +165,9 @@ func claim(ctx context.Context, lethe *pgxpool.Pool, campaign string, batch int)
 
 // send looks up the targets' addresses, records those without one, sends one
 // bulk call to the others and records its outcome in res and the table.
-func send(ctx context.Context, lethe, app *pgxpool.Pool, idt *datamap.Identity, sender mail.BulkSender,
+func send(ctx context.Context, lethe *pgxpool.Pool, app appdb.Querier, m *datamap.Map, sender mail.BulkSender,
 	campaign string, msg Message, batch int, ids []string, res *BatchResult) error {
-	emails, err := lookup(ctx, app, idt, ids)
+	emails, err := lookup(ctx, app, m, ids)
 	if err != nil {
 		return fmt.Errorf("bulk: batch %d: %w", batch, err)
 	}
@@ -237,33 +238,21 @@ func send(ctx context.Context, lethe, app *pgxpool.Pool, idt *datamap.Identity, 
 
 // lookup returns the usable address of each user id that has one, from the
 // identity table, in one query.
-func lookup(ctx context.Context, app *pgxpool.Pool, idt *datamap.Identity, ids []string) (map[string]string, error) {
-	key := pgx.Identifier{idt.Key}.Sanitize()
-	sql := fmt.Sprintf("SELECT %s::text, %s::text FROM %s WHERE %s = ANY($1)",
-		key, pgx.Identifier{idt.Email}.Sanitize(), idt.Identifier().Sanitize(), key)
-	rows, err := app.Query(ctx, sql, ids)
+func lookup(ctx context.Context, app appdb.Querier, m *datamap.Map, ids []string) (map[string]string, error) {
+	found, err := appdb.IdentityEmails(ctx, app, m, ids)
 	if err != nil {
-		return nil, fmt.Errorf("look up addresses: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	emails := make(map[string]string, len(ids))
-	for rows.Next() {
-		var id string
-		var email *string
-		if err := rows.Scan(&id, &email); err != nil {
-			return nil, fmt.Errorf("look up addresses: %w", err)
-		}
-		if email == nil {
+	for _, u := range found {
+		if u.Email == nil {
 			continue
 		}
-		if e := strings.TrimSpace(*email); usableAddress(e) {
-			if _, ok := emails[id]; !ok {
-				emails[id] = e
+		if e := strings.TrimSpace(*u.Email); usableAddress(e) {
+			if _, ok := emails[u.UserID]; !ok {
+				emails[u.UserID] = e
 			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("look up addresses: %w", err)
 	}
 	return emails, nil
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
@@ -135,7 +134,7 @@ func (b *Bundle) create(name string, method uint16, modified time.Time) (io.Writ
 // AddAccount writes the person's account row (a.Key = userID) to
 // data/postgres/<a.Table>.json, leaving out the columns in a.Exclude and in
 // exclude: they are never selected.
-func (b *Bundle) AddAccount(ctx context.Context, db datamap.Querier, a datamap.Accounts, userID string, exclude ...string) error {
+func (b *Bundle) AddAccount(ctx context.Context, db appdb.Querier, a datamap.Accounts, userID string, exclude ...string) error {
 	return b.addRows(ctx, db, KindAccount, datamap.Table{Name: a.Table, Key: a.Key}, appdb.Person{UserID: userID}, union(a.Exclude, exclude))
 }
 
@@ -149,7 +148,7 @@ func (b *Bundle) AddAccount(ctx context.Context, db datamap.Querier, a datamap.A
 // in exclude are never selected. Each must exist, or nothing is written:
 // an excluded column that is gone was most likely renamed, and would
 // otherwise be disclosed under its new name.
-func (b *Bundle) AddTable(ctx context.Context, db datamap.Querier, t datamap.Table, person appdb.Person, exclude ...string) error {
+func (b *Bundle) AddTable(ctx context.Context, db appdb.Querier, t datamap.Table, person appdb.Person, exclude ...string) error {
 	return b.addRows(ctx, db, KindTable, t, person, union(t.Exclude, exclude))
 }
 
@@ -165,14 +164,7 @@ func union(a, b []string) []string {
 
 var tableRe = regexp.MustCompile(`^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$`)
 
-// column is one column of a table, and its place in the primary key (0:
-// not in it).
-type column struct {
-	name  string
-	pkPos int
-}
-
-func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t datamap.Table, person appdb.Person, exclude []string) error {
+func (b *Bundle) addRows(ctx context.Context, db appdb.Querier, kind string, t datamap.Table, person appdb.Person, exclude []string) error {
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -181,20 +173,18 @@ func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t
 		return fmt.Errorf("export: table %q: want schema.table and a key column or a via chain", table)
 	}
 	key := path[0].Column // the key, or the column a via chain starts from
-	from, match, err := appdb.Match(t, 1)
-	if err != nil {
+	if _, _, err := appdb.Match(t, 1); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	if person.UserID == "" {
 		return errors.New("export: an empty user id")
 	}
-	ident := pgx.Identifier(strings.SplitN(table, ".", 2))
-	cols, err := columns(ctx, db, ident)
+	cols, err := appdb.TableColumns(ctx, db, table)
 	if err != nil {
 		return dbError("read the columns of table "+table, err)
 	}
 	has := func(name string) bool {
-		return slices.ContainsFunc(cols, func(c column) bool { return c.name == name })
+		return slices.ContainsFunc(cols, func(c appdb.TableColumn) bool { return c.Name == name })
 	}
 	if !has(key) {
 		return fmt.Errorf("export: table %s has no column %s (its key)", table, key)
@@ -204,28 +194,10 @@ func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t
 			return fmt.Errorf("export: table %s has no column %s, which the data map excludes: check the map against the schema", table, c)
 		}
 	}
-	// Select every column but the excluded ones, in table order; order the
-	// rows by the primary key's selected columns, so a bundle made twice
-	// reads the same.
-	var selected []string
-	for _, c := range cols {
-		if !slices.Contains(exclude, c.name) {
-			selected = append(selected, pgx.Identifier{c.name}.Sanitize())
-		}
-	}
-	pk := slices.DeleteFunc(slices.Clone(cols), func(c column) bool { return c.pkPos == 0 || slices.Contains(exclude, c.name) })
-	slices.SortFunc(pk, func(x, y column) int { return x.pkPos - y.pkPos })
-	var order []string
-	for _, c := range pk {
-		order = append(order, pgx.Identifier{c.name}.Sanitize())
-	}
-	sql := fmt.Sprintf("SELECT row_to_json(r) FROM (SELECT %s FROM %s WHERE %s", strings.Join(selected, ", "), from, match)
-	if len(order) > 0 {
-		sql += " ORDER BY " + strings.Join(order, ", ")
-	}
-	sql += ") r"
-
-	rows, err := db.Query(ctx, sql, person.Arg(t))
+	// Every column but the excluded ones, in table order, the rows ordered
+	// by the primary key's selected columns, so a bundle made twice reads
+	// the same.
+	rows, err := appdb.PersonRows(ctx, db, t, person, cols, exclude)
 	if err != nil {
 		return dbError("read table "+table, err)
 	}
@@ -269,23 +241,6 @@ func (b *Bundle) addRows(ctx context.Context, db datamap.Querier, kind string, t
 		b.exclusions = append(b.exclusions, Exclusion{Source: table, Column: c, Reason: "never disclosed"})
 	}
 	return nil
-}
-
-// columns lists a table's columns in their order, each with its place in
-// the primary key.
-func columns(ctx context.Context, db datamap.Querier, table pgx.Identifier) ([]column, error) {
-	rows, err := db.Query(ctx, `SELECT a.attname::text, coalesce(array_position(i.indkey::int2[], a.attnum) + 1, 0)
-		FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
-		WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
-		ORDER BY a.attnum`, table.Sanitize())
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
-		var c column
-		err := r.Scan(&c.name, &c.pkPos)
-		return c, err
-	})
 }
 
 // sniffSize is how much of an object AddObjects reads ahead to decide

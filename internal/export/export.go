@@ -132,16 +132,10 @@ type Index struct {
 	GeneratedAt time.Time
 }
 
-// DB is what ExportSubject needs of the application database: a
-// *pgxpool.Pool or a *pgx.Conn.
-type DB interface {
-	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
-}
-
 // Options say whose bundle ExportSubject builds, from where, and where it goes.
 type Options struct {
-	DB  DB
-	S3  *s3.Client // reads the person's objects and writes the bundle
+	DB  appdb.TxStarter // the application database: a *pgxpool.Pool or a *pgx.Conn
+	S3  *s3.Client      // reads the person's objects and writes the bundle
 	Map *datamap.Map
 	// UserID is the person's id in the application.
 	UserID string

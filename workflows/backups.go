@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -61,7 +62,7 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 		if len(lines) > 0 {
 			lines = append(lines, "Meanwhile the erasure ledger re-applies this erasure after any restore (restore-reconcile).")
 			mailTeam(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, Key: in.RequestID + ":backups:promise", ToPrivacyTeam: true,
-				Data: contract.MailData{RequestType: "erasure", DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}})
+				Data: contract.MailData{RequestType: domain.TypeErasure, DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}})
 		}
 		st.PromiseMailed = true
 	}
@@ -107,7 +108,7 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 			progress.Status = contract.BackupsOverdue
 			if !st.OverdueMailed {
 				mailTeam(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorEscalation, Key: in.RequestID + ":backups:overdue", ToPrivacyTeam: true,
-					Data: contract.MailData{RequestType: "erasure", DueDate: latestExpected(st.Locations), Lines: late}})
+					Data: contract.MailData{RequestType: domain.TypeErasure, DueDate: latestExpected(st.Locations), Lines: late}})
 				st.OverdueMailed = true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/activities"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -109,7 +110,7 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 			}
 			v.Escalations = append(v.Escalations, workflow.Now(ctx))
 			_ = workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, contract.SendMailInput{RequestID: in.ID, Template: contract.MailIncidentEscalation, ToPrivacyTeam: true,
-				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: contract.MailData{RequestType: "breach notification", Jurisdiction: "gdpr", DueDate: v.NotifyBy, Lines: []string{
+				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: contract.MailData{RequestType: "breach notification", Jurisdiction: domain.GDPR, DueDate: v.NotifyBy, Lines: []string{
 					fmt.Sprintf("%d of %d notices not sent yet", counts.Pending, counts.Found)}}}).Get(ctx, nil)
 		}
 	})

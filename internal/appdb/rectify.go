@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func Rectify(ctx context.Context, db TxStarter, m *datamap.Map, userID string, c
 		fields     []datamap.Field
 	}
 	groups := map[string]*group{}
-	for _, name := range sortedKeys(corrections) {
+	for _, name := range slices.Sorted(maps.Keys(corrections)) {
 		f, ok := m.Field(name)
 		if !ok {
 			refused[name] = reasonUnknown
@@ -120,7 +121,7 @@ func Rectify(ctx context.Context, db TxStarter, m *datamap.Map, userID string, c
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
 
 	var changes []FieldChange
-	for _, k := range sortedKeys(groups) {
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
 		g := groups[k]
 		sets := make([]string, len(g.fields))
 		args := make([]any, 0, len(g.fields)+1)
@@ -236,12 +237,3 @@ type safeError struct {
 
 func (e *safeError) Error() string { return e.msg }
 func (e *safeError) Unwrap() error { return e.err }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

@@ -3,6 +3,7 @@ package appdb
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -90,7 +91,7 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 	for _, e := range known.Emails {
 		add(&emails, e)
 	}
-	for _, col := range sortedIdentifierColumns(person.Identifiers) {
+	for _, col := range slices.Sorted(maps.Keys(person.Identifiers)) {
 		if col == emailColumn {
 			continue
 		}
@@ -98,7 +99,7 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 			others = append(others, labelled{what: col, value: v})
 		}
 	}
-	for _, key := range sortedStringKeys(known.ProcessorIDs) {
+	for _, key := range slices.Sorted(maps.Keys(known.ProcessorIDs)) {
 		others = append(others, labelled{what: "id at " + strings.TrimSuffix(key, "_id"), value: known.ProcessorIDs[key]})
 	}
 	cols, err := liveColumns(ctx, db, m)
@@ -369,22 +370,4 @@ func identityReferences(ctx context.Context, db Querier, m *datamap.Map) (map[st
 		}
 	}
 	return out, nil
-}
-
-func sortedIdentifierColumns(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedStringKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/mail"
 	"os"
 	"regexp"
@@ -678,7 +679,7 @@ func (m *Map) parseProcessing() []error {
 				bad("%s (%s): follow_up %q: want a period such as 30d, 1mo or 20bd, longer than zero", where, p.Name, p.FollowUp)
 			}
 		}
-		for _, key := range sortedKeys(p.IDs) {
+		for _, key := range slices.Sorted(maps.Keys(p.IDs)) {
 			switch {
 			case !identRe.MatchString(key):
 				bad("%s (%s): ids: key %q: want a lower-case identifier such as stripe_customer_id", where, p.Name, key)
@@ -750,7 +751,7 @@ func (m *Map) parseProcessing() []error {
 			}
 			c.re = re
 		}
-		for _, p := range sortedKeys(f.Processors) {
+		for _, p := range slices.Sorted(maps.Keys(f.Processors)) {
 			name := f.Processors[p]
 			switch {
 			case !procs[p]:
@@ -820,15 +821,6 @@ func positivePeriod(s string) bool {
 }
 
 func anchor(pattern string) string { return `^(?:` + pattern + `)$` }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // CheckValue checks one corrected value of f. Its error is the reason the
 // value is refused, for the person to read; it never repeats the value.
@@ -1040,7 +1032,7 @@ func (m *Map) Validate(ctx context.Context, db Querier) error {
 	}
 	if id := m.Identity; id != nil {
 		for _, p := range m.Processors {
-			for _, key := range sortedKeys(p.IDs) {
+			for _, key := range slices.Sorted(maps.Keys(p.IDs)) {
 				if cols, ok := columns[id.Table]; ok && !cols[p.IDs[key]] {
 					errs = append(errs, fmt.Errorf("data map: processor %s: ids.%s: identity table %s has no column %s", p.Name, key, id.Table, p.IDs[key]))
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -393,7 +394,7 @@ func (d *Discovery) WriteReport(w io.Writer) error {
 			}
 		}
 	}
-	for _, name := range sortedKeys(d.Unmappable) {
+	for _, name := range slices.Sorted(maps.Keys(d.Unmappable)) {
 		fmt.Fprintf(&b, "\n%s: %s\n", name, d.Unmappable[name])
 	}
 	if len(d.NoPersonal) > 0 {
@@ -455,7 +456,7 @@ func (d *Discovery) Draft(source string) []byte {
 		review = append(review, h.Notes...)
 		fmt.Fprintf(&b, "   # review: %s\n", strings.Join(review, "; "))
 	}
-	for _, name := range sortedKeys(d.Unmappable) {
+	for _, name := range slices.Sorted(maps.Keys(d.Unmappable)) {
 		fmt.Fprintf(&b, "  # review: %s is not in this draft: it %s\n", name, d.Unmappable[name])
 	}
 	var ignore []string

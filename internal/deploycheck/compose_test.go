@@ -6,12 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -441,7 +441,7 @@ func TestDataMapIsMountedAndItsBucketsCreated(t *testing.T) {
 	need[exports] = "LETHE_S3_EXPORT_BUCKET"
 	for b, why := range need {
 		if b != "" && !created[b] {
-			t.Errorf("bucket %q (from %s) is not created by minio-setup (`mc mb`); it creates %v", b, why, sortedKeys(created))
+			t.Errorf("bucket %q (from %s) is not created by minio-setup (`mc mb`); it creates %v", b, why, slices.Sorted(maps.Keys(created)))
 		}
 	}
 }
@@ -702,13 +702,4 @@ func randomKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(k)
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -275,7 +276,7 @@ func mailchimpPatch(fields map[string]string) (map[string]any, string) {
 	tags := map[string]string{"first_name": "FNAME", "last_name": "LNAME", "phone": "PHONE"}
 	body := map[string]any{}
 	merge := map[string]string{}
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		v := fields[k]
 		switch {
 		case k == "email":

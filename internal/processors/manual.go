@@ -3,6 +3,7 @@ package processors
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -147,7 +148,7 @@ func (m *Manual) Export(context.Context, Subject, ExportWriter) (Outcome, error)
 // their values.
 func (m *Manual) Update(_ context.Context, _ Subject, fields map[string]string) (Outcome, error) {
 	out := m.outcome(ActionUpdate)
-	keys := sortedKeys(fields)
+	keys := slices.Sorted(maps.Keys(fields))
 	out.Note = fmt.Sprintf("fields to correct: %v (values in the request record)", keys)
 	return out, nil
 }

@@ -227,13 +227,3 @@ func writeRecord(ctx context.Context, w ExportWriter, name string, r Record) err
 	}
 	return nil
 }
-
-// sortedKeys returns m's keys in order (deterministic requests and hashes).
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

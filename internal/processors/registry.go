@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -309,9 +310,9 @@ func build(cfg Config, opts BuildOptions) (Connector, error) {
 	specs := kindSpecs()
 	spec, ok := specs[cfg.Kind]
 	if !ok {
-		return nil, fmt.Errorf("kind %q is not one of %s", cfg.Kind, strings.Join(sortedKeys(specs), ", "))
+		return nil, fmt.Errorf("kind %q is not one of %s", cfg.Kind, strings.Join(slices.Sorted(maps.Keys(specs)), ", "))
 	}
-	for _, k := range sortedKeys(cfg.Options) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Options)) {
 		if !slices.Contains(spec.options, k) {
 			known := "none"
 			if len(spec.options) > 0 {

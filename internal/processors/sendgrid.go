@@ -158,7 +158,7 @@ func (s *SendGrid) findContacts(ctx context.Context, action Action, subj Subject
 		return nil, 0, s.c.badBody(action, r)
 	}
 	var out []sendGridContact
-	for _, k := range sortedKeys(res.Result) {
+	for _, k := range slices.Sorted(maps.Keys(res.Result)) {
 		if c := res.Result[k].Contact; c != nil && c.ID != "" &&
 			!slices.ContainsFunc(out, func(x sendGridContact) bool { return x.ID == c.ID }) {
 			out = append(out, *c)
@@ -263,7 +263,7 @@ func sendGridFields(fields map[string]string) (map[string]any, string) {
 	}
 	out := map[string]any{}
 	custom := map[string]string{}
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		switch {
 		case direct[k] != "":
 			out[direct[k]] = fields[k]

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -349,7 +350,7 @@ func stripeForm(fields map[string]string) (url.Values, string) {
 		"postal_code": "address[postal_code]", "country": "address[country]",
 	}
 	form := url.Values{}
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		v := fields[k]
 		switch {
 		case direct[k] != "":

@@ -1,17 +1,12 @@
 package appdb_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/testenv/gosource"
 )
 
 // sqlStatement matches a string literal that builds a statement on tables:
@@ -42,65 +37,12 @@ var sqlOwners = []string{
 // table that is neither Lethe's own (lethe.*) nor PostgreSQL's catalog
 // fails it, naming the file and line. Test files are not looked at.
 func TestOnlyAppdbBuildsSQLOnTheApplicationsTables(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("the module's root is not %s: %v", root, err)
-	}
-	fset := token.NewFileSet()
-	scanned := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	skip := func(dir string) bool { return slices.Contains(sqlOwners, dir) }
+	gosource.StringLiterals(t, skip, func(l gosource.Literal) {
+		if sqlStatement.MatchString(l.Value) && !notTheApplication.MatchString(l.Value) {
+			t.Errorf("%s:%d: SQL on the application's tables outside internal/appdb: %q (build it in appdb, from the data map)", l.File, l.Line, firstLine(l.Value))
 		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			name := d.Name()
-			if rel != "." && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor") {
-				return filepath.SkipDir
-			}
-			if slices.Contains(sqlOwners, rel) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(rel, ".go") || strings.HasSuffix(rel, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		scanned++
-		ast.Inspect(f, func(n ast.Node) bool {
-			lit, ok := n.(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
-			}
-			s, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				s = lit.Value
-			}
-			if sqlStatement.MatchString(s) && !notTheApplication.MatchString(s) {
-				pos := fset.Position(lit.Pos())
-				t.Errorf("%s:%d: SQL on the application's tables outside internal/appdb: %q (build it in appdb, from the data map)", rel, pos.Line, firstLine(s))
-			}
-			return true
-		})
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if scanned < 50 {
-		t.Fatalf("only %d files scanned under %s: is this the module's root?", scanned, root)
-	}
 }
 
 func firstLine(s string) string {

@@ -2,19 +2,15 @@ package store_test
 
 import (
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/internal/testenv/gosource"
 )
 
 // owners is the one package that reads and writes each of Lethe's own
@@ -73,86 +69,35 @@ func TestEveryTableHasAnOwner(t *testing.T) {
 // written in the package that owns the table. Comments (such as the
 // contract's) do not count; migrations are SQL files, not Go.
 func TestTablesHaveOneOwner(t *testing.T) {
-	root := moduleRoot(t)
 	statuses := []string{
 		domain.StatusReceived, domain.StatusAwaitingVerification, domain.StatusVerified, domain.StatusAwaitingApproval,
 		domain.StatusInProgress, domain.StatusCompleted, domain.StatusDenied, domain.StatusExpired,
 		domain.StatusCancelled, domain.StatusFailed, domain.StatusAbandoned,
 	}
 	var problems []string
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "vendor" || name == "node_modules") {
-				return filepath.SkipDir
+	gosource.StringLiterals(t, nil, func(l gosource.Literal) {
+		storeTable := false
+		for _, m := range tableRef.FindAllStringSubmatch(l.Value, -1) {
+			owner, known := owners[m[1]]
+			if !known {
+				continue // not a table: a schema name such as lethe.breach_report.v1
 			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		rel = filepath.ToSlash(rel)
-		pkg := filepath.ToSlash(filepath.Dir(rel))
-		ast.Inspect(f, func(n ast.Node) bool {
-			lit, ok := n.(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
+			storeTable = storeTable || owner == "internal/store"
+			if owner != l.Dir {
+				problems = append(problems, fmt.Sprintf("%s:%d: SQL on lethe.%s outside %s, its owner: call a method of %s",
+					l.File, l.Line, m[1], owner, owner))
 			}
-			s, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				return true
-			}
-			storeTable := false
-			for _, m := range tableRef.FindAllStringSubmatch(s, -1) {
-				owner, known := owners[m[1]]
-				if !known {
-					continue // not a table: a schema name such as lethe.breach_report.v1
-				}
-				storeTable = storeTable || owner == "internal/store"
-				if owner != pkg {
-					problems = append(problems, fmt.Sprintf("%s:%d: SQL on lethe.%s outside %s, its owner: call a method of %s",
-						rel, fset.Position(lit.Pos()).Line, m[1], owner, owner))
+		}
+		if storeTable {
+			for _, w := range statuses {
+				if strings.Contains(l.Value, "'"+w+"'") {
+					problems = append(problems, fmt.Sprintf("%s:%d: the status %q written in SQL: pass the domain constant as a parameter", l.File, l.Line, w))
 				}
 			}
-			if storeTable {
-				for _, w := range statuses {
-					if strings.Contains(s, "'"+w+"'") {
-						problems = append(problems, fmt.Sprintf("%s:%d: the status %q written in SQL: pass the domain constant as a parameter",
-							rel, fset.Position(lit.Pos()).Line, w))
-					}
-				}
-			}
-			return true
-		})
-		return nil
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sort.Strings(problems)
 	for _, p := range problems {
 		t.Error(p)
 	}
-}
-
-// moduleRoot is the directory of go.mod, two levels up from this package.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("module root not found from internal/store: %v", err)
-	}
-	return root
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/bulk"
 	"github.com/lethe-privacy/lethe/internal/mail"
-	"github.com/lethe-privacy/lethe/internal/notify"
+	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -92,8 +92,8 @@ func (n *Notices) SendNoticeBatch(ctx context.Context, in contract.SendBatchInpu
 	return contract.SendBatchResult{Claimed: res.Claimed, Sent: res.Sent, NoEmail: res.NoEmail, Done: res.Done}, nil
 }
 
-func toNotify(in contract.Incident, company string, phase int, c contract.NoticeCounts) notify.Incident {
-	return notify.Incident{
+func toIncident(in contract.Incident, company string, phase int, c contract.NoticeCounts) templates.Incident {
+	return templates.Incident{
 		ID: in.ID, AwareAt: in.AwareAt, WhatHappened: in.WhatHappened, DataCategories: in.DataCategories,
 		Consequences: in.Consequences, Measures: in.Measures, WhatYouCanDo: in.WhatYouCanDo, Contact: in.Contact,
 		CompanyName: company, Phase: phase, Found: c.Found, Notified: c.Sent, WithoutContact: c.NoEmail, Records: in.Records,
@@ -104,7 +104,7 @@ func toNotify(in contract.Incident, company string, phase int, c contract.Notice
 
 // RenderBreachNotice renders the notice every affected person receives.
 func (n *Notices) RenderBreachNotice(ctx context.Context, in contract.Incident) (contract.NoticeMessage, error) {
-	msg, err := notify.BreachNotice(toNotify(in, n.Lifecycle.CompanyName, 0, contract.NoticeCounts{}))
+	msg, err := templates.BreachNotice(toIncident(in, n.Lifecycle.CompanyName, 0, contract.NoticeCounts{}))
 	if err != nil {
 		return contract.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
 	}
@@ -113,7 +113,7 @@ func (n *Notices) RenderBreachNotice(ctx context.Context, in contract.Incident) 
 
 // RenderPolicyNotice renders a policy-change notice.
 func (n *Notices) RenderPolicyNotice(ctx context.Context, in contract.PolicyNotice) (contract.NoticeMessage, error) {
-	msg, err := notify.PolicyChangeNotice(notify.PolicyChange{CompanyName: n.Lifecycle.CompanyName, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt})
+	msg, err := templates.PolicyChangeNotice(templates.PolicyChange{CompanyName: n.Lifecycle.CompanyName, Title: in.Title, Summary: in.Summary, URL: in.URL, EffectiveAt: in.EffectiveAt})
 	if err != nil {
 		return contract.NoticeMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadNotice", nil)
 	}
@@ -123,7 +123,7 @@ func (n *Notices) RenderPolicyNotice(ctx context.Context, in contract.PolicyNoti
 // WriteAuthorityReport writes the GDPR Art. 33(3) report of one phase to S3
 // (HTML and JSON) and mails it to the data-protection contact, once per phase.
 func (n *Notices) WriteAuthorityReport(ctx context.Context, in contract.ReportInput) (string, error) {
-	html, doc, err := notify.AuthorityReport(toNotify(in.Incident, n.Lifecycle.CompanyName, in.Phase, in.Counts))
+	html, doc, err := templates.AuthorityReport(toIncident(in.Incident, n.Lifecycle.CompanyName, in.Phase, in.Counts))
 	if err != nil {
 		return "", temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
 	}
@@ -146,11 +146,11 @@ func (n *Notices) WriteAuthorityReport(ctx context.Context, in contract.ReportIn
 
 // WritePublicNotice writes the public notice for when people cannot be told one by one.
 func (n *Notices) WritePublicNotice(ctx context.Context, in contract.ReportInput) (string, error) {
-	ni := toNotify(in.Incident, n.Lifecycle.CompanyName, 0, in.Counts)
+	ni := toIncident(in.Incident, n.Lifecycle.CompanyName, 0, in.Counts)
 	if in.Incident.PublicNotice {
 		ni.PublicNoticeReason = "Telling each person individually would take disproportionate effort."
 	}
-	page, err := notify.PublicNotice(ni)
+	page, err := templates.PublicNotice(ni)
 	if err != nil {
 		return "", temporal.NewNonRetryableApplicationError(err.Error(), "BadIncident", nil)
 	}

@@ -1,9 +1,19 @@
-// Package templates renders the emails Lethe sends at each step of a privacy
-// request: to the person who made it (receipt, verification, extension,
-// outcome) and to the company's privacy team (reminders and escalations); and
-// about a person's account: its deactivation and the grace period before it
-// is erased, its restoration, its erasure, and a warning before an inactive
-// account is deleted or anonymized.
+// Package templates renders what Lethe writes to people: the emails sent at
+// each step of a privacy request and about a person's account (Renderer),
+// and the notices of a personal-data breach or a policy change
+// (BreachNotice, PublicNotice, AuthorityReport, PolicyChangeNotice; see
+// notices.go). Both go through one engine (render.go): the same template
+// functions, text/template for subjects and plain text, html/template
+// (contextually escaped) for HTML, and missingkey=error.
+//
+// # Request and account mail
+//
+// The Renderer renders the emails to the person who made a request (receipt,
+// verification, extension, outcome) and to the company's privacy team
+// (reminders and escalations); and about a person's account: its
+// deactivation and the grace period before it is erased, its restoration,
+// its erasure, and a warning before an inactive account is deleted or
+// anonymized.
 //
 // Every event has three templates, embedded in the binary under defaults/:
 //
@@ -16,21 +26,37 @@
 // with sample data, when the Renderer is built, so a broken template stops
 // the process at start-up rather than when the email is due.
 //
-// Templates see a Data value and these functions:
+// Templates see a Data value and the functions listed at funcs (render.go),
+// among them:
 //
 //	date         a time.Time as "2 January 2027" in UTC; a zero time is an error
 //	duration     a time.Duration as "15 minutes", "24 hours", "2 days"
 //	requestType  a request type as a noun phrase, e.g. "erasure" -> "data erasure"
 //	jurisdiction a jurisdiction as a name, e.g. "gdpr" -> "GDPR"
 //
+// # Breach and policy notices
+//
+// A personal-data breach or a privacy-policy change produces the notice
+// emailed to each affected person, the report to a data-protection
+// authority (GDPR Art. 33), a public notice for when individual notice is
+// impossible or disproportionate (Art. 34(3)(c)), and the notice of a policy
+// change. Their templates are built in (notice_templates.go).
+//
+// No personal data goes into a notice. Every text is the company's, identical
+// for every recipient; the per-recipient greeting is the SendGrid
+// substitution tag NameTag ("-name-"), filled in by the sender. For that
+// reason the texts of a notice may not contain NameTag themselves. Times that
+// matter are rendered in UTC as "2 January 2027 15:04 UTC"; a policy's
+// effective date as "2 January 2027". Errors for input a notice cannot be
+// rendered from wrap ErrInvalid and name the fields at fault, never their
+// values.
+//
 // Like the rest of Lethe, no error from this package contains personal data:
 // errors name events, files and fields, never their values.
 package templates
 
 import (
-	"bytes"
 	"embed"
-	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"os"
@@ -197,7 +223,8 @@ type Data struct {
 }
 
 // Message is a rendered email: a one-line subject, a plain-text body and an
-// HTML body. The HTML body may be empty if a company's override makes it so.
+// HTML body. A request mail's HTML body may be empty if a company's override
+// makes it so; a notice's texts may contain NameTag.
 type Message struct {
 	Subject, Text, HTML string
 }
@@ -208,13 +235,11 @@ type Renderer struct {
 	events map[string]*event
 }
 
-// event is one event's parsed templates and the files they came from.
+// event is one event's parsed templates, each named by the file it came
+// from.
 type event struct {
 	subject, text *texttemplate.Template
 	html          *htmltemplate.Template
-	// subjectFile, textFile and htmlFile name where each template came from,
-	// for errors.
-	subjectFile, textFile, htmlFile string
 }
 
 // source is one template file's text and where it came from.
@@ -262,7 +287,7 @@ func New(overrideDir string) (*Renderer, error) {
 	// branch of a template goes untried.
 	for _, j := range domain.Jurisdictions() {
 		for i, flag := range []bool{false, true, true} {
-			d := sample
+			d := sampleData
 			d.Jurisdiction, d.Anonymize, d.Verified = j, flag, flag
 			if !flag {
 				d.TaskDeadline = time.Time{}
@@ -308,32 +333,22 @@ func readOverrides(dir string, sources map[string]source) error {
 	return nil
 }
 
-// parse parses the three templates of the event name.
+// parse parses the three templates of the event name. Each is named by the
+// file it came from, so that an error in it names the file.
 func parse(name string, sources map[string]source) (*event, error) {
 	s, t, h := sources[name+subjectSuffix], sources[name+textSuffix], sources[name+htmlSuffix]
-	e := &event{subjectFile: s.path, textFile: t.path, htmlFile: h.path}
+	e := &event{}
 	var err error
-	if e.subject, err = parseText(name+subjectSuffix, s.text); err != nil {
+	if e.subject, err = newText(s.path, s.text); err != nil {
 		return nil, fmt.Errorf("templates: %s: %w", s.path, err)
 	}
-	if e.text, err = parseText(name+textSuffix, t.text); err != nil {
+	if e.text, err = newText(t.path, t.text); err != nil {
 		return nil, fmt.Errorf("templates: %s: %w", t.path, err)
 	}
-	e.html, err = htmltemplate.New(name + htmlSuffix).
-		Option("missingkey=error").
-		Funcs(htmltemplate.FuncMap(funcs)).
-		Parse(h.text)
-	if err != nil {
+	if e.html, err = newHTML(h.path, h.text); err != nil {
 		return nil, fmt.Errorf("templates: %s: %w", h.path, err)
 	}
 	return e, nil
-}
-
-func parseText(name, text string) (*texttemplate.Template, error) {
-	return texttemplate.New(name).
-		Option("missingkey=error").
-		Funcs(texttemplate.FuncMap(funcs)).
-		Parse(text)
 }
 
 // Render renders the email for the event name (one of Names) with d.
@@ -348,33 +363,33 @@ func (r *Renderer) Render(name string, d Data) (Message, error) {
 		return Message{}, fmt.Errorf("templates: %s: missing %s", name, strings.Join(missing, ", "))
 	}
 
-	var b bytes.Buffer
-	if err := e.subject.Execute(&b, d); err != nil {
-		return Message{}, fmt.Errorf("templates: %s: %w", e.subjectFile, err)
+	subject, err := execute(e.subject, d)
+	if err != nil {
+		return Message{}, err
 	}
 	var m Message
-	m.Subject = strings.TrimSpace(b.String())
+	m.Subject = strings.TrimSpace(subject)
 	switch {
 	case m.Subject == "":
-		return Message{}, fmt.Errorf("templates: %s: subject is empty", e.subjectFile)
+		return Message{}, fmt.Errorf("templates: %s: subject is empty", e.subject.Name())
 	case strings.ContainsFunc(m.Subject, unicode.IsControl):
-		return Message{}, fmt.Errorf("templates: %s: subject is not a single line", e.subjectFile)
+		return Message{}, fmt.Errorf("templates: %s: subject is not a single line", e.subject.Name())
 	}
 
-	b.Reset()
-	if err := e.text.Execute(&b, d); err != nil {
-		return Message{}, fmt.Errorf("templates: %s: %w", e.textFile, err)
+	text, err := execute(e.text, d)
+	if err != nil {
+		return Message{}, err
 	}
-	if m.Text = strings.TrimSpace(b.String()); m.Text == "" {
-		return Message{}, fmt.Errorf("templates: %s: body is empty", e.textFile)
+	if m.Text = strings.TrimSpace(text); m.Text == "" {
+		return Message{}, fmt.Errorf("templates: %s: body is empty", e.text.Name())
 	}
 	m.Text += "\n"
 
-	b.Reset()
-	if err := e.html.Execute(&b, d); err != nil {
-		return Message{}, fmt.Errorf("templates: %s: %w", e.htmlFile, err)
+	html, err := execute(e.html, d)
+	if err != nil {
+		return Message{}, err
 	}
-	if m.HTML = strings.TrimSpace(b.String()); m.HTML != "" {
+	if m.HTML = strings.TrimSpace(html); m.HTML != "" {
 		m.HTML += "\n"
 	}
 	return m, nil
@@ -427,9 +442,9 @@ func missingFields(name string, d Data) []string {
 	return missing
 }
 
-// sample is the data every template is test-rendered with by New: every
+// sampleData is the data every template is test-rendered with by New: every
 // field is set, so a template that fails on it is broken.
-var sample = Data{
+var sampleData = Data{
 	CompanyName:     "Example Ltd",
 	RequestID:       "req_aaaaaaaaaaaaaaaaaaaaaaaaaa",
 	RequestType:     domain.TypeErasure,
@@ -448,77 +463,4 @@ var sample = Data{
 	Anonymize:       true,
 	Verified:        true,
 	TaskDeadline:    time.Date(2027, 1, 12, 0, 0, 0, 0, time.UTC),
-}
-
-// funcs are the functions every template may call.
-var funcs = map[string]any{
-	"date":         formatDate,
-	"duration":     formatDuration,
-	"requestType":  describeRequestType,
-	"jurisdiction": describeJurisdiction,
-}
-
-// formatDate is domain.FormatDate: "2 January 2027" in UTC, and an error
-// for a zero time, so an unset date never reaches a person as "1 January 0001".
-var formatDate = domain.FormatDate
-
-// formatDuration renders d in the largest whole unit among days, hours and
-// minutes that it is a multiple of, e.g. "15 minutes", "36 hours", "2 days";
-// anything shorter than a minute is rendered in seconds.
-func formatDuration(d time.Duration) (string, error) {
-	if d <= 0 {
-		return "", errors.New("duration is not positive")
-	}
-	const day = 24 * time.Hour
-	switch {
-	case d%day == 0:
-		return plural(int64(d/day), "day"), nil
-	case d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour"), nil
-	case d >= time.Minute:
-		return plural(int64(d.Round(time.Minute)/time.Minute), "minute"), nil
-	default:
-		return plural(int64(d.Round(time.Second)/time.Second), "second"), nil
-	}
-}
-
-func plural(n int64, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
-}
-
-var requestTypes = map[string]string{
-	domain.TypeAccess:        "data access",
-	domain.TypePortability:   "data portability",
-	domain.TypeErasure:       "data erasure",
-	domain.TypeRectification: "data correction",
-	domain.TypeConsent:       "consent change",
-	domain.TypeDeactivation:  "account deactivation",
-}
-
-// describeRequestType names a request type as a noun phrase that reads
-// before "request", e.g. "your data erasure request". An unknown type is
-// shown as it is; an empty one is an error.
-func describeRequestType(t string) (string, error) {
-	if t == "" {
-		return "", errors.New("request type is not set")
-	}
-	if s, ok := requestTypes[t]; ok {
-		return s, nil
-	}
-	return t, nil
-}
-
-// describeJurisdiction names a jurisdiction: "GDPR", "CCPA" or "default
-// policy"; another value is shown as it is.
-func describeJurisdiction(j string) string {
-	switch j {
-	case domain.GDPR, domain.CCPA:
-		return strings.ToUpper(j)
-	case domain.Company, "":
-		return "default policy"
-	}
-	return j
 }

@@ -216,7 +216,7 @@ func TestCompletedDownloadLink(t *testing.T) {
 	}
 }
 
-func TestHTMLEscaping(t *testing.T) {
+func TestMailHTMLEscaping(t *testing.T) {
 	r := newRenderer(t, "")
 	d := data(Denied, "gdpr")
 	d.Reason = `<script>alert("x")</script>`

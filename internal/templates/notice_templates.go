@@ -1,68 +1,11 @@
-package notify
+package templates
 
 import (
-	"bytes"
-	"fmt"
 	htmltemplate "html/template"
-	"strings"
-	texttemplate "text/template"
 )
 
-// funcs are the functions every template sees:
-//
-//	when   a time.Time as "2 January 2027 15:04 UTC" (zero: error)
-//	date   a time.Time as "2 January 2027" in UTC (zero: error)
-//	count  an int or *int with thousands separators
-//	hours  a float64 number of hours with at most one decimal
-//	paras  a text's paragraphs (split at blank lines)
-//	plain  a text's paragraphs joined by blank lines, for plain text
-//	trim   strings.TrimSpace
-var funcs = map[string]any{
-	"when":  formatTime,
-	"date":  formatDate,
-	"count": countFunc,
-	"hours": formatHours,
-	"paras": paragraphs,
-	"plain": block,
-	"trim":  strings.TrimSpace,
-}
-
-func countFunc(v any) (string, error) {
-	switch n := v.(type) {
-	case int:
-		return formatCount(n), nil
-	case *int:
-		if n == nil {
-			return "", fmt.Errorf("count is not set")
-		}
-		return formatCount(*n), nil
-	}
-	return "", fmt.Errorf("count: want an int, got %T", v)
-}
-
-func mustText(name, src string) *texttemplate.Template {
-	return texttemplate.Must(texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(src))
-}
-
-func mustHTML(name, src string) *htmltemplate.Template {
-	return htmltemplate.Must(htmltemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(src))
-}
-
-func execText(t *texttemplate.Template, data any) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("notify: render %s: %w", t.Name(), err)
-	}
-	return b.String(), nil
-}
-
-func execHTML(t *htmltemplate.Template, data any) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("notify: render %s: %w", t.Name(), err)
-	}
-	return b.String(), nil
-}
+// The notices' templates (see notices.go). Unlike the request mails'
+// templates under defaults/, they are built in: a company cannot override them.
 
 // Shared pieces of the HTML documents.
 const htmlStyle = `<body style="font-family: sans-serif; line-height: 1.5; color: #222; max-width: 42em;">`

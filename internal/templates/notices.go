@@ -1,20 +1,4 @@
-// Package notify renders what a personal-data breach or a privacy-policy
-// change produces: the notice emailed to each affected person, the report to
-// a data-protection authority (GDPR Art. 33), a public notice for when
-// individual notice is impossible or disproportionate (Art. 34(3)(c)), and
-// the notice of a policy change.
-//
-// No personal data goes in here. Every text is the company's, identical for
-// every recipient; the per-recipient greeting is the SendGrid substitution
-// tag NameTag ("-name-"), filled in by the sender. For that reason the texts
-// of a message may not contain NameTag themselves.
-//
-// HTML is rendered with html/template (contextually escaped) and plain text
-// with text/template. Times that matter are rendered in UTC as
-// "2 January 2027 15:04 UTC"; a policy's effective date as "2 January 2027".
-//
-// Errors wrap ErrInvalid and name the fields at fault, never their values.
-package notify
+package templates
 
 import (
 	"encoding/json"
@@ -23,11 +7,8 @@ import (
 	"math"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/lethe-privacy/lethe/internal/domain"
 )
 
 // NameTag is the substitution tag the sender replaces with each recipient's
@@ -42,7 +23,7 @@ const DefaultAuthorityDeadline = 72 * time.Hour
 const ReportSchema = "lethe.breach_report.v1"
 
 // ErrInvalid is wrapped by every error for input that cannot be rendered.
-var ErrInvalid = errors.New("notify: invalid input")
+var ErrInvalid = errors.New("templates: invalid input")
 
 // Incident is a personal-data breach as the company describes it. All texts
 // are the company's and the same for everyone; none names a person.
@@ -101,11 +82,6 @@ type Incident struct {
 	// telling each person. When empty, PublicNotice explains it from
 	// WithoutContact, which must then be positive.
 	PublicNoticeReason string
-}
-
-// Message is one rendered email; its texts may contain NameTag.
-type Message struct {
-	Subject, Text, HTML string
 }
 
 // PolicyChange is a significant change to a company's policy.
@@ -205,15 +181,15 @@ func BreachNotice(in Incident) (Message, error) {
 		return Message{}, err
 	}
 	v := newNoticeView(in)
-	subject, err := execText(breachSubjectT, v)
+	subject, err := execute(breachSubjectT, v)
 	if err != nil {
 		return Message{}, err
 	}
-	text, err := execText(breachTextT, v)
+	text, err := execute(breachTextT, v)
 	if err != nil {
 		return Message{}, err
 	}
-	html, err := execHTML(breachHTMLT, v)
+	html, err := execute(breachHTMLT, v)
 	if err != nil {
 		return Message{}, err
 	}
@@ -234,7 +210,7 @@ func PublicNotice(in Incident) ([]byte, error) {
 	}
 	v := newNoticeView(in)
 	v.Reason = strings.TrimSpace(in.PublicNoticeReason)
-	html, err := execHTML(publicHTMLT, v)
+	html, err := execute(publicHTMLT, v)
 	if err != nil {
 		return nil, err
 	}
@@ -352,13 +328,13 @@ func AuthorityReport(in Incident) (html []byte, jsonDoc []byte, err error) {
 		Late:     doc.Phase == 1 && in.ReportedAt.Sub(in.AwareAt) > deadline,
 		Deadline: formatHours(deadline.Hours()),
 	}
-	h, err := execHTML(reportHTMLT, v)
+	h, err := execute(reportHTMLT, v)
 	if err != nil {
 		return nil, nil, err
 	}
 	j, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		return nil, nil, fmt.Errorf("notify: authority report: %w", err)
+		return nil, nil, fmt.Errorf("templates: authority report: %w", err)
 	}
 	return []byte(h), append(j, '\n'), nil
 }
@@ -504,78 +480,17 @@ func PolicyChangeNotice(p PolicyChange) (Message, error) {
 		return Message{}, fmt.Errorf("%w: policy change notice: %s", ErrInvalid, strings.Join(bad, "; "))
 	}
 	p.URL = strings.TrimSpace(p.URL)
-	subject, err := execText(policySubjectT, p)
+	subject, err := execute(policySubjectT, p)
 	if err != nil {
 		return Message{}, err
 	}
-	text, err := execText(policyTextT, p)
+	text, err := execute(policyTextT, p)
 	if err != nil {
 		return Message{}, err
 	}
-	html, err := execHTML(policyHTMLT, p)
+	html, err := execute(policyHTMLT, p)
 	if err != nil {
 		return Message{}, err
 	}
 	return Message{Subject: strings.TrimSpace(subject), Text: text, HTML: html}, nil
 }
-
-// formatTime renders t as "2 January 2027 15:04 UTC"; a zero time is an
-// error so that "1 January 0001" never reaches anyone.
-func formatTime(t time.Time) (string, error) {
-	if t.IsZero() {
-		return "", errors.New("time is not set")
-	}
-	return t.UTC().Format("2 January 2006 15:04 UTC"), nil
-}
-
-// formatDate is domain.FormatDate: "2 January 2027" in UTC (zero: error).
-var formatDate = domain.FormatDate
-
-// formatCount renders n with thousands separators: 12345 -> "12,345".
-func formatCount(n int) string {
-	s := strconv.Itoa(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
-// formatHours renders h with at most one decimal: 30.5, 72.
-func formatHours(h float64) string {
-	return strconv.FormatFloat(math.Round(h*10)/10, 'f', -1, 64)
-}
-
-// paragraphs splits s at blank lines into trimmed, non-empty paragraphs.
-func paragraphs(s string) []string {
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	var out []string
-	var cur []string
-	flush := func() {
-		if len(cur) > 0 {
-			out = append(out, strings.Join(cur, "\n"))
-			cur = nil
-		}
-	}
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			flush()
-			continue
-		}
-		cur = append(cur, line)
-	}
-	flush()
-	return out
-}
-
-// block renders s for plain text: its paragraphs separated by blank lines.
-func block(s string) string { return strings.Join(paragraphs(s), "\n\n") }

@@ -1,4 +1,4 @@
-package notify
+package templates
 
 import (
 	"bytes"
@@ -37,9 +37,6 @@ func sample() Incident {
 		NotificationRequired: true,
 	}
 }
-
-// flat collapses every run of white space to one space.
-func flat(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // inOrder checks that body contains each of want, in that order.
 func inOrder(t *testing.T, what, body string, want ...string) {
@@ -132,7 +129,7 @@ func TestBreachNoticeOptionalParts(t *testing.T) {
 	}
 }
 
-func TestHTMLEscaping(t *testing.T) {
+func TestNoticeHTMLEscaping(t *testing.T) {
 	in := sample()
 	in.WhatHappened = `Someone posted <script>alert("x")</script> in a form.`
 	in.PublicNoticeReason = "We cannot reach everyone."

@@ -205,183 +205,229 @@ func (r *request) codeUsable(ctx workflow.Context) error {
 	return nil
 }
 
-// handleUpdates registers the person's and the operators' actions.
+// handleUpdates registers the person's and the operators' actions: each
+// update the request accepts, with its validator and its handler.
 func (r *request) handleUpdates(ctx workflow.Context) error {
-	refuse := func(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
-	awaiting := func() error {
-		if r.view.Status != domain.StatusAwaitingVerification {
-			return refuse(contract.RefusedState, "the request is not waiting for verification")
+	// The person's, while their identity is being verified.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateVerify,
+		r.verify, workflow.UpdateHandlerOptions{Validator: r.validateVerify}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateResendCode,
+		r.resendCode, workflow.UpdateHandlerOptions{Validator: r.validateResendCode}); err != nil {
+		return err
+	}
+	// The operators', on an open request; each answers with the request's view.
+	for _, u := range []struct {
+		name     string
+		validate func(workflow.Context, contract.OperatorAction) error
+		apply    func(workflow.Context, contract.OperatorAction) error
+	}{
+		{contract.UpdateApprove, r.validateApprove, r.approve},
+		{contract.UpdateDeny, r.validateDecision, r.deny},
+		{contract.UpdateCancel, r.validateDecision, r.cancel},
+		{contract.UpdateExtend, r.validateExtend, r.extend},
+		{contract.UpdateComplete, r.validateComplete, r.complete},
+	} {
+		if err := r.operatorUpdate(ctx, u.name, u.validate, u.apply); err != nil {
+			return err
 		}
-		return nil
 	}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateVerify,
-		func(ctx workflow.Context, in contract.VerifyInput) (contract.VerifyResult, error) {
-			ctx = withActivityDefaults(ctx)
-			// The mail can be faster than the activity's completion: wait for
-			// the hash of the code being sent, then check it as the validator would.
-			if err := workflow.Await(ctx, func() bool { return !r.issuing }); err != nil {
-				return contract.VerifyResult{}, err
-			}
-			if err := r.codeUsable(ctx); err != nil {
-				return contract.VerifyResult{}, err
-			}
-			if subtle.ConstantTimeCompare([]byte(in.CodeHash), []byte(r.codeHash)) == 1 {
-				r.verified = true
-				return contract.VerifyResult{Accepted: true, TriesLeft: r.in.Policy.MaxCodeAttempts - r.attempts}, nil
-			}
-			r.attempts++
-			v := r.view.Verification
-			v.TriesLeft = max(0, r.in.Policy.MaxCodeAttempts-r.attempts)
-			v.Locked = v.TriesLeft == 0
-			action := "verification.failed"
-			if v.Locked {
-				action = "verification.locked"
-			}
-			if err := r.audit(ctx, "subject", action, map[string]string{"tries_left": fmt.Sprint(v.TriesLeft)}); err != nil {
-				return contract.VerifyResult{}, err
-			}
-			return contract.VerifyResult{TriesLeft: v.TriesLeft, Locked: v.Locked}, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in contract.VerifyInput) error {
-			if err := awaiting(); err != nil {
-				return err
-			}
-			if in.CodeHash == "" {
-				return refuse(contract.RefusedInput, "no code")
-			}
-			if r.issuing {
-				return nil // the handler waits for the code being sent
-			}
-			return r.codeUsable(ctx)
-		}})
-	if err != nil {
-		return err
-	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateResendCode,
-		func(ctx workflow.Context) (contract.VerificationView, error) {
-			if err := r.issueCode(withActivityDefaults(ctx)); err != nil {
-				return contract.VerificationView{}, err
-			}
-			return *r.view.Verification, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
-			if err := awaiting(); err != nil {
-				return err
-			}
-			if r.issuing {
-				return refuse(contract.RefusedRateLimited, "a code is on its way")
-			}
-			if r.codeSeq >= r.in.Policy.MaxCodes {
-				return refuse(contract.RefusedRateLimited, "no more codes for this request: submit a new request")
-			}
-			if wait := r.lastCode.Add(r.in.Policy.ResendInterval).Sub(workflow.Now(ctx)); wait > 0 {
-				return temporal.NewApplicationError("a new code can be sent later", contract.RefusedRateLimited, wait)
-			}
-			return nil
-		}})
-	if err != nil {
-		return err
-	}
+	return nil
+}
 
-	operator := func(name string, validate func(contract.OperatorAction) error, apply func(workflow.Context, contract.OperatorAction) error) error {
-		return workflow.SetUpdateHandlerWithOptions(ctx, name,
-			func(ctx workflow.Context, a contract.OperatorAction) (contract.RequestView, error) {
-				if err := apply(withActivityDefaults(ctx), a); err != nil {
-					return contract.RequestView{}, err
-				}
-				return r.view, nil
-			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a contract.OperatorAction) error {
-				if domain.Closed(r.view.Status) {
-					return refuse(contract.RefusedState, "the request is already "+r.view.Status)
-				}
-				return validate(a)
-			}})
+// refuse is a validator's refusal: kind tells the API how to answer.
+func refuse(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
+
+func (r *request) awaitingVerification() error {
+	if r.view.Status != domain.StatusAwaitingVerification {
+		return refuse(contract.RefusedState, "the request is not waiting for verification")
 	}
-	needReason := func(a contract.OperatorAction) error {
-		if a.Reason == "" {
-			return refuse(contract.RefusedInput, "a reason is required")
-		}
-		return nil
-	}
-	beforeWork := func(a contract.OperatorAction) error {
-		if r.view.Status == domain.StatusInProgress || r.view.Status == domain.StatusReceived || r.decided != "" {
-			return refuse(contract.RefusedState, "the request is "+r.view.Status)
-		}
-		return needReason(a)
-	}
-	if err := operator(contract.UpdateApprove, func(contract.OperatorAction) error {
-		if r.view.Status != domain.StatusAwaitingApproval || r.approved {
-			return refuse(contract.RefusedState, "the request is not waiting for approval")
-		}
-		return nil
-	}, func(ctx workflow.Context, a contract.OperatorAction) error {
-		r.approved = true
-		return r.audit(ctx, a.Actor, "request.approved", nil)
-	}); err != nil {
+	return nil
+}
+
+func (r *request) validateVerify(ctx workflow.Context, in contract.VerifyInput) error {
+	if err := r.awaitingVerification(); err != nil {
 		return err
 	}
-	if err := operator(contract.UpdateDeny, beforeWork, func(ctx workflow.Context, a contract.OperatorAction) error {
-		r.view.Reason, r.decided = a.Reason, domain.StatusDenied
-		return r.audit(ctx, a.Actor, "request.denied", map[string]string{"reason": a.Reason})
-	}); err != nil {
+	if in.CodeHash == "" {
+		return refuse(contract.RefusedInput, "no code")
+	}
+	if r.issuing {
+		return nil // the handler waits for the code being sent
+	}
+	return r.codeUsable(ctx)
+}
+
+// verify checks the person's code; a wrong code costs a try, and the last
+// try locks the code until a fresh one is sent.
+func (r *request) verify(ctx workflow.Context, in contract.VerifyInput) (contract.VerifyResult, error) {
+	ctx = withActivityDefaults(ctx)
+	// The mail can be faster than the activity's completion: wait for
+	// the hash of the code being sent, then check it as the validator would.
+	if err := workflow.Await(ctx, func() bool { return !r.issuing }); err != nil {
+		return contract.VerifyResult{}, err
+	}
+	if err := r.codeUsable(ctx); err != nil {
+		return contract.VerifyResult{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(in.CodeHash), []byte(r.codeHash)) == 1 {
+		r.verified = true
+		return contract.VerifyResult{Accepted: true, TriesLeft: r.in.Policy.MaxCodeAttempts - r.attempts}, nil
+	}
+	r.attempts++
+	v := r.view.Verification
+	v.TriesLeft = max(0, r.in.Policy.MaxCodeAttempts-r.attempts)
+	v.Locked = v.TriesLeft == 0
+	action := "verification.failed"
+	if v.Locked {
+		action = "verification.locked"
+	}
+	if err := r.audit(ctx, "subject", action, map[string]string{"tries_left": fmt.Sprint(v.TriesLeft)}); err != nil {
+		return contract.VerifyResult{}, err
+	}
+	return contract.VerifyResult{TriesLeft: v.TriesLeft, Locked: v.Locked}, nil
+}
+
+func (r *request) validateResendCode(ctx workflow.Context) error {
+	if err := r.awaitingVerification(); err != nil {
 		return err
 	}
-	if err := operator(contract.UpdateCancel, beforeWork, func(ctx workflow.Context, a contract.OperatorAction) error {
-		r.view.Reason, r.decided = a.Reason, domain.StatusCancelled
-		return r.audit(ctx, a.Actor, "request.cancelled", map[string]string{"reason": a.Reason})
-	}); err != nil {
+	if r.issuing {
+		return refuse(contract.RefusedRateLimited, "a code is on its way")
+	}
+	if r.codeSeq >= r.in.Policy.MaxCodes {
+		return refuse(contract.RefusedRateLimited, "no more codes for this request: submit a new request")
+	}
+	if wait := r.lastCode.Add(r.in.Policy.ResendInterval).Sub(workflow.Now(ctx)); wait > 0 {
+		return temporal.NewApplicationError("a new code can be sent later", contract.RefusedRateLimited, wait)
+	}
+	return nil
+}
+
+// resendCode mails the person a fresh code.
+func (r *request) resendCode(ctx workflow.Context) (contract.VerificationView, error) {
+	if err := r.issueCode(withActivityDefaults(ctx)); err != nil {
+		return contract.VerificationView{}, err
+	}
+	return *r.view.Verification, nil
+}
+
+// operatorUpdate registers an operator's action: refused once the request
+// is closed, otherwise validated by validate and carried out by apply.
+func (r *request) operatorUpdate(ctx workflow.Context, name string,
+	validate func(workflow.Context, contract.OperatorAction) error,
+	apply func(workflow.Context, contract.OperatorAction) error,
+) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, name,
+		func(ctx workflow.Context, a contract.OperatorAction) (contract.RequestView, error) {
+			if err := apply(withActivityDefaults(ctx), a); err != nil {
+				return contract.RequestView{}, err
+			}
+			return r.view, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a contract.OperatorAction) error {
+			if domain.Closed(r.view.Status) {
+				return refuse(contract.RefusedState, "the request is already "+r.view.Status)
+			}
+			return validate(ctx, a)
+		}})
+}
+
+func needReason(a contract.OperatorAction) error {
+	if a.Reason == "" {
+		return refuse(contract.RefusedInput, "a reason is required")
+	}
+	return nil
+}
+
+func (r *request) validateApprove(workflow.Context, contract.OperatorAction) error {
+	if r.view.Status != domain.StatusAwaitingApproval || r.approved {
+		return refuse(contract.RefusedState, "the request is not waiting for approval")
+	}
+	return nil
+}
+
+func (r *request) approve(ctx workflow.Context, a contract.OperatorAction) error {
+	r.approved = true
+	return r.audit(ctx, a.Actor, "request.approved", nil)
+}
+
+// validateDecision admits a denial or a cancellation, with its reason,
+// before the work starts and when nothing has been decided yet.
+func (r *request) validateDecision(_ workflow.Context, a contract.OperatorAction) error {
+	if r.view.Status == domain.StatusInProgress || r.view.Status == domain.StatusReceived || r.decided != "" {
+		return refuse(contract.RefusedState, "the request is "+r.view.Status)
+	}
+	return needReason(a)
+}
+
+func (r *request) deny(ctx workflow.Context, a contract.OperatorAction) error {
+	r.view.Reason, r.decided = a.Reason, domain.StatusDenied
+	return r.audit(ctx, a.Actor, "request.denied", map[string]string{"reason": a.Reason})
+}
+
+func (r *request) cancel(ctx workflow.Context, a contract.OperatorAction) error {
+	r.view.Reason, r.decided = a.Reason, domain.StatusCancelled
+	return r.audit(ctx, a.Actor, "request.cancelled", map[string]string{"reason": a.Reason})
+}
+
+// extensionTotal is how far past the original due date the deadline moves
+// with an extension by: by plus every extension granted before it.
+func (r *request) extensionTotal(by domain.Period) domain.Period {
+	total := by
+	for _, e := range r.view.Extensions {
+		total = total.Plus(e.By)
+	}
+	return total
+}
+
+func (r *request) validateExtend(ctx workflow.Context, a contract.OperatorAction) error {
+	if err := needReason(a); err != nil {
 		return err
 	}
-	if err := operator(contract.UpdateExtend, func(a contract.OperatorAction) error {
-		if err := needReason(a); err != nil {
-			return err
-		}
-		if a.By.IsZero() {
-			return refuse(contract.RefusedInput, "say by how much (e.g. 2mo, 45d)")
-		}
-		// The person must hear of it before the original date passes.
-		if !workflow.Now(ctx).Before(r.view.OriginalDueAt) {
-			return refuse(contract.RefusedState, "the original due date has passed: an extension must be told before it")
-		}
-		total := a.By
-		for _, e := range r.view.Extensions {
-			total = total.Plus(e.By)
-		}
-		if !total.Within(r.in.Policy.MaxExtension, r.view.OriginalDueAt) || r.in.Policy.MaxExtension.IsZero() {
-			return refuse(contract.RefusedInput, "beyond the longest extension this jurisdiction allows ("+r.in.Policy.MaxExtension.String()+")")
-		}
-		return nil
-	}, func(ctx workflow.Context, a contract.OperatorAction) error {
-		total := a.By
-		for _, e := range r.view.Extensions {
-			total = total.Plus(e.By)
-		}
-		r.view.Extensions = append(r.view.Extensions, contract.Extension{At: workflow.Now(ctx), By: a.By, Reason: a.Reason, Actor: a.Actor})
-		r.view.DueAt = total.After(r.view.OriginalDueAt)
-		r.extended.SendAsync(true)
-		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.DueAtKey.ValueSet(r.view.DueAt)); err != nil {
-			return err
-		}
-		if err := r.audit(ctx, a.Actor, "request.extended", map[string]string{"reason": a.Reason, "by": a.By.String(), "due_at": r.view.DueAt.Format(time.RFC3339)}); err != nil {
-			return err
-		}
-		return r.mail(ctx, contract.MailExtension, contract.MailData{Reason: a.Reason, DueDate: r.view.DueAt, OriginalDueDate: r.view.OriginalDueAt})
-	}); err != nil {
+	if a.By.IsZero() {
+		return refuse(contract.RefusedInput, "say by how much (e.g. 2mo, 45d)")
+	}
+	// The person must hear of it before the original date passes.
+	if !workflow.Now(ctx).Before(r.view.OriginalDueAt) {
+		return refuse(contract.RefusedState, "the original due date has passed: an extension must be told before it")
+	}
+	if !r.extensionTotal(a.By).Within(r.in.Policy.MaxExtension, r.view.OriginalDueAt) || r.in.Policy.MaxExtension.IsZero() {
+		return refuse(contract.RefusedInput, "beyond the longest extension this jurisdiction allows ("+r.in.Policy.MaxExtension.String()+")")
+	}
+	return nil
+}
+
+// extend moves the deadline, re-arms the operators' reminders and tells the person.
+func (r *request) extend(ctx workflow.Context, a contract.OperatorAction) error {
+	due := r.extensionTotal(a.By).After(r.view.OriginalDueAt)
+	r.view.Extensions = append(r.view.Extensions, contract.Extension{At: workflow.Now(ctx), By: a.By, Reason: a.Reason, Actor: a.Actor})
+	r.view.DueAt = due
+	r.extended.SendAsync(true)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.DueAtKey.ValueSet(r.view.DueAt)); err != nil {
 		return err
 	}
-	return operator(contract.UpdateComplete, func(a contract.OperatorAction) error {
-		if r.view.Status != domain.StatusInProgress || r.automated() {
-			return refuse(contract.RefusedState, "only a request in progress that is fulfilled by hand can be completed by an operator")
-		}
-		if len(a.Lines) == 0 {
-			return refuse(contract.RefusedInput, "say what was done")
-		}
-		return nil
-	}, func(ctx workflow.Context, a contract.OperatorAction) error {
-		r.done = append(r.done, a.Lines...)
-		return r.audit(ctx, a.Actor, "request.fulfilled_by_hand", nil)
-	})
+	if err := r.audit(ctx, a.Actor, "request.extended", map[string]string{"reason": a.Reason, "by": a.By.String(), "due_at": r.view.DueAt.Format(time.RFC3339)}); err != nil {
+		return err
+	}
+	return r.mail(ctx, contract.MailExtension, contract.MailData{Reason: a.Reason, DueDate: r.view.DueAt, OriginalDueDate: r.view.OriginalDueAt})
+}
+
+func (r *request) validateComplete(_ workflow.Context, a contract.OperatorAction) error {
+	if r.view.Status != domain.StatusInProgress || r.automated() {
+		return refuse(contract.RefusedState, "only a request in progress that is fulfilled by hand can be completed by an operator")
+	}
+	if len(a.Lines) == 0 {
+		return refuse(contract.RefusedInput, "say what was done")
+	}
+	return nil
+}
+
+// complete records what an operator did by hand; the request then closes.
+func (r *request) complete(ctx workflow.Context, a contract.OperatorAction) error {
+	r.done = append(r.done, a.Lines...)
+	return r.audit(ctx, a.Actor, "request.fulfilled_by_hand", nil)
 }
 
 // automated says whether Lethe does the request type's work itself.

@@ -19,11 +19,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -34,8 +32,8 @@ type Erasure struct {
 	Lethe      *pgxpool.Pool // Lethe's own database: what each step did (store.RecordErasureStep)
 	Objects    *s3.Client
 	Map        *datamap.Map
-	Keys       *subjectkeys.Keyring
-	Subjects   *subject.Hasher      // keys the pseudonym of anonymized columns
+	Keys       *person.Keyring
+	Subjects   *person.Hasher       // keys the pseudonym of anonymized columns
 	Processors *processors.Registry // nil when the data map names none
 	Log        *slog.Logger
 }
@@ -43,7 +41,7 @@ type Erasure struct {
 // person opens the erasure's identity (sealed by PlanErasure, the user id
 // resolved and the identifiers read) and returns whom the statements on
 // the application database look for, and the identity.
-func (e *Erasure) person(ctx context.Context, ref string, sealed []byte) (appdb.Person, identity.Identity, error) {
+func (e *Erasure) person(ctx context.Context, ref string, sealed []byte) (appdb.Person, person.Identity, error) {
 	id, err := openIdentity(ctx, e.Keys, ref, sealed)
 	if err != nil {
 		return appdb.Person{}, id, err
@@ -124,7 +122,7 @@ func (e *Erasure) PlanErasure(ctx context.Context, in contract.ErasureInput) (co
 		return contract.ErasurePlan{}, classifyDB(err)
 	}
 	withEmail(idents, e.Map, id.Email)
-	person, err := identity.Seal(ctx, e.Keys, in.SubjectRef, identity.Identity{Email: id.Email, UserID: userID, IDs: ids, Identifiers: idents})
+	person, err := person.Seal(ctx, e.Keys, in.SubjectRef, person.Identity{Email: id.Email, UserID: userID, IDs: ids, Identifiers: idents})
 	if err != nil {
 		return contract.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
 	}
@@ -452,7 +450,7 @@ func (e *Erasure) VerifyErasure(ctx context.Context, in contract.VerifyErasureIn
 // own key when the rows were kept.
 func (e *Erasure) EraseHeldRows(ctx context.Context, in contract.EraseHeldInput) (contract.EraseHeldResult, error) {
 	raw, err := e.Keys.Open(ctx, in.Held.HoldRef, in.Held.Sealed)
-	if errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	if errors.Is(err, person.ErrKeyDestroyed) {
 		return contract.EraseHeldResult{}, nil // released before: nothing left to do
 	}
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/demo"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -17,9 +17,9 @@ import (
 func TestARetriedTableErasureReportsWhatTheFirstAttemptErased(t *testing.T) {
 	app := newDemoApp(t, 2)
 	ctx := context.Background()
-	person := demo.Accounts(1)[0]
-	ref := string(app.hasher.UserID(person.ID))
-	sealed, err := identity.Seal(ctx, app.keys, ref, identity.Identity{UserID: person.ID})
+	account := demo.Accounts(1)[0]
+	ref := string(app.hasher.UserID(account.ID))
+	sealed, err := person.Seal(ctx, app.keys, ref, person.Identity{UserID: account.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestARetriedTableErasureReportsWhatTheFirstAttemptErased(t *testing.T) {
 		t.Fatalf("first attempt: %v", first)
 	}
 	var left int
-	if err := app.pool.QueryRow(ctx, `SELECT count(*) FROM demo.projects WHERE account_id = $1`, person.ID).Scan(&left); err != nil || left != 0 {
+	if err := app.pool.QueryRow(ctx, `SELECT count(*) FROM demo.projects WHERE account_id = $1`, account.ID).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d projects left (%v)", left, err)
 	}
 	again := erase()

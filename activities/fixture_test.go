@@ -13,9 +13,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/s3local"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
 
@@ -26,8 +25,8 @@ type demoApp struct {
 	pool    *pgxpool.Pool
 	objects *s3.Client
 	m       *datamap.Map
-	keys    *subjectkeys.Keyring
-	hasher  *subject.Hasher
+	keys    *person.Keyring
+	hasher  *person.Hasher
 	log     *slog.Logger
 }
 
@@ -56,8 +55,8 @@ func newDemoApp(t *testing.T, accounts int) demoApp {
 	}
 	m.Processors = nil
 	master, _ := codec.GenerateKey()
-	keys, _ := subjectkeys.New(pool, []config.Key{master})
+	keys, _ := person.NewKeyring(pool, []config.Key{master})
 	hashKey, _ := codec.GenerateKey()
-	hasher, _ := subject.NewHasher(hashKey.Material)
+	hasher, _ := person.NewHasher(hashKey.Material)
 	return demoApp{pool: pool, objects: objects, m: m, keys: keys, hasher: hasher, log: slog.New(slog.DiscardHandler)}
 }

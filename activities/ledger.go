@@ -17,8 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -31,9 +30,9 @@ type Ledger struct {
 	App      *pgxpool.Pool // the application database: its accounts are walked after a restore
 	Backups  *s3.Client    // reaches the data map's backup locations
 	Map      *datamap.Map
-	Keys     *subjectkeys.Keyring // opens identities; seals a reconcile's cursor
-	Subjects *subject.Hasher      // the ledger's keyed hash of a user id
-	Erasure  *Erasure             // erases a person found back after a restore
+	Keys     *person.Keyring // opens identities; seals a reconcile's cursor
+	Subjects *person.Hasher  // the ledger's keyed hash of a user id
+	Erasure  *Erasure        // erases a person found back after a restore
 	Log      *slog.Logger
 }
 
@@ -69,7 +68,7 @@ func (l *Ledger) ReconcilePage(ctx context.Context, in contract.ReconcilePageInp
 	var after *string
 	if in.Cursor != nil {
 		b, err := l.Keys.Open(ctx, in.RunRef, in.Cursor)
-		if errors.Is(err, subjectkeys.ErrKeyDestroyed) || errors.Is(err, subjectkeys.ErrNoKey) || errors.Is(err, subjectkeys.ErrCorrupt) {
+		if errors.Is(err, person.ErrKeyDestroyed) || errors.Is(err, person.ErrNoKey) || errors.Is(err, person.ErrCorrupt) {
 			return res, temporal.NewNonRetryableApplicationError("the reconcile's cursor cannot be opened: start a new reconcile", "CursorLost", nil)
 		}
 		if err != nil {

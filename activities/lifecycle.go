@@ -17,11 +17,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -31,8 +29,8 @@ type Lifecycle struct {
 	DB          *pgxpool.Pool // Lethe's own database
 	App         *pgxpool.Pool // the application database (identity lookups)
 	Map         *datamap.Map
-	Keys        *subjectkeys.Keyring
-	Subjects    *subject.Hasher
+	Keys        *person.Keyring
+	Subjects    *person.Hasher
 	Mail        mail.Sender // wrapped so each idempotency key sends once
 	Templates   *templates.Renderer
 	CompanyName string
@@ -210,14 +208,14 @@ func (l *Lifecycle) ShredSubject(ctx context.Context, subjectRef string) error {
 	return nil
 }
 
-func (l *Lifecycle) openIdentity(ctx context.Context, ref string, sealed []byte) (identity.Identity, error) {
+func (l *Lifecycle) openIdentity(ctx context.Context, ref string, sealed []byte) (person.Identity, error) {
 	return openIdentity(ctx, l.Keys, ref, sealed)
 }
 
 // openIdentity opens a sealed identity; a destroyed key is final.
-func openIdentity(ctx context.Context, keys *subjectkeys.Keyring, ref string, sealed []byte) (identity.Identity, error) {
-	id, err := identity.Open(ctx, keys, ref, sealed)
-	if errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+func openIdentity(ctx context.Context, keys *person.Keyring, ref string, sealed []byte) (person.Identity, error) {
+	id, err := person.Open(ctx, keys, ref, sealed)
+	if errors.Is(err, person.ErrKeyDestroyed) {
 		return id, temporal.NewNonRetryableApplicationError("the person's identity was shredded", "IdentityShredded", nil)
 	}
 	return id, err
@@ -225,7 +223,7 @@ func openIdentity(ctx context.Context, keys *subjectkeys.Keyring, ref string, se
 
 // resolveUserID is the identity's user id, or the one the identity table
 // holds for its email; "" when the application does not know the person.
-func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id identity.Identity) (string, error) {
+func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id person.Identity) (string, error) {
 	if id.UserID != "" {
 		return id.UserID, nil
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -41,7 +41,7 @@ func newMailWorld(t *testing.T) mailWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	person, err := identity.Seal(context.Background(), app.keys, "sr_x", identity.Identity{Email: "ada.1001@example.com", UserID: demo.Accounts(1)[0].ID})
+	person, err := person.Seal(context.Background(), app.keys, "sr_x", person.Identity{Email: "ada.1001@example.com", UserID: demo.Accounts(1)[0].ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestAccountsWithoutStatusOrLastActive(t *testing.T) {
 			t.Fatalf("%s: the unmapped status column changed to %q", to, st)
 		}
 	}
-	stranger, _ := identity.Seal(ctx, w.keys, "sr_y", identity.Identity{UserID: "u-nobody"})
+	stranger, _ := person.Seal(ctx, w.keys, "sr_y", person.Identity{UserID: "u-nobody"})
 	_, err := env.ExecuteActivity(life.SetAccountStatus, contract.AccountStatusInput{SubjectRef: "sr_y", Identity: stranger, Status: contract.AccountDeactivated})
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || app.Type() != "UnknownAccount" {

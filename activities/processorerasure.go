@@ -7,8 +7,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -17,7 +17,7 @@ import (
 // Every call is safe to repeat: the connectors derive their idempotency
 // keys and processor-side request ids from the request id.
 type ProcessorErasure struct {
-	Keys       *subjectkeys.Keyring
+	Keys       *person.Keyring
 	Processors *processors.Registry // nil when the data map names none
 	Log        *slog.Logger
 }

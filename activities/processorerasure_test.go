@@ -15,9 +15,8 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -27,7 +26,7 @@ import (
 // identity.
 type processorSetup struct {
 	act      *activities.ProcessorErasure
-	keys     *subjectkeys.Keyring
+	keys     *person.Keyring
 	env      *testsuite.TestActivityEnvironment
 	stripe   *processorfake.Stripe
 	sendgrid *processorfake.SendGrid
@@ -42,7 +41,7 @@ func newProcessorSetup(t *testing.T) *processorSetup {
 	ctx := context.Background()
 	pool := pgtest.NewLethePool(t)
 	master, _ := codec.GenerateKey()
-	keys, err := subjectkeys.New(pool, []config.Key{master})
+	keys, err := person.NewKeyring(pool, []config.Key{master})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func newProcessorSetup(t *testing.T) *processorSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.sealed, err = identity.Seal(ctx, keys, procRef, identity.Identity{Email: "Ann.Example@Example.com", UserID: "user-4711"}); err != nil {
+	if p.sealed, err = person.Seal(ctx, keys, procRef, person.Identity{Email: "Ann.Example@Example.com", UserID: "user-4711"}); err != nil {
 		t.Fatal(err)
 	}
 	p.act = &activities.ProcessorErasure{Keys: keys, Processors: reg, Log: slog.New(slog.DiscardHandler)}

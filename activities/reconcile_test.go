@@ -19,11 +19,9 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
-	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -33,8 +31,8 @@ type ledgerFixture struct {
 	pool    *pgxpool.Pool
 	objects *s3.Client
 	m       *datamap.Map
-	keys    *subjectkeys.Keyring
-	hasher  *subject.Hasher
+	keys    *person.Keyring
+	hasher  *person.Hasher
 	ledger  *activities.Ledger
 	env     *testsuite.TestActivityEnvironment
 }
@@ -93,7 +91,7 @@ func TestRecordErasureKeepsOnlyTheKeyedHashOfTheUserID(t *testing.T) {
 	// An email-only request: the ledger entry is the hash of the user id
 	// the identity table gives for the address.
 	ref := string(f.hasher.Email(a.Email))
-	sealed, err := identity.Seal(ctx, f.keys, ref, identity.Identity{Email: a.Email})
+	sealed, err := person.Seal(ctx, f.keys, ref, person.Identity{Email: a.Email})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +113,7 @@ func TestRecordErasureKeepsOnlyTheKeyedHashOfTheUserID(t *testing.T) {
 	}
 	// Someone the application does not know cannot be recorded.
 	ghost := string(f.hasher.Email("nobody@example.com"))
-	sealed, _ = identity.Seal(ctx, f.keys, ghost, identity.Identity{Email: "nobody@example.com"})
+	sealed, _ = person.Seal(ctx, f.keys, ghost, person.Identity{Email: "nobody@example.com"})
 	_, err = f.env.ExecuteActivity(f.ledger.RecordErasure, contract.RecordErasureInput{RequestID: "req_2", SubjectRef: ghost, Identity: sealed})
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || !app.NonRetryable() {

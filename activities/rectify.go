@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/appdb"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -23,7 +23,7 @@ type Changes struct {
 }
 
 // open reads the request's sealed identity and the person's user id.
-func (c *Changes) open(ctx context.Context, in contract.ChangeInput) (identity.Identity, string, error) {
+func (c *Changes) open(ctx context.Context, in contract.ChangeInput) (person.Identity, string, error) {
 	id, err := c.Lifecycle.openIdentity(ctx, in.SubjectRef, in.Identity)
 	if err != nil {
 		return id, "", err

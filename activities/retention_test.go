@@ -11,7 +11,7 @@ import (
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -20,7 +20,7 @@ func TestPurgeClosedRequestsShredsOnlyPeopleWithNothingRecent(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewLethePool(t)
 	master, _ := codec.GenerateKey()
-	keys, err := subjectkeys.New(pool, []config.Key{master})
+	keys, err := person.NewKeyring(pool, []config.Key{master})
 	if err != nil {
 		t.Fatal(err)
 	}

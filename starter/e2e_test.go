@@ -28,8 +28,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
@@ -252,7 +252,7 @@ func TestErasureThroughTheAPIRemovesRowsAndObjectsThenShredsTheIdentity(t *testi
 		t.Fatal(err)
 	}
 	sealed := sealedIdentityOf(t, e, id)
-	if _, err := identity.Open(ctx, e.Deps.Keys, ref, sealed); err == nil {
+	if _, err := person.Open(ctx, e.Deps.Keys, ref, sealed); err == nil {
 		t.Error("the erased person's identity can still be opened")
 	}
 }

@@ -30,8 +30,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/devstack"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/s3local"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -567,7 +567,7 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 	requestID := fmt.Sprintf("req_direct%06d", d.n)
 	d.seq.Unlock()
 	ref := string(d.deps.Subjects.UserID(p.ID))
-	sealed, err := identity.Seal(ctx, d.deps.Keys, ref, identity.Identity{Email: p.Email, UserID: p.ID})
+	sealed, err := person.Seal(ctx, d.deps.Keys, ref, person.Identity{Email: p.Email, UserID: p.ID})
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}

@@ -13,8 +13,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/person"
 )
 
 // Erasure ends what Lethe and the application kept about a person, not the
@@ -47,8 +46,8 @@ func (e *e2e) refOf(t *testing.T, id string) string {
 // no longer opens, because its key was destroyed.
 func (e *e2e) assertShredded(t *testing.T, id string) {
 	t.Helper()
-	_, err := identity.Open(context.Background(), e.Deps.Keys, e.refOf(t, id), sealedIdentityOf(t, e, id))
-	if !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	_, err := person.Open(context.Background(), e.Deps.Keys, e.refOf(t, id), sealedIdentityOf(t, e, id))
+	if !errors.Is(err, person.ErrKeyDestroyed) {
 		t.Errorf("the identity of %s: want it shredded, got %v", id, err)
 	}
 }
@@ -123,9 +122,9 @@ func (e *e2e) assertNoPersonalDataLogged(t *testing.T, secrets ...string) {
 func TestSomeoneErasedByEmailSignsUpAgainAndAsksAgain(t *testing.T) {
 	e := newE2E(t, 2, nil)
 	ctx := context.Background()
-	person := demo.Accounts(2)[0]
+	account := demo.Accounts(2)[0]
 	byEmail := func(typ string) string {
-		return fmt.Sprintf(`{"type":%q,"subject":{"email":%q},"jurisdiction":"gdpr","verified":true}`, typ, person.Email)
+		return fmt.Sprintf(`{"type":%q,"subject":{"email":%q},"jurisdiction":"gdpr","verified":true}`, typ, account.Email)
 	}
 
 	first := e.submitOK(t, "the first erasure", byEmail("erasure"))
@@ -135,7 +134,7 @@ func TestSomeoneErasedByEmailSignsUpAgainAndAsksAgain(t *testing.T) {
 	// The person signs up again with the same address, and at once (the
 	// API sealed with the old key seconds ago) asks for their data.
 	const comeback = "u-comeback-1"
-	if _, err := e.App.Exec(ctx, `INSERT INTO demo.accounts (id, email) VALUES ($1, $2)`, comeback, person.Email); err != nil {
+	if _, err := e.App.Exec(ctx, `INSERT INTO demo.accounts (id, email) VALUES ($1, $2)`, comeback, account.Email); err != nil {
 		t.Fatal(err)
 	}
 	// and buys something: tax law will keep that too.
@@ -155,14 +154,14 @@ func TestSomeoneErasedByEmailSignsUpAgainAndAsksAgain(t *testing.T) {
 		t.Fatalf("key generations of the person = %v, want [destroyed live]", got)
 	}
 	e.assertShredded(t, first)
-	if id, err := identity.Open(ctx, e.Deps.Keys, ref, sealedIdentityOf(t, e, access)); err != nil || id.Email != person.Email {
+	if id, err := person.Open(ctx, e.Deps.Keys, ref, sealedIdentityOf(t, e, access)); err != nil || id.Email != account.Email {
 		t.Fatalf("the new request's identity: %v", err)
 	}
 
 	// And erased a second time: the new account goes, and so does the new key.
 	second := e.submitOK(t, "the second erasure", byEmail("erasure"))
 	e.waitDone(t, second)
-	if n := e.count(t, "SELECT count(*) FROM demo.accounts WHERE email = $1", person.Email); n != 0 {
+	if n := e.count(t, "SELECT count(*) FROM demo.accounts WHERE email = $1", account.Email); n != 0 {
 		t.Errorf("%d account rows still carry the address after the second erasure", n)
 	}
 	if got := e.keyGenerations(t, ref); !slices.Equal(got, []bool{false, false}) {
@@ -172,15 +171,15 @@ func TestSomeoneErasedByEmailSignsUpAgainAndAsksAgain(t *testing.T) {
 		e.assertShredded(t, id)
 	}
 	e.assertHoldsOwnTheirKeys(t, 2)
-	e.assertNoPersonalDataLogged(t, person.Email, person.ID, comeback)
+	e.assertNoPersonalDataLogged(t, account.Email, account.ID, comeback)
 }
 
 func TestSomeoneErasedByUserIDAsksAgain(t *testing.T) {
 	e := newE2E(t, 2, nil)
 	ctx := context.Background()
-	person := demo.Accounts(2)[0]
+	account := demo.Accounts(2)[0]
 	byUserID := func(typ string) string {
-		return fmt.Sprintf(`{"type":%q,"subject":{"user_id":%q},"jurisdiction":"gdpr","verified":true}`, typ, person.ID)
+		return fmt.Sprintf(`{"type":%q,"subject":{"user_id":%q},"jurisdiction":"gdpr","verified":true}`, typ, account.ID)
 	}
 
 	first := e.submitOK(t, "the first erasure", byUserID("erasure"))
@@ -196,7 +195,7 @@ func TestSomeoneErasedByUserIDAsksAgain(t *testing.T) {
 	if got := e.keyGenerations(t, ref); !slices.Equal(got, []bool{false, true}) {
 		t.Fatalf("key generations of the person = %v, want [destroyed live]", got)
 	}
-	if id, err := identity.Open(ctx, e.Deps.Keys, ref, sealedIdentityOf(t, e, access)); err != nil || id.UserID != person.ID {
+	if id, err := person.Open(ctx, e.Deps.Keys, ref, sealedIdentityOf(t, e, access)); err != nil || id.UserID != account.ID {
 		t.Fatalf("the new request's identity: %v", err)
 	}
 	e.assertShredded(t, first)
@@ -214,7 +213,7 @@ func TestSomeoneErasedByUserIDAsksAgain(t *testing.T) {
 	}
 	// The purchase kept for tax law is held by both erasures.
 	e.assertHoldsOwnTheirKeys(t, 2)
-	e.assertNoPersonalDataLogged(t, person.Email, person.ID)
+	e.assertNoPersonalDataLogged(t, account.Email, account.ID)
 }
 
 // bodyShape is what an answer says apart from its ids, tokens and dates:

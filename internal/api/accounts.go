@@ -14,7 +14,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -83,7 +83,7 @@ func (s *Server) deactivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sealed, err := identity.Seal(ctx, s.Keys, ref, identity.Identity{UserID: userID, Email: in.Email})
+	sealed, err := person.Seal(ctx, s.Keys, ref, person.Identity{UserID: userID, Email: in.Email})
 	if err != nil {
 		s.unavailable(w, r, "seal identity", err)
 		return

@@ -23,11 +23,10 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/datamap"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
-	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -35,8 +34,8 @@ import (
 type Server struct {
 	Temporal  client.Client
 	DB        *pgxpool.Pool // Lethe's own database
-	Subjects  *subject.Hasher
-	Keys      identity.Keyring // seals each request's identity with the person's key
+	Subjects  *person.Hasher
+	Keys      person.Sealer // seals each request's identity with the person's key
 	Policies  *policy.Book
 	APIKeys   Authenticator
 	TaskQueue string

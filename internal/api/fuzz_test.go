@@ -20,7 +20,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -232,9 +232,9 @@ const fuzzRequestID = "req_abcdefghijklmnopqrstuvwxyz"
 
 // serveFuzz sends body to path through the real routes, with a fake
 // Temporal and key store; it returns the answer and the update asked for.
-func serveFuzz(t *testing.T, path string, body []byte, contentType string, header http.Header) (*httptest.ResponseRecorder, *client.UpdateWorkflowOptions, *subject.Hasher) {
+func serveFuzz(t *testing.T, path string, body []byte, contentType string, header http.Header) (*httptest.ResponseRecorder, *client.UpdateWorkflowOptions, *person.Hasher) {
 	t.Helper()
-	h, err := subject.NewHasher(bytes.Repeat([]byte("k"), 32))
+	h, err := person.NewHasher(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func FuzzVerifyDecoding(f *testing.F) {
 	f.Add([]byte(`{"code":"123456"}`), "application/json")
 	f.Add([]byte(`{"code":123456}`), "")
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
-		h, _ := subject.NewHasher(bytes.Repeat([]byte("k"), 32))
+		h, _ := person.NewHasher(bytes.Repeat([]byte("k"), 32))
 		header := http.Header{"X-Request-Token": {h.RequestToken(fuzzRequestID)}}
 		rec, update, h := serveFuzz(t, "/v1/requests/"+fuzzRequestID+"/verify", body, contentType, header)
 		if update == nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -173,8 +173,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.writeJoined(w, existing, caller, preVerified)
 		return
 	}
-	who := identity.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID, Corrections: change.Corrections, Consent: change.Consent}
-	sealed, err := identity.Seal(ctx, s.Keys, string(ref), who)
+	who := person.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID, Corrections: change.Corrections, Consent: change.Consent}
+	sealed, err := person.Seal(ctx, s.Keys, string(ref), who)
 	if err == nil {
 		_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:        id,
@@ -345,9 +345,9 @@ func optOutWithoutVerification(in SubmitRequest) bool {
 // checkDetails validates what a rectification or consent request carries
 // against the data map, and picks the request's policy. A correction that
 // fails gets a reason per field; values are never repeated.
-func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Identity, noVerification bool, pol domain.Policy, refused *FieldsRefused) {
+func (s *Server) checkDetails(in SubmitRequest, c caller) (change person.Identity, noVerification bool, pol domain.Policy, refused *FieldsRefused) {
 	pol = s.Policies.For(in.Jurisdiction, in.Type)
-	refuse := func(msg string, fields map[string]string) (identity.Identity, bool, domain.Policy, *FieldsRefused) {
+	refuse := func(msg string, fields map[string]string) (person.Identity, bool, domain.Policy, *FieldsRefused) {
 		return change, false, pol, &FieldsRefused{Error: msg, Fields: fields}
 	}
 	d := in.Details
@@ -394,7 +394,7 @@ func (s *Server) checkDetails(in SubmitRequest, c caller) (change identity.Ident
 		default:
 			return refuse(`details.consent.source: only the company's backend may forward "gpc"`, nil)
 		}
-		change.Consent = &identity.ConsentChange{Purpose: p.Name, Granted: *d.Consent.Granted, Source: source}
+		change.Consent = &person.ConsentChange{Purpose: p.Name, Granted: *d.Consent.Granted, Source: source}
 		if !*d.Consent.Granted && p.NoVerification {
 			noVerification = true
 			if p.Deadline != "" {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/policy"
-	"github.com/lethe-privacy/lethe/internal/subject"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -48,7 +48,7 @@ func intakeServer(t *testing.T, role string) (*Server, *startTemporal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := subject.NewHasher(bytes.Repeat([]byte("k"), 32))
+	h, err := person.NewHasher(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,11 +33,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/domain"
-	"github.com/lethe-privacy/lethe/internal/identity"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -192,7 +190,7 @@ func newIntakeEnv(t *testing.T, vars map[string]string) *intakeEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := subject.NewHasher(bytes.Repeat([]byte("s"), 32))
+	h, err := person.NewHasher(bytes.Repeat([]byte("s"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +372,7 @@ func TestAValidSubmissionIsRecordedAndStartsOneWorkflow(t *testing.T) {
 	if !reflect.DeepEqual(in.Policy, pol) {
 		t.Errorf("workflow policy %+v, want %+v", in.Policy, pol)
 	}
-	who, err := identity.Open(context.Background(), plainKeys{}, ref, in.Identity)
+	who, err := person.Open(context.Background(), plainKeys{}, ref, in.Identity)
 	if err != nil || who.Email != email || who.UserID != "" {
 		t.Errorf("sealed identity %+v, %v: want the email", who, err)
 	}
@@ -732,7 +730,7 @@ func TestAnErasedAndAnUnknownEmailGetTheSameAnswer(t *testing.T) {
 	if _, err := rand.Read(master); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := subjectkeys.New(e.db, []config.Key{{ID: "m1", Material: master}})
+	keys, err := person.NewKeyring(e.db, []config.Key{{ID: "m1", Material: master}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +740,7 @@ func TestAnErasedAndAnUnknownEmailGetTheSameAnswer(t *testing.T) {
 	// The erased person: an erasure done, their key destroyed.
 	const erased, stranger = "erased.person@example.com", "never.seen@example.com"
 	ref := string(e.s.Subjects.Email(erased))
-	old, err := identity.Seal(ctx, keys, ref, identity.Identity{Email: erased})
+	old, err := person.Seal(ctx, keys, ref, person.Identity{Email: erased})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -782,12 +780,12 @@ func TestAnErasedAndAnUnknownEmailGetTheSameAnswer(t *testing.T) {
 		t.Fatalf("%d workflows started, want 4", len(starts))
 	}
 	for _, st := range starts {
-		who, err := identity.Open(ctx, keys, st.input.SubjectRef, st.input.Identity)
+		who, err := person.Open(ctx, keys, st.input.SubjectRef, st.input.Identity)
 		if err != nil || (who.Email != erased && who.Email != stranger) {
 			t.Errorf("identity of %s: %+v, %v", st.opts.ID, who, err)
 		}
 	}
-	if _, err := identity.Open(ctx, keys, ref, old); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	if _, err := person.Open(ctx, keys, ref, old); !errors.Is(err, person.ErrKeyDestroyed) {
 		t.Errorf("what the destroyed key sealed: %v, want ErrKeyDestroyed", err)
 	}
 	e.assertNoneLogged(t, erased, stranger)

@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
-	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -53,7 +53,7 @@ func (doneUpdate) Get(context.Context, any) error { return nil }
 // the person, with the request's token).
 func postTask(t *testing.T, tmp *taskTemporal, role, name, body string) *httptest.ResponseRecorder {
 	t.Helper()
-	h, err := subject.NewHasher(bytes.Repeat([]byte("k"), 32))
+	h, err := person.NewHasher(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}

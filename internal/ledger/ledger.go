@@ -9,7 +9,7 @@
 // records when the last backup older than the erasure rotated out.
 //
 // A person is known only by the keyed hash of their user id
-// (subject.Hasher.UserID), never by the id itself: the ledger holds no
+// (person.Hasher.UserID), never by the id itself: the ledger holds no
 // personal data, and it must not, since it outlives everything else.
 // Every function refuses a reference that is not such a hash.
 package ledger
@@ -37,7 +37,7 @@ type DB interface {
 // never echoed.
 var ErrNotARef = errors.New("ledger: not a keyed-hash user reference")
 
-// refRe is what subject.Hasher references look like.
+// refRe is what person.Hasher references look like.
 var refRe = regexp.MustCompile(`^sr_[a-z2-7]{16,64}$`)
 
 func checkRef(ref string) error {

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/ledger"
-	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
 
-func hasher(t *testing.T) *subject.Hasher {
+func hasher(t *testing.T) *person.Hasher {
 	t.Helper()
-	h, err := subject.NewHasher([]byte("0123456789abcdef0123456789abcdef"))
+	h, err := person.NewHasher([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ var owners = map[string]string{
 	"audit_log":          "internal/audit",
 	"notice_targets":     "internal/bulk",
 	"erasure_ledger":     "internal/ledger",
-	"subject_keys":       "internal/subjectkeys",
+	"subject_keys":       "internal/person",
 }
 
 var (

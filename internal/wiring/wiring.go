@@ -21,9 +21,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
 )
@@ -111,7 +110,7 @@ func Coverage(ctx context.Context, c config.Config, app datamap.Querier, m *data
 }
 
 // Subjects builds the subject hasher from LETHE_SUBJECT_HASH_KEY.
-func Subjects(c config.Config) (*subject.Hasher, error) {
+func Subjects(c config.Config) (*person.Hasher, error) {
 	if c.SubjectHashKey == "" {
 		return nil, errors.New("LETHE_SUBJECT_HASH_KEY: required (32+ random bytes, base64; e.g. `openssl rand -base64 32`)")
 	}
@@ -119,7 +118,7 @@ func Subjects(c config.Config) (*subject.Hasher, error) {
 	if err != nil {
 		return nil, errors.New("LETHE_SUBJECT_HASH_KEY: not base64")
 	}
-	return subject.NewHasher(k)
+	return person.NewHasher(k)
 }
 
 // TemporalOptions are the connection options every Lethe client uses: its
@@ -150,7 +149,7 @@ func PayloadKeys(c config.Config) ([]config.Key, error) {
 }
 
 // Keyring holds the per-person data keys, wrapped by LETHE_MASTER_KEYS.
-func Keyring(c config.Config, db *pgxpool.Pool) (*subjectkeys.Keyring, error) {
+func Keyring(c config.Config, db *pgxpool.Pool) (*person.Keyring, error) {
 	if c.MasterKeys == "" {
 		return nil, errors.New("LETHE_MASTER_KEYS: required (id:base64-32-byte-key, e.g. m1:$(openssl rand -base64 32)); keep it apart from LETHE_PAYLOAD_KEYS")
 	}
@@ -158,7 +157,7 @@ func Keyring(c config.Config, db *pgxpool.Pool) (*subjectkeys.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LETHE_MASTER_KEYS: %w", err)
 	}
-	return subjectkeys.New(db, keys)
+	return person.NewKeyring(db, keys)
 }
 
 // Mailer sends through SendGrid when LETHE_SENDGRID_API_KEY is set, else into

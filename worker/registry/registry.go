@@ -21,10 +21,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/schedules"
-	"github.com/lethe-privacy/lethe/internal/subject"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/templates"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/workflows"
@@ -38,8 +37,8 @@ type Deps struct {
 	App        *pgxpool.Pool // the application database of the data map
 	Objects    *s3.Client
 	Map        *datamap.Map
-	Keys       *subjectkeys.Keyring
-	Subjects   *subject.Hasher
+	Keys       *person.Keyring
+	Subjects   *person.Hasher
 	Mail       mail.Sender
 	BulkMail   mail.BulkSender
 	Templates  *templates.Renderer

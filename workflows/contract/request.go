@@ -7,7 +7,7 @@ import (
 )
 
 // RequestInput starts a request. Identity is the person's email and user id,
-// sealed with their own data key (see internal/subjectkeys): destroying that
+// sealed with their own data key (see internal/person): destroying that
 // key makes every copy unreadable, this history included.
 type RequestInput struct {
 	RequestID    string

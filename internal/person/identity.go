@@ -1,9 +1,4 @@
-// Package identity seals and opens the one piece of personal data a request
-// must carry: who the person is (their email and/or the company's user id).
-// It is sealed with the person's own data key (internal/subjectkeys), so
-// destroying that key after an erasure makes every copy unreadable: Lethe's
-// database and its backups, and the Temporal histories that carried it.
-package identity
+package person
 
 import (
 	"context"
@@ -36,14 +31,15 @@ type ConsentChange struct {
 	Source  string `json:"source"` // "request", "gpc" (Global Privacy Control), …
 }
 
-// Keyring seals and opens data with a person's key.
-type Keyring interface {
+// Sealer seals and opens data with a person's key: a [*Keyring], or a
+// stand-in in tests.
+type Sealer interface {
 	Seal(ctx context.Context, subjectRef string, plaintext []byte) ([]byte, error)
 	Open(ctx context.Context, subjectRef string, sealed []byte) ([]byte, error)
 }
 
 // Seal encrypts id with the data key of subjectRef.
-func Seal(ctx context.Context, k Keyring, subjectRef string, id Identity) ([]byte, error) {
+func Seal(ctx context.Context, k Sealer, subjectRef string, id Identity) ([]byte, error) {
 	b, err := json.Marshal(id)
 	if err != nil {
 		return nil, fmt.Errorf("seal identity: %w", err)
@@ -56,7 +52,7 @@ func Seal(ctx context.Context, k Keyring, subjectRef string, id Identity) ([]byt
 }
 
 // Open decrypts an identity sealed by Seal.
-func Open(ctx context.Context, k Keyring, subjectRef string, sealed []byte) (Identity, error) {
+func Open(ctx context.Context, k Sealer, subjectRef string, sealed []byte) (Identity, error) {
 	var id Identity
 	b, err := k.Open(ctx, subjectRef, sealed)
 	if err != nil {

@@ -1,4 +1,4 @@
-package subjectkeys_test
+package person_test
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
 
@@ -66,11 +66,11 @@ func TestSealAfterDestroyMakesANewKeyAndTheOldDataStaysShredded(t *testing.T) {
 	if !bytes.Equal(second[1:5], []byte{0, 0, 0, 2}) {
 		t.Fatalf("sealed with generation %v, want 2", second[1:5])
 	}
-	for name, k := range map[string]*subjectkeys.Keyring{"same keyring": kr, "fresh keyring": newKeyring(t, pool, m1)} {
+	for name, k := range map[string]*person.Keyring{"same keyring": kr, "fresh keyring": newKeyring(t, pool, m1)} {
 		if got, err := k.Open(ctx, alice, second); err != nil || string(got) != "second life" {
 			t.Fatalf("%s: open the new data: %q, %v", name, got, err)
 		}
-		if got, err := k.Open(ctx, alice, first); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+		if got, err := k.Open(ctx, alice, first); !errors.Is(err, person.ErrKeyDestroyed) {
 			t.Fatalf("%s: the data of the destroyed key opened (%q) or failed otherwise: %v", name, got, err)
 		}
 	}
@@ -80,12 +80,12 @@ func TestSealAfterDestroyMakesANewKeyAndTheOldDataStaysShredded(t *testing.T) {
 	// The old data moved onto the new generation does not open either: the
 	// generation is part of what the data is bound to.
 	forged := append([]byte{2, 0, 0, 0, 2}, first[5:]...)
-	if _, err := kr.Open(ctx, alice, forged); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := kr.Open(ctx, alice, forged); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("old data relabelled as generation 2: %v", err)
 	}
 	// A generation never made.
 	ghost := append([]byte{2, 0, 0, 0, 9}, second[5:]...)
-	if _, err := kr.Open(ctx, alice, ghost); !errors.Is(err, subjectkeys.ErrNoKey) {
+	if _, err := kr.Open(ctx, alice, ghost); !errors.Is(err, person.ErrNoKey) {
 		t.Fatalf("generation 9: %v", err)
 	}
 
@@ -94,7 +94,7 @@ func TestSealAfterDestroyMakesANewKeyAndTheOldDataStaysShredded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range [][]byte{first, second} {
-		if _, err := kr.Open(ctx, alice, s); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+		if _, err := kr.Open(ctx, alice, s); !errors.Is(err, person.ErrKeyDestroyed) {
 			t.Fatalf("after the second destroy: %v", err)
 		}
 	}
@@ -125,7 +125,7 @@ func TestAKeyDestroyedElsewhereIsGoneAtOnceHere(t *testing.T) {
 	if err := worker.Destroy(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := api.Open(ctx, alice, old); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	if got, err := api.Open(ctx, alice, old); !errors.Is(err, person.ErrKeyDestroyed) {
 		t.Fatalf("the other process still opens the destroyed key's data: %q, %v", got, err)
 	}
 	fresh, err := api.Seal(ctx, alice, []byte("new request"))
@@ -206,7 +206,7 @@ func TestDestroyOnceLeavesTheKeyMadeAfterIt(t *testing.T) {
 	if err := kr.DestroyOnce(ctx, alice, "req_2/run/5"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kr.Open(ctx, alice, next); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	if _, err := kr.Open(ctx, alice, next); !errors.Is(err, person.ErrKeyDestroyed) {
 		t.Fatalf("a second erasure left the key: %v", err)
 	}
 
@@ -232,7 +232,7 @@ func TestDestroyOnceLeavesTheKeyMadeAfterIt(t *testing.T) {
 	if err := kr.Destroy(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kr.Open(ctx, alice, later); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	if _, err := kr.Open(ctx, alice, later); !errors.Is(err, person.ErrKeyDestroyed) {
 		t.Fatalf("Destroy left the live key: %v", err)
 	}
 }
@@ -367,7 +367,7 @@ func TestDataSealedBeforeKeyGenerationsStillOpensAndShreds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range [][]byte{old, again} {
-		if _, err := kr.Open(ctx, alice, s); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+		if _, err := kr.Open(ctx, alice, s); !errors.Is(err, person.ErrKeyDestroyed) {
 			t.Fatalf("after destroy: %v", err)
 		}
 	}
@@ -420,7 +420,7 @@ func TestRewrapMovesLaterGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	bobs := append([]byte{2, 0, 0, 0, 1}, sealed[5:]...)
-	if _, err := old.Open(ctx, bob, bobs); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := old.Open(ctx, bob, bobs); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("moved wrapped key: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `DELETE FROM lethe.subject_keys WHERE subject_ref = $1`, bob); err != nil {

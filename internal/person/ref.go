@@ -1,7 +1,4 @@
-// Package subject turns a person's identifiers into a subject reference: a keyed
-// hash that can stand in workflow ids, search attributes, logs and the audit
-// trail without revealing who the person is.
-package subject
+package person
 
 import (
 	"crypto/hmac"

@@ -1,16 +1,16 @@
-package subject_test
+package person_test
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
-	"github.com/lethe-privacy/lethe/internal/subject"
+	"github.com/lethe-privacy/lethe/internal/person"
 )
 
 func TestRefIsStableKeyedAndOpaque(t *testing.T) {
-	h1, _ := subject.NewHasher(bytes.Repeat([]byte{1}, 32))
-	h2, _ := subject.NewHasher(bytes.Repeat([]byte{2}, 32))
+	h1, _ := person.NewHasher(bytes.Repeat([]byte{1}, 32))
+	h2, _ := person.NewHasher(bytes.Repeat([]byte{2}, 32))
 	a := h1.Email("Ada@Example.com ")
 	if a != h1.Email("ada@example.com") {
 		t.Fatal("case and space must not change the reference")
@@ -24,7 +24,7 @@ func TestRefIsStableKeyedAndOpaque(t *testing.T) {
 	if strings.Contains(string(a), "ada") || !strings.HasPrefix(string(a), "sr_") || len(a) != 35 {
 		t.Fatalf("unexpected reference %q", a)
 	}
-	if _, err := subject.NewHasher([]byte("short")); err == nil {
+	if _, err := person.NewHasher([]byte("short")); err == nil {
 		t.Fatal("short keys must be refused")
 	}
 }

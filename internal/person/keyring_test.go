@@ -1,4 +1,4 @@
-package subjectkeys_test
+package person_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe/internal/config"
-	"github.com/lethe-privacy/lethe/internal/subjectkeys"
+	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
 )
 
@@ -39,9 +39,9 @@ func masterKey(t *testing.T, id string) config.Key {
 	return config.Key{ID: id, Material: m}
 }
 
-func newKeyring(t *testing.T, pool *pgxpool.Pool, keys ...config.Key) *subjectkeys.Keyring {
+func newKeyring(t *testing.T, pool *pgxpool.Pool, keys ...config.Key) *person.Keyring {
 	t.Helper()
-	k, err := subjectkeys.New(pool, keys)
+	k, err := person.NewKeyring(pool, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,18 +95,18 @@ func TestSealOpen(t *testing.T) {
 	if _, err := kr.Seal(ctx, bob, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kr.Open(ctx, bob, sealed); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := kr.Open(ctx, bob, sealed); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("alice's data opened as bob's: %v", err)
 	}
 	tampered := bytes.Clone(sealed)
 	tampered[len(tampered)-1] ^= 1
-	if _, err := kr.Open(ctx, alice, tampered); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := kr.Open(ctx, alice, tampered); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("tampered: %v", err)
 	}
-	if _, err := kr.Open(ctx, alice, sealed[:10]); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := kr.Open(ctx, alice, sealed[:10]); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("truncated: %v", err)
 	}
-	if _, err := kr.Open(ctx, "sr_nobody", sealed); !errors.Is(err, subjectkeys.ErrNoKey) {
+	if _, err := kr.Open(ctx, "sr_nobody", sealed); !errors.Is(err, person.ErrNoKey) {
 		t.Fatalf("no key: %v", err)
 	}
 	if d, _, err := kr.Destroyed(ctx, alice); err != nil || d {
@@ -136,8 +136,8 @@ func TestDestroyShredsEveryCopy(t *testing.T) {
 	if err := kr.Destroy(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	for name, k := range map[string]*subjectkeys.Keyring{"same keyring": kr, "fresh keyring": newKeyring(t, pool, m1)} {
-		if _, err := k.Open(ctx, alice, backup); !errors.Is(err, subjectkeys.ErrKeyDestroyed) {
+	for name, k := range map[string]*person.Keyring{"same keyring": kr, "fresh keyring": newKeyring(t, pool, m1)} {
+		if _, err := k.Open(ctx, alice, backup); !errors.Is(err, person.ErrKeyDestroyed) {
 			t.Fatalf("%s: open after destroy: %v", name, err)
 		}
 	}
@@ -263,7 +263,7 @@ func TestMasterKeyRotation(t *testing.T) {
 
 	// Without m1, alice's key cannot be unwrapped yet: the error names m1.
 	_, err = newKeyring(t, pool, m2).Open(ctx, alice, aliceSealed)
-	if !errors.Is(err, subjectkeys.ErrUnknownMasterKey) || !strings.Contains(err.Error(), `"m1"`) {
+	if !errors.Is(err, person.ErrUnknownMasterKey) || !strings.Contains(err.Error(), `"m1"`) {
 		t.Fatalf("open without m1: %v", err)
 	}
 
@@ -299,11 +299,11 @@ func TestWrappedKeyIsBoundToItsRow(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE lethe.subject_keys SET wrapped = (SELECT wrapped FROM lethe.subject_keys WHERE subject_ref = $1) WHERE subject_ref = $2`, alice, bob); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newKeyring(t, pool, m1).Open(ctx, bob, aliceSealed); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := newKeyring(t, pool, m1).Open(ctx, bob, aliceSealed); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("moved wrapped key: %v", err)
 	}
 	// The wrong master key material under the right id does not unwrap either.
-	if _, err := newKeyring(t, pool, masterKey(t, "m1")).Open(ctx, alice, aliceSealed); !errors.Is(err, subjectkeys.ErrCorrupt) {
+	if _, err := newKeyring(t, pool, masterKey(t, "m1")).Open(ctx, alice, aliceSealed); !errors.Is(err, person.ErrCorrupt) {
 		t.Fatalf("wrong master key material: %v", err)
 	}
 }
@@ -316,7 +316,7 @@ func TestNewRejectsBadMasterKeys(t *testing.T) {
 		"no id":     {{Material: make([]byte, 32)}},
 		"duplicate": {{ID: "m1", Material: make([]byte, 32)}, {ID: "m1", Material: make([]byte, 32)}},
 	} {
-		if _, err := subjectkeys.New(pool, keys); err == nil {
+		if _, err := person.NewKeyring(pool, keys); err == nil {
 			t.Errorf("%s: want an error", name)
 		}
 	}
@@ -327,13 +327,13 @@ func TestRefusesWhatIsNotAReference(t *testing.T) {
 	kr := newKeyring(t, newDB(t), masterKey(t, "m1"))
 	for _, ref := range []string{"alice@example.com", "", "Alice Example", strings.Repeat("a", 200)} {
 		_, err := kr.Seal(ctx, ref, identity)
-		if !errors.Is(err, subjectkeys.ErrInvalidRef) {
+		if !errors.Is(err, person.ErrInvalidRef) {
 			t.Fatalf("Seal(%q): %v", ref, err)
 		}
 		if ref != "" && strings.Contains(err.Error(), ref) {
 			t.Fatalf("error echoes the value: %v", err)
 		}
-		if err := kr.Destroy(ctx, ref); !errors.Is(err, subjectkeys.ErrInvalidRef) {
+		if err := kr.Destroy(ctx, ref); !errors.Is(err, person.ErrInvalidRef) {
 			t.Fatalf("Destroy(%q): %v", ref, err)
 		}
 	}

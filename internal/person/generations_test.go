@@ -9,7 +9,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -149,34 +148,11 @@ func TestConcurrentSealsAfterDestroyAgreeOnOneKey(t *testing.T) {
 	if err := newKeyring(t, pool, m1).Destroy(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	const workers = 12
-	start := make(chan struct{})
-	sealed := make([][]byte, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		kr := newKeyring(t, pool, m1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			sealed[i], errs[i] = kr.Seal(ctx, alice, identity)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	sealed := sealAtOnce(t, pool, m1, 12)
 	if got := keyRows(t, pool, alice); len(got) != 2 || got[1] || !got[2] {
 		t.Fatalf("key rows = %v, want generation 1 destroyed and one live generation 2", got)
 	}
-	reader := newKeyring(t, pool, m1)
-	for i := range workers {
-		if errs[i] != nil {
-			t.Fatalf("seal %d: %v", i, errs[i])
-		}
-		if got, err := reader.Open(ctx, alice, sealed[i]); err != nil || !bytes.Equal(got, identity) {
-			t.Fatalf("seal %d was made with a key that did not win: %v", i, err)
-		}
-	}
+	opensAll(t, pool, m1, sealed)
 }
 
 // A shredding activity retried after its first attempt committed (the

@@ -196,23 +196,7 @@ func TestConcurrentFirstSeal(t *testing.T) {
 	ctx := context.Background()
 	pool := newDB(t)
 	m1 := masterKey(t, "m1")
-	const workers = 12
-	start := make(chan struct{})
-	sealed := make([][]byte, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		// One keyring each, as if in separate worker processes.
-		kr := newKeyring(t, pool, m1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			sealed[i], errs[i] = kr.Seal(ctx, alice, identity)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	sealed := sealAtOnce(t, pool, m1, 12)
 
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref = $1`, alice).Scan(&n); err != nil {
@@ -221,15 +205,7 @@ func TestConcurrentFirstSeal(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d key rows, want 1", n)
 	}
-	reader := newKeyring(t, pool, m1)
-	for i := range workers {
-		if errs[i] != nil {
-			t.Fatalf("seal %d: %v", i, errs[i])
-		}
-		if got, err := reader.Open(ctx, alice, sealed[i]); err != nil || !bytes.Equal(got, identity) {
-			t.Fatalf("seal %d was made with a key that did not win: %v", i, err)
-		}
-	}
+	opensAll(t, pool, m1, sealed)
 }
 
 func TestMasterKeyRotation(t *testing.T) {
@@ -335,6 +311,45 @@ func TestRefusesWhatIsNotAReference(t *testing.T) {
 		}
 		if err := kr.Destroy(ctx, ref); !errors.Is(err, person.ErrInvalidRef) {
 			t.Fatalf("Destroy(%q): %v", ref, err)
+		}
+	}
+}
+
+// sealAtOnce seals alice's identity from n keyrings at the same moment, one
+// each as if in separate worker processes, and fails the test on an error.
+func sealAtOnce(t *testing.T, pool *pgxpool.Pool, m config.Key, n int) [][]byte {
+	t.Helper()
+	start := make(chan struct{})
+	sealed := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		kr := newKeyring(t, pool, m)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			sealed[i], errs[i] = kr.Seal(context.Background(), alice, identity)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("seal %d: %v", i, err)
+		}
+	}
+	return sealed
+}
+
+// opensAll checks that every one of sealed opens to alice's identity with
+// a fresh keyring: each was made with the key that won.
+func opensAll(t *testing.T, pool *pgxpool.Pool, m config.Key, sealed [][]byte) {
+	t.Helper()
+	reader := newKeyring(t, pool, m)
+	for i, s := range sealed {
+		if got, err := reader.Open(context.Background(), alice, s); err != nil || !bytes.Equal(got, identity) {
+			t.Fatalf("seal %d was made with a key that did not win: %v", i, err)
 		}
 	}
 }

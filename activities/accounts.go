@@ -139,9 +139,11 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput,
 		fmt.Fprintf(report, "%s,warn,%s,%s\n", acc.ID, acc.LastActive.Format(time.RFC3339), due.Format(time.RFC3339))
 		return nil
 	}
-	if err := a.Lifecycle.records().RecordInactivityWarning(ctx, ref, acc.LastActive, in.Now, due); err != nil {
-		return classifyDB(err)
-	}
+	// Mail and audit first, the record of the warning last: a page retried
+	// after a failed mail must not find the person "warned" and erase them
+	// at the due date without a warning. Both are keyed, so a retry that
+	// repeats them sends and writes once; the due date comes from the
+	// workflow's time, the same on every attempt.
 	if acc.Email != "" {
 		msg, err := a.Lifecycle.render(templates.InactivityWarning, templates.Data{FinalDate: due, LastActive: acc.LastActive, LinkURL: a.Lifecycle.PublicURL,
 			Anonymize: a.Lifecycle.Map.Accounts.EraseAction == "anonymize"})
@@ -153,8 +155,14 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput,
 			return err
 		}
 	}
-	return a.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
-		Detail: map[string]string{"due_at": due.Format(time.RFC3339)}, Key: fmt.Sprintf("inactive-warned:%s:%d", ref, acc.LastActive.Unix())})
+	if err := a.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "inactivity.warned",
+		Detail: map[string]string{"due_at": due.Format(time.RFC3339)}, Key: fmt.Sprintf("inactive-warned:%s:%d", ref, acc.LastActive.Unix())}); err != nil {
+		return err
+	}
+	if err := a.Lifecycle.records().RecordInactivityWarning(ctx, ref, acc.LastActive, in.Now, due); err != nil {
+		return classifyDB(err)
+	}
+	return nil
 }
 
 func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput, acc appdb.Account, ref string, report *bytes.Buffer, why string) error {

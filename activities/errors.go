@@ -2,6 +2,7 @@ package activities
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/sdk/temporal"
@@ -16,11 +17,15 @@ func classifyDB(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		// PostgreSQL's message may quote a value ("invalid input syntax for
+		// type uuid: \"…\"", a duplicate key's value): it never reaches a
+		// workflow's history. The context around it and the code stay.
+		msg := strings.ReplaceAll(err.Error(), pgErr.Error(), "PostgreSQL error "+pgErr.Code)
 		switch pgErr.Code[:2] {
-		case "08", "40", "53", "57": // connection, transaction rollback, resources, operator intervention
-			return err
 		case "23", "42", "22": // integrity, syntax/undefined objects, data
-			return temporal.NewNonRetryableApplicationError(err.Error(), "DatabaseError", nil)
+			return temporal.NewNonRetryableApplicationError(msg, "DatabaseError", nil)
+		default: // connection, transaction rollback, resources, operator intervention, …
+			return temporal.NewApplicationError(msg, "DatabaseError")
 		}
 	}
 	return err

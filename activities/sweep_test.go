@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -94,5 +95,65 @@ func TestActivityAfterTheWarningCancelsTheErasure(t *testing.T) {
 	var inLedger int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lethe.erasure_ledger WHERE user_ref = $1 AND request_id = 'sweep:inactive'`, string(hasher.UserID(user))).Scan(&inLedger); err != nil || inLedger != 1 {
 		t.Fatalf("ledger: %d entries (%v), want the swept account", inLedger, err)
+	}
+}
+
+// failingOnce fails its first send (SendGrid down), then sends.
+type failingOnce struct {
+	next  mail.Sender
+	calls int
+	sent  []mail.Message
+}
+
+func (f *failingOnce) Send(ctx context.Context, m mail.Message) error {
+	f.calls++
+	if f.calls == 1 {
+		return errors.New("503 from SendGrid")
+	}
+	f.sent = append(f.sent, m)
+	return f.next.Send(ctx, m)
+}
+
+// A page retried after the warning mail failed still warns: the person is
+// never found "warned" by a warning that was not sent.
+func TestAWarningWhoseMailFailedIsSentOnTheRetry(t *testing.T) {
+	ctx := context.Background()
+	app := newDemoApp(t, 1)
+	pool, objects, m, keys, hasher := app.pool, app.objects, app.m, app.keys, app.hasher
+	outbox, _ := mail.NewOutbox(t.TempDir())
+	sender := &failingOnce{next: outbox}
+	tpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	l := &activities.Lifecycle{DB: pool, App: pool, Map: m, Keys: keys, Subjects: hasher, Mail: mail.NewOnce(pool, sender), Templates: tpl,
+		CompanyName: "Example", PublicURL: "http://localhost", PrivacyTeam: "team@example.com", Log: log}
+	life := &activities.AccountLife{Lifecycle: l, Erasure: &activities.Erasure{App: pool, Objects: objects, Map: m, Keys: keys, Subjects: hasher, Log: log}, ExportBucket: demo.Bucket}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(life.SweepInactivePage)
+	user := demo.Accounts(1)[0]
+	t0 := time.Now().UTC().Truncate(time.Second)
+	if _, err := pool.Exec(ctx, `UPDATE demo.accounts SET last_active_at = $2 WHERE id = $1`, user.ID, domain.AddCalendarMonths(t0, -23).AddDate(0, 0, -2)); err != nil {
+		t.Fatal(err)
+	}
+	in := contract.SweepPageInput{Policy: contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour},
+		Now: t0, Phase: contract.PhaseInactive, RunKey: "t"}
+	if _, err := env.ExecuteActivity(life.SweepInactivePage, in); err == nil {
+		t.Fatal("the first attempt succeeded although the mail failed")
+	}
+	v, err := env.ExecuteActivity(life.SweepInactivePage, in) // Temporal's retry
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res contract.SweepPageResult
+	_ = v.Get(&res)
+	if res.Warned != 1 || len(sender.sent) != 1 || sender.sent[0].To != user.Email {
+		t.Fatalf("retry: %+v, %d mails sent; want the one warning", res, len(sender.sent))
+	}
+	var audited int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lethe.audit_log WHERE action = 'inactivity.warned'`).Scan(&audited); err != nil || audited != 1 {
+		t.Fatalf("audit entries: %d (%v), want 1", audited, err)
 	}
 }

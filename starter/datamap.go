@@ -144,9 +144,14 @@ func datamapDiscoverCommand() *cobra.Command {
 	return cmd
 }
 
-// datamapWriteDraft writes a draft map to a new file, after checking it parses.
+// undecided is how a draft leaves a table that looks personal but that no
+// foreign key leads to a person: check refuses it until someone decides.
+const undecided = `reason: ""`
+
+// datamapWriteDraft writes a draft map to a new file, after checking it
+// parses once its undecided tables are given a reason.
 func datamapWriteDraft(out io.Writer, path string, draft []byte) error {
-	m, err := datamap.Parse(draft)
+	m, err := datamap.Parse([]byte(strings.ReplaceAll(string(draft), undecided, `reason: "undecided"`)))
 	if err != nil { // a bug in the draft: say so rather than write it
 		return fmt.Errorf("the draft does not parse (please report it): %w", err)
 	}
@@ -163,6 +168,9 @@ func datamapWriteDraft(out io.Writer, path string, draft []byte) error {
 	}
 	fmt.Fprintf(out, "\nWrote a draft data map to %s: %d tables, %d ignored, %d lines to review (# review:). Then: starter datamap check --map %s\n",
 		path, len(m.Tables), len(m.Ignore), strings.Count(string(draft), " # review:"), path)
+	if n := strings.Count(string(draft), undecided); n > 0 {
+		fmt.Fprintf(out, "%d tables under ignore have no reason yet: check refuses the map until each is mapped or given its reason.\n", n)
+	}
 	return nil
 }
 

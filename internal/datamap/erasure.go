@@ -125,8 +125,8 @@ func HoldLength(period string) (months, days int, err error) {
 }
 
 func holdPeriod(period string) (domain.Period, error) {
-	p, err := domain.ParsePeriod(period)
-	if err != nil || p.BusinessDays != 0 || p.IsZero() {
+	p, err := domain.ParseCalendarPeriod(period)
+	if err != nil || p.IsZero() {
 		return domain.Period{}, fmt.Errorf("hold period %q: want a number of months or days such as 120mo or 30d, longer than zero", period)
 	}
 	return p, nil

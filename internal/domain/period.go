@@ -39,6 +39,20 @@ func ParsePeriod(s string) (Period, error) {
 	return Period{}, fmt.Errorf("period %q: want a number of mo, d or bd, e.g. 1mo, 45d, 10bd", s)
 }
 
+// ParseCalendarPeriod reads a period of calendar months or days ("24mo",
+// "730d") where a span is calendar time (a legal hold, inactivity): business
+// days are refused.
+func ParseCalendarPeriod(s string) (Period, error) {
+	p, err := ParsePeriod(s)
+	if err != nil {
+		return Period{}, err
+	}
+	if p.BusinessDays != 0 {
+		return Period{}, fmt.Errorf("period %q: give calendar months or days (e.g. 24mo, 730d), not business days", s)
+	}
+	return p, nil
+}
+
 // String is the period as ParsePeriod reads it.
 func (p Period) String() string {
 	switch {

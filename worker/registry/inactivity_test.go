@@ -26,4 +26,10 @@ func TestInactivityIsCalendarTime(t *testing.T) {
 			t.Errorf("%+v: %v, want business days refused", c, err)
 		}
 	}
+	if _, err := registry.InactivityPolicy(config.Config{InactiveAfter: "0d", ClosedAccountKeep: "30d"}); err == nil || !strings.Contains(err.Error(), "longer than zero") {
+		t.Errorf("LETHE_INACTIVE_AFTER=0d: %v, want it refused (every account would be inactive at once)", err)
+	}
+	if _, err := registry.InactivityPolicy(config.Config{InactiveAfter: "24mo", ClosedAccountKeep: "0d"}); err != nil {
+		t.Errorf("LETHE_CLOSED_ACCOUNT_KEEP=0d (never by the sweep): %v", err)
+	}
 }

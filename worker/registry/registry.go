@@ -191,20 +191,19 @@ func Schedules(c config.Config) ([]schedules.Spec, error) {
 
 // InactivityPolicy is the inactivity sweep's policy from the configuration.
 func InactivityPolicy(c config.Config) (contract.InactivityPolicy, error) {
-	after, err := domain.ParsePeriod(c.InactiveAfter)
+	// Inactivity and keeping are calendar time: a business day says nothing
+	// about when someone last signed in.
+	after, err := domain.ParseCalendarPeriod(c.InactiveAfter)
 	if err != nil {
 		return contract.InactivityPolicy{}, fmt.Errorf("LETHE_INACTIVE_AFTER: %w", err)
 	}
-	keep, err := domain.ParsePeriod(c.ClosedAccountKeep)
+	if after.IsZero() {
+		// Zero would put every account past the limit at once.
+		return contract.InactivityPolicy{}, fmt.Errorf("LETHE_INACTIVE_AFTER: %s: give a period longer than zero (e.g. 24mo)", after)
+	}
+	keep, err := domain.ParseCalendarPeriod(c.ClosedAccountKeep) // 0d: never by the sweep
 	if err != nil {
 		return contract.InactivityPolicy{}, fmt.Errorf("LETHE_CLOSED_ACCOUNT_KEEP: %w", err)
-	}
-	// Inactivity and keeping are calendar time: a business day says nothing
-	// about when someone last signed in.
-	for name, p := range map[string]domain.Period{"LETHE_INACTIVE_AFTER": after, "LETHE_CLOSED_ACCOUNT_KEEP": keep} {
-		if p.BusinessDays != 0 {
-			return contract.InactivityPolicy{}, fmt.Errorf("%s: %s: give calendar months or days (e.g. 24mo, 730d), not business days", name, p)
-		}
 	}
 	return contract.InactivityPolicy{InactiveAfter: after, WarnBefore: c.InactiveWarnBefore, ClosedKeep: keep}, nil
 }

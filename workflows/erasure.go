@@ -106,12 +106,12 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	later := append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
 	e.receipt.CompletedAt = erasedAt
 	progress.Receipt = e.receipt
-	audited := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
-		Detail: e.receipt.AuditDetail(), Key: in.RequestID + ":erasure.receipt"})
+	audited := recordLater(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
+		Detail: e.receipt.AuditDetail(), Key: onceKey(in.RequestID, "erasure.receipt")})
 	for _, child := range later {
 		e.started(ctx, child)
 	}
-	if err := audited.Get(ctx, nil); err != nil {
+	if err := audited(); err != nil {
 		return progress, fmt.Errorf("audit the receipt: %w", err)
 	}
 	progress.Status = domain.StatusCompleted
@@ -287,8 +287,8 @@ func ReleaseHold(ctx workflow.Context, in contract.ReleaseHoldInput) (int, error
 	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, in.Held.HoldRef).Get(ctx, nil); err != nil {
 		return deleted, err
 	}
-	err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
+	err := record(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
 		Detail: map[string]string{"request_id": in.RequestID, "table": in.Held.Table, "rows": fmt.Sprint(deleted)},
-		Key:    in.RequestID + ":hold_ended:" + in.Held.Table}).Get(ctx, nil)
+		Key:    onceKey(in.RequestID, "hold_ended", in.Held.Table)})
 	return deleted, err
 }

@@ -621,14 +621,20 @@ func (r *request) audit(ctx workflow.Context, actor, action string, detail map[s
 	return r.record(ctx, r.view.Status, actor, action, detail)
 }
 
+// record writes the request's status and an audit entry, once per
+// sequence number; like every audit entry, it is retried until it is
+// written (untilWritten).
 func (r *request) record(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
 	r.seq++
-	err := workflow.ExecuteActivity(ctx, lifecycle.RecordTransition, contract.TransitionInput{
+	in := contract.TransitionInput{
 		RequestID: r.in.RequestID, Type: r.in.Type, SubjectRef: r.in.SubjectRef, Jurisdiction: r.in.Jurisdiction,
 		Status: status, ReceivedAt: r.view.ReceivedAt, DueAt: r.view.DueAt,
 		Actor: actor, Action: action, Detail: detail, Seq: r.seq,
-	}).Get(ctx, nil)
-	if err != nil {
+	}
+	write := func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, lifecycle.RecordTransition, in).Get(ctx, nil)
+	}
+	if err := untilWritten(ctx, r.in.RequestID, action, onceKey(r.in.RequestID, r.seq), write(ctx), write); err != nil {
 		return fmt.Errorf("record %s: %w", action, err)
 	}
 	return nil
@@ -643,24 +649,22 @@ func (r *request) mail(ctx workflow.Context, template string, d contract.MailDat
 	if d.DueDate.IsZero() {
 		d.DueDate = r.view.DueAt
 	}
-	key := fmt.Sprintf("%s:%s:%d", r.in.RequestID, template, len(r.view.Extensions))
+	key := onceKey(r.in.RequestID, template, len(r.view.Extensions))
 	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Template: template, Key: key, Data: d})
 }
 
 // mailTeam tells the privacy team, once per key.
 func (r *request) mailTeam(ctx workflow.Context, template, key string) error {
-	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, Template: template, Key: r.in.RequestID + ":" + key, ToPrivacyTeam: true,
+	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, Template: template, Key: onceKey(r.in.RequestID, key), ToPrivacyTeam: true,
 		Data: contract.MailData{RequestType: r.in.Type, Jurisdiction: r.in.Jurisdiction, DueDate: r.view.DueAt}})
 }
 
+// send tells (see tell), recording a mail that cannot go in the request's
+// own trail.
 func (r *request) send(ctx workflow.Context, in contract.SendMailInput) error {
-	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil {
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.NonRetryable() {
-			// A mail that can never go (e.g. the identity was shredded) must not
-			// stop the request; the audit trail says it was not sent.
-			return r.audit(ctx, "system", "mail.not_sent", map[string]string{"template": in.Template, "why": app.Type()})
-		}
+	if err := tellRecording(ctx, in, func(detail map[string]string) error {
+		return r.audit(ctx, "system", "mail.not_sent", detail)
+	}); err != nil {
 		return fmt.Errorf("mail %s: %w", in.Template, err)
 	}
 	return nil

@@ -31,6 +31,11 @@ type lifecycle struct {
 	erased  int
 	shred   int
 	updates int
+	// mailFails and recordFails, when set, fail a mail or a transition
+	// (returning nil lets it through).
+	mailFails   func(contract.SendMailInput) error
+	recordFails func(contract.TransitionInput) error
+	keys        []string // the mails' idempotency keys, in order
 }
 
 type sent struct {
@@ -58,6 +63,11 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	l.env.SetTestTimeout(10 * time.Second)
 	l.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflowName(contract.WorkflowEraseSubject))
 	fake(l.env, lc.RecordTransition, func(_ context.Context, in contract.TransitionInput) error {
+		if l.recordFails != nil {
+			if err := l.recordFails(in); err != nil {
+				return err
+			}
+		}
 		l.actions = append(l.actions, in.Action)
 		return nil
 	})
@@ -66,7 +76,13 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 		return contract.IssueCodeResult{CodeHash: hashOf(code(in.Seq))}, nil
 	})
 	fake(l.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
+		if l.mailFails != nil {
+			if err := l.mailFails(in); err != nil {
+				return err
+			}
+		}
 		l.mails = append(l.mails, sent{template: in.Template, at: l.since(), team: in.ToPrivacyTeam, data: in.Data})
+		l.keys = append(l.keys, in.Key)
 		return nil
 	})
 	fake(l.env, lc.ShredSubject, func(context.Context, string) error { l.shred++; return nil })

@@ -214,4 +214,7 @@ const (
 	MailOperatorReminder     = "operator_reminder"
 	MailOperatorEscalation   = "operator_escalation"
 	MailIncidentEscalation   = "incident_escalation"
+	// MailOperatorTask gives the privacy team a task Lethe cannot do on its
+	// own (a mail that cannot be sent, an audit entry that cannot be written).
+	MailOperatorTask = "operator_task"
 )

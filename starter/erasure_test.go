@@ -247,6 +247,18 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 	for _, wf := range []string{id, id + "-erasure", id + "-erasure-stripe", id + "-erasure-crm"} {
 		assertHistoryClean(t, w.Stack, wf, w.person.ID, w.person.Email, w.person.Name)
 	}
+	for name, wf := range map[string]string{
+		"request-erasure-completed":           id,
+		"erasure-completed-with-hold":         id + "-erasure",
+		"processor-erasure-retried-503":       contract.ProcessorErasureWorkflowID(id, "stripe"),
+		"processor-erasure-task-retried":      contract.ProcessorErasureWorkflowID(id, "crm"),
+		"processor-erasure-task-done-by-hand": contract.ProcessorErasureWorkflowID(id, "paypal"),
+		"processor-followup-waiting":          contract.ProcessorFollowUpWorkflowID(id, "stripe"),
+		"backups-watching":                    contract.BackupWatchWorkflowID(id),
+		"hold-sleeping":                       id + "-hold-demo.purchases",
+	} {
+		keepHistory(t, w.Stack, wf, name)
+	}
 }
 
 func TestAWorkerStoppedInTheMiddleOfAnErasureLeavesNoStepDoneTwice(t *testing.T) {

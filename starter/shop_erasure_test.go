@@ -174,6 +174,20 @@ func TestAMisKeyedMapEndsTheErasureFailedNamingTheTable(t *testing.T) {
 	if status != "failed" {
 		t.Fatalf("a mis-keyed table ended %q: the person would be told their email is gone while the waitlist holds it", status)
 	}
+	// The privacy team is told at once, with what failed and no personal data.
+	testenv.Eventually(t, 10*time.Second, "the privacy team's task", func() bool {
+		for _, m := range w.SendGrid.To(w.Config.PrivacyTeamEmail) {
+			if strings.Contains(m.Subject, "needs a person") && strings.Contains(m.Text, id) && strings.Contains(m.Text, "ErasureIncomplete") {
+				if strings.Contains(strings.ToLower(m.Text), strings.ToLower(w.person.Email)) {
+					t.Error("the team's task carries the person's email")
+				}
+				return true
+			}
+		}
+		return false
+	})
+	keepHistory(t, w.Stack, id, "request-failed")
+	keepHistory(t, w.Stack, id+"-erasure", "erasure-proof-found-data-left")
 	err = w.Temporal.GetWorkflow(context.Background(), id+"-erasure", "").Get(context.Background(), nil)
 	if err == nil {
 		t.Fatal("the erasure workflow did not fail")

@@ -98,6 +98,17 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 	}
 	if err := r.doWork(ctx); err != nil {
 		r.view.Reason = "the work failed; the privacy team has been told"
+		// Version 1 tells the team, as the reason says; requests that failed
+		// before it replay without the mail (README, "Changing a workflow").
+		if workflow.GetVersion(ctx, "tell-team-on-failure", workflow.DefaultVersion, 1) == 1 {
+			task := teamTask(r.in.RequestID, onceKey(r.in.RequestID, "failed"), fmt.Sprintf(
+				"The %s request failed (%s): see what failed in its progress (GET /v1/requests/%s and the Temporal UI), fix it, and answer the person before %s.",
+				r.in.Type, failureType(err), r.in.RequestID, r.view.DueAt.UTC().Format(domain.DateLayout)))
+			task.Data.DueDate = r.view.DueAt
+			if terr := tell(ctx, task); terr != nil {
+				return r.view, terr
+			}
+		}
 		_ = r.step(ctx, domain.StatusFailed, "system", "request.failed", nil)
 		return r.view, err
 	}

@@ -102,6 +102,16 @@ func startE2E(t *testing.T, st *testenv.Stack, m *datamap.Map, env map[string]st
 	if v, ok := env["LETHE_MANUAL_TYPES"]; ok {
 		cfg.ManualTypes = strings.Split(v, ",")
 	}
+	if v, ok := env["LETHE_DUE_COMPANY"]; ok {
+		cfg.DueCompany = v
+	}
+	if v, ok := env["LETHE_OPERATOR_REMINDERS"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.OperatorReminders = []time.Duration{d}
+	}
 	deps, err := registry.NewDeps(ctx, cfg, st.Lethe, st.App, st.S3, m, st.Log)
 	if err != nil {
 		t.Fatal(err)

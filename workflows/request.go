@@ -32,6 +32,7 @@ type request struct {
 	verified bool
 	approved bool
 	decided  string // denied or cancelled while waiting
+	retry    string // who asked to retry the work that failed
 	done     []string
 	extended workflow.Channel    // the deadline moved: re-arm reminders
 	link     contract.LinkResult // an export's download link, for the completion mail
@@ -96,7 +97,21 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 	if err := r.step(ctx, domain.StatusInProgress, "system", "request.in_progress", nil); err != nil {
 		return r.view, err
 	}
-	if err := r.doWork(ctx); err != nil {
+	err := r.doWork(ctx)
+	// Version 1 of needs-attention: work that failed for good waits for the
+	// privacy team, who retry it or close the request; a request that failed
+	// before it replays as it ran (README, "Changing a workflow").
+	for attempts := 1; err != nil && workflow.GetVersion(ctx, "needs-attention", workflow.DefaultVersion, 1) == 1; attempts++ {
+		retry, werr := r.needsAttention(ctx, err, attempts)
+		if werr != nil {
+			return r.view, werr
+		}
+		if !retry {
+			return r.view, r.close(ctx, r.decided)
+		}
+		err = r.doWork(ctx)
+	}
+	if err != nil {
 		r.view.Reason = "the work failed; the privacy team has been told"
 		// Version 1 tells the team, as the reason says; requests that failed
 		// before it replay without the mail (README, "Changing a workflow").
@@ -113,6 +128,51 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 		return r.view, err
 	}
 	return r.view, r.close(ctx, domain.StatusCompleted)
+}
+
+// needsAttention is where work that failed for good waits: the request
+// says what failed, the privacy team gets a task at once (the deadline's
+// reminders and escalation go on), and an operator either retries the work
+// (retry is true: what completed before is not redone) or closes the
+// request with a reason the person is told.
+func (r *request) needsAttention(ctx workflow.Context, failed error, attempts int) (retry bool, err error) {
+	why := failureType(failed)
+	r.view.Attention = &contract.Attention{Since: workflow.Now(ctx), Why: why, Failed: errorMessage(failed), Attempts: attempts}
+	r.view.Reason = "the work failed (" + why + "); the privacy team has been told"
+	if err := r.step(ctx, domain.StatusNeedsAttention, "system", "request.needs_attention", map[string]string{"why": why, "attempts": fmt.Sprint(attempts)}); err != nil {
+		return false, err
+	}
+	task := teamTask(r.in.RequestID, onceKey(r.in.RequestID, "needs-attention", attempts), fmt.Sprintf(
+		"The %s request needs attention: its work failed for good (%s). Fix the cause, then retry what failed (POST /v1/requests/%s/retry) "+
+			"or close the request with a reason the person is told (POST /v1/requests/%s/cancel). It is due on %s.",
+		r.in.Type, why, r.in.RequestID, r.in.RequestID, r.view.DueAt.UTC().Format(domain.DateLayout)))
+	task.Data.DueDate = r.view.DueAt
+	if err := tell(ctx, task); err != nil {
+		return false, err
+	}
+	r.retry = ""
+	if err := workflow.Await(ctx, func() bool { return r.retry != "" || r.decided != "" }); err != nil {
+		return false, err
+	}
+	if r.decided != "" {
+		r.view.Attention = nil
+		return false, nil
+	}
+	r.view.Attention, r.view.Reason = nil, ""
+	return true, r.step(ctx, domain.StatusInProgress, r.retry, "request.retried", map[string]string{"attempts": fmt.Sprint(attempts + 1)})
+}
+
+func (r *request) validateRetry(_ workflow.Context, a contract.OperatorAction) error {
+	if r.view.Status != domain.StatusNeedsAttention || r.retry != "" || r.decided != "" {
+		return refuse(contract.RefusedState, "only a request that needs attention can be retried; this one is "+r.view.Status)
+	}
+	return nil
+}
+
+// retryWork lets the request run again what failed.
+func (r *request) retryWork(_ workflow.Context, a contract.OperatorAction) error {
+	r.retry = a.Actor
+	return nil
 }
 
 func (r *request) verifiedBy() string {
@@ -239,6 +299,7 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		{contract.UpdateCancel, r.validateDecision, r.cancel},
 		{contract.UpdateExtend, r.validateExtend, r.extend},
 		{contract.UpdateComplete, r.validateComplete, r.complete},
+		{contract.UpdateRetry, r.validateRetry, r.retryWork},
 	} {
 		if err := r.operatorUpdate(ctx, u.name, u.validate, u.apply); err != nil {
 			return err

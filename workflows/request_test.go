@@ -36,6 +36,7 @@ type lifecycle struct {
 	mailFails   func(contract.SendMailInput) error
 	recordFails func(contract.TransitionInput) error
 	keys        []string // the mails' idempotency keys, in order
+	tablesFail  int      // the first tablesFail erasures of the tables fail for good
 }
 
 type sent struct {
@@ -98,6 +99,9 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	})
 	fake(l.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		l.erased++
+		if l.erased <= l.tablesFail {
+			return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase tables: PostgreSQL error 42P01", "DatabaseError", nil)
+		}
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
 	fake(l.env, eraser.EraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {

@@ -261,7 +261,7 @@ func runKeysStatus(ctx context.Context, cfg config.Config, db *pgxpool.Pool, out
 	}
 	fmt.Fprintf(out, "Master keys (LETHE_MASTER_KEYS): %s\n", describeKeys(masters, "wraps new per-person keys"))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  MASTER KEY\tPER-PERSON KEYS\t")
+	fmt.Fprintln(tw, "  MASTER KEY\tPER-PERSON KEYS\tNOTE")
 	for i, m := range masters {
 		n := counts.Wrapped[m.ID]
 		var note string

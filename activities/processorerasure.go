@@ -41,22 +41,7 @@ func (p *ProcessorErasure) keepAlive(ctx context.Context) (stop func()) {
 	if every <= 0 {
 		every = DefaultHeartbeatEvery
 	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() { close(done) }
+	return heartbeatEvery(ctx, every)
 }
 
 // EraseAtProcessor asks one processor to erase the person. A processor

@@ -68,7 +68,7 @@ func printDeployment(out io.Writer, d temporalclient.Deployment) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUILD\tSINCE\tWORKFLOWS")
 	for _, v := range d.Versions {
-		state := map[string]string{"": "current or not yet known", "draining": "still running some: keep its workers", "drained": "none left: its workers can stop"}[v.Drainage]
+		state := map[string]string{"": "current or not yet known", "draining": "still running some: keep its workers", "drained": "no workflow needs it: stop its workers (gracefully: an activity they run is retried on the current build)"}[v.Drainage]
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.BuildID, v.Created.UTC().Format(time.RFC3339), state)
 	}
 	_ = tw.Flush()

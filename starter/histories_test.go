@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,4 +182,32 @@ func TestHistoriesOfAnExtendedRequestAndTheHousekeeping(t *testing.T) {
 	}
 	run(contract.WorkflowRetainRecords, contract.RetentionInput{KeepFor: domain.Period{Months: 36}})
 	run(contract.WorkflowIDDocSweep, 60*24*time.Hour)
+}
+
+// A receipt the mail service refuses for good: the request records it and
+// goes on, and the privacy team is given the task of reaching the person
+// (workflows/record.go). The history from before that policy,
+// request-receipt-refused-before-record-and-tell, replays beside this one.
+func TestARefusedReceiptBecomesTheTeamsTask(t *testing.T) {
+	e := newE2E(t, 1, map[string]string{"LETHE_MANUAL_TYPES": "access"})
+	person := demo.Accounts(1)[0]
+	e.SendGrid.FailNext(1, http.StatusBadRequest, 0)
+	code, out := e.call(t, "POST", "/v1/requests", e.Backend, fmt.Sprintf(`{"type":"access","subject":{"user_id":%q,"email":%q},"verified":true}`, person.ID, person.Email))
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	e.waitStatus(t, id, domain.StatusInProgress)
+	testenv.Eventually(t, 15*time.Second, "the team's task about the receipt", func() bool {
+		for _, m := range e.SendGrid.To(e.Config.PrivacyTeamEmail) {
+			if strings.Contains(m.Subject, "needs a person") && strings.Contains(m.Text, `"receipt"`) && strings.Contains(m.Text, "MailRefused") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE request_id = $1 AND action = 'mail.not_sent'", id); n != 1 {
+		t.Fatalf("%d mail.not_sent entries, want 1", n)
+	}
+	keepHistory(t, e.Stack, id, "request-receipt-refused")
 }

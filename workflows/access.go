@@ -132,7 +132,9 @@ func (r *request) export(ctx workflow.Context) error {
 	valid := r.in.Policy.LinkValidFor
 	keeper := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: contract.ExpiryWorkflowID(r.in.RequestID), ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON})
 	f := workflow.ExecuteChildWorkflow(keeper, contract.WorkflowKeepExport, contract.ExpiryInput{RequestID: r.in.RequestID, Key: res.Key, ValidFor: valid})
-	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+	// A request retried after a failure finds the keeper of its first
+	// attempt still keeping the bundle: that is the keeper.
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		return err
 	}
 	var link contract.LinkResult

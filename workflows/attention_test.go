@@ -25,16 +25,14 @@ func TestAFailedErasureWaitsForTheTeamAndARetryCompletesIt(t *testing.T) {
 			_ = res.Get(&seen)
 		}
 	}, time.Hour)
-	early := l.update(time.Minute, contract.UpdateComplete, contract.OperatorAction{Actor: "operator:k", Lines: []string{"x"}})
+	deny := l.update(90*time.Minute, contract.UpdateDeny, contract.OperatorAction{Actor: "operator:k", Reason: "unfounded"})
 	retry := l.update(2*time.Hour, contract.UpdateRetry, contract.OperatorAction{Actor: "operator:k"})
 	v := l.run(contract.RequestInput{RequestID: "req_a", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
 
 	if seen.Status != domain.StatusNeedsAttention || seen.Attention == nil || seen.Attention.Why != "ErasureIncomplete" || !strings.Contains(seen.Attention.Failed, "postgres") {
 		t.Fatalf("while waiting: status %s attention %+v", seen.Status, seen.Attention)
 	}
-	if early.rejected == nil {
-		t.Fatal("a request that needs attention was completed by hand")
-	}
+	refusedAs(t, deny, contract.RefusedState) // half-erased: cancelled with a reason, never denied
 	if retry.rejected != nil || retry.err != nil {
 		t.Fatalf("retry: %+v", retry)
 	}

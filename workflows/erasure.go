@@ -203,22 +203,28 @@ func (e *erasure) eraseAtProcessor(ctx workflow.Context, p contract.PlannedProce
 	// or cancelled one is).
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY})
-	var res contract.ProcessorErasureResult
-	err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, contract.ProcessorErasureInput{
+	in := contract.ProcessorErasureInput{
 		RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Processor: p.Name,
 		Jurisdiction: e.in.Jurisdiction, TaskDeadline: deadline, FollowUpAfter: p.FollowUp,
-	}).Get(ctx, &res)
+	}
+	var res contract.ProcessorErasureResult
+	err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, in).Get(ctx, &res)
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
 		var rec contract.EarlierProcessorResult
 		if err := workflow.ExecuteActivity(ctx, eraser.EarlierProcessorResult, contract.EarlierProcessorInput{RequestID: e.in.RequestID, Processor: p.Name}).Get(ctx, &rec); err != nil {
 			return err
 		}
-		if !rec.Found {
-			e.receipt.Add(contract.ReceiptEntry{System: contract.SystemProcessor, Name: p.Name, Action: contract.ProcessorEarlierAttempt, Confirmation: id})
-			return nil
-		}
 		res = rec.Result
+		if !rec.Found {
+			// It ended before results were recorded: how is not known here
+			// (an operator may have skipped it), and a receipt must not
+			// guess. The processor is asked again, under this attempt's id.
+			again := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id + "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID})
+			if err := workflow.ExecuteChildWorkflow(again, contract.WorkflowEraseAtProcessor, in).Get(ctx, &res); err != nil {
+				return err
+			}
+		}
 	case err != nil:
 		return err
 	case workflow.GetVersion(ctx, "record-processor-results", workflow.DefaultVersion, 1) == 1:

@@ -31,6 +31,16 @@ import (
 //     the person becomes a task for the privacy team, who can reach them
 //     another way.
 
+// recordAndTell is the version check of this policy: a workflow whose
+// history failed to record or tell before it keeps the behaviour it had
+// (the caller got the error; a request recorded mail.not_sent and went
+// on; others logged), so that it still replays.
+const recordAndTell = "record-and-tell"
+
+func policyBefore(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, recordAndTell, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+}
+
 // auditRetryEvery is how long a workflow waits before trying again to write
 // an audit entry that failed for good.
 const auditRetryEvery = time.Hour
@@ -71,6 +81,9 @@ func recordLater(ctx workflow.Context, in contract.AuditInput) func() error {
 // privacy team is told once, and write runs again every auditRetryEvery.
 // A cancelled workflow stops trying.
 func untilWritten(ctx workflow.Context, requestID, action, key string, err error, write func(workflow.Context) error) error {
+	if err == nil || temporal.IsCanceledError(err) || ctx.Err() != nil || policyBefore(ctx) {
+		return err
+	}
 	for told := false; err != nil; err = write(ctx) {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
 			return err
@@ -99,7 +112,7 @@ func untilWritten(ctx workflow.Context, requestID, action, key string, err error
 // team gets a task to reach them another way. It returns an error only when
 // the workflow is cancelled.
 func tell(ctx workflow.Context, in contract.SendMailInput) error {
-	return tellRecording(ctx, in, func(detail map[string]string) error {
+	return tellRecording(ctx, in, false, func(detail map[string]string) error {
 		return record(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "mail.not_sent",
 			Detail: detail, Key: onceKey(in.Key, "not_sent")})
 	})
@@ -107,13 +120,21 @@ func tell(ctx workflow.Context, in contract.SendMailInput) error {
 
 // tellRecording is tell for a workflow that keeps its own audit trail (a
 // request records each event with its status): notSent records the
-// mail.not_sent entry.
-func tellRecording(ctx workflow.Context, in contract.SendMailInput, notSent func(detail map[string]string) error) error {
+// mail.not_sent entry. ownTrail says the workflow recorded it before this
+// policy too (see recordAndTell).
+func tellRecording(ctx workflow.Context, in contract.SendMailInput, ownTrail bool, notSent func(detail map[string]string) error) error {
 	err := sendMail(ctx, in)
 	if err == nil || temporal.IsCanceledError(err) || ctx.Err() != nil {
 		return err
 	}
 	why := failureType(err)
+	if policyBefore(ctx) {
+		workflow.GetLogger(ctx).Error("mail not sent", "template", in.Template, "key", in.Key, "why", why)
+		if ownTrail {
+			return notSent(map[string]string{"template": in.Template, "why": why})
+		}
+		return nil
+	}
 	to := "person"
 	if in.ToPrivacyTeam {
 		to = "privacy_team"

@@ -101,7 +101,7 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 	// Version 1 of needs-attention: work that failed for good waits for the
 	// privacy team, who retry it or close the request; a request that failed
 	// before it replays as it ran (README, "Changing a workflow").
-	for attempts := 1; err != nil && workflow.GetVersion(ctx, "needs-attention", workflow.DefaultVersion, 1) == 1; attempts++ {
+	for attempts := 1; err != nil && !temporal.IsCanceledError(err) && workflow.GetVersion(ctx, "needs-attention", workflow.DefaultVersion, 1) == 1; attempts++ {
 		retry, werr := r.needsAttention(ctx, err, attempts)
 		if werr != nil {
 			return r.view, werr
@@ -137,6 +137,7 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 // request with a reason the person is told.
 func (r *request) needsAttention(ctx workflow.Context, failed error, attempts int) (retry bool, err error) {
 	why := failureType(failed)
+	r.retry = "" // before the status changes: a retry accepted from then on counts
 	r.view.Attention = &contract.Attention{Since: workflow.Now(ctx), Why: why, Failed: errorMessage(failed), Attempts: attempts}
 	r.view.Reason = "the work failed (" + why + "); the privacy team has been told"
 	if err := r.step(ctx, domain.StatusNeedsAttention, "system", "request.needs_attention", map[string]string{"why": why, "attempts": fmt.Sprint(attempts)}); err != nil {
@@ -150,7 +151,6 @@ func (r *request) needsAttention(ctx workflow.Context, failed error, attempts in
 	if err := tell(ctx, task); err != nil {
 		return false, err
 	}
-	r.retry = ""
 	if err := workflow.Await(ctx, func() bool { return r.retry != "" || r.decided != "" }); err != nil {
 		return false, err
 	}
@@ -158,7 +158,8 @@ func (r *request) needsAttention(ctx workflow.Context, failed error, attempts in
 		r.view.Attention = nil
 		return false, nil
 	}
-	r.view.Attention, r.view.Reason = nil, ""
+	// The attempt starts afresh: what it does is what the person is told.
+	r.view.Attention, r.view.Reason, r.view.Outcome = nil, "", nil
 	return true, r.step(ctx, domain.StatusInProgress, r.retry, "request.retried", map[string]string{"attempts": fmt.Sprint(attempts + 1)})
 }
 
@@ -295,7 +296,7 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		apply    func(workflow.Context, contract.OperatorAction) error
 	}{
 		{contract.UpdateApprove, r.validateApprove, r.approve},
-		{contract.UpdateDeny, r.validateDecision, r.deny},
+		{contract.UpdateDeny, r.validateDeny, r.deny},
 		{contract.UpdateCancel, r.validateDecision, r.cancel},
 		{contract.UpdateExtend, r.validateExtend, r.extend},
 		{contract.UpdateComplete, r.validateComplete, r.complete},
@@ -428,10 +429,19 @@ func (r *request) approve(ctx workflow.Context, a contract.OperatorAction) error
 // validateDecision admits a denial or a cancellation, with its reason,
 // before the work starts and when nothing has been decided yet.
 func (r *request) validateDecision(_ workflow.Context, a contract.OperatorAction) error {
-	if r.view.Status == domain.StatusInProgress || r.view.Status == domain.StatusReceived || r.decided != "" {
+	if r.view.Status == domain.StatusInProgress || r.view.Status == domain.StatusReceived || r.decided != "" || r.retry != "" {
 		return refuse(contract.RefusedState, "the request is "+r.view.Status)
 	}
 	return needReason(a)
+}
+
+// validateDeny admits a denial only before the work started: a request
+// whose work failed half-way is cancelled (with its reason), not denied.
+func (r *request) validateDeny(ctx workflow.Context, a contract.OperatorAction) error {
+	if r.view.Status == domain.StatusNeedsAttention {
+		return refuse(contract.RefusedState, "the request's work has started: cancel it with a reason instead")
+	}
+	return r.validateDecision(ctx, a)
 }
 
 func (r *request) deny(ctx workflow.Context, a contract.OperatorAction) error {
@@ -734,7 +744,7 @@ func (r *request) mailTeam(ctx workflow.Context, template, key string) error {
 // send tells (see tell), recording a mail that cannot go in the request's
 // own trail.
 func (r *request) send(ctx workflow.Context, in contract.SendMailInput) error {
-	if err := tellRecording(ctx, in, func(detail map[string]string) error {
+	if err := tellRecording(ctx, in, true, func(detail map[string]string) error {
 		return r.audit(ctx, "system", "mail.not_sent", detail)
 	}); err != nil {
 		return fmt.Errorf("mail %s: %w", in.Template, err)

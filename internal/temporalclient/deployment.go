@@ -59,21 +59,27 @@ func Promote(ctx context.Context, c client.Client, deployment, buildID string) e
 	return nil
 }
 
-// PromoteFirstVersion makes buildID current when the deployment has no
-// current version yet (its first rollout), waiting up to a minute for the
-// server to see the version's pollers. It reports whether it did.
+// PromoteFirstVersion makes buildID current on the deployment's first
+// rollout: when buildID is its only version and none is current yet. It
+// never overrides an operator (a rollback to unversioned workers, another
+// build promoted meanwhile: the conflict token refuses a change made since
+// the check), and waits up to a minute for the server to see the version's
+// pollers. It reports whether it promoted.
 func PromoteFirstVersion(ctx context.Context, c client.Client, deployment, buildID string) (bool, error) {
+	h := c.WorkerDeploymentClient().GetHandle(deployment)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		d, err := DescribeDeployment(ctx, c, deployment)
+		d, err := h.Describe(ctx, client.WorkerDeploymentDescribeOptions{})
 		var notFound *serviceerror.NotFound
 		switch {
-		case err == nil && d.Current != "":
+		case err == nil && !firstRollout(d.Info, buildID):
 			return false, nil
-		case err == nil || errors.As(err, &notFound):
-			if err = Promote(ctx, c, deployment, buildID); err == nil {
+		case err == nil:
+			_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: buildID, ConflictToken: d.ConflictToken})
+			if err == nil {
 				return true, nil
 			}
+		case errors.As(err, &notFound): // not yet known to the server: its pollers register it
 		}
 		if time.Now().After(deadline) {
 			return false, err
@@ -84,4 +90,18 @@ func PromoteFirstVersion(ctx context.Context, c client.Client, deployment, build
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// firstRollout says the deployment has no current version and no other
+// version than buildID.
+func firstRollout(d client.WorkerDeploymentInfo, buildID string) bool {
+	if d.RoutingConfig.CurrentVersion != nil {
+		return false
+	}
+	for _, v := range d.VersionSummaries {
+		if v.Version.BuildID != buildID {
+			return false
+		}
+	}
+	return true
 }

@@ -141,9 +141,6 @@ const (
 	ProcessorAlreadyGone = "already_gone" // nothing was left to erase
 	ProcessorDoneByHand  = "done_by_hand" // an operator erased it, with evidence
 	ProcessorSkipped     = "skipped"      // an operator left it, with a reason
-	// ProcessorEarlierAttempt: ended in an earlier attempt of a retried
-	// request, which did not record how (receipt entries only).
-	ProcessorEarlierAttempt = "earlier_attempt"
 )
 
 // ProcessorTask is an operator task: what the processor could not do, the

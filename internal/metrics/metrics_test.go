@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lethe-privacy/lethe/internal/metrics"
@@ -256,7 +257,7 @@ func TestProcessServesItsRegistry(t *testing.T) {
 	if a, err := off.API(); a != nil || err != nil {
 		t.Errorf("off.API: %v %v", a, err)
 	}
-	if off.TemporalHandler() != nil || off.URL() != "" || off.Register(prometheus.NewGoCollector()) != nil || off.Close() != nil {
+	if off.TemporalHandler() != nil || off.URL() != "" || off.Register(collectors.NewGoCollector()) != nil || off.Close() != nil {
 		t.Error("the nil process does something")
 	}
 	var a *metrics.API

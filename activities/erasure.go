@@ -245,6 +245,24 @@ func tableOutcomes(res []appdb.TableResult) []contract.TableOutcome {
 	return out
 }
 
+// RecordProcessorResult keeps how the erasure at a processor ended, for a
+// retry of the request (EarlierProcessorResult).
+func (e *Erasure) RecordProcessorResult(ctx context.Context, in contract.ProcessorResultRecord) error {
+	return classifyDB(e.recordStep(ctx, in.RequestID, "processor:"+in.Result.Processor, in.Result))
+}
+
+// EarlierProcessorResult is how an earlier attempt of the request's erasure
+// ended at the processor, if it recorded it.
+func (e *Erasure) EarlierProcessorResult(ctx context.Context, in contract.EarlierProcessorInput) (contract.EarlierProcessorResult, error) {
+	var out contract.EarlierProcessorResult
+	found, err := e.records().ErasureStep(ctx, in.RequestID, "processor:"+in.Processor, &out.Result)
+	if err != nil {
+		return out, classifyDB(err)
+	}
+	out.Found = found
+	return out, nil
+}
+
 // recordStep keeps what a step of a request's erasure did.
 func (e *Erasure) recordStep(ctx context.Context, requestID, step string, result any) error {
 	return e.records().RecordErasureStep(ctx, requestID, step, result)

@@ -149,6 +149,7 @@ var mailTemplates = map[string]string{
 	contract.MailAccountRestored:      templates.AccountRestored,
 	contract.MailAccountErased:        templates.AccountErased,
 	contract.MailIncidentEscalation:   templates.OperatorReminder,
+	contract.MailOperatorTask:         templates.OperatorTask,
 }
 
 // SendRequestMail sends one templated mail about a request, at most once

@@ -255,3 +255,27 @@ func TestAccountsWithoutStatusOrLastActive(t *testing.T) {
 		t.Fatalf("a second sweep: %+v, want the erased account left alone", r)
 	}
 }
+
+// A task Lethe gives the privacy team (a mail that could not go, an audit
+// entry that could not be written) reaches the team with or without a
+// request, saying what to do.
+func TestAnOperatorTaskReachesTheTeamWithOrWithoutARequest(t *testing.T) {
+	w := newMailWorld(t)
+	ctx := context.Background()
+	for _, requestID := range []string{"req_1", ""} {
+		line := "The audit entry erasure.reconciled could not be written (DatabaseError)."
+		err := w.l.SendRequestMail(ctx, contract.SendMailInput{RequestID: requestID, Template: contract.MailOperatorTask, Key: requestID + ":x:audit-failed", ToPrivacyTeam: true,
+			Data: contract.MailData{Lines: []string{line}}})
+		if err != nil {
+			t.Fatalf("request %q: %v", requestID, err)
+		}
+		m := w.last(t)
+		text := strings.Join(strings.Fields(m.Text), " ")
+		if m.To != "team@example.com" || !strings.Contains(text, line) || !strings.Contains(m.Subject, "needs a person") {
+			t.Errorf("request %q: to %s, %s\n%s", requestID, m.To, m.Subject, m.Text)
+		}
+		if strings.Contains(m.Subject, "request") != (requestID != "") {
+			t.Errorf("request %q: subject %q", requestID, m.Subject)
+		}
+	}
+}

@@ -316,7 +316,7 @@ func waitCompleted(tb testing.TB, st *devStack, id string) map[string]any {
 		_, body := authGet(tb, st, "/v1/requests/"+id)
 		view = nil
 		_ = json.Unmarshal([]byte(body), &view)
-		if view["status"] == "failed" {
+		if view["status"] == "failed" || view["status"] == "needs_attention" {
 			tb.Fatalf("the request failed: %s", body)
 		}
 		return view["status"] == "completed"

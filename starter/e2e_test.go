@@ -102,6 +102,16 @@ func startE2E(t *testing.T, st *testenv.Stack, m *datamap.Map, env map[string]st
 	if v, ok := env["LETHE_MANUAL_TYPES"]; ok {
 		cfg.ManualTypes = strings.Split(v, ",")
 	}
+	if v, ok := env["LETHE_DUE_COMPANY"]; ok {
+		cfg.DueCompany = v
+	}
+	if v, ok := env["LETHE_OPERATOR_REMINDERS"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.OperatorReminders = []time.Duration{d}
+	}
 	deps, err := registry.NewDeps(ctx, cfg, st.Lethe, st.App, st.S3, m, st.Log)
 	if err != nil {
 		t.Fatal(err)
@@ -335,6 +345,7 @@ func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
 	if mailed == "" {
 		t.Fatalf("no code in the mails: %+v", mails)
 	}
+	keepHistory(t, e.Stack, id, "request-awaiting-code")
 	wrong := "000000"
 	if mailed == wrong {
 		wrong = "111111"
@@ -369,6 +380,7 @@ func TestPersonVerifiesByCodeDuplicatesJoinAndLimitsRefuse(t *testing.T) {
 		t.Fatalf("complete: %d %v", code, body)
 	}
 	e.waitStatus(t, id, domain.StatusCompleted)
+	keepHistory(t, e.Stack, id, "request-verified-by-code-completed-by-hand")
 	if code, body := e.call(t, "GET", "/v1/requests/"+id+"/audit", e.Operator, ""); code != http.StatusOK || len(body["entries"].([]any)) < 6 {
 		t.Fatalf("audit: %d %v", code, body)
 	}
@@ -623,6 +635,7 @@ func TestInactivitySweepWarnsErasesOnceAndASecondRunChangesNothing(t *testing.T)
 	if first.Warned != 2 || first.Erased != 2 {
 		t.Fatalf("first sweep: %+v, want 2 warned (25 and 23.5 months) and 2 erased (due, closed)", first)
 	}
+	keepHistoryOfType(t, e.Stack, contract.WorkflowInactiveSweep, "inactivity-sweep")
 	for _, a := range acc[:2] {
 		got, err := e.SendGrid.WaitFor(a.Email, 1, 10*time.Second)
 		if err != nil || !strings.Contains(strings.ToLower(got[0].Subject+got[0].Text), "inactiv") {
@@ -687,6 +700,7 @@ func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
 	if n := e.count(t, "SELECT count(*) FROM demo.accounts WHERE id = $1 AND status = 'active'", person.ID); n != 1 {
 		t.Fatal("the restored account is not active")
 	}
+	keepHistoryOfType(t, e.Stack, contract.WorkflowDeactivation, "deactivation-restored")
 
 	// An appeal ticket closed 61 days ago: its ID document goes at once.
 	var ticket int64
@@ -706,6 +720,7 @@ func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the proof of deletion in the audit trail", func() bool {
 		return e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE action = 'id_documents.deleted'") == 1
 	})
+	keepHistory(t, e.Stack, contract.IDDocumentWorkflowID(fmt.Sprint(ticket)), "id-document-deletion")
 }
 
 func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {
@@ -737,6 +752,7 @@ func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {
 			t.Fatalf("submit %s: %d %v", body, code, out)
 		}
 		done := e.waitStatus(t, out["id"].(string), domain.StatusCompleted)
+		keepHistory(t, e.Stack, out["id"].(string), "request-change-"+strings.SplitN(strings.TrimPrefix(body, `{"type":"`), `"`, 2)[0])
 		return fmt.Sprint(done["outcome"])
 	}
 	who := fmt.Sprintf(`"subject":{"user_id":%q,"email":%q},"verified":true`, person.ID, person.Email)
@@ -892,6 +908,9 @@ func TestBreachNoticeReachesEveryAffectedPersonOnceAndTheReportIsInS3(t *testing
 	if !strings.Contains(last.Text, "take effect on") {
 		t.Fatalf("policy notice text %q", last.Text)
 	}
+	keepHistory(t, e.Stack, id, "breach-notified-more-people-closed")
+	keepHistoryOfType(t, e.Stack, contract.WorkflowSendNotices, "send-notices")
+	keepHistoryOfType(t, e.Stack, contract.WorkflowPolicyNotice, "policy-notice")
 }
 
 // restartWorker stops the worker, as a deploy would, and starts a new one.
@@ -934,6 +953,7 @@ func TestAWorkerRestartInTheMiddleOfANoticeRunSendsNobodyTwice(t *testing.T) {
 	if calls := e.SendGrid.Calls(); calls > n/1000+2 {
 		t.Fatalf("%d SendGrid calls for %d people", calls, n+1)
 	}
+	keepHistoryOfType(t, e.Stack, contract.WorkflowPolicyNotice, "policy-notice-across-a-worker-restart")
 }
 
 func TestAccessExportBundlesEverySystemAndTheLinkWorks(t *testing.T) {
@@ -957,6 +977,9 @@ func TestAccessExportBundlesEverySystemAndTheLinkWorks(t *testing.T) {
 	}
 	id := out["id"].(string)
 	e.waitStatus(t, id, domain.StatusCompleted)
+	keepHistory(t, e.Stack, id, "request-access-completed")
+	keepHistory(t, e.Stack, id+"-export", "build-export")
+	keepHistory(t, e.Stack, contract.ExpiryWorkflowID(id), "keep-export-waiting")
 	mails, err := e.SendGrid.WaitFor(person.Email, 2, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -261,7 +261,7 @@ func (w *erasureBench) waitCompleted(tb testing.TB, id string) map[string]any {
 		if _, last, err = w.call("GET", "/v1/requests/"+id, w.operator, ""); err != nil {
 			tb.Fatal(err)
 		}
-		if last["status"] == domain.StatusFailed {
+		if last["status"] == domain.StatusFailed || last["status"] == domain.StatusNeedsAttention {
 			tb.Fatalf("request %s failed: %v", id, last)
 		}
 		return last["status"] == domain.StatusCompleted
@@ -494,7 +494,7 @@ func watchCompletions(tb testing.TB, db *pgxpool.Pool) *completions {
 					}
 					continue
 				}
-				if status == domain.StatusFailed {
+				if status == domain.StatusFailed || status == domain.StatusNeedsAttention {
 					tb.Errorf("request %s failed", id)
 				}
 				c.mu.Lock()

@@ -40,6 +40,12 @@ type erasureWorld struct {
 
 func newErasureWorld(t *testing.T) *erasureWorld {
 	t.Helper()
+	return newErasureWorldWith(t, nil)
+}
+
+// newErasureWorldWith starts the world with settings (see startE2E).
+func newErasureWorldWith(t *testing.T, env map[string]string) *erasureWorld {
+	t.Helper()
 	w := &erasureWorld{person: demo.Accounts(2)[0], other: demo.Accounts(2)[1]}
 	w.stripe, w.mailchimp, w.crm = processorfake.NewStripe(t), processorfake.NewMailchimp(t), processorfake.NewWebhook(t)
 	w.customer = w.stripe.AddCustomer(processorfake.StripeCustomer{Email: w.person.Email, Name: w.person.Name})
@@ -51,7 +57,7 @@ func newErasureWorld(t *testing.T) *erasureWorld {
 	t.Setenv("LETHE_STRIPE_KEY", w.stripe.APIKey)
 	t.Setenv("LETHE_MAILCHIMP_KEY", w.mailchimp.APIKey)
 	t.Setenv("LETHE_CRM_SECRET", string(w.crm.Secret))
-	w.e2e = newE2EWith(t, 2, nil, func(m *datamap.Map) {
+	w.e2e = newE2EWith(t, 2, env, func(m *datamap.Map) {
 		m.Processors = []processors.Config{
 			{Name: "stripe", Kind: "stripe", BaseURL: w.stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY", IDs: map[string]string{"stripe_customer_id": "stripe_customer_id"}},
 			{Name: "mailchimp", Kind: "mailchimp", BaseURL: w.mailchimp.URL(), CredentialEnv: "LETHE_MAILCHIMP_KEY", Options: map[string]string{"list_id": "news"}},
@@ -246,6 +252,18 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 	}
 	for _, wf := range []string{id, id + "-erasure", id + "-erasure-stripe", id + "-erasure-crm"} {
 		assertHistoryClean(t, w.Stack, wf, w.person.ID, w.person.Email, w.person.Name)
+	}
+	for name, wf := range map[string]string{
+		"request-erasure-completed":           id,
+		"erasure-completed-with-hold":         id + "-erasure",
+		"processor-erasure-retried-503":       contract.ProcessorErasureWorkflowID(id, "stripe"),
+		"processor-erasure-task-retried":      contract.ProcessorErasureWorkflowID(id, "crm"),
+		"processor-erasure-task-done-by-hand": contract.ProcessorErasureWorkflowID(id, "paypal"),
+		"processor-followup-waiting":          contract.ProcessorFollowUpWorkflowID(id, "stripe"),
+		"backups-watching":                    contract.BackupWatchWorkflowID(id),
+		"hold-sleeping":                       id + "-hold-demo.purchases",
+	} {
+		keepHistory(t, w.Stack, wf, name)
 	}
 }
 

@@ -6,6 +6,8 @@
 //	go run ./starter outbox   read the mail the dev stack wrote instead of sending
 //	go run ./starter reconcile  after a restore of the application database, erase the erased again
 //	go run ./starter datamap  check a data map against the application database, or draft one (no Temporal)
+//	go run ./starter keys     rotate master and payload keys: add, rewrap, status, retire (no Temporal)
+//	go run ./starter incident declare|status|add-people|close  a personal-data breach, as /v1/incidents
 //
 // Configuration comes from the environment (README.md, "Configuration").
 // Build the production binary with `-tags nodev` to leave the dev stack (and
@@ -31,7 +33,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand(), datamapCommand())
+	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand(), datamapCommand(), keysCommand(), incidentCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe:", err)
 		os.Exit(1)

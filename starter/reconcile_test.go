@@ -124,6 +124,7 @@ func TestRestoreReconcileErasesAgainThosePersonsARestoreBroughtBack(t *testing.T
 	if err := e.Temporal.GetWorkflow(waitCtx, wfID, "").Get(waitCtx, &totals); err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
+	keepHistory(t, e.Stack, wfID, "restore-reconcile")
 	if totals.Scanned != 3 || totals.Matched != 1 || totals.Erased != 1 || totals.Items < before["demo.project_files"]+len(files) {
 		t.Fatalf("reconcile totals %+v", totals)
 	}

@@ -45,10 +45,16 @@ func dialTemporal(ctx context.Context) (client.Client, config.Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
+	c, err := dialTemporalWith(ctx, cfg)
+	return c, cfg, err
+}
+
+// dialTemporalWith connects to Temporal as cfg says, for a command that
+// needed the configuration before (to check its input first).
+func dialTemporalWith(ctx context.Context, cfg config.Config) (client.Client, error) {
 	opts, err := wiring.TemporalOptions(cfg, wiring.Logger(cfg))
 	if err != nil {
-		return nil, cfg, err
+		return nil, err
 	}
-	c, err := temporalclient.Dial(ctx, opts)
-	return c, cfg, err
+	return temporalclient.Dial(ctx, opts)
 }

@@ -73,11 +73,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer tc.Close()
-	var m *datamap.Map
-	if cfg.DataMap != "" { // the API checks corrections and consent purposes against it
-		if m, err = datamap.Load(cfg.DataMap); err != nil {
-			return fmt.Errorf("LETHE_DATA_MAP: %w", err)
-		}
+	m, err := loadDataMap(cfg)
+	if err != nil {
+		return err
 	}
 	srv, err := newAPIServer(cfg, tc, db, m, log)
 	if err != nil {
@@ -156,11 +154,31 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
 		Accounts: api.AccountPolicy{DeactivationGrace: cfg.DeactivationGrace, DeactivationReminder: cfg.DeactivationReminder,
 			IDDocumentDeleteAfter: cfg.IDDocumentDeleteAfter},
-		Notices: api.NoticePolicy{NotifyWithin: cfg.BreachNotifyWithin, ReportWithin: cfg.BreachReportWithin, EscalateAt: cfg.BreachEscalateAt,
-			KeepOpen: cfg.IncidentKeepOpen, PolicyNotice: cfg.PolicyNoticePeriod, ExportBucket: cfg.S3ExportBucket},
+		Notices:    noticePolicy(cfg),
 		PerIP:      ratelimit.New(cfg.RatePerIP, cfg.BurstPerIP),
 		PerSubject: ratelimit.New(cfg.RatePerSubject, cfg.BurstPerSubj),
 	}, nil
+}
+
+// loadDataMap reads the data map of LETHE_DATA_MAP, if set (nil if not),
+// without the application database: what the API and the commands that
+// take API input check corrections, consent purposes and selectors against.
+func loadDataMap(cfg config.Config) (*datamap.Map, error) {
+	if cfg.DataMap == "" {
+		return nil, nil
+	}
+	m, err := datamap.Load(cfg.DataMap)
+	if err != nil {
+		return nil, fmt.Errorf("LETHE_DATA_MAP: %w", err)
+	}
+	return m, nil
+}
+
+// noticePolicy is what breach and policy notices promise, from the
+// configuration: for the API and the `incident` commands alike.
+func noticePolicy(cfg config.Config) api.NoticePolicy {
+	return api.NoticePolicy{NotifyWithin: cfg.BreachNotifyWithin, ReportWithin: cfg.BreachReportWithin, EscalateAt: cfg.BreachEscalateAt,
+		KeepOpen: cfg.IncidentKeepOpen, PolicyNotice: cfg.PolicyNoticePeriod, ExportBucket: cfg.S3ExportBucket}
 }
 
 // codecServer decodes Temporal payloads for the Web UI and the CLI.

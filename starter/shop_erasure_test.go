@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/testenv"
 	"github.com/lethe-privacy/lethe/internal/testenv/shopapp"
 )
@@ -169,11 +170,25 @@ func TestAMisKeyedMapEndsTheErasureFailedNamingTheTable(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "the erasure to end", func() bool {
 		_, req := w.call(t, "GET", "/v1/requests/"+id, w.Operator, "")
 		status, _ = req["status"].(string)
-		return status == "failed" || status == "completed"
+		return status == domain.StatusNeedsAttention || status == "failed" || status == "completed"
 	})
-	if status != "failed" {
+	if status != domain.StatusNeedsAttention {
 		t.Fatalf("a mis-keyed table ended %q: the person would be told their email is gone while the waitlist holds it", status)
 	}
+	// The privacy team is told at once, with what failed and no personal data.
+	testenv.Eventually(t, 10*time.Second, "the privacy team's task", func() bool {
+		for _, m := range w.SendGrid.To(w.Config.PrivacyTeamEmail) {
+			if strings.Contains(m.Subject, "needs a person") && strings.Contains(m.Text, id) && strings.Contains(m.Text, "ErasureIncomplete") {
+				if strings.Contains(strings.ToLower(m.Text), strings.ToLower(w.person.Email)) {
+					t.Error("the team's task carries the person's email")
+				}
+				return true
+			}
+		}
+		return false
+	})
+	keepHistory(t, w.Stack, id, "request-needs-attention-proof-failed")
+	keepHistory(t, w.Stack, id+"-erasure", "erasure-proof-found-data-left")
 	err = w.Temporal.GetWorkflow(context.Background(), id+"-erasure", "").Get(context.Background(), nil)
 	if err == nil {
 		t.Fatal("the erasure workflow did not fail")

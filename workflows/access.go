@@ -62,9 +62,11 @@ func BuildExport(ctx workflow.Context, in contract.ExportInput) (contract.Export
 				}
 				// It keeps failing: the privacy team decides, through the API or the UI.
 				delete(decisions, name)
-				_ = workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, ToPrivacyTeam: true,
-					Key: fmt.Sprintf("%s:export-stuck:%s", in.RequestID, name), Data: contract.MailData{RequestType: domain.TypeAccess, Jurisdiction: domain.GDPR, DueDate: workflow.Now(ctx),
-						Lines: []string{"processor " + name + " does not answer: retry or skip it (POST /v1/requests/" + in.RequestID + "/sources)"}}}).Get(ctx, nil)
+				if err := tell(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, ToPrivacyTeam: true,
+					Key: onceKey(in.RequestID, "export-stuck", name), Data: contract.MailData{RequestType: domain.TypeAccess, Jurisdiction: domain.GDPR, DueDate: workflow.Now(ctx),
+						Lines: []string{"processor " + name + " does not answer: retry or skip it (POST /v1/requests/" + in.RequestID + "/sources)"}}}); err != nil {
+					return
+				}
 				if err := workflow.Await(ctx, func() bool { _, ok := decisions[name]; return ok }); err != nil {
 					return
 				}

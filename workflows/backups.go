@@ -61,8 +61,10 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 		}
 		if len(lines) > 0 {
 			lines = append(lines, "Meanwhile the erasure ledger re-applies this erasure after any restore (restore-reconcile).")
-			mailTeam(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, Key: in.RequestID + ":backups:promise", ToPrivacyTeam: true,
-				Data: contract.MailData{RequestType: domain.TypeErasure, DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}})
+			if err := tell(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorReminder, Key: onceKey(in.RequestID, "backups", "promise"), ToPrivacyTeam: true,
+				Data: contract.MailData{RequestType: domain.TypeErasure, DueDate: in.ErasedAt.Add(in.Promise), Lines: lines}}); err != nil {
+				return time.Time{}, err
+			}
 		}
 		st.PromiseMailed = true
 	}
@@ -107,8 +109,10 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 		if len(late) > 0 {
 			progress.Status = contract.BackupsOverdue
 			if !st.OverdueMailed {
-				mailTeam(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorEscalation, Key: in.RequestID + ":backups:overdue", ToPrivacyTeam: true,
-					Data: contract.MailData{RequestType: domain.TypeErasure, DueDate: latestExpected(st.Locations), Lines: late}})
+				if err := tell(ctx, contract.SendMailInput{RequestID: in.RequestID, Template: contract.MailOperatorEscalation, Key: onceKey(in.RequestID, "backups", "overdue"), ToPrivacyTeam: true,
+					Data: contract.MailData{RequestType: domain.TypeErasure, DueDate: latestExpected(st.Locations), Lines: late}}); err != nil {
+					return time.Time{}, err
+				}
 				st.OverdueMailed = true
 			}
 		}
@@ -123,20 +127,12 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 	}
 	detail := map[string]string{"clear_at": clearAt.UTC().Format(time.RFC3339), "erased_at": in.ErasedAt.UTC().Format(time.RFC3339),
 		"locations": fmt.Sprint(len(in.Locations)), "checks": fmt.Sprint(st.Checks)}
-	if err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
-		Detail: detail, Key: in.RequestID + ":erasure.backups_clear"}).Get(ctx, nil); err != nil {
+	if err := record(ctx, contract.AuditInput{RequestID: in.RequestID, Actor: "system", Action: "erasure.backups_clear",
+		Detail: detail, Key: onceKey(in.RequestID, "erasure.backups_clear")}); err != nil {
 		return time.Time{}, fmt.Errorf("audit the backups clear: %w", err)
 	}
 	progress.Status, progress.ClearAt = contract.BackupsClear, clearAt
 	return clearAt, nil
-}
-
-// mailTeam sends a mail to the privacy team; one that can never go (no
-// address configured) is logged, not a reason to stop watching.
-func mailTeam(ctx workflow.Context, in contract.SendMailInput) {
-	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("could not tell the privacy team", "request_id", in.RequestID, "key", in.Key, "error", err)
-	}
 }
 
 // latestExpected is the latest date by which a location should have been clear.

@@ -57,8 +57,8 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 	}
 	ctx = withActivityDefaults(ctx)
 	audit := func(action string, detail map[string]string) error {
-		return workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
-			Key: fmt.Sprintf("incident:%s:%s:%d", in.ID, action, len(v.Reports))}).Get(ctx, nil)
+		return record(ctx, contract.AuditInput{Actor: in.DeclaredBy, Action: action, Detail: detail,
+			Key: onceKey("incident:"+in.ID, action, len(v.Reports))})
 	}
 	report := func() error {
 		var key string
@@ -109,9 +109,11 @@ func BreachNotification(ctx workflow.Context, in contract.Incident) (contract.In
 				continue
 			}
 			v.Escalations = append(v.Escalations, workflow.Now(ctx))
-			_ = workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, contract.SendMailInput{RequestID: in.ID, Template: contract.MailIncidentEscalation, ToPrivacyTeam: true,
-				Key: fmt.Sprintf("%s:escalation:%d", in.ID, len(v.Escalations)), Data: contract.MailData{RequestType: "breach notification", Jurisdiction: domain.GDPR, DueDate: v.NotifyBy, Lines: []string{
-					fmt.Sprintf("%d of %d notices not sent yet", counts.Pending, counts.Found)}}}).Get(ctx, nil)
+			if err := tell(ctx, contract.SendMailInput{RequestID: in.ID, Template: contract.MailIncidentEscalation, ToPrivacyTeam: true,
+				Key: onceKey(in.ID, "escalation", len(v.Escalations)), Data: contract.MailData{RequestType: "breach notification", Jurisdiction: domain.GDPR, DueDate: v.NotifyBy, Lines: []string{
+					fmt.Sprintf("%d of %d notices not sent yet", counts.Pending, counts.Found)}}}); err != nil {
+				return
+			}
 		}
 	})
 
@@ -227,7 +229,7 @@ func PolicyChangeNotice(ctx workflow.Context, in contract.PolicyNotice) (contrac
 		batch += done
 	}
 	v.Status = contract.IncidentNotified
-	return v, workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
+	return v, record(ctx, contract.AuditInput{Actor: in.DeclaredBy, Action: "policy_notice.sent",
 		Detail: map[string]string{"sent": fmt.Sprint(v.Counts.Sent), "found": fmt.Sprint(v.Counts.Found), "effective_at": in.EffectiveAt.Format(time.RFC3339)},
-		Key:    "policy-notice:" + in.ID}).Get(ctx, nil)
+		Key:    onceKey("policy-notice", in.ID)})
 }

@@ -46,14 +46,14 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 		if !in.HasEmail {
 			return nil
 		}
-		return act(lifecycle.SendRequestMail, contract.SendMailInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Template: template,
-			Key:  fmt.Sprintf("%s:%s:%d", contract.DeactivationWorkflowID(in.SubjectRef), template, v.DeactivatedAt.Unix()),
+		return tell(ctx, contract.SendMailInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Template: template,
+			Key:  onceKey(contract.DeactivationWorkflowID(in.SubjectRef), template, v.DeactivatedAt.Unix()),
 			Data: contract.MailData{FinalDate: v.FinalAt, Lines: v.Outcome, Receipt: receipt}})
 	}
 	audit := func(actor, action string) error {
-		return act(lifecycle.AppendAudit, contract.AuditInput{SubjectRef: in.SubjectRef, Actor: actor, Action: action,
+		return record(ctx, contract.AuditInput{SubjectRef: in.SubjectRef, Actor: actor, Action: action,
 			Detail: map[string]string{"final_at": v.FinalAt.Format(time.RFC3339)},
-			Key:    fmt.Sprintf("%s:%d:%s", contract.DeactivationWorkflowID(in.SubjectRef), v.DeactivatedAt.Unix(), action)})
+			Key:    onceKey(contract.DeactivationWorkflowID(in.SubjectRef), v.DeactivatedAt.Unix(), action)})
 	}
 
 	if err := act(accounts.SetAccountStatus, contract.AccountStatusInput{SubjectRef: in.SubjectRef, Identity: in.Identity, Status: contract.AccountDeactivated}); err != nil {

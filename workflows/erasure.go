@@ -106,12 +106,12 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	later := append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
 	e.receipt.CompletedAt = erasedAt
 	progress.Receipt = e.receipt
-	audited := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
-		Detail: e.receipt.AuditDetail(), Key: in.RequestID + ":erasure.receipt"})
+	audited := recordLater(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
+		Detail: e.receipt.AuditDetail(), Key: onceKey(in.RequestID, "erasure.receipt")})
 	for _, child := range later {
 		e.started(ctx, child)
 	}
-	if err := audited.Get(ctx, nil); err != nil {
+	if err := audited(); err != nil {
 		return progress, fmt.Errorf("audit the receipt: %w", err)
 	}
 	progress.Status = domain.StatusCompleted
@@ -197,13 +197,35 @@ func (e *erasure) eraseAtProcessor(ctx workflow.Context, p contract.PlannedProce
 	if e.in.Expedited {
 		deadline = contract.ExpeditedTaskDeadline
 	}
-	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: contract.ProcessorErasureWorkflowID(e.in.RequestID, p.Name)})
+	id := contract.ProcessorErasureWorkflowID(e.in.RequestID, p.Name)
+	// A request retried after its erasure failed erases again: a processor
+	// whose erasure ended in an earlier attempt is not asked again (a failed
+	// or cancelled one is).
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY})
 	var res contract.ProcessorErasureResult
-	if err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, contract.ProcessorErasureInput{
+	err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, contract.ProcessorErasureInput{
 		RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Processor: p.Name,
 		Jurisdiction: e.in.Jurisdiction, TaskDeadline: deadline, FollowUpAfter: p.FollowUp,
-	}).Get(ctx, &res); err != nil {
+	}).Get(ctx, &res)
+	switch {
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		var rec contract.EarlierProcessorResult
+		if err := workflow.ExecuteActivity(ctx, eraser.EarlierProcessorResult, contract.EarlierProcessorInput{RequestID: e.in.RequestID, Processor: p.Name}).Get(ctx, &rec); err != nil {
+			return err
+		}
+		if !rec.Found {
+			e.receipt.Add(contract.ReceiptEntry{System: contract.SystemProcessor, Name: p.Name, Action: contract.ProcessorEarlierAttempt, Confirmation: id})
+			return nil
+		}
+		res = rec.Result
+	case err != nil:
 		return err
+	case workflow.GetVersion(ctx, "record-processor-results", workflow.DefaultVersion, 1) == 1:
+		// Version 1 keeps the result for a retry; older runs did not.
+		if err := workflow.ExecuteActivity(ctx, eraser.RecordProcessorResult, contract.ProcessorResultRecord{RequestID: e.in.RequestID, Result: res}).Get(ctx, nil); err != nil {
+			return err
+		}
 	}
 	e.receipt.Add(processorReceiptEntry(res))
 	return nil
@@ -287,8 +309,8 @@ func ReleaseHold(ctx workflow.Context, in contract.ReleaseHoldInput) (int, error
 	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, in.Held.HoldRef).Get(ctx, nil); err != nil {
 		return deleted, err
 	}
-	err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
+	err := record(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
 		Detail: map[string]string{"request_id": in.RequestID, "table": in.Held.Table, "rows": fmt.Sprint(deleted)},
-		Key:    in.RequestID + ":hold_ended:" + in.Held.Table}).Get(ctx, nil)
+		Key:    onceKey(in.RequestID, "hold_ended", in.Held.Table)})
 	return deleted, err
 }

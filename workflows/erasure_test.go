@@ -96,6 +96,14 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 		f.audits = append(f.audits, in)
 		return nil
 	})
+	fake(env, eraser.RecordProcessorResult, func(_ context.Context, in contract.ProcessorResultRecord) error {
+		f.note("record " + in.Result.Processor)
+		return nil
+	})
+	fake(env, eraser.EarlierProcessorResult, func(_ context.Context, in contract.EarlierProcessorInput) (contract.EarlierProcessorResult, error) {
+		f.note("earlier " + in.Processor)
+		return contract.EarlierProcessorResult{}, nil
+	})
 	// The processors' own workflow is tested in processorerasure_test.go;
 	// here it answers as a confirmed erasure (stripe) or an operator's (paypal).
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ProcessorErasureInput) (contract.ProcessorErasureResult, error) {

@@ -249,8 +249,8 @@ func (e *processorErasure) task(ctx workflow.Context, reason string, steps []str
 		OpenedAt: now, DueAt: now.Add(e.in.TaskDeadline)}
 	e.view.Task, e.view.Status, e.resolution = t, contract.ProcessorNeedsOperator, nil
 	e.listTask(ctx, contract.TaskDueAtKey.ValueSet(t.DueAt))
-	key := fmt.Sprintf("%s:%s:task-%d", e.in.RequestID, e.in.Processor, t.Seq)
-	e.audit(ctx, "system", "processor.task_opened", key+":opened", map[string]string{"due_at": t.DueAt.Format(time.RFC3339)})
+	key := onceKey(e.in.RequestID, e.in.Processor, fmt.Sprint("task-", t.Seq))
+	e.audit(ctx, "system", "processor.task_opened", onceKey(key, "opened"), map[string]string{"due_at": t.DueAt.Format(time.RFC3339)})
 	e.mailTeam(ctx, contract.MailOperatorReminder, key, t.DueAt, e.taskLines(t))
 
 	resolved := func() bool { return e.resolution != nil }
@@ -263,8 +263,8 @@ func (e *processorErasure) task(ctx workflow.Context, reason string, steps []str
 	}
 	if !ok {
 		t.EscalatedAt = workflow.Now(ctx)
-		e.audit(ctx, "system", "processor.task_overdue", key+":overdue", map[string]string{"due_at": t.DueAt.Format(time.RFC3339)})
-		e.mailTeam(ctx, contract.MailOperatorEscalation, key+":escalation", t.DueAt, e.taskLines(t))
+		e.audit(ctx, "system", "processor.task_overdue", onceKey(key, "overdue"), map[string]string{"due_at": t.DueAt.Format(time.RFC3339)})
+		e.mailTeam(ctx, contract.MailOperatorEscalation, onceKey(key, "escalation"), t.DueAt, e.taskLines(t))
 		if err := workflow.Await(ctx, resolved); err != nil {
 			return contract.TaskResolution{}, err
 		}
@@ -272,7 +272,7 @@ func (e *processorErasure) task(ctx workflow.Context, reason string, steps []str
 	d := *e.resolution
 	e.actor = d.Actor
 	detail := map[string]string{"decision": d.Action, "reason": d.Reason, "evidence": d.Evidence}
-	e.audit(ctx, d.Actor, "processor.task_resolved", key+":resolved", detail)
+	e.audit(ctx, d.Actor, "processor.task_resolved", onceKey(key, "resolved"), detail)
 	e.view.Task, e.view.Status = nil, contract.ProcessorErasing
 	e.listTask(ctx, contract.TaskDueAtKey.ValueUnset())
 	return d, nil
@@ -367,7 +367,7 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 		return res, err
 	}
 	res.CheckedAt = workflow.Now(ctx)
-	key := fmt.Sprintf("%s:%s:followup", in.RequestID, in.Processor)
+	key := onceKey(in.RequestID, in.Processor, "followup")
 	audit := func(action string, detail map[string]string) {
 		auditProcessor(ctx, in.RequestID, in.SubjectRef, in.Processor, "system", action, key, detail)
 	}
@@ -410,18 +410,16 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 	return res, nil
 }
 
-// mailProcessorTeam sends the privacy team one templated mail per key; a failure is
-// logged, never fatal (the audit trail and the query still show the state).
+// mailProcessorTeam sends the privacy team one templated mail per key (see
+// tell); one that cannot go never stops the erasure: the audit trail and
+// the query still show the state.
 func mailProcessorTeam(ctx workflow.Context, requestID, jurisdiction, template, key string, due time.Time, lines []string) {
-	in := contract.SendMailInput{RequestID: requestID, Template: template, Key: key, ToPrivacyTeam: true,
-		Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: jurisdiction, DueDate: due, TaskDeadline: due, Lines: lines}}
-	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
-		workflow.GetLogger(ctx).Warn("privacy team mail not sent", "template", template, "key", key, "error", err)
-	}
+	_ = tell(ctx, contract.SendMailInput{RequestID: requestID, Template: template, Key: key, ToPrivacyTeam: true,
+		Data: contract.MailData{RequestType: domain.TypeErasure, Jurisdiction: jurisdiction, DueDate: due, TaskDeadline: due, Lines: lines}})
 }
 
 // auditProcessor records an event about a processor's erasure in the audit
-// trail (request and processor in the detail); a failure is logged.
+// trail (request and processor in the detail), until it is written.
 func auditProcessor(ctx workflow.Context, requestID, subjectRef, processor, actor, action, key string, detail map[string]string) {
 	d := map[string]string{"request_id": requestID, "processor": processor}
 	for k, v := range detail {
@@ -429,10 +427,7 @@ func auditProcessor(ctx workflow.Context, requestID, subjectRef, processor, acto
 			d[k] = v
 		}
 	}
-	in := contract.AuditInput{SubjectRef: subjectRef, Actor: actor, Action: action, Detail: d, Key: key}
-	if err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, in).Get(ctx, nil); err != nil && !temporal.IsCanceledError(err) {
-		workflow.GetLogger(ctx).Warn("audit entry not written", "action", action, "key", key, "error", err)
-	}
+	_ = record(ctx, contract.AuditInput{SubjectRef: subjectRef, Actor: actor, Action: action, Detail: d, Key: key})
 }
 
 // mergeProcessorCalls keeps what an earlier answer recorded (job id, refs) when a

@@ -71,12 +71,12 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 		actor = "system"
 	}
 	t := st.Totals
-	if err := workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, contract.AuditInput{Actor: actor, Action: "erasure.reconciled",
+	if err := record(ctx, contract.AuditInput{Actor: actor, Action: "erasure.reconciled",
 		Detail: map[string]string{
 			"workflow_id": workflow.GetInfo(ctx).WorkflowExecution.ID, "started_at": st.StartedAt.UTC().Format(time.RFC3339),
 			"scanned": fmt.Sprint(t.Scanned), "matched": fmt.Sprint(t.Matched), "erased": fmt.Sprint(t.Erased), "items": fmt.Sprint(t.Items),
 		},
-		Key: st.RunRef + ":erasure.reconciled"}).Get(ctx, nil); err != nil {
+		Key: onceKey(st.RunRef, "erasure.reconciled")}); err != nil {
 		return st.Totals, fmt.Errorf("audit the reconcile: %w", err)
 	}
 	progress.Status = contract.ReconcileCompleted

@@ -32,6 +32,7 @@ type request struct {
 	verified bool
 	approved bool
 	decided  string // denied or cancelled while waiting
+	retry    string // who asked to retry the work that failed
 	done     []string
 	extended workflow.Channel    // the deadline moved: re-arm reminders
 	link     contract.LinkResult // an export's download link, for the completion mail
@@ -96,12 +97,82 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 	if err := r.step(ctx, domain.StatusInProgress, "system", "request.in_progress", nil); err != nil {
 		return r.view, err
 	}
-	if err := r.doWork(ctx); err != nil {
+	err := r.doWork(ctx)
+	// Version 1 of needs-attention: work that failed for good waits for the
+	// privacy team, who retry it or close the request; a request that failed
+	// before it replays as it ran (README, "Changing a workflow").
+	for attempts := 1; err != nil && workflow.GetVersion(ctx, "needs-attention", workflow.DefaultVersion, 1) == 1; attempts++ {
+		retry, werr := r.needsAttention(ctx, err, attempts)
+		if werr != nil {
+			return r.view, werr
+		}
+		if !retry {
+			return r.view, r.close(ctx, r.decided)
+		}
+		err = r.doWork(ctx)
+	}
+	if err != nil {
 		r.view.Reason = "the work failed; the privacy team has been told"
+		// Version 1 tells the team, as the reason says; requests that failed
+		// before it replay without the mail (README, "Changing a workflow").
+		if workflow.GetVersion(ctx, "tell-team-on-failure", workflow.DefaultVersion, 1) == 1 {
+			task := teamTask(r.in.RequestID, onceKey(r.in.RequestID, "failed"), fmt.Sprintf(
+				"The %s request failed (%s): see what failed in its progress (GET /v1/requests/%s and the Temporal UI), fix it, and answer the person before %s.",
+				r.in.Type, failureType(err), r.in.RequestID, r.view.DueAt.UTC().Format(domain.DateLayout)))
+			task.Data.DueDate = r.view.DueAt
+			if terr := tell(ctx, task); terr != nil {
+				return r.view, terr
+			}
+		}
 		_ = r.step(ctx, domain.StatusFailed, "system", "request.failed", nil)
 		return r.view, err
 	}
 	return r.view, r.close(ctx, domain.StatusCompleted)
+}
+
+// needsAttention is where work that failed for good waits: the request
+// says what failed, the privacy team gets a task at once (the deadline's
+// reminders and escalation go on), and an operator either retries the work
+// (retry is true: what completed before is not redone) or closes the
+// request with a reason the person is told.
+func (r *request) needsAttention(ctx workflow.Context, failed error, attempts int) (retry bool, err error) {
+	why := failureType(failed)
+	r.view.Attention = &contract.Attention{Since: workflow.Now(ctx), Why: why, Failed: errorMessage(failed), Attempts: attempts}
+	r.view.Reason = "the work failed (" + why + "); the privacy team has been told"
+	if err := r.step(ctx, domain.StatusNeedsAttention, "system", "request.needs_attention", map[string]string{"why": why, "attempts": fmt.Sprint(attempts)}); err != nil {
+		return false, err
+	}
+	task := teamTask(r.in.RequestID, onceKey(r.in.RequestID, "needs-attention", attempts), fmt.Sprintf(
+		"The %s request needs attention: its work failed for good (%s). Fix the cause, then retry what failed (POST /v1/requests/%s/retry) "+
+			"or close the request with a reason the person is told (POST /v1/requests/%s/cancel). It is due on %s.",
+		r.in.Type, why, r.in.RequestID, r.in.RequestID, r.view.DueAt.UTC().Format(domain.DateLayout)))
+	task.Data.DueDate = r.view.DueAt
+	if err := tell(ctx, task); err != nil {
+		return false, err
+	}
+	r.retry = ""
+	if err := workflow.Await(ctx, func() bool { return r.retry != "" || r.decided != "" }); err != nil {
+		return false, err
+	}
+	if r.decided != "" {
+		r.view.Attention = nil
+		return false, nil
+	}
+	r.view.Attention, r.view.Reason = nil, ""
+	return true, r.step(ctx, domain.StatusInProgress, r.retry, "request.retried", map[string]string{"attempts": fmt.Sprint(attempts + 1)})
+}
+
+func (r *request) validateRetry(_ workflow.Context, a contract.OperatorAction) error {
+	if r.view.Status != domain.StatusNeedsAttention || r.retry != "" || r.decided != "" {
+		return refuse(contract.RefusedState, "only a request that needs attention can be retried; this one is "+r.view.Status)
+	}
+	return nil
+}
+
+// retryWork lets the request run again what failed.
+func (r *request) retryWork(_ workflow.Context, a contract.OperatorAction) error {
+	r.retry = a.Actor
+	return nil
 }
 
 func (r *request) verifiedBy() string {
@@ -228,6 +299,7 @@ func (r *request) handleUpdates(ctx workflow.Context) error {
 		{contract.UpdateCancel, r.validateDecision, r.cancel},
 		{contract.UpdateExtend, r.validateExtend, r.extend},
 		{contract.UpdateComplete, r.validateComplete, r.complete},
+		{contract.UpdateRetry, r.validateRetry, r.retryWork},
 	} {
 		if err := r.operatorUpdate(ctx, u.name, u.validate, u.apply); err != nil {
 			return err
@@ -621,14 +693,20 @@ func (r *request) audit(ctx workflow.Context, actor, action string, detail map[s
 	return r.record(ctx, r.view.Status, actor, action, detail)
 }
 
+// record writes the request's status and an audit entry, once per
+// sequence number; like every audit entry, it is retried until it is
+// written (untilWritten).
 func (r *request) record(ctx workflow.Context, status, actor, action string, detail map[string]string) error {
 	r.seq++
-	err := workflow.ExecuteActivity(ctx, lifecycle.RecordTransition, contract.TransitionInput{
+	in := contract.TransitionInput{
 		RequestID: r.in.RequestID, Type: r.in.Type, SubjectRef: r.in.SubjectRef, Jurisdiction: r.in.Jurisdiction,
 		Status: status, ReceivedAt: r.view.ReceivedAt, DueAt: r.view.DueAt,
 		Actor: actor, Action: action, Detail: detail, Seq: r.seq,
-	}).Get(ctx, nil)
-	if err != nil {
+	}
+	write := func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, lifecycle.RecordTransition, in).Get(ctx, nil)
+	}
+	if err := untilWritten(ctx, r.in.RequestID, action, onceKey(r.in.RequestID, r.seq), write(ctx), write); err != nil {
 		return fmt.Errorf("record %s: %w", action, err)
 	}
 	return nil
@@ -643,24 +721,22 @@ func (r *request) mail(ctx workflow.Context, template string, d contract.MailDat
 	if d.DueDate.IsZero() {
 		d.DueDate = r.view.DueAt
 	}
-	key := fmt.Sprintf("%s:%s:%d", r.in.RequestID, template, len(r.view.Extensions))
+	key := onceKey(r.in.RequestID, template, len(r.view.Extensions))
 	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Template: template, Key: key, Data: d})
 }
 
 // mailTeam tells the privacy team, once per key.
 func (r *request) mailTeam(ctx workflow.Context, template, key string) error {
-	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, Template: template, Key: r.in.RequestID + ":" + key, ToPrivacyTeam: true,
+	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, Template: template, Key: onceKey(r.in.RequestID, key), ToPrivacyTeam: true,
 		Data: contract.MailData{RequestType: r.in.Type, Jurisdiction: r.in.Jurisdiction, DueDate: r.view.DueAt}})
 }
 
+// send tells (see tell), recording a mail that cannot go in the request's
+// own trail.
 func (r *request) send(ctx workflow.Context, in contract.SendMailInput) error {
-	if err := workflow.ExecuteActivity(ctx, lifecycle.SendRequestMail, in).Get(ctx, nil); err != nil {
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.NonRetryable() {
-			// A mail that can never go (e.g. the identity was shredded) must not
-			// stop the request; the audit trail says it was not sent.
-			return r.audit(ctx, "system", "mail.not_sent", map[string]string{"template": in.Template, "why": app.Type()})
-		}
+	if err := tellRecording(ctx, in, func(detail map[string]string) error {
+		return r.audit(ctx, "system", "mail.not_sent", detail)
+	}); err != nil {
 		return fmt.Errorf("mail %s: %w", in.Template, err)
 	}
 	return nil

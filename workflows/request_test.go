@@ -31,6 +31,12 @@ type lifecycle struct {
 	erased  int
 	shred   int
 	updates int
+	// mailFails and recordFails, when set, fail a mail or a transition
+	// (returning nil lets it through).
+	mailFails   func(contract.SendMailInput) error
+	recordFails func(contract.TransitionInput) error
+	keys        []string // the mails' idempotency keys, in order
+	tablesFail  int      // the first tablesFail erasures of the tables fail for good
 }
 
 type sent struct {
@@ -58,6 +64,11 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	l.env.SetTestTimeout(10 * time.Second)
 	l.env.RegisterWorkflowWithOptions(workflows.EraseSubject, workflowName(contract.WorkflowEraseSubject))
 	fake(l.env, lc.RecordTransition, func(_ context.Context, in contract.TransitionInput) error {
+		if l.recordFails != nil {
+			if err := l.recordFails(in); err != nil {
+				return err
+			}
+		}
 		l.actions = append(l.actions, in.Action)
 		return nil
 	})
@@ -66,7 +77,13 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 		return contract.IssueCodeResult{CodeHash: hashOf(code(in.Seq))}, nil
 	})
 	fake(l.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
+		if l.mailFails != nil {
+			if err := l.mailFails(in); err != nil {
+				return err
+			}
+		}
 		l.mails = append(l.mails, sent{template: in.Template, at: l.since(), team: in.ToPrivacyTeam, data: in.Data})
+		l.keys = append(l.keys, in.Key)
 		return nil
 	})
 	fake(l.env, lc.ShredSubject, func(context.Context, string) error { l.shred++; return nil })
@@ -82,6 +99,9 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	})
 	fake(l.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		l.erased++
+		if l.erased <= l.tablesFail {
+			return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase tables: PostgreSQL error 42P01", "DatabaseError", nil)
+		}
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
 	fake(l.env, eraser.EraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {

@@ -1,19 +1,13 @@
 package api
 
 import (
-	"crypto/rand"
-	"encoding/base32"
-	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
-	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -60,17 +54,6 @@ type PolicyNoticeBody struct {
 	Audience    AffectedBody `json:"audience"`
 }
 
-var (
-	incidentIDRe = regexp.MustCompile(`^(inc|pn)_[a-z2-7]{16}$`)
-	objectKeyRe  = regexp.MustCompile(`^[A-Za-z0-9!_.*'()/-]{1,512}$`)
-)
-
-func newID(prefix string) string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return prefix + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
 func (s *Server) operator(w http.ResponseWriter, r *http.Request) (caller, bool) {
 	c, ok := s.caller(w, r)
 	if !ok {
@@ -83,38 +66,6 @@ func (s *Server) operator(w http.ResponseWriter, r *http.Request) (caller, bool)
 	return c, true
 }
 
-// affected checks a source against the data map.
-func (s *Server) affected(b AffectedBody) (contract.AffectedSource, string) {
-	switch {
-	case (b.Selector == "") == (b.ObjectKey == ""):
-		return contract.AffectedSource{}, "give affected.selector (with params) or affected.object_key"
-	case b.ObjectKey != "":
-		if !objectKeyRe.MatchString(b.ObjectKey) || strings.Contains(b.ObjectKey, "..") {
-			return contract.AffectedSource{}, "object_key: not a valid object key"
-		}
-		return contract.AffectedSource{ObjectKey: b.ObjectKey}, ""
-	}
-	if s.Map == nil {
-		return contract.AffectedSource{}, "selector: this API has no data map (LETHE_DATA_MAP)"
-	}
-	sel, ok := s.Map.Selector(b.Selector)
-	if !ok {
-		return contract.AffectedSource{}, "selector: not a selector of the data map"
-	}
-	params := make([]string, len(sel.Params))
-	for i, name := range sel.Params {
-		v, ok := b.Params[name]
-		if !ok {
-			return contract.AffectedSource{}, fmt.Sprintf("params: %s is required by selector %s", name, sel.Name)
-		}
-		params[i] = v
-	}
-	if len(b.Params) != len(sel.Params) {
-		return contract.AffectedSource{}, "params: only the selector's own parameters: " + strings.Join(sel.Params, ", ")
-	}
-	return contract.AffectedSource{Selector: sel.Name, Params: params}, ""
-}
-
 func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.operator(w, r)
 	if !ok {
@@ -124,43 +75,19 @@ func (s *Server) declareIncident(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	now := time.Now().UTC()
-	notify := in.NotificationRequired == nil || *in.NotificationRequired
-	problem := ""
-	switch {
-	case in.AwareAt.IsZero() || in.AwareAt.After(now.Add(time.Minute)):
-		problem = "aware_at: when the team became aware, not in the future"
-	case in.WhatHappened == "" || in.Measures == "" || in.Contact == "" || len(in.DataCategories) == 0:
-		problem = "what_happened, data_categories, measures and contact are required"
-	case !notify && in.NoNotificationReason == "":
-		problem = "no_notification_reason: every breach is recorded; say why people are not told"
-	}
-	var src contract.AffectedSource
-	if problem == "" && notify {
-		src, problem = s.affected(in.Affected)
-	}
-	if problem != "" {
-		writeError(w, http.StatusUnprocessableEntity, "%s", problem)
+	inc, err := s.Notices.NewIncident(in, s.Map, c.actor(), time.Now())
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
 		return
 	}
-	id := newID("inc")
-	inc := contract.Incident{
-		ID: id, AwareAt: in.AwareAt.UTC(), WhatHappened: in.WhatHappened, DataCategories: in.DataCategories,
-		Consequences: in.Consequences, Measures: in.Measures, WhatYouCanDo: in.WhatYouCanDo, Contact: in.Contact, Records: in.Records,
-		NotificationRequired: notify, NoNotificationReason: in.NoNotificationReason, PublicNotice: in.PublicNotice, Affected: src,
-		NotifyWithin: s.Notices.NotifyWithin, ReportWithin: s.Notices.ReportWithin, EscalateAt: s.Notices.EscalateAt, KeepOpen: s.Notices.KeepOpen,
-		DeclaredBy: c.actor(),
-	}
-	_, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(contract.RequestTypeKey.ValueSet(domain.TypeBreach), contract.StatusKey.ValueSet(contract.IncidentNotifying),
-			contract.DueAtKey.ValueSet(inc.AwareAt.Add(inc.NotifyWithin)))}, contract.WorkflowBreach, inc)
+	d, err := StartIncident(r.Context(), s.Temporal, s.TaskQueue, inc)
 	if err != nil {
 		s.unavailable(w, r, "declare incident", err)
 		return
 	}
-	s.Log.InfoContext(r.Context(), "incident declared", "incident_id", id, "by", c.actor())
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "notify_by": inc.AwareAt.Add(inc.NotifyWithin), "report_by": inc.AwareAt.Add(inc.ReportWithin),
-		"links": map[string]string{"self": "/v1/incidents/" + id}})
+	s.Log.InfoContext(r.Context(), "incident declared", "incident_id", d.ID, "by", c.actor())
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": d.ID, "notify_by": d.NotifyBy, "report_by": d.ReportBy,
+		"links": map[string]string{"self": "/v1/incidents/" + d.ID}})
 }
 
 func (s *Server) incidentID(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -168,8 +95,8 @@ func (s *Server) incidentID(w http.ResponseWriter, r *http.Request) (string, boo
 		return "", false
 	}
 	id := r.PathValue("id")
-	if !incidentIDRe.MatchString(id) {
-		writeError(w, http.StatusBadRequest, "id: not an incident or notice id")
+	if err := CheckIncidentID(id); err != nil {
+		writeError(w, http.StatusBadRequest, "%s", err.Error())
 		return "", false
 	}
 	return id, true
@@ -195,9 +122,9 @@ func (s *Server) addPeople(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	src, problem := s.affected(in)
-	if problem != "" {
-		writeError(w, http.StatusUnprocessableEntity, "%s", problem)
+	src, err := Affected(s.Map, in)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
 		return
 	}
 	var v contract.IncidentView
@@ -230,9 +157,9 @@ func (s *Server) policyNotice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "title, summary and url (http…) are required")
 		return
 	}
-	src, problem := s.affected(in.Audience)
-	if problem != "" {
-		writeError(w, http.StatusUnprocessableEntity, "audience: %s", problem)
+	src, err := Affected(s.Map, in.Audience)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "audience: %s", err.Error())
 		return
 	}
 	id := newID("pn")

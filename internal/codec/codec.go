@@ -9,7 +9,8 @@
 //
 // Keys come from LETHE_PAYLOAD_KEYS (see [config.ParseKeys]): the first key
 // encrypts, every listed key decrypts. To rotate, put a new key first and keep
-// the old ones listed until no workflow history that uses them is retained.
+// the old ones listed until no workflow history that uses them is retained
+// (`starter keys add-payload`, `starter keys retire`).
 // With random 96-bit nonces a key should encrypt no more than about 2³²
 // payloads; rotate well before that.
 //

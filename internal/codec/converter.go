@@ -1,11 +1,7 @@
 package codec
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -48,24 +44,22 @@ func ConfigureClient(opts *client.Options, keys []config.Key) error {
 	return nil
 }
 
+// PayloadKeyPrefix begins the id of a payload key made by [GenerateKey].
+const PayloadKeyPrefix = "p"
+
 // GenerateKey returns a new random AES-256 payload key for development or
 // rotation. Its id is "p" followed by the UTC date and a random suffix, e.g.
 // "p20260102-9f3a1c"; [FormatKey] renders it for LETHE_PAYLOAD_KEYS.
 func GenerateKey() (config.Key, error) {
-	material := make([]byte, keySize)
-	if _, err := rand.Read(material); err != nil {
-		return config.Key{}, fmt.Errorf("codec: generate key: %w", err)
+	k, err := config.GenerateKey(PayloadKeyPrefix)
+	if err != nil {
+		return config.Key{}, fmt.Errorf("codec: %w", err)
 	}
-	suffix := make([]byte, 3)
-	if _, err := rand.Read(suffix); err != nil {
-		return config.Key{}, fmt.Errorf("codec: generate key id: %w", err)
-	}
-	id := "p" + time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(suffix)
-	return config.Key{ID: id, Material: material}, nil
+	return k, nil
 }
 
 // FormatKey renders k as "id:base64key", the form [config.ParseKeys] reads.
 // The result contains key material: treat it as a secret.
 func FormatKey(k config.Key) string {
-	return k.ID + ":" + base64.StdEncoding.EncodeToString(k.Material)
+	return config.FormatKeys([]config.Key{k})
 }

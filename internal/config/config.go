@@ -5,7 +5,9 @@
 package config
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -344,4 +346,30 @@ func ParseKeys(s string) ([]Key, error) {
 		keys = append(keys, Key{ID: id, Material: m})
 	}
 	return keys, nil
+}
+
+// FormatKeys renders keys as "id:base64key,…", the form [ParseKeys] reads,
+// keys[0] first (the active one). The result contains key material: treat
+// it as a secret.
+func FormatKeys(keys []Key) string {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k.ID + ":" + base64.StdEncoding.EncodeToString(k.Material)
+	}
+	return strings.Join(parts, ",")
+}
+
+// GenerateKey returns a new random 32-byte key whose id is prefix, the UTC
+// date and a random suffix, e.g. "m20260102-9f3a1c": ids tell keys apart
+// and say when each was made, and carry nothing of the material.
+func GenerateKey(prefix string) (Key, error) {
+	material := make([]byte, 32)
+	if _, err := rand.Read(material); err != nil {
+		return Key{}, fmt.Errorf("generate key: %w", err)
+	}
+	suffix := make([]byte, 3)
+	if _, err := rand.Read(suffix); err != nil {
+		return Key{}, fmt.Errorf("generate key id: %w", err)
+	}
+	return Key{ID: prefix + time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(suffix), Material: material}, nil
 }

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"os"
 	"reflect"
 	"strings"
@@ -46,6 +47,26 @@ func TestParseKeysKeepsOrderAndHidesMaterial(t *testing.T) {
 	}
 	if _, err := config.ParseKeys("a:" + k[:10]); err == nil || strings.Contains(err.Error(), k[:10]) {
 		t.Fatalf("want an error without the key material, got %v", err)
+	}
+}
+
+// A generated key goes first in a list that ParseKeys reads back as it was:
+// the form the rotation commands print.
+func TestGeneratedKeysFormatAndParseBack(t *testing.T) {
+	a, err := config.GenerateKey("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := config.GenerateKey("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID || !strings.HasPrefix(a.ID, "m") || len(a.Material) != 32 || bytes.Equal(a.Material, b.Material) {
+		t.Fatalf("generated keys %q and %q: want distinct ids starting with m and distinct 32-byte material", a.ID, b.ID)
+	}
+	keys, err := config.ParseKeys(config.FormatKeys([]config.Key{a, b}))
+	if err != nil || len(keys) != 2 || keys[0].ID != a.ID || !bytes.Equal(keys[0].Material, a.Material) || keys[1].ID != b.ID || !bytes.Equal(keys[1].Material, b.Material) {
+		t.Fatalf("parsed back %d keys, %v", len(keys), err)
 	}
 }
 

@@ -17,7 +17,10 @@ func RequestTypes() []string {
 
 // The lifecycle of a request: received → awaiting verification → verified →
 // (awaiting approval) → in progress → completed | denied | expired | cancelled.
+// A request whose work failed for good waits as needs attention until an
+// operator retries what failed (back to in progress) or closes it.
 const (
+	StatusNeedsAttention       = "needs_attention"
 	StatusAwaitingVerification = "awaiting_verification"
 	StatusVerified             = "verified"
 	StatusAwaitingApproval     = "awaiting_approval"

@@ -39,7 +39,9 @@
 // Master keys are [github.com/lethe-privacy/lethe/internal/config.Key] values like the payload keys, but must be
 // separate key material. The first one wraps new data keys; all of them
 // unwrap, so a master key can be rotated by putting a new one first.
-// [Keyring.Rewrap] then moves existing data keys to it.
+// [Keyring.Rewrap] then moves existing data keys to it, page by page, and
+// [CountKeys] shows when nothing live is wrapped under an old one any more
+// (`starter keys add-master`, `rewrap`, `status`, `retire`).
 //
 // Completeness of shredding: copies of lethe.subject_keys made before a
 // Destroy (database backups, WAL archives, not yet vacuumed row versions)

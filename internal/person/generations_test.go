@@ -404,8 +404,8 @@ func TestRewrapMovesLaterGenerations(t *testing.T) {
 	}
 
 	rotated := newKeyring(t, pool, m2, m1)
-	if n, err := rotated.Rewrap(ctx); err != nil || n != 1 {
-		t.Fatalf("Rewrap = %d, %v; want 1 (the live generation only)", n, err)
+	if p, err := rotated.Rewrap(ctx, person.RewrapOptions{}); err != nil || p.Rewrapped != 1 {
+		t.Fatalf("Rewrap = %+v, %v; want 1 (the live generation only)", p, err)
 	}
 	if got, err := newKeyring(t, pool, m2).Open(ctx, alice, sealed); err != nil || !bytes.Equal(got, identity) {
 		t.Fatalf("open generation 2 after rewrap without m1: %v", err)

@@ -241,62 +241,183 @@ func (k *Keyring) Destroyed(ctx context.Context, subjectRef string) (bool, time.
 	return true, *at, nil
 }
 
+// MasterKeyPrefix begins the id of a master key made by
+// [config.GenerateKey] for LETHE_MASTER_KEYS ("m20260102-9f3a1c").
+const MasterKeyPrefix = "m"
+
+// ActiveMasterKey is the id of the master key that wraps new data keys, and
+// that Rewrap moves the others to.
+func (k *Keyring) ActiveMasterKey() string { return k.activeID }
+
+// RewrapOptions shape a [Keyring.Rewrap] run.
+type RewrapOptions struct {
+	// PageSize is how many data keys one page re-wraps, in one transaction;
+	// 0 means 500.
+	PageSize int
+	// Progress, when set, is called after each committed page.
+	Progress func(RewrapProgress)
+}
+
+// RewrapProgress is what a Rewrap run has done so far: every page counted
+// is committed.
+type RewrapProgress struct {
+	Pages     int // pages committed
+	Rewrapped int // data keys this run moved to the active master key
+}
+
 // Rewrap re-wraps every live data key that is wrapped with another master
-// key than the active one, and returns how many it changed. Run it after
-// putting a new master key first; afterwards the old master keys are only
-// needed for database backups taken before. It stops at the first key it
-// cannot unwrap (e.g. ErrUnknownMasterKey). Data keys, and so sealed data,
-// do not change.
-func (k *Keyring) Rewrap(ctx context.Context) (int, error) {
+// key than the active one, page by page: each page is one transaction, and
+// what a page committed stays done when the run stops (an error, a
+// cancelled ctx). A run only ever picks keys not yet under the active master
+// key, so running it again continues where the last one stopped and never
+// wraps a key twice; concurrent runs, Seals and Destroys wait for a page's
+// rows and then see them as it left them.
+//
+// Run it after putting a new master key first; afterwards the old master
+// keys are only needed for database backups taken before ([CountKeys] shows
+// when nothing live needs them). It stops at the first key it cannot unwrap
+// (e.g. ErrUnknownMasterKey), with that page undone. Data keys, and so
+// sealed data, do not change. The result counts what was committed, also
+// when it returns an error.
+func (k *Keyring) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapProgress, error) {
+	size := opts.PageSize
+	if size <= 0 {
+		size = rewrapBatch
+	}
+	var (
+		p        RewrapProgress
+		afterRef string
+		afterGen int
+	)
+	for {
+		n, lastRef, lastGen, err := k.rewrapPage(ctx, afterRef, afterGen, size)
+		if err != nil {
+			return p, err
+		}
+		if lastRef == "" {
+			return p, nil
+		}
+		p.Pages++
+		p.Rewrapped += n
+		afterRef, afterGen = lastRef, lastGen
+		if opts.Progress != nil {
+			opts.Progress(p)
+		}
+	}
+}
+
+// rewrapPage re-wraps, in one transaction, up to size live data keys after
+// (afterRef, afterGen) that are wrapped with another master key than the
+// active one. It returns how many it changed and the last key it looked
+// at ("" when there was none left).
+func (k *Keyring) rewrapPage(ctx context.Context, afterRef string, afterGen, size int) (int, string, int, error) {
+	tx, err := k.pool.Begin(ctx)
+	if err != nil {
+		return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	// FOR UPDATE: a concurrent Destroy or Rewrap waits for this page, and
+	// a row changed meanwhile is checked again (and left out when it no
+	// longer qualifies).
+	rows, err := tx.Query(ctx, `
+		SELECT subject_ref, generation, master_key_id, wrapped FROM lethe.subject_keys
+		WHERE wrapped IS NOT NULL AND master_key_id <> $1 AND (subject_ref, generation) > ($2, $3)
+		ORDER BY subject_ref, generation LIMIT $4 FOR UPDATE`, k.activeID, afterRef, afterGen, size)
+	if err != nil {
+		return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: list keys: %w", err)
+	}
 	type row struct {
 		ref      string
 		gen      int
 		masterID string
 		wrapped  []byte
 	}
-	done, afterRef, afterGen := 0, "", 0
-	for {
-		rows, err := k.pool.Query(ctx, `
-			SELECT subject_ref, generation, master_key_id, wrapped FROM lethe.subject_keys
-			WHERE wrapped IS NOT NULL AND master_key_id <> $1 AND (subject_ref, generation) > ($2, $3)
-			ORDER BY subject_ref, generation LIMIT $4`, k.activeID, afterRef, afterGen, rewrapBatch)
-		if err != nil {
-			return done, fmt.Errorf("subjectkeys: rewrap: list keys: %w", err)
-		}
-		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-			var x row
-			err := r.Scan(&x.ref, &x.gen, &x.masterID, &x.wrapped)
-			return x, err
-		})
-		if err != nil {
-			return done, fmt.Errorf("subjectkeys: rewrap: list keys: %w", err)
-		}
-		if len(batch) == 0 {
-			return done, nil
-		}
-		for _, r := range batch {
-			raw, err := k.unwrapRaw(r.ref, r.gen, r.masterID, r.wrapped)
-			if err != nil {
-				return done, fmt.Errorf("subjectkeys: rewrap: %w", err)
-			}
-			wrapped, err := k.wrap(r.ref, r.gen, raw)
-			clear(raw)
-			if err != nil {
-				return done, fmt.Errorf("subjectkeys: rewrap: %w", err)
-			}
-			// Conditional on the row being unchanged, so a concurrent
-			// Destroy or Rewrap wins.
-			tag, err := k.pool.Exec(ctx, `
-				UPDATE lethe.subject_keys SET master_key_id = $3, wrapped = $4
-				WHERE subject_ref = $1 AND generation = $2 AND master_key_id = $5 AND wrapped = $6`,
-				r.ref, r.gen, k.activeID, wrapped, r.masterID, r.wrapped)
-			if err != nil {
-				return done, fmt.Errorf("subjectkeys: rewrap key for %s: %w", r.ref, err)
-			}
-			done += int(tag.RowsAffected())
-		}
-		afterRef, afterGen = batch[len(batch)-1].ref, batch[len(batch)-1].gen
+	batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.ref, &x.gen, &x.masterID, &x.wrapped)
+		return x, err
+	})
+	if err != nil {
+		return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: list keys: %w", err)
 	}
+	if len(batch) == 0 {
+		return 0, "", 0, nil
+	}
+	refs, gens, olds, wrapped := make([]string, len(batch)), make([]int32, len(batch)), make([]string, len(batch)), make([][]byte, len(batch))
+	for i, r := range batch {
+		raw, err := k.unwrapRaw(r.ref, r.gen, r.masterID, r.wrapped)
+		if err != nil {
+			return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: %w", err)
+		}
+		w, err := k.wrap(r.ref, r.gen, raw)
+		clear(raw)
+		if err != nil {
+			return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: %w", err)
+		}
+		refs[i], gens[i], olds[i], wrapped[i] = r.ref, int32(r.gen), r.masterID, w
+	}
+	tag, err := tx.Exec(ctx, `
+		UPDATE lethe.subject_keys s SET master_key_id = $1, wrapped = u.wrapped
+		FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[]) AS u(subject_ref, generation, old_master, wrapped)
+		WHERE s.subject_ref = u.subject_ref AND s.generation = u.generation AND s.master_key_id = u.old_master`,
+		k.activeID, refs, gens, olds, wrapped)
+	if err != nil {
+		return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: store keys: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, "", 0, fmt.Errorf("subjectkeys: rewrap: commit: %w", err)
+	}
+	last := batch[len(batch)-1]
+	return int(tag.RowsAffected()), last.ref, last.gen, nil
+}
+
+// KeyCounts is how many per-person data keys Lethe's database holds.
+type KeyCounts struct {
+	// Wrapped counts the live keys by the id of the master key that wraps
+	// them: each id with a count needs its master key configured.
+	Wrapped map[string]int
+	// Destroyed counts the tombstones of destroyed keys (shredded).
+	Destroyed int
+}
+
+// Live is the number of live keys, under any master key.
+func (c KeyCounts) Live() int {
+	n := 0
+	for _, v := range c.Wrapped {
+		n += v
+	}
+	return n
+}
+
+// CountKeys counts the per-person data keys by the master key that wraps
+// them. It needs no master key: it reads ids, never key material.
+func CountKeys(ctx context.Context, db *pgxpool.Pool) (KeyCounts, error) {
+	c := KeyCounts{Wrapped: map[string]int{}}
+	rows, err := db.Query(ctx, `
+		SELECT coalesce(master_key_id, ''), count(*) FROM lethe.subject_keys
+		GROUP BY master_key_id`)
+	if err != nil {
+		return c, fmt.Errorf("subjectkeys: count keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			n  int
+		)
+		if err := rows.Scan(&id, &n); err != nil {
+			return c, fmt.Errorf("subjectkeys: count keys: %w", err)
+		}
+		if id == "" { // subject_keys_live_or_destroyed: no master key id is a tombstone
+			c.Destroyed += n
+			continue
+		}
+		c.Wrapped[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return c, fmt.Errorf("subjectkeys: count keys: %w", err)
+	}
+	return c, nil
 }
 
 // liveKey returns the subject's live key and its generation, creating the

@@ -244,11 +244,11 @@ func TestMasterKeyRotation(t *testing.T) {
 	}
 
 	// Rewrap moves it to m2; then m1 can be retired.
-	if n, err := rotated.Rewrap(ctx); err != nil || n != 1 {
-		t.Fatalf("Rewrap = %d, %v; want 1", n, err)
+	if p, err := rotated.Rewrap(ctx, person.RewrapOptions{}); err != nil || p.Rewrapped != 1 {
+		t.Fatalf("Rewrap = %+v, %v; want 1", p, err)
 	}
-	if n, err := rotated.Rewrap(ctx); err != nil || n != 0 {
-		t.Fatalf("second Rewrap = %d, %v; want 0", n, err)
+	if p, err := rotated.Rewrap(ctx, person.RewrapOptions{}); err != nil || p.Rewrapped != 0 {
+		t.Fatalf("second Rewrap = %+v, %v; want 0", p, err)
 	}
 	if masterOf(alice) != "m2" {
 		t.Fatal("alice's key is still wrapped with m1")

@@ -137,6 +137,12 @@ const (
 	// Data.DueDate, or (with Data.TaskDeadline) that a task of it passed its
 	// deadline; Data.Lines optionally lists what is open.
 	OperatorEscalation = "operator_escalation"
+	// OperatorTask tells the privacy team that Lethe cannot do something on
+	// its own (a mail that cannot be sent, an audit entry that cannot be
+	// written): Data.Lines says what, without personal data. It may concern
+	// a request (Data.RequestID, Data.DueDate) or none (an incident, an
+	// account), so it needs neither RequestID nor RequestType.
+	OperatorTask = "operator_task"
 )
 
 var names = []string{
@@ -144,7 +150,7 @@ var names = []string{
 	Extension, Completed, Denied, Cancelled,
 	DeactivationNotice, DeactivationReminder, AccountRestored, AccountErased,
 	InactivityWarning,
-	OperatorReminder, OperatorEscalation,
+	OperatorReminder, OperatorEscalation, OperatorTask,
 }
 
 // accountEvents are the events about an account rather than a request: they
@@ -404,7 +410,7 @@ func missingFields(name string, d Data) []string {
 		}
 	}
 	need(d.CompanyName != "", "CompanyName")
-	if !slices.Contains(accountEvents, name) {
+	if !slices.Contains(accountEvents, name) && name != OperatorTask {
 		need(d.RequestID != "", "RequestID")
 		need(d.RequestType != "", "RequestType")
 	}
@@ -425,7 +431,7 @@ func missingFields(name string, d Data) []string {
 		need(d.Reason != "", "Reason")
 		need(!d.DueDate.IsZero(), "DueDate")
 		need(!d.OriginalDueDate.IsZero(), "OriginalDueDate")
-	case Completed:
+	case Completed, OperatorTask:
 		need(len(d.Lines) > 0, "Lines")
 	case Denied:
 		need(d.Reason != "", "Reason")

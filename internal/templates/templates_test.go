@@ -37,6 +37,8 @@ func data(name, j string) Data {
 		d.Reason = "You withdrew the request."
 	case OperatorReminder, OperatorEscalation:
 		d.Lines = []string{"Stripe: manual deletion pending"}
+	case OperatorTask:
+		d.Lines = []string{"The mail completed to the person could not be sent (NoEmail): reach them another way."}
 	}
 	if slices.Contains(accountEvents, name) {
 		d.RequestID, d.RequestType, d.DueDate = "", "", time.Time{}
@@ -72,6 +74,7 @@ var facts = map[string][]string{
 	InactivityWarning:    {"inactive since", "14 May 2025", "1 March 2027", "https://acme.example/login", "permanently delete"},
 	OperatorReminder:     {"req_abcdefghijklmnopqrstuvwxyz", "3 January 2027", "Stripe: manual deletion pending"},
 	OperatorEscalation:   {"req_abcdefghijklmnopqrstuvwxyz", "3 January 2027", "overdue", "Stripe: manual deletion pending"},
+	OperatorTask:         {"req_abcdefghijklmnopqrstuvwxyz", "needs someone", "could not be sent (NoEmail)", "3 January 2027"},
 }
 
 // flat collapses every run of white space in s to one space, so that
@@ -309,7 +312,7 @@ func TestRenderErrors(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	got := Names()
-	if len(got) != 15 {
+	if len(got) != 16 {
 		t.Fatalf("Names() = %v", got)
 	}
 	got[0] = "changed"

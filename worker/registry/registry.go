@@ -130,6 +130,21 @@ func WorkerOptions() worker.Options {
 // Register puts every workflow and activity on r under its registered name:
 // workflows under their contract names, activities under their method names.
 func Register(r worker.Registry, d Deps) {
+	RegisterWorkflows(r)
+	a := NewActivities(d)
+	r.RegisterActivity(a.Lifecycle)
+	r.RegisterActivity(a.Erasure)
+	r.RegisterActivity(a.ProcessorErasure)
+	r.RegisterActivity(a.Notices)
+	r.RegisterActivity(a.Exports)
+	r.RegisterActivity(a.Changes)
+	r.RegisterActivity(a.AccountLife)
+	r.RegisterActivity(a.Ledger)
+}
+
+// RegisterWorkflows puts every workflow on r under its contract name: the
+// name its histories were recorded under, so never renamed.
+func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.PrivacyRequest, workflow.RegisterOptions{Name: contract.WorkflowPrivacyRequest})
 	r.RegisterWorkflowWithOptions(workflows.EraseSubject, workflow.RegisterOptions{Name: contract.WorkflowEraseSubject})
 	r.RegisterWorkflowWithOptions(workflows.RetainLetheRecords, workflow.RegisterOptions{Name: contract.WorkflowRetainRecords})
@@ -147,15 +162,6 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
 	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
-	a := NewActivities(d)
-	r.RegisterActivity(a.Lifecycle)
-	r.RegisterActivity(a.Erasure)
-	r.RegisterActivity(a.ProcessorErasure)
-	r.RegisterActivity(a.Notices)
-	r.RegisterActivity(a.Exports)
-	r.RegisterActivity(a.Changes)
-	r.RegisterActivity(a.AccountLife)
-	r.RegisterActivity(a.Ledger)
 }
 
 // Activities are the activity structs of package activities, with their

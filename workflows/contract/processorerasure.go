@@ -141,6 +141,9 @@ const (
 	ProcessorAlreadyGone = "already_gone" // nothing was left to erase
 	ProcessorDoneByHand  = "done_by_hand" // an operator erased it, with evidence
 	ProcessorSkipped     = "skipped"      // an operator left it, with a reason
+	// ProcessorEarlierAttempt: ended in an earlier attempt of a retried
+	// request, which did not record how (receipt entries only).
+	ProcessorEarlierAttempt = "earlier_attempt"
 )
 
 // ProcessorTask is an operator task: what the processor could not do, the
@@ -202,6 +205,26 @@ type ProcessorErasureView struct {
 	Attempts  int                     `json:"attempts"`
 	Task      *ProcessorTask          `json:"task,omitempty"` // the open task, if any
 	Result    *ProcessorErasureResult `json:"result,omitempty"`
+}
+
+// ProcessorResultRecord keeps how the erasure at a processor ended, so
+// that a retried request does not ask the processor again.
+type ProcessorResultRecord struct {
+	RequestID string
+	Result    ProcessorErasureResult
+}
+
+// EarlierProcessorInput asks how an earlier attempt of a request's erasure
+// ended at a processor.
+type EarlierProcessorInput struct {
+	RequestID, Processor string
+}
+
+// EarlierProcessorResult is that ending; Found is false when no attempt
+// recorded one (it ran before results were recorded).
+type EarlierProcessorResult struct {
+	Found  bool
+	Result ProcessorErasureResult
 }
 
 // ProcessorErasureResult is how the erasure at a processor ended, as

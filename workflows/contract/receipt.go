@@ -87,6 +87,8 @@ func (e ReceiptEntry) Line() string {
 		return fmt.Sprintf("%s: not erased by Lethe: %s", e.Name, e.Basis)
 	case e.System == SystemProcessor && e.Action == ProcessorDoneByHand:
 		return fmt.Sprintf("%s: erased by our privacy team (%s)", e.Name, e.Confirmation)
+	case e.System == SystemProcessor && e.Action == ProcessorEarlierAttempt:
+		return fmt.Sprintf("%s: handled in an earlier attempt of this request (its workflow %s holds the outcome)", e.Name, e.Confirmation)
 	case e.System == SystemProcessor:
 		line := fmt.Sprintf("%s: erasure confirmed", e.Name)
 		if e.Action == ProcessorAlreadyGone {

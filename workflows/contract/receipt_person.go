@@ -157,6 +157,8 @@ func processorPersonLine(e ReceiptEntry, day func(time.Time) string) string {
 		line = asked + "done by our privacy team"
 	case ProcessorAlreadyGone:
 		line = asked + "it held nothing about you (confirmed)"
+	case ProcessorEarlierAttempt:
+		return "We asked " + e.Name + " to erase your data in an earlier attempt of this request."
 	default:
 		line = asked + "confirmed"
 	}

@@ -69,6 +69,7 @@ type RequestView struct {
 	Reminded      []time.Time       `json:"operator_reminders_sent,omitempty"`
 	EscalatedAt   time.Time         `json:"escalated_at,omitzero"`
 	Reason        string            `json:"reason,omitempty"` // why denied or cancelled
+	Attention     *Attention        `json:"attention,omitempty"`
 	Outcome       []string          `json:"outcome,omitempty"`
 	Systems       []SystemProgress  `json:"systems,omitempty"`
 	History       []Transition      `json:"history"`
@@ -84,7 +85,18 @@ const (
 	UpdateExtend     = "extend"
 	UpdateCancel     = "cancel"
 	UpdateComplete   = "complete"
+	// UpdateRetry runs again what failed of a request that needs attention.
+	UpdateRetry = "retry"
 )
+
+// Attention is why a request waits for the privacy team (needs_attention):
+// what failed, without personal data, and how often the work was tried.
+type Attention struct {
+	Since    time.Time `json:"since"`
+	Why      string    `json:"why"`    // the failure's type, e.g. ErasureIncomplete
+	Failed   string    `json:"failed"` // what failed, e.g. "erasure failed in postgres application database"
+	Attempts int       `json:"attempts"`
+}
 
 // Reasons an update is refused (the application error's type).
 const (
@@ -214,4 +226,7 @@ const (
 	MailOperatorReminder     = "operator_reminder"
 	MailOperatorEscalation   = "operator_escalation"
 	MailIncidentEscalation   = "incident_escalation"
+	// MailOperatorTask gives the privacy team a task Lethe cannot do on its
+	// own (a mail that cannot be sent, an audit entry that cannot be written).
+	MailOperatorTask = "operator_task"
 )

@@ -1,0 +1,81 @@
+package workflows_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/workflows/contract"
+)
+
+// Work that fails for good does not end a request: it waits as
+// needs_attention, the privacy team is told at once, and an operator's
+// retry runs the work again until it completes.
+func TestAFailedErasureWaitsForTheTeamAndARetryCompletesIt(t *testing.T) {
+	p := policyGDPR()
+	p.FulfilByHand = false
+	l := newLifecycle(t, jan15)
+	l.tablesFail = 1
+	var seen contract.RequestView
+	l.env.RegisterDelayedCallback(func() {
+		res, err := l.env.QueryWorkflow(contract.QueryProgress)
+		if err == nil {
+			_ = res.Get(&seen)
+		}
+	}, time.Hour)
+	early := l.update(time.Minute, contract.UpdateComplete, contract.OperatorAction{Actor: "operator:k", Lines: []string{"x"}})
+	retry := l.update(2*time.Hour, contract.UpdateRetry, contract.OperatorAction{Actor: "operator:k"})
+	v := l.run(contract.RequestInput{RequestID: "req_a", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+
+	if seen.Status != domain.StatusNeedsAttention || seen.Attention == nil || seen.Attention.Why != "ErasureIncomplete" || !strings.Contains(seen.Attention.Failed, "postgres") {
+		t.Fatalf("while waiting: status %s attention %+v", seen.Status, seen.Attention)
+	}
+	if early.rejected == nil {
+		t.Fatal("a request that needs attention was completed by hand")
+	}
+	if retry.rejected != nil || retry.err != nil {
+		t.Fatalf("retry: %+v", retry)
+	}
+	if v.Status != domain.StatusCompleted || v.Attention != nil || l.erased != 2 || l.shred != 1 {
+		t.Fatalf("status %s attention %+v, tables erased %d times, shredded %d", v.Status, v.Attention, l.erased, l.shred)
+	}
+	i, j := slices.Index(l.actions, "request.needs_attention"), slices.Index(l.actions, "request.retried")
+	if i < 0 || j < i || l.actions[len(l.actions)-1] != "request.completed" {
+		t.Fatalf("actions %v", l.actions)
+	}
+	tasks := l.mailed(contract.MailOperatorTask)
+	if len(tasks) != 1 || !tasks[0].team || tasks[0].at > time.Minute || !strings.Contains(tasks[0].data.Lines[0], "/v1/requests/req_a/retry") {
+		t.Fatalf("team tasks %+v: want one at once, saying how to retry", tasks)
+	}
+	if len(l.mailed(contract.MailCompleted)) != 1 {
+		t.Fatal("the person was not told the erasure completed")
+	}
+}
+
+// While a request needs attention its deadline is kept: the team is
+// reminded and then told it passed; closing it tells the person why.
+func TestARequestThatNeedsAttentionKeepsItsDeadlineAndCanBeClosed(t *testing.T) {
+	p := policyGDPR()
+	p.FulfilByHand = false
+	l := newLifecycle(t, jan15)
+	l.tablesFail = 100
+	due := jan15.AddDate(0, 1, 0)
+	closeAt := due.Add(2 * 24 * time.Hour).Sub(jan15)
+	closed := l.update(closeAt, contract.UpdateCancel, contract.OperatorAction{Actor: "operator:k", Reason: "The archive cannot be reached; we erased it by hand and wrote to you"})
+	v := l.run(contract.RequestInput{RequestID: "req_b", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	if closed.rejected != nil || v.Status != domain.StatusCancelled || l.shred != 0 {
+		t.Fatalf("close: %+v status %s shredded %d", closed, v.Status, l.shred)
+	}
+	if r := l.mailed(contract.MailOperatorReminder); len(r) != 2 {
+		t.Fatalf("%d deadline reminders while waiting, want 2", len(r))
+	}
+	if e := l.mailed(contract.MailOperatorEscalation); len(e) != 1 || e[0].at != due.Sub(jan15) {
+		t.Fatalf("escalation %+v: want one when the due date passed", e)
+	}
+	c := l.mailed(contract.MailCancelled)
+	if len(c) != 1 || !strings.Contains(c[0].data.Reason, "erased it by hand") {
+		t.Fatalf("the person's mail %+v: want the reason", c)
+	}
+}

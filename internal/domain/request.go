@@ -55,7 +55,7 @@ const StatusAbandoned = "abandoned"
 // lifecycle order.
 func RequestStatuses() []string {
 	return []string{StatusReceived, StatusAwaitingVerification, StatusVerified, StatusAwaitingApproval, StatusInProgress,
-		StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed, StatusAbandoned}
+		StatusNeedsAttention, StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed, StatusAbandoned}
 }
 
 // UncountedStatuses are the statuses of requests that do not count towards a

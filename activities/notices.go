@@ -31,7 +31,7 @@ type Notices struct {
 }
 
 // NoticeObserver hears of each batch of notices sent: to how many people,
-// and how many had no address, by template (breach_notice, policy_notice).
+// and how many had no address, by template (breach_notice, policy_change).
 type NoticeObserver interface {
 	NoticesSent(template string, sent, noEmail int)
 }

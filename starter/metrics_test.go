@@ -140,16 +140,24 @@ func TestMetricsOfTheDevStackWorkerAndAPI(t *testing.T) {
 		waitCompleted(t, st, id)
 	}
 
-	// The worker's endpoint.
+	// A policy-change notice to the demo's active accounts, in batches.
+	if code, body := authPost(t, st, "/v1/policy-notices",
+		`{"title":"New policy","summary":"Shorter retention.","url":"https://example.com/p","audience":{"selector":"active_accounts"}}`); code != http.StatusAccepted {
+		t.Fatalf("policy notice: %d %s", code, body)
+	}
+
+	// The worker's endpoint: every file in the outbox is a mail sent to
+	// one person (lethe_mail_sent_total) or a notice (lethe_notices_total).
 	var w series
 	outbox := func() int {
 		files, _ := filepath.Glob(filepath.Join(st.cfg.OutboxDir, "*.txt"))
 		return len(files)
 	}
-	testenv.Eventually(t, 30*time.Second, "every mail in the outbox counted", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every mail and notice in the outbox counted", func() bool {
 		w = scrapeMetrics(t, workerURL)
 		sent, _ := w.sum("lethe_mail_sent_total{")
-		return sent > 0 && int(sent) == outbox()
+		notices := w[`lethe_notices_total{outcome="sent",template="policy_change"}`]
+		return sent > 0 && notices > 0 && int(sent+notices) == outbox()
 	})
 	for key, want := range map[string]float64{
 		`lethe_processor_calls_total{action="erase",outcome="done",processor="stripe"}`:           2,

@@ -49,7 +49,7 @@ func Catalogue() []Series {
 		{MailSent, "counter", []string{"template"}, "worker",
 			"Mail sent to one person (request mail, the privacy team's reminders and tasks, the authority's breach report), by template; a retried activity that finds its mail sent counts nothing."},
 		{NoticesSent, "counter", []string{"template", "outcome"}, "worker",
-			"People a breach or policy-change notice went to (outcome sent), or could not go to for want of an address (outcome no_email), by template (breach_notice, policy_notice)."},
+			"People a breach or policy-change notice went to (outcome sent), or could not go to for want of an address (outcome no_email), by template (breach_notice, policy_change)."},
 		{HTTPRequests, "counter", []string{"route", "code"}, "api",
 			"API requests by route pattern (e.g. \"POST /v1/requests\", \"unmatched\") and HTTP status code."},
 		{HTTPRequestDuration, "histogram", []string{"route"}, "api",

@@ -239,6 +239,8 @@ func heartbeatEvery(ctx context.Context, every time.Duration) (stop func()) {
 			select {
 			case <-done:
 				return
+			case <-ctx.Done():
+				return
 			case <-t.C:
 				activity.RecordHeartbeat(ctx)
 			}

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -20,6 +21,27 @@ type ProcessorErasure struct {
 	Keys       *person.Keyring
 	Processors *processors.Registry // nil when the data map names none
 	Log        *slog.Logger
+	// HeartbeatEvery is how often a call in flight heartbeats; 0 means
+	// DefaultHeartbeatEvery.
+	HeartbeatEvery time.Duration
+}
+
+// DefaultHeartbeatEvery is how often a processor call in flight tells
+// Temporal it is alive: a worker that dies during a call is noticed within
+// the calls' heartbeat timeout (seconds), not their start-to-close timeout
+// (minutes), and the call is tried again on another worker.
+const DefaultHeartbeatEvery = 5 * time.Second
+
+// keepAlive heartbeats until stop is called.
+func (p *ProcessorErasure) keepAlive(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	every := p.HeartbeatEvery
+	if every <= 0 {
+		every = DefaultHeartbeatEvery
+	}
+	return heartbeatEvery(ctx, every)
 }
 
 // EraseAtProcessor asks one processor to erase the person. A processor
@@ -28,6 +50,7 @@ type ProcessorErasure struct {
 // the processor's Retry-After), anything an operator must look at as a
 // non-retryable NeedsOperator error.
 func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	defer p.keepAlive(ctx)()
 	eraser, err := p.eraser(in.Processor)
 	if err != nil {
 		return contract.ProcessorCall{}, err
@@ -49,6 +72,7 @@ func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in contract.Pro
 // OpenDSR request), else by repeating the erasure, which is safe and
 // reports progress (webhook jobs).
 func (p *ProcessorErasure) ProcessorErasureStatus(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	defer p.keepAlive(ctx)()
 	eraser, err := p.eraser(in.Processor)
 	if err != nil {
 		return contract.ProcessorCall{}, err
@@ -83,6 +107,7 @@ func (p *ProcessorErasure) ProcessorErasureStatus(ctx context.Context, in contra
 // window, from what the erasure recorded only: the identity is shredded by
 // then. A connector that cannot check answers needs_operator.
 func (p *ProcessorErasure) ConfirmProcessorErasure(ctx context.Context, in contract.ConfirmErasureInput) (contract.ProcessorCall, error) {
+	defer p.keepAlive(ctx)()
 	if _, err := p.eraser(in.Processor); err != nil {
 		return contract.ProcessorCall{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/codec"
@@ -200,5 +201,39 @@ func TestAShreddedIdentityCannotBeErasedWith(t *testing.T) {
 	}
 	if len(p.stripe.Calls()) != 0 {
 		t.Fatal("the processor was called")
+	}
+}
+
+// A call in flight heartbeats: a slow processor call outlives a heartbeat
+// timeout shorter than the call (the workflows' is 20 s), which a call that
+// did not heartbeat would not. The test environment enforces the timeout.
+func TestAProcessorCallInFlightHeartbeats(t *testing.T) {
+	for _, c := range []struct {
+		every time.Duration
+		ok    bool
+	}{{50 * time.Millisecond, true}, {time.Minute, false}} {
+		p := newProcessorSetup(t)
+		p.act.HeartbeatEvery = c.every
+		p.stripe.AddCustomer(processorfake.StripeCustomer{Email: "Ann.Example@Example.com"})
+		p.stripe.SetLatency(600 * time.Millisecond) // a search, then a delete: 1.2 s
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestWorkflowEnvironment()
+		env.RegisterActivity(p.act.EraseAtProcessor)
+		env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+			ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, HeartbeatTimeout: 400 * time.Millisecond,
+				RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+			var out contract.ProcessorCall
+			err := workflow.ExecuteActivity(ctx, p.act.EraseAtProcessor, in).Get(ctx, &out)
+			return out, err
+		}, workflow.RegisterOptions{Name: "callStripe"})
+		env.ExecuteWorkflow("callStripe", p.input("stripe"))
+		err := env.GetWorkflowError()
+		if c.ok && err != nil {
+			t.Fatalf("heartbeating every %s: %v", c.every, err)
+		}
+		var timeout *temporal.TimeoutError
+		if !c.ok && !errors.As(err, &timeout) {
+			t.Fatalf("without heartbeats the call should time out, got %v", err)
+		}
 	}
 }

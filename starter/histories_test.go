@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,11 +76,7 @@ func keepHistory(t *testing.T, st *testenv.Stack, workflowID, name string) {
 // test key, kept beside them, that seals only test data.
 func historyKeys(t *testing.T) []config.Key {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(historiesDir, "payload-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := config.ParseKeys(strings.TrimSpace(string(b)))
+	keys, err := registry.HistoryKeys(historiesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +90,11 @@ func reseal(ctx context.Context, h *historypb.History, stackKeys string) error {
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(filepath.Join(historiesDir, "payload-key.txt"))
+	keys, err := registry.HistoryKeys(historiesDir)
 	if err != nil {
 		return err
 	}
-	to, err := payloadCodec(strings.TrimSpace(string(b)))
+	to, err := codec.NewCodec(keys)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@
 //	go run ./starter reconcile  after a restore of the application database, erase the erased again
 //	go run ./starter datamap  check a data map against the application database, or draft one (no Temporal)
 //	go run ./starter keys     rotate master and payload keys: add, rewrap, status, retire (no Temporal)
+//	go run ./starter deploy   status|promote <build-id>: roll a new worker build out and drain the old one
 //	go run ./starter incident declare|status|add-people|close  a personal-data breach, as /v1/incidents
 //
 // Configuration comes from the environment (README.md, "Configuration").
@@ -33,7 +34,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand(), datamapCommand(), keysCommand(), incidentCommand())
+	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand(), datamapCommand(), keysCommand(), incidentCommand(), deployCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe:", err)
 		os.Exit(1)

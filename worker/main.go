@@ -82,13 +82,26 @@ func run(ctx context.Context) error {
 		return err
 	}
 	deps = deps.WithMetrics(recorder)
-	w := worker.New(c, cfg.TemporalTaskQueue, registry.WorkerOptions())
+	w := worker.New(c, cfg.TemporalTaskQueue, registry.DeployedWorkerOptions(cfg))
 	registry.Register(w, deps)
 	if err := registry.ApplySchedules(ctx, c, cfg); err != nil {
 		return err
 	}
-	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
-	if err := w.Run(interrupt(ctx)); err != nil {
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(interrupt(ctx)) }()
+	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace, "build_id", cfg.WorkerBuildID)
+	if cfg.WorkerBuildID != "" {
+		// The first version of a deployment becomes its current version by
+		// itself; later ones wait for `starter deploy promote`.
+		promoted, err := temporalclient.PromoteFirstVersion(ctx, c, cfg.WorkerDeployment, cfg.WorkerBuildID)
+		if err != nil {
+			log.Warn("worker deployment: could not make the first version current; run `starter deploy promote`", "error", err)
+		}
+		if promoted {
+			log.Info("worker deployment: first version, made current", "deployment", cfg.WorkerDeployment, "build_id", cfg.WorkerBuildID)
+		}
+	}
+	if err := <-ran; err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	return nil

@@ -29,9 +29,13 @@ var atProcessor *activities.ProcessorErasure
 // NextRetryDelay); 4xx fail at once as needs-operator errors.
 const eraseMaxAttempts = 12
 
+// A call heartbeats while in flight (activities.DefaultHeartbeatEvery): a
+// worker that dies in the middle is noticed in 20 seconds and the call is
+// tried again elsewhere, instead of after the 5-minute timeout.
 func withProcessorCalls(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

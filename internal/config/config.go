@@ -30,11 +30,16 @@ type Config struct {
 	TemporalAddress   string `env:"LETHE_TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
 	TemporalNamespace string `env:"LETHE_TEMPORAL_NAMESPACE" envDefault:"default"`
 	TemporalTaskQueue string `env:"LETHE_TEMPORAL_TASK_QUEUE" envDefault:"lethe"`
-	TemporalTLS       bool   `env:"LETHE_TEMPORAL_TLS" envDefault:"false"`
-	TemporalTLSCert   string `env:"LETHE_TEMPORAL_TLS_CERT"`
-	TemporalTLSKey    string `env:"LETHE_TEMPORAL_TLS_KEY"`
-	TemporalTLSCA     string `env:"LETHE_TEMPORAL_TLS_CA"`
-	TemporalAPIKey    string `env:"LETHE_TEMPORAL_API_KEY"`
+	// WorkerBuildID names the build a worker runs (e.g. the image's git
+	// commit). Set, the worker joins the Temporal worker deployment
+	// WorkerDeployment as that version; empty, it is unversioned.
+	WorkerBuildID    string `env:"LETHE_WORKER_BUILD_ID"`
+	WorkerDeployment string `env:"LETHE_WORKER_DEPLOYMENT" envDefault:"lethe"`
+	TemporalTLS      bool   `env:"LETHE_TEMPORAL_TLS" envDefault:"false"`
+	TemporalTLSCert  string `env:"LETHE_TEMPORAL_TLS_CERT"`
+	TemporalTLSKey   string `env:"LETHE_TEMPORAL_TLS_KEY"`
+	TemporalTLSCA    string `env:"LETHE_TEMPORAL_TLS_CA"`
+	TemporalAPIKey   string `env:"LETHE_TEMPORAL_API_KEY"`
 
 	S3Endpoint        string `env:"LETHE_S3_ENDPOINT"`
 	S3Region          string `env:"LETHE_S3_REGION" envDefault:"us-east-1"`

@@ -127,6 +127,25 @@ func WorkerOptions() worker.Options {
 	}
 }
 
+// DeployedWorkerOptions are WorkerOptions for the build c names: with
+// LETHE_WORKER_BUILD_ID set, the worker is that version of the worker
+// deployment LETHE_WORKER_DEPLOYMENT. Every Lethe workflow auto-upgrades:
+// at its next step it moves to the deployment's current version, because
+// workflows that sleep for years cannot stay pinned to the worker that
+// started them; what makes the move safe is that every change to workflow
+// code replays (README, "Changing a workflow").
+func DeployedWorkerOptions(c config.Config) worker.Options {
+	o := WorkerOptions()
+	if c.WorkerBuildID != "" {
+		o.DeploymentOptions = worker.DeploymentOptions{
+			UseVersioning:             true,
+			Version:                   worker.WorkerDeploymentVersion{DeploymentName: c.WorkerDeployment, BuildID: c.WorkerBuildID},
+			DefaultVersioningBehavior: workflow.VersioningBehaviorAutoUpgrade,
+		}
+	}
+	return o
+}
+
 // Register puts every workflow and activity on r under its registered name:
 // workflows under their contract names, activities under their method names.
 func Register(r worker.Registry, d Deps) {

@@ -2,12 +2,29 @@ package registry
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"go.temporal.io/sdk/worker"
 
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
 )
+
+// HistoryKeys are the payload keys the recorded histories in dir are sealed
+// under (dir/payload-key.txt): a test key that seals only test data.
+func HistoryKeys(dir string) ([]config.Key, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "payload-key.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("history keys: %w", err)
+	}
+	keys, err := config.ParseKeys(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("history keys: %w", err)
+	}
+	return keys, nil
+}
 
 // NewReplayer is a workflow replayer with every workflow of this build
 // registered as the worker registers it, reading payloads sealed under

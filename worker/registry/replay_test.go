@@ -50,11 +50,7 @@ func loadHistories(t *testing.T) map[string]*historypb.History {
 
 func historyKeys(t *testing.T) []config.Key {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(historiesDir, "payload-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := config.ParseKeys(strings.TrimSpace(string(b)))
+	keys, err := registry.HistoryKeys(historiesDir)
 	if err != nil {
 		t.Fatal(err)
 	}

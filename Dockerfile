@@ -27,5 +27,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/worker /worker
 COPY --from=build /out/lethe /lethe
 USER nonroot:nonroot
-EXPOSE 8080
+# The API; the metrics endpoints of the worker (9464) and of the API (9465),
+# for Prometheus only (LETHE_METRICS_ADDR, LETHE_API_METRICS_ADDR).
+EXPOSE 8080 9464 9465
 CMD ["/lethe", "serve"]

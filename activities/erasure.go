@@ -214,9 +214,9 @@ func (e *Erasure) EraseTables(ctx context.Context, in contract.EraseTablesInput)
 		// the held rows go. Its own to this erasure: a person erased again
 		// later (they came back) gets holds of their own, which the end
 		// of this one does not shred.
-		holdRef := "hold:" + t.Table + ":" + in.RequestID
+		holdRef := holdRefOf(t.Table, in.RequestID)
 		if activity.IsActivity(ctx) { // the erasure's run: stable across retries, never reused
-			holdRef = "hold:" + t.Table + ":" + activity.GetInfo(ctx).WorkflowExecution.RunID
+			holdRef = holdRefOf(t.Table, activity.GetInfo(ctx).WorkflowExecution.RunID)
 		}
 		sealed, err := e.Keys.Seal(ctx, holdRef, sealedHold(person))
 		if err != nil {
@@ -489,6 +489,10 @@ func (e *Erasure) EraseHeldRows(ctx context.Context, in contract.EraseHeldInput)
 // heldPrefix marks a hold sealed with the person's identifiers as well as
 // their user id; holds sealed before that carry the bare user id.
 const heldPrefix = "person:"
+
+// holdRefOf is person.HoldRef (where a local variable named person hides
+// the package).
+func holdRefOf(table, id string) string { return person.HoldRef(table, id) }
 
 // sealedHold is what a hold keeps of the person until it ends: enough to
 // find their held rows again, keyed by user id or by another identifier.

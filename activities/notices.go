@@ -25,6 +25,15 @@ type Notices struct {
 	Objects        *s3.Client
 	ExportBucket   string // affected-people lists are read from here; reports are written here
 	AuthorityEmail string // where the authority report goes
+	// Sent hears how many people each batch reached (the worker's
+	// metrics); nil hears nothing.
+	Sent NoticeObserver
+}
+
+// NoticeObserver hears of each batch of notices sent: to how many people,
+// and how many had no address, by template (breach_notice, policy_change).
+type NoticeObserver interface {
+	NoticesSent(template string, sent, noEmail int)
 }
 
 // CollectAffected adds the people of a source to the campaign: a selector of
@@ -88,6 +97,10 @@ func (n *Notices) SendNoticeBatch(ctx context.Context, in contract.SendBatchInpu
 			return contract.SendBatchResult{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf("send notices: %v", err), "MailRetry", temporal.ApplicationErrorOptions{NextRetryDelay: after})
 		}
 		return contract.SendBatchResult{}, classifyDB(err)
+	}
+	// A retried batch sends (and so counts) only those not settled before.
+	if n.Sent != nil {
+		n.Sent.NoticesSent(in.Message.Template, res.Sent, res.NoEmail)
 	}
 	return contract.SendBatchResult{Claimed: res.Claimed, Sent: res.Sent, NoEmail: res.NoEmail, Done: res.Done}, nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/devstack"
+	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/s3local"
@@ -140,7 +141,10 @@ type devStack struct {
 	firstDemo *demo.Customer
 	// API keys the dev stack made for the person trying it (kept in .lethe/apikeys.json).
 	backendKey, operatorKey string
-	stops                   []func()
+	// The worker's and the API's metrics, each on its own endpoint as in
+	// production (nil: off).
+	workerMetrics, apiMetrics *metrics.Process
+	stops                     []func()
 }
 
 // startDev brings the stack up; on error, whatever started is stopped again.
@@ -263,6 +267,12 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	}
 	st.dataMap = dataMap
 
+	// Metrics: the worker's and the API's, each on its own endpoint as in
+	// production (LETHE_METRICS_ADDR, LETHE_API_METRICS_ADDR).
+	if err := st.startMetrics(cfg, log); err != nil {
+		return nil, err
+	}
+
 	// Temporal, on a SQLite file so workflows survive a restart.
 	st.temporal, err = devstack.StartTemporal(devstack.TemporalOptions{
 		DatabaseFile:     filepath.Join(o.Dir, "temporal.db"),
@@ -280,11 +290,20 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 	st.topts = topts
-	tc, err := temporalclient.Dial(ctx, topts)
+	// The worker's client reports the SDK's metrics to the worker's
+	// endpoint, the API's client (over the same connection) to the API's.
+	workerOpts, apiOpts := topts, topts
+	workerOpts.MetricsHandler, apiOpts.MetricsHandler = st.workerMetrics.TemporalHandler(), st.apiMetrics.TemporalHandler()
+	tc, err := temporalclient.Dial(ctx, workerOpts)
 	if err != nil {
 		return nil, err
 	}
 	st.stops = append(st.stops, tc.Close)
+	apiClient, err := temporalclient.FromExisting(ctx, tc, apiOpts)
+	if err != nil {
+		return nil, err
+	}
+	st.stops = append(st.stops, apiClient.Close)
 	if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, contract.SearchAttributes()); err != nil {
 		return nil, err
 	}
@@ -295,6 +314,11 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
+	recorder, err := st.workerMetrics.Worker()
+	if err != nil {
+		return nil, err
+	}
+	deps = deps.WithMetrics(recorder)
 	w := worker.New(tc, cfg.TemporalTaskQueue, registry.WorkerOptions())
 	registry.Register(w, deps)
 	if err := registry.ApplySchedules(ctx, tc, cfg); err != nil {
@@ -317,11 +341,15 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	if err != nil {
 		return nil, err
 	}
-	srv, err := newAPIServer(cfg, tc, lethe, dataMap, log)
+	srv, err := newAPIServer(cfg, apiClient, lethe, dataMap, log)
 	if err != nil {
 		return nil, err
 	}
 	srv.Extra = func(mux *http.ServeMux) { mux.Handle("/codec/", http.StripPrefix("/codec", codecHandler)) }
+	observed, err := apiMetrics(st.apiMetrics, cfg, lethe, dataMap, log)
+	if err != nil {
+		return nil, err
+	}
 	if st.backendKey, st.operatorKey, err = devAPIKeys(ctx, filepath.Join(o.Dir, "apikeys.json"), lethe); err != nil {
 		return nil, err
 	}
@@ -331,7 +359,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	}
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	apiDone := make(chan struct{})
-	go func() { _ = serveHTTP(apiCtx, ln, srv.Handler(), log); close(apiDone) }()
+	go func() { _ = serveHTTP(apiCtx, ln, observed.Middleware(srv.Handler()), log); close(apiDone) }()
 	st.stops = append(st.stops, func() { stopAPI(); <-apiDone })
 	st.apiURL = "http://localhost:" + portOf(ln.Addr())
 
@@ -357,6 +385,23 @@ func (st *devStack) Stop() {
 	st.stops = nil
 }
 
+// startMetrics starts the worker's and the API's metrics endpoints.
+func (st *devStack) startMetrics(cfg config.Config, log *slog.Logger) error {
+	if cfg.MetricsAddr != config.MetricsOff && cfg.MetricsAddr == cfg.APIMetricsAddr && !strings.HasSuffix(cfg.MetricsAddr, ":0") {
+		return fmt.Errorf("LETHE_API_METRICS_ADDR %s: the same as LETHE_METRICS_ADDR; dev serves the worker's and the API's metrics apart", cfg.APIMetricsAddr)
+	}
+	var err error
+	if st.workerMetrics, err = metrics.Start(cfg.MetricsAddr, "LETHE_METRICS_ADDR", log); err != nil {
+		return err
+	}
+	st.stops = append(st.stops, func() { _ = st.workerMetrics.Close() })
+	if st.apiMetrics, err = metrics.Start(cfg.APIMetricsAddr, "LETHE_API_METRICS_ADDR", log); err != nil {
+		return err
+	}
+	st.stops = append(st.stops, func() { _ = st.apiMetrics.Close() })
+	return nil
+}
+
 // printWelcome says what runs where, and how to try it: on the demo, or on
 // the application of LETHE_DATA_MAP.
 func (st *devStack) printWelcome(w io.Writer) {
@@ -371,10 +416,11 @@ Lethe dev stack is up.
   Temporal     %[3]s   (namespace %[4]s)
   S3           %[5]s
   Outbox       %[6]s
+  Metrics      %[9]s
 
 API keys (dev): backend  %[7]s
                 operator %[8]s
-`, st.apiURL, st.ui.URL, st.temporal.Address, st.cfg.TemporalNamespace, s3Line, st.outboxCommand(), st.backendKey, st.operatorKey)
+`, st.apiURL, st.ui.URL, st.temporal.Address, st.cfg.TemporalNamespace, s3Line, st.outboxCommand(), st.backendKey, st.operatorKey, st.metricsLine())
 	if len(st.missingBuckets) > 0 {
 		fmt.Fprintf(w, "\nMissing at LETHE_S3_ENDPOINT (dev creates buckets only in its own S3): %s\n", strings.Join(st.missingBuckets, ", "))
 	}
@@ -384,6 +430,17 @@ API keys (dev): backend  %[7]s
 		st.printDemo(w)
 	}
 	fmt.Fprintf(w, "\nCtrl-C stops everything; state is kept in %s/.\n", st.dir)
+}
+
+// metricsLine says where Prometheus finds the worker's and the API's series.
+func (st *devStack) metricsLine() string {
+	url := func(p *metrics.Process) string {
+		if u := p.URL(); u != "" {
+			return u
+		}
+		return "off"
+	}
+	return fmt.Sprintf("worker %s   API %s   (Prometheus; deploy/ has a dashboard)", url(st.workerMetrics), url(st.apiMetrics))
 }
 
 func (st *devStack) outboxCommand() string {

@@ -57,6 +57,9 @@ func testDevOnTheShop(t *testing.T, externalS3 bool) {
 		"LETHE_DATA_MAP":         mapFile,
 		"LETHE_API_LISTEN":       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"LETHE_LOG_LEVEL":        "error",
+		// Metrics on ports of their own, never a running dev stack's.
+		"LETHE_METRICS_ADDR":     "127.0.0.1:0",
+		"LETHE_API_METRICS_ADDR": "127.0.0.1:0",
 	}
 
 	// The shop exists before dev starts: its rows, and with an S3 of its

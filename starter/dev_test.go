@@ -49,6 +49,9 @@ func newDevFixture(tb testing.TB) devFixture {
 		"LETHE_APP_DATABASE_URL": pgtest.NewDatabase(tb),
 		"LETHE_API_LISTEN":       fmt.Sprintf("127.0.0.1:%d", freePort(tb)),
 		"LETHE_LOG_LEVEL":        "error",
+		// Metrics on ports of their own, never a running dev stack's.
+		"LETHE_METRICS_ADDR":     "127.0.0.1:0",
+		"LETHE_API_METRICS_ADDR": "127.0.0.1:0",
 	})
 	if err != nil {
 		tb.Fatal(err)

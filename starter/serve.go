@@ -20,6 +20,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/codec"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
@@ -54,6 +56,18 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	// Prometheus metrics on their own listener (LETHE_API_METRICS_ADDR),
+	// never on the public API port.
+	pm, err := metrics.Start(cfg.APIMetricsAddr, "LETHE_API_METRICS_ADDR", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := pm.Close(); err != nil {
+			log.Warn("metrics endpoint shutdown", "error", err)
+		}
+	}()
+	opts.MetricsHandler = pm.TemporalHandler()
 	tc, err := temporalclient.Dial(ctx, opts)
 	if err != nil {
 		return err
@@ -64,6 +78,10 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	srv, err := newAPIServer(cfg, tc, db, m, log)
+	if err != nil {
+		return err
+	}
+	observed, err := apiMetrics(pm, cfg, db, m, log)
 	if err != nil {
 		return err
 	}
@@ -79,7 +97,33 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("LETHE_API_LISTEN %s: %w", cfg.APIListen, err)
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
-	return serveHTTP(ctx, ln, srv.Handler(), log)
+	return serveHTTP(ctx, ln, observed.Middleware(srv.Handler()), log)
+}
+
+// apiMetrics registers the API's series with pm: its HTTP traffic (the
+// middleware returned), and the gauges read from Lethe's database at every
+// scrape, knowing the data map's processors and backup promise when m is
+// given. With metrics off it records nothing.
+func apiMetrics(pm *metrics.Process, cfg config.Config, db *pgxpool.Pool, m *datamap.Map, log *slog.Logger) (*metrics.API, error) {
+	a, err := pm.API()
+	if err != nil {
+		return nil, err
+	}
+	o := metrics.DatabaseOptions{DB: db, DueSoon: cfg.MetricsDueSoon, Log: log}
+	if m != nil {
+		for _, p := range m.Processors {
+			o.Processors = append(o.Processors, p.Name)
+		}
+		if m.Backups != nil && len(m.Backups.Locations) > 0 {
+			if o.BackupPromise, err = domain.ParsePeriod(m.Backups.Promise); err != nil {
+				return nil, fmt.Errorf("LETHE_DATA_MAP: backups: promise: %w", err)
+			}
+		}
+	}
+	if err := pm.Register(metrics.NewDatabase(o)); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // newAPIServer builds the API from the configuration, the same way for

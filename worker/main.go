@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
 	"github.com/lethe-privacy/lethe/internal/wiring"
 	"github.com/lethe-privacy/lethe/worker/registry"
@@ -54,6 +55,22 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Prometheus metrics on their own listener (LETHE_METRICS_ADDR): the
+	// SDK's, through the client, and what the activities do.
+	pm, err := metrics.Start(cfg.MetricsAddr, "LETHE_METRICS_ADDR", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := pm.Close(); err != nil {
+			log.Warn("metrics endpoint shutdown", "error", err)
+		}
+	}()
+	tc.MetricsHandler = pm.TemporalHandler()
+	recorder, err := pm.Worker()
+	if err != nil {
+		return err
+	}
 	c, err := temporalclient.Dial(ctx, tc)
 	if err != nil {
 		return err
@@ -64,6 +81,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	deps = deps.WithMetrics(recorder)
 	w := worker.New(c, cfg.TemporalTaskQueue, registry.DeployedWorkerOptions(cfg))
 	registry.Register(w, deps)
 	if err := registry.ApplySchedules(ctx, c, cfg); err != nil {

@@ -145,6 +145,17 @@ type Config struct {
 	RecordsRetention      string        `env:"LETHE_RECORDS_RETENTION" envDefault:"24mo"`
 	RecordsRetentionEvery time.Duration `env:"LETHE_RECORDS_RETENTION_EVERY" envDefault:"24h"`
 
+	// MetricsAddr is where the worker serves its Prometheus metrics
+	// (/metrics), on a listener of its own; APIMetricsAddr the API's
+	// (`starter serve`; `starter dev` serves both). "off" serves none.
+	// Neither is the public API port: keep them inside the network that
+	// Prometheus scrapes from.
+	MetricsAddr    string `env:"LETHE_METRICS_ADDR" envDefault:":9464"`
+	APIMetricsAddr string `env:"LETHE_API_METRICS_ADDR" envDefault:":9465"`
+	// MetricsDueSoon is how far ahead a due date counts as soon for
+	// lethe_requests_due_soon.
+	MetricsDueSoon time.Duration `env:"LETHE_METRICS_DUE_SOON" envDefault:"168h"`
+
 	// CodecToken is the operator credential of the codec server at /codec
 	// (empty: no codec route outside dev); CodecOrigins are the UI origins it serves.
 	CodecToken   string   `env:"LETHE_CODEC_TOKEN"`
@@ -241,6 +252,14 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.APIListen); err != nil {
 		bad("LETHE_API_LISTEN", "want [host]:port")
 	}
+	for name, addr := range map[string]string{"LETHE_METRICS_ADDR": c.MetricsAddr, "LETHE_API_METRICS_ADDR": c.APIMetricsAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil && addr != MetricsOff {
+			bad(name, "want [host]:port, or off")
+		}
+	}
+	if c.MetricsDueSoon <= 0 {
+		bad("LETHE_METRICS_DUE_SOON", "must be positive")
+	}
 	if c.MaxBodyBytes < 1024 {
 		bad("LETHE_API_MAX_BODY_BYTES", "want at least 1024")
 	}
@@ -291,6 +310,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MetricsOff, as LETHE_METRICS_ADDR or LETHE_API_METRICS_ADDR, serves no
+// metrics.
+const MetricsOff = "off"
 
 // AppDatabase is the application database URL, defaulting to Lethe's own.
 func (c Config) AppDatabase() string {

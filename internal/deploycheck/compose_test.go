@@ -31,7 +31,7 @@ var composePath = filepath.Join(repoRoot, "docker-compose.yml")
 // The services of the production shape.
 var requiredServices = []string{
 	"postgresql", "temporal", "temporal-admin-tools", "temporal-ui",
-	"minio", "minio-setup", "migrate", "worker", "api",
+	"minio", "minio-setup", "migrate", "worker", "api", "prometheus", "grafana",
 }
 
 // The services that run Lethe's own image.

@@ -51,6 +51,13 @@ const (
 // started (its workflow could not be started and the submitter gave up).
 const StatusAbandoned = "abandoned"
 
+// RequestStatuses lists every status a request's record can hold, in
+// lifecycle order.
+func RequestStatuses() []string {
+	return []string{StatusReceived, StatusAwaitingVerification, StatusVerified, StatusAwaitingApproval, StatusInProgress,
+		StatusNeedsAttention, StatusCompleted, StatusDenied, StatusExpired, StatusCancelled, StatusFailed, StatusAbandoned}
+}
+
 // UncountedStatuses are the statuses of requests that do not count towards a
 // person's request limits: refused, lapsed unverified, withdrawn, or never
 // started. A completed or a failed request counts.

@@ -158,3 +158,32 @@ func MarkReconciled(ctx context.Context, db DB, userRef string, runAt time.Time)
 	}
 	return tag.RowsAffected() > 0, nil
 }
+
+// BackupsPending is how many erased people still have backups older than
+// their erasure somewhere: ledger entries without backups_clear_at.
+type BackupsPending struct {
+	// Open is every such entry; PastPromise those erased before the cutoff
+	// given to PendingBackups (the data map's backup promise ago).
+	Open, PastPromise int
+	// OldestErasedAt is the erasure time of the oldest, zero when Open is 0.
+	OldestErasedAt time.Time
+}
+
+// PendingBackups counts the erased people whose backups are not yet known
+// to have rotated out, and those of them erased before promiseCutoff (now
+// minus the backup promise): the promise is broken for them.
+func PendingBackups(ctx context.Context, db DB, promiseCutoff time.Time) (BackupsPending, error) {
+	var p BackupsPending
+	var oldest *time.Time
+	// The literal predicate lets the planner use the partial index
+	// erasure_ledger_backups_pending.
+	err := db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE erased_at < $1), min(erased_at)
+		FROM lethe.erasure_ledger WHERE backups_clear_at IS NULL`, promiseCutoff).Scan(&p.Open, &p.PastPromise, &oldest)
+	if err != nil {
+		return BackupsPending{}, fmt.Errorf("ledger: count pending backups: %w", err)
+	}
+	if oldest != nil {
+		p.OldestErasedAt = *oldest
+	}
+	return p, nil
+}

@@ -42,6 +42,24 @@ const markTimeout = 10 * time.Second
 type Once struct {
 	db   DB
 	next Sender
+	obs  SentObserver // hears of each message really sent; may be nil
+}
+
+// SentObserver hears of each message Once really sent, by its Template:
+// not of one it found sent before (a retried activity), nor of a failure.
+type SentObserver interface {
+	MailSent(template string)
+}
+
+// Observed is o reporting every message it sends to obs; o itself is
+// unchanged. A nil obs gives o.
+func (o *Once) Observed(obs SentObserver) *Once {
+	if obs == nil {
+		return o
+	}
+	c := *o
+	c.obs = obs
+	return &c
 }
 
 var _ Sender = (*Once)(nil)
@@ -83,6 +101,9 @@ func (o *Once) Send(ctx context.Context, m Message) error {
 
 	if err := o.next.Send(ctx, m); err != nil {
 		return err
+	}
+	if o.obs != nil {
+		o.obs.MailSent(m.Template)
 	}
 
 	// The message is out: record that even if ctx ended meanwhile.

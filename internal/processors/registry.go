@@ -391,6 +391,8 @@ func (h *HelpScout) http() *httpClient { return h.c }
 type Registry struct {
 	names  []string
 	byName map[string]Connector
+	// observer hears of every call of the connectors handed out (Observed).
+	observer Observer
 }
 
 // NewRegistry builds every connector, reporting all configuration errors
@@ -427,21 +429,51 @@ func (r *Registry) Get(name string) (Connector, bool) {
 }
 
 // Eraser returns the named connector if it can erase.
-func (r *Registry) Eraser(name string) (Eraser, bool) { return capability[Eraser](r, name) }
+func (r *Registry) Eraser(name string) (Eraser, bool) {
+	c, ok := capability[Eraser](r, name)
+	if ok && r.observer != nil {
+		return observedEraser{c, r.watch(name)}, true
+	}
+	return c, ok
+}
 
 // Exporter returns the named connector if it can export.
-func (r *Registry) Exporter(name string) (Exporter, bool) { return capability[Exporter](r, name) }
+func (r *Registry) Exporter(name string) (Exporter, bool) {
+	c, ok := capability[Exporter](r, name)
+	if ok && r.observer != nil {
+		return observedExporter{c, r.watch(name)}, true
+	}
+	return c, ok
+}
 
 // Rectifier returns the named connector if it can rectify.
-func (r *Registry) Rectifier(name string) (Rectifier, bool) { return capability[Rectifier](r, name) }
+func (r *Registry) Rectifier(name string) (Rectifier, bool) {
+	c, ok := capability[Rectifier](r, name)
+	if ok && r.observer != nil {
+		return observedRectifier{c, r.watch(name)}, true
+	}
+	return c, ok
+}
 
 // ConsentSetter returns the named connector if it can change consent.
 func (r *Registry) ConsentSetter(name string) (ConsentSetter, bool) {
-	return capability[ConsentSetter](r, name)
+	c, ok := capability[ConsentSetter](r, name)
+	if ok && r.observer != nil {
+		return observedConsentSetter{c, r.watch(name)}, true
+	}
+	return c, ok
 }
 
 // Confirmer returns the named connector if it can re-check an erasure.
-func (r *Registry) Confirmer(name string) (Confirmer, bool) { return capability[Confirmer](r, name) }
+func (r *Registry) Confirmer(name string) (Confirmer, bool) {
+	c, ok := capability[Confirmer](r, name)
+	if ok && r.observer != nil {
+		return observedConfirmer{c, r.watch(name)}, true
+	}
+	return c, ok
+}
+
+func (r *Registry) watch(name string) watch { return watch{processor: name, o: r.observer} }
 
 func capability[T any](r *Registry, name string) (T, bool) {
 	c, ok := r.byName[name].(T)

@@ -32,6 +32,8 @@ type Options struct {
 	DataConverter    converter.DataConverter
 	FailureConverter converter.FailureConverter
 	Logger           *slog.Logger
+	// MetricsHandler receives the SDK's metrics (internal/metrics); nil: none.
+	MetricsHandler client.MetricsHandler
 }
 
 // ClientOptions turns Options into the SDK's client options.
@@ -41,6 +43,7 @@ func ClientOptions(o Options) (client.Options, error) {
 		Namespace:        o.Namespace,
 		DataConverter:    o.DataConverter,
 		FailureConverter: o.FailureConverter,
+		MetricsHandler:   o.MetricsHandler,
 	}
 	if o.Logger != nil {
 		co.Logger = sdklog.NewStructuredLogger(o.Logger)
@@ -82,6 +85,22 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 	c, err := client.DialContext(ctx, co)
 	if err != nil {
 		return nil, fmt.Errorf("the Temporal server at %s (LETHE_TEMPORAL_ADDRESS) does not answer: %w", o.Address, err)
+	}
+	return c, nil
+}
+
+// FromExisting is a second client over existing's connection, with o's
+// options (its own metrics handler, as the dev stack's API has beside its
+// worker); the address and connection options of o are not used. Close it
+// as well as existing.
+func FromExisting(ctx context.Context, existing client.Client, o Options) (client.Client, error) {
+	co, err := ClientOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewClientFromExistingWithContext(ctx, existing, co)
+	if err != nil {
+		return nil, fmt.Errorf("a second Temporal client: %w", err)
 	}
 	return c, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/schedules"
@@ -44,6 +45,25 @@ type Deps struct {
 	Templates  *templates.Renderer
 	Processors *processors.Registry // the data map's processors; nil when it names none
 	Log        *slog.Logger
+	// Metrics records what the activities do (WithMetrics); nil records nothing.
+	Metrics *metrics.Worker
+}
+
+// WithMetrics is d with every activity recording into m: the processors'
+// calls (processors.Registry.Observed), the mail really sent
+// (mail.Once.Observed) and the notices sent. A nil m gives d.
+func (d Deps) WithMetrics(m *metrics.Worker) Deps {
+	if m == nil {
+		return d
+	}
+	d.Metrics = m
+	if d.Processors != nil {
+		d.Processors = d.Processors.Observed(m)
+	}
+	if once, ok := d.Mail.(*mail.Once); ok {
+		d.Mail = once.Observed(m)
+	}
+	return d
 }
 
 // NewDeps builds the parts not given from the configuration: keys, mail, templates.
@@ -78,6 +98,14 @@ func NewDeps(ctx context.Context, c config.Config, lethe, app *pgxpool.Pool, obj
 		}
 	}
 	return d, nil
+}
+
+// noticeObserver keeps a nil *metrics.Worker out of the interface.
+func noticeObserver(m *metrics.Worker) activities.NoticeObserver {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 func accountsOf(m *datamap.Map) *datamap.Accounts {
@@ -180,7 +208,7 @@ func NewActivities(d Deps) Activities {
 		Lifecycle:        lifecycle,
 		Erasure:          erasure,
 		ProcessorErasure: &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Log: d.Log},
-		Notices:          &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail},
+		Notices:          &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail, Sent: noticeObserver(d.Metrics)},
 		Exports:          &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors},
 		Changes:          &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors},
 		AccountLife:      &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket},

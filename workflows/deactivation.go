@@ -39,6 +39,20 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 		}}); err != nil {
 		return v, err
 	}
+	retryBy := ""
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateRetry,
+		func(ctx workflow.Context, a contract.OperatorAction) (contract.DeactivationView, error) {
+			retryBy = a.Actor
+			return v, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a contract.OperatorAction) error {
+			if v.Status != contract.AccountNeedsAttention || retryBy != "" {
+				return temporal.NewApplicationError("only an erasure that failed can be retried; this account is "+v.Status, contract.RefusedState)
+			}
+			return nil
+		}}); err != nil {
+		return v, err
+	}
 	ctx = withActivityDefaults(ctx)
 	act := func(activity, arg any) error { return workflow.ExecuteActivity(ctx, activity, arg).Get(ctx, nil) }
 	var receipt *contract.Receipt // the erasure's, for the person's last mail
@@ -104,9 +118,38 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 	}
 
 	// The end of the grace period: the account and its data go.
-	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: contract.DeactivationWorkflowID(in.SubjectRef) + "-erasure"})
+	id := contract.DeactivationWorkflowID(in.SubjectRef)
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id + "-erasure"})
 	var progress contract.ErasureProgress
-	if err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, contract.ErasureInput{RequestID: contract.DeactivationWorkflowID(in.SubjectRef), SubjectRef: in.SubjectRef, Identity: in.Identity}).Get(ctx, &progress); err != nil {
+	erase := func() error {
+		return workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, contract.ErasureInput{RequestID: id, SubjectRef: in.SubjectRef, Identity: in.Identity}).Get(ctx, &progress)
+	}
+	err := erase()
+	// Version 1 of needs-attention: an erasure that failed for good waits
+	// for the privacy team to retry it (the account stays deactivated)
+	// instead of ending the workflow; one that failed before replays as it ran.
+	for attempts := 1; err != nil && !temporal.IsCanceledError(err) && workflow.GetVersion(ctx, "needs-attention", workflow.DefaultVersion, 1) == 1; attempts++ {
+		why := failureType(err)
+		v.Status, retryBy = contract.AccountNeedsAttention, ""
+		v.Attention = &contract.Attention{Since: workflow.Now(ctx), Why: why, Failed: errorMessage(err), Attempts: attempts}
+		if err := audit("system", "account.needs_attention"); err != nil {
+			return v, err
+		}
+		if err := tell(ctx, teamTask("", onceKey(id, "needs-attention", attempts), fmt.Sprintf(
+			"The erasure of a deactivated account (workflow %s) failed for good (%s). Fix the cause, then retry it (POST /v1/accounts/{user_id}/deactivation/retry, or the update %q in the Temporal UI).",
+			id, why, contract.UpdateRetry))); err != nil {
+			return v, err
+		}
+		if err := workflow.Await(ctx, func() bool { return retryBy != "" }); err != nil {
+			return v, err
+		}
+		v.Status, v.Attention = contract.AccountDeactivated, nil
+		if err := audit(retryBy, "account.erasure_retried"); err != nil {
+			return v, err
+		}
+		err = erase()
+	}
+	if err != nil {
 		return v, fmt.Errorf("erase: %w", err)
 	}
 	v.Outcome, receipt = progress.Summary(), progress.Receipt

@@ -3,10 +3,12 @@ package workflows_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -24,6 +26,8 @@ type accountLife struct {
 	mails    map[string]time.Duration
 	erasedAt time.Duration
 	shredded bool
+	failures int // the first erasures of the tables that fail for good
+	tasks    []contract.SendMailInput
 }
 
 func newAccountLife(t *testing.T) *accountLife {
@@ -40,9 +44,16 @@ func newAccountLife(t *testing.T) *accountLife {
 	fake(a.env, lc.AppendAudit, func(context.Context, contract.AuditInput) error { return nil })
 	fake(a.env, lc.SendRequestMail, func(_ context.Context, in contract.SendMailInput) error {
 		a.mails[in.Template] = since()
+		if in.Template == contract.MailOperatorTask {
+			a.tasks = append(a.tasks, in)
+		}
 		return nil
 	})
 	fake(a.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+		if a.failures > 0 {
+			a.failures--
+			return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase tables: PostgreSQL error 42501", "DatabaseError", nil)
+		}
 		a.erasedAt = since()
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
 	})
@@ -152,5 +163,36 @@ func TestSweepContinuesAsNewToKeepItsHistoryBounded(t *testing.T) {
 	}
 	if pages != 25 {
 		t.Fatalf("%d pages in one run, want 25", pages)
+	}
+}
+
+// An erasure at the end of the grace period that fails for good waits for
+// the privacy team (told at once) instead of ending the workflow; their
+// retry erases the account.
+func TestAFailedAccountErasureWaitsForTheTeamsRetry(t *testing.T) {
+	a := newAccountLife(t)
+	a.failures = 1
+	var waiting contract.DeactivationView
+	a.env.RegisterDelayedCallback(func() {
+		if res, err := a.env.QueryWorkflow(contract.QueryProgress); err == nil {
+			_ = res.Get(&waiting)
+		}
+	}, 30*aDay+time.Hour)
+	retry := &outcome{}
+	a.env.RegisterDelayedCallback(func() {
+		a.env.UpdateWorkflow(contract.UpdateRetry, "r1", callbacks{retry}, contract.OperatorAction{Actor: "operator:k"})
+	}, 31*aDay)
+	v := a.run(t)
+	if waiting.Status != contract.AccountNeedsAttention || waiting.Attention == nil || waiting.Attention.Why != "ErasureIncomplete" {
+		t.Fatalf("while waiting: %+v", waiting)
+	}
+	if retry.rejected != nil || retry.err != nil {
+		t.Fatalf("retry: %+v", retry)
+	}
+	if v.Status != contract.AccountErased || a.erasedAt != 31*aDay || !a.shredded {
+		t.Fatalf("view %+v erased at %s shredded %v", v, a.erasedAt, a.shredded)
+	}
+	if len(a.tasks) != 1 || !a.tasks[0].ToPrivacyTeam || !strings.Contains(a.tasks[0].Data.Lines[0], "deactivation/retry") {
+		t.Fatalf("team tasks %+v", a.tasks)
 	}
 }

@@ -140,6 +140,27 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// retryDeactivation runs again the erasure of a deactivated account that
+// failed for good (status needs_attention), once its cause is fixed.
+func (s *Server) retryDeactivation(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	if c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "retrying an erasure needs an operator key")
+		return
+	}
+	_, ref, ok := s.accountRef(w, r)
+	if !ok {
+		return
+	}
+	var out contract.DeactivationView
+	if s.update(w, r, contract.DeactivationWorkflowID(ref), contract.UpdateRetry, contract.OperatorAction{Actor: c.actor()}, &out) {
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
 func (s *Server) deactivation(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.backendOnly(w, r, apikeys.RoleOperator); !ok {
 		return

@@ -89,6 +89,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/accounts/{user_id}/deactivate", s.deactivate)
 	mux.HandleFunc("POST /v1/accounts/{user_id}/restore", s.restore)
 	mux.HandleFunc("GET /v1/accounts/{user_id}/deactivation", s.deactivation)
+	mux.HandleFunc("POST /v1/accounts/{user_id}/deactivation/retry", s.retryDeactivation)
 	mux.HandleFunc("POST /v1/appeals/{ticket}/closed", s.appealClosed)
 	mux.HandleFunc("POST /v1/incidents", s.declareIncident)
 	mux.HandleFunc("GET /v1/incidents/{id}", s.getIncident)

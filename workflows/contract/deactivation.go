@@ -17,18 +17,22 @@ const (
 	AccountDeactivated = "deactivated"
 	AccountRestored    = "restored"
 	AccountErased      = "erased"
+	// AccountNeedsAttention: the erasure at the end of the grace period
+	// failed for good; it waits for the privacy team to retry it.
+	AccountNeedsAttention = "needs_attention"
 )
 
 // DeactivationView is the deactivation's state (QueryProgress).
 type DeactivationView struct {
-	SubjectRef    string    `json:"subject_ref"`
-	Status        string    `json:"status"`
-	DeactivatedAt time.Time `json:"deactivated_at"`
-	FinalAt       time.Time `json:"final_at"` // the end of the grace period
-	RemindedAt    time.Time `json:"reminded_at,omitzero"`
-	RestoredAt    time.Time `json:"restored_at,omitzero"`
-	ErasedAt      time.Time `json:"erased_at,omitzero"`
-	Outcome       []string  `json:"outcome,omitempty"`
+	SubjectRef    string     `json:"subject_ref"`
+	Status        string     `json:"status"`
+	DeactivatedAt time.Time  `json:"deactivated_at"`
+	FinalAt       time.Time  `json:"final_at"` // the end of the grace period
+	RemindedAt    time.Time  `json:"reminded_at,omitzero"`
+	RestoredAt    time.Time  `json:"restored_at,omitzero"`
+	ErasedAt      time.Time  `json:"erased_at,omitzero"`
+	Outcome       []string   `json:"outcome,omitempty"`
+	Attention     *Attention `json:"attention,omitempty"`
 }
 
 // RestoreInput restores a deactivated account.

@@ -14,10 +14,33 @@ import (
 // needs_attention, the privacy team is told at once, and an operator's
 // retry runs the work again until it completes.
 func TestAFailedErasureWaitsForTheTeamAndARetryCompletesIt(t *testing.T) {
+	// A processor whose erasure ended in the first attempt is not asked again:
+	// its recorded result goes into the receipt.
+	l := failThenRetry(t, true)
+	if n := l.systems.children["stripe deadline 168h0m0s"]; n != 1 {
+		t.Errorf("stripe's erasure ran %d times, want once", n)
+	}
+	if l.systems.calls["earlier stripe"] != 1 || l.systems.calls["earlier paypal"] != 1 {
+		t.Errorf("calls %v: the retry did not read the processors' earlier results", l.systems.calls)
+	}
+}
+
+// A processor whose earlier outcome was never recorded (it ended before
+// results were kept) is asked again rather than guessed in the receipt.
+func TestARetryAsksAgainAProcessorWhoseEarlierOutcomeIsUnknown(t *testing.T) {
+	l := failThenRetry(t, false)
+	if n := l.systems.children["stripe deadline 168h0m0s"]; n != 2 {
+		t.Errorf("stripe's erasure ran %d times, want twice (the first attempt, then asked again)", n)
+	}
+}
+
+func failThenRetry(t *testing.T, keepsResults bool) *lifecycle {
+	t.Helper()
 	p := policyGDPR()
 	p.FulfilByHand = false
 	l := newLifecycle(t, jan15)
 	l.tablesFail = 1
+	l.systems.keepsResults = keepsResults
 	var seen contract.RequestView
 	l.env.RegisterDelayedCallback(func() {
 		res, err := l.env.QueryWorkflow(contract.QueryProgress)
@@ -47,9 +70,10 @@ func TestAFailedErasureWaitsForTheTeamAndARetryCompletesIt(t *testing.T) {
 	if len(tasks) != 1 || !tasks[0].team || tasks[0].at > time.Minute || !strings.Contains(tasks[0].data.Lines[0], "/v1/requests/req_a/retry") {
 		t.Fatalf("team tasks %+v: want one at once, saying how to retry", tasks)
 	}
-	if len(l.mailed(contract.MailCompleted)) != 1 {
-		t.Fatal("the person was not told the erasure completed")
+	if c := l.mailed(contract.MailCompleted); len(c) != 1 || c[0].data.Receipt == nil || !strings.Contains(strings.Join(c[0].data.Receipt.Lines(), " "), "stripe: erasure confirmed") {
+		t.Fatalf("the person's completion mail %+v: want the receipt with every processor", c)
 	}
+	return l
 }
 
 // While a request needs attention its deadline is kept: the team is

@@ -30,11 +30,13 @@ type fakeSystems struct {
 	order            []string // what happened, in order
 	children         map[string]int
 	audits           []contract.AuditInput
+	recorded         map[string]contract.ProcessorErasureResult // RecordProcessorResult's, by processor
+	keepsResults     bool                                       // EarlierProcessorResult answers from recorded
 }
 
 func newFakeSystems() *fakeSystems {
 	return &fakeSystems{
-		calls: map[string]int{}, children: map[string]int{},
+		calls: map[string]int{}, children: map[string]int{}, recorded: map[string]contract.ProcessorErasureResult{},
 		plan: contract.ErasurePlan{
 			Found: true, Identity: []byte("sealed-with-user-id"), MapDigest: "d1",
 			Locations:  []string{"bucket/projects/{user_id}/", "bucket/ids/{user_id}/"},
@@ -98,11 +100,17 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 	})
 	fake(env, eraser.RecordProcessorResult, func(_ context.Context, in contract.ProcessorResultRecord) error {
 		f.note("record " + in.Result.Processor)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.recorded[in.Result.Processor] = in.Result
 		return nil
 	})
 	fake(env, eraser.EarlierProcessorResult, func(_ context.Context, in contract.EarlierProcessorInput) (contract.EarlierProcessorResult, error) {
 		f.note("earlier " + in.Processor)
-		return contract.EarlierProcessorResult{}, nil
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		res, ok := f.recorded[in.Processor]
+		return contract.EarlierProcessorResult{Found: ok && f.keepsResults, Result: res}, nil
 	})
 	// The processors' own workflow is tested in processorerasure_test.go;
 	// here it answers as a confirmed erasure (stripe) or an operator's (paypal).

@@ -37,6 +37,7 @@ type lifecycle struct {
 	recordFails func(contract.TransitionInput) error
 	keys        []string // the mails' idempotency keys, in order
 	tablesFail  int      // the first tablesFail erasures of the tables fail for good
+	systems     *fakeSystems
 }
 
 type sent struct {
@@ -107,7 +108,8 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	fake(l.env, eraser.EraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 		return contract.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
 	})
-	newFakeSystems().register(l.env)
+	l.systems = newFakeSystems()
+	l.systems.register(l.env)
 	return l
 }
 

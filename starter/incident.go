@@ -206,10 +206,7 @@ func incidentStatusCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := api.CheckIncidentID(id); err != nil {
-				return flagError(err)
-			}
-			c, _, err := dialTemporal(cmd.Context())
+			c, err := dialForIncident(cmd, id)
 			if err != nil {
 				return err
 			}
@@ -319,10 +316,7 @@ func incidentCloseCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := api.CheckIncidentID(id); err != nil {
-				return flagError(err)
-			}
-			c, _, err := dialTemporal(cmd.Context())
+			c, err := dialForIncident(cmd, id)
 			if err != nil {
 				return err
 			}
@@ -456,4 +450,14 @@ func quotePlain(s string) string {
 		return "a parameter"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// dialForIncident checks an incident id as the API does, then connects to
+// Temporal: a malformed id is refused before anything is dialled.
+func dialForIncident(cmd *cobra.Command, id string) (client.Client, error) {
+	if err := api.CheckIncidentID(id); err != nil {
+		return nil, flagError(err)
+	}
+	c, _, err := dialTemporal(cmd.Context())
+	return c, err
 }

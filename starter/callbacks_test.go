@@ -47,10 +47,12 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 	w.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
 	var atProcessor *activities.ProcessorErasure
 	var lifecycle *activities.Lifecycle
-	fakeActivity(w, atProcessor.EraseAtProcessor, func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	// The processor's calls run on its own queue.
+	calls := worker.New(st.Temporal, contract.ProcessorTaskQueue(st.Config.TemporalTaskQueue, "dsr"), worker.Options{DisableWorkflowWorker: true})
+	fakeActivity(calls, atProcessor.EraseAtProcessor, func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		return contract.ProcessorCall{Processor: "dsr", Status: contract.ProcessorCallPending, HTTPStatus: 201, JobID: job}, nil
 	})
-	fakeActivity(w, atProcessor.ProcessorErasureStatus, func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+	fakeActivity(calls, atProcessor.ProcessorErasureStatus, func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
 		statusAsked.Add(1)
 		return contract.ProcessorCall{Processor: "dsr", Status: contract.ProcessorCallDone, HTTPStatus: 200}, nil
 	})
@@ -60,6 +62,10 @@ func TestASignedCallbackEndsAPendingOpenDSRErasureBeforeThePoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	if err := calls.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer calls.Stop()
 
 	cbs, err := processors.NewOpenDSRCallbacks([]processors.Config{{Name: "dsr", Kind: "opendsr", BaseURL: f.URL(),
 		Options: map[string]string{"processor_domain": f.Domain()}}}, processors.BuildOptions{OpenDSRRoots: f.Roots()})

@@ -36,24 +36,34 @@ func TestAWorkerThatDiesDuringAProcessorCallCostsSecondsNotMinutes(t *testing.T)
 	for _, act := range []any{a.Lifecycle, a.Erasure, a.Notices, a.Exports, a.Changes, a.AccountLife, a.Ledger} {
 		dying.RegisterActivity(act)
 	}
-	dying.RegisterActivityWithOptions(a.ProcessorErasure.ProcessorErasureStatus, activity.RegisterOptions{Name: "ProcessorErasureStatus"})
-	dying.RegisterActivityWithOptions(a.ProcessorErasure.ConfirmProcessorErasure, activity.RegisterOptions{Name: "ConfirmProcessorErasure"})
-	dying.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
-		hung.Add(1)
-		<-gone // a dead process: no answer, no heartbeat, whatever the context says
-		return contract.ProcessorCall{}, nil
-	}, activity.RegisterOptions{Name: "EraseAtProcessor"})
-	if err := dying.Start(); err != nil {
-		t.Fatal(err)
+	// Processor calls run on each processor's own queue.
+	dyingCalls := []worker.Worker{dying}
+	for _, p := range w.Deps.Map.Processors {
+		pw := worker.New(w.Temporal, contract.ProcessorTaskQueue(w.Config.TemporalTaskQueue, p.Name),
+			worker.Options{WorkerStopTimeout: time.Second, DisableWorkflowWorker: true})
+		pw.RegisterActivityWithOptions(a.ProcessorErasure.ProcessorErasureStatus, activity.RegisterOptions{Name: "ProcessorErasureStatus"})
+		pw.RegisterActivityWithOptions(a.ProcessorErasure.ConfirmProcessorErasure, activity.RegisterOptions{Name: "ConfirmProcessorErasure"})
+		pw.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error) {
+			hung.Add(1)
+			<-gone // a dead process: no answer, no heartbeat, whatever the context says
+			return contract.ProcessorCall{}, nil
+		}, activity.RegisterOptions{Name: "EraseAtProcessor"})
+		dyingCalls = append(dyingCalls, pw)
+	}
+	for _, dw := range dyingCalls {
+		if err := dw.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	id := w.submitErasure(t, "")
 	testenv.Eventually(t, 30*time.Second, "a processor call to be under way", func() bool { return hung.Load() > 0 })
-	dying.Stop()
+	for _, dw := range dyingCalls {
+		dw.Stop()
+	}
 	died := time.Now()
 
 	// A live worker takes over.
-	live := worker.New(w.Temporal, w.Config.TemporalTaskQueue, registry.WorkerOptions())
-	registry.Register(live, w.Deps)
+	live := registry.NewWorker(w.Temporal, w.Config.TemporalTaskQueue, registry.WorkerOptions(), w.Deps)
 	if err := live.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/worker"
-
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
@@ -26,12 +24,11 @@ func TestANewWorkerBuildTakesOverAWaitingRequestAndFinishesIt(t *testing.T) {
 	ctx := context.Background()
 	e.Worker.Stop() // the e2e's unversioned worker
 
-	start := func(build string) worker.Worker {
+	start := func(build string) *registry.Worker {
 		t.Helper()
 		cfg := e.Config
 		cfg.WorkerBuildID, cfg.WorkerDeployment = build, "lethe-test"
-		w := worker.New(e.Temporal, cfg.TemporalTaskQueue, registry.DeployedWorkerOptions(cfg))
-		registry.Register(w, e.Deps)
+		w := registry.NewWorker(e.Temporal, cfg.TemporalTaskQueue, registry.DeployedWorkerOptions(cfg), e.Deps)
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,6 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/codec"
@@ -319,8 +318,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 	deps = deps.WithMetrics(recorder)
-	w := worker.New(tc, cfg.TemporalTaskQueue, registry.WorkerOptions())
-	registry.Register(w, deps)
+	w := registry.NewWorker(tc, cfg.TemporalTaskQueue, registry.WorkerOptions(), deps)
 	if err := registry.ApplySchedules(ctx, tc, cfg); err != nil {
 		return nil, err
 	}

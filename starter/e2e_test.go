@@ -19,7 +19,6 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
@@ -43,7 +42,7 @@ import (
 // the API over HTTP.
 type e2e struct {
 	*testenv.Stack
-	Worker            worker.Worker
+	Worker            *registry.Worker
 	API               *httptest.Server
 	Deps              registry.Deps
 	Backend, Operator string // API keys
@@ -116,8 +115,7 @@ func startE2E(t *testing.T, st *testenv.Stack, m *datamap.Map, env map[string]st
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := worker.New(st.Temporal, cfg.TemporalTaskQueue, registry.WorkerOptions())
-	registry.Register(w, deps)
+	w := registry.NewWorker(st.Temporal, cfg.TemporalTaskQueue, registry.WorkerOptions(), deps)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -917,8 +915,7 @@ func TestBreachNoticeReachesEveryAffectedPersonOnceAndTheReportIsInS3(t *testing
 func (e *e2e) restartWorker(t *testing.T) {
 	t.Helper()
 	e.Worker.Stop()
-	w := worker.New(e.Temporal, e.Config.TemporalTaskQueue, registry.WorkerOptions())
-	registry.Register(w, e.Deps)
+	w := registry.NewWorker(e.Temporal, e.Config.TemporalTaskQueue, registry.WorkerOptions(), e.Deps)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

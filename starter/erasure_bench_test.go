@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/codec"
@@ -183,8 +182,7 @@ func newErasureBench(tb testing.TB) *erasureBench {
 	if w.deps, err = registry.NewDeps(ctx, w.cfg, w.lethe, w.app, w.objects, m, log); err != nil {
 		tb.Fatal(err)
 	}
-	wk := worker.New(tc, w.cfg.TemporalTaskQueue, registry.WorkerOptions())
-	registry.Register(wk, w.deps)
+	wk := registry.NewWorker(tc, w.cfg.TemporalTaskQueue, registry.WorkerOptions(), w.deps)
 	if err := wk.Start(); err != nil {
 		tb.Fatal(err)
 	}

@@ -13,8 +13,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.temporal.io/sdk/worker"
-
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
@@ -82,8 +80,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	deps = deps.WithMetrics(recorder)
-	w := worker.New(c, cfg.TemporalTaskQueue, registry.DeployedWorkerOptions(cfg))
-	registry.Register(w, deps)
+	w := registry.NewWorker(c, cfg.TemporalTaskQueue, registry.DeployedWorkerOptions(cfg), deps)
 	if err := registry.ApplySchedules(ctx, c, cfg); err != nil {
 		return err
 	}

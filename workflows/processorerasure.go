@@ -32,8 +32,17 @@ const eraseMaxAttempts = 12
 // A call heartbeats while in flight (activities.DefaultHeartbeatEvery): a
 // worker that dies in the middle is noticed in 20 seconds and the call is
 // tried again elsewhere, instead of after the 5-minute timeout.
-func withProcessorCalls(ctx workflow.Context) workflow.Context {
+//
+// Calls run on the processor's own task queue (contract.ProcessorTaskQueue),
+// whose rate the server holds to the processor's rate limit; runs from
+// before that (version DefaultVersion) keep calling on the workflow's queue.
+func withProcessorCalls(ctx workflow.Context, processor string) workflow.Context {
+	queue := ""
+	if workflow.GetVersion(ctx, "processor-task-queues", workflow.DefaultVersion, 1) == 1 {
+		queue = contract.ProcessorTaskQueue(workflow.GetInfo(ctx).TaskQueueName, processor)
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           queue,
 		StartToCloseTimeout: 5 * time.Minute,
 		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -139,7 +148,7 @@ func (e *processorErasure) run(ctx workflow.Context) (contract.ProcessorErasureR
 // answer is done or already gone. err is only the workflow's cancellation.
 func (e *processorErasure) erase(ctx workflow.Context) (call contract.ProcessorCall, problem string, err error) {
 	e.view.Status = contract.ProcessorErasing
-	err = workflow.ExecuteActivity(withProcessorCalls(ctx), atProcessor.EraseAtProcessor, e.callInput(nil)).Get(ctx, &call)
+	err = workflow.ExecuteActivity(withProcessorCalls(ctx, e.in.Processor), atProcessor.EraseAtProcessor, e.callInput(nil)).Get(ctx, &call)
 	e.view.Attempts += eraseAttempts(call, err)
 	if err != nil {
 		if temporal.IsCanceledError(err) {
@@ -194,7 +203,7 @@ func (e *processorErasure) poll(ctx workflow.Context, call contract.ProcessorCal
 			return call, "", err
 		}
 		var next contract.ProcessorCall
-		err := workflow.ExecuteActivity(withProcessorCalls(ctx), atProcessor.ProcessorErasureStatus, e.callInput(&call)).Get(ctx, &next)
+		err := workflow.ExecuteActivity(withProcessorCalls(ctx, e.in.Processor), atProcessor.ProcessorErasureStatus, e.callInput(&call)).Get(ctx, &next)
 		if err != nil {
 			if temporal.IsCanceledError(err) {
 				return call, "", err
@@ -387,7 +396,7 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 	}
 
 	var call contract.ProcessorCall
-	err := workflow.ExecuteActivity(withProcessorCalls(ctx), atProcessor.ConfirmProcessorErasure,
+	err := workflow.ExecuteActivity(withProcessorCalls(ctx, in.Processor), atProcessor.ConfirmProcessorErasure,
 		contract.ConfirmErasureInput{RequestID: in.RequestID, Processor: in.Processor, Erasure: in.Erasure}).Get(ctx, &call)
 	if err != nil {
 		if temporal.IsCanceledError(err) {

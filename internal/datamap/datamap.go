@@ -679,6 +679,9 @@ func (m *Map) parseProcessing() []error {
 				bad("%s (%s): follow_up %q: want a period such as 30d, 1mo or 20bd, longer than zero", where, p.Name, p.FollowUp)
 			}
 		}
+		if p.RateLimit < 0 || p.RateLimit > 10000 {
+			bad("%s (%s): rate_limit %g: want calls a second between 0 (the kind's default) and 10000", where, p.Name, p.RateLimit)
+		}
 		for _, key := range slices.Sorted(maps.Keys(p.IDs)) {
 			switch {
 			case !identRe.MatchString(key):
@@ -687,6 +690,17 @@ func (m *Map) parseProcessing() []error {
 				bad("%s (%s): ids.%s: %q: want a column of the identity table", where, p.Name, key, p.IDs[key])
 			case m.Identity == nil:
 				bad("%s (%s): ids need the identity section: they are columns of its table", where, p.Name)
+			}
+		}
+	}
+
+	// The account row's email is the accounts section's to erase: it
+	// writes a placeholder there, which an anonymization of the same column
+	// in tables would contradict (and the verification would then fail).
+	if a := m.Accounts; a != nil && a.EraseAction != "delete" {
+		for i, t := range m.Tables {
+			if t.Name == a.Table && slices.ContainsFunc(t.Anonymize, func(an Anonymization) bool { return an.Column == a.Email }) {
+				bad("tables[%d] (%s): anonymizes %s, the accounts section's email column, which the account's erasure replaces with a placeholder: leave that column out of anonymize", i, t.Name, a.Email)
 			}
 		}
 	}

@@ -582,6 +582,9 @@ func TestParseRefusesBadViaAnonymizeHoldsAndBackups(t *testing.T) {
 		"backups unknown key": {backups("{promise: 40d, locations: [{name: n, bucket: b-1, rotation: 5d, keep: 3}]}"), "field keep not found"},
 		"follow_up":           {"version: 1\nprocessors: [{name: crm, kind: webhook, follow_up: 2w}]\n", `follow_up "2w"`},
 		"zero follow_up":      {"version: 1\nprocessors: [{name: crm, kind: webhook, follow_up: 0d}]\n", `follow_up "0d"`},
+		"negative rate_limit": {"version: 1\nprocessors: [{name: crm, kind: webhook, rate_limit: -1}]\n", `rate_limit -1`},
+		"account email anonymized twice": {"version: 1\naccounts: {table: app.users, key: id, email: email, erase_action: anonymize}\n" +
+			"tables: [{name: app.users, key: id, action: anonymize, anonymize: [{column: email, set: hash}]}]\n", `the accounts section's email column`},
 	} {
 		m, err := datamap.Parse([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -61,6 +61,43 @@ type Config struct {
 	// holds the person's id at this processor: the connector then acts on
 	// that id instead of looking the person up by email.
 	IDs map[string]string `yaml:"ids,omitempty" json:"ids,omitempty"`
+	// RateLimit is how many calls a second Lethe makes to this processor,
+	// across every worker: its calls run on a task queue of their own whose
+	// rate the Temporal server enforces. 0 means the kind's default, taken
+	// from the service's published limits (DefaultRateLimit).
+	RateLimit float64 `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+}
+
+// CallsPerSecond is c.RateLimit, or the default of c's kind.
+func (c Config) CallsPerSecond() float64 {
+	if c.RateLimit > 0 {
+		return c.RateLimit
+	}
+	return DefaultRateLimit(c.Kind)
+}
+
+// DefaultRateLimit is the calls a second Lethe makes to a processor of the
+// kind when the data map sets no rate_limit, from each service's published
+// limits (../shared/reference/processors.md), kept under them:
+//
+//	stripe     20/s   sandbox and per-endpoint default 25 req/s (live 100 ops/s)
+//	mailchimp  5/s    10 simultaneous connections per user, no rate published
+//	sendgrid   5/s    per-endpoint limits, not published as numbers
+//	helpscout  3/s    per-minute account limit (plan-dependent), writes count twice
+//	opendsr    5/s    none published: a polite default
+//	webhook    5/s    your own endpoint: set rate_limit to what it takes
+//	manual     1/s    no API: the call only opens an operator task
+func DefaultRateLimit(kind string) float64 {
+	switch kind {
+	case "stripe":
+		return 20
+	case "helpscout":
+		return 3
+	case "manual":
+		return 1
+	default:
+		return 5
+	}
 }
 
 // DefaultFollowUp is the follow-up period of a processor that sets none.
@@ -306,6 +343,9 @@ func Build(cfg Config, opts BuildOptions) (Connector, error) {
 func build(cfg Config, opts BuildOptions) (Connector, error) {
 	if !ValidName(cfg.Name) {
 		return nil, fmt.Errorf("name must be 1-64 characters of a-z, 0-9, '-', '_', '.'")
+	}
+	if cfg.RateLimit < 0 || cfg.RateLimit > 10000 {
+		return nil, fmt.Errorf("rate_limit %g is not a number of calls a second between 0 (the kind's default) and 10000", cfg.RateLimit)
 	}
 	specs := kindSpecs()
 	spec, ok := specs[cfg.Kind]

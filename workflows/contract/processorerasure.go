@@ -31,6 +31,13 @@ type ProcessorCallback struct {
 	Status string `json:"status"` // the processor's request_status, e.g. "completed"
 }
 
+// ProcessorTaskQueue is the task queue a processor's calls run on, beside
+// the worker's own queue base: its rate is the processor's rate limit,
+// which the Temporal server enforces across every worker.
+func ProcessorTaskQueue(base, processor string) string {
+	return base + "-processor-" + processor
+}
+
 // ProcessorErasureWorkflowID is the erasure of one request at one processor.
 func ProcessorErasureWorkflowID(requestID, processor string) string {
 	return requestID + "-erasure-" + processor

@@ -46,6 +46,8 @@ type Call struct {
 	Status int
 	// Injected tells whether a Fault produced the answer.
 	Injected bool
+	// At is when the call arrived.
+	At time.Time
 }
 
 // Fault makes matching calls fail before they reach the service logic.
@@ -170,6 +172,22 @@ func (s *Server) CallsTo(method, pathPrefix string) []Call {
 	return out
 }
 
+// BusiestSecond is the most calls of calls that arrived within any one
+// second: what a processor's rate limit is measured against.
+func BusiestSecond(calls []Call) int {
+	most := 0
+	for i := range calls {
+		n := 0
+		for _, c := range calls {
+			if !c.At.Before(calls[i].At) && c.At.Sub(calls[i].At) < time.Second {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
 // ResetCalls empties the call log.
 func (s *Server) ResetCalls() {
 	s.mu.Lock()
@@ -222,7 +240,7 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 16<<20))
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	c := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body}
+	c := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body, At: time.Now()}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
 		c.Form, _ = url.ParseQuery(string(body))
 	}

@@ -71,12 +71,16 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 	p := in.Policy
 	// The last day before which someone must have been active not to be warned.
 	deadline := p.InactiveAfter.Before(in.Now)
+	size := sweepPageSize
+	if in.PageSize > 0 {
+		size = in.PageSize
+	}
 	if in.Phase == contract.PhaseClosed {
 		cutoff := p.ClosedKeep.Before(in.Now)
-		list, err = appdb.ClosedAccounts(ctx, a.Lifecycle.App, a.Lifecycle.Map, cutoff, in.Cursor.ID, sweepPageSize)
+		list, err = appdb.ClosedAccounts(ctx, a.Lifecycle.App, a.Lifecycle.Map, cutoff, in.Cursor.ID, size)
 	} else {
 		threshold := deadline.Add(p.WarnBefore)
-		list, err = appdb.InactiveAccounts(ctx, a.Lifecycle.App, a.Lifecycle.Map, threshold, appdb.AccountCursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, sweepPageSize)
+		list, err = appdb.InactiveAccounts(ctx, a.Lifecycle.App, a.Lifecycle.Map, threshold, appdb.AccountCursor{LastActive: in.Cursor.LastActive, ID: in.Cursor.ID}, size)
 	}
 	if err != nil {
 		return res, classifyDB(err)
@@ -86,10 +90,9 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 		res.Next = contract.SweepCursor{LastActive: acc.LastActive, ID: acc.ID}
 		ref := string(a.Lifecycle.Subjects.UserID(acc.ID))
 		if in.Phase == contract.PhaseClosed {
-			if err := a.sweepErase(ctx, in, acc, ref, &report, "closed"); err != nil {
+			if err := a.sweepErase(ctx, in, &res, acc, ref, &report, "closed"); err != nil {
 				return res, err
 			}
-			res.Erased++
 			continue
 		}
 		notice, found, err := a.Lifecycle.records().InactivityNotice(ctx, ref)
@@ -101,10 +104,9 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 		case warned && notice.Erased != nil:
 			// Done in an earlier run.
 		case warned && !in.Now.Before(notice.Due):
-			if err := a.sweepErase(ctx, in, acc, ref, &report, "inactive"); err != nil {
+			if err := a.sweepErase(ctx, in, &res, acc, ref, &report, "inactive"); err != nil {
 				return res, err
 			}
-			res.Erased++
 		case warned:
 			res.Waiting++
 		default:
@@ -122,7 +124,7 @@ func (a *AccountLife) SweepInactivePage(ctx context.Context, in contract.SweepPa
 			activity.RecordHeartbeat(ctx, res.Next)
 		}
 	}
-	res.Done = len(list) < sweepPageSize
+	res.Done = len(list) < size
 	if in.DryRun && report.Len() > 0 {
 		key := fmt.Sprintf("reports/inactivity-dry-run/%s/page-%05d.csv", in.RunKey, in.Page)
 		if _, err := a.Erasure.Objects.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.ExportBucket), Key: aws.String(key),
@@ -165,11 +167,24 @@ func (a *AccountLife) sweepWarn(ctx context.Context, in contract.SweepPageInput,
 	return nil
 }
 
-func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput, acc appdb.Account, ref string, report *bytes.Buffer, why string) error {
+// sweepErase erases one account the sweep found due: in bulk (in.Batch
+// set), by sealing it into the page's batch for EraseInBulk, which counts
+// it; else here, rows and objects (runs from before bulk erasure).
+func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput, res *contract.SweepPageResult, acc appdb.Account, ref string, report *bytes.Buffer, why string) error {
 	if in.DryRun {
 		fmt.Fprintf(report, "%s,erase-%s,%s,\n", acc.ID, why, acc.LastActive.Format(time.RFC3339))
+		res.Erased++
 		return nil
 	}
+	if in.Batch != "" {
+		s, err := sealBulkSubject(ctx, a.Lifecycle.Keys, in.Batch, ref, acc.ID, acc.Email)
+		if err != nil {
+			return err
+		}
+		res.Erase = append(res.Erase, s)
+		return nil
+	}
+	res.Erased++
 	// Into the erasure ledger first, as every erasure: no restore brings the account back.
 	if err := ledger.Record(ctx, a.Lifecycle.DB, ref, "sweep:"+why, a.Lifecycle.Map.Digest(), in.Now); err != nil {
 		return classifyDB(err)

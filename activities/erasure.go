@@ -130,6 +130,16 @@ func (e *Erasure) PlanErasure(ctx context.Context, in contract.ErasureInput) (co
 	for _, l := range e.Map.S3 {
 		plan.Locations = append(plan.Locations, l.Bucket+"/"+l.Prefix)
 	}
+	if plan.Processors, plan.Backups, plan.BackupPromise, err = e.beyondTheDatabase(); err != nil {
+		return contract.ErasurePlan{}, err
+	}
+	return plan, nil
+}
+
+// beyondTheDatabase is what the data map erases outside the application
+// database and S3: the processors that can be asked, and the backups that
+// rotate out.
+func (e *Erasure) beyondTheDatabase() (procs []contract.PlannedProcessor, backups []contract.BackupLocation, promise time.Duration, err error) {
 	// The map's periods (30d, 1mo) as durations from now; Parse checked them.
 	now := time.Now()
 	duration := func(what, period string) (time.Duration, error) {
@@ -148,23 +158,23 @@ func (e *Erasure) PlanErasure(ctx context.Context, in contract.ErasureInput) (co
 		}
 		followUp, err := duration("processor "+p.Name+": follow_up", p.FollowUpPeriod())
 		if err != nil {
-			return contract.ErasurePlan{}, err
+			return nil, nil, 0, err
 		}
-		plan.Processors = append(plan.Processors, contract.PlannedProcessor{Name: p.Name, FollowUp: followUp})
+		procs = append(procs, contract.PlannedProcessor{Name: p.Name, FollowUp: followUp})
 	}
 	if b := e.Map.Backups; b != nil {
-		if plan.BackupPromise, err = duration("backups: promise", b.Promise); err != nil {
-			return contract.ErasurePlan{}, err
+		if promise, err = duration("backups: promise", b.Promise); err != nil {
+			return nil, nil, 0, err
 		}
 		for _, l := range b.Locations {
 			rotation, err := duration("backups "+l.Name+": rotation", l.Rotation)
 			if err != nil {
-				return contract.ErasurePlan{}, err
+				return nil, nil, 0, err
 			}
-			plan.Backups = append(plan.Backups, contract.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation})
+			backups = append(backups, contract.BackupLocation{Name: l.Name, Bucket: l.Bucket, Prefix: l.Prefix, Rotation: rotation})
 		}
 	}
-	return plan, nil
+	return procs, backups, promise, nil
 }
 
 // processorIDs reads the person's ids at processors (the data map's
@@ -287,7 +297,6 @@ func (e *Erasure) recordedTables(ctx context.Context, requestID string, res []ap
 // eraseRows erases a known user's rows in one transaction; beforeCommit,
 // when set, runs inside it with the result, and its error rolls it back.
 func (e *Erasure) eraseRows(ctx context.Context, person appdb.Person, subjectRef string, beforeCommit func([]appdb.TableResult) error) ([]appdb.TableResult, error) {
-	userID := person.UserID
 	order, err := appdb.EraseOrder(ctx, e.App, e.Map)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
@@ -295,22 +304,8 @@ func (e *Erasure) eraseRows(ctx context.Context, person appdb.Person, subjectRef
 	var res []appdb.TableResult
 	err = pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
 		var err error
-		if res, err = appdb.Erase(ctx, tx, e.Map, order, person, e.pseudonym(userID), time.Now()); err != nil {
+		if res, err = e.erasePerson(ctx, tx, order, person, time.Now()); err != nil {
 			return err
-		}
-		if a := e.Map.Accounts; a != nil {
-			// The placeholder names the account, not the request: two
-			// accounts of one address (erased, signed up again, erased
-			// again) must not collide on a unique email column.
-			n, err := appdb.EraseAccountRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(string(e.Subjects.UserID(userID)), "sr_")+"@invalid")
-			if err != nil {
-				return err
-			}
-			action := appdb.Anonymized
-			if a.EraseAction == "delete" {
-				action = appdb.Deleted
-			}
-			res = append(res, appdb.TableResult{Table: a.Table, Action: action, Rows: n})
 		}
 		if beforeCommit != nil {
 			return beforeCommit(res)
@@ -319,6 +314,31 @@ func (e *Erasure) eraseRows(ctx context.Context, person appdb.Person, subjectRef
 	})
 	if err != nil {
 		return nil, classifyDB(err)
+	}
+	return res, nil
+}
+
+// erasePerson erases one person's rows inside tx, tables in order, then
+// their account row.
+func (e *Erasure) erasePerson(ctx context.Context, tx pgx.Tx, order []datamap.Table, person appdb.Person, now time.Time) ([]appdb.TableResult, error) {
+	userID := person.UserID
+	res, err := appdb.Erase(ctx, tx, e.Map, order, person, e.pseudonym(userID), now)
+	if err != nil {
+		return nil, err
+	}
+	if a := e.Map.Accounts; a != nil {
+		// The placeholder names the account, not the request: two
+		// accounts of one address (erased, signed up again, erased
+		// again) must not collide on a unique email column.
+		n, err := appdb.EraseAccountRow(ctx, tx, e.Map, userID, "erased+"+strings.TrimPrefix(string(e.Subjects.UserID(userID)), "sr_")+"@invalid")
+		if err != nil {
+			return nil, err
+		}
+		action := appdb.Anonymized
+		if a.EraseAction == "delete" {
+			action = appdb.Deleted
+		}
+		res = append(res, appdb.TableResult{Table: a.Table, Action: action, Rows: n})
 	}
 	return res, nil
 }
@@ -421,46 +441,54 @@ func (e *Erasure) VerifyErasure(ctx context.Context, in contract.VerifyErasureIn
 	if err != nil {
 		return contract.VerifyErasureResult{}, err
 	}
+	searched := 0
+	left, err := e.leftovers(ctx, person, id, func(string) { searched++; activity.RecordHeartbeat(ctx, searched) })
+	return contract.VerifyErasureResult{Leftovers: left}, err
+}
+
+// leftovers is what of the person remains outside legal holds, read again
+// in every table and S3 location (VerifyErasure); searched is called after
+// each table the independent search reads.
+func (e *Erasure) leftovers(ctx context.Context, person appdb.Person, id person.Identity, searched func(string)) ([]string, error) {
 	userID := person.UserID
-	var out contract.VerifyErasureResult
+	var out struct{ Leftovers []string }
 	left, err := appdb.Remaining(ctx, e.App, e.Map, person, e.pseudonym(userID), time.Now())
 	if err != nil {
-		return out, classifyDB(err)
+		return nil, classifyDB(err)
 	}
 	for _, l := range left {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d rows in %s (%s)", l.Rows, l.Table, l.Why))
 	}
-	searched := 0
 	traces, err := appdb.Traces(ctx, e.App, e.Map, person, appdb.Known{
 		Emails:       []string{id.Email},
 		ProcessorIDs: id.IDs,
-		Searched:     func(string) { searched++; activity.RecordHeartbeat(ctx, searched) },
+		Searched:     searched,
 	})
 	if err != nil {
-		return out, classifyDB(err)
+		return nil, classifyDB(err)
 	}
 	for _, t := range traces {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the person's %s is still in %s, column %s (%d rows): check how the data map finds this table's rows (if that column is not the person's, add it to ignore with its column and a reason)", t.What, t.Table, t.Column, t.Rows))
 	}
 	if n, err := appdb.UnerasedAccounts(ctx, e.App, e.Map, userID); err != nil {
-		return out, classifyDB(err)
+		return nil, classifyDB(err)
 	} else if n > 0 {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the account row in %s is not erased", e.Map.Accounts.Table))
 	}
 	for _, loc := range e.Map.S3 {
 		prefix, err := loc.PrefixFor(userID)
 		if err != nil {
-			return out, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
 		}
 		c, err := objectstore.CountPrefix(ctx, e.Objects, loc.Bucket, prefix)
 		if err != nil {
-			return out, fmt.Errorf("count objects in %s: %w", loc.Bucket, err)
+			return nil, fmt.Errorf("count objects in %s: %w", loc.Bucket, err)
 		}
 		if c.Total() > 0 {
 			out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d objects or versions in %s/%s", c.Total(), loc.Bucket, loc.Prefix))
 		}
 	}
-	return out, nil
+	return out.Leftovers, nil
 }
 
 // EraseHeldRows erases rows kept under a legal hold whose hold has ended,

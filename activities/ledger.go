@@ -95,6 +95,14 @@ func (l *Ledger) ReconcilePage(ctx context.Context, in contract.ReconcilePageInp
 			continue
 		}
 		res.Matched++
+		if in.Batch != "" {
+			s, err := sealBulkSubject(ctx, l.Keys, in.Batch, refs[i], userID, "")
+			if err != nil {
+				return res, err
+			}
+			res.Erase = append(res.Erase, s)
+			continue
+		}
 		n, err := l.Erasure.eraseAccount(ctx, userID, refs[i])
 		if err != nil {
 			return res, err

@@ -109,7 +109,7 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	audited := recordLater(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
 		Detail: e.receipt.AuditDetail(), Key: onceKey(in.RequestID, "erasure.receipt")})
 	for _, child := range later {
-		e.started(ctx, child)
+		started(ctx, child)
 	}
 	if err := audited(); err != nil {
 		return progress, fmt.Errorf("audit the receipt: %w", err)
@@ -250,7 +250,7 @@ func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workf
 			Basis: "backups cannot be edited: the erasure ledger re-applies this erasure after any restore"})
 	}
 	e.receipt.BackupsGoneBy = erasedAt.Add(longest)
-	return []workflow.ChildWorkflowFuture{e.startAbandoned(ctx, contract.BackupWatchWorkflowID(e.in.RequestID), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
+	return []workflow.ChildWorkflowFuture{startAbandoned(ctx, contract.BackupWatchWorkflowID(e.in.RequestID), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
 		RequestID: e.in.RequestID, ErasedAt: erasedAt, Locations: e.plan.Backups, Promise: e.plan.BackupPromise,
 	})}
 }
@@ -260,21 +260,21 @@ func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workf
 func (e *erasure) releaseHoldsLater(ctx workflow.Context) []workflow.ChildWorkflowFuture {
 	var started []workflow.ChildWorkflowFuture
 	for _, h := range e.held {
-		started = append(started, e.startAbandoned(ctx, e.in.RequestID+"-hold-"+h.Table, contract.WorkflowReleaseHold,
+		started = append(started, startAbandoned(ctx, e.in.RequestID+"-hold-"+h.Table, contract.WorkflowReleaseHold,
 			contract.ReleaseHoldInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Held: h}))
 	}
 	return started
 }
 
 // startAbandoned starts a child that lives on after this workflow.
-func (e *erasure) startAbandoned(ctx workflow.Context, id, workflowType string, in any) workflow.ChildWorkflowFuture {
+func startAbandoned(ctx workflow.Context, id, workflowType string, in any) workflow.ChildWorkflowFuture {
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON})
 	return workflow.ExecuteChildWorkflow(child, workflowType, in)
 }
 
 // started waits for a child of startAbandoned to start; one that already
 // runs (a retried erasure) is left alone.
-func (e *erasure) started(ctx workflow.Context, child workflow.ChildWorkflowFuture) {
+func started(ctx workflow.Context, child workflow.ChildWorkflowFuture) {
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
 		if !errors.As(err, &already) {

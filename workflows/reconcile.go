@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -38,6 +39,10 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 		size = contract.ReconcilePageSize
 	}
 	ctx = withActivityDefaults(ctx)
+	// Runs from bulk erasure on erase the people found again through
+	// EraseInBulk, processors included; earlier runs erase rows and
+	// objects in the page's activity.
+	inBulk := workflow.GetVersion(ctx, "bulk-erasure", workflow.DefaultVersion, 1) == 1
 	// A page may erase many people again: give it time, and heartbeats.
 	pageCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Hour, HeartbeatTimeout: 2 * time.Minute,
@@ -48,11 +53,23 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 			st.Totals.Runs++
 			return st.Totals, workflow.NewContinueAsNewError(ctx, contract.WorkflowRestoreReconcile, contract.ReconcileInput{PageSize: in.PageSize, Requester: in.Requester, State: st})
 		}
+		page := contract.ReconcilePageInput{RunRef: st.RunRef, RunAt: st.StartedAt, Cursor: st.Cursor, PageSize: size}
+		if inBulk {
+			page.Batch = fmt.Sprintf("reconcile-%s-%d", strings.TrimPrefix(st.RunRef, "reconcile:"), st.Totals.Pages)
+			page.PageSize = min(size, contract.BulkPageSize)
+		}
 		var res contract.ReconcilePageResult
-		if err := workflow.ExecuteActivity(pageCtx, ledger.ReconcilePage, contract.ReconcilePageInput{
-			RunRef: st.RunRef, RunAt: st.StartedAt, Cursor: st.Cursor, PageSize: size,
-		}).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(pageCtx, ledger.ReconcilePage, page).Get(ctx, &res); err != nil {
 			return st.Totals, fmt.Errorf("reconcile page %d: %w", st.Totals.Pages, err)
+		}
+		if len(res.Erase) > 0 {
+			var done contract.BulkErasureResult
+			if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: page.Batch}),
+				contract.WorkflowBulkErasure, contract.BulkErasureInput{Batch: page.Batch, Why: contract.BulkReconcile, RunAt: st.StartedAt, RunRef: st.RunRef, Subjects: res.Erase},
+			).Get(ctx, &done); err != nil {
+				return st.Totals, fmt.Errorf("reconcile page %d: bulk erasure: %w", st.Totals.Pages, err)
+			}
+			res.Erased, res.Items = done.People, done.Items
 		}
 		st.Totals.Add(res)
 		if res.Next != nil {

@@ -66,13 +66,14 @@ func TestReconcileWalksEveryPageThenShredsItsCursorKeyAndAudits(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("%d pages asked for, want 3", len(seen))
 	}
-	// Each page starts where the last stopped, with the same run and size.
+	// Each page starts where the last stopped, with the same run and size,
+	// and names the bulk erasure of the people it finds.
 	for i, in := range seen {
 		var wantCursor []byte
 		if i > 0 {
 			wantCursor = pages[i-1].Next
 		}
-		if !bytes.Equal(in.Cursor, wantCursor) || in.RunRef != seen[0].RunRef || in.PageSize != contract.ReconcilePageSize || !in.RunAt.Equal(start) {
+		if !bytes.Equal(in.Cursor, wantCursor) || in.RunRef != seen[0].RunRef || in.PageSize != min(contract.ReconcilePageSize, contract.BulkPageSize) || in.Batch == "" || !in.RunAt.Equal(start) {
 			t.Errorf("page %d: %+v", i, in)
 		}
 	}

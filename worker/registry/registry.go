@@ -159,6 +159,7 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterActivity(a.Changes)
 	r.RegisterActivity(a.AccountLife)
 	r.RegisterActivity(a.Ledger)
+	r.RegisterActivity(a.BulkErasure)
 }
 
 // RegisterWorkflows puts every workflow on r under its contract name: the
@@ -181,6 +182,8 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
 	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
+	r.RegisterWorkflowWithOptions(workflows.EraseInBulk, workflow.RegisterOptions{Name: contract.WorkflowBulkErasure})
+	r.RegisterWorkflowWithOptions(workflows.ReleaseHeldInBulk, workflow.RegisterOptions{Name: contract.WorkflowReleaseHeldInBulk})
 }
 
 // Activities are the activity structs of package activities, with their
@@ -195,6 +198,7 @@ type Activities struct {
 	Changes          *activities.Changes
 	AccountLife      *activities.AccountLife
 	Ledger           *activities.Ledger
+	BulkErasure      *activities.BulkErasure
 }
 
 // NewActivities builds every activity struct from d.
@@ -204,6 +208,7 @@ func NewActivities(d Deps) Activities {
 		CompanyName: d.Config.CompanyName, PublicURL: d.Config.PublicURL, PrivacyTeam: d.Config.PrivacyTeamEmail, Log: d.Log,
 	}
 	erasure := &activities.Erasure{App: d.App, Lethe: d.Lethe, Objects: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Processors: d.Processors, Log: d.Log}
+	ledger := &activities.Ledger{Lethe: d.Lethe, App: d.App, Backups: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Erasure: erasure, Log: d.Log}
 	return Activities{
 		Lifecycle:        lifecycle,
 		Erasure:          erasure,
@@ -212,7 +217,8 @@ func NewActivities(d Deps) Activities {
 		Exports:          &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors},
 		Changes:          &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors},
 		AccountLife:      &activities.AccountLife{Lifecycle: lifecycle, Erasure: erasure, ExportBucket: d.Config.S3ExportBucket},
-		Ledger:           &activities.Ledger{Lethe: d.Lethe, App: d.App, Backups: d.Objects, Map: d.Map, Keys: d.Keys, Subjects: d.Subjects, Erasure: erasure, Log: d.Log},
+		Ledger:           ledger,
+		BulkErasure:      &activities.BulkErasure{Erasure: erasure, Lifecycle: lifecycle, Ledger: ledger},
 	}
 }
 

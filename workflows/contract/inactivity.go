@@ -44,13 +44,16 @@ type SweepCursor struct {
 
 // SweepTotals count what a sweep did.
 type SweepTotals struct {
-	Scanned   int    `json:"scanned"`
-	Warned    int    `json:"warned"`
-	Erased    int    `json:"erased"`
-	Waiting   int    `json:"waiting"` // warned earlier, not due yet
-	Pages     int    `json:"pages"`
-	Runs      int    `json:"runs"` // continue-as-new generations
-	ReportKey string `json:"report_key,omitempty"`
+	Scanned int `json:"scanned"`
+	Warned  int `json:"warned"`
+	Erased  int `json:"erased"`
+	Waiting int `json:"waiting"` // warned earlier, not due yet
+	// ErasureFailed counts the people a bulk erasure could not finish: the
+	// privacy team has a task for each page with any.
+	ErasureFailed int    `json:"erasure_failed,omitempty"`
+	Pages         int    `json:"pages"`
+	Runs          int    `json:"runs"` // continue-as-new generations
+	ReportKey     string `json:"report_key,omitempty"`
 }
 
 func (t *SweepTotals) Add(p SweepPageResult) {
@@ -70,6 +73,12 @@ type SweepPageInput struct {
 	Phase  string
 	Cursor SweepCursor
 	Page   int
+	// Batch, when set, names the bulk erasure of this page: the accounts
+	// due are sealed into the result's Erase under its key, for
+	// EraseInBulk, instead of being erased by the page (runs from before
+	// bulk erasure). PageSize is then at most BulkPageSize.
+	Batch    string
+	PageSize int
 }
 
 // SweepPageResult says what one page did and where the next one starts.
@@ -78,4 +87,5 @@ type SweepPageResult struct {
 	Next                             SweepCursor
 	Done                             bool
 	ReportKey                        string
+	Erase                            []BulkSubject // with Batch: the people to erase in bulk
 }

@@ -73,11 +73,17 @@ type ReconcilePageInput struct {
 	RunAt    time.Time
 	Cursor   []byte
 	PageSize int
+	// Batch, when set, names the bulk erasure of this page: the people
+	// found in the ledger are sealed into the result's Erase under its
+	// key, for EraseInBulk (which asks the processors again too), instead
+	// of being erased again by the page (runs from before bulk erasure).
+	Batch string
 }
 
 // ReconcilePageResult says what one page did and where the next one starts.
 type ReconcilePageResult struct {
 	Scanned, Matched, Erased, Items int
-	Next                            []byte // the sealed cursor after this page
-	Done                            bool   // this was the last page
+	Next                            []byte        // the sealed cursor after this page
+	Done                            bool          // this was the last page
+	Erase                           []BulkSubject // with Batch: the people to erase again in bulk
 }

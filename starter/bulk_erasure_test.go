@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/internal/objectstore"
+	"github.com/lethe-privacy/lethe/internal/processors"
+	"github.com/lethe-privacy/lethe/internal/testenv"
+	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
+	"github.com/lethe-privacy/lethe/internal/testenv/shopapp"
+	"github.com/lethe-privacy/lethe/worker/registry"
+	"github.com/lethe-privacy/lethe/workflows/contract"
+)
+
+// bulkWorld is the bookshop (an application nobody here wrote) with a
+// last-activity column, every customer inactive for 26 months and warned a
+// month ago, and known at three processors.
+type bulkWorld struct {
+	*e2e
+	customers []shopapp.Customer
+	stripe    *processorfake.Stripe
+	mailchimp *processorfake.Mailchimp
+	crm       *processorfake.Webhook
+	stripeIDs map[string]string // user id -> Stripe customer id
+}
+
+// The rate each processor is held to in these tests, calls a second.
+const (
+	stripeRate    = 25
+	mailchimpRate = 40
+	crmRate       = 40
+)
+
+func newBulkWorld(t *testing.T, n int) *bulkWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &bulkWorld{stripe: processorfake.NewStripe(t), mailchimp: processorfake.NewMailchimp(t), crm: processorfake.NewWebhook(t), stripeIDs: map[string]string{}}
+	t.Setenv("LETHE_STRIPE_KEY", w.stripe.APIKey)
+	t.Setenv("LETHE_MAILCHIMP_KEY", w.mailchimp.APIKey)
+	t.Setenv("LETHE_CRM_SECRET", string(w.crm.Secret))
+	w.mailchimp.AddList("news")
+	st := testenv.New(t)
+	cs, err := shopapp.Seed(ctx, st.App, st.S3, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.customers = cs
+	if _, err := st.App.Exec(ctx, `ALTER TABLE shop.customers ADD COLUMN last_seen_at timestamptz`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.App.Exec(ctx, `UPDATE shop.customers SET last_seen_at = $1`, time.Now().AddDate(0, -26, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		w.stripeIDs[c.UserID()] = w.stripe.AddCustomer(processorfake.StripeCustomer{Email: c.Email, Name: c.Name})
+		w.mailchimp.AddMember("news", processorfake.MailchimpMember{Email: c.Email, Status: "subscribed"})
+		w.crm.AddSubject(processorfake.WebhookSubject{UserID: c.UserID(), Email: c.Email})
+	}
+	// The shop's team adds an accounts section for the sweep: the account's
+	// erasure takes the email column over from the customers' anonymization.
+	yaml := strings.Replace(string(shopapp.DataMapYAML()), "      - {column: email, set: hash}           # NOT NULL UNIQUE: a pseudonym, never \"null\"\n", "", 1)
+	if yaml == string(shopapp.DataMapYAML()) {
+		t.Fatal("the shop's map changed: update this test's edit of it")
+	}
+	yaml += "accounts: {table: shop.customers, key: id, email: email, last_active: last_seen_at, erase_action: anonymize}\n"
+	m, err := datamap.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Processors = []processors.Config{
+		{Name: "stripe", Kind: "stripe", BaseURL: w.stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY", RateLimit: stripeRate},
+		{Name: "mailchimp", Kind: "mailchimp", BaseURL: w.mailchimp.URL(), CredentialEnv: "LETHE_MAILCHIMP_KEY", Options: map[string]string{"list_id": "news"}, RateLimit: mailchimpRate},
+		{Name: "crm", Kind: "webhook", BaseURL: w.crm.URL(), CredentialEnv: "LETHE_CRM_SECRET", RateLimit: crmRate},
+	}
+	w.e2e = startE2E(t, st, m, nil)
+	// Everyone was warned a month ago for this last activity, and is due.
+	for _, c := range cs {
+		var seen time.Time
+		if err := w.App.QueryRow(ctx, `SELECT last_seen_at FROM shop.customers WHERE id = $1`, c.ID).Scan(&seen); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Lethe.Exec(ctx, `INSERT INTO lethe.inactivity_notices (subject_ref, last_active, warned_at, due_at) VALUES ($1, $2, $3, $4)`,
+			w.ref(c), seen, time.Now().AddDate(0, 0, -31), time.Now().AddDate(0, 0, -1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func (w *bulkWorld) ref(c shopapp.Customer) string { return string(w.Deps.Subjects.UserID(c.UserID())) }
+
+// sweep runs the inactivity sweep to its end.
+func (w *bulkWorld) sweep(t *testing.T) contract.SweepTotals {
+	t.Helper()
+	ctx := context.Background()
+	policy := contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	run, err := w.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: w.Config.TemporalTaskQueue}, contract.WorkflowInactiveSweep, contract.SweepInput{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var totals contract.SweepTotals
+	if err := run.Get(ctx, &totals); err != nil {
+		t.Fatal(err)
+	}
+	return totals
+}
+
+// erasedAtProcessors checks, from what each fake received and holds, that
+// every customer of cs was erased exactly once at each processor, and that
+// no processor was called faster than its rate.
+func (w *bulkWorld) erasedAtProcessors(t *testing.T, cs []shopapp.Customer) {
+	t.Helper()
+	for _, c := range cs {
+		id := w.stripeIDs[c.UserID()]
+		if got, ok := w.stripe.Customer(id); !ok || !got.Deleted {
+			t.Errorf("customer %d: still at Stripe", c.ID)
+		}
+		if n := answered(w.stripe.CallsTo("DELETE", "/v1/customers/"+id), 200); n != 1 {
+			t.Errorf("customer %d: Stripe erased them %d times, want once", c.ID, n)
+		}
+		if !w.mailchimp.Forgotten("news", c.Email) {
+			t.Errorf("customer %d: still in Mailchimp", c.ID)
+		}
+		hash := processorfake.SubscriberHash(c.Email)
+		if n := answered(w.mailchimp.CallsTo("POST", "/3.0/lists/news/members/"+hash+"/actions/delete-permanent"), 204); n != 1 {
+			t.Errorf("customer %d: Mailchimp deleted them %d times, want once", c.ID, n)
+		}
+		if _, ok := w.crm.Subject(c.UserID()); ok {
+			t.Errorf("customer %d: still in the CRM", c.ID)
+		}
+	}
+	for name, calls := range map[string][]processorfake.Call{
+		"stripe":    w.stripe.CallsTo("DELETE", "/v1/customers/"),
+		"mailchimp": w.mailchimp.CallsTo("POST", "/3.0/lists/"),
+		"crm":       w.crm.Calls(),
+	} {
+		rate := map[string]int{"stripe": stripeRate, "mailchimp": mailchimpRate, "crm": crmRate}[name]
+		// The server lets a second's worth through at once, then holds the rate.
+		if most := processorfake.BusiestSecond(calls); most > 2*rate {
+			t.Errorf("%s: %d calls within one second, its rate is %d/s", name, most, rate)
+		}
+		if len(calls) > 3*rate {
+			span := calls[len(calls)-1].At.Sub(calls[0].At).Seconds()
+			if sustained := float64(len(calls)-rate) / span; sustained > 1.25*float64(rate) {
+				t.Errorf("%s: %d calls in %.1f s: %.1f/s sustained, its rate is %d/s", name, len(calls), span, sustained, rate)
+			}
+		}
+	}
+}
+
+// answered counts the calls the fake answered with status.
+func answered(calls []processorfake.Call, status int) int {
+	n := 0
+	for _, c := range calls {
+		if c.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// The sweep erases 200 due accounts of the bookshop through the bulk path:
+// their rows and objects, each processor once per person at its rate,
+// held orders kept under their hold with one workflow releasing them, a
+// receipt per person; then a restore brings three back, and the reconcile
+// erases them again, at the processors too.
+func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testing.T) {
+	const n = 200
+	w := newBulkWorld(t, n)
+	ctx := context.Background()
+	began := time.Now()
+	totals := w.sweep(t)
+	t.Logf("sweep of %d due accounts: %s, %+v", n, time.Since(began).Round(time.Millisecond), totals)
+	if totals.Erased != n || totals.ErasureFailed != 0 {
+		var why string
+		_ = w.Lethe.QueryRow(ctx, `SELECT detail::text FROM lethe.audit_log WHERE action = 'erasure.incomplete' LIMIT 1`).Scan(&why)
+		t.Fatalf("sweep totals %+v: want %d erased, none failed (the first erasure.incomplete: %s)", totals, n, why)
+	}
+
+	// The application: nothing of anyone left but the held orders.
+	ids := make([]int64, n)
+	refs := make([]string, n)
+	for i, c := range w.customers {
+		ids[i], refs[i] = c.ID, w.ref(c)
+	}
+	for _, q := range []string{
+		`SELECT count(*) FROM shop.addresses WHERE customer_id = ANY($1)`,
+		`SELECT count(*) FROM shop.login_events WHERE customer_id = ANY($1)`,
+		`SELECT count(*) FROM shop.wishlists WHERE customer_id = ANY($1)`,
+		`SELECT count(*) FROM shop.customers WHERE id = ANY($1) AND email LIKE '%kestrel.example'`,
+		`SELECT count(*) FROM shop.orders WHERE customer_id = ANY($1) AND placed_at < now() - interval '72 months'`,
+	} {
+		if left := w.count(t, q, ids); left != 0 {
+			t.Errorf("%d rows left: %s", left, q)
+		}
+	}
+	if held := w.count(t, `SELECT count(*) FROM shop.orders WHERE customer_id = ANY($1)`, ids); held != n {
+		t.Errorf("%d recent orders held, want %d (one each, under the tax hold)", held, n)
+	}
+	for _, c := range w.customers[:5] {
+		if left, err := objectstore.CountPrefix(ctx, w.S3, shopapp.Bucket, fmt.Sprintf("avatars/%d/", c.ID)); err != nil || left.Total() != 0 {
+			t.Errorf("customer %d: %d avatar versions left (%v)", c.ID, left.Total(), err)
+		}
+	}
+	// The processors: each person once, within each one's rate.
+	w.erasedAtProcessors(t, w.customers)
+	// A receipt per person, naming every system.
+	if got := w.count(t, `SELECT count(DISTINCT subject_ref) FROM lethe.audit_log WHERE action = 'erasure.receipt' AND subject_ref = ANY($1)`, refs); got != n {
+		t.Errorf("%d people have a receipt, want %d", got, n)
+	}
+	var detail string
+	if err := w.Lethe.QueryRow(ctx, `SELECT detail::text FROM lethe.audit_log WHERE action = 'erasure.receipt' AND subject_ref = $1`, refs[0]).Scan(&detail); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shop.addresses", "shop.orders", "kestrel-uploads", "stripe", "mailchimp", "crm", "tax law"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the receipt does not name %q: %s", want, detail)
+		}
+	}
+	// The held orders: one workflow for the page waits for their holds to end.
+	resp, err := w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowReleaseHeldInBulk)})
+	if err != nil || len(resp.Executions) != 1 {
+		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowReleaseHeldInBulk, resp.GetExecutions(), err)
+	}
+	keepHistoryOfType(t, w.Stack, contract.WorkflowReleaseHeldInBulk, "release-held-in-bulk")
+	// The page's key is gone: its sealed identities are unreadable.
+	if got := w.count(t, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref LIKE 'bulk:%' AND destroyed_at IS NULL`); got != 0 {
+		t.Errorf("%d bulk keys still usable after the sweep", got)
+	}
+
+	// A restore brings three people back, in the application and (synced
+	// from it) at the processors.
+	back := w.customers[:3]
+	for _, c := range back {
+		if _, err := w.App.Exec(ctx, `UPDATE shop.customers SET email = $2, full_name = $3 WHERE id = $1`, c.ID, c.Email, c.Name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.App.Exec(ctx, `INSERT INTO shop.addresses (customer_id, line1, city, postcode) VALUES ($1, '221B Baker Street', 'London', 'NW1 6XE')`, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		w.stripeIDs[c.UserID()] = w.stripe.AddCustomer(processorfake.StripeCustomer{Email: c.Email, Name: c.Name})
+		w.mailchimp.AddMember("news", processorfake.MailchimpMember{Email: c.Email, Status: "subscribed"})
+		w.crm.AddSubject(processorfake.WebhookSubject{UserID: c.UserID(), Email: c.Email})
+	}
+	stripeBefore := len(w.stripe.CallsTo("DELETE", "/v1/customers/"))
+	run, err := w.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: w.Config.TemporalTaskQueue}, contract.WorkflowRestoreReconcile, contract.ReconcileInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec contract.ReconcileTotals
+	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := run.Get(waitCtx, &rec); err != nil {
+		open, _ := w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "ExecutionStatus = 'Running'"})
+		for _, ex := range open.GetExecutions() {
+			t.Log("open:", ex.GetType().GetName(), ex.GetExecution().GetWorkflowId())
+			if ex.GetType().GetName() == contract.WorkflowEraseAtProcessor {
+				if v, err := w.Temporal.QueryWorkflow(ctx, ex.GetExecution().GetWorkflowId(), "", contract.QueryProgress); err == nil {
+					var view contract.ProcessorErasureView
+					_ = v.Get(&view)
+					t.Logf("view: %+v", view)
+					if view.Task != nil {
+						t.Logf("task: %+v", *view.Task)
+					}
+				}
+			}
+		}
+		rows, _ := w.Lethe.Query(ctx, `SELECT request_id, detail::text FROM lethe.audit_log WHERE action = 'processor.task_opened'`)
+		for rows.Next() {
+			var id, d string
+			_ = rows.Scan(&id, &d)
+			t.Log("task:", id, d)
+		}
+		rows.Close()
+		for _, mb := range w.mailchimp.Calls()[len(w.mailchimp.Calls())-3:] {
+			t.Log("mailchimp:", mb.Method, mb.Path, mb.Status, string(mb.Body))
+		}
+		for _, mb := range w.crm.Calls()[len(w.crm.Calls())-3:] {
+			t.Log("crm:", mb.Method, mb.Path, mb.Status)
+		}
+		t.Fatal(err)
+	}
+	if rec.Matched != n || rec.Erased != len(back) {
+		t.Errorf("reconcile %+v: want %d matched and %d erased again", rec, n, len(back))
+	}
+	for _, c := range back {
+		id := w.stripeIDs[c.UserID()]
+		if got, ok := w.stripe.Customer(id); !ok || !got.Deleted {
+			t.Errorf("customer %d: back at Stripe after the reconcile", c.ID)
+		}
+		if left := w.count(t, `SELECT count(*) FROM shop.addresses WHERE customer_id = $1`, c.ID); left != 0 {
+			t.Errorf("customer %d: restored address left", c.ID)
+		}
+	}
+	if calls := len(w.stripe.CallsTo("DELETE", "/v1/customers/")) - stripeBefore; calls != len(back) {
+		t.Errorf("the reconcile asked Stripe %d times, want %d: only the people the restore brought back", calls, len(back))
+	}
+}
+
+// A worker that dies in the middle of a bulk page: another takes the page
+// over; nobody is erased twice at a processor, and nobody lacks a receipt.
+func TestAWorkerDyingInTheMiddleOfABulkPageRepeatsNoErasureAndLosesNoReceipt(t *testing.T) {
+	const n = 60
+	w := newBulkWorld(t, n)
+	ctx := context.Background()
+	w.stripe.SetLatency(30 * time.Millisecond)
+	w.Worker.Stop()
+	o := registry.WorkerOptions()
+	o.WorkerStopTimeout = 0 // stopping cuts running calls off, as a crash would
+	dying := registry.NewWorker(w.Temporal, w.Config.TemporalTaskQueue, o, w.Deps)
+	if err := dying.Start(); err != nil {
+		t.Fatal(err)
+	}
+	policy := contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	run, err := w.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: w.Config.TemporalTaskQueue}, contract.WorkflowInactiveSweep, contract.SweepInput{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "the page to be half way through Stripe", func() bool {
+		return len(w.stripe.CallsTo("DELETE", "/v1/customers/")) >= n/3
+	})
+	dying.Stop()
+	live := registry.NewWorker(w.Temporal, w.Config.TemporalTaskQueue, registry.WorkerOptions(), w.Deps)
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(live.Stop)
+	var totals contract.SweepTotals
+	if err := run.Get(ctx, &totals); err != nil {
+		t.Fatal(err)
+	}
+	if totals.Erased != n {
+		t.Fatalf("sweep %+v, want %d erased", totals, n)
+	}
+	keepHistoryOfType(t, w.Stack, contract.WorkflowBulkErasure, "bulk-erasure-worker-died")
+	w.erasedAtProcessors(t, w.customers)
+	refs := make([]string, n)
+	for i, c := range w.customers {
+		refs[i] = w.ref(c)
+	}
+	if got := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE action = 'erasure.receipt' AND subject_ref = ANY($1)`, refs); got != n {
+		t.Errorf("%d receipts, want exactly one per person (%d)", got, n)
+	}
+	// The CRM takes each erasure as a signed delivery: a call cut off by
+	// the crash is delivered again (same idempotency key), never more.
+	per := map[string]int{}
+	for _, d := range w.crm.Deliveries() {
+		if d.Action == "erase" {
+			per[d.IdempotencyKey]++
+		}
+	}
+	if len(per) != n || slices.ContainsFunc(mapValues(per), func(k int) bool { return k > 2 }) {
+		t.Errorf("CRM erase deliveries by key: %v, want one key per person, delivered at most twice", per)
+	}
+}
+
+func mapValues(m map[string]int) []int {
+	out := make([]int, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

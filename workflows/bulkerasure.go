@@ -1,0 +1,231 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lethe-privacy/lethe/activities"
+	"github.com/lethe-privacy/lethe/workflows/contract"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// bulk erases pages of people (a nil pointer: see activities.go).
+var bulk *activities.BulkErasure
+
+// EraseInBulk erases one page of people (the inactivity sweep's, a
+// restore-reconcile's) with everything EraseSubject does for one person,
+// without a workflow per person:
+//
+//  1. each person's identifiers and ids at processors are read and sealed
+//     under the page's key before anything is erased;
+//  2. the erasure ledger records them; their rows go in one transaction, in
+//     foreign-key order (held rows kept under their legal hold), then their
+//     objects in every S3 location; every table and location is read again;
+//  3. each processor is asked to erase each person, one call each, on the
+//     processor's own task queue, whose rate the server holds to the
+//     processor's rate limit; a person a processor could not erase at
+//     once (asynchronous, an operator needed, a 4xx) is handed to an
+//     EraseAtProcessor of their own, with its polling, operator task and
+//     escalation, and the page waits for it;
+//  4. each person gets a receipt in the audit trail, or an
+//     "erasure.incomplete" entry and a task for the privacy team;
+//  5. what outlives the page starts: the release of held rows when their
+//     holds end (one workflow for the page), the backups watch;
+//  6. the page's key is destroyed: its sealed identities are unreadable.
+//
+// The history stays bounded: a page is at most contract.BulkPageSize
+// people. A worker that dies mid-page costs a retried step, never a
+// repeated side effect: each step records what it did as it goes.
+func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.BulkErasureResult, error) {
+	var res contract.BulkErasureResult
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.BulkErasureResult, error) { return res, nil }); err != nil {
+		return res, err
+	}
+	ctx = withActivityDefaults(ctx)
+	// A page's steps touch hundreds of people: time, and heartbeats.
+	pageCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Hour, HeartbeatTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+	})
+	var plan contract.BulkPlan
+	if err := workflow.ExecuteActivity(pageCtx, bulk.PrepareBulkErasure, in).Get(ctx, &plan); err != nil {
+		return res, fmt.Errorf("prepare the page: %w", err)
+	}
+	var page contract.BulkPageResult
+	if err := workflow.ExecuteActivity(pageCtx, bulk.EraseBulkPage, contract.BulkPageInput{
+		Batch: in.Batch, Why: in.Why, RunAt: in.RunAt, RunRef: in.RunRef, People: plan.People,
+	}).Get(ctx, &page); err != nil {
+		return res, fmt.Errorf("erase the page: %w", err)
+	}
+
+	receipts := make([]contract.BulkReceipt, len(plan.People))
+	var holds []contract.BulkHold
+	for i, p := range plan.People {
+		o := page.People[i]
+		receipts[i] = contract.BulkReceipt{Ref: p.Ref, RequestID: p.RequestID, Items: o.Items}
+		if len(o.Leftovers) > 0 {
+			receipts[i].Failed = append(receipts[i].Failed, o.Leftovers...)
+		}
+		res.Items += o.Items
+		for _, h := range o.Held {
+			holds = append(holds, contract.BulkHold{Ref: p.Ref, RequestID: p.RequestID, Held: h})
+		}
+		if len(o.Held) > 0 {
+			res.Held++
+		}
+	}
+
+	// The processors: one call per person, all queued at once; the
+	// processor's queue lets them through at its rate.
+	type call struct {
+		person int
+		proc   contract.PlannedProcessor
+		done   workflow.Future
+	}
+	var calls []call
+	for i, p := range plan.People {
+		if len(receipts[i].Failed) > 0 || in.Why == contract.BulkReconcile && receipts[i].Items == 0 {
+			continue // failed here, or erased before and still gone
+		}
+		for _, proc := range plan.Processors {
+			calls = append(calls, call{person: i, proc: proc, done: workflow.ExecuteActivity(withProcessorCalls(ctx, proc.Name), atProcessor.EraseAtProcessor,
+				contract.ProcessorCallInput{RequestID: p.RequestID, SubjectRef: contract.BulkKeyRef(in.Batch), Identity: p.Identity, Processor: proc.Name})})
+		}
+	}
+	type handedOver struct {
+		person int
+		proc   string
+		done   workflow.ChildWorkflowFuture
+	}
+	var children []handedOver
+	for _, c := range calls {
+		var out contract.ProcessorCall
+		err := c.done.Get(ctx, &out)
+		if err == nil && (out.Status == contract.ProcessorCallDone || out.Status == contract.ProcessorCallGone) {
+			res.ProcessorCalls++
+			status := contract.ProcessorConfirmed
+			if out.Status == contract.ProcessorCallGone {
+				status = contract.ProcessorAlreadyGone
+			}
+			receipts[c.person].Entries = append(receipts[c.person].Entries, processorReceiptEntry(contract.ProcessorErasureResult{
+				Processor: c.proc.Name, Status: status, HTTPStatus: out.HTTPStatus, JobID: out.JobID, Refs: out.Refs, Note: out.Note}))
+			continue
+		}
+		if temporal.IsCanceledError(err) {
+			return res, err
+		}
+		// Not settled at once: the erasure at this processor becomes the
+		// person's own, as for a request.
+		p := plan.People[c.person]
+		child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:            contract.ProcessorErasureWorkflowID(p.RequestID, c.proc.Name),
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		})
+		res.OperatorTasks++
+		children = append(children, handedOver{person: c.person, proc: c.proc.Name, done: workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, contract.ProcessorErasureInput{
+			RequestID: p.RequestID, SubjectRef: contract.BulkKeyRef(in.Batch), Identity: p.Identity, Processor: c.proc.Name,
+			TaskDeadline: contract.DefaultProcessorTaskDeadline, FollowUpAfter: c.proc.FollowUp,
+		})})
+	}
+	for _, h := range children {
+		var out contract.ProcessorErasureResult
+		if err := h.done.Get(ctx, &out); err != nil {
+			if temporal.IsCanceledError(err) {
+				return res, err
+			}
+			receipts[h.person].Failed = append(receipts[h.person].Failed, "processor "+h.proc)
+			continue
+		}
+		receipts[h.person].Entries = append(receipts[h.person].Entries, processorReceiptEntry(out))
+	}
+
+	// Receipts, what outlives the page, and the page's key.
+	erasedAt := workflow.Now(ctx)
+	for i := range receipts {
+		if len(receipts[i].Failed) > 0 {
+			res.Failed++
+			continue
+		}
+		if in.Why == contract.BulkReconcile && receipts[i].Items == 0 {
+			continue
+		}
+		res.People++
+		for _, b := range plan.Backups {
+			receipts[i].Entries = append(receipts[i].Entries, contract.ReceiptEntry{System: contract.SystemBackups, Name: b.Name, Action: "rotating out", Until: erasedAt.Add(b.Rotation),
+				Basis: "backups cannot be edited: the erasure ledger re-applies this erasure after any restore"})
+		}
+	}
+	if err := workflow.ExecuteActivity(pageCtx, bulk.RecordBulkReceipts, contract.BulkReceiptsInput{
+		Batch: in.Batch, Why: in.Why, RunAt: erasedAt, RunRef: in.RunRef, People: receipts,
+	}).Get(ctx, nil); err != nil {
+		return res, fmt.Errorf("record the receipts: %w", err)
+	}
+	var later []workflow.ChildWorkflowFuture
+	if len(holds) > 0 {
+		later = append(later, startAbandoned(ctx, in.Batch+"-holds", contract.WorkflowReleaseHeldInBulk, contract.ReleaseHeldInBulkInput{Batch: in.Batch, Holds: holds}))
+	}
+	if len(plan.Backups) > 0 && res.People > 0 {
+		later = append(later, startAbandoned(ctx, contract.BackupWatchWorkflowID(in.Batch), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
+			RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise,
+		}))
+	}
+	for _, child := range later {
+		started(ctx, child)
+	}
+	if res.Failed > 0 {
+		if err := tell(ctx, teamTask("", onceKey(in.Batch, "incomplete"), fmt.Sprintf(
+			"A bulk erasure (%s, batch %s) could not complete for %d people: the audit trail's erasure.incomplete entries name the systems. Look at them, fix what stops them, and erase them again.",
+			in.Why, in.Batch, res.Failed))); err != nil {
+			return res, err
+		}
+	}
+	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, contract.BulkKeyRef(in.Batch)).Get(ctx, nil); err != nil {
+		return res, fmt.Errorf("destroy the page's key: %w", err)
+	}
+	return res, nil
+}
+
+// holdRoundsPerRun bounds ReleaseHeldInBulk's history: then it continues
+// as new.
+const holdRoundsPerRun = 100
+
+// ReleaseHeldInBulk keeps a page's legal holds in both directions: each
+// person's held rows stay for as long as the law says, and go when their
+// hold ends (rows with later ends wait for theirs). Each hold's key is
+// destroyed, and its end audited, when nothing of it remains.
+func ReleaseHeldInBulk(ctx workflow.Context, in contract.ReleaseHeldInBulkInput) (int, error) {
+	ctx = withActivityDefaults(ctx)
+	deleted := 0
+	holds := in.Holds
+	for rounds := 0; len(holds) > 0; rounds++ {
+		if rounds == holdRoundsPerRun {
+			return deleted, workflow.NewContinueAsNewError(ctx, contract.WorkflowReleaseHeldInBulk, contract.ReleaseHeldInBulkInput{Batch: in.Batch, Holds: holds})
+		}
+		next := slices.MinFunc(holds, func(a, b contract.BulkHold) int { return a.Held.Until.Compare(b.Held.Until) }).Held.Until
+		if wait := next.Sub(workflow.Now(ctx)); wait > 0 {
+			if err := workflow.Sleep(ctx, wait); err != nil {
+				return deleted, err
+			}
+		}
+		var res contract.ReleaseDueResult
+		if err := workflow.ExecuteActivity(ctx, bulk.ReleaseDueHolds, contract.ReleaseDueInput{Batch: in.Batch, Holds: holds}).Get(ctx, &res); err != nil {
+			return deleted, err
+		}
+		deleted += res.Deleted
+		var rest []contract.BulkHold
+		for i, h := range holds {
+			if slices.Contains(res.Released, i) {
+				continue
+			}
+			if i < len(res.Next) && !res.Next[i].IsZero() {
+				h.Held.Until = res.Next[i]
+			}
+			rest = append(rest, h)
+		}
+		holds = rest
+	}
+	return deleted, nil
+}

@@ -22,6 +22,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
@@ -571,9 +573,27 @@ func newDirectEraser(tb testing.TB, deps registry.Deps) *directEraser {
 		recordErasure:  acts.Ledger.RecordErasure,
 		eraseTables:    acts.Erasure.EraseTables,
 		eraseProcessor: acts.ProcessorErasure.EraseAtProcessor,
-		verify:         acts.Erasure.VerifyErasure,
+		verify:         inActivityContext(acts.Erasure.VerifyErasure),
 		audit:          acts.Lifecycle.AppendAudit,
 		shred:          acts.Lifecycle.ShredSubject,
+	}
+}
+
+// inActivityContext runs an activity function that heartbeats (and so
+// needs an activity context) through the SDK's test activity environment,
+// one per call, without Temporal.
+func inActivityContext[In, Out any](fn func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
+	return func(_ context.Context, in In) (Out, error) {
+		var out Out
+		suite := &testsuite.WorkflowTestSuite{}
+		suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(fn)
+		v, err := env.ExecuteActivity(fn, in)
+		if err != nil {
+			return out, err
+		}
+		return out, v.Get(&out)
 	}
 }
 

@@ -229,6 +229,8 @@ type historyCounts struct {
 	workflowTasks, activities, localActs int
 	// by identity of the worker that started them
 	activityStarts, workflowTaskStarts map[string]int
+	// by workflow type: executions, workflow tasks, activities
+	byType map[string][3]int
 }
 
 // countHistories reads the history of every workflow execution of the
@@ -239,9 +241,9 @@ type historyCounts struct {
 func (w *erasureBench) countHistories(tb testing.TB, since time.Time) historyCounts {
 	tb.Helper()
 	ctx := context.Background()
-	type exec struct{ id, run string }
+	type exec struct{ id, run, typ string }
 	var execs []exec
-	c := historyCounts{activityStarts: map[string]int{}, workflowTaskStarts: map[string]int{}}
+	c := historyCounts{activityStarts: map[string]int{}, workflowTaskStarts: map[string]int{}, byType: map[string][3]int{}}
 	query := "StartTime >= '" + since.UTC().Format(time.RFC3339Nano) + "'"
 	var token []byte
 	for {
@@ -251,7 +253,7 @@ func (w *erasureBench) countHistories(tb testing.TB, since time.Time) historyCou
 			tb.Fatalf("list workflows: %v", err)
 		}
 		for _, e := range resp.Executions {
-			execs = append(execs, exec{e.Execution.WorkflowId, e.Execution.RunId})
+			execs = append(execs, exec{e.Execution.WorkflowId, e.Execution.RunId, e.Type.GetName()})
 			if e.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				c.running++
 			}
@@ -270,6 +272,11 @@ func (w *erasureBench) countHistories(tb testing.TB, since time.Time) historyCou
 			defer wg.Done()
 			for e := range jobs {
 				it := w.temporal.GetWorkflowHistory(ctx, e.id, e.run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+				mu.Lock()
+				t := c.byType[e.typ]
+				t[0]++
+				c.byType[e.typ] = t
+				mu.Unlock()
 				for it.HasNext() {
 					ev, err := it.Next()
 					if err != nil {
@@ -280,8 +287,14 @@ func (w *erasureBench) countHistories(tb testing.TB, since time.Time) historyCou
 					switch ev.EventType {
 					case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
 						c.workflowTasks++
+						t := c.byType[e.typ]
+						t[1]++
+						c.byType[e.typ] = t
 					case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 						c.activities++
+						t := c.byType[e.typ]
+						t[2]++
+						c.byType[e.typ] = t
 					case enumspb.EVENT_TYPE_MARKER_RECORDED:
 						if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "LocalActivity" {
 							c.localActs++

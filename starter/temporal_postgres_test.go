@@ -93,3 +93,28 @@ func TestAnErasureOnTemporalOnPostgresWithAWorkerProcess(t *testing.T) {
 	}
 	t.Logf("histories of the erasure: %+v", c)
 }
+
+func TestDevTemporalStoreFromTheEnvironment(t *testing.T) {
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	if p, err := devTemporalStore(env(nil)); p != nil || err != nil {
+		t.Errorf("unset: %v, %v; want SQLite", p, err)
+	}
+	p, err := devTemporalStore(env(map[string]string{"LETHE_DEV_TEMPORAL_DB": "postgres"}))
+	if err != nil || p == nil || p.Database != "lethe_temporal" || p.Shards != 4 || p.Addr != "127.0.0.1:5432" {
+		t.Errorf("postgres with defaults: %+v, %v", p, err)
+	}
+	p, err = devTemporalStore(env(map[string]string{"LETHE_DEV_TEMPORAL_DB": "postgres", "LETHE_DEV_TEMPORAL_SHARDS": "16",
+		"LETHE_DEV_TEMPORAL_POSTGRES_URL": "postgres://t@db:6543/tmp"}))
+	if err != nil || p.Shards != 16 || p.Database != "tmp" || p.Addr != "db:6543" || p.User != "t" {
+		t.Errorf("postgres as configured: %+v, %v", p, err)
+	}
+	for name, vars := range map[string]map[string]string{
+		"LETHE_DEV_TEMPORAL_DB":           {"LETHE_DEV_TEMPORAL_DB": "mysql"},
+		"LETHE_DEV_TEMPORAL_SHARDS":       {"LETHE_DEV_TEMPORAL_DB": "postgres", "LETHE_DEV_TEMPORAL_SHARDS": "zero"},
+		"LETHE_DEV_TEMPORAL_POSTGRES_URL": {"LETHE_DEV_TEMPORAL_DB": "postgres", "LETHE_DEV_TEMPORAL_POSTGRES_URL": "mysql://x/y"},
+	} {
+		if _, err := devTemporalStore(env(vars)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: %v, want an error naming %s", vars, err, name)
+		}
+	}
+}

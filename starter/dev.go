@@ -51,7 +51,10 @@ type devOptions struct {
 	S3Addr       string
 	SeedAccounts int  // demo accounts to seed; 0 seeds none
 	Sandboxes    bool // the demo's processors run against local sandboxes (else the demo has none)
-	Out          io.Writer
+	// TemporalPostgres, when set, puts Temporal on PostgreSQL instead of
+	// Dir's SQLite file (LETHE_DEV_TEMPORAL_DB=postgres).
+	TemporalPostgres *devstack.Postgres
+	Out              io.Writer
 }
 
 func devCommand() *cobra.Command {
@@ -76,6 +79,12 @@ or column stops it with its name. Nothing is created or seeded in that
 database. With LETHE_S3_ENDPOINT (and the other LETHE_S3_* settings) it uses
 that S3 and starts none of its own.
 
+With LETHE_DEV_TEMPORAL_DB=postgres Temporal keeps its state on PostgreSQL, as in
+production: the databases of LETHE_DEV_TEMPORAL_POSTGRES_URL (default
+` + devstack.DefaultPostgresURL + `, visibility in <name>_visibility),
+created when missing, with LETHE_DEV_TEMPORAL_SHARDS history shards (default 4,
+fixed at the first start).
+
 Ctrl-C stops it all; the next start finds every workflow and object where it was.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -84,6 +93,9 @@ Ctrl-C stops it all; the next start finds every workflow and object where it was
 				return err
 			}
 			o.Out = cmd.OutOrStdout()
+			if o.TemporalPostgres, err = devTemporalStore(os.Getenv); err != nil {
+				return err
+			}
 			stack, err := startDev(cmd.Context(), cfg, o)
 			if err != nil {
 				return err
@@ -109,6 +121,37 @@ Ctrl-C stops it all; the next start finds every workflow and object where it was
 		return nil
 	}
 	return cmd
+}
+
+// devTemporalStore reads where `starter dev` keeps Temporal's state:
+// nil for the SQLite file (LETHE_DEV_TEMPORAL_DB unset or sqlite), else
+// PostgreSQL (LETHE_DEV_TEMPORAL_DB=postgres, LETHE_DEV_TEMPORAL_POSTGRES_URL,
+// LETHE_DEV_TEMPORAL_SHARDS).
+func devTemporalStore(getenv func(string) string) (*devstack.Postgres, error) {
+	switch db := getenv("LETHE_DEV_TEMPORAL_DB"); db {
+	case "", "sqlite":
+		return nil, nil
+	case "postgres":
+	default:
+		return nil, fmt.Errorf("LETHE_DEV_TEMPORAL_DB: want sqlite or postgres, not %q", db)
+	}
+	shards := 4
+	if v := getenv("LETHE_DEV_TEMPORAL_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("LETHE_DEV_TEMPORAL_SHARDS: want a positive number, not %q", v)
+		}
+		shards = n
+	}
+	url := getenv("LETHE_DEV_TEMPORAL_POSTGRES_URL")
+	if url == "" {
+		url = devstack.DefaultPostgresURL
+	}
+	p, err := devstack.ParsePostgresURL(url, shards)
+	if err != nil {
+		return nil, fmt.Errorf("LETHE_DEV_TEMPORAL_POSTGRES_URL: %w", err)
+	}
+	return &p, nil
 }
 
 func envOr(name, def string) string {
@@ -272,9 +315,12 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 
-	// Temporal, on a SQLite file so workflows survive a restart.
+	// Temporal, on a SQLite file so workflows survive a restart, or on
+	// PostgreSQL as in production.
 	st.temporal, err = devstack.StartTemporal(devstack.TemporalOptions{
 		DatabaseFile:     filepath.Join(o.Dir, "temporal.db"),
+		Postgres:         o.TemporalPostgres,
+		LogFile:          filepath.Join(o.Dir, "temporal.db.log"),
 		FrontendPort:     o.TemporalPort,
 		Namespace:        cfg.TemporalNamespace,
 		SearchAttributes: contract.SearchAttributes(),

@@ -21,6 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/codec"
@@ -66,13 +69,24 @@ type erasureBench struct {
 	mailchimp *processorfake.Mailchimp
 	crm       *processorfake.Webhook
 	customers map[string]string // user id → Stripe customer id
+	env       map[string]string // the LETHE_* settings of cfg, for worker processes
+	temporal  client.Client
+	workers   []*workerProcess   // with engine.WorkerProcesses; else the worker runs in this process
+	pgStore   *devstack.Postgres // Temporal's PostgreSQL store; nil on SQLite
 }
 
 // benchMailchimpList is the Mailchimp audience the fake holds the people in.
 const benchMailchimpList = "news"
 
-// newErasureBench starts an erasureBench for tb; everything stops when tb ends.
+// newErasureBench starts an erasureBench for tb on the dev stack's engine
+// (Temporal on SQLite, the worker in this process); everything stops when tb ends.
 func newErasureBench(tb testing.TB) *erasureBench {
+	tb.Helper()
+	return newErasureBenchOn(tb, benchEngine{})
+}
+
+// newErasureBenchOn is newErasureBench on the given engine (engine_bench_test.go).
+func newErasureBenchOn(tb testing.TB, engine benchEngine) *erasureBench {
 	tb.Helper()
 	ctx := context.Background()
 	w := &erasureBench{customers: map[string]string{}}
@@ -94,7 +108,7 @@ func newErasureBench(tb testing.TB) *erasureBench {
 	payloadKey, _ := codec.GenerateKey()
 	masterKey, _ := codec.GenerateKey()
 	hashKey, _ := codec.GenerateKey()
-	w.cfg, err = config.FromMap(map[string]string{
+	w.env = map[string]string{
 		"LETHE_DATABASE_URL":         pgtest.NewDatabase(tb),
 		"LETHE_APP_DATABASE_URL":     pgtest.NewDatabase(tb),
 		"LETHE_S3_ENDPOINT":          s3srv.URL,
@@ -107,8 +121,8 @@ func newErasureBench(tb testing.TB) *erasureBench {
 		"LETHE_MASTER_KEYS":          codec.FormatKey(masterKey),
 		"LETHE_SUBJECT_HASH_KEY":     base64.StdEncoding.EncodeToString(hashKey.Material),
 		"LETHE_OUTBOX_DIR":           tb.TempDir(),
-	})
-	if err != nil {
+	}
+	if w.cfg, err = config.FromMap(w.env); err != nil {
 		tb.Fatal(err)
 	}
 	w.cfg.RatePerIP, w.cfg.BurstPerIP, w.cfg.RatePerSubject, w.cfg.BurstPerSubj = 1e6, 1e6, 1e6, 1e6
@@ -155,10 +169,12 @@ func newErasureBench(tb testing.TB) *erasureBench {
 		tb.Fatal(err)
 	}
 
-	// Temporal on a SQLite file, as `starter dev` runs it.
+	// Temporal on a SQLite file, as `starter dev` runs it, or on PostgreSQL.
+	w.pgStore = engine.postgres(tb)
 	temporal, err := devstack.StartTemporal(devstack.TemporalOptions{
 		DatabaseFile: filepath.Join(tb.TempDir(), "temporal.db"), FrontendPort: freePort(tb),
 		Namespace: w.cfg.TemporalNamespace, SearchAttributes: contract.SearchAttributes(),
+		Postgres: w.pgStore, LogFile: filepath.Join(tb.TempDir(), "temporal.log"),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -174,6 +190,7 @@ func newErasureBench(tb testing.TB) *erasureBench {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(tc.Close)
+	w.temporal = tc
 	if err := temporalclient.EnsureSearchAttributes(ctx, tc, w.cfg.TemporalNamespace, contract.SearchAttributes()); err != nil {
 		tb.Fatal(err)
 	}
@@ -182,11 +199,15 @@ func newErasureBench(tb testing.TB) *erasureBench {
 	if w.deps, err = registry.NewDeps(ctx, w.cfg, w.lethe, w.app, w.objects, m, log); err != nil {
 		tb.Fatal(err)
 	}
-	wk := registry.NewWorker(tc, w.cfg.TemporalTaskQueue, registry.WorkerOptions(), w.deps)
-	if err := wk.Start(); err != nil {
-		tb.Fatal(err)
+	if engine.WorkerProcesses > 0 {
+		w.startWorkers(tb, engine.WorkerProcesses, m)
+	} else {
+		wk := registry.NewWorker(tc, w.cfg.TemporalTaskQueue, registry.WorkerOptions(), w.deps)
+		if err := wk.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(wk.Stop)
 	}
-	tb.Cleanup(wk.Stop)
 	srv, err := newAPIServer(w.cfg, tc, w.lethe, m, log)
 	if err != nil {
 		tb.Fatal(err)
@@ -550,9 +571,27 @@ func newDirectEraser(tb testing.TB, deps registry.Deps) *directEraser {
 		recordErasure:  acts.Ledger.RecordErasure,
 		eraseTables:    acts.Erasure.EraseTables,
 		eraseProcessor: acts.ProcessorErasure.EraseAtProcessor,
-		verify:         acts.Erasure.VerifyErasure,
+		verify:         inActivityContext(acts.Erasure.VerifyErasure),
 		audit:          acts.Lifecycle.AppendAudit,
 		shred:          acts.Lifecycle.ShredSubject,
+	}
+}
+
+// inActivityContext runs an activity function that heartbeats (and so
+// needs an activity context) through the SDK's test activity environment,
+// one per call, without Temporal.
+func inActivityContext[In, Out any](fn func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
+	return func(_ context.Context, in In) (Out, error) {
+		var out Out
+		suite := &testsuite.WorkflowTestSuite{}
+		suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(fn)
+		v, err := env.ExecuteActivity(fn, in)
+		if err != nil {
+			return out, err
+		}
+		return out, v.Get(&out)
 	}
 }
 

@@ -30,12 +30,13 @@ import (
 
 // TemporalOptions configure the embedded Temporal server.
 type TemporalOptions struct {
-	DatabaseFile     string // SQLite file; created with its schema when missing
-	IP               string // default 127.0.0.1
-	FrontendPort     int    // default 7233
-	Namespace        string // default "default"
+	DatabaseFile     string    // SQLite file; created with its schema when missing
+	Postgres         *Postgres // set: persist to PostgreSQL instead of DatabaseFile
+	IP               string    // default 127.0.0.1
+	FrontendPort     int       // default 7233
+	Namespace        string    // default "default"
 	SearchAttributes map[string]enumspb.IndexedValueType
-	LogFile          string // the server's own log; default next to the database
+	LogFile          string // the server's own log; default next to the SQLite file (required with Postgres)
 }
 
 // TemporalServer is a running embedded Temporal server.
@@ -44,8 +45,16 @@ type TemporalServer struct {
 	server  temporal.Server
 }
 
+// persistence is where the server keeps its state: its stores and the
+// number of history shards.
+type persistence struct {
+	main, visibility *config.SQL
+	shards           int32
+}
+
 // StartTemporal starts a Temporal server (frontend, history, matching and
-// worker services) on loopback ports, persisting to a SQLite file.
+// worker services) on loopback ports, persisting to a SQLite file, or to
+// PostgreSQL when o.Postgres is set.
 func StartTemporal(o TemporalOptions) (*TemporalServer, error) {
 	if o.IP == "" {
 		o.IP = "127.0.0.1"
@@ -57,6 +66,9 @@ func StartTemporal(o TemporalOptions) (*TemporalServer, error) {
 		o.Namespace = "default"
 	}
 	if o.LogFile == "" {
+		if o.Postgres != nil {
+			return nil, errors.New("temporal: LogFile is required with PostgreSQL persistence")
+		}
 		o.LogFile = o.DatabaseFile + ".log"
 	}
 	frontend := net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))
@@ -67,47 +79,27 @@ func StartTemporal(o TemporalOptions) (*TemporalServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlCfg, err := sqliteStore(o)
+	logger := serverlog.NewZapLogger(serverlog.BuildZapLogger(serverlog.Config{Level: "warn", OutputFile: o.LogFile, Format: "json"}))
+	var store persistence
+	if o.Postgres != nil {
+		store, err = postgresStore(*o.Postgres, logger)
+	} else {
+		store, err = sqliteStore(o)
+	}
 	if err != nil {
 		return nil, err
 	}
-	const clusterName = "active"
-	httpAddr := net.JoinHostPort(o.IP, strconv.Itoa(ports[0]))
-	cfg := &config.Config{}
-	cfg.Global.Membership.MaxJoinDuration = 30e9
-	cfg.Global.Membership.BroadcastAddress = o.IP
-	cfg.Persistence.DefaultStore = "sqlite"
-	cfg.Persistence.VisibilityStore = "sqlite"
-	cfg.Persistence.NumHistoryShards = 1
-	cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlCfg}}
-	cfg.ClusterMetadata = &cluster.Config{
-		FailoverVersionIncrement: 10,
-		MasterClusterName:        clusterName,
-		CurrentClusterName:       clusterName,
-		ClusterInformation: map[string]cluster.ClusterInformation{clusterName: {
-			Enabled: true, InitialFailoverVersion: 1, RPCAddress: frontend, HTTPAddress: httpAddr, ClusterID: "lethe-dev",
-		}},
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, o.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("temporal namespace: %w", err)
 	}
-	cfg.DCRedirectionPolicy.Policy = "noop"
-	service := func(port, httpPort int) config.Service {
-		var s config.Service
-		s.RPC.GRPCPort, s.RPC.BindOnIP, s.RPC.HTTPPort = port, o.IP, httpPort
-		return s
+	// The schema package of SQLite writes the namespace through the generic
+	// SQL persistence, so it serves every SQL plugin.
+	if err := sqliteschema.CreateNamespaces(store.main, ns); err != nil {
+		return nil, fmt.Errorf("temporal namespace: %w", err)
 	}
-	cfg.Services = map[string]config.Service{
-		"frontend": service(o.FrontendPort, ports[0]),
-		"history":  service(ports[1], 0),
-		"matching": service(ports[2], 0),
-		"worker":   service(ports[3], 0),
-	}
-	cfg.Archival.History.State = "disabled"
-	cfg.Archival.Visibility.State = "disabled"
-	cfg.NamespaceDefaults.Archival.History.State = "disabled"
-	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
-	cfg.PublicClient.HostPort = frontend
-
+	cfg := serverConfig(o, ports, store)
 	host := func(port int) static.Hosts { return static.SingleLocalHost(net.JoinHostPort(o.IP, strconv.Itoa(port))) }
-	logger := serverlog.NewZapLogger(serverlog.BuildZapLogger(serverlog.Config{Level: "warn", OutputFile: o.LogFile, Format: "json"}))
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
@@ -131,12 +123,66 @@ func StartTemporal(o TemporalOptions) (*TemporalServer, error) {
 	return &TemporalServer{Address: frontend, server: srv}, nil
 }
 
+// clusterName is the one cluster of the embedded server.
+const clusterName = "active"
+
+// clusterID identifies the cluster in its persistence; the server wants a UUID.
+const clusterID = "6c657468-652d-4465-b676-000000000001"
+
+// serverConfig is the server's configuration on either store: one cluster,
+// the four services on loopback ports (ports[0] is the frontend's HTTP
+// port, then history, matching and worker), no archival.
+func serverConfig(o TemporalOptions, ports []int, store persistence) *config.Config {
+	frontend := net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))
+	httpAddr := net.JoinHostPort(o.IP, strconv.Itoa(ports[0]))
+	cfg := &config.Config{}
+	cfg.Global.Membership.MaxJoinDuration = 30e9
+	cfg.Global.Membership.BroadcastAddress = o.IP
+	cfg.Persistence.DefaultStore = "main"
+	cfg.Persistence.VisibilityStore = "visibility"
+	cfg.Persistence.NumHistoryShards = store.shards
+	cfg.Persistence.DataStores = map[string]config.DataStore{"main": {SQL: store.main}, "visibility": {SQL: store.visibility}}
+	if store.visibility == store.main { // SQLite: one file, one store
+		cfg.Persistence.VisibilityStore = "main"
+		delete(cfg.Persistence.DataStores, "visibility")
+	}
+	cfg.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{clusterName: {
+			Enabled: true, InitialFailoverVersion: 1, RPCAddress: frontend, HTTPAddress: httpAddr, ClusterID: clusterID,
+		}},
+	}
+	cfg.DCRedirectionPolicy.Policy = "noop"
+	service := func(port, httpPort int) config.Service {
+		var s config.Service
+		s.RPC.GRPCPort, s.RPC.BindOnIP, s.RPC.HTTPPort = port, o.IP, httpPort
+		return s
+	}
+	cfg.Services = map[string]config.Service{
+		"frontend": service(o.FrontendPort, ports[0]),
+		"history":  service(ports[1], 0),
+		"matching": service(ports[2], 0),
+		"worker":   service(ports[3], 0),
+	}
+	cfg.Archival.History.State = "disabled"
+	cfg.Archival.Visibility.State = "disabled"
+	cfg.NamespaceDefaults.Archival.History.State = "disabled"
+	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	cfg.PublicClient.HostPort = frontend
+	return cfg
+}
+
 // Stop stops the server; the SQLite file keeps its state.
 func (t *TemporalServer) Stop() { _ = t.server.Stop() }
 
-func sqliteStore(o TemporalOptions) (*config.SQL, error) {
+func sqliteStore(o TemporalOptions) (persistence, error) {
+	if o.DatabaseFile == "" {
+		return persistence{}, errors.New("temporal: DatabaseFile is required with SQLite persistence")
+	}
 	if err := os.MkdirAll(filepath.Dir(o.DatabaseFile), 0o700); err != nil {
-		return nil, fmt.Errorf("temporal database directory: %w", err)
+		return persistence{}, fmt.Errorf("temporal database directory: %w", err)
 	}
 	cfg := &config.SQL{
 		PluginName:   sqliteplugin.PluginName,
@@ -151,17 +197,11 @@ func sqliteStore(o TemporalOptions) (*config.SQL, error) {
 	}
 	if _, err := os.Stat(o.DatabaseFile); errors.Is(err, os.ErrNotExist) {
 		if err := sqliteschema.SetupSchema(cfg); err != nil {
-			return nil, fmt.Errorf("temporal database schema: %w", err)
+			return persistence{}, fmt.Errorf("temporal database schema: %w", err)
 		}
 	}
-	ns, err := sqliteschema.NewNamespaceConfig("active", o.Namespace, false, o.SearchAttributes)
-	if err != nil {
-		return nil, fmt.Errorf("temporal namespace: %w", err)
-	}
-	if err := sqliteschema.CreateNamespaces(cfg, ns); err != nil {
-		return nil, fmt.Errorf("temporal namespace: %w", err)
-	}
-	return cfg, nil
+	// One file holds both stores, on one shard.
+	return persistence{main: cfg, visibility: cfg, shards: 1}, nil
 }
 
 // portFree fails with a clear message when another process holds addr.

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/lethe-privacy/lethe/internal/apikeys"
@@ -59,6 +60,7 @@ type erasureBench struct {
 	app       *pgxpool.Pool
 	objects   *s3.Client
 	deps      registry.Deps
+	temporal  client.Client
 	api       *httptest.Server
 	http      *http.Client
 	backend   string // API keys
@@ -175,6 +177,7 @@ func newErasureBench(tb testing.TB) *erasureBench {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(tc.Close)
+	w.temporal = tc
 	if err := temporalclient.EnsureSearchAttributes(ctx, tc, w.cfg.TemporalNamespace, contract.SearchAttributes()); err != nil {
 		tb.Fatal(err)
 	}

@@ -43,6 +43,12 @@ func TestAWorkerThatDiesDuringAProcessorCallCostsSecondsNotMinutes(t *testing.T)
 		<-gone // a dead process: no answer, no heartbeat, whatever the context says
 		return contract.ProcessorCall{}, nil
 	}, activity.RegisterOptions{Name: "EraseAtProcessor"})
+	// The erasure's own first call at a processor (issue 16), the same.
+	dying.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorAnswer, error) {
+		hung.Add(1)
+		<-gone
+		return contract.ProcessorAnswer{}, nil
+	}, activity.RegisterOptions{Name: "AskProcessor"})
 	if err := dying.Start(); err != nil {
 		t.Fatal(err)
 	}

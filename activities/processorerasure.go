@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
+	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
@@ -20,6 +22,7 @@ import (
 type ProcessorErasure struct {
 	Keys       *person.Keyring
 	Processors *processors.Registry // nil when the data map names none
+	Lethe      *pgxpool.Pool        // Lethe's own database: what the erasure at each processor did
 	Log        *slog.Logger
 	// HeartbeatEvery is how often a call in flight heartbeats; 0 means
 	// DefaultHeartbeatEvery.
@@ -65,6 +68,64 @@ func (p *ProcessorErasure) EraseAtProcessor(ctx context.Context, in contract.Pro
 	}
 	p.log(ctx, "processor erasure", in.RequestID, out)
 	return processorCall(ctx, out), nil
+}
+
+// AskProcessor is an erasure's first call at a processor, and its record
+// when the answer settles it, in one step (issue 16: the erasure needs no
+// workflow of its own at a processor that answers at once):
+//
+//   - a result an earlier attempt of the request's erasure recorded is
+//     returned as it is (Earlier): the processor is not asked again;
+//   - else the processor is asked to erase (EraseAtProcessor); done or
+//     already gone settles it, and the result is recorded for a retried
+//     erasure before it is returned (Recorded; when the record cannot be
+//     written, the workflow writes it: the processor is not asked twice);
+//   - any other answer is returned as it is, for the workflow that polls
+//     or opens an operator task (errors too: they are the call's).
+//
+// Running it twice asks the processor at most twice, which the
+// connectors make safe (idempotency keys from the request id).
+func (p *ProcessorErasure) AskProcessor(ctx context.Context, in contract.ProcessorCallInput) (contract.ProcessorAnswer, error) {
+	var out contract.ProcessorAnswer
+	step := "processor:" + in.Processor
+	if p.Lethe != nil {
+		found, err := store.New(p.Lethe).ErasureStep(ctx, in.RequestID, step, &out.Result)
+		if err != nil {
+			return contract.ProcessorAnswer{}, classifyDB(err)
+		}
+		if found {
+			out.Settled, out.Earlier, out.Recorded = true, true, true
+			return out, nil
+		}
+	}
+	call, err := p.EraseAtProcessor(ctx, in)
+	if err != nil {
+		return contract.ProcessorAnswer{}, err
+	}
+	status := contract.ProcessorConfirmed
+	switch call.Status {
+	case contract.ProcessorCallDone:
+	case contract.ProcessorCallGone:
+		status = contract.ProcessorAlreadyGone
+	default:
+		out.Call = call
+		return out, nil
+	}
+	now := time.Now().UTC()
+	out.Settled = true
+	out.Result = contract.ProcessorErasureResult{Processor: in.Processor, Status: status, HTTPStatus: call.HTTPStatus, JobID: call.JobID,
+		Refs: call.Refs, Note: call.Note, Attempts: max(int(call.Attempt), 1), ConfirmedAt: now}
+	if status == contract.ProcessorConfirmed && in.FollowUpAfter > 0 {
+		out.Result.FollowUpAt = now.Add(in.FollowUpAfter)
+	}
+	if p.Lethe != nil {
+		if err := store.New(p.Lethe).RecordErasureStep(ctx, in.RequestID, step, out.Result); err != nil {
+			p.Log.WarnContext(ctx, "processor result not recorded: the workflow records it", "request_id", in.RequestID, "processor", in.Processor, "error", err)
+			return out, nil
+		}
+		out.Recorded = true
+	}
+	return out, nil
 }
 
 // ProcessorErasureStatus asks how an asynchronous erasure is going: by the

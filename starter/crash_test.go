@@ -48,6 +48,12 @@ func TestAWorkerThatDiesDuringAProcessorCallCostsSecondsNotMinutes(t *testing.T)
 			<-gone // a dead process: no answer, no heartbeat, whatever the context says
 			return contract.ProcessorCall{}, nil
 		}, activity.RegisterOptions{Name: "EraseAtProcessor"})
+		// The erasure's own first call at a processor, the same.
+		pw.RegisterActivityWithOptions(func(context.Context, contract.ProcessorCallInput) (contract.ProcessorAnswer, error) {
+			hung.Add(1)
+			<-gone
+			return contract.ProcessorAnswer{}, nil
+		}, activity.RegisterOptions{Name: "AskProcessor"})
 		dyingCalls = append(dyingCalls, pw)
 	}
 	for _, dw := range dyingCalls {

@@ -61,6 +61,7 @@ type erasureBench struct {
 	app       *pgxpool.Pool
 	objects   *s3.Client
 	deps      registry.Deps
+	temporal  client.Client
 	api       *httptest.Server
 	http      *http.Client
 	backend   string // API keys
@@ -68,9 +69,8 @@ type erasureBench struct {
 	stripe    *processorfake.Stripe
 	mailchimp *processorfake.Mailchimp
 	crm       *processorfake.Webhook
-	customers map[string]string // user id → Stripe customer id
-	env       map[string]string // the LETHE_* settings of cfg, for worker processes
-	temporal  client.Client
+	customers map[string]string  // user id → Stripe customer id
+	env       map[string]string  // the LETHE_* settings of cfg, for worker processes
 	workers   []*workerProcess   // with engine.WorkerProcesses; else the worker runs in this process
 	pgStore   *devstack.Postgres // Temporal's PostgreSQL store; nil on SQLite
 }

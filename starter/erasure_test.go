@@ -244,24 +244,38 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 
 	// What outlives the request runs on: follow-ups at processors, the
 	// backups watch, the hold's end.
-	for _, wf := range []string{id + "-followup-stripe", id + "-backups", id + "-hold-demo.purchases"} {
+	// Stripe and Mailchimp erased at the first call (after retries): they
+	// have no workflow of their own, and one follow-up checks both.
+	for _, wf := range []string{contract.ProcessorFollowUpsWorkflowID(id), contract.ProcessorFollowUpWorkflowID(id, "crm"), id + "-backups", id + "-hold-demo.purchases"} {
 		d, err := w.Temporal.DescribeWorkflowExecution(ctx, wf, "")
 		if err != nil || d.WorkflowExecutionInfo.Status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			t.Errorf("%s: want running, got %v", wf, err)
 		}
 	}
-	for _, wf := range []string{id, id + "-erasure", id + "-erasure-stripe", id + "-erasure-crm"} {
+	for _, wf := range []string{contract.ProcessorErasureWorkflowID(id, "stripe"), contract.ProcessorErasureWorkflowID(id, "mailchimp")} {
+		if _, err := w.Temporal.DescribeWorkflowExecution(ctx, wf, ""); err == nil {
+			t.Errorf("%s: a processor that erased at the first call got a workflow of its own", wf)
+		}
+	}
+	for _, wf := range []string{id, id + "-erasure", id + "-erasure-crm", contract.ProcessorFollowUpsWorkflowID(id)} {
 		assertHistoryClean(t, w.Stack, wf, w.person.ID, w.person.Email, w.person.Name)
 	}
 	for name, wf := range map[string]string{
-		"request-erasure-completed":           id,
-		"erasure-completed-with-hold":         id + "-erasure",
-		"processor-erasure-retried-503":       contract.ProcessorErasureWorkflowID(id, "stripe"),
-		"processor-erasure-task-retried":      contract.ProcessorErasureWorkflowID(id, "crm"),
-		"processor-erasure-task-done-by-hand": contract.ProcessorErasureWorkflowID(id, "paypal"),
-		"processor-followup-waiting":          contract.ProcessorFollowUpWorkflowID(id, "stripe"),
-		"backups-watching":                    contract.BackupWatchWorkflowID(id),
-		"hold-sleeping":                       id + "-hold-demo.purchases",
+		// Issue 16 (lean-erasure): processors asked by the erasure, a
+		// workflow only for those that did not settle it at once, given the
+		// first answer; and local-writes (audit entries and statuses as local
+		// activities). The histories from before replay beside these
+		// (request-erasure-completed, erasure-completed-with-hold,
+		// processor-erasure-retried-503, processor-erasure-task-retried,
+		// processor-erasure-task-done-by-hand).
+		"request-erasure-completed-local-writes":                 id,
+		"erasure-completed-with-hold-lean":                       id + "-erasure",
+		"processor-erasure-task-retried-given-first-answer":      contract.ProcessorErasureWorkflowID(id, "crm"),
+		"processor-erasure-task-done-by-hand-given-first-answer": contract.ProcessorErasureWorkflowID(id, "paypal"),
+		"processor-followup-waiting":                             contract.ProcessorFollowUpWorkflowID(id, "crm"),
+		"processor-followups-waiting":                            contract.ProcessorFollowUpsWorkflowID(id),
+		"backups-watching":                                       contract.BackupWatchWorkflowID(id),
+		"hold-sleeping":                                          id + "-hold-demo.purchases",
 	} {
 		keepHistory(t, w.Stack, wf, name)
 	}

@@ -17,8 +17,11 @@ func TestAFailedErasureWaitsForTheTeamAndARetryCompletesIt(t *testing.T) {
 	// A processor whose erasure ended in the first attempt is not asked again:
 	// its recorded result goes into the receipt.
 	l := failThenRetry(t, true)
-	if n := l.systems.children["stripe deadline 168h0m0s"]; n != 1 {
-		t.Errorf("stripe's erasure ran %d times, want once", n)
+	if n := l.systems.calls["ask stripe"]; n != 1 {
+		t.Errorf("stripe was asked %d times, want once", n)
+	}
+	if n := l.systems.children["paypal deadline 168h0m0s"]; n != 1 {
+		t.Errorf("paypal's erasure ran %d times, want once", n)
 	}
 	if l.systems.calls["earlier stripe"] != 1 || l.systems.calls["earlier paypal"] != 1 {
 		t.Errorf("calls %v: the retry did not read the processors' earlier results", l.systems.calls)
@@ -29,8 +32,8 @@ func TestAFailedErasureWaitsForTheTeamAndARetryCompletesIt(t *testing.T) {
 // results were kept) is asked again rather than guessed in the receipt.
 func TestARetryAsksAgainAProcessorWhoseEarlierOutcomeIsUnknown(t *testing.T) {
 	l := failThenRetry(t, false)
-	if n := l.systems.children["stripe deadline 168h0m0s"]; n != 2 {
-		t.Errorf("stripe's erasure ran %d times, want twice (the first attempt, then asked again)", n)
+	if n := l.systems.calls["ask stripe"]; n != 2 {
+		t.Errorf("stripe was asked %d times, want twice (the first attempt, then asked again)", n)
 	}
 }
 

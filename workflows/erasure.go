@@ -60,6 +60,7 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	}
 
 	e := &erasure{in: in, plan: plan, person: person, progress: &progress, receipt: &contract.Receipt{RequestID: in.RequestID, MapDigest: plan.MapDigest}}
+	e.lean = workflow.GetVersion(ctx, leanErasure, workflow.DefaultVersion, 1) == 1
 	e.addSystem(contract.SystemPostgres, "application database")
 	for _, loc := range plan.Locations {
 		e.addSystem(contract.SystemS3, loc)
@@ -82,6 +83,10 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 		})
 	}
 	wg.Wait(ctx)
+	if err := e.startFollowUps(ctx); err != nil {
+		progress.Status = domain.StatusFailed
+		return progress, fmt.Errorf("start the follow-ups at processors: %w", err)
+	}
 	if failed := e.failedSystems(); len(failed) > 0 {
 		progress.Status = domain.StatusFailed
 		return progress, temporal.NewNonRetryableApplicationError("erasure failed in "+strings.Join(failed, ", "), "ErasureIncomplete", nil)
@@ -118,14 +123,25 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	return progress, nil
 }
 
+// leanErasure is the version check of issue 16's leaner erasure: each
+// processor is asked by an activity of the erasure (AskProcessor), and
+// only one that does not settle it at once gets its EraseAtProcessor
+// workflow (polling, operator tasks, callbacks), given the first answer;
+// the follow-ups of those settled at once are one ProcessorFollowUps
+// workflow per request. Erasures that passed this point before keep a
+// workflow per processor.
+const leanErasure = "lean-erasure"
+
 // erasure is one running EraseSubject.
 type erasure struct {
-	in       contract.ErasureInput
-	plan     contract.ErasurePlan
-	person   []byte
-	progress *contract.ErasureProgress
-	receipt  *contract.Receipt
-	held     []contract.HeldRows
+	in        contract.ErasureInput
+	plan      contract.ErasurePlan
+	person    []byte
+	progress  *contract.ErasureProgress
+	receipt   *contract.Receipt
+	held      []contract.HeldRows
+	lean      bool                              // leanErasure
+	followUps []contract.ProcessorFollowUpInput // of processors settled at once (lean)
 }
 
 func (e *erasure) addSystem(system, name string) {
@@ -193,6 +209,9 @@ func (e *erasure) eraseObjects(ctx workflow.Context, location int) error {
 }
 
 func (e *erasure) eraseAtProcessor(ctx workflow.Context, p contract.PlannedProcessor) error {
+	if e.lean {
+		return e.askProcessor(ctx, p)
+	}
 	deadline := contract.DefaultProcessorTaskDeadline
 	if e.in.Expedited {
 		deadline = contract.ExpeditedTaskDeadline
@@ -235,6 +254,99 @@ func (e *erasure) eraseAtProcessor(ctx workflow.Context, p contract.PlannedProce
 	}
 	e.receipt.Add(processorReceiptEntry(res))
 	return nil
+}
+
+// processorInput is what the EraseAtProcessor workflow of processor p
+// starts with.
+func (e *erasure) processorInput(p contract.PlannedProcessor) contract.ProcessorErasureInput {
+	deadline := contract.DefaultProcessorTaskDeadline
+	if e.in.Expedited {
+		deadline = contract.ExpeditedTaskDeadline
+	}
+	return contract.ProcessorErasureInput{
+		RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Processor: p.Name,
+		Jurisdiction: e.in.Jurisdiction, TaskDeadline: deadline, FollowUpAfter: p.FollowUp,
+	}
+}
+
+// askProcessor (leanErasure) asks the processor by an activity, which also
+// records a result that settles the erasure there. A processor that does
+// not settle it at once (pending, needs an operator, failing) gets its
+// EraseAtProcessor workflow, which goes on from that first answer.
+func (e *erasure) askProcessor(ctx workflow.Context, p contract.PlannedProcessor) error {
+	in := e.processorInput(p)
+	var ans contract.ProcessorAnswer
+	err := workflow.ExecuteActivity(withProcessorCalls(ctx, p.Name), atProcessor.AskProcessor, contract.ProcessorCallInput{
+		RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Processor: p.Name,
+		FollowUpAfter: in.WithDefaults().FollowUpAfter,
+	}).Get(ctx, &ans)
+	if err != nil && temporal.IsCanceledError(err) {
+		return err
+	}
+	var res contract.ProcessorErasureResult
+	if err == nil && ans.Settled {
+		res = ans.Result
+		if !ans.Recorded {
+			if err := workflow.ExecuteActivity(ctx, eraser.RecordProcessorResult, contract.ProcessorResultRecord{RequestID: in.RequestID, Result: res}).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		// An earlier attempt started the follow-up of what it settled.
+		if !ans.Earlier && res.Status == contract.ProcessorConfirmed {
+			e.followUps = append(e.followUps, contract.ProcessorFollowUpInput{
+				RequestID: in.RequestID, SubjectRef: in.SubjectRef, Processor: p.Name, Jurisdiction: in.Jurisdiction,
+				After: in.WithDefaults().FollowUpAfter, DueAt: res.FollowUpAt,
+				Erasure: contract.ProcessorCall{Processor: p.Name, Status: contract.ProcessorCallDone, HTTPStatus: res.HTTPStatus, JobID: res.JobID, Refs: res.Refs},
+			})
+		}
+		e.progress.Answered = append(e.progress.Answered, contract.ProcessorErasureView{RequestID: in.RequestID, Processor: p.Name,
+			Status: res.Status, Attempts: res.Attempts, Result: &res})
+		e.receipt.Add(processorReceiptEntry(res))
+		return nil
+	}
+	first := &contract.ProcessorFirstAnswer{Call: ans.Call, Attempts: eraseAttempts(ans.Call, err)}
+	if err != nil {
+		first.Call, first.Failure = contract.ProcessorCall{}, processorFailure(err)
+	}
+	in.First = first
+	// A processor whose erasure ended in an earlier attempt recorded its
+	// result, which AskProcessor returned: one whose workflow ended
+	// without a record (how is not known here) is asked again, under this
+	// attempt's id.
+	id := contract.ProcessorErasureWorkflowID(e.in.RequestID, p.Name)
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY})
+	err = workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, in).Get(ctx, &res)
+	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		again := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id + "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID})
+		err = workflow.ExecuteChildWorkflow(again, contract.WorkflowEraseAtProcessor, in).Get(ctx, &res)
+	}
+	if err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(ctx, eraser.RecordProcessorResult, contract.ProcessorResultRecord{RequestID: e.in.RequestID, Result: res}).Get(ctx, nil); err != nil {
+		return err
+	}
+	e.receipt.Add(processorReceiptEntry(res))
+	return nil
+}
+
+// startFollowUps (leanErasure) starts one workflow that checks, after each
+// one's retention window, every processor that settled the erasure at
+// once: it outlives the request. A retried erasure whose earlier attempt
+// started one starts its own for what it settled.
+func (e *erasure) startFollowUps(ctx workflow.Context) error {
+	if len(e.followUps) == 0 {
+		return nil
+	}
+	in := contract.ProcessorFollowUpsInput{RequestID: e.in.RequestID, Checks: e.followUps}
+	id := contract.ProcessorFollowUpsWorkflowID(e.in.RequestID)
+	err := startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution().Get(ctx, nil)
+	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		id += "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
+		err = startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution().Get(ctx, nil)
+	}
+	return err
 }
 
 // watchBackups starts the wait for every backup older than the erasure to

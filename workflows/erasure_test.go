@@ -112,11 +112,42 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 		res, ok := f.recorded[in.Processor]
 		return contract.EarlierProcessorResult{Found: ok && f.keepsResults, Result: res}, nil
 	})
+	// The erasure asks each processor itself: stripe erases at once (its
+	// result recorded), paypal has no API and gets its own workflow.
+	fake(env, atProcessor.AskProcessor, func(_ context.Context, in contract.ProcessorCallInput) (contract.ProcessorAnswer, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if res, ok := f.recorded[in.Processor]; ok && f.keepsResults {
+			f.calls["earlier "+in.Processor]++
+			return contract.ProcessorAnswer{Settled: true, Earlier: true, Recorded: true, Result: res}, nil
+		}
+		f.calls["ask "+in.Processor]++
+		f.order = append(f.order, "ask "+in.Processor)
+		if in.Processor == "paypal" {
+			return contract.ProcessorAnswer{Call: contract.ProcessorCall{Processor: "paypal", Status: contract.ProcessorCallNeedsOperator, Steps: []string{"ask paypal"}}}, nil
+		}
+		res := contract.ProcessorErasureResult{Processor: in.Processor, Status: contract.ProcessorConfirmed, HTTPStatus: 200, Attempts: 1,
+			Refs: []contract.ProcessorRef{{Kind: "customer", ID: "cus_1"}}, FollowUpAt: time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)}
+		f.recorded[in.Processor] = res
+		return contract.ProcessorAnswer{Settled: true, Recorded: true, Result: res}, nil
+	})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ProcessorFollowUpsInput) ([]contract.ProcessorFollowUpResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, c := range in.Checks {
+			f.calls["follow-up "+c.Processor]++
+		}
+		return nil, nil
+	}, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUps})
 	// The processors' own workflow is tested in processorerasure_test.go;
-	// here it answers as a confirmed erasure (stripe) or an operator's (paypal).
+	// here it answers as a confirmed erasure (stripe) or an operator's
+	// (paypal), which it is given the erasure's first answer about.
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ProcessorErasureInput) (contract.ProcessorErasureResult, error) {
 		f.mu.Lock()
 		f.children[in.Processor+" deadline "+in.TaskDeadline.String()]++
+		if in.First != nil {
+			f.children[in.Processor+" given its first answer "+in.First.Call.Status]++
+		}
 		f.mu.Unlock()
 		if in.Processor == "paypal" {
 			return contract.ProcessorErasureResult{Processor: "paypal", Status: contract.ProcessorDoneByHand, Evidence: "ticket PP-1"}, nil
@@ -164,8 +195,21 @@ func TestEraseSubjectReachesEverySystemAndReturnsTheReceipt(t *testing.T) {
 	if i := indexOf(f.order, "verify"); i < indexOf(f.order, "tables") || i < lastIndexOf(f.order, "objects") {
 		t.Fatalf("order %v: verification must come last", f.order)
 	}
-	if f.children["stripe deadline 168h0m0s"] != 1 || f.children["paypal deadline 168h0m0s"] != 1 {
+	// Stripe answered done at once: no workflow of its own, one follow-up
+	// workflow for it; PayPal's workflow goes on from the first answer.
+	if f.children["stripe deadline 168h0m0s"] != 0 || f.children["paypal deadline 168h0m0s"] != 1 ||
+		f.children["paypal given its first answer needs_operator"] != 1 {
 		t.Fatalf("processor children %v", f.children)
+	}
+	if f.calls["ask stripe"] != 1 || f.calls["ask paypal"] != 1 || f.calls["follow-up stripe"] != 1 || f.calls["follow-up paypal"] != 0 || f.calls["record paypal"] != 1 || f.calls["record stripe"] != 0 {
+		t.Fatalf("calls %v: want each processor asked once, stripe's follow-up started, paypal's result recorded by the workflow", f.calls)
+	}
+	var answered []string
+	for _, v := range p.Answered {
+		answered = append(answered, v.Processor+" "+v.Status)
+	}
+	if strings.Join(answered, ",") != "stripe confirmed" {
+		t.Fatalf("answered %v: want stripe's view kept by the erasure", answered)
 	}
 	if p.Status != domain.StatusCompleted || len(p.Systems) != 5 {
 		t.Fatalf("progress %+v", p)
@@ -201,7 +245,7 @@ func TestAnExpeditedErasureGivesProcessorTasksAShortDeadline(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if f.children["stripe deadline 24h0m0s"] != 1 {
+	if f.children["paypal deadline 24h0m0s"] != 1 {
 		t.Fatalf("processor children %v: want a 24h task deadline", f.children)
 	}
 }

@@ -58,10 +58,11 @@ func withProcessorCalls(ctx workflow.Context, processor string) workflow.Context
 type processorErasure struct {
 	in         contract.ProcessorErasureInput
 	view       contract.ProcessorErasureView
-	resolution *contract.TaskResolution // the open task's resolution, once given
-	tasks      int                      // tasks opened so far (numbers them)
-	actor      string                   // who resolved the last task
-	byHand     bool                     // an operator marked the erasure done
+	resolution *contract.TaskResolution       // the open task's resolution, once given
+	tasks      int                            // tasks opened so far (numbers them)
+	actor      string                         // who resolved the last task
+	byHand     bool                           // an operator marked the erasure done
+	first      *contract.ProcessorFirstAnswer // the erasure's own first call, until erase uses it
 }
 
 // EraseAtProcessor erases one person at one processor:
@@ -85,7 +86,7 @@ func EraseAtProcessor(ctx workflow.Context, in contract.ProcessorErasureInput) (
 	if in.Processor == "" || in.RequestID == "" {
 		return contract.ProcessorErasureResult{}, temporal.NewNonRetryableApplicationError("request id and processor are required", contract.RefusedInput, nil)
 	}
-	e := &processorErasure{in: in.WithDefaults()}
+	e := &processorErasure{in: in.WithDefaults(), first: in.First}
 	e.view = contract.ProcessorErasureView{RequestID: in.RequestID, Processor: in.Processor, Status: contract.ProcessorErasing}
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.ProcessorErasureView, error) { return e.view, nil }); err != nil {
 		return contract.ProcessorErasureResult{}, err
@@ -148,13 +149,23 @@ func (e *processorErasure) run(ctx workflow.Context) (contract.ProcessorErasureR
 // answer is done or already gone. err is only the workflow's cancellation.
 func (e *processorErasure) erase(ctx workflow.Context) (call contract.ProcessorCall, problem string, err error) {
 	e.view.Status = contract.ProcessorErasing
-	err = workflow.ExecuteActivity(withProcessorCalls(ctx, e.in.Processor), atProcessor.EraseAtProcessor, e.callInput(nil)).Get(ctx, &call)
-	e.view.Attempts += eraseAttempts(call, err)
-	if err != nil {
-		if temporal.IsCanceledError(err) {
-			return call, "", err
+	if first := e.first; first != nil {
+		// The erasure asked already (AskProcessor): go on from its answer.
+		e.first = nil
+		e.view.Attempts += first.Attempts
+		if first.Failure != "" {
+			return contract.ProcessorCall{}, first.Failure, nil
 		}
-		return contract.ProcessorCall{}, processorFailure(err), nil
+		call = first.Call
+	} else {
+		err = workflow.ExecuteActivity(withProcessorCalls(ctx, e.in.Processor), atProcessor.EraseAtProcessor, e.callInput(nil)).Get(ctx, &call)
+		e.view.Attempts += eraseAttempts(call, err)
+		if err != nil {
+			if temporal.IsCanceledError(err) {
+				return call, "", err
+			}
+			return contract.ProcessorCall{}, processorFailure(err), nil
+		}
 	}
 	switch call.Status {
 	case contract.ProcessorCallDone, contract.ProcessorCallGone:
@@ -379,6 +390,81 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 	if err := workflow.Sleep(ctx, in.After); err != nil {
 		return res, err
 	}
+	err := checkFollowUp(ctx, in, &res)
+	return res, err
+}
+
+// ProcessorFollowUps is ProcessorFollowUp for every processor a request's
+// erasure settled at once (issue 16: one workflow per request, not one per
+// processor): each is checked as ProcessorFollowUp checks it, when its
+// retention window has passed. Checks due within followUpsTogether of
+// one another are made together, at the latest one's time (a check made
+// late is harmless; one made early could find the processor still
+// holding data it may keep).
+func ProcessorFollowUps(ctx workflow.Context, in contract.ProcessorFollowUpsInput) ([]contract.ProcessorFollowUpResult, error) {
+	res := make([]contract.ProcessorFollowUpResult, len(in.Checks))
+	for i, c := range in.Checks {
+		res[i] = contract.ProcessorFollowUpResult{Processor: c.Processor, Status: contract.FollowUpWaiting, DueAt: c.DueAt}
+	}
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() ([]contract.ProcessorFollowUpResult, error) { return res, nil }); err != nil {
+		return res, err
+	}
+	ctx = withActivityDefaults(ctx)
+	done := make([]bool, len(in.Checks))
+	for {
+		// The earliest check left, and those due soon after it.
+		first := -1
+		for i, c := range in.Checks {
+			if !done[i] && (first < 0 || c.DueAt.Before(in.Checks[first].DueAt)) {
+				first = i
+			}
+		}
+		if first < 0 {
+			return res, nil
+		}
+		var batch []int
+		at := in.Checks[first].DueAt
+		for i, c := range in.Checks {
+			if !done[i] && !c.DueAt.After(in.Checks[first].DueAt.Add(followUpsTogether)) {
+				batch = append(batch, i)
+				if c.DueAt.After(at) {
+					at = c.DueAt
+				}
+			}
+		}
+		if wait := at.Sub(workflow.Now(ctx)); wait > 0 {
+			if err := workflow.Sleep(ctx, wait); err != nil {
+				return res, err
+			}
+		}
+		wg := workflow.NewWaitGroup(ctx)
+		var errs []error
+		for _, i := range batch {
+			done[i] = true
+			wg.Add(1)
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer wg.Done()
+				if err := checkFollowUp(ctx, in.Checks[i], &res[i]); err != nil {
+					errs = append(errs, err)
+				}
+			})
+		}
+		wg.Wait(ctx)
+		if len(errs) > 0 {
+			return res, errs[0]
+		}
+	}
+}
+
+// followUpsTogether: ProcessorFollowUps makes checks due this close
+// together at once.
+const followUpsTogether = time.Hour
+
+// checkFollowUp checks, now, that the erasure at in.Processor held (see
+// ProcessorFollowUp); err is only the workflow's cancellation.
+func checkFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput, r *contract.ProcessorFollowUpResult) error {
+	res := *r
+	defer func() { *r = res }()
 	res.CheckedAt = workflow.Now(ctx)
 	key := onceKey(in.RequestID, in.Processor, "followup")
 	audit := func(action string, detail map[string]string) {
@@ -392,7 +478,7 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 	}
 	if in.ByHand {
 		ask("The erasure there was done by hand.")
-		return res, nil
+		return nil
 	}
 
 	var call contract.ProcessorCall
@@ -400,13 +486,13 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 		contract.ConfirmErasureInput{RequestID: in.RequestID, Processor: in.Processor, Erasure: in.Erasure}).Get(ctx, &call)
 	if err != nil {
 		if temporal.IsCanceledError(err) {
-			return res, err
+			return err
 		}
 		res.Status = contract.FollowUpFailed
 		mailProcessorTeam(ctx, in.RequestID, in.Jurisdiction, contract.MailOperatorEscalation, key, res.CheckedAt,
 			[]string{fmt.Sprintf("Processor %s: the check that its erasure held failed (%s); check by hand.", in.Processor, processorFailure(err))})
 		audit("processor.recheck_failed", map[string]string{"why": processorFailure(err)})
-		return res, nil
+		return nil
 	}
 	res.Status, res.HTTPStatus = call.Status, call.HTTPStatus
 	detail := map[string]string{"status": call.Status, "http_status": fmt.Sprint(call.HTTPStatus), "job_id": call.JobID}
@@ -420,7 +506,7 @@ func ProcessorFollowUp(ctx workflow.Context, in contract.ProcessorFollowUpInput)
 	default: // needs_operator: the connector cannot check
 		ask(call.Steps...)
 	}
-	return res, nil
+	return nil
 }
 
 // mailProcessorTeam sends the privacy team one templated mail per key (see

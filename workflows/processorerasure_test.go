@@ -513,3 +513,49 @@ func TestAProcessorThatKeepsFailingBecomesATaskWhenRetriesRunOut(t *testing.T) {
 		t.Fatalf("task %+v", view.Task)
 	}
 }
+
+// The erasure asked the processor itself (issue 16) and its answer was
+// not done: the workflow goes on from that answer without asking again.
+func TestAnErasureGivenItsFirstAnswerGoesOnFromItWithoutAskingAgain(t *testing.T) {
+	p := newProcessorRun(t)
+	p.erase = func(int) (contract.ProcessorCall, error) { return stripeDone, nil }
+	view := p.progress(time.Hour)
+	p.resolve(2*time.Hour, contract.TaskResolution{Action: contract.TaskRetry, Actor: "operator:k"})
+	res := p.run(contract.ProcessorErasureInput{First: &contract.ProcessorFirstAnswer{Failure: "stripe answered HTTP 400", Attempts: 1}})
+	if view.Task == nil || view.Task.Reason != "stripe answered HTTP 400" || view.Attempts != 1 {
+		t.Fatalf("progress %+v task %+v: want the first answer's failure as the task", view, view.Task)
+	}
+	if len(p.erasedAt) != 1 || !p.erasedAt[0].Equal(jan15.Add(2*time.Hour)) {
+		t.Fatalf("erase calls at %v: want only the operator's retry", p.erasedAt)
+	}
+	if res.Status != contract.ProcessorConfirmed || res.Attempts != 2 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// One follow-up workflow checks every processor a request settled at once,
+// each when its retention window has passed, not before.
+func TestProcessorFollowUpsCheckEachProcessorWhenItsWindowHasPassed(t *testing.T) {
+	p := newProcessorRun(t)
+	p.env.RegisterWorkflowWithOptions(workflows.ProcessorFollowUps, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUps})
+	check := func(due time.Time) contract.ProcessorFollowUpInput {
+		return contract.ProcessorFollowUpInput{RequestID: "req_x", SubjectRef: "sr_x", Processor: "stripe", DueAt: due,
+			Erasure: contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallDone}}
+	}
+	soon, soonAfter, later := jan15.Add(30*24*time.Hour), jan15.Add(30*24*time.Hour+time.Minute), jan15.Add(60*24*time.Hour)
+	p.env.ExecuteWorkflow(workflows.ProcessorFollowUps, contract.ProcessorFollowUpsInput{RequestID: "req_x",
+		Checks: []contract.ProcessorFollowUpInput{check(later), check(soon), check(soonAfter)}})
+	if err := p.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res []contract.ProcessorFollowUpResult
+	if err := p.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.confirmT) != 3 || !p.confirmT[0].Equal(soonAfter) || !p.confirmT[1].Equal(soonAfter) || !p.confirmT[2].Equal(later) {
+		t.Fatalf("checks at %v: want two at %v (together, none early) and one at %v", p.confirmT, soonAfter, later)
+	}
+	if len(res) != 3 || res[0].Status != contract.ProcessorCallGone || !res[0].CheckedAt.Equal(later) || len(p.audits) != 3 {
+		t.Fatalf("results %+v, audits %d", res, len(p.audits))
+	}
+}

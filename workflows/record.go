@@ -68,6 +68,15 @@ func record(ctx workflow.Context, in contract.AuditInput) error {
 // wait for it, which keeps record's promise: the workflow does other work
 // (starts children) while the entry is written.
 func recordLater(ctx workflow.Context, in contract.AuditInput) func() error {
+	if writesLocally(ctx) {
+		appendAudit := func(ctx workflow.Context) error {
+			return workflow.ExecuteLocalActivity(withLocalWrites(ctx), appendAuditActivity, in).Get(ctx, nil)
+		}
+		first := workflow.ExecuteLocalActivity(withLocalWrites(ctx), appendAuditActivity, in)
+		return func() error {
+			return untilWritten(ctx, in.RequestID, in.Action, in.Key, first.Get(ctx, nil), appendAudit)
+		}
+	}
 	appendAudit := func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, lifecycle.AppendAudit, in).Get(ctx, nil)
 	}
@@ -75,6 +84,39 @@ func recordLater(ctx workflow.Context, in contract.AuditInput) func() error {
 	return func() error {
 		return untilWritten(ctx, in.RequestID, in.Action, in.Key, first.Get(ctx, nil), appendAudit)
 	}
+}
+
+// localWrites is the version check of issue 16's local writes: an audit
+// entry and a request's status are quick writes to Lethe's own database,
+// made as local activities (a marker in the workflow's history, no
+// activity task for the engine to dispatch) instead of activities.
+// Workflows that wrote one before keep writing them as activities.
+const localWrites = "local-writes"
+
+func writesLocally(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, localWrites, workflow.DefaultVersion, 1) == 1
+}
+
+// The local activities, by the names the worker registers the activities
+// under (a local activity given a method of the nil pointers of
+// activities.go would be called on nil; by name, the worker's is).
+const (
+	appendAuditActivity      = "AppendAudit"
+	recordTransitionActivity = "RecordTransition"
+)
+
+// withLocalWrites are the options of a local write: it is retried with
+// backoff for as long as it fails (untilWritten tells the team of one
+// that fails for good), each attempt bounded well within a workflow task.
+func withLocalWrites(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+		},
+	})
 }
 
 // untilWritten keeps trying write while its last attempt (err) failed: the

@@ -716,6 +716,11 @@ func (r *request) record(ctx workflow.Context, status, actor, action string, det
 	write := func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, lifecycle.RecordTransition, in).Get(ctx, nil)
 	}
+	if writesLocally(ctx) {
+		write = func(ctx workflow.Context) error {
+			return workflow.ExecuteLocalActivity(withLocalWrites(ctx), recordTransitionActivity, in).Get(ctx, nil)
+		}
+	}
 	if err := untilWritten(ctx, r.in.RequestID, action, onceKey(r.in.RequestID, r.seq), write(ctx), write); err != nil {
 		return fmt.Errorf("record %s: %w", action, err)
 	}

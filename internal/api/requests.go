@@ -371,8 +371,17 @@ func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
 	if !s.progress(w, r, id+"-erasure", "this request has no erasure under way or done (yet)", &out.Erasure) {
 		return
 	}
+	// A processor that settled the erasure at the first call has no
+	// workflow of its own: the erasure keeps its view.
+	for _, v := range out.Erasure.Answered {
+		if out.Processors == nil {
+			out.Processors = map[string]contract.ProcessorErasureView{}
+		}
+		out.Processors[v.Processor] = v
+	}
+	out.Erasure.Answered = nil
 	for _, sys := range out.Erasure.Systems {
-		if sys.System != contract.SystemProcessor || sys.Status == contract.StepPending {
+		if _, answered := out.Processors[sys.Name]; sys.System != contract.SystemProcessor || sys.Status == contract.StepPending || answered {
 			continue
 		}
 		resp, err := s.Temporal.QueryWorkflow(ctx, contract.ProcessorErasureWorkflowID(id, sys.Name), "", contract.QueryProgress)

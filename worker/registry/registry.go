@@ -181,6 +181,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.AwaitBackupRotation, workflow.RegisterOptions{Name: contract.WorkflowAwaitBackupRotation})
 	r.RegisterWorkflowWithOptions(workflows.EraseAtProcessor, workflow.RegisterOptions{Name: contract.WorkflowEraseAtProcessor})
 	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUp, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUp})
+	r.RegisterWorkflowWithOptions(workflows.ProcessorFollowUps, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUps})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
 	r.RegisterWorkflowWithOptions(workflows.EraseInBulk, workflow.RegisterOptions{Name: contract.WorkflowBulkErasure})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHeldInBulk, workflow.RegisterOptions{Name: contract.WorkflowReleaseHeldInBulk})
@@ -212,7 +213,7 @@ func NewActivities(d Deps) Activities {
 	return Activities{
 		Lifecycle:        lifecycle,
 		Erasure:          erasure,
-		ProcessorErasure: &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Log: d.Log},
+		ProcessorErasure: &activities.ProcessorErasure{Keys: d.Keys, Processors: d.Processors, Lethe: d.Lethe, Log: d.Log},
 		Notices:          &activities.Notices{Lifecycle: lifecycle, Bulk: d.BulkMail, Objects: d.Objects, ExportBucket: d.Config.S3ExportBucket, AuthorityEmail: d.Config.AuthorityEmail, Sent: noticeObserver(d.Metrics)},
 		Exports:          &activities.Exports{Lifecycle: lifecycle, Objects: d.Objects, Bucket: d.Config.S3ExportBucket, Processors: d.Processors},
 		Changes:          &activities.Changes{Lifecycle: lifecycle, Processors: d.Processors},

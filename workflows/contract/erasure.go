@@ -52,6 +52,9 @@ type ErasureProgress struct {
 	Status    string           `json:"status"`
 	Systems   []SystemProgress `json:"systems"`
 	Receipt   *Receipt         `json:"receipt,omitempty"`
+	// Answered are the processors that settled the erasure at the first
+	// call, which have no EraseAtProcessor workflow to ask: their view.
+	Answered []ProcessorErasureView `json:"answered,omitempty"`
 }
 
 // Summary is the receipt as lines for the person's completion mail.

@@ -12,6 +12,9 @@ import (
 const (
 	WorkflowEraseAtProcessor  = "EraseAtProcessor"
 	WorkflowProcessorFollowUp = "ProcessorFollowUp"
+	// WorkflowProcessorFollowUps is the later check, at every processor
+	// that answered an erasure done at once, in one workflow per request.
+	WorkflowProcessorFollowUps = "ProcessorFollowUps"
 
 	// UpdateResolveTask carries an operator's TaskResolution to the
 	// erasure's open task.
@@ -48,6 +51,12 @@ func ProcessorFollowUpWorkflowID(requestID, processor string) string {
 	return requestID + "-followup-" + processor
 }
 
+// ProcessorFollowUpsWorkflowID is the later check of the erasures a
+// request settled at its processors at once (ProcessorFollowUps).
+func ProcessorFollowUpsWorkflowID(requestID string) string {
+	return requestID + "-followup"
+}
+
 // Defaults of ProcessorErasureInput's durations.
 const (
 	DefaultProcessorTaskDeadline = 7 * 24 * time.Hour
@@ -75,6 +84,29 @@ type ProcessorErasureInput struct {
 	// asked to look (DefaultProcessorPollFor).
 	PollEvery time.Duration
 	PollFor   time.Duration
+	// First is the answer to the erase call the erasure made itself
+	// (AskProcessor), when it did not settle the erasure there: the
+	// workflow goes on from it instead of asking again. Nil: it asks.
+	First *ProcessorFirstAnswer `json:",omitempty"`
+}
+
+// ProcessorFirstAnswer is how the erasure's own first erase call at a
+// processor went: its answer, or why it failed (for an operator).
+type ProcessorFirstAnswer struct {
+	Call     ProcessorCall
+	Failure  string
+	Attempts int // erase calls made, Temporal's retries included
+}
+
+// ProcessorAnswer is AskProcessor's: the erasure at the processor settled
+// (done, already gone, or ended in an earlier attempt of the request's
+// erasure), or the processor's answer when it is not.
+type ProcessorAnswer struct {
+	Settled  bool
+	Result   ProcessorErasureResult // when Settled
+	Earlier  bool                   // Result was recorded by an earlier attempt
+	Recorded bool                   // Result is kept for a retry; false: the workflow records it
+	Call     ProcessorCall          // the processor's answer, when not Settled
 }
 
 func (in ProcessorErasureInput) WithDefaults() ProcessorErasureInput {
@@ -127,6 +159,9 @@ type ProcessorCallInput struct {
 	Identity   []byte
 	Processor  string
 	Earlier    *ProcessorCall
+	// FollowUpAfter is the processor's retention window (AskProcessor
+	// records when the follow-up is due).
+	FollowUpAfter time.Duration `json:",omitempty"`
 }
 
 // ConfirmErasureInput re-checks an erasure from what it recorded; it
@@ -258,6 +293,16 @@ type ProcessorFollowUpInput struct {
 	After        time.Duration
 	Erasure      ProcessorCall // what the erasure recorded: the only thing to check by
 	ByHand       bool          // erased by an operator: a person is asked to confirm
+	// DueAt is when the check is due, in ProcessorFollowUps (which checks
+	// several processors); ProcessorFollowUp waits After from its start.
+	DueAt time.Time `json:",omitzero"`
+}
+
+// ProcessorFollowUpsInput checks the erasures of one request at several
+// processors, each when its retention window has passed (its DueAt).
+type ProcessorFollowUpsInput struct {
+	RequestID string
+	Checks    []ProcessorFollowUpInput
 }
 
 // ProcessorFollowUpResult is what the follow-up found.

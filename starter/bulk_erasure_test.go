@@ -234,6 +234,21 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowReleaseHeldInBulk, resp.GetExecutions(), err)
 	}
 	keepHistoryOfType(t, w.Stack, contract.WorkflowReleaseHeldInBulk, "release-held-in-bulk")
+	// Each processor's erasures are checked again after its retention
+	// window, by one workflow for the page.
+	resp, err = w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowProcessorFollowUps)})
+	if err != nil || len(resp.Executions) != 1 {
+		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowProcessorFollowUps, resp.GetExecutions(), err)
+	}
+	v, err := w.Temporal.QueryWorkflow(ctx, resp.Executions[0].GetExecution().GetWorkflowId(), "", contract.QueryProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checks []contract.ProcessorFollowUpResult
+	if err := v.Get(&checks); err != nil || len(checks) != 3*n {
+		t.Fatalf("%d follow-up checks (%v), want %d (three processors each)", len(checks), err, 3*n)
+	}
 	// The page's key is gone: its sealed identities are unreadable.
 	if got := w.count(t, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref LIKE 'bulk:%' AND destroyed_at IS NULL`); got != 0 {
 		t.Errorf("%d bulk keys still usable after the sweep", got)

@@ -51,6 +51,9 @@ type devOptions struct {
 	S3Addr       string
 	SeedAccounts int  // demo accounts to seed; 0 seeds none
 	Sandboxes    bool // the demo's processors run against local sandboxes (else the demo has none)
+	// SandboxRateLimit, when above zero, is every sandboxed processor's
+	// rate_limit instead of its kind's default (benchmarks of the engine).
+	SandboxRateLimit float64
 	// TemporalPostgres, when set, puts Temporal on PostgreSQL instead of
 	// Dir's SQLite file (LETHE_DEV_TEMPORAL_DB=postgres).
 	TemporalPostgres *devstack.Postgres
@@ -645,6 +648,11 @@ func (st *devStack) demoDataMap(ctx context.Context, cfg config.Config, o devOpt
 		st.sandboxes.Seed(people)
 		if m, err = demo.Sandboxed(st.sandboxes.BaseURLs()); err != nil {
 			return nil, err
+		}
+		if o.SandboxRateLimit > 0 {
+			for i := range m.Processors {
+				m.Processors[i].RateLimit = o.SandboxRateLimit
+			}
 		}
 	}
 	if err := m.Validate(ctx, st.app); err != nil {

@@ -33,7 +33,9 @@ var bulk *activities.BulkErasure
 //  4. each person gets a receipt in the audit trail, or an
 //     "erasure.incomplete" entry and a task for the privacy team;
 //  5. what outlives the page starts: the release of held rows when their
-//     holds end (one workflow for the page), the backups watch;
+//     holds end, and the check of each processor's erasures when its
+//     retention window has passed (one workflow each for the page), the
+//     backups watch;
 //  6. the page's key is destroyed: its sealed identities are unreadable.
 //
 // The history stays bounded: a page is at most contract.BulkPageSize
@@ -85,6 +87,7 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		proc   contract.PlannedProcessor
 		done   workflow.Future
 	}
+	var followUps []contract.ProcessorFollowUpInput // the calls that settled it at once, checked again later
 	var calls []call
 	for i, p := range plan.People {
 		if len(receipts[i].Failed) > 0 || in.Why == contract.BulkReconcile && receipts[i].Items == 0 {
@@ -112,6 +115,11 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 			}
 			receipts[c.person].Entries = append(receipts[c.person].Entries, processorReceiptEntry(contract.ProcessorErasureResult{
 				Processor: c.proc.Name, Status: status, HTTPStatus: out.HTTPStatus, JobID: out.JobID, Refs: out.Refs, Note: out.Note}))
+			if status == contract.ProcessorConfirmed {
+				p := plan.People[c.person]
+				followUps = append(followUps, contract.ProcessorFollowUpInput{RequestID: p.RequestID, SubjectRef: p.Ref, Processor: c.proc.Name,
+					After: c.proc.FollowUp, Erasure: contract.ProcessorCall{Processor: c.proc.Name, Status: contract.ProcessorCallDone, HTTPStatus: out.HTTPStatus, JobID: out.JobID, Refs: out.Refs}})
+			}
 			continue
 		}
 		if temporal.IsCanceledError(err) {
@@ -164,6 +172,17 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		return res, fmt.Errorf("record the receipts: %w", err)
 	}
 	var later []workflow.ChildWorkflowFuture
+	// The processors' retention windows: one workflow checks again, for
+	// the page, every erasure a processor confirmed at once (those handed
+	// to an EraseAtProcessor start their own follow-up). Pages erased
+	// before this was written started none.
+	if len(followUps) > 0 && workflow.GetVersion(ctx, "bulk-follow-ups", workflow.DefaultVersion, 1) == 1 {
+		for i := range followUps {
+			followUps[i].DueAt = erasedAt.Add(followUps[i].After)
+		}
+		later = append(later, startAbandoned(ctx, contract.ProcessorFollowUpsWorkflowID(in.Batch), contract.WorkflowProcessorFollowUps,
+			contract.ProcessorFollowUpsInput{RequestID: in.Batch, Checks: followUps}))
+	}
 	if len(holds) > 0 {
 		later = append(later, startAbandoned(ctx, in.Batch+"-holds", contract.WorkflowReleaseHeldInBulk, contract.ReleaseHeldInBulkInput{Batch: in.Batch, Holds: holds}))
 	}

@@ -55,8 +55,7 @@ func sealBulkSubject(ctx context.Context, keys *person.Keyring, batch, ref, user
 // PrepareBulkErasure reads, before anything is erased, what every person of
 // the page is known by (their identifiers, their ids at processors) and
 // seals it under the batch's key: the processors and the verification
-// need it after the rows are gone. People the application no longer knows
-// are left out. It changes nothing.
+// need it after the rows are gone. It changes nothing.
 func (b *BulkErasure) PrepareBulkErasure(ctx context.Context, in contract.BulkErasureInput) (contract.BulkPlan, error) {
 	e := b.Erasure
 	keyRef := contract.BulkKeyRef(in.Batch)
@@ -160,7 +159,9 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 	// if the worker dies in the middle.
 	if in.Why != contract.BulkReconcile {
 		for i, bp := range in.People {
-			if err := ledger.Record(ctx, e.Lethe, bp.Ref, "sweep:"+in.Why, e.Map.Digest(), now); err != nil {
+			// The page names the erasure: the backups watch marks the
+			// page's people clear by it.
+			if err := ledger.Record(ctx, e.Lethe, bp.Ref, in.Batch, e.Map.Digest(), now); err != nil {
 				return contract.BulkPageResult{}, classifyDB(err)
 			}
 			if i%50 == 0 {
@@ -175,19 +176,34 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 		return contract.BulkPageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadDataMap", nil)
 	}
 	results := make([][]appdb.TableResult, len(people))
+	refused := make([]string, len(people)) // why the database refused a person's erasure
 	err = pgx.BeginFunc(ctx, e.App, func(tx pgx.Tx) error {
 		for i, o := range people {
-			res, err := e.erasePerson(ctx, tx, order, o.p, time.Now())
-			if err != nil {
-				return err
-			}
-			results[i] = res
-			// Recorded before the commit: a retry after it finds nothing
-			// left, and the receipt says what this run erased.
-			if done := tableOutcomes(res); done != nil {
-				if err := e.recordStep(ctx, in.People[i].RequestID, "tables", done); err != nil {
+			refused[i] = ""
+			// Each person in a savepoint of their own: one the database
+			// refuses (a constraint, a value) fails alone, not the page.
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				res, err := e.erasePerson(ctx, sp, order, o.p, time.Now())
+				if err != nil {
 					return err
 				}
+				results[i] = res
+				// Recorded before the commit: a retry after it finds nothing
+				// left, and the receipt says what this run erased.
+				if done := tableOutcomes(res); done != nil {
+					return e.recordStep(ctx, in.People[i].RequestID, "tables", done)
+				}
+				return nil
+			})
+			var app *temporal.ApplicationError
+			if err != nil && errors.As(classifyDB(err), &app) && app.NonRetryable() && ctx.Err() == nil {
+				refused[i] = "the application database refused the erasure (" + app.Type() + "): erase this person on their own to see why"
+				results[i] = nil
+			} else if err != nil {
+				return err
+			}
+			if i%20 == 0 {
+				activity.RecordHeartbeat(ctx, "tables", i)
 			}
 		}
 		return nil
@@ -198,6 +214,10 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 	out := contract.BulkPageResult{People: make([]contract.BulkOutcome, len(people))}
 	for i, o := range people {
 		bp := in.People[i]
+		if refused[i] != "" {
+			out.People[i] = contract.BulkOutcome{Ref: bp.Ref, Leftovers: []string{refused[i]}}
+			continue
+		}
 		res := results[i]
 		outcome := contract.BulkOutcome{Ref: bp.Ref}
 		for _, t := range res {
@@ -235,6 +255,9 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 	// S3: every location, every version; recorded per person.
 	for i, o := range people {
 		bp := in.People[i]
+		if refused[i] != "" {
+			continue
+		}
 		var objs bulkObjects
 		found, err := e.records().ErasureStep(ctx, bp.RequestID, "objects", &objs)
 		if err != nil {
@@ -264,7 +287,7 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 	// Read everything again, person by person. Someone a reconcile found
 	// erased and still gone is not searched again.
 	for i, o := range people {
-		if in.Why == contract.BulkReconcile && out.People[i].Items == 0 {
+		if refused[i] != "" || in.Why == contract.BulkReconcile && out.People[i].Items == 0 {
 			continue
 		}
 		left, err := e.leftovers(ctx, o.p, o.id, func(string) { activity.RecordHeartbeat(ctx, "verify", i) })
@@ -273,40 +296,29 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 		}
 		out.People[i].Leftovers = left
 	}
-	return out, b.afterPage(ctx, in, out)
+	return out, nil
 }
 
-// afterPage keeps the books of the page's source for everyone erased and
-// verified: the sweep's inactivity notices and its audit entry per person
-// (the keys the sweep always used, so nobody is recorded twice), the
-// reconcile's count in the ledger and its "erasure.reapplied" entry.
-func (b *BulkErasure) afterPage(ctx context.Context, in contract.BulkPageInput, out contract.BulkPageResult) error {
-	for i, o := range out.People {
-		if len(o.Leftovers) > 0 {
-			continue
+// afterErasure keeps the books of the page's source for one person whose
+// erasure completed everywhere: the sweep's inactivity notice and its
+// audit entry (the keys the sweep always used, so nobody is recorded
+// twice), the reconcile's count in the ledger and its "erasure.reapplied"
+// entry. Someone whose erasure did not complete is not marked: the next
+// sweep finds them due again.
+func (b *BulkErasure) afterErasure(ctx context.Context, in contract.BulkReceiptsInput, o contract.BulkReceipt) error {
+	switch in.Why {
+	case contract.BulkReconcile:
+		if o.Items == 0 {
+			return nil // erased and still gone
 		}
-		ref := in.People[i].Ref
-		switch in.Why {
-		case contract.BulkReconcile:
-			if o.Items == 0 {
-				continue // erased and still gone
-			}
-			if err := b.Ledger.recordReapplied(ctx, contract.ReconcilePageInput{RunRef: in.RunRef, RunAt: in.RunAt}, ref, o.Items); err != nil {
-				return err
-			}
-		default:
-			if in.Why == contract.BulkInactive {
-				if err := b.Lifecycle.records().MarkInactiveErased(ctx, ref, in.RunAt); err != nil {
-					return classifyDB(err)
-				}
-			}
-			if err := b.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + in.Why,
-				Detail: map[string]string{"items": fmt.Sprint(o.Items), "batch": in.Batch}, Key: fmt.Sprintf("account-erased:%s:%s", ref, in.Why)}); err != nil {
-				return err
-			}
+		return b.Ledger.recordReapplied(ctx, contract.ReconcilePageInput{RunRef: in.RunRef, RunAt: in.SweptAt}, o.Ref, o.Items)
+	case contract.BulkInactive:
+		if err := b.Lifecycle.records().MarkInactiveErased(ctx, o.Ref, in.SweptAt); err != nil {
+			return classifyDB(err)
 		}
 	}
-	return nil
+	return b.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: o.Ref, Actor: "system", Action: "account.erased_" + in.Why,
+		Detail: map[string]string{"items": fmt.Sprint(o.Items), "batch": in.Batch}, Key: fmt.Sprintf("account-erased:%s:%s", o.Ref, in.Why)})
 }
 
 // RecordBulkReceipts writes each person's receipt into the audit trail
@@ -317,6 +329,9 @@ func (b *BulkErasure) afterPage(ctx context.Context, in contract.BulkPageInput, 
 func (b *BulkErasure) RecordBulkReceipts(ctx context.Context, in contract.BulkReceiptsInput) error {
 	e := b.Erasure
 	for i, p := range in.People {
+		if in.Why == contract.BulkReconcile && p.Items == 0 && len(p.Failed) == 0 {
+			continue // erased before and still gone: nothing done, nothing to prove
+		}
 		if len(p.Failed) > 0 {
 			if err := b.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: p.Ref, Actor: "system", Action: "erasure.incomplete",
 				Detail: map[string]string{"batch": in.Batch, "why": in.Why, "failed": fmt.Sprint(p.Failed)},
@@ -347,6 +362,9 @@ func (b *BulkErasure) RecordBulkReceipts(ctx context.Context, in contract.BulkRe
 		detail["batch"], detail["why"] = in.Batch, in.Why
 		if err := b.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: p.Ref, Actor: "system", Action: "erasure.receipt",
 			Detail: detail, Key: p.RequestID + ":erasure.receipt"}); err != nil {
+			return err
+		}
+		if err := b.afterErasure(ctx, in, p); err != nil {
 			return err
 		}
 		if i%50 == 0 {

@@ -387,3 +387,54 @@ func mapValues(m map[string]int) []int {
 	}
 	return out
 }
+
+// One person whose erasure the application's database refuses (a trigger
+// the shop's team wrote) fails alone: the rest of the page is erased, that
+// person gets erasure.incomplete and no receipt, is not marked erased, and
+// the team is told.
+func TestOnePersonTheDatabaseRefusesFailsAloneNotThePage(t *testing.T) {
+	const n = 20
+	w := newBulkWorld(t, n)
+	ctx := context.Background()
+	stuck := w.customers[7]
+	if _, err := w.App.Exec(ctx, fmt.Sprintf(`
+		CREATE FUNCTION shop.keep_%[1]d() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF OLD.customer_id = %[1]d THEN RAISE EXCEPTION 'address under dispute' USING ERRCODE = 'check_violation'; END IF;
+			RETURN OLD;
+		END $$;
+		CREATE TRIGGER keep BEFORE DELETE ON shop.addresses FOR EACH ROW EXECUTE FUNCTION shop.keep_%[1]d();`, stuck.ID)); err != nil {
+		t.Fatal(err)
+	}
+	totals := w.sweep(t)
+	if totals.Erased != n-1 || totals.ErasureFailed != 1 {
+		t.Fatalf("sweep %+v: want %d erased and 1 failed", totals, n-1)
+	}
+	for _, c := range w.customers {
+		left := w.count(t, `SELECT count(*) FROM shop.wishlists WHERE customer_id = $1`, c.ID)
+		if c.ID == stuck.ID && left == 0 {
+			t.Errorf("the refused person's rows went: their savepoint did not roll back")
+		}
+		if c.ID != stuck.ID && left != 0 {
+			t.Errorf("customer %d: not erased because another person was refused", c.ID)
+		}
+	}
+	ref := w.ref(stuck)
+	if got := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action = 'erasure.incomplete'`, ref); got != 1 {
+		t.Errorf("%d erasure.incomplete entries for the refused person, want 1", got)
+	}
+	if got := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action IN ('erasure.receipt', 'account.erased_inactive')`, ref); got != 0 {
+		t.Errorf("the refused person has %d receipts or erased entries, want none", got)
+	}
+	if got := w.count(t, `SELECT count(*) FROM lethe.inactivity_notices WHERE subject_ref = $1 AND erased_at IS NOT NULL`, ref); got != 0 {
+		t.Error("the refused person is marked erased: the next sweep would skip them")
+	}
+	if _, ok := w.stripe.Customer(w.stripeIDs[stuck.UserID()]); !ok {
+		t.Fatal("stripe fake lost the customer")
+	} else if got, _ := w.stripe.Customer(w.stripeIDs[stuck.UserID()]); got.Deleted {
+		t.Error("the refused person was erased at Stripe while their rows stayed")
+	}
+	if _, err := w.SendGrid.WaitFor(w.Config.PrivacyTeamEmail, 1, 10*time.Second); err != nil {
+		t.Errorf("the privacy team was not told: %v", err)
+	}
+}

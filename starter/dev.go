@@ -650,9 +650,16 @@ func (st *devStack) demoDataMap(ctx context.Context, cfg config.Config, o devOpt
 			return nil, err
 		}
 		if o.SandboxRateLimit > 0 {
-			for i := range m.Processors {
-				m.Processors[i].RateLimit = o.SandboxRateLimit
+			// A benchmark of the engine: the sandboxed processors only, at
+			// its rate (a manual one would open an operator task per person).
+			var sandboxed []processors.Config
+			for _, p := range m.Processors {
+				if st.sandboxes.Sandboxed(p.Name) {
+					p.RateLimit = o.SandboxRateLimit
+					sandboxed = append(sandboxed, p)
+				}
 			}
+			m.Processors = sandboxed
 		}
 	}
 	if err := m.Validate(ctx, st.app); err != nil {

@@ -167,7 +167,7 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		}
 	}
 	if err := workflow.ExecuteActivity(pageCtx, bulk.RecordBulkReceipts, contract.BulkReceiptsInput{
-		Batch: in.Batch, Why: in.Why, RunAt: erasedAt, RunRef: in.RunRef, People: receipts,
+		Batch: in.Batch, Why: in.Why, RunAt: erasedAt, SweptAt: in.RunAt, RunRef: in.RunRef, People: receipts,
 	}).Get(ctx, nil); err != nil {
 		return res, fmt.Errorf("record the receipts: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/lethe-privacy/lethe/workflows/contract"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -85,7 +86,9 @@ func InactiveAccountSweep(ctx workflow.Context, in contract.SweepInput) (contrac
 			if st.Phase == contract.PhaseClosed {
 				why = contract.BulkClosed
 			}
-			erasing = append(erasing, workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: page.Batch}),
+			// A page that was started finishes whatever becomes of the sweep.
+			erasing = append(erasing, workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+				WorkflowID: page.Batch, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON}),
 				contract.WorkflowBulkErasure, contract.BulkErasureInput{Batch: page.Batch, Why: why, RunAt: st.Now, Subjects: res.Erase}))
 		}
 		st.Cursor = res.Next

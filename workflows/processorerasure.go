@@ -42,9 +42,13 @@ func withProcessorCalls(ctx workflow.Context, processor string) workflow.Context
 		queue = contract.ProcessorTaskQueue(workflow.GetInfo(ctx).TaskQueueName, processor)
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           queue,
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
+		TaskQueue: queue,
+		// A call waits its turn at the processor's rate (a bulk erasure
+		// queues thousands); a day without a worker for the processor's
+		// queue (it left the data map) fails it instead of waiting forever.
+		ScheduleToStartTimeout: 24 * time.Hour,
+		StartToCloseTimeout:    5 * time.Minute,
+		HeartbeatTimeout:       20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -341,8 +345,12 @@ func (e *processorErasure) taskLines(t *contract.ProcessorTask) []string {
 	for _, s := range t.Steps {
 		lines = append(lines, "Step: "+s)
 	}
-	return append(lines, fmt.Sprintf(`Resolve it: POST /v1/requests/%s/processors/%s/task with {"action": "retry"}, {"action": "skip", "reason": …} or {"action": "done", "evidence": …}`,
-		e.in.RequestID, e.in.Processor))
+	path := "requests" // a request's; a person of a bulk erasure has a path of its own
+	if contract.ValidBulkRequestID(e.in.RequestID) {
+		path = "bulk"
+	}
+	return append(lines, fmt.Sprintf(`Resolve it: POST /v1/%s/%s/processors/%s/task with {"action": "retry"}, {"action": "skip", "reason": …} or {"action": "done", "evidence": …}`,
+		path, e.in.RequestID, e.in.Processor))
 }
 
 // startFollowUp starts the check after the retention window, as a child

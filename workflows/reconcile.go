@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/workflows/contract"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -64,7 +65,8 @@ func RestoreReconcile(ctx workflow.Context, in contract.ReconcileInput) (contrac
 		}
 		if len(res.Erase) > 0 {
 			var done contract.BulkErasureResult
-			if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: page.Batch}),
+			if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+				WorkflowID: page.Batch, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON}),
 				contract.WorkflowBulkErasure, contract.BulkErasureInput{Batch: page.Batch, Why: contract.BulkReconcile, RunAt: st.StartedAt, RunRef: st.RunRef, Subjects: res.Erase},
 			).Get(ctx, &done); err != nil {
 				return st.Totals, fmt.Errorf("reconcile page %d: bulk erasure: %w", st.Totals.Pages, err)

@@ -81,6 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/requests/{id}/sources", s.sourceDecision)
 	mux.HandleFunc("GET /v1/requests/{id}/erasure", s.erasureProgress)
 	mux.HandleFunc("POST /v1/requests/{id}/processors/{name}/task", s.processorTask)
+	mux.HandleFunc("POST /v1/bulk/{id}/processors/{name}/task", s.bulkProcessorTask)
 	mux.HandleFunc("POST /v1/callbacks/opendsr/{processor}", s.openDSRCallback) // no key: the processor's signature
 	for _, action := range []string{contract.UpdateApprove, contract.UpdateDeny, contract.UpdateExtend, contract.UpdateCancel, contract.UpdateComplete, contract.UpdateRetry} {
 		mux.HandleFunc("POST /v1/requests/{id}/"+action, s.operatorAction(action))

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/lethe-privacy/lethe/internal/apikeys"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -34,6 +35,37 @@ func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "name: not a processor name")
 		return
 	}
+	s.resolveProcessorTask(w, r, id, name, c)
+}
+
+// bulkProcessorTask is processorTask for a person of a bulk erasure (the
+// sweep's, a reconcile's), named by the id the task mail gives:
+// POST /v1/bulk/{id}/processors/{name}/task.
+func (s *Server) bulkProcessorTask(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !contract.ValidBulkRequestID(id) {
+		writeError(w, http.StatusBadRequest, "id: not the id of a person in a bulk erasure (sweep-…-sr_… or reconcile-…-sr_…)")
+		return
+	}
+	c, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	if c.role != apikeys.RoleOperator {
+		writeError(w, http.StatusForbidden, "resolving a processor task needs an operator key")
+		return
+	}
+	name := r.PathValue("name")
+	if !processors.ValidName(name) {
+		writeError(w, http.StatusBadRequest, "name: not a processor name")
+		return
+	}
+	s.resolveProcessorTask(w, r, id, name, c)
+}
+
+// resolveProcessorTask hands the operator's resolution to the erasure of
+// id at processor name.
+func (s *Server) resolveProcessorTask(w http.ResponseWriter, r *http.Request, id, name string, c caller) {
 	var in TaskBody
 	if !s.decode(w, r, &in) {
 		return

@@ -117,3 +117,38 @@ func TestAnOperatorResolvesAProcessorTaskThroughTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// A person of a bulk erasure (the sweep's) has their processor task
+// resolved under the id its mail gives; only operators may, and only ids of
+// that shape are taken.
+func TestAnOperatorResolvesABulkErasuresProcessorTask(t *testing.T) {
+	const id = "sweep-20270101T000000Z-inactive-3-sr_q557jgxlhpk2uukin4qxdax77pby7xfy"
+	post := func(tmp *taskTemporal, role, id, body string) *httptest.ResponseRecorder {
+		t.Helper()
+		s := fuzzServer()
+		s.Temporal, s.APIKeys = tmp, fakeKeys{role: role}
+		r := httptest.NewRequest(http.MethodPost, "/v1/bulk/"+id+"/processors/paypal/task", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer key")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, r)
+		return rec
+	}
+	tmp := &taskTemporal{status: enums.WORKFLOW_EXECUTION_STATUS_RUNNING}
+	rec := post(tmp, apikeys.RoleOperator, id, `{"action":"done","evidence":"deleted in the PayPal dashboard, ticket 4711"}`)
+	if rec.Code != http.StatusOK || tmp.update == nil || tmp.update.WorkflowID != contract.ProcessorErasureWorkflowID(id, "paypal") {
+		t.Fatalf("answer %d %s, update %+v", rec.Code, rec.Body, tmp.update)
+	}
+	for _, c := range []struct {
+		name, role, id string
+		status         int
+	}{
+		{"backend key", apikeys.RoleBackend, id, http.StatusForbidden},
+		{"a request's id", apikeys.RoleOperator, fuzzRequestID, http.StatusBadRequest},
+		{"not an id", apikeys.RoleOperator, "sweep-x", http.StatusBadRequest},
+	} {
+		tmp := &taskTemporal{status: enums.WORKFLOW_EXECUTION_STATUS_RUNNING}
+		if rec := post(tmp, c.role, c.id, `{"action":"retry"}`); rec.Code != c.status || tmp.update != nil {
+			t.Errorf("%s: answered %d %s, want %d and no update", c.name, rec.Code, rec.Body, c.status)
+		}
+	}
+}

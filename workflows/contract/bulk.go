@@ -1,6 +1,9 @@
 package contract
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Bulk erasure: the inactivity sweep and restore-reconcile erase pages of
 // people (BulkPageSize at most) through EraseInBulk, one workflow per page,
@@ -44,6 +47,13 @@ type BulkErasureInput struct {
 
 // BulkKeyRef is the key that seals a batch's people.
 func BulkKeyRef(batch string) string { return "bulk:" + batch }
+
+// bulkRequestIDRe is a BulkRequestID: a sweep's or reconcile's batch and
+// a subject ref.
+var bulkRequestIDRe = regexp.MustCompile(`^(sweep|reconcile)-[A-Za-z0-9-]{1,120}-sr_[a-z2-7]{16,64}$`)
+
+// ValidBulkRequestID tells whether id names a person of a bulk erasure.
+func ValidBulkRequestID(id string) bool { return bulkRequestIDRe.MatchString(id) }
 
 // BulkRequestID is what names one person's erasure within a batch: in the
 // processors' idempotency keys, the erasure steps, operator tasks.
@@ -94,11 +104,12 @@ type BulkOutcome struct {
 
 // BulkReceiptsInput asks for a receipt per person of the page.
 type BulkReceiptsInput struct {
-	Batch  string
-	Why    string
-	RunAt  time.Time
-	RunRef string
-	People []BulkReceipt
+	Batch   string
+	Why     string
+	RunAt   time.Time // when the page's erasure completed
+	SweptAt time.Time // the sweep's or reconcile's reference time
+	RunRef  string
+	People  []BulkReceipt
 }
 
 // BulkReceipt is what a person's receipt adds to what EraseBulkPage

@@ -448,7 +448,8 @@ func benchmarkEngine(b *testing.B, e benchEngine) {
 		for i := range w.workers {
 			b.ReportMetric(float64(acts[i])/float64(c.activities), fmt.Sprintf("share%d-acts", i+1))
 			b.ReportMetric(float64(wfts[i])/float64(c.workflowTasks), fmt.Sprintf("share%d-wfts", i+1))
-			if acts[i] == 0 || wfts[i] == 0 {
+			// The warm-up run of one erasure may well land on one process.
+			if b.N >= 10 && (acts[i] == 0 || wfts[i] == 0) {
 				b.Errorf("worker process %d took %d activity and %d workflow tasks", i+1, acts[i], wfts[i])
 			}
 		}

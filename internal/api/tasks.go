@@ -27,15 +27,9 @@ type TaskBody struct {
 // erasure at one processor that waits on a person.
 func (s *Server) processorTask(w http.ResponseWriter, r *http.Request) {
 	id, c, ok := s.operatorRequest(w, r, "resolving a processor task needs an operator key")
-	if !ok {
-		return
+	if ok {
+		s.resolveProcessorTask(w, r, id, c)
 	}
-	name := r.PathValue("name")
-	if !processors.ValidName(name) {
-		writeError(w, http.StatusBadRequest, "name: not a processor name")
-		return
-	}
-	s.resolveProcessorTask(w, r, id, name, c)
 }
 
 // bulkProcessorTask is processorTask for a person of a bulk erasure (the
@@ -55,17 +49,17 @@ func (s *Server) bulkProcessorTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "resolving a processor task needs an operator key")
 		return
 	}
+	s.resolveProcessorTask(w, r, id, c)
+}
+
+// resolveProcessorTask hands the operator's resolution to the erasure of
+// id at the processor the path names.
+func (s *Server) resolveProcessorTask(w http.ResponseWriter, r *http.Request, id string, c caller) {
 	name := r.PathValue("name")
 	if !processors.ValidName(name) {
 		writeError(w, http.StatusBadRequest, "name: not a processor name")
 		return
 	}
-	s.resolveProcessorTask(w, r, id, name, c)
-}
-
-// resolveProcessorTask hands the operator's resolution to the erasure of
-// id at processor name.
-func (s *Server) resolveProcessorTask(w http.ResponseWriter, r *http.Request, id, name string, c caller) {
 	var in TaskBody
 	if !s.decode(w, r, &in) {
 		return

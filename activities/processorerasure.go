@@ -198,7 +198,11 @@ func (p *ProcessorErasure) eraser(name string) (processors.Eraser, error) {
 
 // subject opens the sealed identity into what a connector needs.
 func (p *ProcessorErasure) subject(ctx context.Context, in contract.ProcessorCallInput) (processors.Subject, error) {
-	id, err := openIdentity(ctx, p.Keys, in.SubjectRef, in.Identity)
+	key := in.SubjectRef
+	if in.IdentityKey != "" {
+		key = in.IdentityKey
+	}
+	id, err := openIdentity(ctx, p.Keys, key, in.Identity)
 	if err != nil {
 		return processors.Subject{}, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -406,9 +407,49 @@ func TestOnePersonTheDatabaseRefusesFailsAloneNotThePage(t *testing.T) {
 		CREATE TRIGGER keep BEFORE DELETE ON shop.addresses FOR EACH ROW EXECUTE FUNCTION shop.keep_%[1]d();`, stuck.ID)); err != nil {
 		t.Fatal(err)
 	}
-	totals := w.sweep(t)
+	// And the CRM refuses every erasure (a 400): an operator task for each
+	// person, which the team resolves through the API under the id its mail gives.
+	w.crm.Inject(processorfake.Fault{Status: http.StatusBadRequest})
+	policy := contract.InactivityPolicy{InactiveAfter: domain.Period{Months: 24}, WarnBefore: 30 * 24 * time.Hour}
+	run, err := w.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: w.Config.TemporalTaskQueue}, contract.WorkflowInactiveSweep, contract.SweepInput{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handedOver []string
+	testenv.Eventually(t, 60*time.Second, "the CRM's refusals to become operator tasks", func() bool {
+		resp, err := w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowEraseAtProcessor)})
+		if err != nil || len(resp.Executions) != n-1 {
+			return false
+		}
+		handedOver = handedOver[:0]
+		for _, e := range resp.Executions {
+			handedOver = append(handedOver, strings.TrimSuffix(e.GetExecution().GetWorkflowId(), "-erasure-crm"))
+		}
+		return true
+	})
+	for _, personID := range handedOver {
+		testenv.Eventually(t, 30*time.Second, "the task to be open", func() bool {
+			code, _ := w.call(t, "POST", "/v1/bulk/"+personID+"/processors/crm/task", w.Operator, `{"action":"done","evidence":"deleted in the CRM by hand, ticket 88"}`)
+			return code == http.StatusOK
+		})
+	}
+	var totals contract.SweepTotals
+	if err := run.Get(ctx, &totals); err != nil {
+		t.Fatal(err)
+	}
+	w.crm.ClearFaults()
 	if totals.Erased != n-1 || totals.ErasureFailed != 1 {
 		t.Fatalf("sweep %+v: want %d erased and 1 failed", totals, n-1)
+	}
+	personID := handedOver[0]
+	ref := personID[strings.LastIndex(personID, "-")+1:]
+	if got := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action IN ('processor.task_opened', 'processor.task_resolved')`, ref); got != 2 {
+		t.Errorf("%d processor task entries in the person's trail, want 2 (opened, resolved)", got)
+	}
+	var receipt string
+	if err := w.Lethe.QueryRow(ctx, `SELECT detail::text FROM lethe.audit_log WHERE subject_ref = $1 AND action = 'erasure.receipt'`, ref).Scan(&receipt); err != nil || !strings.Contains(receipt, "crm: erased by our privacy team") {
+		t.Errorf("the handed-over person's receipt %q (%v): want the CRM done by hand", receipt, err)
 	}
 	for _, c := range w.customers {
 		left := w.count(t, `SELECT count(*) FROM shop.wishlists WHERE customer_id = $1`, c.ID)
@@ -419,7 +460,7 @@ func TestOnePersonTheDatabaseRefusesFailsAloneNotThePage(t *testing.T) {
 			t.Errorf("customer %d: not erased because another person was refused", c.ID)
 		}
 	}
-	ref := w.ref(stuck)
+	ref = w.ref(stuck)
 	if got := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action = 'erasure.incomplete'`, ref); got != 1 {
 		t.Errorf("%d erasure.incomplete entries for the refused person, want 1", got)
 	}

@@ -95,7 +95,7 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		}
 		for _, proc := range plan.Processors {
 			calls = append(calls, call{person: i, proc: proc, done: workflow.ExecuteActivity(withProcessorCalls(ctx, proc.Name), atProcessor.EraseAtProcessor,
-				contract.ProcessorCallInput{RequestID: p.RequestID, SubjectRef: contract.BulkKeyRef(in.Batch), Identity: p.Identity, Processor: proc.Name})})
+				contract.ProcessorCallInput{RequestID: p.RequestID, SubjectRef: p.Ref, Identity: p.Identity, IdentityKey: contract.BulkKeyRef(in.Batch), Processor: proc.Name})})
 		}
 	}
 	type handedOver struct {
@@ -134,7 +134,8 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		})
 		res.OperatorTasks++
 		children = append(children, handedOver{person: c.person, proc: c.proc.Name, done: workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseAtProcessor, contract.ProcessorErasureInput{
-			RequestID: p.RequestID, SubjectRef: contract.BulkKeyRef(in.Batch), Identity: p.Identity, Processor: c.proc.Name,
+			// Audited under the person; the identity opened with the page's key.
+			RequestID: p.RequestID, SubjectRef: p.Ref, Identity: p.Identity, IdentityKey: contract.BulkKeyRef(in.Batch), Processor: c.proc.Name,
 			TaskDeadline: contract.DefaultProcessorTaskDeadline, FollowUpAfter: c.proc.FollowUp,
 		})})
 	}

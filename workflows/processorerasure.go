@@ -337,7 +337,7 @@ func (e *processorErasure) resolve(_ workflow.Context, d contract.TaskResolution
 
 func (e *processorErasure) callInput(earlier *contract.ProcessorCall) contract.ProcessorCallInput {
 	return contract.ProcessorCallInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.in.Identity,
-		Processor: e.in.Processor, Earlier: earlier}
+		IdentityKey: e.in.IdentityKey, Processor: e.in.Processor, Earlier: earlier}
 }
 
 func (e *processorErasure) taskLines(t *contract.ProcessorTask) []string {

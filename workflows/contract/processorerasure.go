@@ -70,6 +70,7 @@ type ProcessorErasureInput struct {
 	RequestID    string
 	SubjectRef   string
 	Identity     []byte // sealed: email and user id; only the activities open it
+	IdentityKey  string `json:",omitempty"` // Identity's key when not SubjectRef's (a bulk page's)
 	Processor    string // the connector's name in the data map
 	Jurisdiction string // for the privacy team's mails
 	// TaskDeadline is how long an operator task may stay open before it is
@@ -157,8 +158,11 @@ type ProcessorCallInput struct {
 	RequestID  string
 	SubjectRef string
 	Identity   []byte
-	Processor  string
-	Earlier    *ProcessorCall
+	// IdentityKey names the key Identity is sealed under when it is not
+	// the person's own (a bulk erasure seals its page under the page's).
+	IdentityKey string `json:",omitempty"`
+	Processor   string
+	Earlier     *ProcessorCall
 	// FollowUpAfter is the processor's retention window (AskProcessor
 	// records when the follow-up is due).
 	FollowUpAfter time.Duration `json:",omitempty"`

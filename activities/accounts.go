@@ -199,8 +199,12 @@ func (a *AccountLife) sweepErase(ctx context.Context, in contract.SweepPageInput
 		}
 	}
 	return a.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: ref, Actor: "system", Action: "account.erased_" + why,
-		Detail: map[string]string{"items": fmt.Sprint(n)}, Key: fmt.Sprintf("account-erased:%s:%s", ref, why)})
+		Detail: map[string]string{"items": fmt.Sprint(n)}, Key: sweptKey(ref, why)})
 }
+
+// sweptKey is the audit key of the sweep's erasure of one account: the
+// same whichever path erased it, so nobody is recorded twice.
+func sweptKey(ref, why string) string { return fmt.Sprintf("account-erased:%s:%s", ref, why) }
 
 // DeleteTicketDocuments deletes the ID documents of one appeal ticket: their
 // S3 objects, then their rows, and records the proof. Safe to repeat.

@@ -318,7 +318,7 @@ func (b *BulkErasure) afterErasure(ctx context.Context, in contract.BulkReceipts
 		}
 	}
 	return b.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: o.Ref, Actor: "system", Action: "account.erased_" + in.Why,
-		Detail: map[string]string{"items": fmt.Sprint(o.Items), "batch": in.Batch}, Key: fmt.Sprintf("account-erased:%s:%s", o.Ref, in.Why)})
+		Detail: map[string]string{"items": fmt.Sprint(o.Items), "batch": in.Batch}, Key: sweptKey(o.Ref, in.Why)})
 }
 
 // RecordBulkReceipts writes each person's receipt into the audit trail

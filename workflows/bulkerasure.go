@@ -163,8 +163,7 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		}
 		res.People++
 		for _, b := range plan.Backups {
-			receipts[i].Entries = append(receipts[i].Entries, contract.ReceiptEntry{System: contract.SystemBackups, Name: b.Name, Action: "rotating out", Until: erasedAt.Add(b.Rotation),
-				Basis: "backups cannot be edited: the erasure ledger re-applies this erasure after any restore"})
+			receipts[i].Entries = append(receipts[i].Entries, b.ReceiptEntry(erasedAt))
 		}
 	}
 	if err := workflow.ExecuteActivity(pageCtx, bulk.RecordBulkReceipts, contract.BulkReceiptsInput{

@@ -358,8 +358,7 @@ func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workf
 	var longest time.Duration
 	for _, b := range e.plan.Backups {
 		longest = max(longest, b.Rotation)
-		e.receipt.Add(contract.ReceiptEntry{System: contract.SystemBackups, Name: b.Name, Action: "rotating out", Until: erasedAt.Add(b.Rotation),
-			Basis: "backups cannot be edited: the erasure ledger re-applies this erasure after any restore"})
+		e.receipt.Add(b.ReceiptEntry(erasedAt))
 	}
 	e.receipt.BackupsGoneBy = erasedAt.Add(longest)
 	return []workflow.ChildWorkflowFuture{startAbandoned(ctx, contract.BackupWatchWorkflowID(e.in.RequestID), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{

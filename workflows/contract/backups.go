@@ -33,6 +33,13 @@ type BackupWatchInput struct {
 	State      *BackupWatchState
 }
 
+// ReceiptEntry is what a receipt says of the backups in b for an erasure
+// at erasedAt: they rotate out, and the ledger covers any restore.
+func (b BackupLocation) ReceiptEntry(erasedAt time.Time) ReceiptEntry {
+	return ReceiptEntry{System: SystemBackups, Name: b.Name, Action: "rotating out", Until: erasedAt.Add(b.Rotation),
+		Basis: "backups cannot be edited: the erasure ledger re-applies this erasure after any restore"}
+}
+
 // BackupWatchState carries the watch across continue-as-new.
 type BackupWatchState struct {
 	Locations     []BackupStatus

@@ -284,13 +284,24 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 		out.People[i].Items += objs.Objects
 	}
 
-	// Read everything again, person by person. Someone a reconcile found
-	// erased and still gone is not searched again.
+	// Read everything again: the independent search once for the whole
+	// page, then each person's tables and locations. Someone a reconcile
+	// found erased and still gone is not searched again.
+	var verify []int
+	var sought []appdb.Sought
 	for i, o := range people {
 		if refused[i] != "" || in.Why == contract.BulkReconcile && out.People[i].Items == 0 {
 			continue
 		}
-		left, err := e.leftovers(ctx, o.p, o.id, func(string) { activity.RecordHeartbeat(ctx, "verify", i) })
+		verify = append(verify, i)
+		sought = append(sought, appdb.Sought{Person: o.p, Known: knownOf(o.id)})
+	}
+	traces, err := appdb.TracesOfPage(ctx, e.App, e.Map, sought, func(string) { activity.RecordHeartbeat(ctx, "verify") })
+	if err != nil {
+		return out, classifyDB(err)
+	}
+	for k, i := range verify {
+		left, err := e.leftoversBeside(ctx, people[i].p, traces[k])
 		if err != nil {
 			return out, err
 		}

@@ -450,6 +450,25 @@ func (e *Erasure) VerifyErasure(ctx context.Context, in contract.VerifyErasureIn
 // in every table and S3 location (VerifyErasure); searched is called after
 // each table the independent search reads.
 func (e *Erasure) leftovers(ctx context.Context, person appdb.Person, id person.Identity, searched func(string)) ([]string, error) {
+	known := knownOf(id)
+	known.Searched = searched
+	traces, err := appdb.Traces(ctx, e.App, e.Map, person, known)
+	if err != nil {
+		return nil, classifyDB(err)
+	}
+	return e.leftoversBeside(ctx, person, traces)
+}
+
+// knownOf is what the independent search looks for beside the person's
+// identifiers in the application database: the request's email address and
+// the person's ids at processors.
+func knownOf(id person.Identity) appdb.Known {
+	return appdb.Known{Emails: []string{id.Email}, ProcessorIDs: id.IDs}
+}
+
+// leftoversBeside is leftovers with the independent search's traces
+// already found (for a bulk page, by one search of the whole page).
+func (e *Erasure) leftoversBeside(ctx context.Context, person appdb.Person, traces []appdb.Trace) ([]string, error) {
 	userID := person.UserID
 	var out struct{ Leftovers []string }
 	left, err := appdb.Remaining(ctx, e.App, e.Map, person, e.pseudonym(userID), time.Now())
@@ -458,14 +477,6 @@ func (e *Erasure) leftovers(ctx context.Context, person appdb.Person, id person.
 	}
 	for _, l := range left {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("%d rows in %s (%s)", l.Rows, l.Table, l.Why))
-	}
-	traces, err := appdb.Traces(ctx, e.App, e.Map, person, appdb.Known{
-		Emails:       []string{id.Email},
-		ProcessorIDs: id.IDs,
-		Searched:     searched,
-	})
-	if err != nil {
-		return nil, classifyDB(err)
 	}
 	for _, t := range traces {
 		out.Leftovers = append(out.Leftovers, fmt.Sprintf("the person's %s is still in %s, column %s (%d rows): check how the data map finds this table's rows (if that column is not the person's, add it to ignore with its column and a reason)", t.What, t.Table, t.Column, t.Rows))

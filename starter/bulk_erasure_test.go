@@ -479,3 +479,55 @@ func TestOnePersonTheDatabaseRefusesFailsAloneNotThePage(t *testing.T) {
 		t.Errorf("the privacy team was not told: %v", err)
 	}
 }
+
+// The page's verification searches the whole application for everyone at
+// once and still finds each person's own traces: a table the map forgot
+// holds one person's user id and another's address; those two get
+// erasure.incomplete naming the table, no receipt, and stay due; the rest
+// of the page is erased with a receipt each.
+func TestAPageVerificationFindsTheTracesOfEachPersonTheMapMissed(t *testing.T) {
+	const n = 20
+	w := newBulkWorld(t, n)
+	ctx := context.Background()
+	byID, byEmail := w.customers[3], w.customers[11]
+	for _, q := range []struct {
+		sql string
+		arg []any
+	}{
+		{`CREATE TABLE shop.support_tickets (id serial PRIMARY KEY, customer_id text, requester_email text, subject text)`, nil},
+		{`INSERT INTO shop.support_tickets (customer_id, subject) VALUES ($1, 'late delivery')`, []any{byID.UserID()}},
+		{`INSERT INTO shop.support_tickets (requester_email, subject) VALUES (upper($1), 'a question')`, []any{byEmail.Email}},
+	} {
+		if _, err := w.App.Exec(ctx, q.sql, q.arg...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	totals := w.sweep(t)
+	if totals.Erased != n-2 || totals.ErasureFailed != 2 {
+		t.Fatalf("sweep %+v: want %d erased and the 2 with traces failed", totals, n-2)
+	}
+	for _, c := range w.customers {
+		ref := w.ref(c)
+		receipts := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action = 'erasure.receipt'`, ref)
+		if c.ID != byID.ID && c.ID != byEmail.ID {
+			if receipts != 1 {
+				t.Errorf("customer %d: %d receipts, want 1", c.ID, receipts)
+			}
+			continue
+		}
+		var detail string
+		if err := w.Lethe.QueryRow(ctx, `SELECT detail::text FROM lethe.audit_log WHERE subject_ref = $1 AND action = 'erasure.incomplete'`, ref).Scan(&detail); err != nil {
+			t.Errorf("customer %d: no erasure.incomplete: %v", c.ID, err)
+		} else if !strings.Contains(detail, "shop.support_tickets") {
+			t.Errorf("customer %d: erasure.incomplete %s does not name the forgotten table", c.ID, detail)
+		} else if strings.Contains(strings.ToLower(detail), strings.ToLower(c.Email)) {
+			t.Errorf("customer %d: the audit entry carries the address", c.ID)
+		}
+		if receipts != 0 {
+			t.Errorf("customer %d has a receipt while the forgotten table holds them", c.ID)
+		}
+		if got := w.count(t, `SELECT count(*) FROM lethe.inactivity_notices WHERE subject_ref = $1 AND erased_at IS NOT NULL`, ref); got != 0 {
+			t.Errorf("customer %d is marked erased: the next sweep would skip them", c.ID)
+		}
+	}
+}

@@ -71,37 +71,42 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 	if person.UserID == "" {
 		return nil, fmt.Errorf("appdb: traces: an empty user id")
 	}
-	var emails []string
-	add := func(list *[]string, v string) {
-		if v = strings.ToLower(strings.TrimSpace(v)); v != "" && !slices.Contains(*list, v) {
-			*list = append(*list, v)
-		}
+	s, err := newSearch(ctx, db, m)
+	if err != nil {
+		return nil, err
 	}
-	type labelled struct{ what, value string }
-	var others []labelled
-	emailColumn := "" // the column of Person.Identifiers holding email addresses
-	if m.Identity != nil {
-		emailColumn = m.Identity.Email
-	} else if m.Accounts != nil {
-		emailColumn = m.Accounts.Email
-	}
-	for _, e := range person.Identifiers[emailColumn] {
-		add(&emails, e)
-	}
-	for _, e := range known.Emails {
-		add(&emails, e)
-	}
-	for _, col := range slices.Sorted(maps.Keys(person.Identifiers)) {
-		if col == emailColumn {
+	sought := seek(m, person, known)
+	var out []Trace
+	for _, tbl := range s.cols.tables() {
+		cols := s.columnsOf(tbl)
+		if !cols.searched(sought) {
 			continue
 		}
-		for _, v := range person.Identifiers[col] {
-			others = append(others, labelled{what: col, value: v})
+		found, err := s.count(ctx, db, tbl, cols, sought, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+		if known.Searched != nil {
+			known.Searched(tbl)
 		}
 	}
-	for _, key := range slices.Sorted(maps.Keys(known.ProcessorIDs)) {
-		others = append(others, labelled{what: "id at " + strings.TrimSuffix(key, "_id"), value: known.ProcessorIDs[key]})
-	}
+	return out, nil
+}
+
+// search is where Traces looks: the live columns of the application's
+// schemas and which of them can hold which identifier.
+type search struct {
+	m               *datamap.Map
+	cols            schemaColumns
+	refs            map[string]bool // columns with a foreign key into the identity or accounts table
+	identityKeyType string
+	mapped          map[string]datamap.Table
+	declaredUser    map[string]bool // schema.table.column the map says holds the user id
+	whole           map[string]bool // tables every column of which is searched
+}
+
+func newSearch(ctx context.Context, db Querier, m *datamap.Map) (*search, error) {
 	cols, err := liveColumns(ctx, db, m)
 	if err != nil {
 		return nil, err
@@ -110,139 +115,230 @@ func Traces(ctx context.Context, db Querier, m *datamap.Map, person Person, know
 	if err != nil {
 		return nil, err
 	}
-	identityKeyType := ""
+	s := &search{m: m, cols: cols, refs: refs, mapped: map[string]datamap.Table{}, declaredUser: map[string]bool{}, whole: map[string]bool{}}
 	if m.Identity != nil {
-		identityKeyType = cols.typeOf(m.Identity.Table, m.Identity.Key)
-	}
-	mapped := map[string]datamap.Table{}
-	for _, t := range m.Tables {
-		mapped[t.Name] = t
-	}
-	declaredUserCols := map[string]bool{} // schema.table.column the map says holds the user id
-	for _, t := range m.Tables {
-		if p := t.Path(); len(p) > 0 && p[len(p)-1].By == "" {
-			declaredUserCols[p[len(p)-1].Table+"."+p[len(p)-1].Column] = true
-		}
-	}
-	whole := map[string]bool{} // tables every column of which is searched
-	for _, t := range m.Tables {
-		whole[t.Name] = true
-	}
-	if m.Identity != nil {
-		whole[m.Identity.Table] = true
+		s.identityKeyType = cols.typeOf(m.Identity.Table, m.Identity.Key)
+		s.whole[m.Identity.Table] = true
 	}
 	if m.Accounts != nil {
-		whole[m.Accounts.Table] = true
+		s.whole[m.Accounts.Table] = true
 	}
+	for _, t := range m.Tables {
+		s.mapped[t.Name] = t
+		s.whole[t.Name] = true
+		if p := t.Path(); len(p) > 0 && p[len(p)-1].By == "" {
+			s.declaredUser[p[len(p)-1].Table+"."+p[len(p)-1].Column] = true
+		}
+	}
+	return s, nil
+}
 
-	var out []Trace
-	for _, tbl := range cols.tables() {
-		var args []any
-		param := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-		type check struct{ column, what, cond string }
-		var checks []check
-		exempt := map[string]bool{} // column: the user id there is kept on purpose
-		if t, ok := mapped[tbl]; ok && t.Action == datamap.ActionAnonymize {
-			// The rows stay, found by their user id column, unless that
-			// column is one anonymization overwrites.
-			if p := t.Path(); len(p) == 1 && p[0].By == "" && !slices.ContainsFunc(t.Anonymize, func(a datamap.Anonymization) bool { return a.Column == p[0].Column }) {
-				exempt[p[0].Column] = true
-			}
+// labelled is one identifier searched for, with what it is.
+type labelled struct{ what, value string }
+
+// sought is one person's identifiers as Traces searches for them: email
+// addresses and other values lower-cased, the user id as it is.
+type sought struct {
+	userID string
+	person Person
+	emails []string
+	others []labelled
+}
+
+func seek(m *datamap.Map, person Person, known Known) sought {
+	out := sought{userID: person.UserID, person: person}
+	add := func(v string) {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" && !slices.Contains(out.emails, v) {
+			out.emails = append(out.emails, v)
 		}
-		if a := m.Accounts; a != nil && a.Table == tbl && a.EraseAction == "anonymize" {
-			exempt[a.Key] = true
+	}
+	emailColumn := "" // the column of Person.Identifiers holding email addresses
+	if m.Identity != nil {
+		emailColumn = m.Identity.Email
+	} else if m.Accounts != nil {
+		emailColumn = m.Accounts.Email
+	}
+	for _, e := range person.Identifiers[emailColumn] {
+		add(e)
+	}
+	for _, e := range known.Emails {
+		add(e)
+	}
+	other := func(what, v string) {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" {
+			out.others = append(out.others, labelled{what: what, value: v})
 		}
-		if id := m.Identity; id != nil && id.Table == tbl {
-			if t, ok := mapped[tbl]; ok && t.Action == datamap.ActionAnonymize {
-				exempt[id.Key] = true
-			}
-			if a := m.Accounts; a != nil && a.Table == tbl && a.EraseAction == "anonymize" {
-				exempt[id.Key] = true
-			}
-		}
-		var emailParam, uidParam string
-		for _, c := range cols.of(tbl) {
-			if m.IgnoresColumn(tbl, c.name) {
-				// The map says this column holds no person's identifier (or
-				// keeps it on purpose), with a reason.
-				continue
-			}
-			text := slices.Contains(searchableText, c.dataType)
-			if text && len(emails) > 0 && (whole[tbl] || emailColumnRe.MatchString(c.name)) {
-				if emailParam == "" {
-					patterns := make([]string, len(emails))
-					for i, e := range emails {
-						patterns[i] = "%" + likeEscape(e) + "%"
-					}
-					emailParam = param(patterns)
-				}
-				checks = append(checks, check{c.name, "email address", fmt.Sprintf("lower(%s::text) LIKE ANY(%s::text[])", column(0, c.name), emailParam)})
-			}
-			if text && whole[tbl] {
-				for _, o := range others {
-					v := strings.TrimSpace(o.value)
-					if v == "" {
-						continue
-					}
-					if len(v) >= 6 {
-						checks = append(checks, check{c.name, o.what, fmt.Sprintf("strpos(lower(%s::text), %s) > 0", column(0, c.name), param(strings.ToLower(v)))})
-					} else {
-						checks = append(checks, check{c.name, o.what, fmt.Sprintf("lower(%s::text) = %s", column(0, c.name), param(strings.ToLower(v)))})
-					}
-				}
-			}
-			holdsUserID := refs[tbl+"."+c.name] || declaredUserCols[tbl+"."+c.name] ||
-				(m.Identity != nil && tbl == m.Identity.Table && c.name == m.Identity.Key) ||
-				(m.Accounts != nil && tbl == m.Accounts.Table && c.name == m.Accounts.Key) ||
-				(userRefColumnRe.MatchString(c.name) && compatibleID(c.dataType, identityKeyType) && !m.IgnoresTable(tbl))
-			if holdsUserID && !exempt[c.name] {
-				if uidParam == "" {
-					uidParam = param(person.UserID)
-				}
-				checks = append(checks, check{c.name, "user id", fmt.Sprintf("%s::text = %s::text", column(0, c.name), uidParam)})
-			}
-		}
-		if len(checks) == 0 {
+	}
+	for _, col := range slices.Sorted(maps.Keys(person.Identifiers)) {
+		if col == emailColumn {
 			continue
 		}
-		where := "true"
-		if t, ok := mapped[tbl]; ok && t.Action == datamap.ActionRetain {
-			// The person's held rows stay whole: only the rest is searched.
-			_, match, err := Match(t, len(args)+1)
-			if err != nil {
-				return nil, err
+		for _, v := range person.Identifiers[col] {
+			other(col, v)
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(known.ProcessorIDs)) {
+		other("id at "+strings.TrimSuffix(key, "_id"), known.ProcessorIDs[key])
+	}
+	return out
+}
+
+// containedFrom is the length from which an identifier other than an
+// email address is searched for inside a value; a shorter one must be the
+// whole value.
+const containedFrom = 6
+
+// searchedColumn is one column of a table and what is searched in it.
+type searchedColumn struct {
+	name   string
+	emails bool // email addresses, contained anywhere
+	others bool // every other identifier
+	userID bool // the user id, as the whole value
+}
+
+// tableColumns are the columns searched in one table.
+type tableColumns struct {
+	table string
+	cols  []searchedColumn
+}
+
+// searched tells whether anything of the person is searched in the table.
+func (t tableColumns) searched(p sought) bool {
+	for _, c := range t.cols {
+		if c.emails && len(p.emails) > 0 || c.others && len(p.others) > 0 || c.userID {
+			return true
+		}
+	}
+	return false
+}
+
+// columnsOf says which columns of tbl are searched for what. Rows kept on
+// purpose are no traces: the user id in the column by which an anonymize
+// table finds the rows it keeps, and the account row's user id when
+// erasure anonymizes it.
+func (s *search) columnsOf(tbl string) tableColumns {
+	m := s.m
+	exempt := map[string]bool{} // column: the user id there is kept on purpose
+	if t, ok := s.mapped[tbl]; ok && t.Action == datamap.ActionAnonymize {
+		// The rows stay, found by their user id column, unless that
+		// column is one anonymization overwrites.
+		if p := t.Path(); len(p) == 1 && p[0].By == "" && !slices.ContainsFunc(t.Anonymize, func(a datamap.Anonymization) bool { return a.Column == p[0].Column }) {
+			exempt[p[0].Column] = true
+		}
+	}
+	if a := m.Accounts; a != nil && a.Table == tbl && a.EraseAction == "anonymize" {
+		exempt[a.Key] = true
+	}
+	if id := m.Identity; id != nil && id.Table == tbl {
+		if t, ok := s.mapped[tbl]; ok && t.Action == datamap.ActionAnonymize {
+			exempt[id.Key] = true
+		}
+		if a := m.Accounts; a != nil && a.Table == tbl && a.EraseAction == "anonymize" {
+			exempt[id.Key] = true
+		}
+	}
+	out := tableColumns{table: tbl}
+	for _, c := range s.cols.of(tbl) {
+		if m.IgnoresColumn(tbl, c.name) {
+			// The map says this column holds no person's identifier (or
+			// keeps it on purpose), with a reason.
+			continue
+		}
+		text := slices.Contains(searchableText, c.dataType)
+		holdsUserID := s.refs[tbl+"."+c.name] || s.declaredUser[tbl+"."+c.name] ||
+			(m.Identity != nil && tbl == m.Identity.Table && c.name == m.Identity.Key) ||
+			(m.Accounts != nil && tbl == m.Accounts.Table && c.name == m.Accounts.Key) ||
+			(userRefColumnRe.MatchString(c.name) && compatibleID(c.dataType, s.identityKeyType) && !m.IgnoresTable(tbl))
+		sc := searchedColumn{
+			name:   c.name,
+			emails: text && (s.whole[tbl] || emailColumnRe.MatchString(c.name)),
+			others: text && s.whole[tbl],
+			userID: holdsUserID && !exempt[c.name],
+		}
+		if sc.emails || sc.others || sc.userID {
+			out.cols = append(out.cols, sc)
+		}
+	}
+	return out
+}
+
+// count searches one table for one person's identifiers, in the rows at
+// ctids when ctids is not nil (what a page's search found there, read in
+// the same snapshot). The person's held rows of a retain table stay whole:
+// only the rest is searched.
+func (s *search) count(ctx context.Context, db Querier, tbl string, cols tableColumns, p sought, ctids []string) ([]Trace, error) {
+	var args []any
+	param := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	type check struct{ column, what, cond string }
+	var checks []check
+	var emailParam, uidParam string
+	for _, c := range cols.cols {
+		if c.emails && len(p.emails) > 0 {
+			if emailParam == "" {
+				patterns := make([]string, len(p.emails))
+				for i, e := range p.emails {
+					patterns[i] = "%" + likeEscape(e) + "%"
+				}
+				emailParam = param(patterns)
 			}
-			args = append(args, person.Arg(t))
-			// IS NOT TRUE: a row the match cannot decide (a NULL key) is
-			// not held, so it is searched.
-			where = "(" + match + ") IS NOT TRUE"
+			checks = append(checks, check{c.name, "email address", fmt.Sprintf("lower(%s::text) LIKE ANY(%s::text[])", column(0, c.name), emailParam)})
 		}
-		counts := make([]string, len(checks))
-		for i, ch := range checks {
-			counts[i] = fmt.Sprintf("count(*) FILTER (WHERE %s)", ch.cond)
-		}
-		n := make([]int, len(checks))
-		dest := make([]any, len(checks))
-		for i := range n {
-			dest[i] = &n[i]
-		}
-		sql := fmt.Sprintf("SELECT %s FROM %s AS %s WHERE %s", strings.Join(counts, ", "), table(tbl), alias(0), where)
-		if err := db.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
-			return nil, dbError("search for the person's identifiers in", tbl, err)
-		}
-		for i, ch := range checks {
-			if n[i] == 0 {
-				continue
+		if c.others {
+			for _, o := range p.others {
+				if len(o.value) >= containedFrom {
+					checks = append(checks, check{c.name, o.what, fmt.Sprintf("strpos(lower(%s::text), %s) > 0", column(0, c.name), param(o.value))})
+				} else {
+					checks = append(checks, check{c.name, o.what, fmt.Sprintf("lower(%s::text) = %s", column(0, c.name), param(o.value))})
+				}
 			}
-			if k := slices.IndexFunc(out, func(t Trace) bool { return t.Table == tbl && t.Column == ch.column && t.What == ch.what }); k >= 0 {
-				out[k].Rows = max(out[k].Rows, n[i])
-				continue
+		}
+		if c.userID {
+			if uidParam == "" {
+				uidParam = param(p.userID)
 			}
-			out = append(out, Trace{Table: tbl, Column: ch.column, What: ch.what, Rows: n[i]})
+			checks = append(checks, check{c.name, "user id", fmt.Sprintf("%s::text = %s::text", column(0, c.name), uidParam)})
 		}
-		if known.Searched != nil {
-			known.Searched(tbl)
+	}
+	if len(checks) == 0 {
+		return nil, nil
+	}
+	where := "true"
+	if t, ok := s.mapped[tbl]; ok && t.Action == datamap.ActionRetain {
+		_, match, err := Match(t, len(args)+1)
+		if err != nil {
+			return nil, err
 		}
+		args = append(args, p.person.Arg(t))
+		// IS NOT TRUE: a row the match cannot decide (a NULL key) is
+		// not held, so it is searched.
+		where = "(" + match + ") IS NOT TRUE"
+	}
+	if ctids != nil {
+		where += fmt.Sprintf(" AND %s.ctid = ANY(%s::tid[])", alias(0), param(ctids))
+	}
+	counts := make([]string, len(checks))
+	for i, ch := range checks {
+		counts[i] = fmt.Sprintf("count(*) FILTER (WHERE %s)", ch.cond)
+	}
+	n := make([]int, len(checks))
+	dest := make([]any, len(checks))
+	for i := range n {
+		dest[i] = &n[i]
+	}
+	sql := fmt.Sprintf("SELECT %s FROM %s AS %s WHERE %s", strings.Join(counts, ", "), table(tbl), alias(0), where)
+	if err := db.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
+		return nil, dbError("search for the person's identifiers in", tbl, err)
+	}
+	var out []Trace
+	for i, ch := range checks {
+		if n[i] == 0 {
+			continue
+		}
+		if k := slices.IndexFunc(out, func(t Trace) bool { return t.Column == ch.column && t.What == ch.what }); k >= 0 {
+			out[k].Rows = max(out[k].Rows, n[i])
+			continue
+		}
+		out = append(out, Trace{Table: tbl, Column: ch.column, What: ch.what, Rows: n[i]})
 	}
 	return out, nil
 }

@@ -406,13 +406,15 @@ func (b *BulkErasure) ReleaseDueHolds(ctx context.Context, in contract.ReleaseDu
 			out.Next[i] = res.Next
 			continue
 		}
-		if err := b.Erasure.Keys.Destroy(ctx, h.Held.HoldRef); err != nil && !errors.Is(err, person.ErrKeyDestroyed) {
-			return out, classifyDB(fmt.Errorf("destroy the hold's key: %w", err))
-		}
+		// Audited before the key goes: a retry after the key was destroyed
+		// finds nothing to delete, and its entry (rows: 0) is not the one kept.
 		if err := b.Lifecycle.AppendAudit(ctx, contract.AuditInput{SubjectRef: h.Ref, Actor: "system", Action: "erasure.hold_ended",
 			Detail: map[string]string{"batch": in.Batch, "table": h.Held.Table, "rows": fmt.Sprint(res.Deleted)},
 			Key:    h.RequestID + ":hold_ended:" + h.Held.Table}); err != nil {
 			return out, err
+		}
+		if err := b.Erasure.Keys.Destroy(ctx, h.Held.HoldRef); err != nil && !errors.Is(err, person.ErrKeyDestroyed) {
+			return out, classifyDB(fmt.Errorf("destroy the hold's key: %w", err))
 		}
 		out.Released = append(out.Released, i)
 		activity.RecordHeartbeat(ctx, i)

@@ -2,7 +2,9 @@ package appdb_test
 
 import (
 	"context"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,4 +126,73 @@ func TestTracesOfPageAnswersAsTracesDoForEachPerson(t *testing.T) {
 	if _, err := appdb.TracesOfPage(ctx, pool, m, []appdb.Sought{{}}, nil); err == nil {
 		t.Error("a person without a user id was searched")
 	}
+}
+
+// BenchmarkTracesOfAPage: the independent search for a page of 200 people
+// in a bookshop of LETHE_BENCH_CUSTOMERS customers (default 200,000, each
+// with an address and a sign-in), person by person (Traces, as bulk
+// erasure did before) and for the whole page at once (TracesOfPage), in
+// one run.
+func BenchmarkTracesOfAPage(b *testing.B) {
+	customers := 200_000
+	if v := os.Getenv("LETHE_BENCH_CUSTOMERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("LETHE_BENCH_CUSTOMERS %q: want a number of customers", v)
+		}
+		customers = n
+	}
+	const page = 200
+	pool, _ := pgtest.NewPool(b)
+	ctx := context.Background()
+	cs, err := shopapp.Seed(ctx, pool, nil, page)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sql := range []string{
+		`INSERT INTO shop.customers (email, full_name, phone, helpdesk_ref)
+			SELECT 'reader' || g || '@example.net', 'Reader ' || g, '+44 20 7946 ' || lpad((g % 10000)::text, 4, '0'), 'hd-' || g FROM generate_series(1, $1::int) g`,
+		`INSERT INTO shop.addresses (customer_id, line1, city, postcode) SELECT id, id || ' High Street', 'Leeds', 'LS1 1AA' FROM shop.customers WHERE email LIKE 'reader%'`,
+		`INSERT INTO shop.login_events (customer_id, ip) SELECT id, '10.0.0.1' FROM shop.customers WHERE email LIKE 'reader%'`,
+		`ANALYZE`,
+	} {
+		args := []any{customers}
+		if !strings.Contains(sql, "$1") {
+			args = nil
+		}
+		if _, err := pool.Exec(ctx, sql, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m, err := datamap.Parse(shopapp.DataMapYAML())
+	if err != nil {
+		b.Fatal(err)
+	}
+	people := make([]appdb.Sought, len(cs))
+	for i, c := range cs {
+		ids, err := appdb.Identifiers(ctx, pool, m, c.UserID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		people[i] = appdb.Sought{Person: appdb.Person{UserID: c.UserID(), Identifiers: ids},
+			Known: appdb.Known{Emails: []string{c.Email}, ProcessorIDs: map[string]string{"helpdesk_id": c.Helpdesk}}}
+	}
+	b.Run("person-by-person", func(b *testing.B) {
+		for b.Loop() {
+			for _, p := range people {
+				if _, err := appdb.Traces(ctx, pool, m, p.Person, p.Known); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/page")
+	})
+	b.Run("page", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := appdb.TracesOfPage(ctx, pool, m, people, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/page")
+	})
 }

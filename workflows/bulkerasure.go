@@ -80,8 +80,10 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		}
 	}
 
-	// The processors: one call per person, all queued at once; the
-	// processor's queue lets them through at its rate.
+	// The processors: one call per person, on the processor's queue, which
+	// lets them through at its rate. Pages from before "bulk-call-window"
+	// scheduled them all at once; since, each processor's calls go through
+	// a window of contract.BulkCallsInFlight.
 	type call struct {
 		person int
 		proc   contract.PlannedProcessor
@@ -89,13 +91,59 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 	}
 	var followUps []contract.ProcessorFollowUpInput // the calls that settled it at once, checked again later
 	var calls []call
-	for i, p := range plan.People {
+	start := func(c *call) {
+		p := plan.People[c.person]
+		c.done = workflow.ExecuteActivity(withProcessorCalls(ctx, c.proc.Name), atProcessor.EraseAtProcessor,
+			contract.ProcessorCallInput{RequestID: p.RequestID, SubjectRef: p.Ref, Identity: p.Identity, IdentityKey: contract.BulkKeyRef(in.Batch), Processor: c.proc.Name})
+	}
+	for i := range plan.People {
 		if len(receipts[i].Failed) > 0 || in.Why == contract.BulkReconcile && receipts[i].Items == 0 {
 			continue // failed here, or erased before and still gone
 		}
 		for _, proc := range plan.Processors {
-			calls = append(calls, call{person: i, proc: proc, done: workflow.ExecuteActivity(withProcessorCalls(ctx, proc.Name), atProcessor.EraseAtProcessor,
-				contract.ProcessorCallInput{RequestID: p.RequestID, SubjectRef: p.Ref, Identity: p.Identity, IdentityKey: contract.BulkKeyRef(in.Batch), Processor: proc.Name})})
+			calls = append(calls, call{person: i, proc: proc})
+		}
+	}
+	type answer struct {
+		out contract.ProcessorCall
+		err error
+	}
+	answers := make([]answer, len(calls))
+	answered := func(k int) answer { return answers[k] }
+	if len(calls) > 0 && workflow.GetVersion(ctx, "bulk-call-window", workflow.DefaultVersion, 1) == 1 {
+		running := 0
+		for _, proc := range plan.Processors {
+			var mine []int
+			for k := range calls {
+				if calls[k].proc.Name == proc.Name {
+					mine = append(mine, k)
+				}
+			}
+			running++
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer func() { running-- }()
+				for next, waiting := 0, []int(nil); next < len(mine) || len(waiting) > 0; {
+					for ; next < len(mine) && len(waiting) < contract.BulkCallsInFlight; next++ {
+						start(&calls[mine[next]])
+						waiting = append(waiting, mine[next])
+					}
+					k := waiting[0]
+					waiting = waiting[1:]
+					answers[k].err = calls[k].done.Get(ctx, &answers[k].out)
+				}
+			})
+		}
+		if err := workflow.Await(ctx, func() bool { return running == 0 }); err != nil {
+			return res, err
+		}
+	} else {
+		for k := range calls {
+			start(&calls[k])
+		}
+		answered = func(k int) answer {
+			var a answer
+			a.err = calls[k].done.Get(ctx, &a.out)
+			return a
 		}
 	}
 	type handedOver struct {
@@ -104,9 +152,9 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		done   workflow.ChildWorkflowFuture
 	}
 	var children []handedOver
-	for _, c := range calls {
-		var out contract.ProcessorCall
-		err := c.done.Get(ctx, &out)
+	for k, c := range calls {
+		a := answered(k)
+		out, err := a.out, a.err
 		if err == nil && (out.Status == contract.ProcessorCallDone || out.Status == contract.ProcessorCallGone) {
 			res.ProcessorCalls++
 			status := contract.ProcessorConfirmed

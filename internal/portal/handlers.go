@@ -177,7 +177,7 @@ func (p *Portal) ask(w http.ResponseWriter, r *http.Request) {
 		pg.Errors = append([]FieldError{{"email", pg.L.T("error_email_required")}}, pg.Errors...)
 	}
 	if len(pg.Errors) > 0 {
-		p.render(w, r, http.StatusUnprocessableEntity, "ask", pg)
+		p.render(w, r, http.StatusOK, "ask", pg)
 		return
 	}
 	ctx := r.Context()
@@ -222,7 +222,8 @@ func (p *Portal) waitStarted(ctx context.Context, id string) {
 
 // refusal puts the API's refusal on the page, tied to its field (the
 // page's own words; a correction's reason per field as the API gives it),
-// and returns the status to answer.
+// and returns the status to answer: 200 for a mistake the page explains,
+// 429 over a limit, 503 when a system did not answer.
 func (p *Portal) refusal(r *http.Request, pg *Page, err error, codeField string) int {
 	var ref *api.Refused
 	if !errors.As(err, &ref) {
@@ -259,10 +260,12 @@ func (p *Portal) refusal(r *http.Request, pg *Page, err error, codeField string)
 	default:
 		add("", "error_refused")
 	}
-	if ref.Status == http.StatusTooManyRequests && ref.RetryAfter > 0 {
+	// A page that shows a mistake to put right is a page like any other
+	// (200); only a limit is answered as one.
+	if ref.Status == http.StatusTooManyRequests && ref.Reason == "" {
 		return http.StatusTooManyRequests
 	}
-	return ref.Status
+	return http.StatusOK
 }
 
 // fromMail opens the link in a mail: the token goes into a cookie and the
@@ -318,7 +321,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
 	if code == "" {
 		pg.Errors = append(pg.Errors, FieldError{"code", pg.L.T("error_code_required")})
-		p.render(w, r, http.StatusUnprocessableEntity, "request", pg)
+		p.render(w, r, http.StatusOK, "request", pg)
 		return
 	}
 	res, err := p.api.Verify(r.Context(), id, code)
@@ -337,7 +340,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		if pg.View.Verification != nil {
 			pg.View.Verification.TriesLeft = res.TriesLeft
 		}
-		p.render(w, r, http.StatusUnprocessableEntity, "request", pg)
+		p.render(w, r, http.StatusOK, "request", pg)
 		return
 	}
 	http.Redirect(w, r, Prefix+"request", http.StatusSeeOther)
@@ -387,7 +390,7 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ref) && ref.Reason == contract.RefusedState {
 			pg.Download = false
 			pg.Errors = append(pg.Errors, FieldError{"", pg.L.T("error_bundle_gone")})
-			p.render(w, r, http.StatusGone, "request", pg)
+			p.render(w, r, http.StatusOK, "request", pg)
 			return
 		}
 		status := p.refusal(r, &pg, err, "")

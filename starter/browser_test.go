@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -277,5 +280,55 @@ func (b *browserTab) waitForStatus(t testing.TB, want string, timeout time.Durat
 		}
 		time.Sleep(300 * time.Millisecond)
 		b.run(t, "reload", chromedp.Reload())
+	}
+}
+
+// recordingTB keeps what a check reports instead of failing the test, so a
+// test can show that the checks fail on a bad page.
+type recordingTB struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordingTB) Helper() {}
+func (r *recordingTB) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, s)
+}
+func (r *recordingTB) Errorf(format string, args ...any) { r.add(fmt.Sprintf(format, args...)) }
+func (r *recordingTB) Fatalf(format string, args ...any) {
+	r.add(fmt.Sprintf(format, args...))
+	goruntime.Goexit()
+}
+func (r *recordingTB) Fatal(args ...any) {
+	r.add(fmt.Sprint(args...))
+	goruntime.Goexit()
+}
+
+// The page checks can fail: a page without the headers, with a console
+// error, a missing image, an unlabelled field and no alt text fails them all.
+func TestBrowserChecksFailOnABadPage(t *testing.T) {
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!DOCTYPE html><html><head><title>bad</title></head><body><main><img src="/missing.png"><input name="q"><script>console.error("boom")</script></main></body></html>`)
+	}))
+	defer bad.Close()
+	b := newBrowser(t, bad.URL, 1280, 900)
+	b.run(t, "open the bad page", chromedp.Navigate(bad.URL+"/"))
+	rec := &recordingTB{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); b.checkPage(rec, "bad page") }()
+	<-done
+	got := strings.Join(rec.msgs, "\n")
+	for _, want := range []string{"fields without a label: [q]", "accessibility: image-alt", "accessibility: label", "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options", "console error", "404 for " + bad.URL + "/missing.png"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the checks did not report %q; they said:\n%s", want, got)
+		}
 	}
 }

@@ -240,3 +240,47 @@ func TestPortalHonoursGlobalPrivacyControl(t *testing.T) {
 		t.Fatalf("%d consent requests, want the one GPC opt-out", n)
 	}
 }
+
+func TestPortalAnswersAlikeForUnknownEmailsAndLetsThePersonWithdraw(t *testing.T) {
+	e := newE2E(t, 2, nil)
+	known := demo.Accounts(1)[0]
+	unknown := "nobody.here@example.org"
+	pages := map[string]string{}
+	for _, email := range []string{known.Email, unknown} {
+		b := newBrowser(t, e.API.URL, 1280, 900)
+		askInBrowser(t, b, e.API.URL, "erasure", email, "gdpr")
+		b.run(t, "wait for the code form", chromedp.WaitVisible(chromedp.ID("code")))
+		b.checkPage(t, "code form")
+		pages[email] = b.text(t)
+
+		// A new code only after the resend interval.
+		b.run(t, "ask for a new code at once", chromedp.Click(chromedp.CSS(`form[action="/privacy/request/resend"] button`)), chromedp.WaitVisible(chromedp.CSS(".error-summary")))
+		b.checkPage(t, "resend too soon")
+		if text := b.text(t); !strings.Contains(text, "You can ask for a new one in") {
+			t.Fatalf("a resend within the interval should say when a new code can be had:\n%s", text)
+		}
+
+		// The person withdraws before verifying.
+		b.run(t, "withdraw", chromedp.Click(chromedp.CSS(`form[action="/privacy/request/cancel"] button`)), chromedp.WaitVisible(chromedp.ID("status")))
+		b.waitForStatus(t, "cancelled", 30*time.Second)
+		b.checkPage(t, "withdrawn")
+		if text := b.text(t); strings.Contains(text, "Withdraw my request") || !strings.Contains(text, "You withdrew this request") {
+			t.Fatalf("a withdrawn request's page should give the reason and offer no withdrawal:\n%s", text)
+		}
+	}
+	if pages[known.Email] != pages[unknown] {
+		t.Fatalf("the code page differs for a customer's email and an unknown one:\n%s\n---\n%s", pages[known.Email], pages[unknown])
+	}
+	testenv.Eventually(t, 20*time.Second, "the cancellation mailed", func() bool {
+		for _, m := range e.SendGrid.To(known.Email) {
+			if strings.Contains(m.Text, "You withdrew this request") {
+				return true
+			}
+		}
+		return false
+	})
+	var actor string
+	if err := e.Lethe.QueryRow(context.Background(), "SELECT actor FROM lethe.audit_log WHERE action = 'request.cancelled' LIMIT 1").Scan(&actor); err != nil || actor != "subject" {
+		t.Fatalf("the withdrawal's audit entry: actor %q (%v), want subject", actor, err)
+	}
+}

@@ -268,6 +268,20 @@ func (b *browserTab) status(t testing.TB) string {
 	return get(t, b, "read the status", chromedp.Evaluate[string](`(document.getElementById('status') || {dataset: {}}).dataset.status || ''`))
 }
 
+// waitForElement reloads the page until the element with this id is on it
+// (a request's page shows the code form once the workflow has asked for one).
+func (b *browserTab) waitForElement(t testing.TB, id string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !get(t, b, "look for #"+id, chromedp.Evaluate[bool](`document.getElementById(`+"`"+id+"`"+`) !== null`)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("#%s is not on the page after %s", id, timeout)
+		}
+		time.Sleep(300 * time.Millisecond)
+		b.run(t, "reload", chromedp.Reload())
+	}
+}
+
 // waitForStatus reloads the request's page until it shows want.
 func (b *browserTab) waitForStatus(t testing.TB, want string, timeout time.Duration) {
 	t.Helper()

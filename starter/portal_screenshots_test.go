@@ -94,7 +94,8 @@ func TestPortalPagesInBothLanguagesAtBothWidths(t *testing.T) {
 			goTo("/privacy/ask/access")
 			b.run(t, "send without an email", chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("email-error")))
 			shot("04-ask-errors")
-			b.run(t, "send the form", chromedp.SendKeys(chromedp.ID("email"), person.Email+"\r"), chromedp.WaitVisible(chromedp.ID("code")))
+			b.run(t, "send the form", chromedp.SendKeys(chromedp.ID("email"), person.Email+"\r"), chromedp.WaitVisible(chromedp.ID("status")))
+			b.waitForElement(t, "code", 30*time.Second)
 			shot("05-request-code")
 			code := mailedCode(t, e, person.Email)
 			wrong := "000000"

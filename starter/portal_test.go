@@ -63,7 +63,7 @@ func askInBrowser(t *testing.T, b *browserTab, base, right, email, jurisdiction 
 // the field), then the mailed one.
 func verifyInBrowser(t *testing.T, b *browserTab, e *e2e, email string) {
 	t.Helper()
-	b.run(t, "wait for the code form", chromedp.WaitVisible(chromedp.ID("code")))
+	b.waitForElement(t, "code", 30*time.Second)
 	b.checkPage(t, "code form")
 	code := mailedCode(t, e, email)
 	wrong := "000000"
@@ -249,7 +249,7 @@ func TestPortalAnswersAlikeForUnknownEmailsAndLetsThePersonWithdraw(t *testing.T
 	for _, email := range []string{known.Email, unknown} {
 		b := newBrowser(t, e.API.URL, 1280, 900)
 		askInBrowser(t, b, e.API.URL, "erasure", email, "gdpr")
-		b.run(t, "wait for the code form", chromedp.WaitVisible(chromedp.ID("code")))
+		b.waitForElement(t, "code", 30*time.Second)
 		b.checkPage(t, "code form")
 		pages[email] = b.text(t)
 

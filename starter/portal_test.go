@@ -217,6 +217,7 @@ func TestPortalErasureJourneyRemovesTheRows(t *testing.T) {
 	}
 }
 
+// GPC, and a correction of a data map field on the same stack.
 func TestPortalHonoursGlobalPrivacyControl(t *testing.T) {
 	e := newE2E(t, 3, nil)
 	person := demo.Accounts(3)[1]
@@ -239,6 +240,21 @@ func TestPortalHonoursGlobalPrivacyControl(t *testing.T) {
 	if n := e.count(t, "SELECT count(*) FROM lethe.requests WHERE type = 'consent'"); n != 1 {
 		t.Fatalf("%d consent requests, want the one GPC opt-out", n)
 	}
+
+	// A correction of one of the data map's fields, asked for in the portal.
+	other := demo.Accounts(3)[2]
+	c := newBrowser(t, e.API.URL, 1280, 900)
+	c.run(t, "open the correction form", chromedp.Navigate(e.API.URL+"/privacy/ask/correction"))
+	c.checkPage(t, "correction form")
+	c.run(t, "fill the correction", chromedp.SendKeys(chromedp.ID("email"), other.Email), chromedp.SetValue(chromedp.ID("field"), "display_name"),
+		chromedp.SendKeys(chromedp.ID("value"), "Ada Portal"), chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("status")))
+	verifyInBrowser(t, c, e, other.Email)
+	c.waitForStatus(t, "completed", 60*time.Second)
+	c.checkPage(t, "completed correction")
+	var name string
+	if err := e.App.QueryRow(context.Background(), "SELECT display_name FROM demo.profiles WHERE account_id = $1", other.ID).Scan(&name); err != nil || name != "Ada Portal" {
+		t.Fatalf("display_name after the correction: %q (%v)", name, err)
+	}
 }
 
 func TestPortalAnswersAlikeForUnknownEmailsAndLetsThePersonWithdraw(t *testing.T) {
@@ -258,6 +274,22 @@ func TestPortalAnswersAlikeForUnknownEmailsAndLetsThePersonWithdraw(t *testing.T
 		b.checkPage(t, "resend too soon")
 		if text := b.text(t); !strings.Contains(text, "You can ask for a new one in") {
 			t.Fatalf("a resend within the interval should say when a new code can be had:\n%s", text)
+		}
+
+		if email == known.Email {
+			// The privacy team extends the deadline: the page says so, and why.
+			var reqID string
+			if err := e.Lethe.QueryRow(context.Background(), "SELECT id FROM lethe.requests WHERE type = 'erasure'").Scan(&reqID); err != nil {
+				t.Fatal(err)
+			}
+			if code, body := e.call(t, "POST", "/v1/requests/"+reqID+"/extend", e.Operator, `{"reason":"Our archive needs a second pass","by":"1mo"}`); code != 200 {
+				t.Fatalf("extend: %d %v", code, body)
+			}
+			b.run(t, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(".extension")))
+			b.checkPage(t, "extended")
+			if text := b.text(t); !strings.Contains(text, "We need more time") || !strings.Contains(text, "Our archive needs a second pass") {
+				t.Fatalf("the extension and its reason are not on the page:\n%s", text)
+			}
 		}
 
 		// The person withdraws before verifying.

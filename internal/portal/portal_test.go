@@ -2,6 +2,7 @@ package portal
 
 import (
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lethe-privacy/lethe/internal/api"
 	"github.com/lethe-privacy/lethe/internal/demo"
@@ -210,5 +212,62 @@ func TestADirectoryReplacesTextsAndAddsALanguage(t *testing.T) {
 	subjects, _ := person.NewHasher([]byte("0123456789abcdef0123456789abcdef"))
 	if _, err := New(&api.Server{Subjects: subjects, Log: slog.New(slog.DiscardHandler)}, Options{Dir: dir}); err == nil {
 		t.Fatal("a broken messages file should stop the portal at start")
+	}
+}
+
+// Every key a page names is in English, and German translates every English key.
+func TestEveryMessageKeyIsDefinedAndTranslated(t *testing.T) {
+	files, err := overlay("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadCatalog(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, de := c.byTag["en"], c.byTag["de"]
+	var keys []string
+	for _, name := range append([]string{"layout"}, pageNames...) {
+		b, err := fs.ReadFile(files, "templates/"+name+".html")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`\.T "([a-z0-9_-]+)"`).FindAllStringSubmatch(string(b), -1) {
+			keys = append(keys, m[1])
+		}
+	}
+	// And the keys the handlers use.
+	src, err := os.ReadFile("handlers.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`"((?:error|notice)_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+		keys = append(keys, m[1])
+	}
+	for _, r := range rights {
+		keys = append(keys, "right_"+r.Name+"_name", "right_"+r.Name+"_text", "ask_"+r.Name+"_title", "ask_"+r.Name+"_submit", "type_"+r.Type)
+	}
+	for _, s := range []string{"received", "awaiting_verification", "verified", "awaiting_approval", "in_progress", "needs_attention", "completed", "denied", "expired", "cancelled", "failed", "abandoned"} {
+		keys = append(keys, "status_"+s, "status_"+s+"_text")
+	}
+	for _, j := range []string{"gdpr", "ccpa", "default"} {
+		keys = append(keys, "jurisdiction_"+j)
+	}
+	for _, k := range []string{"error_not_found", "error_csrf", "error_too_many", "error_too_big", "error_bad_form", "error_link", "error_unavailable", "no_request"} {
+		keys = append(keys, k, k+"_title")
+	}
+	for _, k := range keys {
+		if _, ok := en[k]; !ok {
+			t.Errorf("en.yaml lacks %q", k)
+		}
+	}
+	for k := range en {
+		if _, ok := de[k]; !ok {
+			t.Errorf("de.yaml lacks %q", k)
+		}
+	}
+	l := c.pick("de")
+	if got := l.Date(time.Date(2027, 3, 5, 23, 0, 0, 0, time.UTC)); got != "5. März 2027" {
+		t.Errorf("a German date: %q", got)
 	}
 }

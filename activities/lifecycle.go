@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -122,7 +124,8 @@ func (l *Lifecycle) IssueVerificationCode(ctx context.Context, in contract.Issue
 	if id.Email == "" {
 		return contract.IssueCodeResult{}, temporal.NewNonRetryableApplicationError("no email to send a code to", "NoEmail", nil)
 	}
-	msg, err := l.render(templates.VerificationCode, templates.Data{RequestID: in.RequestID, RequestType: in.RequestType, Code: code, CodeValidFor: in.ValidFor})
+	msg, err := l.render(templates.VerificationCode, templates.Data{RequestID: in.RequestID, RequestType: in.RequestType, Code: code, CodeValidFor: in.ValidFor,
+		StatusURL: l.statusURL(in.RequestID)})
 	if err != nil {
 		return contract.IssueCodeResult{}, err
 	}
@@ -182,6 +185,7 @@ func (l *Lifecycle) SendRequestMail(ctx context.Context, in contract.SendMailInp
 		FinalDate: in.Data.FinalDate, LastActive: in.Data.LastActive, Anonymize: in.Data.Anonymize,
 		LinkURL: in.Data.Link, LinkExpires: in.Data.LinkExpires,
 		Verified: in.Data.Verified, TaskDeadline: in.Data.TaskDeadline,
+		StatusURL: l.personStatusURL(in),
 	})
 	if err != nil {
 		return err
@@ -238,11 +242,37 @@ func resolveUserID(ctx context.Context, app *pgxpool.Pool, m *datamap.Map, id pe
 	return userID, nil
 }
 
+// portalURL is the privacy portal's address (internal/portal).
+func (l *Lifecycle) portalURL() string { return strings.TrimRight(l.PublicURL, "/") + "/privacy/" }
+
+// statusURL is the request's page in the privacy portal, with the
+// request's token (the portal moves it into a cookie on the first load).
+func (l *Lifecycle) statusURL(requestID string) string {
+	if l.Subjects == nil || requestID == "" {
+		return ""
+	}
+	return l.portalURL() + "status/" + requestID + "?t=" + url.QueryEscape(l.Subjects.RequestToken(requestID))
+}
+
+// personStatusURL is statusURL for a mail to the person about their
+// request; a mail to the privacy team carries no token.
+func (l *Lifecycle) personStatusURL(in contract.SendMailInput) string {
+	if in.ToPrivacyTeam {
+		return ""
+	}
+	return l.statusURL(in.RequestID)
+}
+
 func (l *Lifecycle) render(name string, d templates.Data) (templates.Message, error) {
 	d.CompanyName = l.CompanyName
-	if d.LinkURL == "" && (name == templates.VerificationReminder || name == templates.VerificationExpired ||
-		name == templates.DeactivationNotice || name == templates.DeactivationReminder) {
-		d.LinkURL = l.PublicURL // where to ask for a new code, or submit again
+	switch {
+	case d.LinkURL != "":
+	case name == templates.VerificationReminder && d.StatusURL != "":
+		d.LinkURL = d.StatusURL // where to type the code or ask for a new one
+	case name == templates.VerificationReminder || name == templates.VerificationExpired:
+		d.LinkURL = l.portalURL() // where to ask again
+	case name == templates.DeactivationNotice || name == templates.DeactivationReminder:
+		d.LinkURL = l.PublicURL
 	}
 	msg, err := l.Templates.Render(name, d)
 	if err != nil {

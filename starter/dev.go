@@ -459,6 +459,7 @@ func (st *devStack) printWelcome(w io.Writer) {
 	fmt.Fprintf(w, `
 Lethe dev stack is up.
   API          %[1]s   (health: %[1]s/healthz)
+  Portal       %[1]s/privacy/   (where people ask for their rights)
   Temporal UI  %[2]s
   Temporal     %[3]s   (namespace %[4]s)
   S3           %[5]s

@@ -23,6 +23,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/policy"
+	"github.com/lethe-privacy/lethe/internal/portal"
 	"github.com/lethe-privacy/lethe/internal/processors"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -148,7 +149,7 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 			return nil, fmt.Errorf("data map processors: %w", err)
 		}
 	}
-	return &api.Server{
+	srv := &api.Server{
 		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies, Map: m, Callbacks: callbacks,
 		APIKeys:   apikeys.NewAuthenticator(db, apikeys.DefaultCacheTTL),
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
@@ -157,7 +158,14 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 		Notices:    noticePolicy(cfg),
 		PerIP:      ratelimit.New(cfg.RatePerIP, cfg.BurstPerIP),
 		PerSubject: ratelimit.New(cfg.RatePerSubject, cfg.BurstPerSubj),
-	}, nil
+	}
+	// The privacy portal calls the same code paths as the JSON API.
+	p, err := portal.New(srv, portal.Options{CompanyName: cfg.CompanyName, PublicURL: cfg.PublicURL, Dir: cfg.PortalDir})
+	if err != nil {
+		return nil, err
+	}
+	srv.Portal = p
+	return srv, nil
 }
 
 // loadDataMap reads the data map of LETHE_DATA_MAP, if set (nil if not),

@@ -51,6 +51,9 @@ type Server struct {
 	PerIP, PerSubject *ratelimit.Limiter
 	// Extra routes mounted by the process (e.g. the codec server); may be nil.
 	Extra func(mux *http.ServeMux)
+	// Portal is the privacy portal (internal/portal), served under
+	// /privacy/ with its own security headers; nil: no portal.
+	Portal http.Handler
 }
 
 // Authenticator checks an API key.
@@ -102,6 +105,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/reconcile/{id}", s.getReconcile)
 	if s.Extra != nil {
 		s.Extra(mux)
+	}
+	if s.Portal != nil {
+		mux.Handle("/privacy/", s.Portal)
 	}
 	return s.recoverer(securityHeaders(mux))
 }

@@ -96,6 +96,30 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
+	out, err := s.submitAs(r.Context(), in, caller)
+	if err != nil {
+		s.writeRefusal(w, r, err)
+		return
+	}
+	status := http.StatusAccepted
+	if out.Joined {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, out)
+}
+
+// SubmitForPerson submits a request the person makes themself (the privacy
+// portal), through the same checks, limits and workflow as POST
+// /v1/requests without a key. gpc: their browser sent Global Privacy
+// Control, which a consent request may then name as its source. A refusal
+// is a *Refused; any other error means nothing was created.
+func (s *Server) SubmitForPerson(ctx context.Context, in SubmitRequest, gpc bool) (Submitted, error) {
+	return s.submitAs(ctx, in, caller{gpc: gpc})
+}
+
+// submitAs is a submission by c: the answer (Joined for a running request
+// like it), a *Refused, or an error from a system that did not answer.
+func (s *Server) submitAs(ctx context.Context, in SubmitRequest, caller caller) (Submitted, error) {
 	if in.Jurisdiction == "" {
 		in.Jurisdiction = domain.Company
 	}
@@ -104,13 +128,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		if in.Verified && caller.role != apikeys.RoleBackend || in.Expedited != "" && caller.role != apikeys.RoleOperator {
 			status = http.StatusForbidden
 		}
-		writeError(w, status, "%s", msg)
-		return
+		return Submitted{}, &Refused{Status: status, Message: msg, Field: fieldOf(msg)}
 	}
 	change, noVerification, pol, refused := s.checkDetails(in, caller)
 	if refused != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, refused)
-		return
+		return Submitted{}, &Refused{Status: http.StatusUnprocessableEntity, Message: refused.Error, Fields: refused.Fields, body: refused}
 	}
 	// Vouched for by the backend, an opt-out that needs no verification, or
 	// an operator's expedited erasure: no code is asked for.
@@ -121,57 +143,44 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	if caller.role == "" && s.PerSubject != nil {
 		if ok, after := s.PerSubject.Allow(string(ref)); !ok {
-			w.Header().Set("Retry-After", fmt.Sprint(int(after.Seconds())+1))
-			writeError(w, http.StatusTooManyRequests, "too many requests for this person; try again later")
-			return
+			return Submitted{}, &Refused{Status: http.StatusTooManyRequests, Message: "too many requests for this person; try again later", RetryAfter: after}
 		}
 	}
-	ctx := r.Context()
 	now := time.Now().UTC()
 
 	// A request like it still running: this submission joins it.
 	if existing, err := s.openRequest(ctx, string(ref), in.Type); err != nil {
-		s.unavailable(w, r, "find open request", err)
-		return
+		return Submitted{}, unavailable("find open request", err)
 	} else if existing != nil {
-		s.writeJoined(w, existing, caller, preVerified)
-		return
+		return s.joined(existing, caller, preVerified), nil
 	}
 	// Limits per person and type (P14); a child's data goes whatever the count.
 	if in.Expedited != "" {
 		pol = s.Policies.ExpeditedErasure()
 	} else if retryAt, err := s.overLimit(ctx, string(ref), in.Type, in.Jurisdiction, now); err != nil {
-		s.unavailable(w, r, "check limits", err)
-		return
+		return Submitted{}, unavailable("check limits", err)
 	} else if !retryAt.IsZero() {
-		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(retryAt).Seconds())+1))
-		writeJSON(w, http.StatusTooManyRequests, Refusal{
-			Error:   fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format(domain.DateLayout)),
-			RetryAt: retryAt,
-		})
-		return
+		msg := fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format(domain.DateLayout))
+		return Submitted{}, &Refused{Status: http.StatusTooManyRequests, Message: msg, RetryAt: retryAt, RetryAfter: time.Until(retryAt),
+			body: Refusal{Error: msg, RetryAt: retryAt}}
 	}
 
 	id, err := newRequestID()
 	if err != nil {
-		s.unavailable(w, r, "request id", err)
-		return
+		return Submitted{}, unavailable("request id", err)
 	}
 	due := pol.DueAt(now)
 	// Claim the one open slot for this person and type; a concurrent twin loses and joins.
 	claimed, err := s.claim(ctx, id, string(ref), in, now, due)
 	if err != nil {
-		s.unavailable(w, r, "record request", err)
-		return
+		return Submitted{}, unavailable("record request", err)
 	}
 	if !claimed {
 		existing, err := s.openRequest(ctx, string(ref), in.Type)
 		if err != nil || existing == nil {
-			s.unavailable(w, r, "join request", err)
-			return
+			return Submitted{}, unavailable("join request", err)
 		}
-		s.writeJoined(w, existing, caller, preVerified)
-		return
+		return s.joined(existing, caller, preVerified), nil
 	}
 	who := person.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID, Corrections: change.Corrections, Consent: change.Consent}
 	sealed, err := person.Seal(ctx, s.Keys, string(ref), who)
@@ -198,15 +207,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		if derr := s.records().DeleteClaim(context.WithoutCancel(ctx), id); derr != nil {
 			s.Log.ErrorContext(ctx, "release claim", "request_id", id, "error", derr)
 		}
-		s.unavailable(w, r, "start request", err)
-		return
+		return Submitted{}, unavailable("start request", err)
 	}
 	s.Log.InfoContext(ctx, "request accepted", "request_id", id, "type", in.Type, "subject_ref", ref, "by", caller.actor())
 	out := Submitted{ID: id, Status: domain.StatusReceived, DueAt: due, Links: links(id, !preVerified)}
 	if caller.role == "" {
 		out.RequestToken = s.Subjects.RequestToken(id)
 	}
-	writeJSON(w, http.StatusAccepted, out)
+	return out, nil
 }
 
 func validateSubmission(in SubmitRequest, c caller) string {
@@ -280,10 +288,10 @@ func (s *Server) openRequestAfterRelease(ctx context.Context, ref, typ string, w
 	return &was, nil
 }
 
-// writeJoined answers a submission that joins the running request; one
-// that needs no code does not learn of the code's routes while the running
+// joined answers a submission that joins the running request; one that
+// needs no code does not learn of the code's routes while the running
 // request has not asked for one.
-func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c caller, preVerified bool) {
+func (s *Server) joined(existing *Submitted, c caller, preVerified bool) Submitted {
 	existing.Joined = true
 	if preVerified && existing.Status == domain.StatusReceived {
 		existing.Links = links(existing.ID, false)
@@ -291,7 +299,7 @@ func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c calle
 	if c.role == "" {
 		existing.RequestToken = s.Subjects.RequestToken(existing.ID)
 	}
-	writeJSON(w, http.StatusOK, existing)
+	return *existing
 }
 
 // claim records the request as the person's one open request of its type.
@@ -390,7 +398,7 @@ func (s *Server) checkDetails(in SubmitRequest, c caller) (change person.Identit
 		switch {
 		case source == "":
 			source = "request"
-		case source == "gpc" && c.role == apikeys.RoleBackend:
+		case source == "gpc" && (c.role == apikeys.RoleBackend || c.gpc):
 		default:
 			return refuse(`details.consent.source: only the company's backend may forward "gpc"`, nil)
 		}

@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 // caller is who is calling: a key's role, or the person (role "").
 type caller struct {
 	role, keyID string
+	gpc         bool // the person's browser sent Global Privacy Control (the portal saw it)
 }
 
 func (c caller) actor() string {
@@ -74,7 +73,7 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request) (string, caller
 			writeError(w, http.StatusUnauthorized, "send the request's token as X-Request-Token, or an API key")
 			return "", c, false
 		}
-		if subtle.ConstantTimeCompare([]byte(token), []byte(s.Subjects.RequestToken(id))) != 1 {
+		if !s.TokenMatches(id, token) {
 			writeError(w, http.StatusForbidden, "this token is not for this request")
 			return "", c, false
 		}
@@ -155,12 +154,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	if !codeRe.MatchString(in.Code) {
-		writeError(w, http.StatusUnprocessableEntity, "code: want the 6 digits from the email")
-		return
-	}
-	var res contract.VerifyResult
-	if !s.update(w, r, id, contract.UpdateVerify, contract.VerifyInput{CodeHash: s.Subjects.CodeHash(id, in.Code)}, &res) {
+	res, err := s.Verify(r.Context(), id, in.Code)
+	if err != nil {
+		s.writeRefusal(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -175,10 +171,12 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var v contract.VerificationView
-	if s.update(w, r, id, contract.UpdateResendCode, nil, &v) {
-		writeJSON(w, http.StatusOK, v)
+	v, err := s.Resend(r.Context(), id)
+	if err != nil {
+		s.writeRefusal(w, r, err)
+		return
 	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // ActionBody is the body of an operator's action.
@@ -254,18 +252,28 @@ func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request) {
 
 // update runs a workflow update and answers its refusal; true when res holds the result.
 func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string, arg, res any) bool {
+	if err := s.runUpdate(r.Context(), id, name, arg, res); err != nil {
+		s.writeRefusal(w, r, err)
+		return false
+	}
+	return true
+}
+
+// runUpdate runs a workflow update: nil when res holds the result, a
+// *Refused when the workflow refused it, else the system's error.
+func (s *Server) runUpdate(ctx context.Context, id, name string, arg, res any) error {
 	opts := client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted}
 	if arg != nil {
 		opts.Args = []any{arg}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	h, err := s.Temporal.UpdateWorkflow(ctx, opts)
 	if err == nil {
 		err = h.Get(ctx, res)
 	}
 	if err == nil {
-		return true
+		return nil
 	}
 	var app *temporal.ApplicationError
 	var nf *serviceerror.NotFound
@@ -277,20 +285,19 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string,
 			contract.RefusedInput: http.StatusUnprocessableEntity,
 		}[app.Type()]
 		if status == 0 {
-			s.unavailable(w, r, name, err)
-			return false
+			return unavailable(name, err)
 		}
+		out := &Refused{Status: status, Message: app.Message(), Reason: app.Type()}
 		var wait time.Duration
 		if app.Type() == contract.RefusedRateLimited && app.HasDetails() && app.Details(&wait) == nil {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			out.RetryAfter = wait
 		}
-		writeError(w, status, "%s", app.Message())
+		return out
 	case errors.As(err, &nf):
-		writeError(w, http.StatusConflict, "the request has ended and takes no more actions")
+		return &Refused{Status: http.StatusConflict, Message: "the request has ended and takes no more actions", Reason: contract.RefusedState}
 	default:
-		s.unavailable(w, r, name, err)
+		return unavailable(name, err)
 	}
-	return false
 }
 
 // unavailable answers 503 and logs the cause (which carries no personal data).
@@ -305,10 +312,12 @@ func (s *Server) newLink(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var link contract.LinkResult
-	if s.update(w, r, contract.ExpiryWorkflowID(id), contract.UpdateNewLink, nil, &link) {
-		writeJSON(w, http.StatusOK, link)
+	link, err := s.NewLink(r.Context(), id)
+	if err != nil {
+		s.writeRefusal(w, r, err)
+		return
 	}
+	writeJSON(w, http.StatusOK, link)
 }
 
 // SourceDecisionBody decides about an export source that keeps failing.

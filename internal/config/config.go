@@ -85,6 +85,9 @@ type Config struct {
 	PublicURL        string `env:"LETHE_PUBLIC_URL" envDefault:"http://localhost:8080"`
 	PrivacyTeamEmail string `env:"LETHE_PRIVACY_TEAM_EMAIL" envDefault:"privacy-team@example.com"`
 	TemplatesDir     string `env:"LETHE_TEMPLATES_DIR"`
+	// PortalDir overrides the privacy portal's pages, styles, logo and
+	// messages (internal/portal/web): files of the same relative names win.
+	PortalDir string `env:"LETHE_PORTAL_DIR"`
 
 	// Deadlines per jurisdiction, as periods: "1mo" (calendar month), "45d", "10bd" (business days).
 	DueGDPR       string `env:"LETHE_DUE_GDPR" envDefault:"1mo"`

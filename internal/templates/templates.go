@@ -208,6 +208,10 @@ type Data struct {
 	LinkURL string
 	// LinkExpires is when a download link stops working, if it does.
 	LinkExpires time.Time
+	// StatusURL is the request's page in the privacy portal, for the
+	// person: it carries the request's token, which the portal moves into
+	// a cookie at once. Empty in mails to the privacy team.
+	StatusURL string
 	// LapseDate is when an unverified request lapses.
 	LapseDate time.Time
 	// FinalDate is when a deactivated or inactive account is permanently

@@ -46,23 +46,67 @@ type browserTab struct {
 	dls     chan string // completed downloads' GUIDs
 }
 
+// chromiumPath finds Chromium, installing Debian's package first when it
+// is missing and this process may (root, apt-get present), so that the
+// README's test command works on a fresh machine; otherwise the test fails
+// saying how to install it.
 func chromiumPath(t testing.TB) string {
 	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
+	find := func() string {
+		for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+		if p, err := exec.LookPath("chromium"); err == nil {
 			return p
 		}
+		return ""
 	}
-	if p, err := exec.LookPath("chromium"); err == nil {
+	if p := find(); p != "" {
+		return p
+	}
+	installChromium.Do(func() {
+		if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+			return
+		}
+		t.Log("installing Chromium for the browser tests (apt-get install chromium)")
+		for _, args := range [][]string{{"update", "-q"}, {"install", "-y", "-q", "chromium"}} {
+			cmd := exec.Command("apt-get", args...)
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Logf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+		}
+	})
+	if p := find(); p != "" {
 		return p
 	}
 	t.Fatal(chromiumHint)
 	return ""
 }
 
+// installChromium and installAxe run once per test process.
+var installChromium, installAxe sync.Once
+
 func axeSource(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(axeDir, "node_modules", "axe-core", "axe.min.js"))
+	file := filepath.Join(axeDir, "node_modules", "axe-core", "axe.min.js")
+	if _, err := os.Stat(file); err != nil {
+		installAxe.Do(func() {
+			if _, err := exec.LookPath("npm"); err != nil {
+				return
+			}
+			t.Log("installing axe-core for the browser tests (npm ci in starter/" + axeDir + ")")
+			cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+			cmd.Dir = axeDir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Logf("npm ci: %v\n%s", err, out)
+			}
+		})
+	}
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatalf("axe-core is not installed: run `npm ci --no-audit --no-fund` in starter/%s (.ci/run does this when node_modules is missing): %v", axeDir, err)
 	}

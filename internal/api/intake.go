@@ -96,82 +96,112 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
+	out, refused, err := s.intake(r.Context(), in, caller)
+	switch {
+	case err != nil:
+		s.unavailable(w, r, refused.what, err)
+	case refused.Status != 0:
+		if refused.RetryAfter != "" {
+			w.Header().Set("Retry-After", refused.RetryAfter)
+		}
+		writeJSON(w, refused.Status, refused.Body)
+	case out.Joined:
+		writeJSON(w, http.StatusOK, out)
+	default:
+		writeJSON(w, http.StatusAccepted, out)
+	}
+}
+
+// IntakeRefusal is a submission intake refused: the HTTP status, the body
+// saying why, and when a limit lifts (Retry-After, in seconds).
+type IntakeRefusal struct {
+	Status     int
+	Body       any // Error, FieldsRefused or Refusal
+	RetryAfter string
+	what       string // what failed, when intake returns an error
+}
+
+// intake is the one way a privacy request enters Lethe, whoever submits
+// it: the JSON API (submit) and the Data Rights Protocol's agents
+// (drpExercise). It validates the submission against who makes it, joins
+// a running request of the same type for the same person, applies the
+// limits, claims the person's open slot and starts the request's workflow.
+// It answers the request (Joined when it joined one), or a refusal, or an
+// error (refusal.what says which step failed) when Lethe could not decide.
+func (s *Server) intake(ctx context.Context, in SubmitRequest, caller caller) (Submitted, IntakeRefusal, error) {
+	refuse := func(status int, body any) (Submitted, IntakeRefusal, error) {
+		return Submitted{}, IntakeRefusal{Status: status, Body: body}, nil
+	}
+	failed := func(what string, err error) (Submitted, IntakeRefusal, error) {
+		if err == nil {
+			err = errors.New(what)
+		}
+		return Submitted{}, IntakeRefusal{what: what}, err
+	}
 	if in.Jurisdiction == "" {
 		in.Jurisdiction = domain.Company
 	}
 	if msg := validateSubmission(in, caller); msg != "" {
 		status := http.StatusUnprocessableEntity
-		if in.Verified && caller.role != apikeys.RoleBackend || in.Expedited != "" && caller.role != apikeys.RoleOperator {
+		if in.Verified && !caller.mayVouch() || in.Expedited != "" && caller.role != apikeys.RoleOperator {
 			status = http.StatusForbidden
 		}
-		writeError(w, status, "%s", msg)
-		return
+		return refuse(status, Error{Error: msg})
 	}
 	change, noVerification, pol, refused := s.checkDetails(in, caller)
 	if refused != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, refused)
-		return
+		return refuse(http.StatusUnprocessableEntity, refused)
 	}
-	// Vouched for by the backend, an opt-out that needs no verification, or
-	// an operator's expedited erasure: no code is asked for.
+	// Vouched for by the backend (or a trusted agent), an opt-out that needs
+	// no verification, or an operator's expedited erasure: no code is asked for.
 	preVerified := in.Verified || noVerification || in.Expedited != ""
 	ref := s.Subjects.Email(in.Subject.Email)
 	if in.Subject.UserID != "" {
 		ref = s.Subjects.UserID(in.Subject.UserID)
 	}
-	if caller.role == "" && s.PerSubject != nil {
+	if caller.limitedPerSubject() && s.PerSubject != nil {
 		if ok, after := s.PerSubject.Allow(string(ref)); !ok {
-			w.Header().Set("Retry-After", fmt.Sprint(int(after.Seconds())+1))
-			writeError(w, http.StatusTooManyRequests, "too many requests for this person; try again later")
-			return
+			return Submitted{}, IntakeRefusal{Status: http.StatusTooManyRequests, RetryAfter: fmt.Sprint(int(after.Seconds()) + 1),
+				Body: Error{Error: "too many requests for this person; try again later"}}, nil
 		}
 	}
-	ctx := r.Context()
 	now := time.Now().UTC()
 
 	// A request like it still running: this submission joins it.
 	if existing, err := s.openRequest(ctx, string(ref), in.Type); err != nil {
-		s.unavailable(w, r, "find open request", err)
-		return
+		return failed("find open request", err)
 	} else if existing != nil {
-		s.writeJoined(w, existing, caller, preVerified)
-		return
+		return s.joined(existing, caller, preVerified), IntakeRefusal{}, nil
 	}
 	// Limits per person and type (P14); a child's data goes whatever the count.
 	if in.Expedited != "" {
 		pol = s.Policies.ExpeditedErasure()
 	} else if retryAt, err := s.overLimit(ctx, string(ref), in.Type, in.Jurisdiction, now); err != nil {
-		s.unavailable(w, r, "check limits", err)
-		return
+		return failed("check limits", err)
 	} else if !retryAt.IsZero() {
-		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(retryAt).Seconds())+1))
-		writeJSON(w, http.StatusTooManyRequests, Refusal{
-			Error:   fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format(domain.DateLayout)),
-			RetryAt: retryAt,
-		})
-		return
+		return Submitted{}, IntakeRefusal{Status: http.StatusTooManyRequests, RetryAfter: fmt.Sprint(int(time.Until(retryAt).Seconds()) + 1),
+			Body: Refusal{
+				Error:   fmt.Sprintf("limit reached for %s requests; you can ask again from %s", in.Type, retryAt.Format(domain.DateLayout)),
+				RetryAt: retryAt,
+			}}, nil
 	}
 
 	id, err := newRequestID()
 	if err != nil {
-		s.unavailable(w, r, "request id", err)
-		return
+		return failed("request id", err)
 	}
 	due := pol.DueAt(now)
 	// Claim the one open slot for this person and type; a concurrent twin loses and joins.
 	claimed, err := s.claim(ctx, id, string(ref), in, now, due)
 	if err != nil {
-		s.unavailable(w, r, "record request", err)
-		return
+		return failed("record request", err)
 	}
 	if !claimed {
 		existing, err := s.openRequest(ctx, string(ref), in.Type)
 		if err != nil || existing == nil {
-			s.unavailable(w, r, "join request", err)
-			return
+			return failed("join request", err)
 		}
-		s.writeJoined(w, existing, caller, preVerified)
-		return
+		return s.joined(existing, caller, preVerified), IntakeRefusal{}, nil
 	}
 	who := person.Identity{Email: in.Subject.Email, UserID: in.Subject.UserID, Corrections: change.Corrections, Consent: change.Consent}
 	sealed, err := person.Seal(ctx, s.Keys, string(ref), who)
@@ -198,15 +228,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		if derr := s.records().DeleteClaim(context.WithoutCancel(ctx), id); derr != nil {
 			s.Log.ErrorContext(ctx, "release claim", "request_id", id, "error", derr)
 		}
-		s.unavailable(w, r, "start request", err)
-		return
+		return failed("start request", err)
 	}
 	s.Log.InfoContext(ctx, "request accepted", "request_id", id, "type", in.Type, "subject_ref", ref, "by", caller.actor())
 	out := Submitted{ID: id, Status: domain.StatusReceived, DueAt: due, Links: links(id, !preVerified)}
 	if caller.role == "" {
 		out.RequestToken = s.Subjects.RequestToken(id)
 	}
-	writeJSON(w, http.StatusAccepted, out)
+	return out, IntakeRefusal{}, nil
 }
 
 func validateSubmission(in SubmitRequest, c caller) string {
@@ -221,7 +250,7 @@ func validateSubmission(in SubmitRequest, c caller) string {
 		return "subject.email: not a valid email address"
 	case in.Subject.UserID != "" && !userIDRe.MatchString(in.Subject.UserID):
 		return "subject.user_id: want 1 to 128 letters, digits or ._:@-"
-	case in.Verified && c.role != apikeys.RoleBackend:
+	case in.Verified && !c.mayVouch():
 		return "verified: only the company's backend (an API key with the backend role) may vouch for an identity"
 	case in.Expedited != "" && c.role != apikeys.RoleOperator:
 		return "expedited: only the privacy team (an API key with the operator role) may start an expedited erasure"
@@ -280,10 +309,10 @@ func (s *Server) openRequestAfterRelease(ctx context.Context, ref, typ string, w
 	return &was, nil
 }
 
-// writeJoined answers a submission that joins the running request; one
-// that needs no code does not learn of the code's routes while the running
+// joined answers a submission that joins the running request; one that
+// needs no code does not learn of the code's routes while the running
 // request has not asked for one.
-func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c caller, preVerified bool) {
+func (s *Server) joined(existing *Submitted, c caller, preVerified bool) Submitted {
 	existing.Joined = true
 	if preVerified && existing.Status == domain.StatusReceived {
 		existing.Links = links(existing.ID, false)
@@ -291,7 +320,7 @@ func (s *Server) writeJoined(w http.ResponseWriter, existing *Submitted, c calle
 	if c.role == "" {
 		existing.RequestToken = s.Subjects.RequestToken(existing.ID)
 	}
-	writeJSON(w, http.StatusOK, existing)
+	return *existing
 }
 
 // claim records the request as the person's one open request of its type.

@@ -21,9 +21,27 @@ import (
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
-// caller is who is calling: a key's role, or the person (role "").
+// caller is who is calling: a key's role, a DRP authorized agent
+// (roleDRPAgent, keyID its agent id), or the person (role "").
 type caller struct {
 	role, keyID string
+	// vouches: an agent whose identity checks the privacy team relies on
+	// (its verified email claim counts as the backend's "verified").
+	vouches bool
+}
+
+// roleDRPAgent is an authorized agent of the Data Rights Protocol.
+const roleDRPAgent = "drp_agent"
+
+// mayVouch says whether the caller may submit a request as verified.
+func (c caller) mayVouch() bool {
+	return c.role == apikeys.RoleBackend || c.role == roleDRPAgent && c.vouches
+}
+
+// limitedPerSubject: the person and agents acting for people are limited
+// per person; the company's own systems are not.
+func (c caller) limitedPerSubject() bool {
+	return c.role == "" || c.role == roleDRPAgent
 }
 
 func (c caller) actor() string {
@@ -254,16 +272,7 @@ func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request) {
 
 // update runs a workflow update and answers its refusal; true when res holds the result.
 func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string, arg, res any) bool {
-	opts := client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted}
-	if arg != nil {
-		opts.Args = []any{arg}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	h, err := s.Temporal.UpdateWorkflow(ctx, opts)
-	if err == nil {
-		err = h.Get(ctx, res)
-	}
+	err := s.runUpdate(r.Context(), id, name, arg, res)
 	if err == nil {
 		return true
 	}
@@ -291,6 +300,21 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string,
 		s.unavailable(w, r, name, err)
 	}
 	return false
+}
+
+// runUpdate runs a workflow update and reads its result into res.
+func (s *Server) runUpdate(ctx context.Context, id, name string, arg, res any) error {
+	opts := client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted}
+	if arg != nil {
+		opts.Args = []any{arg}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, opts)
+	if err == nil {
+		err = h.Get(ctx, res)
+	}
+	return err
 }
 
 // unavailable answers 503 and logs the cause (which carries no personal data).

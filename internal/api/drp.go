@@ -455,7 +455,7 @@ func (s *Server) drpRevoke(w http.ResponseWriter, r *http.Request) {
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &app) && app.Type() == contract.RefusedState, errors.As(err, &nf):
-			writeDRPError(w, drpRefuse(http.StatusConflict, true, "the request can no longer be revoked: its work has started or it has ended"))
+			writeDRPError(w, drpRefuse(http.StatusConflict, false, "the request cannot be revoked now: its work has started, it has ended, or it is still being received (try again shortly)"))
 			return
 		case err != nil:
 			s.drpUnavailable(w, r, "revoke", err)

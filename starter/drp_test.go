@@ -319,6 +319,15 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 		t.Fatalf("access's status: %+v", acc)
 	}
 
+	// A sale opt-out needs no verification: it is in progress at once, as a consent withdrawal.
+	code, raw = drpCall(t, "POST", exercise, agent.token, agent.sign(t, business, map[string]any{
+		"exercise": "sale:opt-out", "regime": "ccpa", "email": revoker.Email}))
+	if st := decodeStatus(t, raw); code != http.StatusOK || st.Status != drp.StatusInProgress || st.Reason != "" {
+		t.Fatalf("sale:opt-out: %d %s", code, raw)
+	} else if n := e.count(t, "SELECT count(*) FROM lethe.requests WHERE id = $1 AND type = 'consent'", st.RequestID); n != 1 {
+		t.Errorf("sale:opt-out is no consent request: %d", n)
+	}
+
 	// Both are fulfilled, and the agent is told so by signed callbacks.
 	for _, id := range []string{del.RequestID, acc.RequestID} {
 		testenv.Eventually(t, 60*time.Second, "a fulfilled callback for "+id, func() bool {

@@ -65,6 +65,10 @@ func (s *Server) DRPCallbacksOnce(ctx context.Context) error {
 	}
 }
 
+// drpMaxFinalAttempts is how often an ended request's last status is
+// sent before Lethe gives up (the last ones an hour apart).
+const drpMaxFinalAttempts = 40
+
 func (s *Server) drpCallback(ctx context.Context, d store.DRPCallbackDue, every time.Duration) {
 	recs := s.records()
 	// What the record says now, without asking the workflow.
@@ -95,6 +99,15 @@ func (s *Server) drpCallback(ctx context.Context, d store.DRPCallbackDue, every 
 	}
 	s.drpVerification(&st)
 	err := s.postDRPCallback(ctx, d.StatusCallback, st)
+	if err != nil && domain.Closed(d.Status) && d.Attempts+1 >= drpMaxFinalAttempts {
+		// The request has ended and the agent has not taken its last status
+		// for a day or more: stop, and leave it to the agent's GET.
+		s.Log.WarnContext(ctx, "DRP callback given up", "request_id", d.RequestID, "agent_id", d.AgentID, "attempts", d.Attempts+1, "error", err)
+		if err := recs.DRPCallbackDone(ctx, d.RequestID, d.AgentID, d.NotifiedState, true, time.Now()); err != nil {
+			s.Log.ErrorContext(ctx, "DRP callback", "request_id", d.RequestID, "error", err)
+		}
+		return
+	}
 	if err != nil {
 		backoff := every << min(d.Attempts, 10)
 		if backoff > time.Hour || backoff <= 0 {

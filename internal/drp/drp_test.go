@@ -174,3 +174,31 @@ func TestKeysAndTokens(t *testing.T) {
 		t.Errorf("tokens: %q %q %v", a, b, err)
 	}
 }
+
+// Whatever arrives as a body, opening and reading it refuses or succeeds,
+// never panics, and a refusal is DRP's error with a 4xx.
+func FuzzOpenAndCheck(f *testing.F) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	f.Add([]byte(drp.Sign(priv, []byte(`{"agent-id":"AA","business-id":"CB","issued-at":"2026-12-02T12:00:00Z","expires-at":"2026-12-02T12:05:00Z","exercise":"deletion","email":"a@example.com"}`))))
+	f.Add([]byte(drp.Sign(priv, []byte(`{"agent-id":7}`))))
+	f.Add([]byte("bm90IHNpZ25lZA=="))
+	f.Add([]byte{})
+	now := time.Date(2026, 12, 2, 12, 1, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		msg, err := drp.Open(pub, body)
+		if err != nil {
+			if s := status(err); s < 400 || s > 499 {
+				t.Fatalf("refusal %v is not a 4xx", err)
+			}
+			return
+		}
+		x, err := drp.ParseExercise(msg)
+		if err != nil {
+			return
+		}
+		if _, err := x.Check("AA", "CB", now, drp.Window{Skew: time.Minute, MaxLife: 15 * time.Minute}); err != nil && status(err) == 0 {
+			t.Fatalf("check: %v", err)
+		}
+		_, _ = drp.ActionFor(x.Exercise)
+	})
+}

@@ -37,6 +37,8 @@ type drpAgent struct {
 	mu        sync.Mutex
 	callbacks []drp.Status
 	badSigned int
+	failNext  int // answer this many (well-signed) callbacks 503
+	failed    int
 }
 
 func newDRPAgent(t *testing.T, id string, lethe ed25519.PublicKey) *drpAgent {
@@ -53,6 +55,12 @@ func newDRPAgent(t *testing.T, id string, lethe ed25519.PublicKey) *drpAgent {
 		if !drp.VerifyCallback(lethe, body, r.Header.Get(drp.CallbackSignatureHeader)) || r.Header.Get("Content-Type") != "application/json" {
 			a.badSigned++
 			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if a.failNext > 0 {
+			a.failNext--
+			a.failed++
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		var st drp.Status
@@ -377,6 +385,10 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	})
 	code, raw = drpCall(t, "DELETE", exercise+"/"+rev.RequestID, agent.token, drp.Sign(stranger.key, []byte(`{"reason":"changed my mind"}`)))
 	wantDRPError(t, "a revoke with a wrong signature", code, raw, http.StatusForbidden, false)
+	// The agent is down when the revoked callback first comes: it comes again.
+	agent.mu.Lock()
+	agent.failNext = 1
+	agent.mu.Unlock()
 	revokeMsg := drp.Sign(agent.key, []byte(`{"reason":"changed my mind"}`))
 	code, raw = drpCall(t, "DELETE", exercise+"/"+rev.RequestID, agent.token, revokeMsg)
 	if st := decodeStatus(t, raw); code != http.StatusOK || st.Status != drp.StatusRevoked {
@@ -401,6 +413,9 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	agent.mu.Lock()
 	if agent.badSigned != 0 {
 		t.Errorf("%d callbacks were not signed with Lethe's key", agent.badSigned)
+	}
+	if agent.failed != 1 {
+		t.Errorf("the agent refused %d callbacks, want 1 (sent again, then taken)", agent.failed)
 	}
 	agent.mu.Unlock()
 	// No personal data in logs or callbacks.

@@ -383,6 +383,14 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 		code, raw := drpCall(t, "GET", exercise+"/"+rev.RequestID, agent.token, "")
 		return code == http.StatusOK && decodeStatus(t, raw).Reason == drp.ReasonNeedUserVerification
 	})
+	// The team extends its deadline: the agent is told the new expected_by, and why.
+	if code, body := e.call(t, "POST", "/v1/requests/"+rev.RequestID+"/extend", e.Operator, `{"reason":"records in many systems","by":"10d"}`); code != http.StatusOK {
+		t.Fatalf("extend: %d %v", code, body)
+	}
+	testenv.Eventually(t, 30*time.Second, "a callback with the new expected_by", func() bool {
+		cbs := agent.callbacksFor(rev.RequestID)
+		return len(cbs) > 0 && cbs[len(cbs)-1].ExpectedBy != rev.ExpectedBy && cbs[len(cbs)-1].ProcessingDetails == "extended: records in many systems"
+	})
 	code, raw = drpCall(t, "DELETE", exercise+"/"+rev.RequestID, agent.token, drp.Sign(stranger.key, []byte(`{"reason":"changed my mind"}`)))
 	wantDRPError(t, "a revoke with a wrong signature", code, raw, http.StatusForbidden, false)
 	// The agent is down when the revoked callback first comes: it comes again.

@@ -341,7 +341,9 @@ func (s *Server) drpVerification(st *drp.Status) {
 		return
 	}
 	st.UserVerificationURL = strings.TrimSuffix(s.DRP.PublicURL, "/") + "/drp/verify/" + st.RequestID
-	st.ProcessingDetails = "a verification code was mailed to the person; they enter it at user_verification_url"
+	if st.ProcessingDetails == "" {
+		st.ProcessingDetails = "a verification code was mailed to the person; they enter it at user_verification_url"
+	}
 }
 
 // drpState is what an agent is told, to compare with what it was told last.

@@ -383,6 +383,11 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 		code, raw := drpCall(t, "GET", exercise+"/"+rev.RequestID, agent.token, "")
 		return code == http.StatusOK && decodeStatus(t, raw).Reason == drp.ReasonNeedUserVerification
 	})
+	// The same right for the same person again (a new message) joins the open request.
+	code, raw = drpCall(t, "POST", exercise, agent.token, deletion(agent, revoker, map[string]any{"email_verified": false, "agent-request-id": "again"}))
+	if st := decodeStatus(t, raw); code != http.StatusOK || st.RequestID != rev.RequestID {
+		t.Fatalf("a duplicate: %d %s (want %s)", code, raw, rev.RequestID)
+	}
 	// The team extends its deadline: the agent is told the new expected_by, and why.
 	if code, body := e.call(t, "POST", "/v1/requests/"+rev.RequestID+"/extend", e.Operator, `{"reason":"records in many systems","by":"10d"}`); code != http.StatusOK {
 		t.Fatalf("extend: %d %v", code, body)

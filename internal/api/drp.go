@@ -267,6 +267,11 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := drp.Status{RequestID: out.ID, AgentRequestID: x.AgentRequestID, ReceivedAt: drp.Timestamp(time.Now()), ExpectedBy: drp.Timestamp(out.DueAt)}
+	if out.Joined { // the running request's own receipt
+		if v, err := s.lookup(ctx, out.ID); err == nil && !v.ReceivedAt.IsZero() {
+			st.ReceivedAt = drp.Timestamp(v.ReceivedAt)
+		}
+	}
 	st.Status, st.Reason = drp.StatusFor(out.Status, false)
 	if out.Status == domain.StatusReceived && out.Links["verify"] != "" {
 		st.Reason = drp.ReasonNeedUserVerification
@@ -349,6 +354,23 @@ func (s *Server) drpVerification(st *drp.Status) {
 // drpState is what an agent is told, to compare with what it was told last.
 func drpState(st drp.Status) string {
 	return st.Status + "/" + st.Reason + "|" + st.ExpectedBy
+}
+
+// drpSameState says whether two states tell the agent the same: the same
+// status and reason, and expected_by within a minute (the API's answer
+// and the workflow's record compute the due date a moment apart).
+func drpSameState(a, b string) bool {
+	sa, ea, _ := strings.Cut(a, "|")
+	sb, eb, _ := strings.Cut(b, "|")
+	if sa != sb {
+		return false
+	}
+	if ea == eb {
+		return true
+	}
+	ta, err1 := time.Parse(time.RFC3339, ea)
+	tb, err2 := time.Parse(time.RFC3339, eb)
+	return err1 == nil && err2 == nil && ta.Sub(tb).Abs() < time.Minute
 }
 
 // drpLinked is the agent's link to the request of the path; 403 when the

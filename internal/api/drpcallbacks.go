@@ -79,7 +79,7 @@ func (s *Server) drpCallback(ctx context.Context, d store.DRPCallbackDue, every 
 	}
 	// Received is the moment before the workflow asks for a code or starts
 	// the work: the agent's answer already said which.
-	if drpState(st) == d.NotifiedState || d.Status == domain.StatusReceived {
+	if drpSameState(drpState(st), d.NotifiedState) || d.Status == domain.StatusReceived {
 		if err := recs.DRPCallbackDone(ctx, d.RequestID, d.AgentID, d.NotifiedState, domain.Closed(d.Status), time.Now().Add(every)); err != nil {
 			s.Log.ErrorContext(ctx, "DRP callback", "request_id", d.RequestID, "error", err)
 		}

@@ -406,6 +406,7 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 	}
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	apiDone := make(chan struct{})
+	go srv.RunDRPCallbacks(apiCtx) // returns at once when DRP is off
 	go func() { _ = serveHTTP(apiCtx, ln, observed.Middleware(srv.Handler()), log); close(apiDone) }()
 	st.stops = append(st.stops, func() { stopAPI(); <-apiDone })
 	st.apiURL = "http://localhost:" + portOf(ln.Addr())

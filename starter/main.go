@@ -9,6 +9,7 @@
 //	go run ./starter keys     rotate master and payload keys: add, rewrap, status, retire (no Temporal)
 //	go run ./starter deploy   status|promote <build-id>: roll a new worker build out and drain the old one
 //	go run ./starter incident declare|status|add-people|close  a personal-data breach, as /v1/incidents
+//	go run ./starter drp agent add|list|revoke, drp key   Data Rights Protocol agents and Lethe's signing key
 //
 // Configuration comes from the environment (README.md, "Configuration").
 // Build the production binary with `-tags nodev` to leave the dev stack (and
@@ -34,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand(), datamapCommand(), keysCommand(), incidentCommand(), deployCommand())
+	root.AddCommand(devCommand(), serveCommand(), migrateCommand(), outboxCommand(), apikeyCommand(), auditCommand(), schedulesCommand(), reconcileCommand(), datamapCommand(), keysCommand(), incidentCommand(), deployCommand(), drpCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe:", err)
 		os.Exit(1)

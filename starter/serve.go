@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/internal/drp"
 	"github.com/lethe-privacy/lethe/internal/metrics"
 	"github.com/lethe-privacy/lethe/internal/policy"
 	"github.com/lethe-privacy/lethe/internal/portal"
@@ -98,6 +99,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("LETHE_API_LISTEN %s: %w", cfg.APIListen, err)
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
+	go srv.RunDRPCallbacks(ctx) // returns at once when DRP is off
 	return serveHTTP(ctx, ln, observed.Middleware(srv.Handler()), log)
 }
 
@@ -149,8 +151,12 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 			return nil, fmt.Errorf("data map processors: %w", err)
 		}
 	}
+	drpConfig, err := drpConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	srv := &api.Server{
-		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies, Map: m, Callbacks: callbacks,
+		Temporal: tc, DB: db, Subjects: subjects, Keys: keys, Policies: policies, Map: m, Callbacks: callbacks, DRP: drpConfig,
 		APIKeys:   apikeys.NewAuthenticator(db, apikeys.DefaultCacheTTL),
 		TaskQueue: cfg.TemporalTaskQueue, MaxBody: cfg.MaxBodyBytes, Log: log,
 		Accounts: api.AccountPolicy{DeactivationGrace: cfg.DeactivationGrace, DeactivationReminder: cfg.DeactivationReminder,
@@ -166,6 +172,23 @@ func newAPIServer(cfg config.Config, tc client.Client, db *pgxpool.Pool, m *data
 	}
 	srv.Portal = p
 	return srv, nil
+}
+
+// drpConfig is the Data Rights Protocol's configuration; nil while
+// LETHE_DRP_BUSINESS_ID is unset.
+func drpConfig(cfg config.Config) (*api.DRPConfig, error) {
+	if cfg.DRPBusinessID == "" {
+		return nil, nil
+	}
+	key, err := drp.ParseSigningKey(cfg.DRPSigningKey)
+	if err != nil {
+		return nil, err
+	}
+	return &api.DRPConfig{
+		BusinessID: cfg.DRPBusinessID, Key: key, SalePurpose: cfg.DRPSalePurpose, PublicURL: cfg.PublicURL,
+		Window:        drp.Window{Skew: cfg.DRPClockSkew, MaxLife: cfg.DRPMaxWindow},
+		CallbackEvery: cfg.DRPCallbackEvery,
+	}, nil
 }
 
 // loadDataMap reads the data map of LETHE_DATA_MAP, if set (nil if not),

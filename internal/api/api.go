@@ -49,6 +49,8 @@ type Server struct {
 	Callbacks *processors.OpenDSRCallbacks
 	// PerIP and PerSubject limit the public routes; nil means no limit.
 	PerIP, PerSubject *ratelimit.Limiter
+	// DRP turns on the Data Rights Protocol's routes (drp.go); nil: off.
+	DRP *DRPConfig
 	// Extra routes mounted by the process (e.g. the codec server); may be nil.
 	Extra func(mux *http.ServeMux)
 	// Portal is the privacy portal (internal/portal), served under
@@ -103,6 +105,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/policy-notices/{id}", s.getIncident)
 	mux.HandleFunc("POST /v1/reconcile", s.startReconcile)
 	mux.HandleFunc("GET /v1/reconcile/{id}", s.getReconcile)
+	if s.DRP != nil {
+		s.drpRoutes(mux, public)
+	}
 	if s.Extra != nil {
 		s.Extra(mux)
 	}

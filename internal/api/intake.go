@@ -117,7 +117,12 @@ func (s *Server) SubmitForPerson(ctx context.Context, in SubmitRequest, gpc bool
 	return s.submitAs(ctx, in, caller{gpc: gpc})
 }
 
-// submitAs is a submission by c: the answer (Joined for a running request
+// submitAs is the one way a privacy request enters Lethe, whoever makes it:
+// the JSON API, the privacy portal (SubmitForPerson) and the Data Rights
+// Protocol's agents. It validates the submission against who makes it
+// (c), joins a running request of the same type for the same person,
+// applies the limits, claims the person's open slot and starts the
+// request's workflow. It answers the request (Joined for a running request
 // like it), a *Refused, or an error from a system that did not answer.
 func (s *Server) submitAs(ctx context.Context, in SubmitRequest, caller caller) (Submitted, error) {
 	if in.Jurisdiction == "" {
@@ -125,7 +130,7 @@ func (s *Server) submitAs(ctx context.Context, in SubmitRequest, caller caller) 
 	}
 	if msg := validateSubmission(in, caller); msg != "" {
 		status := http.StatusUnprocessableEntity
-		if in.Verified && caller.role != apikeys.RoleBackend || in.Expedited != "" && caller.role != apikeys.RoleOperator {
+		if in.Verified && !caller.mayVouch() || in.Expedited != "" && caller.role != apikeys.RoleOperator {
 			status = http.StatusForbidden
 		}
 		return Submitted{}, &Refused{Status: status, Message: msg, Field: fieldOf(msg)}
@@ -134,14 +139,14 @@ func (s *Server) submitAs(ctx context.Context, in SubmitRequest, caller caller) 
 	if refused != nil {
 		return Submitted{}, &Refused{Status: http.StatusUnprocessableEntity, Message: refused.Error, Fields: refused.Fields, body: refused}
 	}
-	// Vouched for by the backend, an opt-out that needs no verification, or
-	// an operator's expedited erasure: no code is asked for.
+	// Vouched for by the backend (or a trusted agent), an opt-out that needs
+	// no verification, or an operator's expedited erasure: no code is asked for.
 	preVerified := in.Verified || noVerification || in.Expedited != ""
 	ref := s.Subjects.Email(in.Subject.Email)
 	if in.Subject.UserID != "" {
 		ref = s.Subjects.UserID(in.Subject.UserID)
 	}
-	if caller.role == "" && s.PerSubject != nil {
+	if caller.limitedPerSubject() && s.PerSubject != nil {
 		if ok, after := s.PerSubject.Allow(string(ref)); !ok {
 			return Submitted{}, &Refused{Status: http.StatusTooManyRequests, Message: "too many requests for this person; try again later", RetryAfter: after}
 		}
@@ -229,7 +234,7 @@ func validateSubmission(in SubmitRequest, c caller) string {
 		return "subject.email: not a valid email address"
 	case in.Subject.UserID != "" && !userIDRe.MatchString(in.Subject.UserID):
 		return "subject.user_id: want 1 to 128 letters, digits or ._:@-"
-	case in.Verified && c.role != apikeys.RoleBackend:
+	case in.Verified && !c.mayVouch():
 		return "verified: only the company's backend (an API key with the backend role) may vouch for an identity"
 	case in.Expedited != "" && c.role != apikeys.RoleOperator:
 		return "expedited: only the privacy team (an API key with the operator role) may start an expedited erasure"

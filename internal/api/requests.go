@@ -19,10 +19,28 @@ import (
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
-// caller is who is calling: a key's role, or the person (role "").
+// caller is who is calling: a key's role, a DRP authorized agent
+// (roleDRPAgent, keyID its agent id), or the person (role "").
 type caller struct {
 	role, keyID string
 	gpc         bool // the person's browser sent Global Privacy Control (the portal saw it)
+	// vouches: an agent whose identity checks the privacy team relies on
+	// (its verified email claim counts as the backend's "verified").
+	vouches bool
+}
+
+// roleDRPAgent is an authorized agent of the Data Rights Protocol.
+const roleDRPAgent = "drp_agent"
+
+// mayVouch says whether the caller may submit a request as verified.
+func (c caller) mayVouch() bool {
+	return c.role == apikeys.RoleBackend || c.role == roleDRPAgent && c.vouches
+}
+
+// limitedPerSubject: the person and agents acting for people are limited
+// per person; the company's own systems are not.
+func (c caller) limitedPerSubject() bool {
+	return c.role == "" || c.role == roleDRPAgent
 }
 
 func (c caller) actor() string {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/lethe-privacy/lethe/internal/drp"
 )
 
 // Config is everything a Lethe process needs to know about its surroundings.
@@ -159,6 +161,17 @@ type Config struct {
 	// lethe_requests_due_soon.
 	MetricsDueSoon time.Duration `env:"LETHE_METRICS_DUE_SOON" envDefault:"168h"`
 
+	// The Data Rights Protocol (README "Data Rights Protocol"): off while
+	// DRPBusinessID is empty. DRPSigningKey (base64 Ed25519 seed) signs the
+	// status callbacks to agents; DRPSalePurpose is the data map's consent
+	// purpose a sale:opt-out withdraws.
+	DRPBusinessID    string        `env:"LETHE_DRP_BUSINESS_ID"`
+	DRPSigningKey    string        `env:"LETHE_DRP_SIGNING_KEY"`
+	DRPSalePurpose   string        `env:"LETHE_DRP_SALE_PURPOSE" envDefault:"sale_sharing"`
+	DRPMaxWindow     time.Duration `env:"LETHE_DRP_MAX_WINDOW" envDefault:"15m"`
+	DRPClockSkew     time.Duration `env:"LETHE_DRP_CLOCK_SKEW" envDefault:"1m"`
+	DRPCallbackEvery time.Duration `env:"LETHE_DRP_CALLBACK_EVERY" envDefault:"10s"`
+
 	// CodecToken is the operator credential of the codec server at /codec
 	// (empty: no codec route outside dev); CodecOrigins are the UI origins it serves.
 	CodecToken   string   `env:"LETHE_CODEC_TOKEN"`
@@ -231,6 +244,17 @@ func (c Config) Validate() error {
 	}
 	if c.TemporalTaskQueue == "" {
 		bad("LETHE_TEMPORAL_TASK_QUEUE", "must not be empty")
+	}
+	if c.DRPBusinessID != "" {
+		if !drp.AgentIDRe.MatchString(c.DRPBusinessID) {
+			bad("LETHE_DRP_BUSINESS_ID", "want the business id of the DRP directory (letters, digits, _ and -)")
+		}
+		if _, err := drp.ParseSigningKey(c.DRPSigningKey); err != nil {
+			bad("LETHE_DRP_SIGNING_KEY", "want the base64 of a 32-byte Ed25519 seed, required with LETHE_DRP_BUSINESS_ID (make one with `starter drp key`)")
+		}
+		if c.DRPMaxWindow <= 0 || c.DRPClockSkew < 0 || c.DRPCallbackEvery <= 0 {
+			bad("LETHE_DRP_MAX_WINDOW", "LETHE_DRP_MAX_WINDOW and LETHE_DRP_CALLBACK_EVERY must be positive, LETHE_DRP_CLOCK_SKEW not negative")
+		}
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		bad("LETHE_TEMPORAL_TLS_CERT", "set together with LETHE_TEMPORAL_TLS_KEY")

@@ -204,7 +204,7 @@ func (s *Store) ClosedBefore(ctx context.Context, cutoff time.Time, limit int) (
 }
 
 // Purge forgets what could identify the people behind the requests ids, in
-// one transaction: their verification-code hashes and erasure steps go and
+// one transaction: their verification-code hashes, erasure steps and DRP links go and
 // the requests are marked purged. also runs inside the same transaction,
 // after the codes go, for what other owners keep by request (the mail
 // idempotency keys, mail.ForgetRequests); nil for nothing.
@@ -220,6 +220,7 @@ func (s *Store) Purge(ctx context.Context, ids []string, also func(ctx context.C
 		}
 		for _, q := range []string{
 			`DELETE FROM lethe.erasure_steps WHERE request_id = ANY($1)`,
+			`DELETE FROM lethe.drp_requests WHERE request_id = ANY($1)`, // the agent's own ids for them
 			`UPDATE lethe.requests SET purged_at = now() WHERE id = ANY($1)`,
 		} {
 			if _, err := tx.Exec(ctx, q, ids); err != nil {

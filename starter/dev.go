@@ -57,7 +57,10 @@ type devOptions struct {
 	// TemporalPostgres, when set, puts Temporal on PostgreSQL instead of
 	// Dir's SQLite file (LETHE_DEV_TEMPORAL_DB=postgres).
 	TemporalPostgres *devstack.Postgres
-	Out              io.Writer
+	// NoWorker starts everything but the worker, whose processes run
+	// apart (benchmarks measure a worker process on its own).
+	NoWorker bool
+	Out      io.Writer
 }
 
 func devCommand() *cobra.Command {
@@ -367,14 +370,16 @@ func startDev(ctx context.Context, cfg config.Config, o devOptions) (_ *devStack
 		return nil, err
 	}
 	deps = deps.WithMetrics(recorder)
-	w := registry.NewWorker(tc, cfg.TemporalTaskQueue, registry.WorkerOptions(), deps)
 	if err := registry.ApplySchedules(ctx, tc, cfg); err != nil {
 		return nil, err
 	}
-	if err := w.Start(); err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
+	if !o.NoWorker {
+		w := registry.NewWorker(tc, cfg.TemporalTaskQueue, registry.WorkerOptions(), deps)
+		if err := w.Start(); err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		st.stops = append(st.stops, w.Stop)
 	}
-	st.stops = append(st.stops, w.Stop)
 
 	// The API, with the codec server the UI uses to show decrypted payloads.
 	// It listens on loopback and the dev UI sends no credential, so in dev it

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
@@ -537,8 +538,17 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 		}
 		f.opt.SandboxRateLimit = rate
 	}
+	// LETHE_BENCH_WORKER_PROCESS=1: the worker runs as a process of its own
+	// (the worker binary, configured through the environment as in
+	// production), so that its peak RSS is measured apart.
+	apart := os.Getenv("LETHE_BENCH_WORKER_PROCESS") == "1"
+	f.opt.NoWorker = apart
 	st := f.start(b)
 	defer st.Stop()
+	var worker *workerProcess
+	if apart {
+		worker = startDevWorkerProcess(b, st)
+	}
 	now := time.Now().UTC()
 	old := now.AddDate(0, -26, 0)
 	began := time.Now()
@@ -600,15 +610,54 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 	b.ReportMetric(took.Seconds(), "s/sweep")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(peakRSSMiB(b), "peak-rss-MiB")
+	if worker != nil {
+		b.ReportMetric(peakRSSOfMiB(b, worker.cmd.Process.Pid), "worker-peak-rss-MiB")
+	}
 	b.ReportMetric(float64(longest), "max-history-events")
 	b.ReportMetric(float64(totals.Runs+1), "runs")
 	b.ReportMetric(float64(totals.Scanned), "scanned")
 }
 
+// startDevWorkerProcess runs the worker binary against the dev stack st
+// (started with NoWorker): its databases, Temporal, S3, keys, data map and
+// the sandboxes' credentials, all through the environment.
+func startDevWorkerProcess(tb testing.TB, st *devStack) *workerProcess {
+	tb.Helper()
+	dir := tb.TempDir()
+	bin := buildWorker(tb, dir)
+	mapYAML, err := workerDataMap(st.dataMap)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mapFile := filepath.Join(dir, "datamap.yaml")
+	if err := os.WriteFile(mapFile, mapYAML, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	c := st.cfg
+	env := append(os.Environ(),
+		"LETHE_DATABASE_URL="+c.DatabaseURL, "LETHE_APP_DATABASE_URL="+c.AppDatabaseURL,
+		"LETHE_TEMPORAL_ADDRESS="+c.TemporalAddress, "LETHE_TEMPORAL_NAMESPACE="+c.TemporalNamespace, "LETHE_TEMPORAL_TASK_QUEUE="+c.TemporalTaskQueue,
+		"LETHE_S3_ENDPOINT="+c.S3Endpoint, "LETHE_S3_REGION="+c.S3Region, "LETHE_S3_ACCESS_KEY_ID="+c.S3AccessKeyID,
+		"LETHE_S3_SECRET_ACCESS_KEY="+c.S3SecretAccessKey, "LETHE_S3_PATH_STYLE="+strconv.FormatBool(c.S3UsePathStyle), "LETHE_S3_EXPORT_BUCKET="+c.S3ExportBucket,
+		"LETHE_PAYLOAD_KEYS="+c.PayloadKeys, "LETHE_MASTER_KEYS="+c.MasterKeys, "LETHE_SUBJECT_HASH_KEY="+c.SubjectHashKey,
+		"LETHE_OUTBOX_DIR="+c.OutboxDir, "LETHE_DATA_MAP="+mapFile, "LETHE_METRICS_ADDR=off", "LETHE_LOG_LEVEL=info")
+	if st.sandboxes != nil {
+		for _, p := range st.dataMap.Processors {
+			if v, ok := st.sandboxes.LookupEnv(p.CredentialEnv); ok && p.CredentialEnv != "" {
+				env = append(env, p.CredentialEnv+"="+v)
+			}
+		}
+	}
+	return runWorkerProcesses(tb, bin, dir, env, 1)[0]
+}
+
 // peakRSSMiB is this process's peak resident set (VmHWM): the whole dev
 // stack's, so an upper bound for the worker's.
-func peakRSSMiB(tb testing.TB) float64 {
-	b, err := os.ReadFile("/proc/self/status")
+func peakRSSMiB(tb testing.TB) float64 { return vmHWM(tb, "/proc/self/status") }
+
+// vmHWM reads the peak resident set (VmHWM) from a /proc status file, in MiB.
+func vmHWM(tb testing.TB, status string) float64 {
+	b, err := os.ReadFile(status)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -388,6 +388,24 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	if st := decodeStatus(t, raw); code != http.StatusOK || st.RequestID != rev.RequestID {
 		t.Fatalf("a duplicate: %d %s (want %s)", code, raw, rev.RequestID)
 	}
+	// Another agent asking the same for the same person is not handed the
+	// open request (its status, its revoke): knowing an address is not enough.
+	nosy := newDRPAgent(t, "NOSY_AGENT", nil)
+	if out, err := runDRP(t, "agent", "add", "--id", nosy.id, "--verify-key", drp.EncodeKey(nosy.pub), "--callback-url", nosy.callback.URL); err != nil {
+		t.Fatalf("drp agent add: %v %s", err, out)
+	}
+	var nosySetup drp.SetupAnswer
+	if code, raw := drpCall(t, "POST", lethe.URL+"/v1/agent/"+nosy.id, "", nosy.sign(t, business, nil)); code != http.StatusOK || json.Unmarshal(raw, &nosySetup) != nil {
+		t.Fatalf("setup of a second agent: %d %s", code, raw)
+	}
+	code, raw = drpCall(t, "POST", exercise, nosySetup.Token, deletion(nosy, revoker, map[string]any{"email_verified": false, "status_callback": nosy.callback.URL + "/drp/status"}))
+	wantDRPError(t, "another agent joining the open request", code, raw, http.StatusConflict, true)
+	if n := e.count(t, "SELECT count(*) FROM lethe.drp_requests WHERE agent_id = $1", nosy.id); n != 0 {
+		t.Errorf("the second agent was linked to %d requests", n)
+	}
+	// A fulfilled request can no longer be revoked.
+	code, raw = drpCall(t, "DELETE", exercise+"/"+del.RequestID, agent.token, drp.Sign(agent.key, []byte(`{"reason":"too late"}`)))
+	wantDRPError(t, "revoking a fulfilled request", code, raw, http.StatusConflict, false)
 	// The team extends its deadline: the agent is told the new expected_by, and why.
 	if code, body := e.call(t, "POST", "/v1/requests/"+rev.RequestID+"/extend", e.Operator, `{"reason":"records in many systems","by":"10d"}`); code != http.StatusOK {
 		t.Fatalf("extend: %d %v", code, body)

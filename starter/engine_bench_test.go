@@ -129,18 +129,27 @@ func (w *erasureBench) startWorkers(tb testing.TB, n int, m *datamap.Map) {
 	}
 	env = append(env, "LETHE_TEMPORAL_ADDRESS="+w.cfg.TemporalAddress, "LETHE_DATA_MAP="+mapFile,
 		"LETHE_METRICS_ADDR=off", "LETHE_LOG_LEVEL=info")
+	w.workers = append(w.workers, runWorkerProcesses(tb, bin, dir, env, n)...)
+}
+
+// runWorkerProcesses starts n processes of the worker binary bin with env,
+// logging into dir, and returns when each has logged that it started; they
+// are stopped (SIGINT) when tb ends.
+func runWorkerProcesses(tb testing.TB, bin, dir string, env []string, n int) []*workerProcess {
+	tb.Helper()
+	var out []*workerProcess
 	for i := range n {
 		p := &workerProcess{cmd: exec.Command(bin), log: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i))}
-		out, err := os.Create(p.log)
+		logFile, err := os.Create(p.log)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = env, out, out
+		p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = env, logFile, logFile
 		if err := p.cmd.Start(); err != nil {
 			tb.Fatalf("start worker process: %v", err)
 		}
 		exited := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); _ = out.Close(); close(exited) }()
+		go func() { _ = p.cmd.Wait(); _ = logFile.Close(); close(exited) }()
 		tb.Cleanup(func() {
 			_ = p.cmd.Process.Signal(os.Interrupt)
 			select {
@@ -150,7 +159,7 @@ func (w *erasureBench) startWorkers(tb testing.TB, n int, m *datamap.Map) {
 				<-exited
 			}
 		})
-		w.workers = append(w.workers, p)
+		out = append(out, p)
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			b, _ := os.ReadFile(p.log)
@@ -168,6 +177,13 @@ func (w *erasureBench) startWorkers(tb testing.TB, n int, m *datamap.Map) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	return out
+}
+
+// peakRSSOfMiB is a running process's peak resident set (VmHWM), in MiB.
+func peakRSSOfMiB(tb testing.TB, pid int) float64 {
+	tb.Helper()
+	return vmHWM(tb, fmt.Sprintf("/proc/%d/status", pid))
 }
 
 // workerDataMap is m as a data map file the worker loads: m's processors

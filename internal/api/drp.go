@@ -267,8 +267,20 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusUnprocessableEntity {
 			status = http.StatusBadRequest
 		}
-		writeDRPError(w, drpRefuse(status, status != http.StatusServiceUnavailable, refused.Message))
+		writeDRPError(w, drpRefuse(status, status != http.StatusTooManyRequests, refused.Message))
 		return
+	}
+	if out.Joined {
+		// A request like it is open: the agent follows it only if it made
+		// it. Knowing an email address does not hand someone's request
+		// (its status, its revoke) to an agent.
+		if _, err := s.records().LinkedDRPRequest(ctx, out.ID, agent.ID); errors.Is(err, store.ErrNotFound) {
+			writeDRPError(w, drpRefuse(http.StatusConflict, true, "a request of this kind is already open for this person; they follow it through the link in our mails"))
+			return
+		} else if err != nil {
+			s.drpUnavailable(w, r, "look up DRP link", err)
+			return
+		}
 	}
 	st := drp.Status{RequestID: out.ID, AgentRequestID: x.AgentRequestID, ReceivedAt: drp.Timestamp(time.Now()), ExpectedBy: drp.Timestamp(out.DueAt)}
 	if out.Joined { // the running request's own receipt
@@ -463,9 +475,7 @@ func (s *Server) drpRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if link.RevokedAt == nil {
-		var view contract.RequestView
-		err = s.runUpdate(ctx, link.RequestID, contract.UpdateCancel, contract.OperatorAction{
-			Actor: roleDRPAgent + ":" + agent.ID, Reason: "revoked by the authorized agent acting for the person"}, &view)
+		_, err = s.cancelFor(ctx, link.RequestID, roleDRPAgent+":"+agent.ID, "revoked by the authorized agent acting for the person")
 		var refused *Refused // an ended request is refused as RefusedState too
 		switch {
 		case errors.As(err, &refused) && refused.Reason == contract.RefusedState:

@@ -301,9 +301,11 @@ func (s *Server) joined(existing *Submitted, c caller, preVerified bool) Submitt
 	if preVerified && existing.Status == domain.StatusReceived {
 		existing.Links = links(existing.ID, false)
 	}
-	if c.role == "" {
-		existing.RequestToken = s.Subjects.RequestToken(existing.ID)
-	}
+	// Whoever joins without a key gets no request token: knowing someone's
+	// email address must not open their running request (its status, its
+	// cancel, its download). The person follows it through the link in the
+	// mails they were sent.
+	existing.RequestToken = ""
 	return *existing
 }
 

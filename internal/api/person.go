@@ -133,6 +133,20 @@ func PersonMayCancel(status string) bool {
 // starts; the workflow records "subject" as the actor and mails the
 // cancellation as for any other.
 func (s *Server) CancelForPerson(ctx context.Context, id, reason string) (contract.RequestView, error) {
-	var v contract.RequestView
-	return v, s.runUpdate(ctx, id, contract.UpdateCancel, contract.OperatorAction{Actor: caller{}.actor(), Reason: reason}, &v)
+	return s.cancelFor(ctx, id, caller{}.actor(), reason)
+}
+
+// cancelFor cancels a request for the person (themself, or an agent acting
+// for them) while PersonMayCancel allows it: once the work has started,
+// only the privacy team cancels.
+func (s *Server) cancelFor(ctx context.Context, id, actor, reason string) (contract.RequestView, error) {
+	v, err := s.lookup(ctx, id)
+	if err != nil {
+		return v, unavailable("look up request", err)
+	}
+	if !PersonMayCancel(v.Status) {
+		return v, &Refused{Status: http.StatusConflict, Reason: contract.RefusedState,
+			Message: "the request can no longer be withdrawn: its work has started or it has ended"}
+	}
+	return v, s.runUpdate(ctx, id, contract.UpdateCancel, contract.OperatorAction{Actor: actor, Reason: reason}, &v)
 }

@@ -193,6 +193,13 @@ func (p *Portal) ask(w http.ResponseWriter, r *http.Request) {
 			p.log.WarnContext(ctx, "record a Global Privacy Control opt-out", "error", errText(err))
 		}
 	}
+	if out.Joined {
+		// A request like it is already open: it is followed through the
+		// link in the mails it sent, never handed to whoever types the
+		// address (the API gives no token for a join).
+		p.fail(w, r, http.StatusOK, "already_open")
+		return
+	}
 	p.waitStarted(ctx, out.ID)
 	p.follow(w, r, out.ID, out.RequestToken)
 	http.Redirect(w, r, Prefix+"request", http.StatusSeeOther)

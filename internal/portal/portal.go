@@ -185,12 +185,19 @@ func (p *Portal) csrfOK(r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue(csrfField))) == 1
 }
 
-// setCookie sets an HttpOnly, SameSite=Strict cookie on the portal's path,
-// Secure when the portal is reached over TLS; maxAge < 0 deletes it.
+// setCookie sets an HttpOnly cookie on the portal's path, Secure when the
+// portal is reached over TLS; maxAge < 0 deletes it. The CSRF cookie is
+// SameSite=Strict; the request's is Lax, so that the link in a mail opened
+// in webmail (another site) shows the request: every form also needs the
+// CSRF token, which another site cannot read.
 func (p *Portal) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	same := http.SameSiteStrictMode
+	if name == requestCookie {
+		same = http.SameSiteLaxMode
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: Prefix, MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: p.secure || r.TLS != nil,
+		HttpOnly: true, SameSite: same, Secure: p.secure || r.TLS != nil,
 	})
 }
 

@@ -174,7 +174,7 @@ func TestMailLinkMovesTheTokenIntoACookie(t *testing.T) {
 			got = c
 		}
 	}
-	if got == nil || !got.HttpOnly || got.SameSite != http.SameSiteStrictMode || got.Path != Prefix || got.Value != id+"."+token {
+	if got == nil || !got.HttpOnly || got.SameSite != http.SameSiteLaxMode || got.Path != Prefix || got.Value != id+"."+token {
 		t.Fatalf("request cookie: %+v", got)
 	}
 	if resp.Header.Get("Referrer-Policy") != "no-referrer" {

@@ -290,10 +290,20 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 		return code == http.StatusOK && decodeStatus(t, raw).Reason == drp.ReasonNeedUserVerification
 	})
 	// The person follows user_verification_url (as the agent presents it) and enters the code.
-	page := del.UserVerificationURL + "?request_id=" + del.RequestID + "&redirect_to=" + url.QueryEscape("https://agent.example/done")
+	back := agent.callback.URL + "/done" // at the agent's registered address
+	page := del.UserVerificationURL + "?request_id=" + del.RequestID + "&redirect_to=" + url.QueryEscape(back)
 	resp, err := http.Get(page)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("verification page: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	// Anywhere else, the page links nowhere: no open redirect on the company's domain.
+	resp, err = http.Get(del.UserVerificationURL + "?redirect_to=" + url.QueryEscape("https://evil.example/phish"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || strings.Contains(string(b), "evil.example") {
+		t.Errorf("the verification page links to a foreign address: %d", resp.StatusCode)
 	}
 	resp.Body.Close()
 	wrong := "000000"
@@ -309,7 +319,7 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "confirmed") || !strings.Contains(string(body), "https://agent.example/done") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "confirmed") || !strings.Contains(string(body), back) {
 		t.Fatalf("the right code: %d %s", resp.StatusCode, body)
 	}
 

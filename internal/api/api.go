@@ -72,8 +72,13 @@ func (s *Server) Handler() http.Handler {
 			return h
 		}
 		return ratelimit.Middleware(s.PerIP, func(r *http.Request) string {
-			if r.Header.Get("Authorization") != "" {
-				return "" // keys are the company's own systems
+			// A valid API key is the company's own systems: not limited.
+			// Any other Authorization (a wrong key, an agent's DRP token)
+			// is limited like the person.
+			if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.APIKeys != nil {
+				if _, err := s.APIKeys.Authenticate(r.Context(), token); err == nil {
+					return ""
+				}
 			}
 			return ratelimit.ClientIP(r)
 		}, h)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -530,29 +531,35 @@ func (s *Server) drpVerifyPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such request", http.StatusNotFound)
 		return
 	}
-	if linked, err := s.records().DRPLinked(r.Context(), id); err != nil {
+	callbacks, err := s.records().DRPAgentCallbacks(r.Context(), id)
+	if err != nil {
 		s.unavailable(w, r, "DRP request", err)
 		return
-	} else if !linked {
+	}
+	if len(callbacks) == 0 {
 		http.Error(w, "no such request", http.StatusNotFound)
 		return
+	}
+	if s.MaxBody > 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBody)
 	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "malformed form", http.StatusBadRequest)
 		return
 	}
-	if u, err := url.Parse(r.Form.Get("redirect_to")); err == nil && u.Scheme == "https" && u.Host != "" {
-		data.RedirectTo = u.String()
+	// Back to the agent only at an agent's own registered address: the
+	// page is no open redirect on the company's domain.
+	if back := r.Form.Get("redirect_to"); back != "" && slices.ContainsFunc(callbacks, func(cb string) bool { return sameOrigin(back, cb) }) {
+		data.RedirectTo = back
 	}
 	status := http.StatusOK
 	if r.Method == http.MethodPost {
 		code := strings.TrimSpace(r.PostForm.Get("code"))
-		var res contract.VerifyResult
 		switch {
 		case !codeRe.MatchString(code):
 			data.Problem, status = "Enter the 6 digits from the email.", http.StatusUnprocessableEntity
 		default:
-			err := s.runUpdate(r.Context(), id, contract.UpdateVerify, contract.VerifyInput{CodeHash: s.Subjects.CodeHash(id, code)}, &res)
+			res, err := s.Verify(r.Context(), id, code)
 			var refused *Refused
 			switch {
 			case err == nil && res.Accepted:
@@ -562,7 +569,7 @@ func (s *Server) drpVerifyPage(w http.ResponseWriter, r *http.Request) {
 			case err == nil:
 				data.Problem, status = "That code is not right.", http.StatusUnprocessableEntity
 			case errors.As(err, &refused):
-				data.Problem, status = refused.Message, http.StatusConflict
+				data.Problem, status = refused.Message, refused.Status
 			default:
 				s.Log.ErrorContext(r.Context(), "DRP verify", "error", err)
 				data.Problem, status = "We could not check the code now; try again.", http.StatusServiceUnavailable

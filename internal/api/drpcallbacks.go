@@ -143,7 +143,9 @@ func (s *Server) postDRPCallback(ctx context.Context, to string, st drp.Status) 
 	req.Header.Set("X-DRP-Business-ID", s.DRP.BusinessID)
 	client := s.DRP.Client
 	if client == nil {
-		client = &http.Client{Timeout: 15 * time.Second}
+		// An agent's server cannot bounce the signed status elsewhere
+		// (another host, an internal address): redirects are not followed.
+		client = &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -516,6 +516,11 @@ func TestPublicRoutesAreLimitedPerClientAddress(t *testing.T) {
 	if rec.Code != http.StatusTooManyRequests {
 		t.Errorf("following a request from %s over the limit: %d, want 429", addr, rec.Code)
 	}
+	// Any Authorization header is not a way round it: only a valid key is.
+	rec = e.call(t, http.MethodGet, "/v1/requests/"+first.ID, "", addr, "", "Authorization", "Bearer not-a-key")
+	if rec.Code != http.StatusTooManyRequests {
+		t.Errorf("a made-up key from %s over the limit: %d, want 429", addr, rec.Code)
+	}
 	if n := len(e.rows(t)); n != 2 || len(e.tmp.started()) != 2 || len(e.tmp.queries) != 0 {
 		t.Fatalf("over the limit: %d rows, %d starts, %d queries; want 2, 2, 0", n, len(e.tmp.started()), len(e.tmp.queries))
 	}

@@ -168,13 +168,20 @@ func (s *Store) LinkedDRPRequest(ctx context.Context, requestID, agentID string)
 	return r, nil
 }
 
-// DRPLinked says whether any agent manages the request.
-func (s *Store) DRPLinked(ctx context.Context, requestID string) (bool, error) {
-	var ok bool
-	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM lethe.drp_requests WHERE request_id = $1)`, requestID).Scan(&ok); err != nil {
-		return false, fmt.Errorf("DRP request: %w", err)
+// DRPAgentCallbacks are the registered callback addresses of the agents
+// that manage the request (an empty string for an agent without one); none
+// when no agent does.
+func (s *Store) DRPAgentCallbacks(ctx context.Context, requestID string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT a.callback_url FROM lethe.drp_requests r JOIN lethe.drp_agents a ON a.id = r.agent_id
+		WHERE r.request_id = $1 ORDER BY a.id`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("DRP agents of a request: %w", err)
 	}
-	return ok, nil
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("DRP agents of a request: %w", err)
+	}
+	return out, nil
 }
 
 // MarkDRPRevoked records that the agent revoked the request.

@@ -98,13 +98,13 @@ func TestDRPCallbacksAreLeasedAndFollowTheRecord(t *testing.T) {
 	if due, err := s.DueDRPCallbacks(ctx, time.Minute, 10); err != nil || len(due) != 0 {
 		t.Fatalf("a final state is not looked at again: %+v %v", due, err)
 	}
-	if linked, err := s.DRPLinked(ctx, "req_a"); err != nil || !linked {
-		t.Fatalf("linked: %v %v", linked, err)
+	if cbs, err := s.DRPAgentCallbacks(ctx, "req_a"); err != nil || len(cbs) != 1 {
+		t.Fatalf("the agents of a linked request: %q %v", cbs, err)
 	}
 	if err := s.Purge(ctx, []string{"req_a"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if linked, err := s.DRPLinked(ctx, "req_a"); err != nil || linked {
-		t.Fatalf("a purged request keeps its DRP link: %v %v", linked, err)
+	if cbs, err := s.DRPAgentCallbacks(ctx, "req_a"); err != nil || len(cbs) != 0 {
+		t.Fatalf("a purged request keeps its DRP link: %q %v", cbs, err)
 	}
 }

@@ -413,8 +413,9 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	if n := e.count(t, "SELECT count(*) FROM lethe.drp_requests WHERE agent_id = $1", nosy.id); n != 0 {
 		t.Errorf("the second agent was linked to %d requests", n)
 	}
-	// A fulfilled request can no longer be revoked.
-	code, raw = drpCall(t, "DELETE", exercise+"/"+del.RequestID, agent.token, drp.Sign(agent.key, []byte(`{"reason":"too late"}`)))
+	// A fulfilled request can no longer be revoked. (The same words revoke
+	// the open request below: bound to its request, that is no replay.)
+	code, raw = drpCall(t, "DELETE", exercise+"/"+del.RequestID, agent.token, drp.Sign(agent.key, []byte(`{"reason":"changed my mind"}`)))
 	wantDRPError(t, "revoking a fulfilled request", code, raw, http.StatusConflict, false)
 	// The team extends its deadline: the agent is told the new expected_by, and why.
 	if code, body := e.call(t, "POST", "/v1/requests/"+rev.RequestID+"/extend", e.Operator, `{"reason":"records in many systems","by":"10d"}`); code != http.StatusOK {

@@ -194,7 +194,7 @@ func (s *Server) drpAgentInfo(w http.ResponseWriter, r *http.Request) {
 // openSigned verifies a signed body with the agent's key and records it
 // against replay until it expires. check validates its claims and says
 // when it expires.
-func (s *Server) openSigned(ctx context.Context, agent store.DRPAgent, body []byte, check func(msg []byte) (time.Time, error)) ([]byte, error) {
+func (s *Server) openSigned(ctx context.Context, agent store.DRPAgent, body []byte, scope string, check func(msg []byte) (time.Time, error)) ([]byte, error) {
 	msg, err := drp.Open(agent.VerifyKey, body)
 	if err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func (s *Server) openSigned(ctx context.Context, agent store.DRPAgent, body []by
 	if err != nil {
 		return nil, err
 	}
-	fresh, err := s.records().SeeDRPMessage(ctx, agent.ID, drp.Digest(body), expires)
+	fresh, err := s.records().SeeDRPMessage(ctx, agent.ID, seenDigest(body, scope), expires)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +211,25 @@ func (s *Server) openSigned(ctx context.Context, agent store.DRPAgent, body []by
 		return nil, drpRefuse(http.StatusConflict, true, "this signed request was received before: a replay is refused")
 	}
 	return msg, nil
+}
+
+// forgetSigned drops an exercise from the replay record when Lethe could
+// not act on it (503), so that the agent's retry of the same message is
+// taken (a joined request is found again, nothing is made twice).
+func (s *Server) forgetSigned(ctx context.Context, agent store.DRPAgent, body []byte) {
+	if err := s.records().ForgetDRPMessage(context.WithoutCancel(ctx), agent.ID, seenDigest(body, "")); err != nil {
+		s.Log.WarnContext(ctx, "forget a DRP message", "agent_id", agent.ID, "error", err)
+	}
+}
+
+// seenDigest is what the replay record keeps of a signed message: its
+// digest, bound to what it acts on (a revoke's request, whose body may
+// carry no claims: the same words revoking another request are no replay).
+func seenDigest(body []byte, scope string) []byte {
+	if scope == "" {
+		return drp.Digest(body)
+	}
+	return drp.Digest(append([]byte(scope+"\x00"), body...))
 }
 
 // drpExercise takes a data rights request (POST /v1/data-rights-request,
@@ -227,7 +246,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var x drp.Exercise
-	_, err = s.openSigned(ctx, agent, body, func(msg []byte) (time.Time, error) {
+	_, err = s.openSigned(ctx, agent, body, "", func(msg []byte) (time.Time, error) {
 		if x, err = drp.ParseExercise(msg); err != nil {
 			return time.Time{}, err
 		}
@@ -258,6 +277,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 			if errors.As(err, &u) {
 				what = u.what
 			}
+			s.forgetSigned(ctx, agent, body)
 			s.drpUnavailable(w, r, what, err)
 			return
 		}
@@ -279,6 +299,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 			writeDRPError(w, drpRefuse(http.StatusConflict, true, "a request of this kind is already open for this person; they follow it through the link in our mails"))
 			return
 		} else if err != nil {
+			s.forgetSigned(ctx, agent, body)
 			s.drpUnavailable(w, r, "look up DRP link", err)
 			return
 		}
@@ -296,6 +317,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 	s.drpVerification(&st)
 	if err := s.records().LinkDRPRequest(ctx, store.DRPRequest{RequestID: out.ID, AgentID: agent.ID, AgentRequestID: x.AgentRequestID,
 		Exercise: x.Exercise, StatusCallback: callback}, drpState(st)); err != nil {
+		s.forgetSigned(ctx, agent, body)
 		s.drpUnavailable(w, r, "link DRP request", err)
 		return
 	}
@@ -454,7 +476,7 @@ func (s *Server) drpRevoke(w http.ResponseWriter, r *http.Request) {
 		writeDRPError(w, err)
 		return
 	}
-	_, err = s.openSigned(ctx, agent, body, func(msg []byte) (time.Time, error) {
+	_, err = s.openSigned(ctx, agent, body, link.RequestID, func(msg []byte) (time.Time, error) {
 		var rv drp.Revoke
 		if json.Unmarshal(msg, &rv) != nil {
 			return time.Time{}, drpRefuse(http.StatusBadRequest, true, "the signed message is not a JSON object")

@@ -133,6 +133,16 @@ func (s *Store) SeeDRPMessage(ctx context.Context, agentID string, digest []byte
 	return tag.RowsAffected() == 1, nil
 }
 
+// ForgetDRPMessage drops a signed message from the replay record: Lethe
+// could not act on it (a system did not answer), so the agent may send it
+// again.
+func (s *Store) ForgetDRPMessage(ctx context.Context, agentID string, digest []byte) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM lethe.drp_seen WHERE agent_id = $1 AND digest = $2`, agentID, digest); err != nil {
+		return fmt.Errorf("DRP replay record: %w", err)
+	}
+	return nil
+}
+
 // DRPRequest links one of Lethe's requests to the agent that manages it.
 type DRPRequest struct {
 	RequestID, AgentID, AgentRequestID, Exercise, StatusCallback string

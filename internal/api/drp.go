@@ -350,10 +350,11 @@ func (s *Server) drpSubmission(agent store.DRPAgent, x drp.Exercise) (SubmitRequ
 		Verified: agent.TrustVerifiedEmail && x.EmailVerified}
 	if action.Type == domain.TypeConsent {
 		granted := action.Consent
-		if _, ok := s.purpose(s.DRP.SalePurpose); !ok {
+		purpose := s.OptOutPurpose()
+		if purpose == "" {
 			return SubmitRequest{}, "", drpRefuse(http.StatusBadRequest, true, "Unsupported rights actions submitted: this covered business does not sell or share personal data")
 		}
-		in.Details = &Details{Consent: &ConsentDetails{Purpose: s.DRP.SalePurpose, Granted: &granted}}
+		in.Details = &Details{Consent: &ConsentDetails{Purpose: purpose, Granted: &granted}}
 	}
 	return in, callback, nil
 }

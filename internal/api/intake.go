@@ -117,6 +117,28 @@ func (s *Server) SubmitForPerson(ctx context.Context, in SubmitRequest, gpc bool
 	return s.submitAs(ctx, in, caller{gpc: gpc})
 }
 
+// OptOutPurpose is the data map's consent purpose that the "do not sell or
+// share" opt-out withdraws, for every way it arrives (the portal's form, a
+// browser's Global Privacy Control, a DRP agent's sale:opt-out): the one
+// LETHE_DRP_SALE_PURPOSE names when the map has it, else the map's first
+// purpose withdrawn without verification; "" when the map has none.
+func (s *Server) OptOutPurpose() string {
+	if s.DRP != nil && s.DRP.SalePurpose != "" {
+		if _, ok := s.purpose(s.DRP.SalePurpose); ok {
+			return s.DRP.SalePurpose
+		}
+	}
+	if s.Map == nil || s.Map.Consent == nil {
+		return ""
+	}
+	for _, pu := range s.Map.Consent.Purposes {
+		if pu.NoVerification {
+			return pu.Name
+		}
+	}
+	return ""
+}
+
 // submitAs is the one way a privacy request enters Lethe, whoever makes it:
 // the JSON API, the privacy portal (SubmitForPerson) and the Data Rights
 // Protocol's agents. It validates the submission against who makes it

@@ -245,20 +245,9 @@ func findRight(name string) (right, bool) {
 	return right{}, false
 }
 
-// optOutPurpose is the data map's purpose whose withdrawal needs no
-// verification (CCPA's sale or sharing): what "do not sell or share" and a
-// Global Privacy Control signal withdraw. "" when the map has none.
-func (p *Portal) optOutPurpose() string {
-	if p.api.Map == nil || p.api.Map.Consent == nil {
-		return ""
-	}
-	for _, pu := range p.api.Map.Consent.Purposes {
-		if pu.NoVerification {
-			return pu.Name
-		}
-	}
-	return ""
-}
+// optOutPurpose is what "do not sell or share" and a Global Privacy Control
+// signal withdraw (api.Server.OptOutPurpose: one rule for the portal and DRP).
+func (p *Portal) optOutPurpose() string { return p.api.OptOutPurpose() }
 
 func (p *Portal) fields() []datamap.Field {
 	if p.api.Map == nil {

@@ -150,6 +150,22 @@ func TestFormsNeedTheirCSRFTokenAndTheSameOrigin(t *testing.T) {
 	if got := post(csrf, csrf, "Sec-Fetch-Site", "cross-site"); got != http.StatusForbidden {
 		t.Fatalf("cross-site: %d, want 403", got)
 	}
+	// The control: the same form with its token and cookie passes the
+	// checks and reaches the form's own validation (an empty address).
+	form := url.Values{"csrf": {csrf}, "email": {""}, "jurisdiction": {"gdpr"}}
+	req, _ := http.NewRequest("POST", ts.URL+"/privacy/ask/access", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: csrf})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `aria-invalid="true"`) {
+		t.Fatalf("the form with its token: %d, want 200 with the email field's error", resp.StatusCode)
+	}
 	big := strings.Repeat("a", 5000)
 	if got := post(big, big); got != http.StatusRequestEntityTooLarge {
 		t.Fatalf("body over the API's limit: %d, want 413", got)

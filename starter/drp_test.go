@@ -52,7 +52,7 @@ func newDRPAgent(t *testing.T, id string, lethe ed25519.PublicKey) *drpAgent {
 		body, _ := io.ReadAll(r.Body)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if !drp.VerifyCallback(lethe, body, r.Header.Get(drp.CallbackSignatureHeader)) || r.Header.Get("Content-Type") != "application/json" {
+		if !drp.VerifyCallback(lethe, body, r.Header.Get(drp.CallbackSignatureHeader), r.Header.Get(drp.CallbackSignedAtHeader), time.Now(), time.Minute) || r.Header.Get("Content-Type") != "application/json" {
 			a.badSigned++
 			w.WriteHeader(http.StatusUnauthorized)
 			return

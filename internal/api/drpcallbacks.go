@@ -139,7 +139,9 @@ func (s *Server) postDRPCallback(ctx context.Context, to string, st drp.Status) 
 		return fmt.Errorf("callback address does not parse")
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(drp.CallbackSignatureHeader, drp.SignCallback(s.DRP.Key, body))
+	sig, signedAt := drp.SignCallback(s.DRP.Key, body, time.Now())
+	req.Header.Set(drp.CallbackSignatureHeader, sig)
+	req.Header.Set(drp.CallbackSignedAtHeader, signedAt)
 	req.Header.Set("X-DRP-Business-ID", s.DRP.BusinessID)
 	client := s.DRP.Client
 	if client == nil {

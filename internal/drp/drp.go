@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -326,17 +327,40 @@ func Timestamp(t time.Time) string {
 }
 
 // CallbackSignatureHeader carries Lethe's detached Ed25519 signature
-// (base64) over a status callback's exact body.
-const CallbackSignatureHeader = "X-DRP-Signature"
+// (base64) over a status callback's signing time, a dot and its exact body;
+// CallbackSignedAtHeader carries that time (Unix seconds), so that an agent
+// can refuse an old callback played again.
+const (
+	CallbackSignatureHeader = "X-DRP-Signature"
+	CallbackSignedAtHeader  = "X-DRP-Signed-At"
+)
 
-// SignCallback is the detached signature of a callback body.
-func SignCallback(key ed25519.PrivateKey, body []byte) string {
-	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, body))
+// callbackMessage is what a callback's signature covers.
+func callbackMessage(signedAt string, body []byte) []byte {
+	return append([]byte(signedAt+"."), body...)
 }
 
-// VerifyCallback checks a callback body against Lethe's verify key (what
-// an agent does with the signature header).
-func VerifyCallback(key ed25519.PublicKey, body []byte, sig string) bool {
+// SignCallback signs a callback body at time at: the signature and the
+// signing time, for the two headers.
+func SignCallback(key ed25519.PrivateKey, body []byte, at time.Time) (sig, signedAt string) {
+	signedAt = strconv.FormatInt(at.Unix(), 10)
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, callbackMessage(signedAt, body))), signedAt
+}
+
+// VerifyCallback checks a callback (what an agent does with the headers):
+// the signature over its signing time and body against Lethe's verify key,
+// and a signing time no older than maxAge (nor ahead of now by more).
+func VerifyCallback(key ed25519.PublicKey, body []byte, sig, signedAt string, now time.Time, maxAge time.Duration) bool {
 	b, err := base64.StdEncoding.DecodeString(sig)
-	return err == nil && len(key) == ed25519.PublicKeySize && ed25519.Verify(key, body, b)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return false
+	}
+	secs, err := strconv.ParseInt(signedAt, 10, 64)
+	if err != nil {
+		return false
+	}
+	if age := now.Sub(time.Unix(secs, 0)); age > maxAge || age < -maxAge {
+		return false
+	}
+	return ed25519.Verify(key, callbackMessage(signedAt, body), b)
 }

@@ -143,15 +143,22 @@ func TestEveryLetheStatusHasADRPStatus(t *testing.T) {
 	}
 }
 
-func TestCallbacksAreSignedOverTheirBody(t *testing.T) {
+func TestCallbacksAreSignedOverTheirBodyAndTime(t *testing.T) {
 	pub, priv := newKey(t)
 	body := []byte(`{"request_id":"req_x","status":"fulfilled"}`)
-	sig := drp.SignCallback(priv, body)
-	if !drp.VerifyCallback(pub, body, sig) {
+	now := time.Now()
+	sig, at := drp.SignCallback(priv, body, now)
+	if !drp.VerifyCallback(pub, body, sig, at, now.Add(time.Minute), 5*time.Minute) {
 		t.Fatal("own signature does not verify")
 	}
-	if drp.VerifyCallback(pub, append(body, ' '), sig) {
+	if drp.VerifyCallback(pub, append(body, ' '), sig, at, now, 5*time.Minute) {
 		t.Error("a changed body verifies")
+	}
+	if drp.VerifyCallback(pub, body, sig, fmt.Sprint(now.Unix()+1), now, 5*time.Minute) {
+		t.Error("a changed signing time verifies")
+	}
+	if drp.VerifyCallback(pub, body, sig, at, now.Add(10*time.Minute), 5*time.Minute) {
+		t.Error("an old callback played again verifies")
 	}
 }
 

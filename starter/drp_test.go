@@ -465,7 +465,9 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 		if strings.Contains(e.LogOutput.String(), who.Email) {
 			t.Errorf("logs contain %s's email", who.ID)
 		}
-		assertHistoryClean(t, e.Stack, del.RequestID, who.Email, who.Name)
+		for _, id := range []string{del.RequestID, acc.RequestID, rev.RequestID} {
+			assertHistoryClean(t, e.Stack, id, who.Email, who.Name)
+		}
 	}
 	agent.mu.Lock()
 	all, _ := json.Marshal(agent.callbacks)

@@ -213,11 +213,13 @@ func (s *Server) openSigned(ctx context.Context, agent store.DRPAgent, body []by
 	return msg, nil
 }
 
-// forgetSigned drops an exercise from the replay record when Lethe could
-// not act on it (503), so that the agent's retry of the same message is
-// taken (a joined request is found again, nothing is made twice).
-func (s *Server) forgetSigned(ctx context.Context, agent store.DRPAgent, body []byte) {
-	if err := s.records().ForgetDRPMessage(context.WithoutCancel(ctx), agent.ID, seenDigest(body, "")); err != nil {
+// forgetMessage drops a signed message (an exercise: scope ""; a revoke:
+// its request) from the replay record when Lethe could not act on it
+// (503), so that the agent's retry of the same message is taken (a joined
+// request is found again, an earlier cancel is recognised: nothing is done
+// twice).
+func (s *Server) forgetMessage(ctx context.Context, agent store.DRPAgent, body []byte, scope string) {
+	if err := s.records().ForgetDRPMessage(context.WithoutCancel(ctx), agent.ID, seenDigest(body, scope)); err != nil {
 		s.Log.WarnContext(ctx, "forget a DRP message", "agent_id", agent.ID, "error", err)
 	}
 }
@@ -277,7 +279,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 			if errors.As(err, &u) {
 				what = u.what
 			}
-			s.forgetSigned(ctx, agent, body)
+			s.forgetMessage(ctx, agent, body, "")
 			s.drpUnavailable(w, r, what, err)
 			return
 		}
@@ -299,7 +301,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 			writeDRPError(w, drpRefuse(http.StatusConflict, true, "a request of this kind is already open for this person; they follow it through the link in our mails"))
 			return
 		} else if err != nil {
-			s.forgetSigned(ctx, agent, body)
+			s.forgetMessage(ctx, agent, body, "")
 			s.drpUnavailable(w, r, "look up DRP link", err)
 			return
 		}
@@ -317,7 +319,7 @@ func (s *Server) drpExercise(w http.ResponseWriter, r *http.Request) {
 	s.drpVerification(&st)
 	if err := s.records().LinkDRPRequest(ctx, store.DRPRequest{RequestID: out.ID, AgentID: agent.ID, AgentRequestID: x.AgentRequestID,
 		Exercise: x.Exercise, StatusCallback: callback}, drpState(st)); err != nil {
-		s.forgetSigned(ctx, agent, body)
+		s.forgetMessage(ctx, agent, body, "")
 		s.drpUnavailable(w, r, "link DRP request", err)
 		return
 	}
@@ -503,13 +505,19 @@ func (s *Server) drpRevoke(w http.ResponseWriter, r *http.Request) {
 		var refused *Refused // an ended request is refused as RefusedState too
 		switch {
 		case errors.As(err, &refused) && refused.Reason == contract.RefusedState:
-			writeDRPError(w, drpRefuse(http.StatusConflict, false, "the request cannot be revoked now: its work has started, it has ended, or it is still being received (try again shortly)"))
-			return
+			if v, lerr := s.lookup(ctx, link.RequestID); lerr != nil || v.Status != domain.StatusCancelled {
+				writeDRPError(w, drpRefuse(http.StatusConflict, false, "the request cannot be revoked now: its work has started, it has ended, or it is still being received (try again shortly)"))
+				return
+			}
+			// Cancelled already (an earlier revoke whose answer was lost):
+			// recorded as revoked below, and answered so.
 		case err != nil:
+			s.forgetMessage(ctx, agent, body, link.RequestID)
 			s.drpUnavailable(w, r, "revoke", err)
 			return
 		}
 		if err := s.records().MarkDRPRevoked(ctx, link.RequestID, agent.ID); err != nil {
+			s.forgetMessage(ctx, agent, body, link.RequestID)
 			s.drpUnavailable(w, r, "revoke", err)
 			return
 		}

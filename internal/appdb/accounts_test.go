@@ -109,3 +109,18 @@ func TestWithoutAStatusColumnTheInactiveAreFoundByTheirLastActivity(t *testing.T
 		t.Fatalf("last active %v %q (%v)", seen, status, err)
 	}
 }
+
+// Without a status column, an account both inactive and closed is the
+// closed phase's only: the sweep never puts one person in two pages.
+func TestWithoutAStatusColumnAClosedAccountIsNotAlsoInactive(t *testing.T) {
+	ctx := context.Background()
+	pool, m := usersApp(t, "accounts: {table: app.users, key: id, email: email, last_active: seen, closed_at: closed_at, erase_action: anonymize}\n")
+	inactive, err := appdb.InactiveAccounts(ctx, pool, m, time.Now().AddDate(-2, 0, 0), appdb.AccountCursor{}, 10)
+	if err != nil || len(inactive) != 1 || inactive[0].ID != "u-1" {
+		t.Fatalf("inactive %+v (%v): want u-1 only (u-2, inactive too, is closed)", inactive, err)
+	}
+	closed, err := appdb.ClosedAccounts(ctx, pool, m, time.Now().AddDate(0, 0, -30), "", 10)
+	if err != nil || len(closed) != 2 || closed[0].ID != "u-2" {
+		t.Fatalf("closed %+v (%v): want u-2 and u-3", closed, err)
+	}
+}

@@ -306,6 +306,7 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 			return out, err
 		}
 		out.People[i].Leftovers = left
+		activity.RecordHeartbeat(ctx, "verify", i)
 	}
 	return out, nil
 }

@@ -172,8 +172,9 @@ type AccountCursor struct {
 // threshold, in (last_active, id) order after cursor: with an index on those
 // columns only the inactive accounts are read, however many accounts there
 // are. Without a status column every account not erased is looked at (a
-// deactivated one included) but a closed one (a closing date set), which the
-// sweep's closed phase erases after its keep: no account is in both phases.
+// deactivated one included). A closed one (a closing date set) never is,
+// whatever its status: the sweep's closed phase erases it after its keep,
+// and no account is in both phases.
 // Without a last-activity column there is no inactivity:
 // ErrAccountsNotConfigured.
 func InactiveAccounts(ctx context.Context, db Querier, m *datamap.Map, threshold time.Time, after AccountCursor, limit int) ([]Account, error) {
@@ -184,7 +185,8 @@ func InactiveAccounts(ctx context.Context, db Querier, m *datamap.Map, threshold
 	active, arg := notErased(a, 1)
 	if a.Status != "" {
 		active, arg = col(a.Status)+" = $1", a.Active
-	} else if a.ClosedAt != "" {
+	}
+	if a.ClosedAt != "" {
 		active += " AND " + col(a.ClosedAt) + " IS NULL"
 	}
 	sql := fmt.Sprintf(`SELECT %[1]s::text, %[2]s::text, %[3]s FROM %[4]s

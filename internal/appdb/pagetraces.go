@@ -69,22 +69,35 @@ func TracesOfPage(ctx context.Context, db TxStarter, m *datamap.Map, people []So
 		if !anyone {
 			continue
 		}
-		candidates, err := match.scan(ctx, tx, cols, searched)
-		if err != nil {
+		var candidates [][]string
+		if cols.nondeterministic {
+			// A column compares case- or accent-insensitively: only
+			// PostgreSQL can say what it holds, so each person's own
+			// search reads the whole table, as Traces does.
+			candidates = make([][]string, len(sought))
+			for i, p := range sought {
+				if cols.searched(p) {
+					candidates[i] = []string{}
+				}
+			}
+		} else if candidates, err = match.scan(ctx, tx, cols, searched); err != nil {
 			return nil, err
 		}
 		for i, ctids := range candidates {
 			if ctids == nil {
 				continue // nothing of theirs in this table
 			}
-			if len(ctids) > candidatesPerPerson {
-				ctids = nil // too many: search the whole table for them
+			if len(ctids) > candidatesPerPerson || len(ctids) == 0 {
+				ctids = nil // too many (or not scanned): search the whole table for them
 			}
 			found, err := s.count(ctx, tx, tbl, cols, sought[i], ctids)
 			if err != nil {
 				return nil, err
 			}
 			out[i] = append(out[i], found...)
+			if searched != nil {
+				searched(tbl) // a long table: each person's count is progress
+			}
 		}
 		if searched != nil {
 			searched(tbl)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,4 +196,64 @@ func BenchmarkTracesOfAPage(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/page")
 	})
+}
+
+// A column compared under a collation that ignores case and width (a
+// nondeterministic one) holds a person's user id in full-width digits:
+// PostgreSQL counts it as theirs, so the page's search, which cannot
+// compare as that collation does, leaves the table to each person's own
+// count and finds it too.
+func TestTracesOfPageLeavesANondeterministicColumnToPostgreSQL(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	cs, err := shopapp.Seed(ctx, pool, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r + 0xFEE0
+		}
+		return r
+	}, cs[0].UserID())
+	for _, q := range []struct {
+		sql string
+		arg []any
+	}{
+		{`CREATE COLLATION shop.loose (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`, nil},
+		{`CREATE TABLE shop.notes (id serial PRIMARY KEY, owner_id text COLLATE shop.loose)`, nil},
+		{`INSERT INTO shop.notes (owner_id) VALUES ($1)`, []any{wide}},
+	} {
+		if _, err := pool.Exec(ctx, q.sql, q.arg...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	m, err := datamap.Parse(shopapp.DataMapYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	people := make([]appdb.Sought, len(cs))
+	for i, c := range cs {
+		ids, err := appdb.Identifiers(ctx, pool, m, c.UserID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		people[i] = appdb.Sought{Person: appdb.Person{UserID: c.UserID(), Identifiers: ids}}
+	}
+	page, err := appdb.TracesOfPage(ctx, pool, m, people, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range people {
+		alone, err := appdb.Traces(ctx, pool, m, p.Person, p.Known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(page[i], alone) {
+			t.Errorf("customer %d: the page found %+v, alone %+v", i, page[i], alone)
+		}
+	}
+	if !slices.ContainsFunc(page[0], func(tr appdb.Trace) bool { return tr.Table == "shop.notes" && tr.Column == "owner_id" && tr.What == "user id" }) {
+		t.Errorf("the full-width user id in a case- and width-insensitive column was not found: %+v", page[0])
+	}
 }

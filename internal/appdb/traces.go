@@ -200,6 +200,9 @@ type searchedColumn struct {
 type tableColumns struct {
 	table string
 	cols  []searchedColumn
+	// nondeterministic: a searched column compares under a collation only
+	// PostgreSQL applies (TracesOfPage then counts each person there).
+	nondeterministic bool
 }
 
 // searched tells whether anything of the person is searched in the table.
@@ -257,6 +260,7 @@ func (s *search) columnsOf(tbl string) tableColumns {
 		}
 		if sc.emails || sc.others || sc.userID {
 			out.cols = append(out.cols, sc)
+			out.nondeterministic = out.nondeterministic || c.nondeterministic
 		}
 	}
 	return out
@@ -364,7 +368,13 @@ func compatibleID(colType, keyType string) bool {
 	return false
 }
 
-type liveColumn struct{ name, dataType string }
+type liveColumn struct {
+	name, dataType string
+	// nondeterministic: the column's collation compares strings other than
+	// byte for byte (case- or accent-insensitive), which only PostgreSQL
+	// can apply.
+	nondeterministic bool
+}
 
 // schemaColumns are the live columns of the tables Traces searches, by table.
 type schemaColumns map[string][]liveColumn
@@ -408,9 +418,12 @@ func liveColumns(ctx context.Context, db Querier, m *datamap.Map) (schemaColumns
 		addSchema(m.Accounts.Table)
 	}
 	rows, err := db.Query(ctx, `SELECT c.table_schema || '.' || c.table_name, c.column_name,
-			CASE WHEN c.data_type = 'USER-DEFINED' THEN c.udt_name ELSE c.data_type END
+			CASE WHEN c.data_type = 'USER-DEFINED' THEN c.udt_name ELSE c.data_type END,
+			coalesce(NOT co.collisdeterministic, false)
 		FROM information_schema.columns c
 		JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+		LEFT JOIN pg_catalog.pg_namespace cn ON cn.nspname = c.collation_schema
+		LEFT JOIN pg_catalog.pg_collation co ON co.collname = c.collation_name AND co.collnamespace = cn.oid
 		WHERE c.table_schema = ANY($1) AND t.table_type = 'BASE TABLE'
 		ORDER BY 1, c.ordinal_position`, schemas)
 	if err != nil {
@@ -419,7 +432,7 @@ func liveColumns(ctx context.Context, db Querier, m *datamap.Map) (schemaColumns
 	out := schemaColumns{}
 	var table string
 	var c liveColumn
-	_, err = pgx.ForEachRow(rows, []any{&table, &c.name, &c.dataType}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&table, &c.name, &c.dataType, &c.nondeterministic}, func() error {
 		out[table] = append(out[table], c)
 		return nil
 	})

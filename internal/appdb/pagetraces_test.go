@@ -253,7 +253,9 @@ func TestTracesOfPageLeavesANondeterministicColumnToPostgreSQL(t *testing.T) {
 			t.Errorf("customer %d: the page found %+v, alone %+v", i, page[i], alone)
 		}
 	}
-	if !slices.ContainsFunc(page[0], func(tr appdb.Trace) bool { return tr.Table == "shop.notes" && tr.Column == "owner_id" && tr.What == "user id" }) {
+	if !slices.ContainsFunc(page[0], func(tr appdb.Trace) bool {
+		return tr.Table == "shop.notes" && tr.Column == "owner_id" && tr.What == "user id"
+	}) {
 		t.Errorf("the full-width user id in a case- and width-insensitive column was not found: %+v", page[0])
 	}
 }

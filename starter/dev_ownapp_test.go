@@ -55,7 +55,7 @@ func testDevOnTheShop(t *testing.T, externalS3 bool) {
 		"LETHE_DATABASE_URL":     pgtest.NewDatabase(t),
 		"LETHE_APP_DATABASE_URL": appURL,
 		"LETHE_DATA_MAP":         mapFile,
-		"LETHE_API_LISTEN":       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"LETHE_API_LISTEN":       "127.0.0.1:0", // the listener says which port (st.apiURL)
 		"LETHE_LOG_LEVEL":        "error",
 		// Metrics on ports of their own, never a running dev stack's.
 		"LETHE_METRICS_ADDR":     "127.0.0.1:0",

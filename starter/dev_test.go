@@ -50,7 +50,7 @@ func newDevFixture(tb testing.TB) devFixture {
 	cfg, err := config.FromMap(map[string]string{
 		"LETHE_DATABASE_URL":     pgtest.NewDatabase(tb),
 		"LETHE_APP_DATABASE_URL": pgtest.NewDatabase(tb),
-		"LETHE_API_LISTEN":       fmt.Sprintf("127.0.0.1:%d", freePort(tb)),
+		"LETHE_API_LISTEN":       "127.0.0.1:0", // the listener says which port (st.apiURL)
 		"LETHE_LOG_LEVEL":        "error",
 		// Metrics on ports of their own, never a running dev stack's.
 		"LETHE_METRICS_ADDR":     "127.0.0.1:0",

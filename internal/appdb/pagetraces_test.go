@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/testenv/pgtest"
@@ -165,19 +167,7 @@ func BenchmarkTracesOfAPage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	m, err := datamap.Parse(shopapp.DataMapYAML())
-	if err != nil {
-		b.Fatal(err)
-	}
-	people := make([]appdb.Sought, len(cs))
-	for i, c := range cs {
-		ids, err := appdb.Identifiers(ctx, pool, m, c.UserID())
-		if err != nil {
-			b.Fatal(err)
-		}
-		people[i] = appdb.Sought{Person: appdb.Person{UserID: c.UserID(), Identifiers: ids},
-			Known: appdb.Known{Emails: []string{c.Email}, ProcessorIDs: map[string]string{"helpdesk_id": c.Helpdesk}}}
-	}
+	m, people := shopPeople(b, pool, cs, true)
 	b.Run("person-by-person", func(b *testing.B) {
 		for b.Loop() {
 			for _, p := range people {
@@ -228,18 +218,7 @@ func TestTracesOfPageLeavesANondeterministicColumnToPostgreSQL(t *testing.T) {
 			t.Fatalf("%s: %v", q.sql, err)
 		}
 	}
-	m, err := datamap.Parse(shopapp.DataMapYAML())
-	if err != nil {
-		t.Fatal(err)
-	}
-	people := make([]appdb.Sought, len(cs))
-	for i, c := range cs {
-		ids, err := appdb.Identifiers(ctx, pool, m, c.UserID())
-		if err != nil {
-			t.Fatal(err)
-		}
-		people[i] = appdb.Sought{Person: appdb.Person{UserID: c.UserID(), Identifiers: ids}}
-	}
+	m, people := shopPeople(t, pool, cs, false)
 	page, err := appdb.TracesOfPage(ctx, pool, m, people, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -258,4 +237,27 @@ func TestTracesOfPageLeavesANondeterministicColumnToPostgreSQL(t *testing.T) {
 	}) {
 		t.Errorf("the full-width user id in a case- and width-insensitive column was not found: %+v", page[0])
 	}
+}
+
+// shopPeople is the bookshop's map and each customer as a page's search
+// looks for them: their identifiers read from the database and, with
+// known, their address and help-desk id as an erasure knows them.
+func shopPeople(tb testing.TB, pool *pgxpool.Pool, cs []shopapp.Customer, known bool) (*datamap.Map, []appdb.Sought) {
+	tb.Helper()
+	m, err := datamap.Parse(shopapp.DataMapYAML())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	people := make([]appdb.Sought, len(cs))
+	for i, c := range cs {
+		ids, err := appdb.Identifiers(context.Background(), pool, m, c.UserID())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		people[i] = appdb.Sought{Person: appdb.Person{UserID: c.UserID(), Identifiers: ids}}
+		if known {
+			people[i].Known = appdb.Known{Emails: []string{c.Email}, ProcessorIDs: map[string]string{"helpdesk_id": c.Helpdesk}}
+		}
+	}
+	return m, people
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/appdb"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/domain"
+	"github.com/lethe-privacy/lethe/internal/ledger"
 	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/internal/processors"
@@ -103,37 +104,70 @@ func (e *Erasure) pseudonym(userID string) string { return e.Subjects.Value("pse
 // erase. The identity it returns carries the user id, so later steps find
 // the person even after the account row is anonymized.
 func (e *Erasure) PlanErasure(ctx context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
+	plan, _, err := e.plan(ctx, in)
+	return plan, err
+}
+
+// PlanAndRecordErasure is PlanErasure and then the ledger's entry
+// (Ledger.RecordErasure) in one activity, as an erasure run inside its
+// request calls them: the ledger still has the person before anything is
+// erased. Running it again plans again and keeps the first ledger entry.
+func (e *Erasure) PlanAndRecordErasure(ctx context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
+	plan, userID, err := e.plan(ctx, in)
+	if err != nil || !plan.Found {
+		return plan, err
+	}
+	if err := recordInLedger(ctx, e.Lethe, e.Subjects, e.Map, e.Log, in.RequestID, userID); err != nil {
+		return contract.ErasurePlan{}, err
+	}
+	return plan, nil
+}
+
+// recordInLedger writes the person into the erasure ledger, under the
+// keyed hash of their user id and the data map's digest; the first entry
+// stays.
+func recordInLedger(ctx context.Context, lethe *pgxpool.Pool, subjects *person.Hasher, m *datamap.Map, log *slog.Logger, requestID, userID string) error {
+	if err := ledger.Record(ctx, lethe, string(subjects.UserID(userID)), requestID, m.Digest(), time.Now().UTC()); err != nil {
+		return classifyDB(err)
+	}
+	log.InfoContext(ctx, "erasure recorded in the ledger", "request_id", requestID)
+	return nil
+}
+
+// plan is PlanErasure, with the user id it resolved ("" when the person
+// is not found).
+func (e *Erasure) plan(ctx context.Context, in contract.ErasureInput) (contract.ErasurePlan, string, error) {
 	id, err := openIdentity(ctx, e.Keys, in.SubjectRef, in.Identity)
 	if err != nil {
-		return contract.ErasurePlan{}, err
+		return contract.ErasurePlan{}, "", err
 	}
 	userID, err := resolveUserID(ctx, e.App, e.Map, id)
 	if err != nil || userID == "" {
-		return contract.ErasurePlan{}, err
+		return contract.ErasurePlan{}, "", err
 	}
 	ids, err := e.processorIDs(ctx, userID)
 	if err != nil {
-		return contract.ErasurePlan{}, err
+		return contract.ErasurePlan{}, "", err
 	}
 	// Every identifier of the person, read before anything is erased: tables
 	// keyed by them are matched, and verification searches for them.
 	idents, err := appdb.Identifiers(ctx, e.App, e.Map, userID)
 	if err != nil {
-		return contract.ErasurePlan{}, classifyDB(err)
+		return contract.ErasurePlan{}, "", classifyDB(err)
 	}
 	withEmail(idents, e.Map, id.Email)
 	person, err := person.Seal(ctx, e.Keys, in.SubjectRef, person.Identity{Email: id.Email, UserID: userID, IDs: ids, Identifiers: idents})
 	if err != nil {
-		return contract.ErasurePlan{}, fmt.Errorf("seal the identity: %w", err)
+		return contract.ErasurePlan{}, "", fmt.Errorf("seal the identity: %w", err)
 	}
 	plan := contract.ErasurePlan{Found: true, Identity: person, MapDigest: e.Map.Digest()}
 	for _, l := range e.Map.S3 {
 		plan.Locations = append(plan.Locations, l.Bucket+"/"+l.Prefix)
 	}
 	if plan.Processors, plan.Backups, plan.BackupPromise, err = e.beyondTheDatabase(); err != nil {
-		return contract.ErasurePlan{}, err
+		return contract.ErasurePlan{}, "", err
 	}
-	return plan, nil
+	return plan, userID, nil
 }
 
 // beyondTheDatabase is what the data map erases outside the application
@@ -429,6 +463,73 @@ func (e *Erasure) EraseObjects(ctx context.Context, in contract.EraseObjectsInpu
 		res.Versions = hb.Versions
 	}
 	return res, nil
+}
+
+// ownSystemsHeartbeat is how far an EraseOwnSystems attempt got: a retry
+// goes on from there, and its result still says what the first attempts
+// erased.
+type ownSystemsHeartbeat struct {
+	Tables  *contract.EraseTablesResult   // the database is done
+	Objects []contract.EraseObjectsResult // the locations done, in the map's order
+	Current *objectsHeartbeat             // the location under way
+}
+
+// EraseOwnSystems erases the person from the company's own systems of the
+// data map and reads them again, in one activity: the application
+// database (EraseTables), every S3 location in turn (EraseObjects), then
+// the verification (VerifyErasure), which lists what remains outside legal
+// holds. It heartbeats after each table, location and batch, so a retried
+// attempt goes on where the last one stopped; running it again after it
+// completed erases nothing more and reports what the first run erased
+// (the tables' outcome is recorded, the objects are counted again as gone).
+func (e *Erasure) EraseOwnSystems(ctx context.Context, in contract.EraseOwnSystemsInput) (contract.EraseOwnSystemsResult, error) {
+	inActivity := activity.IsActivity(ctx)
+	var hb ownSystemsHeartbeat
+	if inActivity && activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &hb); err != nil {
+			hb = ownSystemsHeartbeat{}
+		}
+	}
+	beat := func() {
+		if inActivity {
+			activity.RecordHeartbeat(ctx, hb)
+		}
+	}
+	if hb.Tables == nil {
+		tables, err := e.EraseTables(ctx, contract.EraseTablesInput(in))
+		if err != nil {
+			return contract.EraseOwnSystemsResult{}, err
+		}
+		hb.Tables = &tables
+		beat()
+	}
+	person, id, err := e.person(ctx, in.SubjectRef, in.Identity)
+	if err != nil {
+		return contract.EraseOwnSystemsResult{}, err
+	}
+	for loc := len(hb.Objects); loc < len(e.Map.S3); loc++ {
+		cur := objectsHeartbeat{Location: loc}
+		if hb.Current != nil && hb.Current.Location == loc {
+			cur = *hb.Current
+		}
+		hb.Current = &cur
+		if err := e.deleteObjects(ctx, person.UserID, &cur, beat); err != nil {
+			return contract.EraseOwnSystemsResult{}, err
+		}
+		l := e.Map.S3[loc]
+		res := contract.EraseObjectsResult{Location: l.Bucket + "/" + l.Prefix, Objects: cur.Objects}
+		if cur.Versions != cur.Objects {
+			res.Versions = cur.Versions
+		}
+		hb.Objects, hb.Current = append(hb.Objects, res), nil
+		beat()
+	}
+	e.Log.InfoContext(ctx, "erased objects", "request_id", in.RequestID, "locations", len(hb.Objects))
+	left, err := e.leftovers(ctx, person, id, func(string) { beat() })
+	if err != nil {
+		return contract.EraseOwnSystemsResult{}, err
+	}
+	return contract.EraseOwnSystemsResult{Tables: *hb.Tables, Objects: hb.Objects, Leftovers: left}, nil
 }
 
 // VerifyErasure reads every table and S3 location of the data map again

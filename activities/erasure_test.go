@@ -2,12 +2,15 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/activities"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/objectstore"
 	"github.com/lethe-privacy/lethe/internal/person"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 )
@@ -56,5 +59,92 @@ func TestARetriedTableErasureReportsWhatTheFirstAttemptErased(t *testing.T) {
 		if again[k] != n {
 			t.Errorf("retry reports %s = %d, the first attempt %d", k, again[k], n)
 		}
+	}
+}
+
+// EraseOwnSystems erases the database and every S3 location and reads
+// them again in one activity; run again (a retry after it completed), it
+// reports what the first run erased from the tables. A retried attempt
+// goes on from its heartbeat: given one that says the database is done,
+// it does not erase the tables again, and its own verification says the
+// rows are still there (the result is never "done" on the heartbeat's word
+// alone).
+func TestEraseOwnSystemsErasesVerifiesAndResumes(t *testing.T) {
+	app := newDemoApp(t, 3)
+	ctx := context.Background()
+	e := &activities.Erasure{App: app.pool, Lethe: app.pool, Objects: app.objects, Map: app.m, Keys: app.keys, Subjects: app.hasher, Log: app.log}
+	var s testsuite.WorkflowTestSuite
+	planned := func(account demo.Account) contract.ErasurePlan {
+		t.Helper()
+		ref := string(app.hasher.UserID(account.ID))
+		sealed, err := person.Seal(ctx, app.keys, ref, person.Identity{Email: account.Email})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(e.PlanAndRecordErasure)
+		v, err := env.ExecuteActivity(e.PlanAndRecordErasure, contract.ErasureInput{RequestID: "req_" + account.ID, SubjectRef: ref, Identity: sealed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan contract.ErasurePlan
+		if err := v.Get(&plan); err != nil || !plan.Found {
+			t.Fatalf("plan %+v: %v", plan, err)
+		}
+		var inLedger int
+		if err := app.pool.QueryRow(ctx, `SELECT count(*) FROM lethe.erasure_ledger WHERE request_id = $1`, "req_"+account.ID).Scan(&inLedger); err != nil || inLedger != 1 {
+			t.Fatalf("%d ledger entries for the request (%v): the plan records the person", inLedger, err)
+		}
+		return plan
+	}
+	run := func(env *testsuite.TestActivityEnvironment, account demo.Account, plan contract.ErasurePlan) contract.EraseOwnSystemsResult {
+		t.Helper()
+		env.RegisterActivity(e.EraseOwnSystems)
+		v, err := env.ExecuteActivity(e.EraseOwnSystems, contract.EraseOwnSystemsInput{RequestID: "req_" + account.ID, SubjectRef: string(app.hasher.UserID(account.ID)), Identity: plan.Identity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res contract.EraseOwnSystemsResult
+		if err := v.Get(&res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	accounts := demo.Accounts(3)
+
+	a := accounts[0]
+	plan := planned(a)
+	first := run(s.NewTestActivityEnvironment(), a, plan)
+	if len(first.Leftovers) != 0 || len(first.Objects) != len(app.m.S3) || first.Objects[0].Objects == 0 || len(first.Tables.Tables) == 0 {
+		t.Fatalf("first run: %+v", first)
+	}
+	var rows int
+	if err := app.pool.QueryRow(ctx, `SELECT count(*) FROM demo.projects WHERE account_id = $1`, a.ID).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d projects left (%v)", rows, err)
+	}
+	for _, loc := range app.m.S3 {
+		prefix, _ := loc.PrefixFor(a.ID)
+		if c, err := objectstore.CountPrefix(ctx, app.objects, loc.Bucket, prefix); err != nil || c.Total() != 0 {
+			t.Fatalf("%+v left under %s (%v)", c, prefix, err)
+		}
+	}
+	again := run(s.NewTestActivityEnvironment(), a, plan)
+	if len(again.Leftovers) != 0 || fmt.Sprint(again.Tables.Tables) != fmt.Sprint(first.Tables.Tables) {
+		t.Fatalf("run again: tables %+v, want the first run's %+v", again.Tables.Tables, first.Tables.Tables)
+	}
+
+	b := accounts[1]
+	plan = planned(b)
+	resumed := s.NewTestActivityEnvironment()
+	resumed.SetHeartbeatDetails(map[string]any{"Tables": contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 9}}}})
+	res := run(resumed, b, plan)
+	if len(res.Tables.Tables) != 1 || res.Tables.Tables[0].Rows != 9 {
+		t.Fatalf("resumed tables %+v: want the heartbeat's", res.Tables)
+	}
+	if err := app.pool.QueryRow(ctx, `SELECT count(*) FROM demo.projects WHERE account_id = $1`, b.ID).Scan(&rows); err != nil || rows == 0 {
+		t.Fatalf("%d projects (%v): the resumed attempt erased the tables again", rows, err)
+	}
+	if len(res.Leftovers) == 0 || !strings.Contains(strings.Join(res.Leftovers, ";"), "demo.projects") {
+		t.Fatalf("leftovers %v: the verification must find the rows the heartbeat said were gone", res.Leftovers)
 	}
 }

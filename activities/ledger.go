@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,11 +44,7 @@ func (l *Ledger) RecordErasure(ctx context.Context, in contract.RecordErasureInp
 	if err != nil {
 		return err
 	}
-	if err := ledger.Record(ctx, l.Lethe, string(l.Subjects.UserID(userID)), in.RequestID, l.Map.Digest(), time.Now().UTC()); err != nil {
-		return classifyDB(err)
-	}
-	l.Log.InfoContext(ctx, "erasure recorded in the ledger", "request_id", in.RequestID)
-	return nil
+	return recordInLedger(ctx, l.Lethe, l.Subjects, l.Map, l.Log, in.RequestID, userID)
 }
 
 // ReconcilePage does one page of a restore-reconcile: it reads the next

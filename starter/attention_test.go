@@ -104,6 +104,5 @@ func TestAFailedErasureWaitsForTheTeamAndARetryFinishesItWithoutRedoingTheRest(t
 	if got := strings.Join(actions, " "); !strings.Contains(got, "request.needs_attention") || !strings.Contains(got, "request.retried") {
 		t.Errorf("audit trail %v", actions)
 	}
-	keepHistory(t, w.Stack, id, "request-needs-attention-retried")
-	keepHistory(t, w.Stack, id+"-erasure", "erasure-retried-after-a-failure")
+	keepHistory(t, w.Stack, id, "request-needs-attention-retried-in-request")
 }

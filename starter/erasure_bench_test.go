@@ -537,14 +537,12 @@ func (c *completions) wait(id string) <-chan struct{} {
 }
 
 // directEraser erases a person by calling, in order and in process, the
-// code of every activity that the PrivacyRequest and EraseSubject
-// workflows run for a backend-verified erasure — without Temporal, its
-// retries, its histories and the API. It takes the functions from the
-// worker's own registry (registry.NewActivities); the S3 step calls
-// objectstore.DeletePrefix, the code of EraseObjects, because that
-// activity heartbeats and needs an activity context. What outlives a
-// request (the backups watch, processor follow-ups, hold releases) is left
-// out.
+// code of every activity that the PrivacyRequest workflow runs for a
+// backend-verified erasure — without Temporal, its retries, its histories
+// and the API. It takes the functions from the worker's own registry
+// (registry.NewActivities); EraseOwnSystems heartbeats, so it runs in the
+// SDK's test activity environment. What outlives a request (the backups
+// watch, processor follow-ups, hold releases) is left out.
 type directEraser struct {
 	deps           registry.Deps
 	seq            sync.Mutex
@@ -552,10 +550,8 @@ type directEraser struct {
 	recordStep     func(context.Context, contract.TransitionInput) error
 	sendMail       func(context.Context, contract.SendMailInput) error
 	plan           func(context.Context, contract.ErasureInput) (contract.ErasurePlan, error)
-	recordErasure  func(context.Context, contract.RecordErasureInput) error
-	eraseTables    func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error)
+	eraseOwn       func(context.Context, contract.EraseOwnSystemsInput) (contract.EraseOwnSystemsResult, error)
 	eraseProcessor func(context.Context, contract.ProcessorCallInput) (contract.ProcessorCall, error)
-	verify         func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error)
 	audit          func(context.Context, contract.AuditInput) error
 	shred          func(context.Context, string) error
 }
@@ -567,11 +563,9 @@ func newDirectEraser(tb testing.TB, deps registry.Deps) *directEraser {
 		deps:           deps,
 		recordStep:     acts.Lifecycle.RecordTransition,
 		sendMail:       acts.Lifecycle.SendRequestMail,
-		plan:           acts.Erasure.PlanErasure,
-		recordErasure:  acts.Ledger.RecordErasure,
-		eraseTables:    acts.Erasure.EraseTables,
+		plan:           acts.Erasure.PlanAndRecordErasure,
+		eraseOwn:       inActivityContext(acts.Erasure.EraseOwnSystems),
 		eraseProcessor: acts.ProcessorErasure.EraseAtProcessor,
-		verify:         inActivityContext(acts.Erasure.VerifyErasure),
 		audit:          acts.Lifecycle.AppendAudit,
 		shred:          acts.Lifecycle.ShredSubject,
 	}
@@ -635,32 +629,25 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 		return err
 	}
 
-	// The erasure: plan, ledger, every system, verification, receipt.
+	// The erasure: plan and ledger, the database and S3 erased and
+	// verified, every processor, receipt.
 	plan, err := d.plan(ctx, contract.ErasureInput{RequestID: requestID, SubjectRef: ref, Identity: sealed, Jurisdiction: "gdpr"})
 	if err != nil || !plan.Found {
 		return fmt.Errorf("plan (found %v): %w", plan.Found, err)
 	}
-	if err := d.recordErasure(ctx, contract.RecordErasureInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity}); err != nil {
-		return err
-	}
 	receipt := contract.Receipt{RequestID: requestID, MapDigest: plan.MapDigest}
-	tables, err := d.eraseTables(ctx, contract.EraseTablesInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
+	own, err := d.eraseOwn(ctx, contract.EraseOwnSystemsInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
 	if err != nil {
 		return err
 	}
-	for _, t := range tables.Tables {
+	if len(own.Leftovers) > 0 {
+		return fmt.Errorf("left: %v", own.Leftovers)
+	}
+	for _, t := range own.Tables.Tables {
 		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemPostgres, Name: t.Table, Action: t.Action, Count: t.Rows, Basis: t.Reason, Until: t.Until})
 	}
-	for _, loc := range d.deps.Map.S3 {
-		prefix, err := loc.PrefixFor(p.ID)
-		if err != nil {
-			return err
-		}
-		res, err := objectstore.DeletePrefix(ctx, d.deps.Objects, loc.Bucket, prefix, objectstore.Marker{}, nil)
-		if err != nil {
-			return err
-		}
-		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemS3, Name: loc.Bucket + "/" + loc.Prefix, Action: "deleted", Count: res.Keys})
+	for _, o := range own.Objects {
+		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemS3, Name: o.Location, Action: "deleted", Count: o.Objects})
 	}
 	for _, proc := range plan.Processors {
 		call, err := d.eraseProcessor(ctx, contract.ProcessorCallInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity, Processor: proc.Name})
@@ -671,13 +658,6 @@ func (d *directEraser) erase(ctx context.Context, p demo.Account) error {
 			return fmt.Errorf("%s answered %s", proc.Name, call.Status)
 		}
 		receipt.Entries = append(receipt.Entries, contract.ReceiptEntry{System: contract.SystemProcessor, Name: proc.Name, Action: contract.ProcessorConfirmed})
-	}
-	check, err := d.verify(ctx, contract.VerifyErasureInput{RequestID: requestID, SubjectRef: ref, Identity: plan.Identity})
-	if err != nil {
-		return err
-	}
-	if len(check.Leftovers) > 0 {
-		return fmt.Errorf("left: %v", check.Leftovers)
 	}
 	receipt.CompletedAt = time.Now().UTC()
 	if err := d.audit(ctx, contract.AuditInput{RequestID: requestID, SubjectRef: ref, Actor: "system", Action: "erasure.receipt",

@@ -257,7 +257,7 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 			t.Errorf("%s: a processor that erased at the first call got a workflow of its own", wf)
 		}
 	}
-	for _, wf := range []string{id, id + "-erasure", id + "-erasure-crm", contract.ProcessorFollowUpsWorkflowID(id)} {
+	for _, wf := range []string{id, id + "-erasure-crm", contract.ProcessorFollowUpsWorkflowID(id)} {
 		assertHistoryClean(t, w.Stack, wf, w.person.ID, w.person.Email, w.person.Name)
 	}
 	for name, wf := range map[string]string{
@@ -268,8 +268,10 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 		// (request-erasure-completed, erasure-completed-with-hold,
 		// processor-erasure-retried-503, processor-erasure-task-retried,
 		// processor-erasure-task-done-by-hand).
-		"request-erasure-completed-local-writes":                 id,
-		"erasure-completed-with-hold-lean":                       id + "-erasure",
+		// Then erasure-in-request: the request runs the erasure itself
+		// (request-erasure-completed-local-writes and
+		// erasure-completed-with-hold-lean are the histories from before).
+		"request-erasure-completed-in-request":                   id,
 		"processor-erasure-task-retried-given-first-answer":      contract.ProcessorErasureWorkflowID(id, "crm"),
 		"processor-erasure-task-done-by-hand-given-first-answer": contract.ProcessorErasureWorkflowID(id, "paypal"),
 		"processor-followup-waiting":                             contract.ProcessorFollowUpWorkflowID(id, "crm"),

@@ -181,8 +181,8 @@ func TestMetricsOfTheDevStackWorkerAndAPI(t *testing.T) {
 			t.Errorf("worker: no %s… series (or all 0)", prefix)
 		}
 	}
-	if n, _ := w.sum("temporal_workflow_completed_total{", `workflow_type="EraseSubject"`); n != 2 {
-		t.Errorf("worker: %v EraseSubject workflows completed, want 2", n)
+	if n, _ := w.sum("temporal_workflow_completed_total{", `workflow_type="PrivacyRequest"`); n != 2 {
+		t.Errorf("worker: %v PrivacyRequest workflows completed, want 2 (the erasures)", n)
 	}
 
 	// The API's endpoint.

@@ -41,26 +41,50 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.ErasureProgress, error) { return progress, nil }); err != nil {
 		return progress, err
 	}
-	ctx = withActivityDefaults(ctx)
+	err := erase(withActivityDefaults(ctx), in, &progress, false)
+	return progress, err
+}
 
-	var plan contract.ErasurePlan
-	if err := workflow.ExecuteActivity(ctx, eraser.PlanErasure, in).Get(ctx, &plan); err != nil {
+// erasureInRequest is the version check of issue 16's erasure inside its
+// request: the PrivacyRequest runs the erasure itself (erase with
+// inRequest) instead of starting an EraseSubject workflow, plans and
+// records the ledger's entry in one activity, erases the application
+// database and every S3 location and reads them again in one more
+// (EraseOwnSystems), and destroys the person's key by a local activity.
+// Requests that passed this point before keep their EraseSubject child.
+const erasureInRequest = "erasure-in-request"
+
+// erase is the erasure of one person (see EraseSubject), its progress kept
+// in progress. inRequest is the leaner shape a request runs itself
+// (erasureInRequest): the company's own systems erased and verified by one
+// activity, beside the processors.
+func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.ErasureProgress, inRequest bool) error {
+	fail := func(err error) error {
 		progress.Status = domain.StatusFailed
-		return progress, fmt.Errorf("plan the erasure: %w", err)
+		return err
+	}
+	var plan contract.ErasurePlan
+	if inRequest {
+		if err := workflow.ExecuteActivity(ctx, eraser.PlanAndRecordErasure, in).Get(ctx, &plan); err != nil {
+			return fail(fmt.Errorf("plan the erasure and record it in the ledger: %w", err))
+		}
+	} else if err := workflow.ExecuteActivity(ctx, eraser.PlanErasure, in).Get(ctx, &plan); err != nil {
+		return fail(fmt.Errorf("plan the erasure: %w", err))
 	}
 	if !plan.Found {
 		progress.Status = domain.StatusCompleted
 		progress.Receipt = &contract.Receipt{RequestID: in.RequestID, CompletedAt: workflow.Now(ctx), NothingHeld: true}
-		return progress, nil
+		return nil
 	}
 	person := plan.Identity
-	if err := workflow.ExecuteActivity(ctx, ledger.RecordErasure, contract.RecordErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, nil); err != nil {
-		progress.Status = domain.StatusFailed
-		return progress, fmt.Errorf("record the erasure in the ledger: %w", err)
+	if !inRequest {
+		if err := workflow.ExecuteActivity(ctx, ledger.RecordErasure, contract.RecordErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, nil); err != nil {
+			return fail(fmt.Errorf("record the erasure in the ledger: %w", err))
+		}
 	}
 
-	e := &erasure{in: in, plan: plan, person: person, progress: &progress, receipt: &contract.Receipt{RequestID: in.RequestID, MapDigest: plan.MapDigest}}
-	e.lean = workflow.GetVersion(ctx, leanErasure, workflow.DefaultVersion, 1) == 1
+	e := &erasure{in: in, plan: plan, person: person, progress: progress, receipt: &contract.Receipt{RequestID: in.RequestID, MapDigest: plan.MapDigest}}
+	e.lean = inRequest || workflow.GetVersion(ctx, leanErasure, workflow.DefaultVersion, 1) == 1
 	e.addSystem(contract.SystemPostgres, "application database")
 	for _, loc := range plan.Locations {
 		e.addSystem(contract.SystemS3, loc)
@@ -69,41 +93,53 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 		e.addSystem(contract.SystemProcessor, p.Name)
 	}
 
-	// Every system side by side, a few at a time.
+	// Every system side by side, a few at a time; in a request, the
+	// company's own systems (the database and S3) are one step.
 	running := 0
 	wg := workflow.NewWaitGroup(ctx)
-	for i := range progress.Systems {
+	step := func(do func(workflow.Context)) {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			_ = workflow.Await(ctx, func() bool { return running < erasureConcurrency })
 			running++
 			defer func() { running-- }()
-			e.eraseSystem(ctx, i)
+			do(ctx)
 		})
+	}
+	var ownLeftovers []string
+	for i := range progress.Systems {
+		switch {
+		case inRequest && i == 0:
+			step(func(ctx workflow.Context) { ownLeftovers = e.eraseOwnSystems(ctx) })
+		case inRequest && progress.Systems[i].System != contract.SystemProcessor:
+			// erased with the database
+		default:
+			step(func(ctx workflow.Context) { e.eraseSystem(ctx, i) })
+		}
 	}
 	wg.Wait(ctx)
 	if err := e.startFollowUps(ctx); err != nil {
-		progress.Status = domain.StatusFailed
-		return progress, fmt.Errorf("start the follow-ups at processors: %w", err)
+		return fail(fmt.Errorf("start the follow-ups at processors: %w", err))
 	}
 	if failed := e.failedSystems(); len(failed) > 0 {
-		progress.Status = domain.StatusFailed
-		return progress, temporal.NewNonRetryableApplicationError("erasure failed in "+strings.Join(failed, ", "), "ErasureIncomplete", nil)
+		return fail(temporal.NewNonRetryableApplicationError("erasure failed in "+strings.Join(failed, ", "), "ErasureIncomplete", nil))
 	}
 
 	// Read everything again: what remains outside a hold fails the request.
-	var check contract.VerifyErasureResult
-	// The search for the person's identifiers reads every table of the
-	// application's schemas: it heartbeats after each table.
-	verifyCtx := workflow.WithStartToCloseTimeout(workflow.WithHeartbeatTimeout(ctx, 5*time.Minute), time.Hour)
-	if err := workflow.ExecuteActivity(verifyCtx, eraser.VerifyErasure, contract.VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
-		progress.Status = domain.StatusFailed
-		return progress, fmt.Errorf("verify the erasure: %w", err)
+	leftovers := ownLeftovers
+	if !inRequest {
+		var check contract.VerifyErasureResult
+		// The search for the person's identifiers reads every table of the
+		// application's schemas: it heartbeats after each table.
+		verifyCtx := workflow.WithStartToCloseTimeout(workflow.WithHeartbeatTimeout(ctx, 5*time.Minute), time.Hour)
+		if err := workflow.ExecuteActivity(verifyCtx, eraser.VerifyErasure, contract.VerifyErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: person}).Get(ctx, &check); err != nil {
+			return fail(fmt.Errorf("verify the erasure: %w", err))
+		}
+		leftovers = check.Leftovers
 	}
-	if len(check.Leftovers) > 0 {
-		progress.Status = domain.StatusFailed
-		return progress, temporal.NewNonRetryableApplicationError("the verification pass found data left: "+strings.Join(check.Leftovers, "; "), "ErasureIncomplete", nil)
+	if len(leftovers) > 0 {
+		return fail(temporal.NewNonRetryableApplicationError("the verification pass found data left: "+strings.Join(leftovers, "; "), "ErasureIncomplete", nil))
 	}
 
 	// What outlives the request starts, and the receipt is audited, at once.
@@ -117,10 +153,10 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 		started(ctx, child)
 	}
 	if err := audited(); err != nil {
-		return progress, fmt.Errorf("audit the receipt: %w", err)
+		return fmt.Errorf("audit the receipt: %w", err)
 	}
 	progress.Status = domain.StatusCompleted
-	return progress, nil
+	return nil
 }
 
 // leanErasure is the version check of issue 16's leaner erasure: each
@@ -179,16 +215,53 @@ func (e *erasure) eraseSystem(ctx workflow.Context, i int) {
 	s.Status = contract.StepDone
 }
 
+// eraseOwnSystems (erasureInRequest) erases the person from the
+// application database and every S3 location, and reads them again, by
+// one activity; it returns what the verification found left.
+func (e *erasure) eraseOwnSystems(ctx workflow.Context) []string {
+	own := 1 + len(e.plan.Locations) // the database, then the locations
+	for i := range own {
+		e.progress.Systems[i].Status = contract.StepRunning
+	}
+	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour, HeartbeatTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+	})
+	var res contract.EraseOwnSystemsResult
+	err := workflow.ExecuteActivity(long, eraser.EraseOwnSystems, contract.EraseOwnSystemsInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person}).Get(ctx, &res)
+	if err != nil {
+		for i := range own {
+			s := &e.progress.Systems[i]
+			s.Status, s.Error = contract.StepFailed, errorMessage(err)
+		}
+		workflow.GetLogger(ctx).Error("erasure step failed", "system", "application database and S3")
+		return nil
+	}
+	e.tablesErased(res.Tables)
+	for _, o := range res.Objects {
+		e.objectsErased(o)
+	}
+	for i := range own {
+		e.progress.Systems[i].Status = contract.StepDone
+	}
+	return res.Leftovers
+}
+
 func (e *erasure) eraseTables(ctx workflow.Context) error {
 	var res contract.EraseTablesResult
 	if err := workflow.ExecuteActivity(ctx, eraser.EraseTables, contract.EraseTablesInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person}).Get(ctx, &res); err != nil {
 		return err
 	}
+	e.tablesErased(res)
+	return nil
+}
+
+// tablesErased puts what the database's erasure did in the receipt.
+func (e *erasure) tablesErased(res contract.EraseTablesResult) {
 	for _, t := range res.Tables {
 		e.receipt.Add(contract.ReceiptEntry{System: contract.SystemPostgres, Name: t.Table, Action: t.Action, Count: t.Rows, Basis: t.Reason, Until: t.Until})
 	}
 	e.held = res.Held
-	return nil
 }
 
 func (e *erasure) eraseObjects(ctx workflow.Context, location int) error {
@@ -200,12 +273,17 @@ func (e *erasure) eraseObjects(ctx workflow.Context, location int) error {
 	if err := workflow.ExecuteActivity(long, eraser.EraseObjects, contract.EraseObjectsInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person, Location: location}).Get(ctx, &res); err != nil {
 		return err
 	}
+	e.objectsErased(res)
+	return nil
+}
+
+// objectsErased puts what went from one S3 location in the receipt.
+func (e *erasure) objectsErased(res contract.EraseObjectsResult) {
 	entry := contract.ReceiptEntry{System: contract.SystemS3, Name: res.Location, Action: "deleted", Count: res.Objects}
 	if res.Versions > 0 {
 		entry.Confirmation = fmt.Sprintf("%d versions and delete markers", res.Versions)
 	}
 	e.receipt.Add(entry)
-	return nil
 }
 
 func (e *erasure) eraseAtProcessor(ctx workflow.Context, p contract.PlannedProcessor) error {

@@ -32,6 +32,10 @@ type fakeSystems struct {
 	audits           []contract.AuditInput
 	recorded         map[string]contract.ProcessorErasureResult // RecordProcessorResult's, by processor
 	keepsResults     bool                                       // EarlierProcessorResult answers from recorded
+	// tables and objects answer EraseTables and EraseObjects, and
+	// EraseOwnSystems through them (a test may replace them before register).
+	tables  func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error)
+	objects func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error)
 }
 
 func newFakeSystems() *fakeSystems {
@@ -67,27 +71,70 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 		f.note("ledger")
 		return nil
 	})
-	fake(env, eraser.EraseTables, func(_ context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
-		f.note("tables")
-		return contract.EraseTablesResult{
-			Tables: []contract.TableOutcome{
-				{Table: "demo.projects", Action: "deleted", Rows: 2},
-				{Table: "demo.reviews", Action: "anonymized", Rows: 1},
-				{Table: "demo.purchases", Action: "retained", Rows: 1, Reason: "tax law", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)},
-			},
-			Held: []contract.HeldRows{{Table: "demo.purchases", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC), HoldRef: "hold:demo.purchases:sr_x"}},
-		}, nil
+	fake(env, eraser.PlanAndRecordErasure, func(_ context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
+		f.note("plan")
+		f.note("ledger")
+		return f.plan, nil
 	})
-	fake(env, eraser.EraseObjects, func(_ context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
-		f.note("objects")
-		f.mu.Lock()
-		fail := f.calls["objects"] <= f.objectsFailFirst
-		f.mu.Unlock()
-		if fail {
-			return contract.EraseObjectsResult{}, errors.New("s3: 503 slow down")
+	// The company's own systems, as one activity erases them: the tables,
+	// each location, then the verification; a failure fails it all (the
+	// activity is retried whole by the engine).
+	fake(env, eraser.EraseOwnSystems, func(ctx context.Context, in contract.EraseOwnSystemsInput) (contract.EraseOwnSystemsResult, error) {
+		t, err := f.tables(ctx, contract.EraseTablesInput(in))
+		if err != nil {
+			return contract.EraseOwnSystemsResult{}, err
 		}
-		return contract.EraseObjectsResult{Location: f.plan.Locations[in.Location], Objects: 6, Versions: 8}, nil
+		out := contract.EraseOwnSystemsResult{Tables: t}
+		for i := range f.plan.Locations {
+			o, err := f.objects(ctx, contract.EraseObjectsInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Location: i})
+			if err != nil {
+				return contract.EraseOwnSystemsResult{}, err
+			}
+			out.Objects = append(out.Objects, o)
+		}
+		f.note("verify")
+		out.Leftovers = f.leftovers
+		return out, nil
 	})
+	fake(env, eraser.EraseTables, func(ctx context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+		return f.tables(ctx, in)
+	})
+	fake(env, eraser.EraseObjects, func(ctx context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+		return f.objects(ctx, in)
+	})
+	if f.tables == nil {
+		f.tables = f.eraseTables
+	}
+	if f.objects == nil {
+		f.objects = f.eraseObjects
+	}
+	f.registerTheRest(env)
+}
+
+func (f *fakeSystems) eraseTables(_ context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	f.note("tables")
+	return contract.EraseTablesResult{
+		Tables: []contract.TableOutcome{
+			{Table: "demo.projects", Action: "deleted", Rows: 2},
+			{Table: "demo.reviews", Action: "anonymized", Rows: 1},
+			{Table: "demo.purchases", Action: "retained", Rows: 1, Reason: "tax law", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)},
+		},
+		Held: []contract.HeldRows{{Table: "demo.purchases", Until: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC), HoldRef: "hold:demo.purchases:sr_x"}},
+	}, nil
+}
+
+func (f *fakeSystems) eraseObjects(_ context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+	f.note("objects")
+	f.mu.Lock()
+	fail := f.calls["objects"] <= f.objectsFailFirst
+	f.mu.Unlock()
+	if fail {
+		return contract.EraseObjectsResult{}, errors.New("s3: 503 slow down")
+	}
+	return contract.EraseObjectsResult{Location: f.plan.Locations[in.Location], Objects: 6, Versions: 8}, nil
+}
+
+func (f *fakeSystems) registerTheRest(env *testsuite.TestWorkflowEnvironment) {
 	fake(env, eraser.VerifyErasure, func(context.Context, contract.VerifyErasureInput) (contract.VerifyErasureResult, error) {
 		f.note("verify")
 		return contract.VerifyErasureResult{Leftovers: f.leftovers}, nil

@@ -103,6 +103,7 @@ func writesLocally(ctx workflow.Context) bool {
 const (
 	appendAuditActivity      = "AppendAudit"
 	recordTransitionActivity = "RecordTransition"
+	shredSubjectActivity     = "ShredSubject"
 )
 
 // withLocalWrites are the options of a local write: it is retried with

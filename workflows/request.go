@@ -37,6 +37,10 @@ type request struct {
 	extended workflow.Channel    // the deadline moved: re-arm reminders
 	link     contract.LinkResult // an export's download link, for the completion mail
 	receipt  *contract.Receipt   // an erasure's receipt, for the completion mail
+	// erasure is the progress of the erasure the request runs itself
+	// (erasureInRequest); nil while none has started, and for requests
+	// whose erasure is an EraseSubject workflow.
+	erasure *contract.ErasureProgress
 }
 
 // PrivacyRequest carries one privacy request from receipt to its end: it
@@ -540,14 +544,30 @@ func (r *request) doWork(ctx workflow.Context) error {
 	case domain.TypeConsent:
 		return r.propagate(ctx, changes.RecordConsent, changes.SetProcessorConsent)
 	}
-	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
-	var progress contract.ErasureProgress
-	err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, contract.ErasureInput{
+	in := contract.ErasureInput{
 		RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Jurisdiction: r.in.Jurisdiction,
 		Expedited: r.in.Expedited,
-	}).Get(ctx, &progress)
-	if err != nil {
-		return err
+	}
+	var progress contract.ErasureProgress
+	if r.erasure != nil || workflow.GetVersion(ctx, erasureInRequest, workflow.DefaultVersion, 1) == 1 {
+		// Each attempt (a retry after needs-attention) starts afresh.
+		progress = contract.ErasureProgress{RequestID: r.in.RequestID, Status: domain.StatusInProgress}
+		if r.erasure == nil {
+			if err := workflow.SetQueryHandler(ctx, contract.QueryErasure, func() (contract.ErasureProgress, error) { return *r.erasure, nil }); err != nil {
+				return err
+			}
+		}
+		r.erasure = &progress
+		err := erase(ctx, in, &progress, true)
+		r.view.Systems = progress.Systems
+		if err != nil {
+			return err
+		}
+	} else {
+		child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: r.in.RequestID + "-erasure"})
+		if err := workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, in).Get(ctx, &progress); err != nil {
+			return err
+		}
 	}
 	r.view.Systems = progress.Systems
 	r.view.Outcome = progress.Summary()
@@ -632,7 +652,15 @@ func (r *request) close(ctx workflow.Context, status string) error {
 	if status == domain.StatusCompleted && r.in.Type == domain.TypeErasure {
 		// The person is gone: so is the key to every copy of their identity
 		// that Lethe kept, in its database, its backups and this history.
-		if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, r.in.SubjectRef).Get(ctx, nil); err != nil {
+		// A quick write to Lethe's own database: a local activity when the
+		// request ran the erasure itself (erasureInRequest).
+		var shred workflow.Future
+		if r.erasure != nil {
+			shred = workflow.ExecuteLocalActivity(withLocalWrites(ctx), shredSubjectActivity, r.in.SubjectRef)
+		} else {
+			shred = workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, r.in.SubjectRef)
+		}
+		if err := shred.Get(ctx, nil); err != nil {
 			return err
 		}
 	}

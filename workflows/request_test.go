@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -98,17 +102,17 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 		}
 		return in.Processor + ": applied", nil
 	})
-	fake(l.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	l.systems = newFakeSystems()
+	l.systems.tables = func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		l.erased++
 		if l.erased <= l.tablesFail {
 			return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase tables: PostgreSQL error 42P01", "DatabaseError", nil)
 		}
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
-	})
-	fake(l.env, eraser.EraseObjects, func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+	}
+	l.systems.objects = func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 		return contract.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
-	})
-	l.systems = newFakeSystems()
+	}
 	l.systems.register(l.env)
 	return l
 }
@@ -419,6 +423,80 @@ func TestApprovalDenialAndErasure(t *testing.T) {
 	}
 	if l.actions[0] != "request.received" || l.actions[len(l.actions)-1] != "request.completed" {
 		t.Fatalf("audit actions %v", l.actions)
+	}
+}
+
+// A request runs its erasure itself (erasureInRequest): no EraseSubject
+// workflow, the plan and the ledger in one activity, the database and S3
+// erased and verified in one more, each processor asked by its own, the
+// key destroyed by a local activity; the erasure's progress is the
+// request's QueryErasure.
+func TestARequestRunsItsErasureItself(t *testing.T) {
+	p := policyGDPR()
+	p.FulfilByHand = false
+	l := newLifecycle(t, jan15)
+	var children, activities []string
+	local := map[string]int{}
+	l.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+		children = append(children, info.WorkflowType.Name)
+	})
+	l.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		activities = append(activities, info.ActivityType.Name)
+	})
+	l.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		local[info.ActivityType.Name]++
+	})
+	v := l.run(contract.RequestInput{RequestID: "req_in", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	if v.Status != domain.StatusCompleted || l.shred != 1 || len(v.Systems) != 5 {
+		t.Fatalf("status %s, shredded %d, systems %+v", v.Status, l.shred, v.Systems)
+	}
+	for _, s := range v.Systems {
+		if s.Status != contract.StepDone {
+			t.Fatalf("system %+v not done", s)
+		}
+	}
+	if slices.Contains(children, contract.WorkflowEraseSubject) {
+		t.Fatalf("children %v: the request started an EraseSubject workflow", children)
+	}
+	for _, a := range []string{"PlanErasure", "RecordErasure", "EraseTables", "EraseObjects", "VerifyErasure", "ShredSubject"} {
+		if slices.Contains(activities, a) {
+			t.Fatalf("activities %v: %s ran as an activity of its own", activities, a)
+		}
+	}
+	// PayPal, settled by its own workflow, has its result recorded after.
+	want := map[string]int{"SendRequestMail": 2, "PlanAndRecordErasure": 1, "EraseOwnSystems": 1, "AskProcessor": 2, "RecordProcessorResult": 1}
+	got := map[string]int{}
+	for _, a := range activities {
+		got[a]++
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("activities %v, want %v", got, want)
+	}
+	if local["ShredSubject"] != 1 {
+		t.Fatalf("local activities %v: want the key destroyed by one", local)
+	}
+	if f := l.systems; f.calls["plan"] != 1 || f.calls["ledger"] != 1 || f.calls["verify"] != 1 || f.order[1] != "ledger" {
+		t.Fatalf("calls %v order %v: want one plan, the ledger before anything is erased, one verification", f.calls, f.order)
+	}
+	if i := indexOf(l.systems.order, "verify"); i < lastIndexOf(l.systems.order, "objects") || i < indexOf(l.systems.order, "tables") {
+		t.Fatalf("order %v: the verification comes after the database and S3", l.systems.order)
+	}
+	res, err := l.env.QueryWorkflow(contract.QueryErasure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress contract.ErasureProgress
+	if err := res.Get(&progress); err != nil {
+		t.Fatal(err)
+	}
+	if progress.Status != domain.StatusCompleted || progress.Receipt == nil || len(progress.Systems) != 5 || len(progress.Answered) != 1 {
+		t.Fatalf("erasure progress %+v", progress)
+	}
+	lines := strings.Join(progress.Receipt.Lines(), "\n")
+	for _, w := range []string{"demo.projects", "b/p/", "stripe"} {
+		if !strings.Contains(lines, w) {
+			t.Fatalf("receipt %s: no %s", lines, w)
+		}
 	}
 }
 

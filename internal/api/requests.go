@@ -395,7 +395,14 @@ func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	var out ErasureProgress
-	if !s.progress(w, r, id+"-erasure", "this request has no erasure under way or done (yet)", &out.Erasure) {
+	// A request runs its erasure itself; an older one has an EraseSubject
+	// workflow of its own.
+	if resp, err := s.Temporal.QueryWorkflow(ctx, id, "", contract.QueryErasure); err == nil {
+		if err := resp.Get(&out.Erasure); err != nil {
+			s.unavailable(w, r, "read progress", err)
+			return
+		}
+	} else if !s.progress(w, r, id+"-erasure", "this request has no erasure under way or done (yet)", &out.Erasure) {
 		return
 	}
 	// A processor that settled the erasure at the first call has no

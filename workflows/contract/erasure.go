@@ -68,6 +68,12 @@ func (p ErasureProgress) Summary() []string {
 // QueryProgress is the name of the query every Lethe workflow answers.
 const QueryProgress = "progress"
 
+// QueryErasure is the query a PrivacyRequest that runs its erasure itself
+// answers with the erasure's progress (ErasureProgress), once the erasure
+// has started; an older request's erasure is its EraseSubject workflow's
+// QueryProgress.
+const QueryErasure = "erasure"
+
 // ErasurePlan is what the data map says to erase for one person, with the
 // person resolved once, before anything is erased (an email-only request
 // could not be matched to its user id after the account row is anonymized).
@@ -137,6 +143,24 @@ type EraseObjectsResult struct {
 	Location string // bucket/prefix template
 	Objects  int    // keys
 	Versions int    // object versions and delete markers (versioned buckets)
+}
+
+// EraseOwnSystemsInput asks for one person to go from the company's own
+// systems of the data map (the application database and every S3
+// location), and for those to be read again.
+type EraseOwnSystemsInput struct {
+	RequestID  string
+	SubjectRef string
+	Identity   []byte
+}
+
+// EraseOwnSystemsResult is what went from the application database and
+// from each S3 location (in the map's order), and what the verification
+// found left there: empty when the erasure is complete.
+type EraseOwnSystemsResult struct {
+	Tables    EraseTablesResult
+	Objects   []EraseObjectsResult
+	Leftovers []string
 }
 
 // VerifyErasureInput asks every system again whether anything of the person remains.

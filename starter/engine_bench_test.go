@@ -404,7 +404,7 @@ func BenchmarkEngines(b *testing.B) {
 }
 
 func benchmarkEngine(b *testing.B, e benchEngine) {
-	const clients = 20
+	clients := benchClients(b)
 	w := newErasureBenchOn(b, e)
 	people := w.seed(b, 2*b.N, 0)
 	viaTemporal, direct := people[:b.N], people[b.N:]
@@ -425,6 +425,7 @@ func benchmarkEngine(b *testing.B, e benchEngine) {
 	b.ResetTimer()
 	lat, took := w.sustained(b, clients, viaTemporal, done)
 	b.StopTimer()
+	traceOne(b, w)
 
 	w.assertErased(b, people)
 	if len(lat) != b.N {
@@ -474,4 +475,20 @@ func benchmarkEngine(b *testing.B, e benchEngine) {
 		}
 	}
 	b.Logf("%s N=%d: %.2f erasures/s, histories %+v", e, b.N, perSec, c)
+}
+
+// benchClients is how many clients submit at once: LETHE_BENCH_CLIENTS,
+// 20 by default. Each waits for its erasure to complete before it submits
+// the next, so too few clients measure latency rather than what the
+// engine sustains.
+func benchClients(tb testing.TB) int {
+	v := os.Getenv("LETHE_BENCH_CLIENTS")
+	if v == "" {
+		return 20
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		tb.Fatalf("LETHE_BENCH_CLIENTS=%q: want a number of clients, at least 1", v)
+	}
+	return n
 }

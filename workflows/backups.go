@@ -10,6 +10,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
+// backupsFirstCheckLater is the version check of the watch's first check
+// one interval after the erasure (issue 16: an activity and a workflow task
+// less per erasure when it runs).
+const backupsFirstCheckLater = "backups-first-check-later"
+
 // backupChecksPerRun bounds the history of one run: then it continues as new.
 const backupChecksPerRun = 100
 
@@ -20,8 +25,9 @@ const backupChecksPerRun = 100
 //
 //   - tells the privacy team at once when a location keeps backups longer
 //     than the promise: the rotation alone cannot keep it;
-//   - lists every location each CheckEvery until none holds an object last
-//     modified at or before the erasure;
+//   - lists every location each CheckEvery, the first time one interval
+//     after the erasure, until none holds an object last modified at or
+//     before the erasure;
 //   - tells the team once when a location still holds such backups 2 checks
 //     after its rotation should have removed them;
 //   - then records the date in the ledger and the audit trail, and returns it.
@@ -69,6 +75,15 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 		st.PromiseMailed = true
 	}
 
+	// Version 1 (backups-first-check-later): no backup taken before the
+	// erasure has rotated out at the moment of the erasure (only an empty
+	// location is clear then), so the first check is one interval after
+	// it, not at once. Watches that checked at once before keep doing so.
+	if st.Checks == 0 && workflow.GetVersion(ctx, backupsFirstCheckLater, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.Sleep(ctx, every); err != nil {
+			return time.Time{}, err
+		}
+	}
 	for checks := 0; ; checks++ {
 		if checks == backupChecksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			next := in

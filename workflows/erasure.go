@@ -119,8 +119,14 @@ func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.Er
 		}
 	}
 	wg.Wait(ctx)
-	if err := e.startFollowUps(ctx); err != nil {
-		return fail(fmt.Errorf("start the follow-ups at processors: %w", err))
+	// The processors that erased the person get their follow-ups whatever
+	// else failed; a request's erasure that went through starts them with
+	// the rest of what outlives it, below (one workflow task less).
+	followUpsWithTheRest := inRequest && len(e.failedSystems()) == 0 && len(ownLeftovers) == 0
+	if !followUpsWithTheRest {
+		if err := e.followUpsLater(ctx)(); err != nil {
+			return fail(fmt.Errorf("start the follow-ups at processors: %w", err))
+		}
 	}
 	if failed := e.failedSystems(); len(failed) > 0 {
 		return fail(temporal.NewNonRetryableApplicationError("erasure failed in "+strings.Join(failed, ", "), "ErasureIncomplete", nil))
@@ -145,12 +151,19 @@ func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.Er
 	// What outlives the request starts, and the receipt is audited, at once.
 	erasedAt := workflow.Now(ctx)
 	later := append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
+	followUpsStarted := func() error { return nil }
+	if followUpsWithTheRest {
+		followUpsStarted = e.followUpsLater(ctx)
+	}
 	e.receipt.CompletedAt = erasedAt
 	progress.Receipt = e.receipt
 	audited := recordLater(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.receipt",
 		Detail: e.receipt.AuditDetail(), Key: onceKey(in.RequestID, "erasure.receipt")})
 	for _, child := range later {
 		started(ctx, child)
+	}
+	if err := followUpsStarted(); err != nil {
+		return fail(fmt.Errorf("start the follow-ups at processors: %w", err))
 	}
 	if err := audited(); err != nil {
 		return fmt.Errorf("audit the receipt: %w", err)
@@ -409,22 +422,26 @@ func (e *erasure) askProcessor(ctx workflow.Context, p contract.PlannedProcessor
 	return nil
 }
 
-// startFollowUps (leanErasure) starts one workflow that checks, after each
-// one's retention window, every processor that settled the erasure at
-// once: it outlives the request. A retried erasure whose earlier attempt
-// started one starts its own for what it settled.
-func (e *erasure) startFollowUps(ctx workflow.Context) error {
+// followUpsLater (leanErasure) starts one workflow that checks, after
+// each one's retention window, every processor that settled the erasure
+// at once: it outlives the request. It returns the wait for the start. A
+// retried erasure whose earlier attempt started one starts its own for
+// what it settled.
+func (e *erasure) followUpsLater(ctx workflow.Context) func() error {
 	if len(e.followUps) == 0 {
-		return nil
+		return func() error { return nil }
 	}
 	in := contract.ProcessorFollowUpsInput{RequestID: e.in.RequestID, Checks: e.followUps}
 	id := contract.ProcessorFollowUpsWorkflowID(e.in.RequestID)
-	err := startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution().Get(ctx, nil)
-	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
-		id += "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
-		err = startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution().Get(ctx, nil)
+	first := startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution()
+	return func() error {
+		err := first.Get(ctx, nil)
+		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			id += "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
+			err = startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution().Get(ctx, nil)
+		}
+		return err
 	}
-	return err
 }
 
 // watchBackups starts the wait for every backup older than the erasure to

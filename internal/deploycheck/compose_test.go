@@ -397,6 +397,44 @@ func TestMountedFilesExist(t *testing.T) {
 	}
 }
 
+// The Temporal server reads the repository's dynamic configuration, which
+// gives every task queue one partition: the server splits a queue's rate
+// limit across its partitions, and each processor's queue must be
+// dispatched at its whole rate.
+func TestTemporalHasOnePartitionPerTaskQueue(t *testing.T) {
+	c, _ := loadCompose(t)
+	s := c.Services["temporal"]
+	path := environment(t, "temporal", s)["DYNAMIC_CONFIG_FILE_PATH"]
+	if path == "" {
+		t.Fatal("temporal: no DYNAMIC_CONFIG_FILE_PATH")
+	}
+	var source string
+	for _, m := range bindMounts(s) {
+		if m.target == path {
+			source = m.source
+		}
+	}
+	if source == "" {
+		t.Fatalf("temporal: DYNAMIC_CONFIG_FILE_PATH %s is not a file the service mounts", path)
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, source))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dc map[string][]struct {
+		Value       any            `yaml:"value"`
+		Constraints map[string]any `yaml:"constraints"`
+	}
+	if err := yaml.Unmarshal(b, &dc); err != nil {
+		t.Fatalf("%s: %v", source, err)
+	}
+	for _, key := range []string{"matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"} {
+		if v := dc[key]; len(v) != 1 || fmt.Sprint(v[0].Value) != "1" || len(v[0].Constraints) != 0 {
+			t.Errorf("%s: %s is %+v, want one value of 1 for every task queue", source, key, v)
+		}
+	}
+}
+
 // mcBucketRe matches `mc mb [flags] alias/bucket`.
 var mcBucketRe = regexp.MustCompile(`mc\s+mb\s+(?:--?[\w-]+\s+)*[\w.-]+/([a-z0-9.-]+)`)
 

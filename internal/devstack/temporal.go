@@ -112,6 +112,12 @@ func StartTemporal(o TemporalOptions) (*TemporalServer, error) {
 		temporal.WithLogger(logger),
 		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+			// One partition per task queue: the server splits a queue's
+			// rate limit across its partitions, and a processor's queue
+			// fell short of its rate with the default 4
+			// (deploy/temporal-dynamicconfig.yaml, the same for compose).
+			dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 		}),
 	)
 	if err != nil {

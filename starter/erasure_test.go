@@ -268,7 +268,7 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 		// (request-erasure-completed, erasure-completed-with-hold,
 		// processor-erasure-retried-503, processor-erasure-task-retried,
 		// processor-erasure-task-done-by-hand).
-		// Then erasure-in-request: the request runs the erasure itself
+		// Then lean-request: the request runs the erasure itself
 		// (request-erasure-completed-local-writes and
 		// erasure-completed-with-hold-lean are the histories from before).
 		"request-erasure-completed-in-request":                   id,

@@ -187,7 +187,7 @@ func TestAMisKeyedMapEndsTheErasureFailedNamingTheTable(t *testing.T) {
 		}
 		return false
 	})
-	// The request ran the erasure itself (erasure-in-request): the failure
+	// The request ran the erasure itself (lean-request): the failure
 	// is what the request says needs attention.
 	keepHistory(t, w.Stack, id, "request-needs-attention-proof-failed-in-request")
 	_, req := w.call(t, "GET", "/v1/requests/"+id, w.Operator, "")

@@ -45,18 +45,9 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	return progress, err
 }
 
-// erasureInRequest is the version check of issue 16's erasure inside its
-// request: the PrivacyRequest runs the erasure itself (erase with
-// inRequest) instead of starting an EraseSubject workflow, plans and
-// records the ledger's entry in one activity, erases the application
-// database and every S3 location and reads them again in one more
-// (EraseOwnSystems), and destroys the person's key by a local activity.
-// Requests that passed this point before keep their EraseSubject child.
-const erasureInRequest = "erasure-in-request"
-
 // erase is the erasure of one person (see EraseSubject), its progress kept
 // in progress. inRequest is the leaner shape a request runs itself
-// (erasureInRequest): the company's own systems erased and verified by one
+// (leanRequest): the company's own systems erased and verified by one
 // activity, beside the processors.
 func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.ErasureProgress, inRequest bool) error {
 	fail := func(err error) error {
@@ -228,7 +219,7 @@ func (e *erasure) eraseSystem(ctx workflow.Context, i int) {
 	s.Status = contract.StepDone
 }
 
-// eraseOwnSystems (erasureInRequest) erases the person from the
+// eraseOwnSystems (leanRequest) erases the person from the
 // application database and every S3 location, and reads them again, by
 // one activity; it returns what the verification found left.
 func (e *erasure) eraseOwnSystems(ctx workflow.Context) []string {

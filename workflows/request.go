@@ -38,10 +38,26 @@ type request struct {
 	link     contract.LinkResult // an export's download link, for the completion mail
 	receipt  *contract.Receipt   // an erasure's receipt, for the completion mail
 	// erasure is the progress of the erasure the request runs itself
-	// (erasureInRequest); nil while none has started, and for requests
-	// whose erasure is an EraseSubject workflow.
+	// (leanRequest); nil while none has started, and for requests whose
+	// erasure is an EraseSubject workflow.
 	erasure *contract.ErasureProgress
+	lean    bool            // leanRequest
+	mailed  workflow.Future // the receipt's mail, sent beside the work (leanRequest)
 }
+
+// leanRequest is the version check of issue 16's leaner request:
+//
+//   - a request the backend vouches for (PreVerified) waits for no code, so
+//     its work starts while the receipt is mailed; no later mail to the
+//     person goes before it;
+//   - an erasure runs inside the request instead of an EraseSubject
+//     workflow: plan and ledger in one activity, the database and S3
+//     erased and verified in one more (EraseOwnSystems), the person's key
+//     destroyed by a local activity.
+//
+// Requests that started before keep mailing the receipt first and their
+// EraseSubject child.
+const leanRequest = "lean-request"
 
 // PrivacyRequest carries one privacy request from receipt to its end: it
 // confirms receipt, verifies the person's identity unless the company's
@@ -70,10 +86,15 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 	if err := r.step(ctx, domain.StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
 		return r.view, err
 	}
-	if err := r.mail(ctx, contract.MailReceipt, contract.MailData{Verified: in.PreVerified}); err != nil {
-		return r.view, err
+	r.lean = workflow.GetVersion(ctx, leanRequest, workflow.DefaultVersion, 1) == 1
+	if r.lean && in.PreVerified {
+		r.mailReceiptBeside(ctx)
+	} else {
+		if err := r.mail(ctx, contract.MailReceipt, contract.MailData{Verified: in.PreVerified}); err != nil {
+			return r.view, err
+		}
+		r.view.ConfirmedAt = workflow.Now(ctx)
 	}
-	r.view.ConfirmedAt = workflow.Now(ctx)
 
 	// The deadline is kept whatever happens next, until the request closes.
 	workflow.Go(ctx, r.keepDeadline)
@@ -549,7 +570,7 @@ func (r *request) doWork(ctx workflow.Context) error {
 		Expedited: r.in.Expedited,
 	}
 	var progress contract.ErasureProgress
-	if r.erasure != nil || workflow.GetVersion(ctx, erasureInRequest, workflow.DefaultVersion, 1) == 1 {
+	if r.lean {
 		// Each attempt (a retry after needs-attention) starts afresh.
 		progress = contract.ErasureProgress{RequestID: r.in.RequestID, Status: domain.StatusInProgress}
 		if r.erasure == nil {
@@ -653,7 +674,7 @@ func (r *request) close(ctx workflow.Context, status string) error {
 		// The person is gone: so is the key to every copy of their identity
 		// that Lethe kept, in its database, its backups and this history.
 		// A quick write to Lethe's own database: a local activity when the
-		// request ran the erasure itself (erasureInRequest).
+		// request ran the erasure itself (leanRequest).
 		var shred workflow.Future
 		if r.erasure != nil {
 			shred = workflow.ExecuteLocalActivity(withLocalWrites(ctx), shredSubjectActivity, r.in.SubjectRef)
@@ -760,12 +781,32 @@ func (r *request) mail(ctx workflow.Context, template string, d contract.MailDat
 	if !r.in.HasEmail || template == "" {
 		return nil
 	}
+	if r.mailed != nil && template != contract.MailReceipt {
+		// The receipt goes first.
+		if err := r.mailed.Get(ctx, nil); err != nil {
+			return err
+		}
+	}
 	d.RequestType, d.Jurisdiction = r.in.Type, r.in.Jurisdiction
 	if d.DueDate.IsZero() {
 		d.DueDate = r.view.DueAt
 	}
 	key := onceKey(r.in.RequestID, template, len(r.view.Extensions))
 	return r.send(ctx, contract.SendMailInput{RequestID: r.in.RequestID, SubjectRef: r.in.SubjectRef, Identity: r.in.Identity, Template: template, Key: key, Data: d})
+}
+
+// mailReceiptBeside (leanRequest) mails the receipt while the request goes
+// on; every later mail to the person waits for it (mail).
+func (r *request) mailReceiptBeside(ctx workflow.Context) {
+	sent, set := workflow.NewFuture(ctx)
+	r.mailed = sent
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		err := r.mail(ctx, contract.MailReceipt, contract.MailData{Verified: true})
+		if err == nil {
+			r.view.ConfirmedAt = workflow.Now(ctx)
+		}
+		set.Set(nil, err)
+	})
 }
 
 // mailTeam tells the privacy team, once per key.

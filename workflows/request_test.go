@@ -426,7 +426,7 @@ func TestApprovalDenialAndErasure(t *testing.T) {
 	}
 }
 
-// A request runs its erasure itself (erasureInRequest): no EraseSubject
+// A request runs its erasure itself (leanRequest): no EraseSubject
 // workflow, the plan and the ledger in one activity, the database and S3
 // erased and verified in one more, each processor asked by its own, the
 // key destroyed by a local activity; the erasure's progress is the
@@ -440,15 +440,40 @@ func TestARequestRunsItsErasureItself(t *testing.T) {
 	l.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
 		children = append(children, info.WorkflowType.Name)
 	})
+	var planned time.Duration
 	l.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		activities = append(activities, info.ActivityType.Name)
+		if info.ActivityType.Name == "PlanAndRecordErasure" {
+			planned = l.since()
+		}
 	})
 	l.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
 		local[info.ActivityType.Name]++
 	})
+	// The receipt's mail fails twice (retried after 1 s, then 2 s): the
+	// backend vouched for the person, so the work does not wait for it,
+	// and no later mail goes before it.
+	receiptFails := 2
+	l.mailFails = func(in contract.SendMailInput) error {
+		if in.Template == contract.MailReceipt && receiptFails > 0 {
+			receiptFails--
+			return errors.New("sendgrid: 503")
+		}
+		return nil
+	}
 	v := l.run(contract.RequestInput{RequestID: "req_in", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
 	if v.Status != domain.StatusCompleted || l.shred != 1 || len(v.Systems) != 5 {
 		t.Fatalf("status %s, shredded %d, systems %+v", v.Status, l.shred, v.Systems)
+	}
+	var persons []sent
+	for _, m := range l.mails {
+		if !m.team {
+			persons = append(persons, m)
+		}
+	}
+	if len(persons) != 2 || persons[0].template != contract.MailReceipt || persons[1].template != contract.MailCompleted ||
+		persons[0].at < 3*time.Second || planned >= persons[0].at || v.ConfirmedAt.Sub(jan15) != persons[0].at {
+		t.Fatalf("mails %+v, plan at %s, confirmed %s: want the plan before the receipt went (3 s), and the receipt first", persons, planned, v.ConfirmedAt)
 	}
 	for _, s := range v.Systems {
 		if s.Status != contract.StepDone {
@@ -463,8 +488,9 @@ func TestARequestRunsItsErasureItself(t *testing.T) {
 			t.Fatalf("activities %v: %s ran as an activity of its own", activities, a)
 		}
 	}
-	// PayPal, settled by its own workflow, has its result recorded after.
-	want := map[string]int{"SendRequestMail": 2, "PlanAndRecordErasure": 1, "EraseOwnSystems": 1, "AskProcessor": 2, "RecordProcessorResult": 1}
+	// PayPal, settled by its own workflow, has its result recorded after;
+	// the receipt's mail was tried three times.
+	want := map[string]int{"SendRequestMail": 4, "PlanAndRecordErasure": 1, "EraseOwnSystems": 1, "AskProcessor": 2, "RecordProcessorResult": 1}
 	got := map[string]int{}
 	for _, a := range activities {
 		got[a]++

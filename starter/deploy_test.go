@@ -51,6 +51,11 @@ func TestANewWorkerBuildTakesOverAWaitingRequestAndFinishesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An access request has no erasure: its workflow answers no erasure
+	// query, and the API says so (not that the engine is unavailable).
+	if code, out := e.call(t, "GET", "/v1/requests/"+id+"/erasure", e.Operator, ""); code != http.StatusNotFound {
+		t.Fatalf("an access request's erasure: %d %v, want 404", code, out)
+	}
 	mailed := ""
 	for _, m := range mails {
 		if c := codeRe.FindString(m.Text); c != "" && strings.Contains(strings.ToLower(m.Subject+m.Text), "code") {

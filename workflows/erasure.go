@@ -41,15 +41,17 @@ func EraseSubject(ctx workflow.Context, in contract.ErasureInput) (contract.Eras
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.ErasureProgress, error) { return progress, nil }); err != nil {
 		return progress, err
 	}
-	err := erase(withActivityDefaults(ctx), in, &progress, false)
+	err := erase(withActivityDefaults(ctx), in, &progress, 0)
 	return progress, err
 }
 
 // erase is the erasure of one person (see EraseSubject), its progress kept
-// in progress. inRequest is the leaner shape a request runs itself
-// (leanRequest): the company's own systems erased and verified by one
-// activity, beside the processors.
-func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.ErasureProgress, inRequest bool) error {
+// in progress. attempt is 0 in an EraseSubject workflow; from 1, it is
+// the number of the attempt in a request that runs the erasure itself
+// (leanRequest), the leaner shape: the company's own systems erased and
+// verified by one activity, beside the processors.
+func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.ErasureProgress, attempt int) error {
+	inRequest := attempt > 0
 	fail := func(err error) error {
 		progress.Status = domain.StatusFailed
 		return err
@@ -74,7 +76,7 @@ func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.Er
 		}
 	}
 
-	e := &erasure{in: in, plan: plan, person: person, progress: progress, receipt: &contract.Receipt{RequestID: in.RequestID, MapDigest: plan.MapDigest}}
+	e := &erasure{in: in, plan: plan, person: person, progress: progress, receipt: &contract.Receipt{RequestID: in.RequestID, MapDigest: plan.MapDigest}, attempt: attempt}
 	e.lean = inRequest || workflow.GetVersion(ctx, leanErasure, workflow.DefaultVersion, 1) == 1
 	e.addSystem(contract.SystemPostgres, "application database")
 	for _, loc := range plan.Locations {
@@ -182,6 +184,7 @@ type erasure struct {
 	held      []contract.HeldRows
 	lean      bool                              // leanErasure
 	followUps []contract.ProcessorFollowUpInput // of processors settled at once (lean)
+	attempt   int                               // see erase
 }
 
 func (e *erasure) addSystem(system, name string) {
@@ -417,7 +420,8 @@ func (e *erasure) askProcessor(ctx workflow.Context, p contract.PlannedProcessor
 // each one's retention window, every processor that settled the erasure
 // at once: it outlives the request. It returns the wait for the start. A
 // retried erasure whose earlier attempt started one starts its own for
-// what it settled.
+// what it settled: under its run's id, and in a request (whose run is
+// the same for every attempt) the attempt's number.
 func (e *erasure) followUpsLater(ctx workflow.Context) func() error {
 	if len(e.followUps) == 0 {
 		return func() error { return nil }
@@ -429,6 +433,9 @@ func (e *erasure) followUpsLater(ctx workflow.Context) func() error {
 		err := first.Get(ctx, nil)
 		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 			id += "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
+			if e.attempt > 0 {
+				id += fmt.Sprintf("-%d", e.attempt)
+			}
 			err = startAbandoned(ctx, id, contract.WorkflowProcessorFollowUps, in).GetChildWorkflowExecution().Get(ctx, nil)
 		}
 		return err

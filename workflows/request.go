@@ -40,9 +40,10 @@ type request struct {
 	// erasure is the progress of the erasure the request runs itself
 	// (leanRequest); nil while none has started, and for requests whose
 	// erasure is an EraseSubject workflow.
-	erasure *contract.ErasureProgress
-	lean    bool            // leanRequest
-	mailed  workflow.Future // the receipt's mail, sent beside the work (leanRequest)
+	erasure  *contract.ErasureProgress
+	lean     bool            // leanRequest
+	erasures int             // the erasure's attempts run in the request (leanRequest)
+	mailed   workflow.Future // the receipt's mail, sent beside the work (leanRequest)
 }
 
 // leanRequest is the version check of issue 16's leaner request:
@@ -579,7 +580,8 @@ func (r *request) doWork(ctx workflow.Context) error {
 			}
 		}
 		r.erasure = &progress
-		err := erase(ctx, in, &progress, true)
+		r.erasures++
+		err := erase(ctx, in, &progress, r.erasures)
 		r.view.Systems = progress.Systems
 		if err != nil {
 			return err
@@ -599,6 +601,10 @@ func (r *request) doWork(ctx workflow.Context) error {
 // deactivate starts the account's deactivation, which outlives the request:
 // the request is done when the account is disabled and the grace period runs.
 func (r *request) deactivate(ctx workflow.Context) error {
+	// The deactivation mails the person itself: the receipt goes first.
+	if err := r.receiptFirst(ctx); err != nil {
+		return err
+	}
 	p := r.in.Policy
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        contract.DeactivationWorkflowID(r.in.SubjectRef),
@@ -781,9 +787,8 @@ func (r *request) mail(ctx workflow.Context, template string, d contract.MailDat
 	if !r.in.HasEmail || template == "" {
 		return nil
 	}
-	if r.mailed != nil && template != contract.MailReceipt {
-		// The receipt goes first.
-		if err := r.mailed.Get(ctx, nil); err != nil {
+	if template != contract.MailReceipt {
+		if err := r.receiptFirst(ctx); err != nil {
 			return err
 		}
 	}
@@ -807,6 +812,15 @@ func (r *request) mailReceiptBeside(ctx workflow.Context) {
 		}
 		set.Set(nil, err)
 	})
+}
+
+// receiptFirst waits for the receipt's mail when it goes beside the work
+// (mailReceiptBeside): no other mail to the person goes before it.
+func (r *request) receiptFirst(ctx workflow.Context) error {
+	if r.mailed == nil {
+		return nil
+	}
+	return r.mailed.Get(ctx, nil)
 }
 
 // mailTeam tells the privacy team, once per key.

@@ -526,6 +526,34 @@ func TestARequestRunsItsErasureItself(t *testing.T) {
 	}
 }
 
+// A deactivation the backend vouches for starts while its receipt is
+// mailed, but the deactivation mails the person itself: it starts only
+// once the receipt went, so the person never reads its notice first.
+func TestADeactivationStartsAfterItsReceiptWent(t *testing.T) {
+	p := policyGDPR()
+	p.FulfilByHand = false
+	p.DeactivationGrace = 30 * 24 * time.Hour
+	l := newLifecycle(t, jan15)
+	var startedAt time.Duration = -1
+	l.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.DeactivationInput) error {
+		startedAt = l.since()
+		return nil
+	}, workflowName(contract.WorkflowDeactivation))
+	receiptFails := 2
+	l.mailFails = func(in contract.SendMailInput) error {
+		if in.Template == contract.MailReceipt && receiptFails > 0 {
+			receiptFails--
+			return errors.New("sendgrid: 503")
+		}
+		return nil
+	}
+	v := l.run(contract.RequestInput{RequestID: "req_d", Type: domain.TypeDeactivation, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	receipts := l.mailed(contract.MailReceipt)
+	if v.Status != domain.StatusCompleted || len(receipts) != 1 || startedAt < 0 || startedAt < receipts[0].at || receipts[0].at < 3*time.Second {
+		t.Fatalf("status %s, receipts %+v, deactivation started at %s: want it started after the receipt went (3 s, after two failures)", v.Status, receipts, startedAt)
+	}
+}
+
 func workflowName(name string) workflow.RegisterOptions { return workflow.RegisterOptions{Name: name} }
 
 func TestSaleOptOutNeedsNoVerificationAndMeetsItsDeadline(t *testing.T) {

@@ -396,13 +396,24 @@ func (s *Server) erasureProgress(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var out ErasureProgress
 	// A request runs its erasure itself; an older one has an EraseSubject
-	// workflow of its own.
-	if resp, err := s.Temporal.QueryWorkflow(ctx, id, "", contract.QueryErasure); err == nil {
+	// workflow of its own. Only a request without the query (older, or
+	// not erasing yet) or without a workflow is looked up so: an engine
+	// that does not answer is unavailable, not "no erasure".
+	resp, err := s.Temporal.QueryWorkflow(ctx, id, "", contract.QueryErasure)
+	var noQuery *serviceerror.QueryFailed
+	var noWorkflow *serviceerror.NotFound
+	switch {
+	case err == nil:
 		if err := resp.Get(&out.Erasure); err != nil {
 			s.unavailable(w, r, "read progress", err)
 			return
 		}
-	} else if !s.progress(w, r, id+"-erasure", "this request has no erasure under way or done (yet)", &out.Erasure) {
+	case errors.As(err, &noQuery) || errors.As(err, &noWorkflow):
+		if !s.progress(w, r, id+"-erasure", "this request has no erasure under way or done (yet)", &out.Erasure) {
+			return
+		}
+	default:
+		s.unavailable(w, r, "read progress", err)
 		return
 	}
 	// A processor that settled the erasure at the first call has no

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +35,43 @@ func TestARetryAsksAgainAProcessorWhoseEarlierOutcomeIsUnknown(t *testing.T) {
 	l := failThenRetry(t, false)
 	if n := l.systems.calls["ask stripe"]; n != 2 {
 		t.Errorf("stripe was asked %d times, want twice (the first attempt, then asked again)", n)
+	}
+}
+
+// Each attempt of a request's erasure starts the follow-ups of the
+// processors it confirmed at once that no earlier attempt did (here the
+// data map gained a processor before each retry), beside the earlier
+// attempts' follow-ups still waiting: each under an id of its own, though
+// every attempt runs in the same workflow run.
+func TestEachRetryStartsTheFollowUpsOfWhatItConfirmed(t *testing.T) {
+	p := policyGDPR()
+	p.FulfilByHand = false
+	l := newLifecycle(t, jan15)
+	l.tablesFail = 2
+	l.systems.keepsResults = true
+	l.systems.followUpsWait = 60 * 24 * time.Hour
+	l.systems.onPlan = func(n int, plan *contract.ErasurePlan) {
+		if n > 1 {
+			plan.Processors = append(plan.Processors, contract.PlannedProcessor{Name: fmt.Sprintf("added-before-attempt-%d", n), FollowUp: 30 * 24 * time.Hour})
+		}
+	}
+	first := l.update(2*time.Hour, contract.UpdateRetry, contract.OperatorAction{Actor: "operator:k"})
+	second := l.update(4*time.Hour, contract.UpdateRetry, contract.OperatorAction{Actor: "operator:k"})
+	v := l.run(contract.RequestInput{RequestID: "req_f", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	if first.err != nil || first.rejected != nil || second.err != nil || second.rejected != nil {
+		t.Fatalf("retries: %+v %+v", first, second)
+	}
+	if v.Status != domain.StatusCompleted || l.erased != 3 {
+		t.Fatalf("status %s attention %+v, tables erased %d times: want completed at the third attempt", v.Status, v.Attention, l.erased)
+	}
+	ids := l.systems.followUpIDs
+	if len(ids) != 3 || ids[0] != "req_f-followup" || !strings.HasSuffix(ids[1], "-2") || !strings.HasSuffix(ids[2], "-3") || ids[1] == ids[2] {
+		t.Fatalf("follow-ups started %v: want one per attempt, each under its own id", ids)
+	}
+	for _, name := range []string{"stripe", "added-before-attempt-2", "added-before-attempt-3"} {
+		if n := l.systems.calls["follow-up "+name]; n != 1 {
+			t.Errorf("%s followed up %d times, want once", name, n)
+		}
 	}
 }
 

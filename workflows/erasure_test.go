@@ -36,6 +36,13 @@ type fakeSystems struct {
 	// EraseOwnSystems through them (a test may replace them before register).
 	tables  func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error)
 	objects func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error)
+	// onPlan, when set, changes the plan before the n-th PlanAndRecordErasure
+	// answers it (n from 1), as an operator's edit of the data map would.
+	onPlan func(n int, plan *contract.ErasurePlan)
+	// followUpsWait keeps each ProcessorFollowUps workflow running that
+	// long, as the real one waits for its checks; followUpIDs are their ids.
+	followUpsWait time.Duration
+	followUpIDs   []string
 }
 
 func newFakeSystems() *fakeSystems {
@@ -74,6 +81,11 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 	fake(env, eraser.PlanAndRecordErasure, func(_ context.Context, in contract.ErasureInput) (contract.ErasurePlan, error) {
 		f.note("plan")
 		f.note("ledger")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.onPlan != nil {
+			f.onPlan(f.calls["plan"], &f.plan)
+		}
 		return f.plan, nil
 	})
 	// The company's own systems, as one activity erases them: the tables,
@@ -180,9 +192,14 @@ func (f *fakeSystems) registerTheRest(env *testsuite.TestWorkflowEnvironment) {
 	})
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.ProcessorFollowUpsInput) ([]contract.ProcessorFollowUpResult, error) {
 		f.mu.Lock()
-		defer f.mu.Unlock()
 		for _, c := range in.Checks {
 			f.calls["follow-up "+c.Processor]++
+		}
+		f.followUpIDs = append(f.followUpIDs, workflow.GetInfo(ctx).WorkflowExecution.ID)
+		wait := f.followUpsWait
+		f.mu.Unlock()
+		if wait > 0 {
+			return nil, workflow.Sleep(ctx, wait)
 		}
 		return nil, nil
 	}, workflow.RegisterOptions{Name: contract.WorkflowProcessorFollowUps})

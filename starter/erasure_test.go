@@ -276,7 +276,7 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 		"processor-erasure-task-done-by-hand-given-first-answer": contract.ProcessorErasureWorkflowID(id, "paypal"),
 		"processor-followup-waiting":                             contract.ProcessorFollowUpWorkflowID(id, "crm"),
 		"processor-followups-waiting":                            contract.ProcessorFollowUpsWorkflowID(id),
-		"backups-waiting-for-the-first-check":                    contract.BackupWatchWorkflowID(id), // backups-first-check-later (backups-watching is from before)
+		"backups-waiting-for-the-first-check":                    contract.BackupWatchWorkflowID(id), // FirstCheckLater (backups-watching is from before)
 		"hold-sleeping":                                          id + "-hold-demo.purchases",
 	} {
 		keepHistory(t, w.Stack, wf, name)

@@ -10,11 +10,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// backupsFirstCheckLater is the version check of the watch's first check
-// one interval after the erasure (issue 16: an activity and a workflow task
-// less per erasure when it runs).
-const backupsFirstCheckLater = "backups-first-check-later"
-
 // backupChecksPerRun bounds the history of one run: then it continues as new.
 const backupChecksPerRun = 100
 
@@ -75,11 +70,14 @@ func AwaitBackupRotation(ctx workflow.Context, in contract.BackupWatchInput) (ti
 		st.PromiseMailed = true
 	}
 
-	// Version 1 (backups-first-check-later): no backup taken before the
-	// erasure has rotated out at the moment of the erasure (only an empty
-	// location is clear then), so the first check is one interval after
-	// it, not at once. Watches that checked at once before keep doing so.
-	if st.Checks == 0 && workflow.GetVersion(ctx, backupsFirstCheckLater, workflow.DefaultVersion, 1) == 1 {
+	// No backup taken before the erasure has rotated out at the moment of
+	// the erasure (only an empty location is clear then), so the first
+	// check is one interval after it (issue 16: an activity and a workflow
+	// task less per erasure), not at once. The input says so: watches
+	// started before it (FirstCheckLater false) keep checking at once, and
+	// the watch needs no version check (a marker and a search-attribute
+	// upsert) of its own.
+	if st.Checks == 0 && in.FirstCheckLater {
 		if err := workflow.Sleep(ctx, every); err != nil {
 			return time.Time{}, err
 		}

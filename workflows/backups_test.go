@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -82,6 +83,17 @@ func newBackupEnv() *testsuite.TestWorkflowEnvironment {
 }
 
 func TestBackupWatchRecordsTheDayTheLastOlderBackupRotatedOut(t *testing.T) {
+	// The first check is a day after the erasure (nothing taken before it
+	// can have rotated out at once); a watch started before that checked
+	// at once, and keeps doing so.
+	for _, firstCheckLater := range []bool{true, false} {
+		t.Run(fmt.Sprintf("first check later %v", firstCheckLater), func(t *testing.T) {
+			backupWatchUntilClear(t, firstCheckLater)
+		})
+	}
+}
+
+func backupWatchUntilClear(t *testing.T, firstCheckLater bool) {
 	env := newBackupEnv()
 	erasedAt := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
 	env.SetStartTime(erasedAt)
@@ -99,7 +111,7 @@ func TestBackupWatchRecordsTheDayTheLastOlderBackupRotatedOut(t *testing.T) {
 		_ = v.Get(&during)
 	}, 10*aDay+time.Hour)
 	env.ExecuteWorkflow(workflows.AwaitBackupRotation, contract.BackupWatchInput{
-		RequestID: "req_a", ErasedAt: erasedAt, Promise: 40 * aDay,
+		RequestID: "req_a", ErasedAt: erasedAt, Promise: 40 * aDay, FirstCheckLater: firstCheckLater,
 		Locations: []contract.BackupLocation{{Name: "nightly", Bucket: "nightly", Rotation: 35 * aDay}, {Name: "weekly", Bucket: "weekly", Prefix: "db/", Rotation: 30 * aDay}},
 	})
 	if err := env.GetWorkflowError(); err != nil {
@@ -125,19 +137,21 @@ func TestBackupWatchRecordsTheDayTheLastOlderBackupRotatedOut(t *testing.T) {
 		f.audits[0].Detail["clear_at"] != want.Format(time.RFC3339) {
 		t.Fatalf("audit %+v", f.audits)
 	}
-	// The first check is a day after the erasure (nothing taken before it
-	// can have rotated out at once); a location found clear is not listed
-	// again.
+	// A location found clear is not listed again.
 	weekly := 0
 	for _, c := range f.counts {
 		if strings.HasPrefix(c, "weekly@") {
 			weekly++
 		}
 	}
-	if weekly != 30 || len(f.counts) != 30+35 || f.counts[0] != "nightly@0302" {
-		t.Fatalf("listings %v: want both listed from aDay 1, weekly until aDay 30 only, nightly until aDay 35", f.counts)
+	first, checks := 1, 10 // the first check on aDay 1; 10 by aDay 10
+	if !firstCheckLater {
+		first, checks = 0, 11
 	}
-	if during.Status != contract.BackupsWaiting || len(during.Locations) != 2 || during.Locations[0].Remaining == 0 || during.Checks != 10 ||
+	if weekly != 31-first || len(f.counts) != 31-first+36-first || f.counts[0] != fmt.Sprintf("nightly@03%02d", 1+first) {
+		t.Fatalf("listings %v: want both listed from aDay %d, weekly until aDay 30 only, nightly until aDay 35", f.counts, first)
+	}
+	if during.Status != contract.BackupsWaiting || len(during.Locations) != 2 || during.Locations[0].Remaining == 0 || during.Checks != checks ||
 		!during.Locations[0].ExpectedBy.Equal(erasedAt.Add(35*aDay)) {
 		t.Fatalf("progress on aDay 10: %+v", during)
 	}

@@ -236,7 +236,7 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 	}
 	if len(plan.Backups) > 0 && res.People > 0 {
 		later = append(later, startAbandoned(ctx, contract.BackupWatchWorkflowID(in.Batch), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
-			RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise,
+			RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise, FirstCheckLater: true,
 		}))
 	}
 	for _, child := range later {

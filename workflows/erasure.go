@@ -455,7 +455,7 @@ func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workf
 	}
 	e.receipt.BackupsGoneBy = erasedAt.Add(longest)
 	return []workflow.ChildWorkflowFuture{startAbandoned(ctx, contract.BackupWatchWorkflowID(e.in.RequestID), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
-		RequestID: e.in.RequestID, ErasedAt: erasedAt, Locations: e.plan.Backups, Promise: e.plan.BackupPromise,
+		RequestID: e.in.RequestID, ErasedAt: erasedAt, Locations: e.plan.Backups, Promise: e.plan.BackupPromise, FirstCheckLater: true,
 	})}
 }
 

@@ -36,9 +36,10 @@ const eraseMaxAttempts = 12
 // Calls run on the processor's own task queue (contract.ProcessorTaskQueue),
 // whose rate the server holds to the processor's rate limit; runs from
 // before that (version DefaultVersion) keep calling on the workflow's queue.
+// A lean request (inLeanRequest) has it without a check.
 func withProcessorCalls(ctx workflow.Context, processor string) workflow.Context {
 	queue := ""
-	if workflow.GetVersion(ctx, "processor-task-queues", workflow.DefaultVersion, 1) == 1 {
+	if inLeanRequest(ctx) || workflow.GetVersion(ctx, "processor-task-queues", workflow.DefaultVersion, 1) == 1 {
 		queue = contract.ProcessorTaskQueue(workflow.GetInfo(ctx).TaskQueueName, processor)
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

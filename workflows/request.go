@@ -60,6 +60,19 @@ type request struct {
 // EraseSubject child.
 const leanRequest = "lean-request"
 
+// leanRequestKey marks the context of a request that took leanRequest. The
+// code that started it had the version checks from before (local-writes,
+// processor-task-queues, record-and-tell): in its context they are taken
+// as passed, without a marker each (and the search-attribute upsert, a
+// write to visibility, that the SDK adds to every marker). Keep it so: a
+// lean request's history has no marker of those checks to replay from.
+type leanRequestKey struct{}
+
+func inLeanRequest(ctx workflow.Context) bool {
+	lean, _ := ctx.Value(leanRequestKey{}).(bool)
+	return lean
+}
+
 // PrivacyRequest carries one privacy request from receipt to its end: it
 // confirms receipt, verifies the person's identity unless the company's
 // backend vouches for it, waits for an operator's approval when the policy
@@ -83,11 +96,14 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 		return r.view, err
 	}
 	ctx = withActivityDefaults(ctx)
+	r.lean = workflow.GetVersion(ctx, leanRequest, workflow.DefaultVersion, 1) == 1
+	if r.lean {
+		ctx = workflow.WithValue(ctx, leanRequestKey{}, true)
+	}
 
 	if err := r.step(ctx, domain.StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {
 		return r.view, err
 	}
-	r.lean = workflow.GetVersion(ctx, leanRequest, workflow.DefaultVersion, 1) == 1
 	if r.lean && in.PreVerified {
 		r.mailReceiptBeside(ctx)
 	} else {

@@ -31,6 +31,9 @@ type BackupWatchInput struct {
 	Promise    time.Duration
 	CheckEvery time.Duration // 0 means DefaultBackupCheckEvery
 	State      *BackupWatchState
+	// FirstCheckLater: the first check is one interval after the erasure,
+	// not at once (false in watches started before issue 16).
+	FirstCheckLater bool
 }
 
 // ReceiptEntry is what a receipt says of the backups in b for an erasure

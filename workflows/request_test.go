@@ -117,6 +117,18 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 	return l
 }
 
+// receiptFails fails the receipt's mail n times, as SendGrid answering
+// 503 would (the activity retries after 1 s, then 2 s, …).
+func (l *lifecycle) receiptFails(n int) {
+	l.mailFails = func(in contract.SendMailInput) error {
+		if in.Template == contract.MailReceipt && n > 0 {
+			n--
+			return errors.New("sendgrid: 503")
+		}
+		return nil
+	}
+}
+
 func (l *lifecycle) since() time.Duration { return l.env.Now().Sub(l.start) }
 
 // code is the code the fake mails as the seq-th code; hashOf what the API would send.
@@ -453,14 +465,7 @@ func TestARequestRunsItsErasureItself(t *testing.T) {
 	// The receipt's mail fails twice (retried after 1 s, then 2 s): the
 	// backend vouched for the person, so the work does not wait for it,
 	// and no later mail goes before it.
-	receiptFails := 2
-	l.mailFails = func(in contract.SendMailInput) error {
-		if in.Template == contract.MailReceipt && receiptFails > 0 {
-			receiptFails--
-			return errors.New("sendgrid: 503")
-		}
-		return nil
-	}
+	l.receiptFails(2)
 	v := l.run(contract.RequestInput{RequestID: "req_in", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
 	if v.Status != domain.StatusCompleted || l.shred != 1 || len(v.Systems) != 5 {
 		t.Fatalf("status %s, shredded %d, systems %+v", v.Status, l.shred, v.Systems)
@@ -539,14 +544,7 @@ func TestADeactivationStartsAfterItsReceiptWent(t *testing.T) {
 		startedAt = l.since()
 		return nil
 	}, workflowName(contract.WorkflowDeactivation))
-	receiptFails := 2
-	l.mailFails = func(in contract.SendMailInput) error {
-		if in.Template == contract.MailReceipt && receiptFails > 0 {
-			receiptFails--
-			return errors.New("sendgrid: 503")
-		}
-		return nil
-	}
+	l.receiptFails(2)
 	v := l.run(contract.RequestInput{RequestID: "req_d", Type: domain.TypeDeactivation, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
 	receipts := l.mailed(contract.MailReceipt)
 	if v.Status != domain.StatusCompleted || len(receipts) != 1 || startedAt < 0 || startedAt < receipts[0].at || receipts[0].at < 3*time.Second {

@@ -204,6 +204,16 @@ func dependencies(t *testing.T, name string, s service) map[string]string {
 type bindMount struct{ source, target string }
 
 // bindMounts returns a service's bind mounts (named volumes excluded).
+// mountedAt is the repository path s mounts at target; "" if none.
+func mountedAt(s service, target string) string {
+	for _, m := range bindMounts(s) {
+		if m.target == target {
+			return m.source
+		}
+	}
+	return ""
+}
+
 func bindMounts(s service) []bindMount {
 	var out []bindMount
 	for _, v := range s.Volumes {
@@ -408,12 +418,7 @@ func TestTemporalHasOnePartitionPerTaskQueue(t *testing.T) {
 	if path == "" {
 		t.Fatal("temporal: no DYNAMIC_CONFIG_FILE_PATH")
 	}
-	var source string
-	for _, m := range bindMounts(s) {
-		if m.target == path {
-			source = m.source
-		}
-	}
+	source := mountedAt(s, path)
 	if source == "" {
 		t.Fatalf("temporal: DYNAMIC_CONFIG_FILE_PATH %s is not a file the service mounts", path)
 	}
@@ -446,12 +451,7 @@ func TestDataMapIsMountedAndItsBucketsCreated(t *testing.T) {
 	if target == "" {
 		t.Fatal("service worker: LETHE_DATA_MAP is not set; the worker refuses to start without a data map")
 	}
-	var source string
-	for _, m := range bindMounts(worker) {
-		if m.target == target {
-			source = m.source
-		}
-	}
+	source := mountedAt(worker, target)
 	if source == "" {
 		t.Fatalf("service worker: LETHE_DATA_MAP is %s, but nothing is mounted there", target)
 	}

@@ -204,14 +204,21 @@ func dependencies(t *testing.T, name string, s service) map[string]string {
 type bindMount struct{ source, target string }
 
 // bindMounts returns a service's bind mounts (named volumes excluded).
-// mountedAt is the repository path s mounts at target; "" if none.
-func mountedAt(s service, target string) string {
-	for _, m := range bindMounts(s) {
-		if m.target == target {
-			return m.source
-		}
+// envFileMounted is the repository file that service name mounts where its
+// environment variable key points; the test fails when key is unset (why
+// says what that costs) or nothing is mounted there.
+func envFileMounted(t *testing.T, c composeFile, name, key, why string) string {
+	t.Helper()
+	s := svc(t, c, name)
+	target := environment(t, name, s)[key]
+	if target == "" {
+		t.Fatalf("service %s: %s is not set%s", name, key, why)
 	}
-	return ""
+	source := mountedSource(s, target)
+	if source == "" {
+		t.Fatalf("service %s: %s is %s, but nothing is mounted there", name, key, target)
+	}
+	return source
 }
 
 func bindMounts(s service) []bindMount {
@@ -413,15 +420,7 @@ func TestMountedFilesExist(t *testing.T) {
 // dispatched at its whole rate.
 func TestTemporalHasOnePartitionPerTaskQueue(t *testing.T) {
 	c, _ := loadCompose(t)
-	s := c.Services["temporal"]
-	path := environment(t, "temporal", s)["DYNAMIC_CONFIG_FILE_PATH"]
-	if path == "" {
-		t.Fatal("temporal: no DYNAMIC_CONFIG_FILE_PATH")
-	}
-	source := mountedAt(s, path)
-	if source == "" {
-		t.Fatalf("temporal: DYNAMIC_CONFIG_FILE_PATH %s is not a file the service mounts", path)
-	}
+	source := envFileMounted(t, c, "temporal", "DYNAMIC_CONFIG_FILE_PATH", "")
 	b, err := os.ReadFile(filepath.Join(repoRoot, source))
 	if err != nil {
 		t.Fatal(err)
@@ -445,16 +444,7 @@ var mcBucketRe = regexp.MustCompile(`mc\s+mb\s+(?:--?[\w-]+\s+)*[\w.-]+/([a-z0-9
 
 func TestDataMapIsMountedAndItsBucketsCreated(t *testing.T) {
 	c, _ := loadCompose(t)
-	worker := svc(t, c, "worker")
-	env := environment(t, "worker", worker)
-	target := env["LETHE_DATA_MAP"]
-	if target == "" {
-		t.Fatal("service worker: LETHE_DATA_MAP is not set; the worker refuses to start without a data map")
-	}
-	source := mountedAt(worker, target)
-	if source == "" {
-		t.Fatalf("service worker: LETHE_DATA_MAP is %s, but nothing is mounted there", target)
-	}
+	source := envFileMounted(t, c, "worker", "LETHE_DATA_MAP", "; the worker refuses to start without a data map")
 	m, err := datamap.Load(filepath.Join(repoRoot, source))
 	if err != nil {
 		t.Fatalf("service worker: the mounted data map %s does not load: %v", source, err)
@@ -472,7 +462,7 @@ func TestDataMapIsMountedAndItsBucketsCreated(t *testing.T) {
 	if cfg, err := config.FromMap(nil); err == nil {
 		defaults = cfg
 	}
-	exports := env["LETHE_S3_EXPORT_BUCKET"]
+	exports := environment(t, "worker", svc(t, c, "worker"))["LETHE_S3_EXPORT_BUCKET"]
 	if exports == "" {
 		exports = defaults.S3ExportBucket
 	}

@@ -498,7 +498,7 @@ func (e *Erasure) EraseOwnSystems(ctx context.Context, in contract.EraseOwnSyste
 	if hb.Tables == nil {
 		tables, err := e.EraseTables(ctx, contract.EraseTablesInput(in))
 		if err != nil {
-			return contract.EraseOwnSystemsResult{}, err
+			return contract.EraseOwnSystemsResult{}, ownSystemFailed(0, hb, err)
 		}
 		hb.Tables = &tables
 		beat()
@@ -514,7 +514,7 @@ func (e *Erasure) EraseOwnSystems(ctx context.Context, in contract.EraseOwnSyste
 		}
 		hb.Current = &cur
 		if err := e.deleteObjects(ctx, person.UserID, &cur, beat); err != nil {
-			return contract.EraseOwnSystemsResult{}, err
+			return contract.EraseOwnSystemsResult{}, ownSystemFailed(1+loc, hb, err)
 		}
 		l := e.Map.S3[loc]
 		res := contract.EraseObjectsResult{Location: l.Bucket + "/" + l.Prefix, Objects: cur.Objects}
@@ -530,6 +530,22 @@ func (e *Erasure) EraseOwnSystems(ctx context.Context, in contract.EraseOwnSyste
 		return contract.EraseOwnSystemsResult{}, err
 	}
 	return contract.EraseOwnSystemsResult{Tables: *hb.Tables, Objects: hb.Objects, Leftovers: left}, nil
+}
+
+// ownSystemFailed says, of a failure for good in own system system (see
+// contract.OwnSystemsFailure), which it was and what went before it, so
+// that the erasure's progress names the one that failed. The error keeps
+// its message and type; a failure that is retried needs no detail (the
+// heartbeat resumes it).
+func ownSystemFailed(system int, hb ownSystemsHeartbeat, err error) error {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() {
+		return err
+	}
+	return temporal.NewApplicationErrorWithOptions(app.Message(), app.Type(), temporal.ApplicationErrorOptions{
+		NonRetryable: true, Cause: app.Unwrap(),
+		Details: []any{contract.OwnSystemsFailure{Failed: system, Tables: hb.Tables, Objects: hb.Objects}},
+	})
 }
 
 // VerifyErasure reads every table and S3 location of the data map again

@@ -2,10 +2,13 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/lethe-privacy/lethe/activities"
@@ -146,5 +149,26 @@ func TestEraseOwnSystemsErasesVerifiesAndResumes(t *testing.T) {
 	}
 	if len(res.Leftovers) == 0 || !strings.Contains(strings.Join(res.Leftovers, ";"), "demo.projects") {
 		t.Fatalf("leftovers %v: the verification must find the rows the heartbeat said were gone", res.Leftovers)
+	}
+
+	// A location that fails for good (its prefix cannot hold the user id)
+	// is named in the failure, with what the systems before it erased.
+	c := accounts[2]
+	plan = planned(c)
+	broken := *app.m
+	broken.S3 = slices.Clone(app.m.S3)
+	last := len(broken.S3) - 1
+	broken.S3[last].Prefix = "../elsewhere/{user_id}/"
+	failing := &activities.Erasure{App: app.pool, Lethe: app.pool, Objects: app.objects, Map: &broken, Keys: app.keys, Subjects: app.hasher, Log: app.log}
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(failing.EraseOwnSystems)
+	_, err := env.ExecuteActivity(failing.EraseOwnSystems, contract.EraseOwnSystemsInput{RequestID: "req_" + c.ID, SubjectRef: string(app.hasher.UserID(c.ID)), Identity: plan.Identity})
+	var app2 *temporal.ApplicationError
+	var failed contract.OwnSystemsFailure
+	if !errors.As(err, &app2) || !app2.NonRetryable() || app2.Type() != "BadIdentifier" || !app2.HasDetails() || app2.Details(&failed) != nil {
+		t.Fatalf("error %v: want BadIdentifier, not retried, with the failure's detail", err)
+	}
+	if failed.Failed != 1+last || failed.Tables == nil || len(failed.Tables.Tables) == 0 || len(failed.Objects) != last {
+		t.Fatalf("failure %+v: want location %d failed, the database and the %d locations before it erased", failed, last, last)
 	}
 }

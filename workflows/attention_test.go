@@ -1,11 +1,14 @@
 package workflows_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -72,6 +75,50 @@ func TestEachRetryStartsTheFollowUpsOfWhatItConfirmed(t *testing.T) {
 		if n := l.systems.calls["follow-up "+name]; n != 1 {
 			t.Errorf("%s followed up %d times, want once", name, n)
 		}
+	}
+}
+
+// A location that fails for good is the one the request says failed:
+// the database and the location before it are done, and the privacy team
+// is told what to fix, not that everything failed.
+func TestTheFailedLocationIsTheOneNamed(t *testing.T) {
+	p := policyGDPR()
+	p.FulfilByHand = false
+	l := newLifecycle(t, jan15)
+	fails := 1
+	l.systems.objects = func(_ context.Context, in contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
+		if in.Location == 1 && fails > 0 {
+			fails--
+			return contract.EraseObjectsResult{}, temporal.NewNonRetryableApplicationError("user id cannot be used in an object key", "BadIdentifier", nil)
+		}
+		return contract.EraseObjectsResult{Location: l.systems.plan.Locations[in.Location], Objects: 6}, nil
+	}
+	var seen contract.RequestView
+	var progress contract.ErasureProgress
+	l.env.RegisterDelayedCallback(func() {
+		if res, err := l.env.QueryWorkflow(contract.QueryProgress); err == nil {
+			_ = res.Get(&seen)
+		}
+		if res, err := l.env.QueryWorkflow(contract.QueryErasure); err == nil {
+			_ = res.Get(&progress)
+		}
+	}, time.Hour)
+	l.update(2*time.Hour, contract.UpdateRetry, contract.OperatorAction{Actor: "operator:k"})
+	v := l.run(contract.RequestInput{RequestID: "req_l", Type: domain.TypeErasure, Jurisdiction: "gdpr", PreVerified: true, SubmittedBy: "backend:k", Policy: p})
+	if v.Status != domain.StatusCompleted {
+		t.Fatalf("status %s: want completed after the retry", v.Status)
+	}
+	if seen.Status != domain.StatusNeedsAttention || seen.Attention == nil || !strings.Contains(seen.Attention.Failed, "bucket/ids/") ||
+		strings.Contains(seen.Attention.Failed, "postgres") || strings.Contains(seen.Attention.Failed, "bucket/projects/") {
+		t.Fatalf("while waiting: %s, attention %+v: want the second location named, and only it", seen.Status, seen.Attention)
+	}
+	status := map[string]string{}
+	for _, s := range progress.Systems {
+		status[s.System+" "+s.Name] = s.Status
+	}
+	if status["postgres application database"] != contract.StepDone || status["s3 bucket/projects/{user_id}/"] != contract.StepDone ||
+		status["s3 bucket/ids/{user_id}/"] != contract.StepFailed {
+		t.Fatalf("erasure progress while waiting %v", status)
 	}
 }
 

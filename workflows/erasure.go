@@ -237,11 +237,7 @@ func (e *erasure) eraseOwnSystems(ctx workflow.Context) []string {
 	var res contract.EraseOwnSystemsResult
 	err := workflow.ExecuteActivity(long, eraser.EraseOwnSystems, contract.EraseOwnSystemsInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef, Identity: e.person}).Get(ctx, &res)
 	if err != nil {
-		for i := range own {
-			s := &e.progress.Systems[i]
-			s.Status, s.Error = contract.StepFailed, errorMessage(err)
-		}
-		workflow.GetLogger(ctx).Error("erasure step failed", "system", "application database and S3")
+		e.ownSystemsFailed(ctx, err, own)
 		return nil
 	}
 	e.tablesErased(res.Tables)
@@ -252,6 +248,40 @@ func (e *erasure) eraseOwnSystems(ctx workflow.Context) []string {
 		e.progress.Systems[i].Status = contract.StepDone
 	}
 	return res.Leftovers
+}
+
+// ownSystemsFailed marks, of the own systems, the one that failed (the
+// activity's OwnSystemsFailure), those before it done and those after it
+// not reached; without the detail (the verification or the person's
+// identity failed), all of them failed.
+func (e *erasure) ownSystemsFailed(ctx workflow.Context, err error, own int) {
+	failed := contract.OwnSystemsFailure{Failed: -1}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.HasDetails() {
+		if derr := app.Details(&failed); derr != nil {
+			failed.Failed = -1
+		}
+	}
+	if failed.Failed < 0 || failed.Failed >= own {
+		for i := range own {
+			s := &e.progress.Systems[i]
+			s.Status, s.Error = contract.StepFailed, errorMessage(err)
+		}
+		workflow.GetLogger(ctx).Error("erasure step failed", "system", "application database and S3")
+		return
+	}
+	workflow.GetLogger(ctx).Error("erasure step failed", "system", e.progress.Systems[failed.Failed].System)
+	for i := range own {
+		s := &e.progress.Systems[i]
+		switch {
+		case i < failed.Failed:
+			s.Status = contract.StepDone
+		case i == failed.Failed:
+			s.Status, s.Error = contract.StepFailed, errorMessage(err)
+		default:
+			s.Status = contract.StepPending // not reached
+		}
+	}
 }
 
 func (e *erasure) eraseTables(ctx workflow.Context) error {

@@ -94,13 +94,13 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 	fake(env, eraser.EraseOwnSystems, func(ctx context.Context, in contract.EraseOwnSystemsInput) (contract.EraseOwnSystemsResult, error) {
 		t, err := f.tables(ctx, contract.EraseTablesInput(in))
 		if err != nil {
-			return contract.EraseOwnSystemsResult{}, err
+			return contract.EraseOwnSystemsResult{}, ownSystemFailed(0, nil, nil, err)
 		}
 		out := contract.EraseOwnSystemsResult{Tables: t}
 		for i := range f.plan.Locations {
 			o, err := f.objects(ctx, contract.EraseObjectsInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Identity: in.Identity, Location: i})
 			if err != nil {
-				return contract.EraseOwnSystemsResult{}, err
+				return contract.EraseOwnSystemsResult{}, ownSystemFailed(1+i, &t, out.Objects, err)
 			}
 			out.Objects = append(out.Objects, o)
 		}
@@ -121,6 +121,17 @@ func (f *fakeSystems) register(env *testsuite.TestWorkflowEnvironment) {
 		f.objects = f.eraseObjects
 	}
 	f.registerTheRest(env)
+}
+
+// ownSystemFailed details a failure for good of own system i as
+// EraseOwnSystems does (contract.OwnSystemsFailure).
+func ownSystemFailed(i int, tables *contract.EraseTablesResult, objects []contract.EraseObjectsResult, err error) error {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() {
+		return err
+	}
+	return temporal.NewApplicationErrorWithOptions(app.Message(), app.Type(), temporal.ApplicationErrorOptions{NonRetryable: true,
+		Details: []any{contract.OwnSystemsFailure{Failed: i, Tables: tables, Objects: objects}}})
 }
 
 func (f *fakeSystems) eraseTables(_ context.Context, in contract.EraseTablesInput) (contract.EraseTablesResult, error) {

@@ -163,6 +163,16 @@ type EraseOwnSystemsResult struct {
 	Leftovers []string
 }
 
+// OwnSystemsFailure is the detail of an EraseOwnSystems that failed for
+// good in one of the company's own systems: which (0 the application
+// database, 1+i the map's i-th S3 location), and what the systems before
+// it erased. The systems after it were not reached.
+type OwnSystemsFailure struct {
+	Failed  int
+	Tables  *EraseTablesResult
+	Objects []EraseObjectsResult
+}
+
 // VerifyErasureInput asks every system again whether anything of the person remains.
 type VerifyErasureInput struct {
 	RequestID  string

@@ -24,8 +24,9 @@ import (
 // ledger first, the application database in one transaction per page in
 // foreign-key order, every S3 location, the verification pass, a receipt
 // per person, and the legal holds released when they end. The processors
-// are asked by the workflow, one call per person on each processor's
-// rate-limited queue (ProcessorErasure.EraseAtProcessor).
+// are asked by the workflow on each processor's rate-limited queue: one
+// call per person (ProcessorErasure.EraseAtProcessor), or batch jobs where
+// the processor has a batch API (StartProcessorBatch).
 type BulkErasure struct {
 	Erasure   *Erasure
 	Lifecycle *Lifecycle
@@ -65,6 +66,12 @@ func (b *BulkErasure) PrepareBulkErasure(ctx context.Context, in contract.BulkEr
 		return plan, err
 	}
 	plan.MapDigest = e.Map.Digest()
+	for i, p := range plan.Processors {
+		// A processor with a batch API erases the page in jobs, not a call a person.
+		if be, ok := e.Processors.BatchEraser(p.Name); ok {
+			plan.Processors[i].BatchSize = be.BatchSize()
+		}
+	}
 	for i, s := range in.Subjects {
 		raw, err := e.Keys.Open(ctx, keyRef, s.Sealed)
 		if errors.Is(err, person.ErrKeyDestroyed) {

@@ -24,9 +24,11 @@ var bulk *activities.BulkErasure
 //  2. the erasure ledger records them; their rows go in one transaction, in
 //     foreign-key order (held rows kept under their legal hold), then their
 //     objects in every S3 location; every table and location is read again;
-//  3. each processor is asked to erase each person, one call each, on the
-//     processor's own task queue, whose rate the server holds to the
-//     processor's rate limit; a person a processor could not erase at
+//  3. each processor is asked to erase each person, on the processor's
+//     own task queue, whose rate the server holds to the processor's rate
+//     limit: one call each, or, at a processor with a batch API
+//     (Mailchimp), one batch job for up to its batch size of people
+//     (eraseInBatch); a person a processor could not erase at
 //     once (asynchronous, an operator needed, a 4xx) is handed to an
 //     EraseAtProcessor of their own, with its polling, operator task and
 //     escalation, and the page waits for it;
@@ -111,6 +113,10 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 	answers := make([]answer, len(calls))
 	answered := func(k int) answer { return answers[k] }
 	if len(calls) > 0 && workflow.GetVersion(ctx, "bulk-call-window", workflow.DefaultVersion, 1) == 1 {
+		// Pages planned before "processor-batches" asked every processor
+		// person by person.
+		inBatches := slices.ContainsFunc(plan.Processors, func(p contract.PlannedProcessor) bool { return p.BatchSize > 0 }) &&
+			workflow.GetVersion(ctx, "processor-batches", workflow.DefaultVersion, 1) == 1
 		running := 0
 		for _, proc := range plan.Processors {
 			var mine []int
@@ -120,6 +126,25 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 				}
 			}
 			running++
+			if inBatches && proc.BatchSize > 0 {
+				workflow.Go(ctx, func(ctx workflow.Context) {
+					defer func() { running-- }()
+					for part := range slices.Chunk(mine, proc.BatchSize) {
+						people := make([]contract.ProcessorBatchPerson, len(part))
+						for j, k := range part {
+							p := plan.People[calls[k].person]
+							people[j] = contract.ProcessorBatchPerson{RequestID: p.RequestID, Identity: p.Identity}
+						}
+						out, err := eraseInBatch(ctx, contract.ProcessorBatchInput{Batch: in.Batch, Processor: proc.Name, People: people})
+						for j, k := range part {
+							if answers[k].err = err; err == nil {
+								answers[k].out = out[j]
+							}
+						}
+					}
+				})
+				continue
+			}
 			workflow.Go(ctx, func(ctx workflow.Context) {
 				defer func() { running-- }()
 				for next, waiting := 0, []int(nil); next < len(mine) || len(waiting) > 0; {
@@ -253,6 +278,35 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		return res, fmt.Errorf("destroy the page's key: %w", err)
 	}
 	return res, nil
+}
+
+// eraseInBatch erases some of a page's people at a processor with a batch
+// API: one job, submitted and followed on the processor's own queue, so
+// its rate holds. Following the job retries its check on a backoff (from
+// seconds up to a minute, for up to a day) while the job runs, which
+// costs the history nothing; a job that fails for good, or outlasts the
+// day, leaves its people to be asked one by one.
+func eraseInBatch(ctx workflow.Context, in contract.ProcessorBatchInput) ([]contract.ProcessorCall, error) {
+	callCtx := withProcessorCalls(ctx, in.Processor)
+	var job contract.ProcessorBatchJob
+	if err := workflow.ExecuteActivity(callCtx, atProcessor.StartProcessorBatch, in).Get(ctx, &job); err != nil {
+		return nil, err
+	}
+	opts := workflow.GetActivityOptions(callCtx)
+	opts.ScheduleToCloseTimeout = 24 * time.Hour
+	opts.RetryPolicy = &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute}
+	followCtx := workflow.WithActivityOptions(ctx, opts)
+	for {
+		in.Job = &job
+		var prog contract.ProcessorBatchProgress
+		if err := workflow.ExecuteActivity(followCtx, atProcessor.FollowProcessorBatch, in).Get(ctx, &prog); err != nil {
+			return nil, err
+		}
+		if prog.Done {
+			return prog.Calls, nil
+		}
+		job = prog.Job
+	}
 }
 
 // holdRoundsPerRun bounds ReleaseHeldInBulk's history: then it continues

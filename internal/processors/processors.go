@@ -198,6 +198,55 @@ type Eraser interface {
 	Erase(ctx context.Context, s Subject) (Outcome, error)
 }
 
+// BatchEraser erases many people in one asynchronous job, at a processor
+// whose API takes batches (Mailchimp's /batches): a bulk erasure asks it
+// once per job instead of once per person. Both calls are safe to repeat:
+// a job submitted twice erases nobody twice (the second finds them gone).
+type BatchEraser interface {
+	// BatchSize is the most people one job takes.
+	BatchSize() int
+	// StartErasures submits the job for subjects and returns it.
+	StartErasures(ctx context.Context, subjects []Subject) (BatchJob, error)
+	// ErasuresProgress follows the job started for the same subjects, in
+	// the same order. While it runs, Done is false and Job is what to
+	// follow next (a job of several steps moves on to its next one).
+	ErasuresProgress(ctx context.Context, job BatchJob, subjects []Subject) (BatchProgress, error)
+}
+
+// BatchJob is a processor's batch job, as Lethe follows it. It never holds
+// personal data: processor ids and counts only.
+type BatchJob struct {
+	// ID is the processor's id for the job.
+	ID string `json:"id"`
+	// Step names the job's current step, for connectors with several.
+	Step string `json:"step,omitempty"`
+	// Found carries what an earlier step learnt, per subject (processor
+	// ids, such as Mailchimp contact ids), for the outcomes.
+	Found [][]Ref `json:"found,omitempty"`
+}
+
+// BatchProgress is how a batch job stands.
+type BatchProgress struct {
+	Done bool     `json:"done"`
+	Job  BatchJob `json:"job"`
+	// Finished and Total count the job's operations, when the processor
+	// says.
+	Finished int `json:"finished,omitempty"`
+	Total    int `json:"total,omitempty"`
+	// Outcomes, once Done, has one entry per subject, in order. A subject
+	// the processor could not erase has Err set (non-personal, like an
+	// *Error's message) and a zero Outcome.
+	Outcomes []BatchOutcome `json:"outcomes,omitempty"`
+}
+
+// BatchOutcome is what a batch job did for one subject.
+type BatchOutcome struct {
+	Outcome Outcome `json:"outcome"`
+	// Err says why the processor refused this subject's erasure, "" when
+	// it did not.
+	Err string `json:"err,omitempty"`
+}
+
 // Exporter streams what a processor holds about a subject to w.
 // An error from w is returned wrapped, unclassified.
 type Exporter interface {

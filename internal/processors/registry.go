@@ -477,6 +477,11 @@ func (r *Registry) Eraser(name string) (Eraser, bool) {
 	return c, ok
 }
 
+// BatchEraser returns the named connector if it erases in batches.
+func (r *Registry) BatchEraser(name string) (BatchEraser, bool) {
+	return capability[BatchEraser](r, name)
+}
+
 // Exporter returns the named connector if it can export.
 func (r *Registry) Exporter(name string) (Exporter, bool) {
 	c, ok := capability[Exporter](r, name)

@@ -176,3 +176,42 @@ type ReleaseDueResult struct {
 	Deleted  int         `json:"deleted"`
 	Next     []time.Time `json:"next"` // per input hold: its next end (zero when released)
 }
+
+// ProcessorBatchInput asks a processor with a batch API (Mailchimp's
+// /batches) to erase some of a page's people in one job (Job nil), or how
+// that job is going.
+type ProcessorBatchInput struct {
+	Batch     string // the page
+	Processor string
+	People    []ProcessorBatchPerson
+	Job       *ProcessorBatchJob `json:",omitempty"`
+}
+
+// ProcessorBatchPerson is one person of a batch job: their erasure's
+// request id and their identity, sealed under the page's key.
+type ProcessorBatchPerson struct {
+	RequestID string
+	Identity  []byte
+}
+
+// ProcessorBatchJob is a processor's batch job: its id, its step, and what
+// an earlier step found of each person (processor ids only).
+type ProcessorBatchJob struct {
+	ID    string           `json:"id"`
+	Step  string           `json:"step,omitempty"`
+	Found [][]ProcessorRef `json:"found,omitempty"`
+}
+
+// ProcessorBatchProgress is how a batch job stands: once Done, Calls has
+// one answer per person, in order (ProcessorCallRefused for a person the
+// job could not erase); else Job is what to follow next.
+type ProcessorBatchProgress struct {
+	Done  bool              `json:"done"`
+	Job   ProcessorBatchJob `json:"job"`
+	Calls []ProcessorCall   `json:"calls,omitempty"`
+}
+
+// BatchRunning is the error type of a batch job's check while the job
+// runs: the check is retried on its retry policy's backoff, so following a
+// job adds nothing to the history until it moves on.
+const BatchRunning = "BatchRunning"

@@ -95,6 +95,10 @@ type ErasurePlan struct {
 type PlannedProcessor struct {
 	Name     string
 	FollowUp time.Duration // its own retention window: checked again after it
+	// BatchSize, in a bulk erasure's plan, is how many people one batch
+	// job at the processor takes; 0 when it has no batch API (a call per
+	// person).
+	BatchSize int `json:",omitempty"`
 }
 
 // EraseTablesInput asks for one person's rows to go from every table of the data map.

@@ -137,6 +137,9 @@ const (
 	ProcessorCallPending       = "pending_async"
 	ProcessorCallNeedsOperator = "needs_operator"
 	ProcessorCallStillPresent  = "still_present"
+	// ProcessorCallRefused: a batch job could not erase this person (its
+	// Note says why); they are asked again on their own.
+	ProcessorCallRefused = "refused"
 )
 
 // ProcessorCall is one answer of a processor, as evidence: statuses and

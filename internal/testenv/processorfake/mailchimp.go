@@ -37,8 +37,10 @@ type mcList struct {
 // the key as password, members addressed by subscriber hash (lower-case
 // MD5 of the lower-cased email), DELETE archiving, delete-permanent
 // removing for good (a later PUT gets 400 "Forgotten Email Not
-// Subscribed"), and application/problem+json errors whose detail quotes
-// the email as the real service does.
+// Subscribed"), application/problem+json errors whose detail quotes
+// the email as the real service does, and batch operations (POST
+// /batches, run in an order of their own when their status is read,
+// results as JSON arrays in a gzipped tar behind an unauthenticated URL).
 type Mailchimp struct {
 	*Server
 	// APIKey is the key accepted as Basic password.
@@ -47,6 +49,9 @@ type Mailchimp struct {
 	lists      map[string]*mcList
 	reqSeq     atomic.Int64
 	contactSeq int
+	batches    []*mcBatch
+	batchPolls int
+	operations []Call // what batches ran
 }
 
 // NewMailchimp starts a Mailchimp fake; connectors use URL() as base URL.
@@ -54,6 +59,9 @@ func NewMailchimp(t testing.TB) *Mailchimp {
 	f := &Mailchimp{APIKey: DefaultMailchimpKey, lists: map[string]*mcList{}}
 	f.Server = newServer(t, style{
 		authorize: func(r *http.Request) bool {
+			if strings.HasPrefix(r.URL.Path, mcBatchResultsPath) {
+				return true // a signed URL in the real service
+			}
 			_, pass, ok := r.BasicAuth()
 			return ok && pass == f.APIKey
 		},
@@ -78,6 +86,9 @@ func NewMailchimp(t testing.TB) *Mailchimp {
 	f.handle("PUT /3.0/lists/{list}/members/{hash}", f.putMember)
 	f.handle("DELETE /3.0/lists/{list}/members/{hash}", f.archiveMember)
 	f.handle("POST /3.0/lists/{list}/members/{hash}/actions/delete-permanent", f.deletePermanent)
+	f.handle("POST /3.0/batches", f.startBatch)
+	f.handle("GET /3.0/batches/{id}", f.getBatch)
+	f.handle("GET "+mcBatchResultsPath+"{file}", f.batchResults)
 	return f
 }
 

@@ -25,14 +25,17 @@ import (
 
 // bulkWorld is the bookshop (an application nobody here wrote) with a
 // last-activity column, every customer inactive for 26 months and warned a
-// month ago, and known at three processors.
+// month ago, and known at four processors (two of them, Mailchimp and
+// SendGrid, with batch APIs).
 type bulkWorld struct {
 	*e2e
-	customers []shopapp.Customer
-	stripe    *processorfake.Stripe
-	mailchimp *processorfake.Mailchimp
-	crm       *processorfake.Webhook
-	stripeIDs map[string]string // user id -> Stripe customer id
+	customers  []shopapp.Customer
+	stripe     *processorfake.Stripe
+	mailchimp  *processorfake.Mailchimp
+	sendgrid   *processorfake.SendGrid
+	crm        *processorfake.Webhook
+	stripeIDs  map[string]string // user id -> Stripe customer id
+	contactIDs map[string]string // user id -> SendGrid contact id
 }
 
 // The rate each processor is held to in these tests, calls a second.
@@ -40,13 +43,18 @@ const (
 	stripeRate    = 25
 	mailchimpRate = 40
 	crmRate       = 40
+	sendgridRate  = 10
 )
 
 func newBulkWorld(t *testing.T, n int) *bulkWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := &bulkWorld{stripe: processorfake.NewStripe(t), mailchimp: processorfake.NewMailchimp(t), crm: processorfake.NewWebhook(t), stripeIDs: map[string]string{}}
+	w := &bulkWorld{stripe: processorfake.NewStripe(t), mailchimp: processorfake.NewMailchimp(t), sendgrid: processorfake.NewSendGrid(t),
+		crm: processorfake.NewWebhook(t), stripeIDs: map[string]string{}, contactIDs: map[string]string{}}
+	// SendGrid deletes asynchronously: a contact stays readable a while.
+	w.sendgrid.SetDeletionLag(2)
 	t.Setenv("LETHE_STRIPE_KEY", w.stripe.APIKey)
+	t.Setenv("LETHE_SENDGRID_KEY", w.sendgrid.APIKey)
 	t.Setenv("LETHE_MAILCHIMP_KEY", w.mailchimp.APIKey)
 	t.Setenv("LETHE_CRM_SECRET", string(w.crm.Secret))
 	w.mailchimp.AddList("news")
@@ -65,6 +73,7 @@ func newBulkWorld(t *testing.T, n int) *bulkWorld {
 	for _, c := range cs {
 		w.stripeIDs[c.UserID()] = w.stripe.AddCustomer(processorfake.StripeCustomer{Email: c.Email, Name: c.Name})
 		w.mailchimp.AddMember("news", processorfake.MailchimpMember{Email: c.Email, Status: "subscribed"})
+		w.contactIDs[c.UserID()] = w.sendgrid.AddContact(processorfake.SendGridContact{Email: c.Email, FirstName: c.Name})
 		w.crm.AddSubject(processorfake.WebhookSubject{UserID: c.UserID(), Email: c.Email})
 	}
 	// The shop's team adds an accounts section for the sweep: the account's
@@ -82,6 +91,7 @@ func newBulkWorld(t *testing.T, n int) *bulkWorld {
 		{Name: "stripe", Kind: "stripe", BaseURL: w.stripe.URL(), CredentialEnv: "LETHE_STRIPE_KEY", RateLimit: stripeRate},
 		{Name: "mailchimp", Kind: "mailchimp", BaseURL: w.mailchimp.URL(), CredentialEnv: "LETHE_MAILCHIMP_KEY", Options: map[string]string{"list_id": "news"}, RateLimit: mailchimpRate},
 		{Name: "crm", Kind: "webhook", BaseURL: w.crm.URL(), CredentialEnv: "LETHE_CRM_SECRET", RateLimit: crmRate},
+		{Name: "sendgrid", Kind: "sendgrid", BaseURL: w.sendgrid.URL(), CredentialEnv: "LETHE_SENDGRID_KEY", RateLimit: sendgridRate},
 	}
 	w.e2e = startE2E(t, st, m, nil)
 	// Everyone was warned a month ago for this last activity, and is due.
@@ -141,13 +151,26 @@ func (w *bulkWorld) erasedAtProcessors(t *testing.T, cs []shopapp.Customer) {
 		if _, ok := w.crm.Subject(c.UserID()); ok {
 			t.Errorf("customer %d: still in the CRM", c.ID)
 		}
+		if _, ok := w.sendgrid.Contact(w.contactIDs[c.UserID()]); ok {
+			t.Errorf("customer %d: still in SendGrid", c.ID)
+		}
+		deleted := 0
+		for _, d := range w.sendgrid.CallsTo("DELETE", "/v3/marketing/contacts") {
+			if d.Status == http.StatusAccepted && slices.Contains(strings.Split(d.Query.Get("ids"), ","), w.contactIDs[c.UserID()]) {
+				deleted++
+			}
+		}
+		if deleted != 1 {
+			t.Errorf("customer %d: SendGrid was asked to delete them %d times, want once", c.ID, deleted)
+		}
 	}
 	for name, calls := range map[string][]processorfake.Call{
 		"stripe":    w.stripe.CallsTo("DELETE", "/v1/customers/"),
 		"mailchimp": w.mailchimp.Calls(),
 		"crm":       w.crm.Calls(),
+		"sendgrid":  w.sendgrid.Calls(),
 	} {
-		rate := map[string]int{"stripe": stripeRate, "mailchimp": mailchimpRate, "crm": crmRate}[name]
+		rate := map[string]int{"stripe": stripeRate, "mailchimp": mailchimpRate, "crm": crmRate, "sendgrid": sendgridRate}[name]
 		// The server lets a second's worth through at once, then holds the rate.
 		if most := processorfake.BusiestSecond(calls); most > 2*rate {
 			t.Errorf("%s: %d calls within one second, its rate is %d/s", name, most, rate)
@@ -225,6 +248,16 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 	if got := len(w.mailchimp.CallsTo("", "/3.0/lists/news/members/")); got != 0 {
 		t.Errorf("Mailchimp got %d calls for single members, want none: the page goes in batches", got)
 	}
+	// SendGrid got one search and one deletion per 100 people, and its
+	// asynchronous deletions were followed by the page, not by a workflow
+	// per person.
+	if s, d := len(w.sendgrid.CallsTo("POST", "/v3/marketing/contacts/search/emails")), len(w.sendgrid.CallsTo("DELETE", "/v3/marketing/contacts")); s != n/100 || d != n/100 {
+		t.Errorf("SendGrid got %d searches and %d deletions, want %d of each", s, d, n/100)
+	}
+	if per, err := w.Raw.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = '%s'", contract.WorkflowEraseAtProcessor)}); err != nil || per.GetCount() != 0 {
+		t.Errorf("%d EraseAtProcessor workflows (%v), want none: no workflow per person", per.GetCount(), err)
+	}
 	// A receipt per person, naming every system.
 	if got := w.count(t, `SELECT count(DISTINCT subject_ref) FROM lethe.audit_log WHERE action = 'erasure.receipt' AND subject_ref = ANY($1)`, refs); got != n {
 		t.Errorf("%d people have a receipt, want %d", got, n)
@@ -233,7 +266,7 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 	if err := w.Lethe.QueryRow(ctx, `SELECT detail::text FROM lethe.audit_log WHERE action = 'erasure.receipt' AND subject_ref = $1`, refs[0]).Scan(&detail); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"shop.addresses", "shop.orders", "kestrel-uploads", "stripe", "mailchimp", "crm", "tax law"} {
+	for _, want := range []string{"shop.addresses", "shop.orders", "kestrel-uploads", "stripe", "mailchimp", "crm", "sendgrid", "tax law"} {
 		if !strings.Contains(detail, want) {
 			t.Errorf("the receipt does not name %q: %s", want, detail)
 		}
@@ -257,8 +290,8 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 		t.Fatal(err)
 	}
 	var checks []contract.ProcessorFollowUpResult
-	if err := v.Get(&checks); err != nil || len(checks) != 3*n {
-		t.Fatalf("%d follow-up checks (%v), want %d (three processors each)", len(checks), err, 3*n)
+	if err := v.Get(&checks); err != nil || len(checks) != 4*n {
+		t.Fatalf("%d follow-up checks (%v), want %d (four processors each)", len(checks), err, 4*n)
 	}
 	// The page's key is gone: its sealed identities are unreadable.
 	if got := w.count(t, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref LIKE 'bulk:%' AND destroyed_at IS NULL`); got != 0 {
@@ -277,6 +310,7 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 		}
 		w.stripeIDs[c.UserID()] = w.stripe.AddCustomer(processorfake.StripeCustomer{Email: c.Email, Name: c.Name})
 		w.mailchimp.AddMember("news", processorfake.MailchimpMember{Email: c.Email, Status: "subscribed"})
+		w.contactIDs[c.UserID()] = w.sendgrid.AddContact(processorfake.SendGridContact{Email: c.Email})
 		w.crm.AddSubject(processorfake.WebhookSubject{UserID: c.UserID(), Email: c.Email})
 	}
 	stripeBefore := len(w.stripe.CallsTo("DELETE", "/v1/customers/"))
@@ -324,6 +358,12 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 		id := w.stripeIDs[c.UserID()]
 		if got, ok := w.stripe.Customer(id); !ok || !got.Deleted {
 			t.Errorf("customer %d: back at Stripe after the reconcile", c.ID)
+		}
+		if _, ok := w.sendgrid.Contact(w.contactIDs[c.UserID()]); ok {
+			t.Errorf("customer %d: back in SendGrid after the reconcile", c.ID)
+		}
+		if !w.mailchimp.Forgotten("news", c.Email) {
+			t.Errorf("customer %d: back in Mailchimp after the reconcile", c.ID)
 		}
 		if left := w.count(t, `SELECT count(*) FROM shop.addresses WHERE customer_id = $1`, c.ID); left != 0 {
 			t.Errorf("customer %d: restored address left", c.ID)

@@ -36,7 +36,8 @@ type SendGridContact struct {
 // suppressions: bearer auth, X-RateLimit-* headers on every answer, 429
 // announcing the wait in X-RateLimit-Reset (no Retry-After), search by
 // email returning 404 when nothing matches, contact deletes and upserts
-// answering 202 {"job_id"} (applied at once here), and
+// answering 202 {"job_id"} (applied at once, or deletes after some reads:
+// SetDeletionLag), batched reads of up to 100 contacts by id, and
 // {"errors":[{"field","message"}]} errors.
 type SendGrid struct {
 	*Server
@@ -49,6 +50,8 @@ type SendGrid struct {
 	groups   map[int]map[string]bool
 	global   map[string]bool
 	jobs     []string
+	lag      int            // reads a deleted contact stays readable for
+	deleting map[string]int // contact id: reads left before the deletion job reaches it
 }
 
 // NewSendGrid starts a SendGrid fake; connectors use URL() as base URL.
@@ -78,6 +81,7 @@ func NewSendGrid(t testing.TB) *SendGrid {
 	})
 	f.handle("POST /v3/marketing/contacts/search/emails", f.searchEmails)
 	f.handle("GET /v3/marketing/contacts/{id}", f.getContact)
+	f.handle("POST /v3/marketing/contacts/batch", f.batchContacts)
 	f.handle("DELETE /v3/marketing/contacts", f.deleteContacts)
 	f.handle("PUT /v3/marketing/contacts", f.upsertContacts)
 	f.handle("GET /v3/marketing/contacts/imports/{id}", f.importStatus)
@@ -237,8 +241,60 @@ func (f *SendGrid) searchEmails(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 }
 
+// SetDeletionLag makes a contact deleted from now on stay readable (by id,
+// alone or in a batch, and by search) for n reads of it by id, as
+// SendGrid's asynchronous deletion job leaves it until it runs.
+func (f *SendGrid) SetDeletionLag(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lag = n
+	if f.deleting == nil {
+		f.deleting = map[string]int{}
+	}
+}
+
+// read returns the contact with this id, counting the read against a
+// pending deletion (which removes it once its reads are used up).
+func (f *SendGrid) read(id string) (*SendGridContact, bool) {
+	c, ok := f.contacts[id]
+	if !ok {
+		return nil, false
+	}
+	if left, deleting := f.deleting[id]; deleting {
+		if left <= 0 {
+			delete(f.contacts, id)
+			delete(f.deleting, id)
+			f.order = slices.DeleteFunc(f.order, func(x string) bool { return x == id })
+			return nil, false
+		}
+		f.deleting[id] = left - 1
+	}
+	return c, true
+}
+
+func (f *SendGrid) batchContacts(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		IDs []string `json:"ids"`
+	}
+	if err := readJSON(r, &body); err != nil || len(body.IDs) == 0 {
+		sgError(w, http.StatusBadRequest, "ids", "ids are required")
+		return
+	}
+	if len(body.IDs) > 100 {
+		sgError(w, http.StatusBadRequest, "ids", "too many ids (max 100)")
+		return
+	}
+	result := []any{}
+	for _, id := range body.IDs {
+		if c, ok := f.read(id); ok {
+			result = append(result, c.json())
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": result})
+}
+
 func (f *SendGrid) getContact(w http.ResponseWriter, r *http.Request) {
-	c, ok := f.contacts[r.PathValue("id")]
+	c, ok := f.read(r.PathValue("id"))
 	if !ok {
 		sgError(w, http.StatusNotFound, "", "Contact not found")
 		return
@@ -266,7 +322,14 @@ func (f *SendGrid) deleteContacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range ids {
-		delete(f.contacts, strings.TrimSpace(id))
+		id = strings.TrimSpace(id)
+		if _, ok := f.contacts[id]; ok && f.lag > 0 {
+			if _, already := f.deleting[id]; !already {
+				f.deleting[id] = f.lag
+			}
+			continue
+		}
+		delete(f.contacts, id)
 	}
 	f.order = slices.DeleteFunc(f.order, func(id string) bool { return f.contacts[id] == nil })
 	writeJSON(w, http.StatusAccepted, map[string]any{"job_id": f.job()})

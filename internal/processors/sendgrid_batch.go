@@ -1,0 +1,166 @@
+package processors
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// SendGridBatchSize is the most people one SendGrid batch erasure takes:
+// the contact search takes 100 addresses, and the batched read of contacts
+// 100 ids.
+const SendGridBatchSize = 100
+
+// sendGridStepDelete is the one step of a SendGrid batch erasure: the
+// deletion job, followed until none of its contacts can be read.
+const sendGridStepDelete = "delete"
+
+// BatchSize implements BatchEraser.
+func (s *SendGrid) BatchSize() int { return SendGridBatchSize }
+
+// StartErasures implements BatchEraser: one search for everyone's contacts
+// (or the contact ids the application keeps), then one asynchronous
+// deletion of all of them. The job carries each person's contact ids.
+func (s *SendGrid) StartErasures(ctx context.Context, subjects []Subject) (BatchJob, error) {
+	if len(subjects) == 0 || len(subjects) > SendGridBatchSize {
+		return BatchJob{}, s.c.local(ActionErase, "a batch takes 1 to %d people, not %d", SendGridBatchSize, len(subjects))
+	}
+	found := make([][]Ref, len(subjects))
+	byEmail := map[string][]int{}
+	for i, subj := range subjects {
+		switch {
+		case subj.ID(IDSendGridContact) != "":
+			found[i] = []Ref{{Kind: "contact", ID: subj.ID(IDSendGridContact)}}
+		case subj.Email == "":
+			return BatchJob{}, s.c.local(ActionErase, "subject has neither %s nor email", IDSendGridContact)
+		default:
+			e := strings.ToLower(subj.Email)
+			byEmail[e] = append(byEmail[e], i)
+		}
+	}
+	if len(byEmail) > 0 {
+		emails := slices.Sorted(maps.Keys(byEmail))
+		r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/search/emails", map[string][]string{"emails": emails})
+		if err != nil {
+			return BatchJob{}, err
+		}
+		switch {
+		case r.Status == http.StatusOK:
+			var res struct {
+				Result map[string]struct {
+					Contact *sendGridContact `json:"contact"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal(r.Body, &res); err != nil || res.Result == nil {
+				return BatchJob{}, s.c.badBody(ActionErase, r)
+			}
+			for _, e := range slices.Sorted(maps.Keys(res.Result)) {
+				c := res.Result[e].Contact
+				if c == nil || c.ID == "" {
+					continue
+				}
+				for _, i := range byEmail[strings.ToLower(e)] {
+					if ref := (Ref{Kind: "contact", ID: c.ID}); !slices.Contains(found[i], ref) {
+						found[i] = append(found[i], ref)
+					}
+				}
+			}
+		case r.Status == http.StatusNotFound && json.Valid(r.Body) && bytes.Contains(r.Body, []byte(`"errors"`)):
+			// Nobody has a contact.
+		default:
+			return BatchJob{}, s.c.fail(ActionErase, r)
+		}
+	}
+	job := BatchJob{ID: "none", Step: sendGridStepDelete, Found: found}
+	ids := contactIDs(found)
+	if len(ids) == 0 {
+		return job, nil
+	}
+	r, err := s.c.do(ctx, ActionErase, call{method: http.MethodDelete, path: "/v3/marketing/contacts",
+		query: url.Values{"ids": {strings.Join(ids, ",")}}})
+	if err != nil {
+		return BatchJob{}, err
+	}
+	switch r.Status {
+	case http.StatusAccepted, http.StatusOK:
+		if id := scrub(jobID(r.Body)); id != "" {
+			job.ID = id
+		}
+	case http.StatusNotFound:
+		// Only with known contact ids, deleted before.
+	default:
+		return BatchJob{}, s.c.fail(ActionErase, r)
+	}
+	return job, nil
+}
+
+// ErasuresProgress implements BatchEraser: the job is done when none of
+// its contacts can be read any more (one batched read of up to 100 ids).
+func (s *SendGrid) ErasuresProgress(ctx context.Context, job BatchJob, subjects []Subject) (BatchProgress, error) {
+	if job.Step != sendGridStepDelete || len(job.Found) != len(subjects) {
+		return BatchProgress{}, s.c.local(ActionErase, "batch job %s is not one of SendGrid's for these people", scrub(job.ID))
+	}
+	ids := contactIDs(job.Found)
+	present := 0
+	if len(ids) > 0 {
+		r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/batch", map[string][]string{"ids": ids})
+		if err != nil {
+			return BatchProgress{}, err
+		}
+		switch {
+		case r.Status == http.StatusOK:
+			var res struct {
+				Result []sendGridContact `json:"result"`
+			}
+			if json.Unmarshal(r.Body, &res) != nil {
+				return BatchProgress{}, s.c.badBody(ActionErase, r)
+			}
+			for _, c := range res.Result {
+				if slices.Contains(ids, c.ID) {
+					present++
+				}
+			}
+		case r.Status == http.StatusNotFound && json.Valid(r.Body):
+			// None of them is left.
+		default:
+			return BatchProgress{}, s.c.fail(ActionErase, r)
+		}
+	}
+	prog := BatchProgress{Job: job, Total: len(ids), Finished: len(ids) - present}
+	if present > 0 {
+		return prog, nil
+	}
+	prog.Done = true
+	prog.Outcomes = make([]BatchOutcome, len(subjects))
+	for i, refs := range job.Found {
+		out := Outcome{Processor: s.name, Action: ActionErase, Status: StatusAlreadyGone, HTTPStatus: http.StatusNotFound}
+		if len(refs) == 0 {
+			out.Note = "no contact has this email"
+		} else {
+			out.Status, out.JobID = StatusDone, job.ID
+			for _, r := range refs {
+				out.addRef(r.Kind, r.ID)
+			}
+		}
+		prog.Outcomes[i].Outcome = out
+	}
+	return prog, nil
+}
+
+// contactIDs is every contact id of found, once, in order.
+func contactIDs(found [][]Ref) []string {
+	var ids []string
+	for _, refs := range found {
+		for _, r := range refs {
+			if r.Kind == "contact" && !slices.Contains(ids, r.ID) {
+				ids = append(ids, r.ID)
+			}
+		}
+	}
+	return ids
+}

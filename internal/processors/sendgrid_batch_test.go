@@ -1,0 +1,84 @@
+package processors_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/processors"
+	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
+)
+
+func TestSendGridErasesAHundredPeopleInOneSearchOneDeleteAndWaitsForTheJob(t *testing.T) {
+	f := processorfake.NewSendGrid(t)
+	f.SetDeletionLag(2)
+	var subjects []processors.Subject
+	ids := map[int]string{}
+	for i := range 100 {
+		e := fmt.Sprintf("Person%d@Example.org", i)
+		s := processors.Subject{RequestID: fmt.Sprint("r", i), Email: e}
+		switch i % 4 {
+		case 0: // a contact found by email
+			ids[i] = f.AddContact(processorfake.SendGridContact{Email: e})
+		case 1: // a contact the application knows the id of
+			ids[i] = f.AddContact(processorfake.SendGridContact{Email: e})
+			s = processors.Subject{RequestID: s.RequestID, IDs: map[string]string{processors.IDSendGridContact: ids[i]}}
+		}
+		subjects = append(subjects, s)
+	}
+	c := newSendGrid(t, f)
+	ctx := context.Background()
+	job, err := c.StartErasures(ctx, subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.CallsTo(http.MethodPost, "/v3/marketing/contacts/search/emails")); n != 1 {
+		t.Fatalf("%d searches, want one for the batch", n)
+	}
+	if n := len(f.CallsTo(http.MethodDelete, "/v3/marketing/contacts")); n != 1 {
+		t.Fatalf("%d deletions, want one for the batch", n)
+	}
+	// The job runs: its contacts can still be read.
+	running := 0
+	var p processors.BatchProgress
+	for range 5 {
+		if p, err = c.ErasuresProgress(ctx, job, subjects); err != nil {
+			t.Fatal(err)
+		}
+		if p.Done {
+			break
+		}
+		running++
+		if p.Job.ID != job.ID || p.Finished >= p.Total {
+			t.Fatalf("running: %+v", p)
+		}
+	}
+	if !p.Done || running == 0 {
+		t.Fatalf("done %v after %d checks that saw it running: want some, then done", p.Done, running)
+	}
+	for i, o := range p.Outcomes {
+		if id, had := ids[i]; had {
+			if o.Outcome.Status != processors.StatusDone || len(o.Outcome.Refs) != 1 || o.Outcome.Refs[0].ID != id {
+				t.Errorf("person %d: %+v, want done naming contact %s", i, o, id)
+			}
+			if _, still := f.Contact(id); still {
+				t.Errorf("person %d: contact still there", i)
+			}
+			// Confirm, later, from the outcome alone.
+			if got, err := c.Confirm(ctx, o.Outcome); err != nil || got.Status != processors.StatusAlreadyGone {
+				t.Errorf("person %d: confirm %+v %v", i, got, err)
+			}
+		} else if o.Outcome.Status != processors.StatusAlreadyGone {
+			t.Errorf("person %d had no contact: %+v", i, o)
+		}
+		if strings.Contains(fmt.Sprint(o), "@") {
+			t.Errorf("person %d: the outcome holds an address", i)
+		}
+	}
+	// Over the limit, said before anything is sent.
+	if _, err := c.StartErasures(ctx, make([]processors.Subject, 101)); err == nil {
+		t.Fatal("101 people in a batch were accepted")
+	}
+}

@@ -72,8 +72,10 @@ func (p *ProcessorErasure) FollowProcessorBatch(ctx context.Context, in contract
 	}
 	if !prog.Done {
 		if prog.Job.ID == in.Job.ID {
-			return contract.ProcessorBatchProgress{}, temporal.NewApplicationError(
-				fmt.Sprintf("%s batch %s (%s): %d of %d operations finished", in.Processor, in.Job.ID, in.Job.Step, prog.Finished, prog.Total), contract.BatchRunning)
+			// Benign: the SDK logs it at debug, not as an activity error.
+			return contract.ProcessorBatchProgress{}, temporal.NewApplicationErrorWithOptions(
+				fmt.Sprintf("%s batch %s (%s): %d of %d operations finished", in.Processor, in.Job.ID, in.Job.Step, prog.Finished, prog.Total),
+				contract.BatchRunning, temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign})
 		}
 		next = batchJobOf(prog.Job)
 		return contract.ProcessorBatchProgress{Job: next}, p.recordBatch(ctx, in.Batch, step, next)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/domain"
 	"github.com/lethe-privacy/lethe/internal/temporalclient"
+	"github.com/lethe-privacy/lethe/internal/testenv/processorfake"
 	"github.com/lethe-privacy/lethe/workflows/contract"
 
 	"github.com/lethe-privacy/lethe/internal/config"
@@ -571,6 +572,46 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("seeded %d accounts (%d due) in %s", total, due, time.Since(began).Round(time.Second))
+	// LETHE_BENCH_SWEEP_KNOWN=1: every due account is also a customer, a
+	// member, a contact and a subject at the demo's four sandboxed
+	// processors, so each processor really erases them (else they answer
+	// "not found").
+	known := os.Getenv("LETHE_BENCH_SWEEP_KNOWN") == "1"
+	if known {
+		sb := st.sandboxes
+		for g := total / due; g <= total; g += total / due {
+			email, user := fmt.Sprintf("b%d@example.com", g), fmt.Sprintf("b-%07d", g)
+			for _, f := range sb.Stripe {
+				f.AddCustomer(processorfake.StripeCustomer{Email: email})
+			}
+			for _, f := range sb.Mailchimp {
+				f.AddMember("demo-newsletter", processorfake.MailchimpMember{Email: email})
+			}
+			for _, f := range sb.SendGrid {
+				f.AddContact(processorfake.SendGridContact{Email: email})
+			}
+			for _, f := range sb.Webhook {
+				f.AddSubject(processorfake.WebhookSubject{UserID: user, Email: email})
+			}
+		}
+	}
+	processorCalls := func() int {
+		n := 0
+		for _, f := range st.sandboxes.Stripe {
+			n += len(f.Calls())
+		}
+		for _, f := range st.sandboxes.Mailchimp {
+			n += len(f.Calls())
+		}
+		for _, f := range st.sandboxes.SendGrid {
+			n += len(f.Calls())
+		}
+		for _, f := range st.sandboxes.Webhook {
+			n += len(f.Calls())
+		}
+		return n
+	}
+	callsBefore := processorCalls()
 
 	peakHeap := samplePeakHeap()
 	c := mustTemporal(b, st)
@@ -606,6 +647,35 @@ func BenchmarkSweepMillionAccounts(b *testing.B) {
 			longest = max(longest, e.GetHistoryLength())
 		}
 	}
+	b.ReportMetric(float64(processorCalls()-callsBefore), "processor-http-calls")
+	if known {
+		for name, f := range st.sandboxes.Stripe {
+			if deleted := answered(f.CallsTo("DELETE", "/v1/customers/"), 200); deleted != due {
+				b.Errorf("%s: %d customers deleted, want %d", name, deleted, due)
+			}
+		}
+		for name, f := range st.sandboxes.SendGrid {
+			for g := total / due; g <= total; g += total / due {
+				if _, ok := f.ContactByEmail(fmt.Sprintf("b%d@example.com", g)); ok {
+					b.Errorf("%s: a contact is left", name)
+					break
+				}
+			}
+		}
+		for name, f := range st.sandboxes.Mailchimp {
+			for g := total / due; g <= total; g += total / due {
+				if !f.Forgotten("demo-newsletter", fmt.Sprintf("b%d@example.com", g)) {
+					b.Errorf("%s: a member is left", name)
+					break
+				}
+			}
+		}
+	}
+	perPerson, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowType = '%s'", contract.WorkflowEraseAtProcessor)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(perPerson.GetCount()), "erase-at-processor-workflows")
 	b.ReportMetric(float64(pages), "bulk-pages")
 	b.ReportMetric(took.Seconds(), "s/sweep")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")

@@ -22,7 +22,7 @@ func (p *ProcessorErasure) StartProcessorBatch(ctx context.Context, in contract.
 	if err != nil {
 		return contract.ProcessorBatchJob{}, err
 	}
-	step := "processor-batch:" + in.Processor + ":" + in.People[0].RequestID
+	step := batchStep(in) + ":start"
 	var job contract.ProcessorBatchJob
 	if found, err := p.batchRecord(ctx, in.Batch, step, &job); err != nil || found {
 		return job, err
@@ -57,7 +57,7 @@ func (p *ProcessorErasure) FollowProcessorBatch(ctx context.Context, in contract
 	if err != nil {
 		return contract.ProcessorBatchProgress{}, err
 	}
-	step := "processor-batch:" + in.Processor + ":after:" + in.Job.ID
+	step := batchStep(in) + ":after:" + in.Job.ID + ":" + in.Job.Step
 	var next contract.ProcessorBatchJob
 	if found, err := p.batchRecord(ctx, in.Batch, step, &next); err != nil || found {
 		return contract.ProcessorBatchProgress{Job: next}, err
@@ -71,7 +71,7 @@ func (p *ProcessorErasure) FollowProcessorBatch(ctx context.Context, in contract
 		return contract.ProcessorBatchProgress{}, classifyProcessor(err)
 	}
 	if !prog.Done {
-		if prog.Job.ID == in.Job.ID {
+		if prog.Job.ID == in.Job.ID && prog.Job.Step == in.Job.Step {
 			// Benign: the SDK logs it at debug, not as an activity error.
 			return contract.ProcessorBatchProgress{}, temporal.NewApplicationErrorWithOptions(
 				fmt.Sprintf("%s batch %s (%s): %d of %d operations finished", in.Processor, in.Job.ID, in.Job.Step, prog.Finished, prog.Total),
@@ -98,6 +98,13 @@ func (p *ProcessorErasure) FollowProcessorBatch(ctx context.Context, in contract
 		p.Log.InfoContext(ctx, "processor batch done", "batch", in.Batch, "processor", in.Processor, "job", in.Job.ID, "people", len(in.People), "refused", refused)
 	}
 	return out, nil
+}
+
+// batchStep names a batch's records in lethe.erasure_steps (under the
+// page): the processor and which of the page's people, by the first's
+// request id and their number.
+func batchStep(in contract.ProcessorBatchInput) string {
+	return fmt.Sprintf("processor-batch:%s:%s:%d", in.Processor, in.People[0].RequestID, len(in.People))
 }
 
 // batchEraser finds the named connector's batch API.
@@ -150,7 +157,7 @@ func (p *ProcessorErasure) recordBatch(ctx context.Context, batch, step string, 
 }
 
 func batchJobOf(j processors.BatchJob) contract.ProcessorBatchJob {
-	out := contract.ProcessorBatchJob{ID: j.ID, Step: j.Step}
+	out := contract.ProcessorBatchJob{ID: j.ID, Step: j.Step, Refused: j.Refused}
 	for _, refs := range j.Found {
 		var rs []contract.ProcessorRef
 		for _, r := range refs {
@@ -162,7 +169,7 @@ func batchJobOf(j processors.BatchJob) contract.ProcessorBatchJob {
 }
 
 func processorsJobOf(j contract.ProcessorBatchJob) processors.BatchJob {
-	out := processors.BatchJob{ID: j.ID, Step: j.Step}
+	out := processors.BatchJob{ID: j.ID, Step: j.Step, Refused: j.Refused}
 	for _, refs := range j.Found {
 		var rs []processors.Ref
 		for _, r := range refs {

@@ -581,3 +581,45 @@ func TestAPageVerificationFindsTheTracesOfEachPersonTheMapMissed(t *testing.T) {
 		}
 	}
 }
+
+// A person whose erasure one of Mailchimp's batches refuses is asked again
+// on their own (an EraseAtProcessor), and erased; the rest of the page is
+// not. A batch refused whole hands each of its people over the same way.
+func TestWhatABatchCannotEraseIsErasedPersonByPerson(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fail     func(w *bulkWorld)
+		handedOn int
+	}{
+		{"one person refused", func(w *bulkWorld) {
+			stuck := w.customers[4]
+			w.mailchimp.FailNextOperations(1, http.StatusInternalServerError, "/3.0/lists/news/members/"+processorfake.SubscriberHash(stuck.Email)+"/actions/")
+		}, 1},
+		{"the whole batch refused", func(w *bulkWorld) {
+			w.mailchimp.Inject(processorfake.Fault{Status: http.StatusBadRequest, Times: 1, Method: "POST", PathPrefix: "/3.0/batches"})
+		}, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 12
+			w := newBulkWorld(t, n)
+			ctx := context.Background()
+			tc.fail(w)
+			if totals := w.sweep(t); totals.Erased != n || totals.ErasureFailed != 0 {
+				t.Fatalf("sweep %+v, want all %d erased", totals, n)
+			}
+			w.erasedAtProcessors(t, w.customers)
+			per, err := w.Raw.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("WorkflowType = '%s'", contract.WorkflowEraseAtProcessor)})
+			if err != nil || per.GetCount() != int64(tc.handedOn) {
+				t.Errorf("%d EraseAtProcessor workflows (%v), want %d: those the batch could not erase", per.GetCount(), err, tc.handedOn)
+			}
+			refs := make([]string, n)
+			for i, c := range w.customers {
+				refs[i] = w.ref(c)
+			}
+			if got := w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE action = 'erasure.receipt' AND subject_ref = ANY($1) AND detail::text LIKE '%mailchimp%'`, refs); got != n {
+				t.Errorf("%d receipts name Mailchimp, want %d", got, n)
+			}
+		})
+	}
+}

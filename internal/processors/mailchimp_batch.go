@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -56,29 +57,35 @@ func (m *Mailchimp) StartErasures(ctx context.Context, subjects []Subject) (Batc
 	if len(subjects) == 0 || len(subjects) > m.BatchSize() {
 		return BatchJob{}, m.c.local(ActionErase, "a batch takes 1 to %d people, not %d", m.BatchSize(), len(subjects))
 	}
-	for _, s := range subjects {
-		if err := m.needEmail(ActionErase, s); err != nil {
-			return BatchJob{}, err
-		}
-	}
 	for _, list := range m.lists {
 		if err := m.listGone(ctx, ActionErase, list); err != nil {
 			return BatchJob{}, err
 		}
 	}
+	refused := make([]string, len(subjects))
 	var ops []mailchimpOperation
 	for i, s := range subjects {
+		if s.Email == "" {
+			refused[i] = "mailchimp erase: subject has no email"
+			continue
+		}
 		for l, list := range m.lists {
 			ops = append(ops, mailchimpOperation{Method: http.MethodGet, Path: m.memberPath(list, s.Email),
 				Params: map[string]string{"fields": "contact_id"}, OperationID: mailchimpOperationID(mailchimpStepLookup, i, l)})
 		}
 	}
+	if len(ops) == 0 {
+		return BatchJob{ID: mailchimpNoBatch, Step: mailchimpStepErase, Refused: refused}, nil
+	}
 	id, err := m.submitBatch(ctx, ops)
 	if err != nil {
 		return BatchJob{}, err
 	}
-	return BatchJob{ID: id, Step: mailchimpStepLookup}, nil
+	return BatchJob{ID: id, Step: mailchimpStepLookup, Refused: refused}, nil
 }
+
+// mailchimpNoBatch is the job of a step with no operation to submit.
+const mailchimpNoBatch = "none"
 
 // ErasuresProgress implements BatchEraser. When the lookup batch has
 // finished it submits the erasure batch (the job moves on to it); when the
@@ -86,53 +93,79 @@ func (m *Mailchimp) StartErasures(ctx context.Context, subjects []Subject) (Batc
 // results: 204 erased, 404 already gone (the audience was checked), any
 // other status a refusal for that person alone.
 func (m *Mailchimp) ErasuresProgress(ctx context.Context, job BatchJob, subjects []Subject) (BatchProgress, error) {
-	st, err := m.batchStatus(ctx, job.ID)
-	if err != nil {
-		return BatchProgress{}, err
+	if len(job.Refused) != len(subjects) {
+		return BatchProgress{}, m.c.local(ActionErase, "batch %s is not one of these %d people's", scrub(job.ID), len(subjects))
 	}
-	prog := BatchProgress{Job: job, Finished: st.FinishedOperations, Total: st.TotalOperations}
-	if st.Status != "finished" {
-		return prog, nil
+	prog := BatchProgress{Job: job}
+	results := map[string]mailchimpResult{}
+	if job.ID != mailchimpNoBatch {
+		st, err := m.batchStatus(ctx, job.ID)
+		if err != nil {
+			return BatchProgress{}, err
+		}
+		prog.Finished, prog.Total = st.FinishedOperations, st.TotalOperations
+		if st.Status != "finished" {
+			return prog, nil
+		}
+		if results, err = m.batchResults(ctx, st.ResponseBodyURL); err != nil {
+			return BatchProgress{}, err
+		}
 	}
-	results, err := m.batchResults(ctx, st.ResponseBodyURL)
-	if err != nil {
-		return BatchProgress{}, err
-	}
+	refused := slices.Clone(job.Refused)
 	switch job.Step {
 	case mailchimpStepLookup:
 		found := make([][]Ref, len(subjects))
 		var ops []mailchimpOperation
 		for i, s := range subjects {
+			if refused[i] != "" {
+				continue
+			}
 			for l, list := range m.lists {
 				r, ok := results[mailchimpOperationID(mailchimpStepLookup, i, l)]
-				if !ok {
-					return BatchProgress{}, m.c.local(ActionErase, "batch %s has no result for operation %s", scrub(job.ID), mailchimpOperationID(mailchimpStepLookup, i, l))
-				}
-				if r.StatusCode == http.StatusOK {
+				switch {
+				case !ok:
+					refused[i] = "mailchimp lookup: the batch has no result for this person"
+				case r.StatusCode == http.StatusOK:
 					var mem struct {
 						ContactID string `json:"contact_id"`
 					}
 					if json.Unmarshal([]byte(r.Response), &mem) == nil && mem.ContactID != "" && !strings.ContainsAny(mem.ContactID, "/?#@") {
 						found[i] = append(found[i], Ref{Kind: "member", ID: list + "/" + mem.ContactID})
 					}
+				case r.StatusCode == http.StatusNotFound:
+					// Not a member: the erasure's own answer says so.
+				default:
+					// No evidence to check later: this person is erased on
+					// their own, as the call per person does.
+					refused[i] = fmt.Sprintf("mailchimp lookup: %d %s", r.StatusCode, scrub(mailchimpErrorCode([]byte(r.Response))))
 				}
-				// Anything else (404: not a member) leaves no evidence;
-				// the erasure's own answer decides.
+			}
+			if refused[i] != "" {
+				continue
+			}
+			for l, list := range m.lists {
 				ops = append(ops, mailchimpOperation{Method: http.MethodPost, Path: m.memberPath(list, s.Email) + "/actions/delete-permanent",
 					OperationID: mailchimpOperationID(mailchimpStepErase, i, l)})
 			}
 		}
-		id, err := m.submitBatch(ctx, ops)
-		if err != nil {
-			return BatchProgress{}, err
+		prog.Job = BatchJob{ID: mailchimpNoBatch, Step: mailchimpStepErase, Found: found, Refused: refused}
+		if len(ops) > 0 {
+			id, err := m.submitBatch(ctx, ops)
+			if err != nil {
+				return BatchProgress{}, err
+			}
+			prog.Job.ID = id
 		}
-		prog.Job = BatchJob{ID: id, Step: mailchimpStepErase, Found: found}
 		prog.Finished, prog.Total = 0, len(ops)
 		return prog, nil
 	case mailchimpStepErase:
 		prog.Done = true
 		prog.Outcomes = make([]BatchOutcome, len(subjects))
 		for i := range subjects {
+			if refused[i] != "" {
+				prog.Outcomes[i].Err = refused[i]
+				continue
+			}
 			out := Outcome{Processor: m.name, Action: ActionErase, Status: StatusAlreadyGone}
 			for l, list := range m.lists {
 				r, ok := results[mailchimpOperationID(mailchimpStepErase, i, l)]
@@ -155,7 +188,9 @@ func (m *Mailchimp) ErasuresProgress(ctx context.Context, job BatchJob, subjects
 				out.HTTPStatus = r.StatusCode
 				out.addRef("list", list)
 			}
-			out.addRef("batch", job.ID)
+			if job.ID != mailchimpNoBatch {
+				out.addRef("batch", job.ID)
+			}
 			if prog.Outcomes[i].Err == "" {
 				prog.Outcomes[i].Outcome = out
 			}
@@ -253,9 +288,10 @@ func (m *Mailchimp) batchResults(ctx context.Context, where string) (map[string]
 		if err != nil {
 			return nil, bad("not a tar archive")
 		}
-		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".json") {
+		if h.Typeflag != tar.TypeReg {
 			continue
 		}
+		// Every file is an array of results, whatever its name.
 		var rs []mailchimpResult
 		if err := json.NewDecoder(tr).Decode(&rs); err != nil {
 			return nil, bad("a file is not a JSON array of results")

@@ -121,9 +121,26 @@ func TestMailchimpBatchRefusalsStayWithTheirPerson(t *testing.T) {
 	f := processorfake.NewMailchimp(t)
 	f.AddMember("news", processorfake.MailchimpMember{Email: "a@example.org"})
 	c := newMailchimp(t, f, "news")
-	// A person without an email cannot be in a batch: said before anything is sent.
-	if _, err := c.StartErasures(context.Background(), []processors.Subject{{RequestID: "r"}}); err == nil {
-		t.Fatal("a subject without email was accepted")
+	// One person's trouble stays theirs: one without an email, one whose
+	// lookup fails (no evidence could be read), one whose erasure fails.
+	for _, e := range []string{"b@example.org", "c@example.org", "d@example.org"} {
+		f.AddMember("news", processorfake.MailchimpMember{Email: e})
+	}
+	f.FailNextOperations(1, http.StatusInternalServerError, "/3.0/lists/news/members/"+processorfake.SubscriberHash("b@example.org"))
+	f.FailNextOperations(1, http.StatusBadRequest, "/3.0/lists/news/members/"+processorfake.SubscriberHash("c@example.org")+"/actions/")
+	mixed := []processors.Subject{{RequestID: "r0"}, {Email: "b@example.org"}, {Email: "c@example.org"}, {Email: "d@example.org"}}
+	p := follow(t, c, mixed)
+	for i, want := range []string{"subject has no email", "mailchimp lookup: 500", "mailchimp erase: 400", ""} {
+		o := p.Outcomes[i]
+		if !strings.Contains(o.Err, want) || want == "" && (o.Err != "" || o.Outcome.Status != processors.StatusDone) || want != "" && o.Outcome.Status != "" {
+			t.Errorf("person %d: %+v, want refusal %q", i, o, want)
+		}
+	}
+	if _, still := f.Member("news", "b@example.org"); !still {
+		t.Error("the person whose lookup failed was erased without evidence: they go to the call per person")
+	}
+	if _, still := f.Member("news", "c@example.org"); !still {
+		t.Error("the person whose erasure failed is gone from the fake")
 	}
 	// An unknown audience is the operator's to fix, as for one person.
 	_, err := newMailchimp(t, f, "typo").StartErasures(context.Background(), []processors.Subject{{Email: "a@example.org"}})
@@ -139,7 +156,7 @@ func TestMailchimpBatchRefusalsStayWithTheirPerson(t *testing.T) {
 		t.Fatal("a batch over the limit was accepted")
 	}
 	// A failing status read is retryable, and the job goes on after it.
-	subjects := []processors.Subject{{RequestID: "r1", Email: "a@example.org"}, {RequestID: "r2", Email: "b@example.org"}}
+	subjects := []processors.Subject{{RequestID: "r1", Email: "a@example.org"}, {RequestID: "r2", Email: "e@example.org"}}
 	job, err := c.StartErasures(context.Background(), subjects)
 	if err != nil {
 		t.Fatal(err)

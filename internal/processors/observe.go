@@ -65,6 +65,31 @@ func (o observedEraser) Erase(ctx context.Context, s Subject) (Outcome, error) {
 	return out, err
 }
 
+// observedBatchEraser reports each call of a batch erasure as an erase:
+// pending_async while the job runs, done once it is.
+type observedBatchEraser struct {
+	BatchEraser
+	w watch
+}
+
+func (o observedBatchEraser) StartErasures(ctx context.Context, subjects []Subject) (BatchJob, error) {
+	began := time.Now()
+	job, err := o.BatchEraser.StartErasures(ctx, subjects)
+	o.w.call(ActionErase, began, Outcome{Status: StatusPending}, err)
+	return job, err
+}
+
+func (o observedBatchEraser) ErasuresProgress(ctx context.Context, job BatchJob, subjects []Subject) (BatchProgress, error) {
+	began := time.Now()
+	p, err := o.BatchEraser.ErasuresProgress(ctx, job, subjects)
+	status := StatusPending
+	if p.Done {
+		status = StatusDone
+	}
+	o.w.call(ActionErase, began, Outcome{Status: status}, err)
+	return p, err
+}
+
 type observedExporter struct {
 	Exporter
 	w watch

@@ -2,6 +2,7 @@ package processors_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -88,5 +89,38 @@ func TestObservedRegistryReportsEveryCallAndItsOutcome(t *testing.T) {
 	}
 	if plain.Observed(nil) != plain {
 		t.Error("Observed(nil) is not the registry itself")
+	}
+}
+
+// A batch erasure is observed too: each call of it, as an erase.
+func TestObservedRegistryReportsBatchCalls(t *testing.T) {
+	ctx := context.Background()
+	sg := processorfake.NewSendGrid(t)
+	sg.AddContact(processorfake.SendGridContact{Email: email})
+	plain, err := processors.NewRegistry([]processors.Config{{Name: "sg", Kind: "sendgrid", BaseURL: sg.URL(), CredentialEnv: "K"}},
+		processors.BuildOptions{LookupEnv: envMap(map[string]string{"K": sg.APIKey})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heard calls
+	be, ok := plain.Observed(&heard).BatchEraser("sg")
+	if !ok {
+		t.Fatal("no batch eraser")
+	}
+	subjects := []processors.Subject{subject("req_1")}
+	job, err := be.StartErasures(ctx, subjects)
+	for i := 0; err == nil && i < 3; i++ {
+		var p processors.BatchProgress
+		if p, err = be.ErasuresProgress(ctx, job, subjects); p.Done {
+			break
+		}
+		job = p.Job
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[sg/erase/pending_async sg/erase/pending_async sg/erase/done]"
+	if got := fmt.Sprint(heard.seen); got != want {
+		t.Fatalf("heard %s, want %s", got, want)
 	}
 }

@@ -223,6 +223,10 @@ type BatchJob struct {
 	// Found carries what an earlier step learnt, per subject (processor
 	// ids, such as Mailchimp contact ids), for the outcomes.
 	Found [][]Ref `json:"found,omitempty"`
+	// Refused says, per subject, why an earlier step left them out
+	// ("" for none): their outcome is that refusal, and they are asked
+	// again on their own.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // BatchProgress is how a batch job stands.

@@ -479,7 +479,11 @@ func (r *Registry) Eraser(name string) (Eraser, bool) {
 
 // BatchEraser returns the named connector if it erases in batches.
 func (r *Registry) BatchEraser(name string) (BatchEraser, bool) {
-	return capability[BatchEraser](r, name)
+	c, ok := capability[BatchEraser](r, name)
+	if ok && r.observer != nil {
+		return observedBatchEraser{c, r.watch(name)}, true
+	}
+	return c, ok
 }
 
 // Exporter returns the named connector if it can export.

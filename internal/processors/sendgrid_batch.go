@@ -16,102 +16,126 @@ import (
 // 100 ids.
 const SendGridBatchSize = 100
 
-// sendGridStepDelete is the one step of a SendGrid batch erasure: the
+// The steps of a SendGrid batch erasure: the people's contacts found (and
+// recorded before anything is deleted: a retry after the deletion could
+// find nothing, and the receipt would lose its evidence), then the
 // deletion job, followed until none of its contacts can be read.
-const sendGridStepDelete = "delete"
+const (
+	sendGridStepFound  = "found"
+	sendGridStepDelete = "delete"
+)
 
 // BatchSize implements BatchEraser.
 func (s *SendGrid) BatchSize() int { return SendGridBatchSize }
 
 // StartErasures implements BatchEraser: one search for everyone's contacts
-// (or the contact ids the application keeps), then one asynchronous
-// deletion of all of them. The job carries each person's contact ids.
+// (or the contact ids the application keeps). A person with neither is
+// refused alone. Nothing is deleted yet.
 func (s *SendGrid) StartErasures(ctx context.Context, subjects []Subject) (BatchJob, error) {
 	if len(subjects) == 0 || len(subjects) > SendGridBatchSize {
 		return BatchJob{}, s.c.local(ActionErase, "a batch takes 1 to %d people, not %d", SendGridBatchSize, len(subjects))
 	}
-	found := make([][]Ref, len(subjects))
+	job := BatchJob{ID: "search", Step: sendGridStepFound, Found: make([][]Ref, len(subjects)), Refused: make([]string, len(subjects))}
 	byEmail := map[string][]int{}
 	for i, subj := range subjects {
 		switch {
 		case subj.ID(IDSendGridContact) != "":
-			found[i] = []Ref{{Kind: "contact", ID: subj.ID(IDSendGridContact)}}
+			job.Found[i] = []Ref{{Kind: "contact", ID: subj.ID(IDSendGridContact)}}
 		case subj.Email == "":
-			return BatchJob{}, s.c.local(ActionErase, "subject has neither %s nor email", IDSendGridContact)
+			job.Refused[i] = "sendgrid erase: subject has neither " + IDSendGridContact + " nor email"
 		default:
 			e := strings.ToLower(subj.Email)
 			byEmail[e] = append(byEmail[e], i)
 		}
 	}
-	if len(byEmail) > 0 {
-		emails := slices.Sorted(maps.Keys(byEmail))
-		r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/search/emails", map[string][]string{"emails": emails})
-		if err != nil {
-			return BatchJob{}, err
-		}
-		switch {
-		case r.Status == http.StatusOK:
-			var res struct {
-				Result map[string]struct {
-					Contact *sendGridContact `json:"contact"`
-				} `json:"result"`
-			}
-			if err := json.Unmarshal(r.Body, &res); err != nil || res.Result == nil {
-				return BatchJob{}, s.c.badBody(ActionErase, r)
-			}
-			for _, e := range slices.Sorted(maps.Keys(res.Result)) {
-				c := res.Result[e].Contact
-				if c == nil || c.ID == "" {
-					continue
-				}
-				for _, i := range byEmail[strings.ToLower(e)] {
-					if ref := (Ref{Kind: "contact", ID: c.ID}); !slices.Contains(found[i], ref) {
-						found[i] = append(found[i], ref)
-					}
-				}
-			}
-		case r.Status == http.StatusNotFound && json.Valid(r.Body) && bytes.Contains(r.Body, []byte(`"errors"`)):
-			// Nobody has a contact.
-		default:
-			return BatchJob{}, s.c.fail(ActionErase, r)
-		}
-	}
-	job := BatchJob{ID: "none", Step: sendGridStepDelete, Found: found}
-	ids := contactIDs(found)
-	if len(ids) == 0 {
+	if len(byEmail) == 0 {
 		return job, nil
 	}
-	r, err := s.c.do(ctx, ActionErase, call{method: http.MethodDelete, path: "/v3/marketing/contacts",
-		query: url.Values{"ids": {strings.Join(ids, ",")}}})
+	emails := slices.Sorted(maps.Keys(byEmail))
+	r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/search/emails", map[string][]string{"emails": emails})
 	if err != nil {
 		return BatchJob{}, err
 	}
-	switch r.Status {
-	case http.StatusAccepted, http.StatusOK:
-		if id := scrub(jobID(r.Body)); id != "" {
-			job.ID = id
+	switch {
+	case r.Status == http.StatusOK:
+		var res struct {
+			Result map[string]struct {
+				Contact *sendGridContact `json:"contact"`
+			} `json:"result"`
 		}
-	case http.StatusNotFound:
-		// Only with known contact ids, deleted before.
+		if err := json.Unmarshal(r.Body, &res); err != nil || res.Result == nil {
+			return BatchJob{}, s.c.badBody(ActionErase, r)
+		}
+		for _, e := range slices.Sorted(maps.Keys(res.Result)) {
+			c := res.Result[e].Contact
+			if c == nil || c.ID == "" {
+				continue
+			}
+			people, ok := byEmail[strings.ToLower(e)]
+			if !ok {
+				// A contact that names nobody asked for: left unattributed,
+				// its person would be reported gone while it stays. The
+				// batch gives way to a call per person.
+				return BatchJob{}, s.c.local(ActionErase, "the contact search answered for an address that was not asked")
+			}
+			for _, i := range people {
+				if ref := (Ref{Kind: "contact", ID: c.ID}); !slices.Contains(job.Found[i], ref) {
+					job.Found[i] = append(job.Found[i], ref)
+				}
+			}
+		}
+	case r.Status == http.StatusNotFound && json.Valid(r.Body) && bytes.Contains(r.Body, []byte(`"errors"`)):
+		// Nobody has a contact.
 	default:
 		return BatchJob{}, s.c.fail(ActionErase, r)
 	}
 	return job, nil
 }
 
-// ErasuresProgress implements BatchEraser: the job is done when none of
-// its contacts can be read any more (one batched read of up to 100 ids).
+// ErasuresProgress implements BatchEraser. After the search it deletes
+// every contact found, in one asynchronous job; then the job is done when
+// none of its contacts can be read any more (one batched read of up to
+// 100 ids).
 func (s *SendGrid) ErasuresProgress(ctx context.Context, job BatchJob, subjects []Subject) (BatchProgress, error) {
-	if job.Step != sendGridStepDelete || len(job.Found) != len(subjects) {
-		return BatchProgress{}, s.c.local(ActionErase, "batch job %s is not one of SendGrid's for these people", scrub(job.ID))
+	if len(job.Found) != len(subjects) || len(job.Refused) != len(subjects) {
+		return BatchProgress{}, s.c.local(ActionErase, "batch job %s is not these %d people's", scrub(job.ID), len(subjects))
 	}
 	ids := contactIDs(job.Found)
-	present := 0
+	switch job.Step {
+	case sendGridStepFound:
+		if len(ids) == 0 {
+			break // nothing to delete: done
+		}
+		r, err := s.c.do(ctx, ActionErase, call{method: http.MethodDelete, path: "/v3/marketing/contacts",
+			query: url.Values{"ids": {strings.Join(ids, ",")}}})
+		if err != nil {
+			return BatchProgress{}, err
+		}
+		next := job
+		next.Step, next.ID = sendGridStepDelete, "deletion"
+		switch r.Status {
+		case http.StatusAccepted, http.StatusOK:
+			if id := scrub(jobID(r.Body)); id != "" {
+				next.ID = id
+			}
+		case http.StatusNotFound:
+			// Only with known contact ids, deleted before: the reads that
+			// follow say whether any is left.
+		default:
+			return BatchProgress{}, s.c.fail(ActionErase, r)
+		}
+		return BatchProgress{Job: next, Total: len(ids)}, nil
+	case sendGridStepDelete:
+	default:
+		return BatchProgress{}, s.c.local(ActionErase, "batch step %q is not one of SendGrid's", job.Step)
+	}
+	present, status := 0, 0
 	if len(ids) > 0 {
 		r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/batch", map[string][]string{"ids": ids})
 		if err != nil {
 			return BatchProgress{}, err
 		}
+		status = r.Status
 		switch {
 		case r.Status == http.StatusOK:
 			var res struct {
@@ -138,11 +162,19 @@ func (s *SendGrid) ErasuresProgress(ctx context.Context, job BatchJob, subjects 
 	prog.Done = true
 	prog.Outcomes = make([]BatchOutcome, len(subjects))
 	for i, refs := range job.Found {
-		out := Outcome{Processor: s.name, Action: ActionErase, Status: StatusAlreadyGone, HTTPStatus: http.StatusNotFound}
+		if job.Refused[i] != "" {
+			prog.Outcomes[i].Err = job.Refused[i]
+			continue
+		}
+		// The read that found nothing left decides.
+		out := Outcome{Processor: s.name, Action: ActionErase, Status: StatusAlreadyGone, HTTPStatus: status}
 		if len(refs) == 0 {
 			out.Note = "no contact has this email"
 		} else {
-			out.Status, out.JobID = StatusDone, job.ID
+			out.Status = StatusDone
+			if job.Step == sendGridStepDelete && job.ID != "deletion" {
+				out.JobID = job.ID
+			}
 			for _, r := range refs {
 				out.addRef(r.Kind, r.ID)
 			}

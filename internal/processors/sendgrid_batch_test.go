@@ -37,12 +37,20 @@ func TestSendGridErasesAHundredPeopleInOneSearchOneDeleteAndWaitsForTheJob(t *te
 	if n := len(f.CallsTo(http.MethodPost, "/v3/marketing/contacts/search/emails")); n != 1 {
 		t.Fatalf("%d searches, want one for the batch", n)
 	}
+	// What was found is the job's before anything is deleted.
+	if n := len(f.CallsTo(http.MethodDelete, "/v3/marketing/contacts")); n != 0 {
+		t.Fatalf("%d deletions before the contacts found were kept", n)
+	}
+	p, err := c.ErasuresProgress(ctx, job, subjects)
+	if err != nil || p.Done || p.Job.Step == job.Step {
+		t.Fatalf("after the search: %+v %v, want the deletion's job", p, err)
+	}
+	job = p.Job
 	if n := len(f.CallsTo(http.MethodDelete, "/v3/marketing/contacts")); n != 1 {
 		t.Fatalf("%d deletions, want one for the batch", n)
 	}
 	// The job runs: its contacts can still be read.
 	running := 0
-	var p processors.BatchProgress
 	for range 5 {
 		if p, err = c.ErasuresProgress(ctx, job, subjects); err != nil {
 			t.Fatal(err)
@@ -76,6 +84,21 @@ func TestSendGridErasesAHundredPeopleInOneSearchOneDeleteAndWaitsForTheJob(t *te
 		if strings.Contains(fmt.Sprint(o), "@") {
 			t.Errorf("person %d: the outcome holds an address", i)
 		}
+	}
+	// A person with neither an id nor an address is refused alone.
+	f.AddContact(processorfake.SendGridContact{Email: "z@example.org"})
+	mixed := []processors.Subject{{RequestID: "x"}, {RequestID: "y", Email: "Z@example.org"}}
+	if job, err = c.StartErasures(ctx, mixed); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if p, err = c.ErasuresProgress(ctx, job, mixed); err != nil || p.Done {
+			break
+		}
+		job = p.Job
+	}
+	if !p.Done || p.Outcomes[0].Err == "" || p.Outcomes[1].Outcome.Status != processors.StatusDone {
+		t.Fatalf("mixed: %+v %v", p, err)
 	}
 	// Over the limit, said before anything is sent.
 	if _, err := c.StartErasures(ctx, make([]processors.Subject, 101)); err == nil {

@@ -197,9 +197,10 @@ type ProcessorBatchPerson struct {
 // ProcessorBatchJob is a processor's batch job: its id, its step, and what
 // an earlier step found of each person (processor ids only).
 type ProcessorBatchJob struct {
-	ID    string           `json:"id"`
-	Step  string           `json:"step,omitempty"`
-	Found [][]ProcessorRef `json:"found,omitempty"`
+	ID      string           `json:"id"`
+	Step    string           `json:"step,omitempty"`
+	Found   [][]ProcessorRef `json:"found,omitempty"`
+	Refused []string         `json:"refused,omitempty"`
 }
 
 // ProcessorBatchProgress is how a batch job stands: once Done, Calls has

@@ -52,6 +52,7 @@ type Mailchimp struct {
 	batches    []*mcBatch
 	batchPolls int
 	operations []Call // what batches ran
+	opFaults   []*Fault
 }
 
 // NewMailchimp starts a Mailchimp fake; connectors use URL() as base URL.

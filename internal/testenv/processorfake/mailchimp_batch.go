@@ -58,6 +58,15 @@ func (f *Mailchimp) Operations(method, pathPrefix string) []Call {
 	return out
 }
 
+// FailNextOperations makes the next n batch operations on paths starting
+// with pathPrefix (under /3.0) answer status with Mailchimp's error body,
+// as one operation of a batch can fail while the others succeed.
+func (f *Mailchimp) FailNextOperations(n, status int, pathPrefix string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opFaults = append(f.opFaults, &Fault{Status: status, Times: n, PathPrefix: pathPrefix})
+}
+
 // Batches is how many batches the fake was given.
 func (f *Mailchimp) Batches() int {
 	f.mu.Lock()
@@ -145,7 +154,11 @@ func (f *Mailchimp) runBatch(bt *mcBatch) {
 		u.RawQuery = q.Encode()
 		req := httptest.NewRequest(op.Method, u.String(), strings.NewReader(op.Body))
 		rec := httptest.NewRecorder()
-		f.mux.ServeHTTP(rec, req)
+		if fault := f.takeOperationFault(req.URL.Path); fault != nil {
+			mcProblem(rec, fault.Status, http.StatusText(fault.Status), "An unexpected error occurred.")
+		} else {
+			f.mux.ServeHTTP(rec, req)
+		}
 		f.operations = append(f.operations, Call{Method: op.Method, Path: req.URL.Path, Query: q, Body: []byte(op.Body), Status: rec.Code, At: time.Now()})
 		if rec.Code >= 400 {
 			bt.errored++
@@ -178,4 +191,17 @@ func (f *Mailchimp) batchResults(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.NotFound(w, r)
+}
+
+func (f *Mailchimp) takeOperationFault(path string) *Fault {
+	for i, fault := range f.opFaults {
+		if !strings.HasPrefix(path, fault.PathPrefix) {
+			continue
+		}
+		if fault.Times--; fault.Times <= 0 {
+			f.opFaults = append(f.opFaults[:i], f.opFaults[i+1:]...)
+		}
+		return fault
+	}
+	return nil
 }

@@ -313,6 +313,17 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	if resp, err := http.PostForm(page, url.Values{"code": {wrong}}); err != nil || resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("a wrong code: %v %v", err, resp)
 	}
+	// Callbacks send a request's latest state: a deletion done within one
+	// look would go from waiting for the code to fulfilled. The person's
+	// row is held until the agent has heard that the work is in progress.
+	hold, err := e.App.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hold.Rollback(context.Background()) })
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM demo.accounts WHERE id = $1 FOR UPDATE`, target.ID); err != nil {
+		t.Fatal(err)
+	}
 	resp, err = http.PostForm(page, url.Values{"code": {mailed}})
 	if err != nil {
 		t.Fatal(err)
@@ -321,6 +332,17 @@ func TestAnAuthorizedAgentExercisesRightsOverTheDataRightsProtocol(t *testing.T)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "confirmed") || !strings.Contains(string(body), back) {
 		t.Fatalf("the right code: %d %s", resp.StatusCode, body)
+	}
+	testenv.Eventually(t, 30*time.Second, "an in-progress callback once verified", func() bool {
+		for _, cb := range agent.callbacksFor(del.RequestID) {
+			if cb.Status == drp.StatusInProgress && cb.Reason == "" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	// An access request from the same agent, now relied on for email_verified: no code.

@@ -27,7 +27,7 @@ var bulk *activities.BulkErasure
 //  3. each processor is asked to erase each person, on the processor's
 //     own task queue, whose rate the server holds to the processor's rate
 //     limit: one call each, or, at a processor with a batch API
-//     (Mailchimp), one batch job for up to its batch size of people
+//     (Mailchimp, SendGrid), one batch job for up to its batch size of people
 //     (eraseInBatch); a person a processor could not erase at
 //     once (asynchronous, an operator needed, a 4xx) is handed to an
 //     EraseAtProcessor of their own, with its polling, operator task and

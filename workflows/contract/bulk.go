@@ -178,7 +178,7 @@ type ReleaseDueResult struct {
 }
 
 // ProcessorBatchInput asks a processor with a batch API (Mailchimp's
-// /batches) to erase some of a page's people in one job (Job nil), or how
+// /batches, SendGrid's searches and deletions of many) to erase some of a page's people in one job (Job nil), or how
 // that job is going.
 type ProcessorBatchInput struct {
 	Batch     string // the page

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,22 +243,45 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 		t.Errorf("the completion mail does not carry the receipt (%v)", err)
 	}
 
-	// What outlives the request runs on: follow-ups at processors, the
-	// backups watch, the hold's end.
-	// Stripe and Mailchimp erased at the first call (after retries): they
-	// have no workflow of their own, and one follow-up checks both.
-	for _, wf := range []string{contract.ProcessorFollowUpsWorkflowID(id), contract.ProcessorFollowUpWorkflowID(id, "crm"), id + "-backups", id + "-hold-demo.purchases"} {
+	// What outlives the request runs on, in one workflow: the follow-ups at
+	// processors, the backups watch, the hold's end. Stripe and Mailchimp
+	// erased at the first call (after retries): they have no workflow of
+	// their own, and it checks both; crm, erased through its own workflow
+	// (an operator's retry), has its own follow-up.
+	for _, wf := range []string{contract.AfterErasureWorkflowID(id), contract.ProcessorFollowUpWorkflowID(id, "crm")} {
 		d, err := w.Temporal.DescribeWorkflowExecution(ctx, wf, "")
 		if err != nil || d.WorkflowExecutionInfo.Status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			t.Errorf("%s: want running, got %v", wf, err)
 		}
+	}
+	for _, wf := range []string{contract.ProcessorFollowUpsWorkflowID(id), id + "-backups", id + "-hold-demo.purchases"} {
+		if _, err := w.Temporal.DescribeWorkflowExecution(ctx, wf, ""); err == nil {
+			t.Errorf("%s: started beside the request's AfterErasure", wf)
+		}
+	}
+	resp, err := w.Temporal.QueryWorkflow(ctx, contract.AfterErasureWorkflowID(id), "", contract.QueryProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after contract.AfterErasureProgress
+	if err := resp.Get(&after); err != nil {
+		t.Fatal(err)
+	}
+	var checks []string
+	for _, c := range after.FollowUps {
+		checks = append(checks, c.Processor+":"+c.Status)
+	}
+	slices.Sort(checks)
+	if !slices.Equal(checks, []string{"mailchimp:waiting", "stripe:waiting"}) || after.Backups == nil || after.Backups.Status != contract.BackupsWaiting ||
+		len(after.Backups.Locations) != 1 || len(after.Holds) != 1 || after.Holds[0].Table != "demo.purchases" || !after.Holds[0].Until.After(time.Now()) {
+		t.Errorf("what outlives the request: %+v", after)
 	}
 	for _, wf := range []string{contract.ProcessorErasureWorkflowID(id, "stripe"), contract.ProcessorErasureWorkflowID(id, "mailchimp")} {
 		if _, err := w.Temporal.DescribeWorkflowExecution(ctx, wf, ""); err == nil {
 			t.Errorf("%s: a processor that erased at the first call got a workflow of its own", wf)
 		}
 	}
-	for _, wf := range []string{id, id + "-erasure-crm", contract.ProcessorFollowUpsWorkflowID(id)} {
+	for _, wf := range []string{id, id + "-erasure-crm", contract.AfterErasureWorkflowID(id)} {
 		assertHistoryClean(t, w.Stack, wf, w.person.ID, w.person.Email, w.person.Name)
 	}
 	for name, wf := range map[string]string{
@@ -271,13 +295,15 @@ func TestErasureReachesEverySystemAndLeavesAReceipt(t *testing.T) {
 		// Then lean-request: the request runs the erasure itself
 		// (request-erasure-completed-local-writes and
 		// erasure-completed-with-hold-lean are the histories from before).
-		"request-erasure-completed-in-request":                   id,
+		// Then lean-request version 2: one AfterErasure for what outlives
+		// the request (request-erasure-completed-in-request,
+		// processor-followups-waiting, backups-waiting-for-the-first-check
+		// and hold-sleeping are the histories from before).
+		"request-erasure-completed-with-after-erasure":           id,
+		"after-erasure-waiting":                                  contract.AfterErasureWorkflowID(id),
 		"processor-erasure-task-retried-given-first-answer":      contract.ProcessorErasureWorkflowID(id, "crm"),
 		"processor-erasure-task-done-by-hand-given-first-answer": contract.ProcessorErasureWorkflowID(id, "paypal"),
 		"processor-followup-waiting":                             contract.ProcessorFollowUpWorkflowID(id, "crm"),
-		"processor-followups-waiting":                            contract.ProcessorFollowUpsWorkflowID(id),
-		"backups-waiting-for-the-first-check":                    contract.BackupWatchWorkflowID(id), // FirstCheckLater (backups-watching is from before)
-		"hold-sleeping":                                          id + "-hold-demo.purchases",
 	} {
 		keepHistory(t, w.Stack, wf, name)
 	}

@@ -143,10 +143,15 @@ func erase(ctx workflow.Context, in contract.ErasureInput, progress *contract.Er
 
 	// What outlives the request starts, and the receipt is audited, at once.
 	erasedAt := workflow.Now(ctx)
-	later := append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
+	var later []workflow.ChildWorkflowFuture
 	followUpsStarted := func() error { return nil }
-	if followUpsWithTheRest {
-		followUpsStarted = e.followUpsLater(ctx)
+	if followUpsWithTheRest && oneAfterErasure(ctx) {
+		later = e.afterErasureLater(ctx, erasedAt)
+	} else {
+		later = append(e.watchBackups(ctx, erasedAt), e.releaseHoldsLater(ctx)...)
+		if followUpsWithTheRest {
+			followUpsStarted = e.followUpsLater(ctx)
+		}
 	}
 	e.receipt.CompletedAt = erasedAt
 	progress.Receipt = e.receipt
@@ -475,6 +480,16 @@ func (e *erasure) followUpsLater(ctx workflow.Context) func() error {
 // watchBackups starts the wait for every backup older than the erasure to
 // rotate out (P6). It outlives the request.
 func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workflow.ChildWorkflowFuture {
+	in := e.backupsOnReceipt(erasedAt)
+	if in == nil {
+		return nil
+	}
+	return []workflow.ChildWorkflowFuture{startAbandoned(ctx, contract.BackupWatchWorkflowID(e.in.RequestID), contract.WorkflowAwaitBackupRotation, *in)}
+}
+
+// backupsOnReceipt puts the backups that rotate out on the receipt, and
+// returns the watch of their rotation; nil: the map names no backups.
+func (e *erasure) backupsOnReceipt(erasedAt time.Time) *contract.BackupWatchInput {
 	if len(e.plan.Backups) == 0 {
 		return nil
 	}
@@ -484,9 +499,22 @@ func (e *erasure) watchBackups(ctx workflow.Context, erasedAt time.Time) []workf
 		e.receipt.Add(b.ReceiptEntry(erasedAt))
 	}
 	e.receipt.BackupsGoneBy = erasedAt.Add(longest)
-	return []workflow.ChildWorkflowFuture{startAbandoned(ctx, contract.BackupWatchWorkflowID(e.in.RequestID), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
+	return &contract.BackupWatchInput{
 		RequestID: e.in.RequestID, ErasedAt: erasedAt, Locations: e.plan.Backups, Promise: e.plan.BackupPromise, FirstCheckLater: true,
-	})}
+	}
+}
+
+// afterErasureLater (leanRequestAfterErasure) starts one AfterErasure for
+// everything that outlives the request: the follow-ups at the processors
+// that settled the erasure at once, the backups watch and each hold's end.
+// None: nothing outlives it, and nothing starts.
+func (e *erasure) afterErasureLater(ctx workflow.Context, erasedAt time.Time) []workflow.ChildWorkflowFuture {
+	in := contract.AfterErasureInput{RequestID: e.in.RequestID, SubjectRef: e.in.SubjectRef,
+		FollowUps: e.followUps, Backups: e.backupsOnReceipt(erasedAt), Holds: e.held}
+	if len(in.FollowUps) == 0 && in.Backups == nil && len(in.Holds) == 0 {
+		return nil
+	}
+	return []workflow.ChildWorkflowFuture{startAbandoned(ctx, contract.AfterErasureWorkflowID(e.in.RequestID), contract.WorkflowAfterErasure, in)}
 }
 
 // releaseHoldsLater starts, for each table holding rows under a legal hold,
@@ -539,18 +567,31 @@ func ReleaseHold(ctx workflow.Context, in contract.ReleaseHoldInput) (int, error
 				return deleted, err
 			}
 		}
-		var res contract.EraseHeldResult
-		if err := workflow.ExecuteActivity(ctx, eraser.EraseHeldRows, contract.EraseHeldInput{RequestID: in.RequestID, Held: in.Held}).Get(ctx, &res); err != nil {
+		res, err := eraseHeldRows(ctx, in.RequestID, in.Held)
+		if err != nil {
 			return deleted, err
 		}
 		deleted += res.Deleted
 		until = res.Next
 	}
-	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, in.Held.HoldRef).Get(ctx, nil); err != nil {
-		return deleted, err
+	return deleted, endHold(ctx, in.RequestID, in.SubjectRef, in.Held, deleted)
+}
+
+// eraseHeldRows erases the held rows whose hold has ended, and says when
+// the next one ends (zero: none remains).
+func eraseHeldRows(ctx workflow.Context, requestID string, held contract.HeldRows) (contract.EraseHeldResult, error) {
+	var res contract.EraseHeldResult
+	err := workflow.ExecuteActivity(ctx, eraser.EraseHeldRows, contract.EraseHeldInput{RequestID: requestID, Held: held}).Get(ctx, &res)
+	return res, err
+}
+
+// endHold, once no held row remains, destroys the key that sealed the
+// user id and audits the hold's end.
+func endHold(ctx workflow.Context, requestID, subjectRef string, held contract.HeldRows, deleted int) error {
+	if err := workflow.ExecuteActivity(ctx, lifecycle.ShredSubject, held.HoldRef).Get(ctx, nil); err != nil {
+		return err
 	}
-	err := record(ctx, contract.AuditInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef, Actor: "system", Action: "erasure.hold_ended",
-		Detail: map[string]string{"request_id": in.RequestID, "table": in.Held.Table, "rows": fmt.Sprint(deleted)},
-		Key:    onceKey(in.RequestID, "hold_ended", in.Held.Table)})
-	return deleted, err
+	return record(ctx, contract.AuditInput{RequestID: requestID, SubjectRef: subjectRef, Actor: "system", Action: "erasure.hold_ended",
+		Detail: map[string]string{"request_id": requestID, "table": held.Table, "rows": fmt.Sprint(deleted)},
+		Key:    onceKey(requestID, "hold_ended", held.Table)})
 }

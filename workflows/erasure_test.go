@@ -43,6 +43,8 @@ type fakeSystems struct {
 	// long, as the real one waits for its checks; followUpIDs are their ids.
 	followUpsWait time.Duration
 	followUpIDs   []string
+	// after are the inputs of the AfterErasure workflows started.
+	after []contract.AfterErasureInput
 }
 
 func newFakeSystems() *fakeSystems {
@@ -238,6 +240,13 @@ func (f *fakeSystems) registerTheRest(env *testsuite.TestWorkflowEnvironment) {
 		f.note("hold " + in.Held.Table)
 		return 0, nil
 	}, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in contract.AfterErasureInput) (contract.AfterErasureProgress, error) {
+		f.note("after erasure")
+		f.mu.Lock()
+		f.after = append(f.after, in)
+		f.mu.Unlock()
+		return contract.AfterErasureProgress{}, nil
+	}, workflow.RegisterOptions{Name: contract.WorkflowAfterErasure})
 }
 
 func newErasureEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {

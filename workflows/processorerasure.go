@@ -36,10 +36,10 @@ const eraseMaxAttempts = 12
 // Calls run on the processor's own task queue (contract.ProcessorTaskQueue),
 // whose rate the server holds to the processor's rate limit; runs from
 // before that (version DefaultVersion) keep calling on the workflow's queue.
-// A lean request (inLeanRequest) has it without a check.
+// A lean request, or an AfterErasure, has it without a check (earlierChecksPassed).
 func withProcessorCalls(ctx workflow.Context, processor string) workflow.Context {
 	queue := ""
-	if inLeanRequest(ctx) || workflow.GetVersion(ctx, "processor-task-queues", workflow.DefaultVersion, 1) == 1 {
+	if earlierChecksPassed(ctx) || workflow.GetVersion(ctx, "processor-task-queues", workflow.DefaultVersion, 1) == 1 {
 		queue = contract.ProcessorTaskQueue(workflow.GetInfo(ctx).TaskQueueName, processor)
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -421,48 +421,68 @@ func ProcessorFollowUps(ctx workflow.Context, in contract.ProcessorFollowUpsInpu
 	ctx = withActivityDefaults(ctx)
 	done := make([]bool, len(in.Checks))
 	for {
-		// The earliest check left, and those due soon after it.
-		first := -1
-		for i, c := range in.Checks {
-			if !done[i] && (first < 0 || c.DueAt.Before(in.Checks[first].DueAt)) {
-				first = i
-			}
-		}
-		if first < 0 {
+		batch, at := nextFollowUps(in.Checks, done)
+		if len(batch) == 0 {
 			return res, nil
-		}
-		var batch []int
-		at := in.Checks[first].DueAt
-		for i, c := range in.Checks {
-			if !done[i] && !c.DueAt.After(in.Checks[first].DueAt.Add(followUpsTogether)) {
-				batch = append(batch, i)
-				if c.DueAt.After(at) {
-					at = c.DueAt
-				}
-			}
 		}
 		if wait := at.Sub(workflow.Now(ctx)); wait > 0 {
 			if err := workflow.Sleep(ctx, wait); err != nil {
 				return res, err
 			}
 		}
-		wg := workflow.NewWaitGroup(ctx)
-		var errs []error
 		for _, i := range batch {
 			done[i] = true
-			wg.Add(1)
-			workflow.Go(ctx, func(ctx workflow.Context) {
-				defer wg.Done()
-				if err := checkFollowUp(ctx, in.Checks[i], &res[i]); err != nil {
-					errs = append(errs, err)
-				}
-			})
 		}
-		wg.Wait(ctx)
-		if len(errs) > 0 {
-			return res, errs[0]
+		if err := checkFollowUpsTogether(ctx, in.Checks, res, batch); err != nil {
+			return res, err
 		}
 	}
+}
+
+// nextFollowUps is the earliest check not done, with those due within
+// followUpsTogether after it, and when to make them: the latest one's due
+// time. No batch: every check is done.
+func nextFollowUps(checks []contract.ProcessorFollowUpInput, done []bool) (batch []int, at time.Time) {
+	first := -1
+	for i, c := range checks {
+		if !done[i] && (first < 0 || c.DueAt.Before(checks[first].DueAt)) {
+			first = i
+		}
+	}
+	if first < 0 {
+		return nil, time.Time{}
+	}
+	at = checks[first].DueAt
+	for i, c := range checks {
+		if !done[i] && !c.DueAt.After(checks[first].DueAt.Add(followUpsTogether)) {
+			batch = append(batch, i)
+			if c.DueAt.After(at) {
+				at = c.DueAt
+			}
+		}
+	}
+	return batch, at
+}
+
+// checkFollowUpsTogether makes the checks of batch side by side, each
+// result in res at its index; err is only the workflow's cancellation.
+func checkFollowUpsTogether(ctx workflow.Context, checks []contract.ProcessorFollowUpInput, res []contract.ProcessorFollowUpResult, batch []int) error {
+	wg := workflow.NewWaitGroup(ctx)
+	var errs []error
+	for _, i := range batch {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			if err := checkFollowUp(ctx, checks[i], &res[i]); err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait(ctx)
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
 }
 
 // followUpsTogether: ProcessorFollowUps makes checks due this close

@@ -38,7 +38,7 @@ import (
 const recordAndTell = "record-and-tell"
 
 func policyBefore(ctx workflow.Context) bool {
-	if inLeanRequest(ctx) {
+	if earlierChecksPassed(ctx) {
 		return false
 	}
 	return workflow.GetVersion(ctx, recordAndTell, workflow.DefaultVersion, 1) == workflow.DefaultVersion
@@ -97,7 +97,7 @@ func recordLater(ctx workflow.Context, in contract.AuditInput) func() error {
 const localWrites = "local-writes"
 
 func writesLocally(ctx workflow.Context) bool {
-	if inLeanRequest(ctx) {
+	if earlierChecksPassed(ctx) {
 		return true
 	}
 	return workflow.GetVersion(ctx, localWrites, workflow.DefaultVersion, 1) == 1

@@ -58,19 +58,38 @@ type request struct {
 //
 // Requests that started before keep mailing the receipt first and their
 // EraseSubject child.
+//
+// Version 2 (leanRequestAfterErasure): what outlives the request's erasure
+// (the follow-ups at processors, the backups watch, each hold's end) is
+// one AfterErasure workflow, not one workflow each. Requests that took
+// version 1 keep starting those.
 const leanRequest = "lean-request"
 
-// leanRequestKey marks the context of a request that took leanRequest. The
-// code that started it had the version checks from before (local-writes,
-// processor-task-queues, record-and-tell): in its context they are taken
-// as passed, without a marker each (and the search-attribute upsert, a
-// write to visibility, that the SDK adds to every marker). Keep it so: a
-// lean request's history has no marker of those checks to replay from.
+// leanRequestAfterErasure is leanRequest's version 2.
+const leanRequestAfterErasure = 2
+
+// leanRequestKey marks the context of a request that took leanRequest,
+// its value the version taken; and of an AfterErasure, which is newer
+// still. The code that started them had the version checks from before
+// (local-writes, processor-task-queues, record-and-tell): in their context
+// those are taken as passed, without a marker each (and the
+// search-attribute upsert, a write to visibility, that the SDK adds to
+// every marker). Keep it so: their histories have no marker of those
+// checks to replay from.
 type leanRequestKey struct{}
 
-func inLeanRequest(ctx workflow.Context) bool {
-	lean, _ := ctx.Value(leanRequestKey{}).(bool)
-	return lean
+// earlierChecksPassed: the context takes the version checks from before
+// leanRequest as passed (see leanRequestKey).
+func earlierChecksPassed(ctx workflow.Context) bool {
+	v, _ := ctx.Value(leanRequestKey{}).(workflow.Version)
+	return v >= 1
+}
+
+// oneAfterErasure: in a request that took leanRequestAfterErasure, what
+// outlives the erasure is one AfterErasure workflow.
+func oneAfterErasure(ctx workflow.Context) bool {
+	v, _ := ctx.Value(leanRequestKey{}).(workflow.Version)
+	return v >= leanRequestAfterErasure
 }
 
 // PrivacyRequest carries one privacy request from receipt to its end: it
@@ -96,9 +115,10 @@ func PrivacyRequest(ctx workflow.Context, in contract.RequestInput) (contract.Re
 		return r.view, err
 	}
 	ctx = withActivityDefaults(ctx)
-	r.lean = workflow.GetVersion(ctx, leanRequest, workflow.DefaultVersion, 1) == 1
+	version := workflow.GetVersion(ctx, leanRequest, workflow.DefaultVersion, leanRequestAfterErasure)
+	r.lean = version >= 1
 	if r.lean {
-		ctx = workflow.WithValue(ctx, leanRequestKey{}, true)
+		ctx = workflow.WithValue(ctx, leanRequestKey{}, version)
 	}
 
 	if err := r.step(ctx, domain.StatusReceived, in.SubmittedBy, "request.received", nil); err != nil {

@@ -108,7 +108,11 @@ func newLifecycle(t *testing.T, start time.Time) *lifecycle {
 		if l.erased <= l.tablesFail {
 			return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase tables: PostgreSQL error 42P01", "DatabaseError", nil)
 		}
-		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
+		held := time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)
+		return contract.EraseTablesResult{
+			Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}, {Table: "demo.purchases", Action: "retained", Rows: 1, Reason: "tax law", Until: held}},
+			Held:   []contract.HeldRows{{Table: "demo.purchases", Until: held, HoldRef: "hold:demo.purchases:sr_x"}},
+		}, nil
 	}
 	l.systems.objects = func(context.Context, contract.EraseObjectsInput) (contract.EraseObjectsResult, error) {
 		return contract.EraseObjectsResult{Location: "b/p/", Objects: 6}, nil
@@ -487,6 +491,17 @@ func TestARequestRunsItsErasureItself(t *testing.T) {
 	}
 	if slices.Contains(children, contract.WorkflowEraseSubject) {
 		t.Fatalf("children %v: the request started an EraseSubject workflow", children)
+	}
+	// What outlives the request is one workflow: stripe's follow-up (paypal,
+	// settled by its own workflow, starts its own), the backups watch and
+	// the hold on demo.purchases.
+	if want := []string{contract.WorkflowEraseAtProcessor, contract.WorkflowAfterErasure}; !slices.Equal(children, want) {
+		t.Fatalf("children %v, want %v", children, want)
+	}
+	if after := l.systems.after; len(after) != 1 || len(after[0].FollowUps) != 1 || after[0].FollowUps[0].Processor != "stripe" ||
+		after[0].FollowUps[0].DueAt.IsZero() || after[0].Backups == nil || !after[0].Backups.FirstCheckLater ||
+		len(after[0].Backups.Locations) != 1 || len(after[0].Holds) != 1 || after[0].Holds[0].Table != "demo.purchases" || after[0].SubjectRef == "" {
+		t.Fatalf("what outlives the request: %+v", after)
 	}
 	for _, a := range []string{"PlanErasure", "RecordErasure", "EraseTables", "EraseObjects", "VerifyErasure", "ShredSubject"} {
 		if slices.Contains(activities, a) {

@@ -185,6 +185,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHold, workflow.RegisterOptions{Name: contract.WorkflowReleaseHold})
 	r.RegisterWorkflowWithOptions(workflows.EraseInBulk, workflow.RegisterOptions{Name: contract.WorkflowBulkErasure})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseHeldInBulk, workflow.RegisterOptions{Name: contract.WorkflowReleaseHeldInBulk})
+	r.RegisterWorkflowWithOptions(workflows.AfterErasure, workflow.RegisterOptions{Name: contract.WorkflowAfterErasure})
 }
 
 // Activities are the activity structs of package activities, with their

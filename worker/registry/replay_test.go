@@ -103,7 +103,7 @@ func TestEveryRecordedHistoryReplays(t *testing.T) {
 			t.Errorf("no recorded history of %s: keep one in a test of it (keepHistory in starter) and record (LETHE_RECORD_HISTORIES=1)", wt)
 		}
 	}
-	if len(types) != 20 {
+	if len(types) != 21 {
 		t.Errorf("%d workflow types registered: %v", len(types), types)
 	}
 }

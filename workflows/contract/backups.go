@@ -49,6 +49,10 @@ type BackupWatchState struct {
 	Checks        int
 	PromiseMailed bool // the team was told a rotation outlasts the promise
 	OverdueMailed bool // the team was told a rotation is overdue
+	// In AfterErasure: when the next check is due, and when the watch
+	// recorded the backups clear (zero until then).
+	NextCheckAt time.Time `json:",omitzero"`
+	ClearAt     time.Time `json:",omitzero"`
 }
 
 // BackupStatus is what the last check found in one backup location.

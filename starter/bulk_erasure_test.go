@@ -271,27 +271,40 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 			t.Errorf("the receipt does not name %q: %s", want, detail)
 		}
 	}
-	// The held orders: one workflow for the page waits for their holds to end.
+	// What outlives the page is one AfterErasure: the held orders wait for
+	// their holds to end, and each processor's erasures are checked again
+	// after its retention window. No workflow per person, none per part.
+	for _, old := range []string{contract.WorkflowReleaseHeldInBulk, contract.WorkflowProcessorFollowUps, contract.WorkflowAwaitBackupRotation} {
+		if c, err := w.Raw.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s'", old)}); err != nil || c.GetCount() != 0 {
+			t.Errorf("%d %s workflows (%v), want none: the page's AfterErasure keeps it", c.GetCount(), old, err)
+		}
+	}
 	resp, err := w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowReleaseHeldInBulk)})
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowAfterErasure)})
 	if err != nil || len(resp.Executions) != 1 {
-		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowReleaseHeldInBulk, resp.GetExecutions(), err)
+		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowAfterErasure, resp.GetExecutions(), err)
 	}
-	keepHistoryOfType(t, w.Stack, contract.WorkflowReleaseHeldInBulk, "release-held-in-bulk")
-	// Each processor's erasures are checked again after its retention
-	// window, by one workflow for the page.
-	resp, err = w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowProcessorFollowUps)})
-	if err != nil || len(resp.Executions) != 1 {
-		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowProcessorFollowUps, resp.GetExecutions(), err)
-	}
+	keepHistoryOfType(t, w.Stack, contract.WorkflowAfterErasure, "after-erasure-bulk-page")
 	v, err := w.Temporal.QueryWorkflow(ctx, resp.Executions[0].GetExecution().GetWorkflowId(), "", contract.QueryProgress)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var checks []contract.ProcessorFollowUpResult
-	if err := v.Get(&checks); err != nil || len(checks) != 4*n {
-		t.Fatalf("%d follow-up checks (%v), want %d (four processors each)", len(checks), err, 4*n)
+	var after contract.AfterErasureProgress
+	if err := v.Get(&after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.FollowUps) != 4*n {
+		t.Errorf("%d follow-up checks, want %d (four processors each)", len(after.FollowUps), 4*n)
+	}
+	for _, f := range after.FollowUps {
+		if f.Status != contract.FollowUpWaiting || !f.CheckedAt.IsZero() {
+			t.Fatalf("a follow-up check made already: %+v", f)
+		}
+	}
+	// Two tables hold each person's recent order: the order, its lines.
+	if h := after.HeldInBulk; h == nil || h.Left != 2*n || h.Deleted != 0 || !h.Next.After(time.Now()) {
+		t.Errorf("held in bulk %+v, want the %d people's orders and order lines held until their hold ends, none deleted", h, n)
 	}
 	// The page's key is gone: its sealed identities are unreadable.
 	if got := w.count(t, `SELECT count(*) FROM lethe.subject_keys WHERE subject_ref LIKE 'bulk:%' AND destroyed_at IS NULL`); got != 0 {

@@ -21,6 +21,7 @@ var (
 	exports     *activities.Exports
 	changes     *activities.Changes
 	accounts    *activities.AccountLife
+	bulk        *activities.BulkErasure
 )
 
 // fake puts fn in the place of the activity act on env, for every call:

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"slices"
 	"time"
 
 	"github.com/lethe-privacy/lethe/workflows/contract"
@@ -22,7 +23,9 @@ const afterErasureEventsPerRun = 2000
 //     has removed them all (as AwaitBackupRotation, the first check one
 //     interval after the erasure);
 //   - the rows kept under each legal hold stay until the hold ends, then
-//     go, and the hold's key is destroyed (as ReleaseHold).
+//     go, and the hold's key is destroyed (as ReleaseHold);
+//   - for a bulk page, its people's held rows, released as each hold
+//     ends (as ReleaseHeldInBulk).
 //
 // It ends when every part has. A run that grows long (a rotation overdue
 // for months) continues as new with every part's state, at a moment when
@@ -57,6 +60,9 @@ func AfterErasure(ctx workflow.Context, in contract.AfterErasureInput) (contract
 	for i := range a.st.Holds {
 		run(func(ctx workflow.Context) error { return a.releaseHold(ctx, &a.st.Holds[i]) })
 	}
+	if a.st.HeldInBulk != nil && len(a.st.HeldInBulk.Left) > 0 {
+		run(a.releaseHeldInBulk)
+	}
 
 	long := func() bool {
 		info := workflow.GetInfo(ctx)
@@ -73,6 +79,7 @@ func AfterErasure(ctx workflow.Context, in contract.AfterErasureInput) (contract
 	if a.running > 0 {
 		next := in
 		next.State = a.st
+		next.HeldInBulk = nil // what is left is in the state
 		return a.view(), workflow.NewContinueAsNewError(ctx, contract.WorkflowAfterErasure, next)
 	}
 	return a.view(), nil
@@ -97,6 +104,9 @@ func newAfterErasure(in contract.AfterErasureInput) *afterErasure {
 		for _, h := range in.Holds {
 			st.Holds = append(st.Holds, contract.HoldState{Held: h})
 		}
+		if len(in.HeldInBulk) > 0 {
+			st.HeldInBulk = &contract.HeldInBulkState{Left: slices.Clone(in.HeldInBulk)}
+		}
 	}
 	a := &afterErasure{in: in, st: st}
 	if in.Backups != nil {
@@ -120,6 +130,12 @@ func (a *afterErasure) view() contract.AfterErasureProgress {
 	}
 	for _, h := range a.st.Holds {
 		p.Holds = append(p.Holds, contract.HoldProgress{Table: h.Held.Table, Until: h.Held.Until, Deleted: h.Deleted, EndedAt: h.EndedAt})
+	}
+	if b := a.st.HeldInBulk; b != nil {
+		p.HeldInBulk = &contract.HeldInBulkProgress{Left: len(b.Left), Deleted: b.Deleted}
+		if len(b.Left) > 0 {
+			p.HeldInBulk.Next = firstHoldEnd(b.Left)
+		}
 	}
 	return p
 }
@@ -208,5 +224,23 @@ func (a *afterErasure) releaseHold(ctx workflow.Context, h *contract.HoldState) 
 		return err
 	}
 	h.EndedAt = workflow.Now(ctx)
+	return nil
+}
+
+// releaseHeldInBulk keeps a bulk page's legal holds: at each end, the rows
+// of every hold that has ended go, and a hold with nothing left is
+// released for good (its key destroyed, its end audited).
+func (a *afterErasure) releaseHeldInBulk(ctx workflow.Context) error {
+	b := a.st.HeldInBulk
+	for len(b.Left) > 0 {
+		if err := a.waitUntil(ctx, firstHoldEnd(b.Left)); err != nil {
+			return err
+		}
+		rest, deleted, err := releaseDueHolds(ctx, a.in.RequestID, b.Left)
+		if err != nil {
+			return err
+		}
+		b.Left, b.Deleted = rest, b.Deleted+deleted
+	}
 	return nil
 }

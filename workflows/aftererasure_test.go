@@ -260,6 +260,93 @@ func TestAfterErasureFailsWhenAPartFailsForGood(t *testing.T) {
 	}
 }
 
+// A bulk page's AfterErasure keeps its people's holds beside its
+// follow-ups: at each end, the rows of the holds that ended go, a hold
+// with rows held longer waits for its next end, and nothing is released
+// twice, across a continue-as-new too.
+func TestAfterErasureOfABulkPageReleasesEachHoldWhenItEnds(t *testing.T) {
+	erasedAt := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
+	hold := func(ref string, until time.Time) contract.BulkHold {
+		return contract.BulkHold{Ref: ref, RequestID: "bulk_p1:" + ref, Held: contract.HeldRows{Table: "shop.orders", Until: until, HoldRef: "hold:shop.orders:" + ref}}
+	}
+	// Anna's hold ends first, but a later order of hers is held three months
+	// more; Ben's ends a year later.
+	in := contract.AfterErasureInput{RequestID: "bulk_p1",
+		FollowUps: []contract.ProcessorFollowUpInput{{RequestID: "bulk_p1:sr_anna", SubjectRef: "sr_anna", Processor: "stripe", After: 30 * aDay, DueAt: erasedAt.Add(30 * aDay),
+			Erasure: contract.ProcessorCall{Processor: "stripe", Status: contract.ProcessorCallDone}}},
+		HeldInBulk: []contract.BulkHold{hold("sr_anna", holdEnds), hold("sr_ben", holdEnds.AddDate(1, 0, 0))}}
+	type release struct {
+		at   time.Time
+		refs []string
+	}
+	run := func(env *testsuite.TestWorkflowEnvironment, releases *[]release) {
+		newAfterFake(t, env, erasedAt)
+		fake(env, bulk.ReleaseDueHolds, func(_ context.Context, in contract.ReleaseDueInput) (contract.ReleaseDueResult, error) {
+			now := env.Now()
+			out := contract.ReleaseDueResult{Next: make([]time.Time, len(in.Holds))}
+			r := release{at: now}
+			for i, h := range in.Holds {
+				switch {
+				case h.Held.Until.After(now):
+					out.Next[i] = h.Held.Until
+				case h.Ref == "sr_anna" && now.Before(lastHoldEnds):
+					out.Deleted++
+					out.Next[i] = lastHoldEnds
+				default:
+					out.Deleted++
+					out.Released = append(out.Released, i)
+					r.refs = append(r.refs, h.Ref)
+				}
+			}
+			if in.Batch != "bulk_p1" {
+				t.Errorf("released under batch %q", in.Batch)
+			}
+			*releases = append(*releases, r)
+			return out, nil
+		})
+	}
+
+	// The first run grows long on day 45: its follow-up made, both holds waiting.
+	env := newAfterEnv(erasedAt)
+	var first []release
+	run(env, &first)
+	env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(5000) }, 45*aDay)
+	env.ExecuteWorkflow(workflows.AfterErasure, in)
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next contract.AfterErasureInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 0 || next.State == nil || next.State.HeldInBulk == nil || len(next.State.HeldInBulk.Left) != 2 || next.HeldInBulk != nil ||
+		next.State.FollowUps[0].CheckedAt.IsZero() {
+		t.Fatalf("before continuing: releases %v, next %+v", first, next)
+	}
+
+	env2 := newAfterEnv(erasedAt.Add(45 * aDay))
+	var releases []release
+	run(env2, &releases)
+	env2.ExecuteWorkflow(workflows.AfterErasure, next)
+	if err := env2.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res contract.AfterErasureProgress
+	if err := env2.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	// Anna's first end (one order), her last (the other, and her hold),
+	// then Ben's: each when it comes, never before.
+	want := []release{{holdEnds, nil}, {lastHoldEnds, []string{"sr_anna"}}, {holdEnds.AddDate(1, 0, 0), []string{"sr_ben"}}}
+	if !slices.EqualFunc(releases, want, func(a, b release) bool { return a.at.Equal(b.at) && slices.Equal(a.refs, b.refs) }) {
+		t.Fatalf("releases %v, want %v", releases, want)
+	}
+	if h := res.HeldInBulk; h == nil || h.Left != 0 || h.Deleted != 3 || !h.Next.IsZero() {
+		t.Fatalf("at the end: %+v", res.HeldInBulk)
+	}
+}
+
 // sameTimes: got holds the instants of want, in order.
 func sameTimes(got []time.Time, want ...time.Time) bool {
 	return slices.EqualFunc(got, want, time.Time.Equal)

@@ -34,9 +34,9 @@ var bulk *activities.BulkErasure
 //     escalation, and the page waits for it;
 //  4. each person gets a receipt in the audit trail, or an
 //     "erasure.incomplete" entry and a task for the privacy team;
-//  5. what outlives the page starts: the release of held rows when their
-//     holds end, and the check of each processor's erasures when its
-//     retention window has passed (one workflow each for the page), the
+//  5. what outlives the page starts, as one AfterErasure for the page:
+//     the release of held rows when their holds end, the check of each
+//     processor's erasures when its retention window has passed, the
 //     backups watch;
 //  6. the page's key is destroyed: its sealed identities are unreadable.
 //
@@ -245,24 +245,37 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 		return res, fmt.Errorf("record the receipts: %w", err)
 	}
 	var later []workflow.ChildWorkflowFuture
-	// The processors' retention windows: one workflow checks again, for
-	// the page, every erasure a processor confirmed at once (those handed
-	// to an EraseAtProcessor start their own follow-up). Pages erased
-	// before this was written started none.
-	if len(followUps) > 0 && workflow.GetVersion(ctx, "bulk-follow-ups", workflow.DefaultVersion, 1) == 1 {
-		for i := range followUps {
-			followUps[i].DueAt = erasedAt.Add(followUps[i].After)
+	watchBackups := len(plan.Backups) > 0 && res.People > 0
+	for i := range followUps {
+		followUps[i].DueAt = erasedAt.Add(followUps[i].After)
+	}
+	// What outlives the page is one AfterErasure: the follow-ups of the
+	// erasures the processors confirmed at once (those handed to an
+	// EraseAtProcessor start their own), the release of held rows when
+	// their holds end, and the backups watch. Pages erased before
+	// bulkAfterErasure started one workflow for each.
+	if (len(followUps) > 0 || len(holds) > 0 || watchBackups) && workflow.GetVersion(ctx, bulkAfterErasure, workflow.DefaultVersion, 1) == 1 {
+		after := contract.AfterErasureInput{RequestID: in.Batch, FollowUps: followUps, HeldInBulk: holds}
+		if watchBackups {
+			after.Backups = &contract.BackupWatchInput{
+				RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise, FirstCheckLater: true,
+			}
 		}
-		later = append(later, startAbandoned(ctx, contract.ProcessorFollowUpsWorkflowID(in.Batch), contract.WorkflowProcessorFollowUps,
-			contract.ProcessorFollowUpsInput{RequestID: in.Batch, Checks: followUps}))
-	}
-	if len(holds) > 0 {
-		later = append(later, startAbandoned(ctx, in.Batch+"-holds", contract.WorkflowReleaseHeldInBulk, contract.ReleaseHeldInBulkInput{Batch: in.Batch, Holds: holds}))
-	}
-	if len(plan.Backups) > 0 && res.People > 0 {
-		later = append(later, startAbandoned(ctx, contract.BackupWatchWorkflowID(in.Batch), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
-			RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise, FirstCheckLater: true,
-		}))
+		later = append(later, startAbandoned(ctx, contract.AfterErasureWorkflowID(in.Batch), contract.WorkflowAfterErasure, after))
+	} else {
+		// Pages erased before "bulk-follow-ups" started no follow-ups.
+		if len(followUps) > 0 && workflow.GetVersion(ctx, "bulk-follow-ups", workflow.DefaultVersion, 1) == 1 {
+			later = append(later, startAbandoned(ctx, contract.ProcessorFollowUpsWorkflowID(in.Batch), contract.WorkflowProcessorFollowUps,
+				contract.ProcessorFollowUpsInput{RequestID: in.Batch, Checks: followUps}))
+		}
+		if len(holds) > 0 {
+			later = append(later, startAbandoned(ctx, in.Batch+"-holds", contract.WorkflowReleaseHeldInBulk, contract.ReleaseHeldInBulkInput{Batch: in.Batch, Holds: holds}))
+		}
+		if watchBackups {
+			later = append(later, startAbandoned(ctx, contract.BackupWatchWorkflowID(in.Batch), contract.WorkflowAwaitBackupRotation, contract.BackupWatchInput{
+				RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise, FirstCheckLater: true,
+			}))
+		}
 	}
 	for _, child := range later {
 		started(ctx, child)
@@ -309,6 +322,11 @@ func eraseInBatch(ctx workflow.Context, in contract.ProcessorBatchInput) ([]cont
 	}
 }
 
+// bulkAfterErasure is the version check after which what outlives a
+// bulk page is one AfterErasure workflow (issue 16), not a
+// ProcessorFollowUps, a ReleaseHeldInBulk and an AwaitBackupRotation.
+const bulkAfterErasure = "bulk-after-erasure"
+
 // holdRoundsPerRun bounds ReleaseHeldInBulk's history: then it continues
 // as new.
 const holdRoundsPerRun = 100
@@ -325,28 +343,42 @@ func ReleaseHeldInBulk(ctx workflow.Context, in contract.ReleaseHeldInBulkInput)
 		if rounds == holdRoundsPerRun {
 			return deleted, workflow.NewContinueAsNewError(ctx, contract.WorkflowReleaseHeldInBulk, contract.ReleaseHeldInBulkInput{Batch: in.Batch, Holds: holds})
 		}
-		next := slices.MinFunc(holds, func(a, b contract.BulkHold) int { return a.Held.Until.Compare(b.Held.Until) }).Held.Until
-		if wait := next.Sub(workflow.Now(ctx)); wait > 0 {
+		if wait := firstHoldEnd(holds).Sub(workflow.Now(ctx)); wait > 0 {
 			if err := workflow.Sleep(ctx, wait); err != nil {
 				return deleted, err
 			}
 		}
-		var res contract.ReleaseDueResult
-		if err := workflow.ExecuteActivity(ctx, bulk.ReleaseDueHolds, contract.ReleaseDueInput{Batch: in.Batch, Holds: holds}).Get(ctx, &res); err != nil {
+		rest, n, err := releaseDueHolds(ctx, in.Batch, holds)
+		if err != nil {
 			return deleted, err
 		}
-		deleted += res.Deleted
-		var rest []contract.BulkHold
-		for i, h := range holds {
-			if slices.Contains(res.Released, i) {
-				continue
-			}
-			if i < len(res.Next) && !res.Next[i].IsZero() {
-				h.Held.Until = res.Next[i]
-			}
-			rest = append(rest, h)
-		}
+		deleted += n
 		holds = rest
 	}
 	return deleted, nil
+}
+
+// firstHoldEnd is when the first of a page's holds ends.
+func firstHoldEnd(holds []contract.BulkHold) time.Time {
+	return slices.MinFunc(holds, func(a, b contract.BulkHold) int { return a.Held.Until.Compare(b.Held.Until) }).Held.Until
+}
+
+// releaseDueHolds erases the rows of every hold of a page that has ended
+// (releasing for good those with nothing left) and returns the others,
+// each with its next end, and the rows erased.
+func releaseDueHolds(ctx workflow.Context, batch string, holds []contract.BulkHold) (rest []contract.BulkHold, deleted int, err error) {
+	var res contract.ReleaseDueResult
+	if err := workflow.ExecuteActivity(ctx, bulk.ReleaseDueHolds, contract.ReleaseDueInput{Batch: batch, Holds: holds}).Get(ctx, &res); err != nil {
+		return holds, 0, err
+	}
+	for i, h := range holds {
+		if slices.Contains(res.Released, i) {
+			continue
+		}
+		if i < len(res.Next) && !res.Next[i].IsZero() {
+			h.Held.Until = res.Next[i]
+		}
+		rest = append(rest, h)
+	}
+	return rest, res.Deleted, nil
 }

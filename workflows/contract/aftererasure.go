@@ -13,8 +13,8 @@ func AfterErasureWorkflowID(requestID string) string { return requestID + "-afte
 // AfterErasureInput starts (or continues) what outlives an erasure. Each
 // part may be empty; State is nil on a fresh run.
 type AfterErasureInput struct {
-	RequestID  string
-	SubjectRef string
+	RequestID  string // the request's, or a bulk page's batch
+	SubjectRef string // the person's; empty for a bulk page
 	// FollowUps are the later checks at the processors that settled the
 	// erasure at once, each when its DueAt has come.
 	FollowUps []ProcessorFollowUpInput
@@ -25,7 +25,10 @@ type AfterErasureInput struct {
 	// Holds are the person's rows kept under a legal hold, one table each,
 	// erased when their hold ends.
 	Holds []HeldRows
-	State *AfterErasureState `json:",omitempty"`
+	// HeldInBulk are a bulk page's people's rows kept under legal holds,
+	// each released when its hold ends (as ReleaseHeldInBulk).
+	HeldInBulk []BulkHold         `json:",omitempty"`
+	State      *AfterErasureState `json:",omitempty"`
 }
 
 // AfterErasureState carries every part across continue-as-new. It is
@@ -34,6 +37,14 @@ type AfterErasureState struct {
 	FollowUps []ProcessorFollowUpResult // one per input check; CheckedAt set once made
 	Backups   *BackupWatchState
 	Holds     []HoldState // one per input hold
+	// HeldInBulk is where a bulk page's holds stand; nil for a request.
+	HeldInBulk *HeldInBulkState `json:",omitempty"`
+}
+
+// HeldInBulkState is where a bulk page's legal holds stand.
+type HeldInBulkState struct {
+	Left    []BulkHold // not yet released, each with its next end
+	Deleted int        // rows erased so far
 }
 
 // HoldState is where the end of one legal hold stands.
@@ -50,6 +61,15 @@ type AfterErasureProgress struct {
 	FollowUps []ProcessorFollowUpResult `json:"follow_ups"`
 	Backups   *BackupWatchProgress      `json:"backups,omitempty"`
 	Holds     []HoldProgress            `json:"holds"`
+	// HeldInBulk: a bulk page's holds.
+	HeldInBulk *HeldInBulkProgress `json:"held_in_bulk,omitempty"`
+}
+
+// HeldInBulkProgress is a bulk page's legal holds, as they stand.
+type HeldInBulkProgress struct {
+	Left    int       `json:"left"`          // holds not yet released
+	Next    time.Time `json:"next,omitzero"` // the next end
+	Deleted int       `json:"deleted"`
 }
 
 // HoldProgress is one legal hold's rows, as they stand.

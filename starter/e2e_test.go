@@ -104,6 +104,13 @@ func startE2E(t *testing.T, st *testenv.Stack, m *datamap.Map, env map[string]st
 	if v, ok := env["LETHE_DUE_COMPANY"]; ok {
 		cfg.DueCompany = v
 	}
+	if v, ok := env["LETHE_DEACTIVATION_GRACE"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DeactivationGrace = d
+	}
 	if v, ok := env["LETHE_OPERATOR_REMINDERS"]; ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -719,6 +726,76 @@ func TestDeactivationAndAppealsThroughTheAPI(t *testing.T) {
 		return e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE action = 'id_documents.deleted'") == 1
 	})
 	keepHistory(t, e.Stack, contract.IDDocumentWorkflowID(fmt.Sprint(ticket)), "id-document-deletion")
+}
+
+// At the end of its grace period a deactivated account is erased by the
+// deactivation itself: every row and file of the person gone (the held
+// purchase kept), the receipt audited and mailed, and what outlives the
+// erasure in one AfterErasure; no EraseSubject workflow.
+func TestADeactivatedAccountIsErasedAtTheEndOfItsGracePeriod(t *testing.T) {
+	e := newE2E(t, 2, map[string]string{"LETHE_DEACTIVATION_GRACE": "3s"})
+	ctx := context.Background()
+	target, other := demo.Accounts(2)[0], demo.Accounts(2)[1]
+	code, body := e.call(t, "POST", "/v1/accounts/"+target.ID+"/deactivate", e.Backend, fmt.Sprintf(`{"email":%q}`, target.Email))
+	if code != http.StatusAccepted {
+		t.Fatalf("deactivate: %d %v", code, body)
+	}
+	id := contract.DeactivationWorkflowID(string(e.Deps.Subjects.UserID(target.ID)))
+	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var v contract.DeactivationView
+	if err := e.Temporal.GetWorkflow(waitCtx, id, "").Get(waitCtx, &v); err != nil {
+		t.Fatalf("the deactivation: %v", err)
+	}
+	if v.Status != contract.AccountErased {
+		t.Fatalf("deactivation ended %+v, want the account erased", v)
+	}
+
+	// The application: the person's rows and files gone, the other's kept.
+	m, _ := demo.DataMap()
+	for _, tbl := range m.Tables {
+		if tbl.Action != datamap.ActionDelete || tbl.Key != "account_id" {
+			continue
+		}
+		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), target.ID); n != 0 {
+			t.Errorf("%s: %d rows of the erased account left", tbl.Name, n)
+		}
+		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), other.ID); n == 0 {
+			t.Errorf("%s: another person's rows were erased too", tbl.Name)
+		}
+	}
+	if n := e.count(t, "SELECT count(*) FROM demo.purchases WHERE account_id = $1", target.ID); n != 1 {
+		t.Errorf("%d purchases, want the one under the tax hold kept", n)
+	}
+	for _, prefix := range []string{"projects/", "id-documents/"} {
+		if n, err := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+target.ID+"/"); err != nil || n.Total() != 0 {
+			t.Errorf("%s: %d objects left (%v)", prefix, n.Total(), err)
+		}
+	}
+	// The receipt in the audit trail and in the last mail.
+	ref := string(e.Deps.Subjects.UserID(target.ID))
+	if n := e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action IN ('erasure.receipt', 'account.erased')", ref); n != 2 {
+		t.Errorf("%d of the receipt and the account's erasure in the audit trail, want both", n)
+	}
+	if mails, err := e.SendGrid.WaitFor(target.Email, 2, 10*time.Second); err != nil || !strings.Contains(mails[len(mails)-1].Text, "the files of your projects") {
+		t.Errorf("the last mail (%v): want the receipt, naming what went", err)
+	}
+	// The engine: the erasure ran in the deactivation; one AfterErasure
+	// waits for the purchase's hold to end.
+	if c, err := e.Raw.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = '%s'", contract.WorkflowEraseSubject)}); err != nil || c.GetCount() != 0 {
+		t.Errorf("%d EraseSubject workflows (%v), want none", c.GetCount(), err)
+	}
+	q, err := e.Temporal.QueryWorkflow(ctx, contract.AfterErasureWorkflowID(id), "", contract.QueryProgress)
+	if err != nil {
+		t.Fatalf("what outlives the erasure: %v", err)
+	}
+	var after contract.AfterErasureProgress
+	if err := q.Get(&after); err != nil || len(after.Holds) != 1 || after.Holds[0].Table != "demo.purchases" || !after.Holds[0].EndedAt.IsZero() {
+		t.Fatalf("AfterErasure %+v (%v): want the purchase's hold waiting", after, err)
+	}
+	keepHistory(t, e.Stack, id, "deactivation-erased-in-itself")
+	assertHistoryClean(t, e.Stack, id, target.ID, target.Email, target.Name)
 }
 
 func TestCorrectionsAndConsentReachTheDatabaseAndTheProcessors(t *testing.T) {

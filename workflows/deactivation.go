@@ -10,6 +10,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
+// deactivationErasesItself is the version check after which the erasure at
+// the end of the grace period runs in the deactivation itself, as a lean
+// request's does (issue 16): plan and ledger, the database, S3 and the
+// verification in two activities, each processor asked beside them, and
+// one AfterErasure for what outlives it. Deactivations that reached that
+// point before ran an EraseSubject workflow.
+const deactivationErasesItself = "deactivation-erases-itself"
+
 // AccountDeactivation keeps the promise "we retain your data for up to 30
 // days, during which you can restore your account; after this period it is
 // permanently deleted": the account is disabled at once, the person is told
@@ -119,12 +127,27 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 
 	// The end of the grace period: the account and its data go.
 	id := contract.DeactivationWorkflowID(in.SubjectRef)
-	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id + "-erasure"})
+	erasureIn := contract.ErasureInput{RequestID: id, SubjectRef: in.SubjectRef, Identity: in.Identity}
 	var progress contract.ErasureProgress
-	erase := func() error {
-		return workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, contract.ErasureInput{RequestID: id, SubjectRef: in.SubjectRef, Identity: in.Identity}).Get(ctx, &progress)
+	eraseAccount := func() error {
+		child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id + "-erasure"})
+		return workflow.ExecuteChildWorkflow(child, contract.WorkflowEraseSubject, erasureIn).Get(ctx, &progress)
 	}
-	err := erase()
+	if workflow.GetVersion(ctx, deactivationErasesItself, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.SetQueryHandler(ctx, contract.QueryErasure, func() (contract.ErasureProgress, error) { return progress, nil }); err != nil {
+			return v, err
+		}
+		// Newer than the checks a lean request takes as passed, and than
+		// one AfterErasure: so is this erasure (see leanRequestKey).
+		eraseCtx := workflow.WithValue(ctx, leanRequestKey{}, workflow.Version(leanRequestAfterErasure))
+		attempt := 0
+		eraseAccount = func() error {
+			attempt++
+			progress = contract.ErasureProgress{RequestID: id, Status: domain.StatusInProgress}
+			return erase(eraseCtx, erasureIn, &progress, attempt)
+		}
+	}
+	err := eraseAccount()
 	// Version 1 of needs-attention: an erasure that failed for good waits
 	// for the privacy team to retry it (the account stays deactivated)
 	// instead of ending the workflow; one that failed before replays as it ran.
@@ -147,7 +170,7 @@ func AccountDeactivation(ctx workflow.Context, in contract.DeactivationInput) (c
 		if err := audit(retryBy, "account.erasure_retried"); err != nil {
 			return v, err
 		}
-		err = erase()
+		err = eraseAccount()
 	}
 	if err != nil {
 		return v, fmt.Errorf("erase: %w", err)

@@ -28,6 +28,7 @@ type accountLife struct {
 	shredded bool
 	failures int // the first erasures of the tables that fail for good
 	tasks    []contract.SendMailInput
+	systems  *fakeSystems
 }
 
 func newAccountLife(t *testing.T) *accountLife {
@@ -49,15 +50,16 @@ func newAccountLife(t *testing.T) *accountLife {
 		}
 		return nil
 	})
-	fake(a.env, eraser.EraseTables, func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
+	a.systems = newFakeSystems()
+	a.systems.tables = func(context.Context, contract.EraseTablesInput) (contract.EraseTablesResult, error) {
 		if a.failures > 0 {
 			a.failures--
 			return contract.EraseTablesResult{}, temporal.NewNonRetryableApplicationError("erase tables: PostgreSQL error 42501", "DatabaseError", nil)
 		}
 		a.erasedAt = since()
 		return contract.EraseTablesResult{Tables: []contract.TableOutcome{{Table: "demo.projects", Action: "deleted", Rows: 2}}}, nil
-	})
-	newFakeSystems().register(a.env)
+	}
+	a.systems.register(a.env)
 	fake(a.env, lc.ShredSubject, func(context.Context, string) error { a.shredded = true; return nil })
 	return a
 }
@@ -112,6 +114,17 @@ func TestNoRestoreErasesOnDay30NotBefore(t *testing.T) {
 	}
 	if v.Status != contract.AccountErased || !a.shredded || len(v.Outcome) == 0 {
 		t.Fatalf("view %+v shredded %v", v, a.shredded)
+	}
+	// The erasure ran in the deactivation (deactivation-erases-itself):
+	// plan and ledger, then its own systems and the processors, and one
+	// AfterErasure for what outlives it.
+	f := a.systems
+	if f.calls["plan"] != 1 || f.calls["verify"] != 1 || f.calls["ask stripe"] != 1 || f.calls["ask paypal"] != 1 || f.calls["backups watch"] != 0 {
+		t.Fatalf("calls %v", f.calls)
+	}
+	if len(f.after) != 1 || f.after[0].RequestID != contract.DeactivationWorkflowID("sr_x") || len(f.after[0].FollowUps) != 1 ||
+		f.after[0].Backups == nil {
+		t.Fatalf("what outlives the erasure: %+v, want one AfterErasure with stripe's follow-up and the backups", f.after)
 	}
 	if at, ok := a.mails[contract.MailDeactivationReminder]; !ok || at != 23*aDay {
 		t.Fatalf("reminder at %s (%v), want aDay 23", at, ok)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -103,5 +104,54 @@ func TestSendGridErasesAHundredPeopleInOneSearchOneDeleteAndWaitsForTheJob(t *te
 	// Over the limit, said before anything is sent.
 	if _, err := c.StartErasures(ctx, make([]processors.Subject, 101)); err == nil {
 		t.Fatal("101 people in a batch were accepted")
+	}
+}
+
+// A contact search that answers for an address nobody asked about (a
+// service that rewrote an address, say) fails the batch before anything
+// is deleted: the person asked about would be reported gone while their
+// contact stays. Keys differing only in case are the address asked.
+func TestSendGridBatchRefusesAContactForAnAddressNotAsked(t *testing.T) {
+	var deletes int
+	answer := `{"result":{"ANNA@example.org":{"contact":{"id":"c-anna","email":"anna@example.org"}},"anna+news@example.org":{"contact":{"id":"c-other","email":"anna+news@example.org"}}}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/v3/marketing/contacts/search/emails":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(answer))
+		case r.Method == http.MethodDelete:
+			deletes++
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"job_id":"j1"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := processors.NewSendGrid(processors.SendGridConfig{BaseURL: srv.URL, APIKey: "SG.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	people := []processors.Subject{{RequestID: "r1", Email: "anna@example.org"}, {RequestID: "r2", Email: "ben@example.org"}}
+	_, err = c.StartErasures(ctx, people)
+	if err == nil || !strings.Contains(err.Error(), "not asked") {
+		t.Fatalf("want the batch refused for the unasked address, got %v", err)
+	}
+	if strings.Contains(err.Error(), "@") {
+		t.Errorf("the error names an address: %v", err)
+	}
+	if deletes != 0 {
+		t.Fatalf("%d deletions after a search that answered for an address not asked", deletes)
+	}
+
+	// Only the address asked, in another case: Anna's contact is hers.
+	answer = `{"result":{"ANNA@example.org":{"contact":{"id":"c-anna","email":"anna@example.org"}}}}`
+	job, err := c.StartErasures(ctx, people)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(job.Found[0]) != 1 || job.Found[0][0].ID != "c-anna" || len(job.Found[1]) != 0 {
+		t.Fatalf("found %+v, want Anna's contact for Anna and none for Ben", job.Found)
 	}
 }

@@ -286,6 +286,21 @@ func TestTheSweepErasesTwoHundredAccountsEverywhereAtEachProcessorsRate(t *testi
 		t.Fatalf("running %s: %v (%v), want one for the page", contract.WorkflowAfterErasure, resp.GetExecutions(), err)
 	}
 	keepHistoryOfType(t, w.Stack, contract.WorkflowAfterErasure, "after-erasure-bulk-page")
+	// Its input carries the page's follow-ups and holds: well under the
+	// server's 2 MB limit on a payload (for 200 people at 4 processors;
+	// it grows with people times processors).
+	first, err := w.Raw.GetWorkflowHistory(ctx, resp.Executions[0].GetExecution().GetWorkflowId(), "", false, 0).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, p := range first.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads() {
+		size += p.Size()
+	}
+	t.Logf("the page's AfterErasure input: %d bytes", size)
+	if size == 0 || size > 1<<20 {
+		t.Errorf("the page's AfterErasure input is %d bytes, want under 1 MiB", size)
+	}
 	v, err := w.Temporal.QueryWorkflow(ctx, resp.Executions[0].GetExecution().GetWorkflowId(), "", contract.QueryProgress)
 	if err != nil {
 		t.Fatal(err)

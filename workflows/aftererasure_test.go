@@ -325,15 +325,33 @@ func TestAfterErasureOfABulkPageReleasesEachHoldWhenItEnds(t *testing.T) {
 		t.Fatalf("before continuing: releases %v, next %+v", first, next)
 	}
 
+	// The second grows long a day after Anna's first end: her later order
+	// still held, Ben's hold untouched.
 	env2 := newAfterEnv(erasedAt.Add(45 * aDay))
 	var releases []release
 	run(env2, &releases)
+	env2.RegisterDelayedCallback(func() { env2.SetCurrentHistoryLength(5000) }, holdEnds.Add(aDay).Sub(erasedAt.Add(45*aDay)))
 	env2.ExecuteWorkflow(workflows.AfterErasure, next)
-	if err := env2.GetWorkflowError(); err != nil {
+	if err := env2.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want a second continue-as-new, got %v", err)
+	}
+	var third contract.AfterErasureInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &third); err != nil {
+		t.Fatal(err)
+	}
+	if b := third.State.HeldInBulk; b == nil || len(b.Left) != 2 || b.Deleted != 1 || !b.Left[0].Held.Until.Equal(lastHoldEnds) ||
+		!b.Left[1].Held.Until.Equal(holdEnds.AddDate(1, 0, 0)) {
+		t.Fatalf("carried after Anna's first end: %+v", third.State.HeldInBulk)
+	}
+
+	env3 := newAfterEnv(holdEnds.Add(aDay))
+	run(env3, &releases)
+	env3.ExecuteWorkflow(workflows.AfterErasure, third)
+	if err := env3.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
 	var res contract.AfterErasureProgress
-	if err := env2.GetWorkflowResult(&res); err != nil {
+	if err := env3.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
 	// Anna's first end (one order), her last (the other, and her hold),

@@ -34,7 +34,8 @@ var bulk *activities.BulkErasure
 //     escalation, and the page waits for it;
 //  4. each person gets a receipt in the audit trail, or an
 //     "erasure.incomplete" entry and a task for the privacy team;
-//  5. what outlives the page starts, as one AfterErasure for the page:
+//  5. what outlives the page starts, as one AfterErasure for the page (a
+//     few, for a page erased at many processors; see AfterErasureItemsMax):
 //     the release of held rows when their holds end, the check of each
 //     processor's erasures when its retention window has passed, the
 //     backups watch;
@@ -261,7 +262,11 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 				RequestID: in.Batch, ErasedAt: erasedAt, Locations: plan.Backups, Promise: plan.BackupPromise, FirstCheckLater: true,
 			}
 		}
-		later = append(later, startAbandoned(ctx, contract.AfterErasureWorkflowID(in.Batch), contract.WorkflowAfterErasure, after))
+		// A page erased at many processors outlives it in a few parts,
+		// each input well under the server's limit on a payload.
+		for i, part := range after.Split(contract.AfterErasureItemsMax) {
+			later = append(later, startAbandoned(ctx, contract.AfterErasurePartWorkflowID(in.Batch, i), contract.WorkflowAfterErasure, part))
+		}
 	} else {
 		// Pages erased before "bulk-follow-ups" started no follow-ups.
 		if len(followUps) > 0 && workflow.GetVersion(ctx, "bulk-follow-ups", workflow.DefaultVersion, 1) == 1 {

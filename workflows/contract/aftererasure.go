@@ -1,6 +1,9 @@
 package contract
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // WorkflowAfterErasure keeps, in one workflow per request, every promise of
 // an erasure that outlives its request: the follow-ups at processors, the
@@ -9,6 +12,49 @@ const WorkflowAfterErasure = "AfterErasure"
 
 // AfterErasureWorkflowID names what outlives an erasure request.
 func AfterErasureWorkflowID(requestID string) string { return requestID + "-after" }
+
+// AfterErasurePartWorkflowID names part i (from 0) of what outlives a bulk
+// page (see AfterErasureInput.Split): the first is AfterErasureWorkflowID.
+func AfterErasurePartWorkflowID(batch string, i int) string {
+	if i == 0 {
+		return AfterErasureWorkflowID(batch)
+	}
+	return fmt.Sprintf("%s-%d", AfterErasureWorkflowID(batch), i+1)
+}
+
+// AfterErasureItemsMax is the most follow-ups and holds one AfterErasure
+// takes: at about 450 bytes each in its input, it stays near 700 kB, well
+// under the 2 MB the server refuses in a payload, however many processors
+// a bulk page's people were erased at.
+const AfterErasureItemsMax = 1500
+
+// Split cuts what outlives a bulk page into inputs of at most limit
+// follow-ups and holds each, in order; the backups watch and a request's
+// holds go with the first. One input, in itself, when it fits.
+func (in AfterErasureInput) Split(limit int) []AfterErasureInput {
+	limit = max(limit, 1)
+	if len(in.FollowUps)+len(in.Holds)+len(in.HeldInBulk) <= limit {
+		return []AfterErasureInput{in}
+	}
+	followUps, held := in.FollowUps, in.HeldInBulk
+	var parts []AfterErasureInput
+	for len(parts) == 0 || len(followUps)+len(held) > 0 {
+		p := AfterErasureInput{RequestID: in.RequestID, SubjectRef: in.SubjectRef}
+		if len(parts) == 0 {
+			p.Backups, p.Holds = in.Backups, in.Holds
+		}
+		room := max(limit-len(p.Holds), 0)
+		if n := min(room, len(followUps)); n > 0 {
+			p.FollowUps, followUps = followUps[:n:n], followUps[n:]
+			room -= n
+		}
+		if n := min(room, len(held)); n > 0 {
+			p.HeldInBulk, held = held[:n:n], held[n:]
+		}
+		parts = append(parts, p)
+	}
+	return parts
+}
 
 // AfterErasureInput starts (or continues) what outlives an erasure. Each
 // part may be empty; State is nil on a fresh run.

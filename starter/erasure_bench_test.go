@@ -123,6 +123,9 @@ func newErasureBenchOn(tb testing.TB, engine benchEngine) *erasureBench {
 		"LETHE_MASTER_KEYS":          codec.FormatKey(masterKey),
 		"LETHE_SUBJECT_HASH_KEY":     base64.StdEncoding.EncodeToString(hashKey.Material),
 		"LETHE_OUTBOX_DIR":           tb.TempDir(),
+		// A deactivated account is erased two seconds later
+		// (TestOneAccountDeletionCostsTheEngine).
+		"LETHE_DEACTIVATION_GRACE": "2s",
 	}
 	if w.cfg, err = config.FromMap(w.env); err != nil {
 		tb.Fatal(err)

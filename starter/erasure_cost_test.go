@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/lethe-privacy/lethe/internal/testenv"
+	"github.com/lethe-privacy/lethe/workflows/contract"
 )
 
 // engineCost is what one request cost the Temporal engine, summed over the
@@ -157,5 +158,41 @@ func TestOneErasureCostsTheEngine(t *testing.T) {
 	const maxWorkflows, maxSteps = 2, 19
 	if cost.Workflows > maxWorkflows || cost.Steps() > maxSteps {
 		t.Errorf("one erasure costs %d workflows and %d workflow tasks + activities, want at most %d and %d", cost.Workflows, cost.Steps(), maxWorkflows, maxSteps)
+	}
+}
+
+// One account deleted through the API (deactivated, then erased at the end
+// of its grace period, two seconds here), on the same stack: what the
+// deactivation and everything it started cost the engine. Account
+// deletions are the company's most common erasure.
+//
+//	go test ./starter -run TestOneAccountDeletionCostsTheEngine -v
+func TestOneAccountDeletionCostsTheEngine(t *testing.T) {
+	w := newErasureBench(t)
+	people := w.seed(t, 1, 2)
+	p := people[0]
+	code, body, err := w.call("POST", "/v1/accounts/"+p.ID+"/deactivate", w.backend, fmt.Sprintf(`{"email":%q}`, p.Email))
+	if err != nil || code != 202 {
+		t.Fatalf("deactivate: %d %v %v", code, body, err)
+	}
+	id := contract.DeactivationWorkflowID(string(w.deps.Subjects.UserID(p.ID)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var v contract.DeactivationView
+	if err := w.temporal.GetWorkflow(ctx, id, "").Get(ctx, &v); err != nil || v.Status != contract.AccountErased {
+		t.Fatalf("the deactivation: %+v %v", v, err)
+	}
+	cost := requestCost(t, w.temporal, id)
+	w.assertErased(t, people)
+	t.Logf("one account deletion with 3 processors: %s; %d workflow tasks + activities", cost, cost.Steps())
+	// Before deactivation-erases-itself: 5 workflows (AccountDeactivation,
+	// EraseSubject, ProcessorFollowUps, AwaitBackupRotation, ReleaseHold),
+	// 22 workflow tasks + 13 activities (and 3 local activities), 137
+	// events; after: 2 workflows (AccountDeactivation, AfterErasure),
+	// 12-13 + 9 (and 3 local), 80-83 events. Workflow tasks vary a little
+	// with timing.
+	const maxWorkflows, maxSteps = 2, 24
+	if cost.Workflows > maxWorkflows || cost.Steps() > maxSteps {
+		t.Errorf("one account deletion costs %d workflows and %d workflow tasks + activities, want at most %d and %d", cost.Workflows, cost.Steps(), maxWorkflows, maxSteps)
 	}
 }

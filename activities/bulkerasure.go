@@ -273,7 +273,7 @@ func (b *BulkErasure) EraseBulkPage(ctx context.Context, in contract.BulkPageInp
 		if !found {
 			for l := range e.Map.S3 {
 				hb := objectsHeartbeat{Location: l}
-				if err := e.deleteObjects(ctx, o.p.UserID, &hb, func() { activity.RecordHeartbeat(ctx, "objects", i) }); err != nil {
+				if err := e.deleteObjects(ctx, "", o.p.UserID, &hb, func() { activity.RecordHeartbeat(ctx, "objects", i) }); err != nil {
 					return out, err
 				}
 				loc := e.Map.S3[l]

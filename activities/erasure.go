@@ -397,7 +397,7 @@ func (e *Erasure) eraseAccount(ctx context.Context, userID, subjectRef string) (
 	}
 	for i := range e.Map.S3 {
 		hb := objectsHeartbeat{Location: i}
-		if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx) }); err != nil {
+		if err := e.deleteObjects(ctx, "", userID, &hb, func() { activity.RecordHeartbeat(ctx) }); err != nil {
 			return n, err
 		}
 		n += hb.Objects
@@ -413,10 +413,29 @@ type objectsHeartbeat struct {
 	Versions int
 }
 
+// objectsRecord is what the deletions in one S3 location of a request's
+// erasure counted after each batch (lethe.erasure_steps, objectsStep): a
+// retry whose last heartbeats were lost, or a run again after a completion
+// Temporal never heard of, lists only what is left, and still reports what
+// went. It holds counts only: a key names the person (the heartbeat's
+// marker, in Temporal's encrypted payloads, says where to resume).
+type objectsRecord struct {
+	Activity string // the activity (its run and id) whose attempts these are
+	Objects  int
+	Versions int
+}
+
+func objectsStep(location int) string { return fmt.Sprintf("objects:%d", location) }
+
 // deleteObjects deletes the user's objects under one S3 location of the
 // data map, every version and delete marker included, from where hb says
-// the last attempt stopped, keeping hb up to date after each batch.
-func (e *Erasure) deleteObjects(ctx context.Context, userID string, hb *objectsHeartbeat, onBatch func()) error {
+// the last attempt stopped, keeping hb and the record up to date after
+// each batch; its counts go on from this activity's record when that got
+// further than hb (what went since is no longer listed). When it deletes
+// nothing, what an earlier attempt of the request recorded is its count,
+// as for the tables. With no requestID nothing is recorded: the caller
+// records what went its own way.
+func (e *Erasure) deleteObjects(ctx context.Context, requestID, userID string, hb *objectsHeartbeat, onBatch func()) error {
 	if hb.Location < 0 || hb.Location >= len(e.Map.S3) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("no S3 location %d in the data map", hb.Location), "BadDataMap", nil)
 	}
@@ -425,15 +444,42 @@ func (e *Erasure) deleteObjects(ctx context.Context, userID string, hb *objectsH
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "BadIdentifier", nil)
 	}
+	this := ""
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		this = info.WorkflowExecution.RunID + "/" + info.ActivityID
+	}
+	step := objectsStep(hb.Location)
+	var rec objectsRecord
+	recorded := false
+	if requestID != "" {
+		if recorded, err = e.records().ErasureStep(ctx, requestID, step, &rec); err != nil {
+			return classifyDB(err)
+		}
+	}
+	if recorded && rec.Activity == this && rec.Versions > hb.Versions {
+		hb.Objects, hb.Versions = rec.Objects, rec.Versions
+	}
 	objects, versions := hb.Objects, hb.Versions
-	res, err := objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, hb.Marker, func(m objectstore.Marker, deleted int) {
-		hb.Marker, hb.Versions = m, versions+deleted
+	res, err := objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, hb.Marker, func(m objectstore.Marker, so objectstore.DeletePrefixResult) error {
+		hb.Marker, hb.Objects, hb.Versions = m, objects+so.Keys, versions+so.Deleted
+		if requestID == "" {
+			onBatch()
+			return nil
+		}
+		if err := e.recordStep(ctx, requestID, step, objectsRecord{Activity: this, Objects: hb.Objects, Versions: hb.Versions}); err != nil {
+			return classifyDB(err)
+		}
 		onBatch()
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
 	}
 	hb.Objects, hb.Versions = objects+res.Keys, versions+res.Deleted
+	if hb.Versions == 0 && recorded {
+		hb.Objects, hb.Versions = rec.Objects, rec.Versions // nothing left this time: an earlier attempt erased them
+	}
 	return nil
 }
 
@@ -453,7 +499,7 @@ func (e *Erasure) EraseObjects(ctx context.Context, in contract.EraseObjectsInpu
 			hb = last
 		}
 	}
-	if err := e.deleteObjects(ctx, userID, &hb, func() { activity.RecordHeartbeat(ctx, hb) }); err != nil {
+	if err := e.deleteObjects(ctx, in.RequestID, userID, &hb, func() { activity.RecordHeartbeat(ctx, hb) }); err != nil {
 		return contract.EraseObjectsResult{}, err
 	}
 	loc := e.Map.S3[in.Location]
@@ -513,7 +559,7 @@ func (e *Erasure) EraseOwnSystems(ctx context.Context, in contract.EraseOwnSyste
 			cur = *hb.Current
 		}
 		hb.Current = &cur
-		if err := e.deleteObjects(ctx, person.UserID, &cur, beat); err != nil {
+		if err := e.deleteObjects(ctx, in.RequestID, person.UserID, &cur, beat); err != nil {
 			return contract.EraseOwnSystemsResult{}, ownSystemFailed(1+loc, hb, err)
 		}
 		l := e.Map.S3[loc]

@@ -67,7 +67,7 @@ func TestARetriedTableErasureReportsWhatTheFirstAttemptErased(t *testing.T) {
 
 // EraseOwnSystems erases the database and every S3 location and reads
 // them again in one activity; run again (a retry after it completed), it
-// reports what the first run erased from the tables. A retried attempt
+// reports what the first run erased from the tables and the locations. A retried attempt
 // goes on from its heartbeat: given one that says the database is done,
 // it does not erase the tables again, and its own verification says the
 // rows are still there (the result is never "done" on the heartbeat's word
@@ -134,6 +134,11 @@ func TestEraseOwnSystemsErasesVerifiesAndResumes(t *testing.T) {
 	again := run(s.NewTestActivityEnvironment(), a, plan)
 	if len(again.Leftovers) != 0 || fmt.Sprint(again.Tables.Tables) != fmt.Sprint(first.Tables.Tables) {
 		t.Fatalf("run again: tables %+v, want the first run's %+v", again.Tables.Tables, first.Tables.Tables)
+	}
+	// The objects too: what the first run deleted, recorded after each
+	// batch, not the nothing a second listing finds.
+	if fmt.Sprint(again.Objects) != fmt.Sprint(first.Objects) {
+		t.Fatalf("run again: objects %+v, want the first run's %+v", again.Objects, first.Objects)
 	}
 
 	b := accounts[1]

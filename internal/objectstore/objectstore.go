@@ -99,10 +99,11 @@ type DeletePrefixResult struct {
 // error (worth retrying).
 //
 // After each batch progress, when not nil, receives the Marker to resume
-// from and the entries deleted so far by this call; a later call given that
-// Marker resumes there (an activity heartbeats it). A Marker that is not
-// under prefix is ignored. Running it twice is harmless.
-func DeletePrefix(ctx context.Context, c *s3.Client, bucket, prefix string, from Marker, progress func(Marker, int)) (DeletePrefixResult, error) {
+// from and what this call has deleted so far; a later call given that
+// Marker resumes there (an activity heartbeats it, and records it). An
+// error from progress stops the call with that error. A Marker that is
+// not under prefix is ignored. Running it twice is harmless.
+func DeletePrefix(ctx context.Context, c *s3.Client, bucket, prefix string, from Marker, progress func(Marker, DeletePrefixResult) error) (DeletePrefixResult, error) {
 	return deletePrefix(ctx, c, bucket, prefix, from, progress)
 }
 
@@ -116,7 +117,7 @@ type api interface {
 }
 
 // deletePrefix is DeletePrefix on any api.
-func deletePrefix(ctx context.Context, c api, bucket, prefix string, from Marker, progress func(Marker, int)) (DeletePrefixResult, error) {
+func deletePrefix(ctx context.Context, c api, bucket, prefix string, from Marker, progress func(Marker, DeletePrefixResult) error) (DeletePrefixResult, error) {
 	var res DeletePrefixResult
 	versioned, err := isVersioned(ctx, c, bucket)
 	res.Calls++
@@ -161,7 +162,9 @@ func deletePrefix(ctx context.Context, c api, bucket, prefix string, from Marker
 		lastKey = b.keys[len(b.keys)-1]
 		at = b.next
 		if progress != nil {
-			progress(at, res.Deleted)
+			if err := progress(at, res); err != nil {
+				return res, err
+			}
 		}
 		if !b.more {
 			return res, nil

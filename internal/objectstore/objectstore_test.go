@@ -192,9 +192,10 @@ func TestDeletePrefixRemovesEveryVersionAndDeleteMarker(t *testing.T) {
 	c := calls.Client(base)
 	var markers []objectstore.Marker
 	var last int
-	res, err := objectstore.DeletePrefix(ctx, c, "app-data", "users/1/", objectstore.Marker{}, func(m objectstore.Marker, n int) {
+	res, err := objectstore.DeletePrefix(ctx, c, "app-data", "users/1/", objectstore.Marker{}, func(m objectstore.Marker, r objectstore.DeletePrefixResult) error {
 		markers = append(markers, m)
-		last = n
+		last = r.Deleted
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -252,9 +253,10 @@ func TestDeletePrefixResumesFromItsMarker(t *testing.T) {
 	stop, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var at objectstore.Marker
-	first, err := objectstore.DeletePrefix(stop, c, "app-data", "users/7/", objectstore.Marker{}, func(m objectstore.Marker, _ int) {
+	first, err := objectstore.DeletePrefix(stop, c, "app-data", "users/7/", objectstore.Marker{}, func(m objectstore.Marker, _ objectstore.DeletePrefixResult) error {
 		at = m
 		cancel() // the activity dies after its first batch
+		return nil
 	})
 	if !errors.Is(err, context.Canceled) || first.Deleted != 1000 {
 		t.Fatalf("first attempt: %+v %v", first, err)
@@ -301,7 +303,7 @@ func TestDeletePrefixUnversioned(t *testing.T) {
 	calls := s3calls.New()
 	c := calls.Client(base)
 	var last objectstore.Marker
-	res, err := objectstore.DeletePrefix(ctx, c, "app-data", "projects/7/", objectstore.Marker{}, func(m objectstore.Marker, _ int) { last = m })
+	res, err := objectstore.DeletePrefix(ctx, c, "app-data", "projects/7/", objectstore.Marker{}, func(m objectstore.Marker, _ objectstore.DeletePrefixResult) error { last = m; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

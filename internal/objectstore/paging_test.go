@@ -145,12 +145,13 @@ func TestStrictPagingDeletesEverythingAndResumes(t *testing.T) {
 			f := seedStrict(nextMarkers)
 			ctx, cancel := context.WithCancel(context.Background())
 			var at Marker
-			_, err := deletePrefix(ctx, f, "b", "users/7/", Marker{}, func(m Marker, n int) {
-				if n != 1000 {
+			_, err := deletePrefix(ctx, f, "b", "users/7/", Marker{}, func(m Marker, r DeletePrefixResult) error {
+				if n := r.Deleted; n != 1000 {
 					t.Errorf("first batch: %d deleted", n)
 				}
 				at = m
 				cancel()
+				return nil
 			})
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("interrupted call: %v", err)

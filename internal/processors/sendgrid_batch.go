@@ -25,6 +25,11 @@ const (
 	sendGridStepDelete = "delete"
 )
 
+// sendGridSearchesPerBatch bounds the contact searches of one batch: one,
+// and enough more to find two or three invalid addresses among a hundred
+// by halving (searchEmails).
+const sendGridSearchesPerBatch = 32
+
 // BatchSize implements BatchEraser.
 func (s *SendGrid) BatchSize() int { return SendGridBatchSize }
 
@@ -51,10 +56,48 @@ func (s *SendGrid) StartErasures(ctx context.Context, subjects []Subject) (Batch
 	if len(byEmail) == 0 {
 		return job, nil
 	}
-	emails := slices.Sorted(maps.Keys(byEmail))
-	r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/search/emails", map[string][]string{"emails": emails})
+	searches := sendGridSearchesPerBatch
+	contacts, invalid, err := s.searchEmails(ctx, slices.Sorted(maps.Keys(byEmail)), &searches)
 	if err != nil {
 		return BatchJob{}, err
+	}
+	for _, e := range invalid {
+		for _, i := range byEmail[e] {
+			// Asked alone, SendGrid refuses it again: an operator's task.
+			job.Refused[i] = "sendgrid erase: SendGrid refuses the subject's address as invalid (400)"
+		}
+	}
+	for _, e := range slices.Sorted(maps.Keys(contacts)) {
+		people, ok := byEmail[strings.ToLower(e)]
+		if !ok {
+			// A contact that names nobody asked for: left unattributed,
+			// its person would be reported gone while it stays. The
+			// batch gives way to a call per person.
+			return BatchJob{}, s.c.local(ActionErase, "the contact search answered for an address that was not asked")
+		}
+		for _, i := range people {
+			if ref := (Ref{Kind: "contact", ID: contacts[e]}); !slices.Contains(job.Found[i], ref) {
+				job.Found[i] = append(job.Found[i], ref)
+			}
+		}
+	}
+	return job, nil
+}
+
+// searchEmails finds the contact ids of emails (by the address SendGrid
+// answers for). SendGrid refuses a whole search (400) for one address it
+// deems invalid: the search is then made again in halves, down to the
+// invalid addresses alone, which come back in invalid; the others are
+// searched as usual (about two searches more per level, seven levels for
+// one address among a hundred), at most *searches in all: a 400 for
+// every address (not an address's fault) fails the batch, whose people are
+// then asked one by one, as before.
+func (s *SendGrid) searchEmails(ctx context.Context, emails []string, searches *int) (contacts map[string]string, invalid []string, err error) {
+	contacts = map[string]string{}
+	*searches--
+	r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/search/emails", map[string][]string{"emails": emails})
+	if err != nil {
+		return nil, nil, err
 	}
 	switch {
 	case r.Status == http.StatusOK:
@@ -64,32 +107,31 @@ func (s *SendGrid) StartErasures(ctx context.Context, subjects []Subject) (Batch
 			} `json:"result"`
 		}
 		if err := json.Unmarshal(r.Body, &res); err != nil || res.Result == nil {
-			return BatchJob{}, s.c.badBody(ActionErase, r)
+			return nil, nil, s.c.badBody(ActionErase, r)
 		}
-		for _, e := range slices.Sorted(maps.Keys(res.Result)) {
-			c := res.Result[e].Contact
-			if c == nil || c.ID == "" {
-				continue
-			}
-			people, ok := byEmail[strings.ToLower(e)]
-			if !ok {
-				// A contact that names nobody asked for: left unattributed,
-				// its person would be reported gone while it stays. The
-				// batch gives way to a call per person.
-				return BatchJob{}, s.c.local(ActionErase, "the contact search answered for an address that was not asked")
-			}
-			for _, i := range people {
-				if ref := (Ref{Kind: "contact", ID: c.ID}); !slices.Contains(job.Found[i], ref) {
-					job.Found[i] = append(job.Found[i], ref)
-				}
+		for e, found := range res.Result {
+			if c := found.Contact; c != nil && c.ID != "" {
+				contacts[e] = c.ID
 			}
 		}
 	case r.Status == http.StatusNotFound && json.Valid(r.Body) && bytes.Contains(r.Body, []byte(`"errors"`)):
 		// Nobody has a contact.
+	case r.Status == http.StatusBadRequest && len(emails) == 1:
+		return contacts, emails, nil
+	case r.Status == http.StatusBadRequest && *searches >= 2:
+		half := len(emails) / 2
+		for _, part := range [][]string{emails[:half], emails[half:]} {
+			c, bad, err := s.searchEmails(ctx, part, searches)
+			if err != nil {
+				return nil, nil, err
+			}
+			maps.Copy(contacts, c)
+			invalid = append(invalid, bad...)
+		}
 	default:
-		return BatchJob{}, s.c.fail(ActionErase, r)
+		return nil, nil, s.c.fail(ActionErase, r)
 	}
-	return job, nil
+	return contacts, invalid, nil
 }
 
 // ErasuresProgress implements BatchEraser. After the search it deletes

@@ -148,3 +148,56 @@ func TestSendGridBatchRefusesAContactForAnAddressNotAsked(t *testing.T) {
 		t.Fatalf("found %+v, want Anna's contact for Anna and none for Ben", job.Found)
 	}
 }
+
+// SendGrid refuses a whole contact search (400) for one invalid address:
+// the batch searches again in halves, so only the people with an invalid
+// address are refused (each then asked alone, which gives the privacy
+// team a task) and everyone else is erased in the batch.
+func TestSendGridBatchRefusesOnlyThePeopleWithAnInvalidAddress(t *testing.T) {
+	f := processorfake.NewSendGrid(t)
+	var subjects []processors.Subject
+	ids := map[int]string{}
+	for i := range 100 {
+		e := fmt.Sprintf("person%d@example.org", i)
+		if i == 17 || i == 64 {
+			e = fmt.Sprintf("person%d.example.org", i) // no @: SendGrid refuses it
+		} else {
+			ids[i] = f.AddContact(processorfake.SendGridContact{Email: e})
+		}
+		subjects = append(subjects, processors.Subject{RequestID: fmt.Sprint("r", i), Email: e})
+	}
+	c := newSendGrid(t, f)
+	ctx := context.Background()
+	job, err := c.StartErasures(ctx, subjects)
+	if err != nil {
+		t.Fatalf("the batch failed for two invalid addresses: %v", err)
+	}
+	searches := len(f.CallsTo(http.MethodPost, "/v3/marketing/contacts/search/emails"))
+	if searches < 3 || searches > 32 {
+		t.Errorf("%d searches, want a few halvings (at most 32)", searches)
+	}
+	for i := range subjects {
+		bad := i == 17 || i == 64
+		if bad != (job.Refused[i] != "") || !bad && (len(job.Found[i]) != 1 || job.Found[i][0].ID != ids[i]) {
+			t.Fatalf("person %d: refused %q, found %v", i, job.Refused[i], job.Found[i])
+		}
+		if strings.Contains(job.Refused[i], "@") || strings.Contains(job.Refused[i], "example.org") {
+			t.Fatalf("the refusal names the address: %q", job.Refused[i])
+		}
+	}
+	p, err := c.ErasuresProgress(ctx, job, subjects)
+	for n := 0; err == nil && !p.Done && n < 5; n++ {
+		p, err = c.ErasuresProgress(ctx, p.Job, subjects)
+	}
+	if err != nil || !p.Done {
+		t.Fatalf("the deletion: %+v %v", p, err)
+	}
+	for i, id := range ids {
+		if _, still := f.Contact(id); still || p.Outcomes[i].Outcome.Status != processors.StatusDone {
+			t.Errorf("person %d: contact still there (%v) or outcome %+v", i, still, p.Outcomes[i])
+		}
+	}
+	if p.Outcomes[17].Err == "" || p.Outcomes[64].Err == "" {
+		t.Errorf("the invalid addresses' people: %+v, %+v, want refused", p.Outcomes[17], p.Outcomes[64])
+	}
+}

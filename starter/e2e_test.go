@@ -210,29 +210,7 @@ func TestErasureThroughTheAPIRemovesRowsAndObjectsThenShredsTheIdentity(t *testi
 	done := e.waitStatus(t, id, domain.StatusCompleted)
 
 	// Rows gone, for this person only; the tax-law purchase stays.
-	m, _ := demo.DataMap()
-	for _, tbl := range m.Tables {
-		if tbl.Action != datamap.ActionDelete || tbl.Key != "account_id" {
-			continue // held, anonymized (see erasure_test.go), or reached through a parent
-		}
-		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), target.ID); n != 0 {
-			t.Errorf("%s: %d rows of the erased person left", tbl.Name, n)
-		}
-		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), other.ID); n == 0 {
-			t.Errorf("%s: another person's rows were erased too", tbl.Name)
-		}
-	}
-	if n := e.count(t, "SELECT count(*) FROM demo.purchases WHERE account_id = $1", target.ID); n != 1 {
-		t.Errorf("purchases are under a legal hold and must stay, got %d", n)
-	}
-	for _, prefix := range []string{"projects/", "id-documents/"} {
-		if n, err := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+target.ID+"/"); err != nil || n.Total() != 0 {
-			t.Errorf("%s: %d objects left (%v)", prefix, n, err)
-		}
-		if n, _ := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+other.ID+"/"); n.Total() == 0 {
-			t.Errorf("%s: another person's objects were erased too", prefix)
-		}
-	}
+	e.assertDemoPersonErased(t, target, other)
 	// The API says what was done.
 	outcome, _ := json.Marshal(done["outcome"])
 	for _, want := range []string{"Deleted 6 rows from demo.project_files", "Deleted 6 files from lethe-app-data/projects/{user_id}/", "Kept 1 row in demo.purchases until", "tax law"} {
@@ -269,6 +247,38 @@ func TestErasureThroughTheAPIRemovesRowsAndObjectsThenShredsTheIdentity(t *testi
 	sealed := sealedIdentityOf(t, e, id)
 	if _, err := person.Open(ctx, e.Deps.Keys, ref, sealed); err == nil {
 		t.Error("the erased person's identity can still be opened")
+	}
+}
+
+// assertDemoPersonErased checks the demo application: every row of
+// target's in the tables the map deletes by account gone, another
+// person's there, the purchase under the tax hold kept, and target's
+// files gone from every prefix, the other's there.
+func (e *e2e) assertDemoPersonErased(t *testing.T, target, other demo.Account) {
+	t.Helper()
+	ctx := context.Background()
+	m, _ := demo.DataMap()
+	for _, tbl := range m.Tables {
+		if tbl.Action != datamap.ActionDelete || tbl.Key != "account_id" {
+			continue // held, anonymized (see erasure_test.go), or reached through a parent
+		}
+		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), target.ID); n != 0 {
+			t.Errorf("%s: %d rows of the erased person left", tbl.Name, n)
+		}
+		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), other.ID); n == 0 {
+			t.Errorf("%s: another person's rows were erased too", tbl.Name)
+		}
+	}
+	if n := e.count(t, "SELECT count(*) FROM demo.purchases WHERE account_id = $1", target.ID); n != 1 {
+		t.Errorf("%d purchases, want the one under the tax hold kept", n)
+	}
+	for _, prefix := range []string{"projects/", "id-documents/"} {
+		if n, err := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+target.ID+"/"); err != nil || n.Total() != 0 {
+			t.Errorf("%s: %d objects left (%v)", prefix, n.Total(), err)
+		}
+		if n, _ := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+other.ID+"/"); n.Total() == 0 {
+			t.Errorf("%s: another person's objects were erased too", prefix)
+		}
 	}
 }
 
@@ -752,26 +762,7 @@ func TestADeactivatedAccountIsErasedAtTheEndOfItsGracePeriod(t *testing.T) {
 	}
 
 	// The application: the person's rows and files gone, the other's kept.
-	m, _ := demo.DataMap()
-	for _, tbl := range m.Tables {
-		if tbl.Action != datamap.ActionDelete || tbl.Key != "account_id" {
-			continue
-		}
-		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), target.ID); n != 0 {
-			t.Errorf("%s: %d rows of the erased account left", tbl.Name, n)
-		}
-		if n := e.count(t, fmt.Sprintf("SELECT count(*) FROM %s WHERE account_id = $1", tbl.Name), other.ID); n == 0 {
-			t.Errorf("%s: another person's rows were erased too", tbl.Name)
-		}
-	}
-	if n := e.count(t, "SELECT count(*) FROM demo.purchases WHERE account_id = $1", target.ID); n != 1 {
-		t.Errorf("%d purchases, want the one under the tax hold kept", n)
-	}
-	for _, prefix := range []string{"projects/", "id-documents/"} {
-		if n, err := objectstore.CountPrefix(ctx, e.S3, demo.Bucket, prefix+target.ID+"/"); err != nil || n.Total() != 0 {
-			t.Errorf("%s: %d objects left (%v)", prefix, n.Total(), err)
-		}
-	}
+	e.assertDemoPersonErased(t, target, other)
 	// The receipt in the audit trail and in the last mail.
 	ref := string(e.Deps.Subjects.UserID(target.ID))
 	if n := e.count(t, "SELECT count(*) FROM lethe.audit_log WHERE subject_ref = $1 AND action IN ('erasure.receipt', 'account.erased')", ref); n != 2 {

@@ -155,9 +155,15 @@ func TestOneErasureCostsTheEngine(t *testing.T) {
 	// version 2): 2 workflows, 9 + 7 (70 events).
 	// Workflow tasks vary a little with timing (activities that end
 	// together are answered in one task): the bound leaves room for it.
-	const maxWorkflows, maxSteps = 2, 19
-	if cost.Workflows > maxWorkflows || cost.Steps() > maxSteps {
-		t.Errorf("one erasure costs %d workflows and %d workflow tasks + activities, want at most %d and %d", cost.Workflows, cost.Steps(), maxWorkflows, maxSteps)
+	cost.within(t, "one erasure", 2, 19)
+}
+
+// within fails the test when what costs more than maxWorkflows workflows
+// or maxSteps workflow tasks + activities.
+func (c engineCost) within(t *testing.T, what string, maxWorkflows, maxSteps int) {
+	t.Helper()
+	if c.Workflows > maxWorkflows || c.Steps() > maxSteps {
+		t.Errorf("%s costs %d workflows and %d workflow tasks + activities, want at most %d and %d", what, c.Workflows, c.Steps(), maxWorkflows, maxSteps)
 	}
 }
 
@@ -191,8 +197,5 @@ func TestOneAccountDeletionCostsTheEngine(t *testing.T) {
 	// events; after: 2 workflows (AccountDeactivation, AfterErasure),
 	// 12-13 + 9 (and 3 local), 80-83 events. Workflow tasks vary a little
 	// with timing.
-	const maxWorkflows, maxSteps = 2, 24
-	if cost.Workflows > maxWorkflows || cost.Steps() > maxSteps {
-		t.Errorf("one account deletion costs %d workflows and %d workflow tasks + activities, want at most %d and %d", cost.Workflows, cost.Steps(), maxWorkflows, maxSteps)
-	}
+	cost.within(t, "one account deletion", 2, 24)
 }

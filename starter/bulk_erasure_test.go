@@ -651,3 +651,50 @@ func TestWhatABatchCannotEraseIsErasedPersonByPerson(t *testing.T) {
 		})
 	}
 }
+
+// The orders a page keeps under the tax hold go when the hold ends (here
+// fifteen seconds after the sweep), each person's lines with their order,
+// and each hold's end is audited; the holds that run on (the lines' own,
+// six years from the erasure) keep waiting in the page's AfterErasure.
+func TestABulkPagesHeldOrdersGoWhenTheirHoldEnds(t *testing.T) {
+	const n = 3
+	w := newBulkWorld(t, n)
+	ctx := context.Background()
+	ids := make([]int64, n)
+	refs := make([]string, n)
+	for i, c := range w.customers {
+		ids[i], refs[i] = c.ID, w.ref(c)
+	}
+	// Each customer's recent order was placed six years ago less fifteen seconds.
+	if _, err := w.App.Exec(ctx, `UPDATE shop.orders SET placed_at = now() - interval '72 months' + interval '15 seconds'
+		WHERE customer_id = ANY($1) AND placed_at > now() - interval '1 year'`, ids); err != nil {
+		t.Fatal(err)
+	}
+	if totals := w.sweep(t); totals.Erased != n {
+		t.Fatalf("sweep %+v, want %d erased", totals, n)
+	}
+	if held := w.count(t, `SELECT count(*) FROM shop.orders WHERE customer_id = ANY($1)`, ids); held != n {
+		t.Fatalf("%d orders kept after the sweep, want the %d under the hold (the sweep took too long?)", held, n)
+	}
+	testenv.Eventually(t, 90*time.Second, "the held orders to go when their hold ends", func() bool {
+		return w.count(t, `SELECT count(*) FROM shop.orders WHERE customer_id = ANY($1)`, ids) == 0 &&
+			w.count(t, `SELECT count(*) FROM lethe.audit_log WHERE action = 'erasure.hold_ended' AND subject_ref = ANY($1)`, refs) == n
+	})
+	if lines := w.count(t, `SELECT count(*) FROM shop.order_lines l JOIN shop.orders o USING (order_no) WHERE o.customer_id = ANY($1)`, ids); lines != 0 {
+		t.Errorf("%d order lines left", lines)
+	}
+	resp, err := w.Raw.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.WorkflowAfterErasure)})
+	if err != nil || len(resp.Executions) != 1 {
+		t.Fatalf("running %s: %v (%v), want the page's", contract.WorkflowAfterErasure, resp.GetExecutions(), err)
+	}
+	var after contract.AfterErasureProgress
+	testenv.Eventually(t, 30*time.Second, "the page's AfterErasure to count the released orders", func() bool {
+		v, err := w.Temporal.QueryWorkflow(ctx, resp.Executions[0].GetExecution().GetWorkflowId(), "", contract.QueryProgress)
+		return err == nil && v.Get(&after) == nil && after.HeldInBulk != nil && after.HeldInBulk.Left == n
+	})
+	if h := after.HeldInBulk; h.Deleted != n || !h.Next.After(time.Now().AddDate(5, 0, 0)) {
+		t.Errorf("held in bulk %+v: want the %d orders deleted, the lines' holds waiting six years", h, n)
+	}
+	keepHistoryOfType(t, w.Stack, contract.WorkflowAfterErasure, "after-erasure-bulk-page-hold-ended")
+}

@@ -425,7 +425,10 @@ type objectsRecord struct {
 	Versions int
 }
 
-func objectsStep(location int) string { return fmt.Sprintf("objects:%d", location) }
+// objectsStep names a location's record by its bucket and prefix as the
+// data map writes them ({user_id} unfilled), not by its place in the map,
+// which a deploy may change.
+func objectsStep(loc datamap.Location) string { return "objects:" + loc.Bucket + "/" + loc.Prefix }
 
 // deleteObjects deletes the user's objects under one S3 location of the
 // data map, every version and delete marker included, from where hb says
@@ -449,7 +452,7 @@ func (e *Erasure) deleteObjects(ctx context.Context, requestID, userID string, h
 		info := activity.GetInfo(ctx)
 		this = info.WorkflowExecution.RunID + "/" + info.ActivityID
 	}
-	step := objectsStep(hb.Location)
+	step := objectsStep(loc)
 	var rec objectsRecord
 	recorded := false
 	if requestID != "" {
@@ -473,6 +476,10 @@ func (e *Erasure) deleteObjects(ctx context.Context, requestID, userID string, h
 		onBatch()
 		return nil
 	})
+	var classified *temporal.ApplicationError
+	if errors.As(err, &classified) {
+		return err // the record's failure, classified once: wrapped, it would lose whether to retry
+	}
 	if err != nil {
 		return fmt.Errorf("erase objects in %s: %w", loc.Bucket, err)
 	}

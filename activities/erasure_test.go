@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -175,5 +177,75 @@ func TestEraseOwnSystemsErasesVerifiesAndResumes(t *testing.T) {
 	}
 	if failed.Failed != 1+last || failed.Tables == nil || len(failed.Tables.Tables) == 0 || len(failed.Objects) != last {
 		t.Fatalf("failure %+v: want location %d failed, the database and the %d locations before it erased", failed, last, last)
+	}
+}
+
+// Each attempt of a request's erasure counts the objects it deleted, and
+// an attempt that finds nothing left reports what an earlier one deleted:
+// a later attempt (another activity) erasing files a restore brought back
+// counts those, not the earlier attempt's, and not the two together.
+func TestObjectCountsBelongToTheAttemptThatDeletedThem(t *testing.T) {
+	app := newDemoApp(t, 1)
+	ctx := context.Background()
+	e := &activities.Erasure{App: app.pool, Lethe: app.pool, Objects: app.objects, Map: app.m, Keys: app.keys, Subjects: app.hasher, Log: app.log}
+	a := demo.Accounts(1)[0]
+	ref := string(app.hasher.UserID(a.ID))
+	sealed, err := person.Seal(ctx, app.keys, ref, person.Identity{UserID: a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := contract.EraseOwnSystemsInput{RequestID: "req_c", SubjectRef: ref, Identity: sealed}
+	objects := func(res contract.EraseOwnSystemsResult) []int {
+		var n []int
+		for _, o := range res.Objects {
+			n = append(n, o.Objects)
+		}
+		return n
+	}
+	// The first attempt, as an activity.
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(e.EraseOwnSystems)
+	v, err := env.ExecuteActivity(e.EraseOwnSystems, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first contract.EraseOwnSystemsResult
+	if err := v.Get(&first); err != nil {
+		t.Fatal(err)
+	}
+	if got := objects(first); len(got) != 2 || got[0] == 0 || got[1] == 0 {
+		t.Fatalf("first attempt deleted %v objects", got)
+	}
+	// Another attempt (outside that activity) finds nothing: the first's counts.
+	second, err := e.EraseOwnSystems(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(objects(second), objects(first)) {
+		t.Fatalf("an attempt that found nothing reports %v, want the first's %v", objects(second), objects(first))
+	}
+	// A restore brings two files back under the first location: the next
+	// attempt counts those two; the second location, empty, keeps the first's.
+	prefix, _ := app.m.S3[0].PrefixFor(a.ID)
+	for _, k := range []string{"restored-1.pdf", "restored-2.pdf"} {
+		if _, err := app.objects.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(app.m.S3[0].Bucket), Key: aws.String(prefix + k), Body: strings.NewReader("back")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third, err := e.EraseOwnSystems(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := objects(third); !slices.Equal(got, []int{2, objects(first)[1]}) {
+		t.Fatalf("after the restore: %v, want [2 %d]", got, objects(first)[1])
+	}
+	if c, err := objectstore.CountPrefix(ctx, app.objects, app.m.S3[0].Bucket, prefix); err != nil || c.Total() != 0 {
+		t.Fatalf("%d objects left (%v)", c.Total(), err)
+	}
+	// Run again, that attempt's own record: still two.
+	fourth, err := e.EraseOwnSystems(ctx, in)
+	if err != nil || !slices.Equal(objects(fourth), objects(third)) {
+		t.Fatalf("run again: %v (%v), want %v", objects(fourth), err, objects(third))
 	}
 }

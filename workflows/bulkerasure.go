@@ -263,8 +263,13 @@ func EraseInBulk(ctx workflow.Context, in contract.BulkErasureInput) (contract.B
 			}
 		}
 		// A page erased at many processors outlives it in a few parts,
-		// each input well under the server's limit on a payload.
-		for i, part := range after.Split(contract.AfterErasureItemsMax) {
+		// each input well under the server's limit on a payload; pages
+		// that started one before afterErasureParts replay so.
+		parts := after.Split(contract.AfterErasureItemsMax)
+		if len(parts) > 1 && workflow.GetVersion(ctx, afterErasureParts, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			parts = []contract.AfterErasureInput{after}
+		}
+		for i, part := range parts {
 			later = append(later, startAbandoned(ctx, contract.AfterErasurePartWorkflowID(in.Batch, i), contract.WorkflowAfterErasure, part))
 		}
 	} else {
@@ -331,6 +336,11 @@ func eraseInBatch(ctx workflow.Context, in contract.ProcessorBatchInput) ([]cont
 // bulk page is one AfterErasure workflow (issue 16), not a
 // ProcessorFollowUps, a ReleaseHeldInBulk and an AwaitBackupRotation.
 const bulkAfterErasure = "bulk-after-erasure"
+
+// afterErasureParts is the version check after which a page with more
+// follow-ups and holds than contract.AfterErasureItemsMax starts several
+// AfterErasures, not one whose input could pass the server's limit.
+const afterErasureParts = "after-erasure-parts"
 
 // holdRoundsPerRun bounds ReleaseHeldInBulk's history: then it continues
 // as new.

@@ -26,8 +26,8 @@ const (
 )
 
 // sendGridSearchesPerBatch bounds the contact searches of one batch: one,
-// and enough more to find two or three invalid addresses among a hundred
-// by halving (searchEmails).
+// and enough more to find one or two invalid addresses among a hundred by
+// halving (searchEmails: about 14 searches for one, 27 for two).
 const sendGridSearchesPerBatch = 32
 
 // BatchSize implements BatchEraser.
@@ -61,6 +61,11 @@ func (s *SendGrid) StartErasures(ctx context.Context, subjects []Subject) (Batch
 	if err != nil {
 		return BatchJob{}, err
 	}
+	if len(invalid) > 1 && len(invalid) == len(byEmail) {
+		// Not the addresses' fault: the batch fails, and its people are
+		// asked one by one.
+		return BatchJob{}, s.c.local(ActionErase, "the contact search refused every address of the batch (400)")
+	}
 	for _, e := range invalid {
 		for _, i := range byEmail[e] {
 			// Asked alone, SendGrid refuses it again: an operator's task.
@@ -89,11 +94,13 @@ func (s *SendGrid) StartErasures(ctx context.Context, subjects []Subject) (Batch
 // deems invalid: the search is then made again in halves, down to the
 // invalid addresses alone, which come back in invalid; the others are
 // searched as usual (about two searches more per level, seven levels for
-// one address among a hundred), at most *searches in all: a 400 for
-// every address (not an address's fault) fails the batch, whose people are
-// then asked one by one, as before.
+// one address among a hundred), at most *searches in all. Past them the
+// batch fails, and its people are asked one by one, as before.
 func (s *SendGrid) searchEmails(ctx context.Context, emails []string, searches *int) (contacts map[string]string, invalid []string, err error) {
 	contacts = map[string]string{}
+	if *searches <= 0 {
+		return nil, nil, s.c.local(ActionErase, "the contact search refused the batch (400) more often than halving allows")
+	}
 	*searches--
 	r, err := s.c.doJSON(ctx, ActionErase, http.MethodPost, "/v3/marketing/contacts/search/emails", map[string][]string{"emails": emails})
 	if err != nil {
@@ -118,7 +125,7 @@ func (s *SendGrid) searchEmails(ctx context.Context, emails []string, searches *
 		// Nobody has a contact.
 	case r.Status == http.StatusBadRequest && len(emails) == 1:
 		return contacts, emails, nil
-	case r.Status == http.StatusBadRequest && *searches >= 2:
+	case r.Status == http.StatusBadRequest:
 		half := len(emails) / 2
 		for _, part := range [][]string{emails[:half], emails[half:]} {
 			c, bad, err := s.searchEmails(ctx, part, searches)

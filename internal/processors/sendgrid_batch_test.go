@@ -200,4 +200,33 @@ func TestSendGridBatchRefusesOnlyThePeopleWithAnInvalidAddress(t *testing.T) {
 	if p.Outcomes[17].Err == "" || p.Outcomes[64].Err == "" {
 		t.Errorf("the invalid addresses' people: %+v, %+v, want refused", p.Outcomes[17], p.Outcomes[64])
 	}
+
+	// A refusal of every address is not the addresses' fault, and more
+	// invalid addresses than halving can find within its searches fail
+	// the batch too (its people are then asked one by one).
+	before := len(f.CallsTo(http.MethodPost, "/v3/marketing/contacts/search/emails"))
+	var none, many []processors.Subject
+	for i := range 8 {
+		none = append(none, processors.Subject{RequestID: fmt.Sprint("n", i), Email: fmt.Sprintf("nobody%d.example.org", i)})
+	}
+	if _, err := c.StartErasures(ctx, none); err == nil || !strings.Contains(err.Error(), "every address") {
+		t.Fatalf("every address refused: %v, want the batch failed", err)
+	}
+	for i := range 100 {
+		e := fmt.Sprintf("many%d@example.org", i)
+		if i%10 == 3 {
+			e = fmt.Sprintf("many%d.example.org", i)
+		}
+		many = append(many, processors.Subject{RequestID: fmt.Sprint("m", i), Email: e})
+	}
+	mid := len(f.CallsTo(http.MethodPost, "/v3/marketing/contacts/search/emails"))
+	if _, err := c.StartErasures(ctx, many); err == nil {
+		t.Fatal("ten invalid addresses among a hundred: want the batch failed")
+	}
+	if n := len(f.CallsTo(http.MethodPost, "/v3/marketing/contacts/search/emails")) - mid; n > 32 {
+		t.Errorf("%d searches for one batch, want at most 32", n)
+	}
+	if n := mid - before; n > 15 {
+		t.Errorf("%d searches for eight refused addresses", n)
+	}
 }

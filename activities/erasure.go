@@ -466,12 +466,10 @@ func (e *Erasure) deleteObjects(ctx context.Context, requestID, userID string, h
 	objects, versions := hb.Objects, hb.Versions
 	res, err := objectstore.DeletePrefix(ctx, e.Objects, loc.Bucket, prefix, hb.Marker, func(m objectstore.Marker, so objectstore.DeletePrefixResult) error {
 		hb.Marker, hb.Objects, hb.Versions = m, objects+so.Keys, versions+so.Deleted
-		if requestID == "" {
-			onBatch()
-			return nil
-		}
-		if err := e.recordStep(ctx, requestID, step, objectsRecord{Activity: this, Objects: hb.Objects, Versions: hb.Versions}); err != nil {
-			return classifyDB(err)
+		if requestID != "" {
+			if err := e.recordStep(ctx, requestID, step, objectsRecord{Activity: this, Objects: hb.Objects, Versions: hb.Versions}); err != nil {
+				return classifyDB(err)
+			}
 		}
 		onBatch()
 		return nil

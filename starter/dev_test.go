@@ -78,13 +78,23 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// start starts the dev stack. The ports freePort picked are free only
+// until the stack binds them: another test's server (its Temporal picks
+// ports of its own) may take one in between, which the stack reports as
+// taken; then the fixture picks again, twice at most.
 func (f devFixture) start(tb testing.TB) *devStack {
 	tb.Helper()
-	st, err := startDev(context.Background(), f.cfg, f.opt)
-	if err != nil {
-		tb.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		st, err := startDev(context.Background(), f.cfg, f.opt)
+		if err == nil {
+			return st
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "is taken") {
+			tb.Fatal(err)
+		}
+		tb.Logf("attempt %d: %v; picking other ports", attempt, err)
+		f.opt.TemporalPort, f.opt.UIPort = freePort(tb), freePort(tb)
 	}
-	return st
 }
 
 func httpGet(tb testing.TB, url string) (int, string) {
